@@ -1,0 +1,1 @@
+//! Shared transport: the tower stack every provider's HTTP calls flow through.

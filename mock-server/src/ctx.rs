@@ -1,0 +1,499 @@
+//! The context every cloud module of the mock shares: the clock and time
+//! scale, fault rules, throttle buckets, id generation and the resource view
+//! that `/_mock/resources` lists.
+//!
+//! Cloud modules (`ec2`, `arm`, `gce`) never talk to each other; they only
+//! talk to a [`Ctx`]. Resource state is derived lazily from timestamps
+//! (created at + scaled duration), so the mock needs no background tasks and
+//! answers deterministically for a given seed and clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// Which cloud a request, rule or resource belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// EC2 Query API.
+    Aws,
+    /// Azure Resource Manager.
+    Azure,
+    /// Compute Engine.
+    Gcp,
+}
+
+impl Cloud {
+    /// The lowercase name used on the wire of the control API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Aws => "aws",
+            Cloud::Azure => "azure",
+            Cloud::Gcp => "gcp",
+        }
+    }
+}
+
+/// What a matching fault rule does to a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultEffect {
+    /// Delay the answer by `ms` milliseconds, then answer normally.
+    Latency {
+        /// Added delay in milliseconds.
+        ms: u64,
+    },
+    /// Never answer (until the client gives up, or the mock's hang cap).
+    Hang,
+    /// Answer with an error in the cloud's own error format.
+    Error {
+        /// HTTP status.
+        status: u16,
+        /// The cloud's error code.
+        code: String,
+        /// The error message.
+        #[serde(default)]
+        message: String,
+    },
+    /// The cloud's native throttle answer.
+    Throttle {
+        /// Seconds the client is asked to wait.
+        retry_after_s: u64,
+    },
+    /// Accept the request, but make its asynchronous operation end Failed.
+    FailOperation {
+        /// The error code the operation reports.
+        code: String,
+        /// The error message the operation reports.
+        #[serde(default)]
+        message: String,
+    },
+    /// Drop the connection without an answer.
+    Reset,
+    /// Eventual consistency: the next `count` reads of the resource this
+    /// request creates answer 404.
+    NotFoundReads {
+        /// How many reads answer 404.
+        count: u32,
+    },
+}
+
+/// One fault rule, as `PUT /_mock/faults` takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// The cloud the rule applies to.
+    pub cloud: Cloud,
+    /// The cloud's own operation name (EC2 Action, ARM operationId, Compute
+    /// discovery method id), or `"*"` for any.
+    pub operation: String,
+    /// A glob (`*`, `?`) on the resource name or id; absent matches any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Fire on the next `count` matches only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Fire on this share of matches (seeded RNG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// What to do.
+    pub effect: FaultEffect,
+}
+
+impl FaultRule {
+    /// Checks the rule's own consistency; the message names the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(p) = self.probability {
+            if !(0.0..=1.0).contains(&p) || p.is_nan() {
+                return Err(format!("probability must be within [0, 1], got {p}"));
+            }
+        }
+        if self.count.is_some() && self.probability.is_some() {
+            return Err("give either count or probability, not both".into());
+        }
+        if self.operation.is_empty() {
+            return Err("operation must not be empty (use \"*\" for any)".into());
+        }
+        if let FaultEffect::Error { status, .. } = &self.effect {
+            if !(400..=599).contains(status) {
+                return Err(format!("effect.status must be within 400..=599, got {status}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Matches `text` against a glob with `*` (any run) and `?` (any one char).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+struct RuleState {
+    rule: FaultRule,
+    remaining: Option<u64>,
+}
+
+struct Faults {
+    rules: Vec<RuleState>,
+    rng: StdRng,
+}
+
+/// A key of a throttle bucket: (cloud, partition, class).
+type BucketKey = (Cloud, String, String);
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+struct Window {
+    started: Instant,
+    used: u64,
+}
+
+/// Shared mock context; cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    time_scale: RwLock<f64>,
+    max_hang: RwLock<Duration>,
+    faults: Mutex<Faults>,
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
+    windows: Mutex<HashMap<BucketKey, Window>>,
+    seed: u64,
+}
+
+impl Ctx {
+    /// A new context with the RNG seeded by `seed` and time scale 1.0.
+    pub fn new(seed: u64) -> Self {
+        Ctx {
+            inner: Arc::new(Inner {
+                time_scale: RwLock::new(1.0),
+                max_hang: RwLock::new(Duration::from_secs(300)),
+                faults: Mutex::new(Faults {
+                    rules: Vec::new(),
+                    rng: StdRng::seed_from_u64(seed),
+                }),
+                buckets: Mutex::new(HashMap::new()),
+                windows: Mutex::new(HashMap::new()),
+                seed,
+            }),
+        }
+    }
+
+    /// The seed the context was made with.
+    pub fn seed(&self) -> u64 {
+        self.inner.seed
+    }
+
+    /// The global time scale: every configured duration is multiplied by it
+    /// (0.001 makes a 60 s VM creation take 60 ms).
+    pub fn time_scale(&self) -> f64 {
+        *self.inner.time_scale.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the global time scale; must be finite and >= 0.
+    pub fn set_time_scale(&self, scale: f64) -> Result<(), String> {
+        if !scale.is_finite() || scale < 0.0 {
+            return Err(format!("time_scale must be a finite number >= 0, got {scale}"));
+        }
+        *self.inner.time_scale.write().unwrap_or_else(|e| e.into_inner()) = scale;
+        Ok(())
+    }
+
+    /// `d` multiplied by the time scale.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.time_scale())
+    }
+
+    /// The longest a `hang` fault holds a request before giving up itself.
+    pub fn max_hang(&self) -> Duration {
+        *self.inner.max_hang.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the hang cap.
+    pub fn set_max_hang(&self, d: Duration) {
+        *self.inner.max_hang.write().unwrap_or_else(|e| e.into_inner()) = d;
+    }
+
+    /// Waits as a `hang` fault does: until the client drops the request, or
+    /// the hang cap passes (so a forgotten request cannot live forever).
+    pub async fn hang(&self) {
+        tokio::time::sleep(self.max_hang()).await;
+    }
+
+    /// Replaces the fault rules (validated first; nothing changes on error).
+    pub fn set_faults(&self, rules: Vec<FaultRule>) -> Result<(), String> {
+        for (i, r) in rules.iter().enumerate() {
+            r.validate().map_err(|e| format!("rule {i}: {e}"))?;
+        }
+        let mut f = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+        f.rules = rules
+            .into_iter()
+            .map(|rule| RuleState {
+                remaining: rule.count,
+                rule,
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// The current fault rules, with `count` showing what is left of each.
+    pub fn faults(&self) -> Vec<FaultRule> {
+        let f = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+        f.rules
+            .iter()
+            .map(|s| FaultRule {
+                count: s.remaining,
+                ..s.rule.clone()
+            })
+            .collect()
+    }
+
+    /// The effect of the first rule that matches this request, if any fires.
+    /// A `count` rule that is used up no longer matches.
+    pub fn fault(&self, cloud: Cloud, operation: &str, resource: &str) -> Option<FaultEffect> {
+        let mut f = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let Faults { rules, rng } = &mut *f;
+        for s in rules.iter_mut() {
+            let r = &s.rule;
+            if r.cloud != cloud {
+                continue;
+            }
+            if r.operation != "*" && r.operation != operation {
+                continue;
+            }
+            if let Some(g) = &r.resource {
+                if !glob_match(g, resource) {
+                    continue;
+                }
+            }
+            if s.remaining == Some(0) {
+                continue;
+            }
+            if let Some(p) = r.probability {
+                if !rng.random_bool(p) {
+                    // First match wins: a probabilistic rule that does not
+                    // fire this time still stops the search.
+                    return None;
+                }
+            }
+            if let Some(n) = s.remaining.as_mut() {
+                *n -= 1;
+            }
+            return Some(r.effect.clone());
+        }
+        None
+    }
+
+    /// Token bucket check: `rate` tokens per second refill up to `burst`;
+    /// each call takes one. `Err(wait)` when empty, with the time until a
+    /// token is available (at least one second, as clouds round up).
+    pub fn take_token(
+        &self,
+        cloud: Cloud,
+        partition: &str,
+        class: &str,
+        rate: f64,
+        burst: f64,
+    ) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut b = self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (cloud, partition.to_string(), class.to_string());
+        let bucket = b.entry(key).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        let elapsed = now.duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = if rate > 0.0 {
+                (1.0 - bucket.tokens) / rate
+            } else {
+                60.0
+            };
+            Err(Duration::from_secs_f64(wait.max(1.0).ceil()))
+        }
+    }
+
+    /// Fixed one-minute window check: at most `limit` calls per window.
+    /// `Err(wait)` with the time left in the window when exceeded.
+    pub fn take_window(
+        &self,
+        cloud: Cloud,
+        partition: &str,
+        class: &str,
+        limit: u64,
+    ) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut w = self.inner.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (cloud, partition.to_string(), class.to_string());
+        let win = w.entry(key).or_insert(Window {
+            started: now,
+            used: 0,
+        });
+        if now.duration_since(win.started) >= Duration::from_secs(60) {
+            win.started = now;
+            win.used = 0;
+        }
+        if win.used < limit {
+            win.used += 1;
+            Ok(())
+        } else {
+            let left = Duration::from_secs(60).saturating_sub(now.duration_since(win.started));
+            Err(Duration::from_secs(left.as_secs().max(1)))
+        }
+    }
+
+    /// Forgets throttle state for one partition, or all when `None`.
+    pub fn reset_throttles(&self, partition: Option<&str>) {
+        let keep = |k: &BucketKey| partition.is_some_and(|p| k.1 != p);
+        self.inner
+            .buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keep(k));
+        self.inner
+            .windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keep(k));
+    }
+
+    /// A random lowercase hex string of `len` characters (ids, request ids).
+    pub fn hex_id(&self, len: usize) -> String {
+        let mut f = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+        (0..len)
+            .map(|_| char::from_digit(f.rng.random_range(0..16u32), 16).unwrap_or('0'))
+            .collect()
+    }
+}
+
+/// One live resource, as `GET /_mock/resources` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceView {
+    /// The cloud.
+    pub cloud: Cloud,
+    /// The partition: account, subscription or project.
+    pub partition: String,
+    /// The kind: `instance`, `publicIPAddress`, `networkInterface`, `disk`,
+    /// `virtualMachine`, `resourceGroup`, `virtualNetwork`, ...
+    pub kind: String,
+    /// The cloud's id (instance id, ARM id, numeric GCE id).
+    pub id: String,
+    /// The name (ARM and GCE name; EC2 instance id).
+    pub name: String,
+    /// The cloud's state string (`running`, `Succeeded`, `RUNNING`).
+    pub state: String,
+    /// Tags or labels.
+    pub tags: BTreeMap<String, String>,
+    /// Creation time, RFC 3339.
+    pub created: String,
+}
+
+/// Set by a cloud module on its response so the journal and stats know the
+/// cloud's own operation name.
+#[derive(Debug, Clone)]
+pub struct OperationName(pub String);
+
+/// Set by a cloud module on a response to ask the server to drop the
+/// connection instead of sending it (the `reset` fault).
+#[derive(Debug, Clone, Copy)]
+pub struct DropConnection;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("vm-*", "vm-123"));
+        assert!(!glob_match("vm-*", "nic-123"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(glob_match("*-nic", "w1-nic"));
+        assert!(!glob_match("", "x"));
+    }
+
+    #[test]
+    fn count_rules_run_out_and_first_match_wins() {
+        let ctx = Ctx::new(1);
+        let rules: Vec<FaultRule> = serde_json::from_str(
+            r#"[{"cloud":"aws","operation":"RunInstances","count":2,"effect":{"kind":"throttle","retry_after_s":2}},
+                {"cloud":"aws","operation":"*","effect":{"kind":"latency","ms":5}}]"#,
+        )
+        .unwrap();
+        ctx.set_faults(rules).unwrap();
+        let t = FaultEffect::Throttle { retry_after_s: 2 };
+        assert_eq!(ctx.fault(Cloud::Aws, "RunInstances", "i-1"), Some(t.clone()));
+        assert_eq!(ctx.fault(Cloud::Aws, "RunInstances", "i-1"), Some(t));
+        assert_eq!(
+            ctx.fault(Cloud::Aws, "RunInstances", "i-1"),
+            Some(FaultEffect::Latency { ms: 5 })
+        );
+        assert_eq!(ctx.fault(Cloud::Gcp, "RunInstances", "i-1"), None);
+        assert_eq!(ctx.faults()[0].count, Some(0));
+    }
+
+    #[test]
+    fn invalid_rules_are_refused() {
+        let ctx = Ctx::new(1);
+        let bad = FaultRule {
+            cloud: Cloud::Azure,
+            operation: "*".into(),
+            resource: None,
+            count: None,
+            probability: Some(2.0),
+            effect: FaultEffect::Hang,
+        };
+        assert!(ctx.set_faults(vec![bad]).unwrap_err().contains("probability"));
+    }
+
+    #[test]
+    fn buckets_and_windows() {
+        let ctx = Ctx::new(1);
+        for _ in 0..3 {
+            ctx.take_token(Cloud::Aws, "acct", "mutating", 0.001, 3.0).unwrap();
+        }
+        assert!(ctx.take_token(Cloud::Aws, "acct", "mutating", 0.001, 3.0).is_err());
+        assert!(ctx.take_token(Cloud::Aws, "other", "mutating", 0.001, 3.0).is_ok());
+        ctx.take_window(Cloud::Gcp, "p", "read", 1).unwrap();
+        assert!(ctx.take_window(Cloud::Gcp, "p", "read", 1).is_err());
+        ctx.reset_throttles(Some("p"));
+        assert!(ctx.take_window(Cloud::Gcp, "p", "read", 1).is_ok());
+    }
+}

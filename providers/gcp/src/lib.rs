@@ -1,0 +1,1 @@
+//! skyfleet provider for Google Compute Engine: Compute REST with gcp_auth tokens.

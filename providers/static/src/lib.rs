@@ -1,0 +1,1 @@
+//! skyfleet provider for static, pre-existing machines that register themselves.

@@ -1,0 +1,1 @@
+//! Workspace integration tests and the provider conformance suite live in `tests/`.
