@@ -58,7 +58,9 @@ impl fmt::Display for ErrorKind {
         match self {
             ErrorKind::NotFound => f.write_str("not found"),
             ErrorKind::AlreadyExists => f.write_str("already exists"),
-            ErrorKind::Throttled { retry_after: Some(d) } => {
+            ErrorKind::Throttled {
+                retry_after: Some(d),
+            } => {
                 write!(f, "throttled (retry after {} ms)", d.as_millis())
             }
             ErrorKind::Throttled { retry_after: None } => f.write_str("throttled"),

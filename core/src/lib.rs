@@ -1,4 +1,34 @@
-//! skyfleet core.
+//! skyfleet core: the worker model, the [`Provider`] trait, the operation
+//! engine, the shared transport, worker stores and (later) the fleet runtime.
+//!
+//! The pieces, and why they are shaped as they are:
+//! - [`model`]: what a pool asks for and what the store remembers per worker.
+//!   The record, not process memory, is the source of truth, so any process
+//!   can resume any worker.
+//! - [`provider::Provider`]: one step at a time, at most one mutating cloud
+//!   call per step, names and idempotency tokens derived from the worker id.
+//! - [`operation::Operation`]: a persisted handle of one async cloud
+//!   operation, with a deadline and a bounded error streak.
+//! - [`store`]: memory, SQLite (embedded default) and PostgreSQL (replicas),
+//!   with leases and optimistic concurrency.
+//! - [`transport`]: the tower stack every cloud call flows through.
+//! - [`testing`]: an in-memory fake cloud and provider for tests.
+#![warn(missing_docs)]
+
+pub mod clock;
 pub mod error;
+pub mod model;
+pub mod operation;
+pub mod provider;
+pub mod store;
+pub mod testing;
 pub mod transport;
+
 pub use error::{Error, ErrorKind, Result};
+pub use model::{
+    DesiredState, LaunchConfig, Lifecycle, OwnedResource, OwnershipScope, OwnershipTags, Phase,
+    PoolConfig, Worker, WorkerError, WorkerSpec,
+};
+pub use operation::{FinalState, Operation, OperationStatus, PollPolicy};
+pub use provider::{DynProvider, Provider, ProviderExt, Step};
+pub use store::WorkerStore;

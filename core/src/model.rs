@@ -1,0 +1,602 @@
+//! The worker model: what a pool asks for ([`PoolConfig`], [`WorkerSpec`]) and
+//! what the store remembers about each worker ([`Worker`]).
+//!
+//! A worker's record is the single source of truth the fleet runtime resumes
+//! from: the provider's own progress lives in [`Worker::provider_state`] as
+//! JSON, so a process killed at any instant can be replaced by another that
+//! reads the record and carries on.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// Tag (label) keys every cloud resource skyfleet creates carries, so the
+/// orphan sweeper can tell our resources from everyone else's.
+pub mod tag {
+    /// The id of the fleet manager that owns the resource.
+    pub const MANAGER: &str = "skyfleet-manager";
+    /// The pool the worker belongs to.
+    pub const POOL: &str = "skyfleet-pool";
+    /// The worker id.
+    pub const WORKER: &str = "skyfleet-worker";
+    /// The provider id.
+    pub const PROVIDER: &str = "skyfleet-provider";
+}
+
+/// What a worker should become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DesiredState {
+    /// Provisioned and running.
+    Running,
+    /// Torn down, every cloud resource deleted.
+    Removed,
+}
+
+/// Where a worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Being provisioned: resources are being created.
+    Requested,
+    /// Provisioned and running.
+    Running,
+    /// Being torn down.
+    Stopping,
+    /// Torn down: no cloud resource remains. Final.
+    Stopped,
+    /// Gave up: provisioning failed and whatever was created is gone. Final.
+    Failed,
+}
+
+impl Phase {
+    /// All phases, in life order.
+    pub const ALL: [Phase; 5] = [
+        Phase::Requested,
+        Phase::Running,
+        Phase::Stopping,
+        Phase::Stopped,
+        Phase::Failed,
+    ];
+
+    /// The stable name stored in databases.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Requested => "requested",
+            Phase::Running => "running",
+            Phase::Stopping => "stopping",
+            Phase::Stopped => "stopped",
+            Phase::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Result<Phase> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| Error::internal(format!("unknown phase `{s}` in store")))
+    }
+
+    /// Whether the phase is final: nothing more happens to the worker.
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Stopped | Phase::Failed)
+    }
+}
+
+/// Time limits of a worker's life; every one leads to removal when exceeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    /// From creation of the record to the cloud reporting the worker running.
+    /// Taskcluster had none for the stages before a VM exists (#7422).
+    #[serde(with = "secs", default = "Lifecycle::default_provisioning")]
+    pub provisioning_deadline: Duration,
+    /// From running to the worker registering itself.
+    #[serde(with = "secs", default = "Lifecycle::default_registration")]
+    pub registration_timeout: Duration,
+    /// How long a registration stays valid before the worker must renew it.
+    #[serde(with = "secs", default = "Lifecycle::default_reregistration")]
+    pub reregistration_timeout: Duration,
+    /// Remove a worker idle this long, when set.
+    #[serde(with = "opt_secs", default, skip_serializing_if = "Option::is_none")]
+    pub inactivity_timeout: Option<Duration>,
+}
+
+impl Lifecycle {
+    fn default_provisioning() -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+    fn default_registration() -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+    fn default_reregistration() -> Duration {
+        Duration::from_secs(4 * 24 * 3600)
+    }
+
+    /// Checks that every limit is positive.
+    pub fn validate(&self, path: &str) -> Result<()> {
+        for (name, d) in [
+            ("provisioning_deadline", self.provisioning_deadline),
+            ("registration_timeout", self.registration_timeout),
+            ("reregistration_timeout", self.reregistration_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(Error::invalid_config(
+                    format!("{path}.{name}"),
+                    "must be greater than zero",
+                ));
+            }
+        }
+        if self.inactivity_timeout == Some(Duration::ZERO) {
+            return Err(Error::invalid_config(
+                format!("{path}.inactivity_timeout"),
+                "must be greater than zero when set",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            provisioning_deadline: Self::default_provisioning(),
+            registration_timeout: Self::default_registration(),
+            reregistration_timeout: Self::default_reregistration(),
+            inactivity_timeout: None,
+        }
+    }
+}
+
+/// Durations as whole seconds on the wire.
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(d)?
+            .map(|v| Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Who owns a cloud resource: the tags every resource of a worker carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnershipTags {
+    /// The manager (fleet) id; the orphan sweeper lists resources by it.
+    pub manager_id: String,
+    /// The pool id.
+    pub pool_id: String,
+    /// The worker id.
+    pub worker_id: String,
+    /// The provider id.
+    pub provider_id: String,
+    /// Extra tags from the pool config.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+impl OwnershipTags {
+    /// All tags as key/value pairs, ours first.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        let mut m = self.extra.clone();
+        m.insert(tag::MANAGER.into(), self.manager_id.clone());
+        m.insert(tag::POOL.into(), self.pool_id.clone());
+        m.insert(tag::WORKER.into(), self.worker_id.clone());
+        m.insert(tag::PROVIDER.into(), self.provider_id.clone());
+        m
+    }
+}
+
+/// The scope of an orphan sweep: resources of this manager on this provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnershipScope {
+    /// The manager id the resources are tagged with.
+    pub manager_id: String,
+    /// The provider id.
+    pub provider_id: String,
+}
+
+/// One cloud resource found carrying our ownership tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnedResource {
+    /// The cloud's id of the resource (ARM id, instance id, self link).
+    pub id: String,
+    /// Its kind (`instance`, `virtualMachine`, `networkInterface`, ...).
+    pub kind: String,
+    /// The worker id from its tags, if tagged with one.
+    pub worker_id: Option<String>,
+    /// When it was created, when the cloud says.
+    pub created_at: Option<OffsetDateTime>,
+    /// All its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One way to launch a worker in a pool, chosen by weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchConfig {
+    /// A stable id, used to steer away from a config after capacity errors.
+    pub id: String,
+    /// Relative weight when choosing among launch configs; must be > 0.
+    #[serde(default = "LaunchConfig::default_weight")]
+    pub weight: f64,
+    /// Capacity one worker of this config provides (tasks it runs at once).
+    #[serde(default = "LaunchConfig::default_capacity")]
+    pub capacity_per_worker: u32,
+    /// The provider-specific launch parameters, validated by the provider.
+    pub launch: serde_json::Value,
+}
+
+impl LaunchConfig {
+    fn default_weight() -> f64 {
+        1.0
+    }
+    fn default_capacity() -> u32 {
+        1
+    }
+}
+
+/// A pool of workers on one provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// The pool id, such as `proj-ci/linux-large`.
+    pub pool_id: String,
+    /// The provider id the pool's workers run on.
+    pub provider_id: String,
+    /// Capacity kept even when there is no demand.
+    #[serde(default)]
+    pub min_capacity: u32,
+    /// Capacity never exceeded.
+    pub max_capacity: u32,
+    /// Share of pending work to provision for (1.0: one capacity per task).
+    #[serde(default = "PoolConfig::default_ratio")]
+    pub scaling_ratio: f64,
+    /// The launch configs, at least one.
+    pub launch_configs: Vec<LaunchConfig>,
+    /// Time limits.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// Extra tags put on every resource.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl PoolConfig {
+    fn default_ratio() -> f64 {
+        1.0
+    }
+
+    /// Checks the config, naming the offending field: min <= max, a scaling
+    /// ratio in (0, 1], at least one launch config, unique launch config ids,
+    /// weights > 0, capacity per worker > 0, and a provider among `providers`.
+    pub fn validate(&self, providers: &[&str]) -> Result<()> {
+        if self.pool_id.trim().is_empty() {
+            return Err(Error::invalid_config("pool_id", "must not be empty"));
+        }
+        if !providers.contains(&self.provider_id.as_str()) {
+            return Err(Error::invalid_config(
+                "provider_id",
+                format!(
+                    "unknown provider `{}` (known: {})",
+                    self.provider_id,
+                    providers.join(", ")
+                ),
+            ));
+        }
+        if self.min_capacity > self.max_capacity {
+            return Err(Error::invalid_config(
+                "min_capacity",
+                format!(
+                    "min_capacity {} is greater than max_capacity {}",
+                    self.min_capacity, self.max_capacity
+                ),
+            ));
+        }
+        if !(self.scaling_ratio > 0.0 && self.scaling_ratio <= 1.0) {
+            return Err(Error::invalid_config(
+                "scaling_ratio",
+                format!("must be within (0, 1], got {}", self.scaling_ratio),
+            ));
+        }
+        if self.launch_configs.is_empty() {
+            return Err(Error::invalid_config(
+                "launch_configs",
+                "at least one launch config is required",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, lc) in self.launch_configs.iter().enumerate() {
+            if lc.id.trim().is_empty() {
+                return Err(Error::invalid_config(
+                    format!("launch_configs[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if !seen.insert(lc.id.as_str()) {
+                return Err(Error::invalid_config(
+                    format!("launch_configs[{i}].id"),
+                    format!("duplicate launch config id `{}`", lc.id),
+                ));
+            }
+            if !(lc.weight > 0.0 && lc.weight.is_finite()) {
+                return Err(Error::invalid_config(
+                    format!("launch_configs[{i}].weight"),
+                    format!("must be a finite number > 0, got {}", lc.weight),
+                ));
+            }
+            if lc.capacity_per_worker == 0 {
+                return Err(Error::invalid_config(
+                    format!("launch_configs[{i}].capacity_per_worker"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        self.lifecycle.validate("lifecycle")
+    }
+}
+
+/// Everything needed to create one worker; fixed for its life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    /// The worker id: unique, and the seed of every cloud name and
+    /// idempotency token derived for it.
+    pub worker_id: String,
+    /// The pool.
+    pub pool_id: String,
+    /// The provider.
+    pub provider_id: String,
+    /// The launch config the worker was created from.
+    pub launch_config_id: String,
+    /// The provider-specific launch parameters (validated by the provider).
+    pub launch: serde_json::Value,
+    /// Capacity the worker provides.
+    pub capacity: u32,
+    /// Time limits.
+    pub lifecycle: Lifecycle,
+    /// Ownership tags for every resource.
+    pub tags: OwnershipTags,
+}
+
+impl WorkerSpec {
+    /// Checks the fields that do not depend on the provider; the message
+    /// names the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let id_ok = !self.worker_id.is_empty()
+            && self.worker_id.len() <= 38
+            && self
+                .worker_id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && self.worker_id.starts_with(|c: char| c.is_ascii_lowercase());
+        if !id_ok {
+            return Err(Error::invalid_config(
+                "worker_id",
+                format!(
+                    "`{}` must be 1-38 characters of a-z, 0-9 and '-', starting with a letter \
+                     (it is the stem of every cloud resource name)",
+                    self.worker_id
+                ),
+            ));
+        }
+        if self.pool_id.is_empty() {
+            return Err(Error::invalid_config("pool_id", "must not be empty"));
+        }
+        if self.provider_id.is_empty() {
+            return Err(Error::invalid_config("provider_id", "must not be empty"));
+        }
+        if self.capacity == 0 {
+            return Err(Error::invalid_config("capacity", "must be at least 1"));
+        }
+        if self.tags.worker_id != self.worker_id {
+            return Err(Error::invalid_config(
+                "tags.worker_id",
+                "must equal the worker id",
+            ));
+        }
+        self.lifecycle.validate("lifecycle")
+    }
+}
+
+/// The last error a worker hit, kept on its record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerError {
+    /// The error kind's stable name (`capacity_or_quota`, `timeout`, ...).
+    pub kind: String,
+    /// The cloud's code, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The message.
+    pub message: String,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl WorkerError {
+    /// Records `err` as seen at `at`.
+    pub fn from_error(err: &Error, at: OffsetDateTime) -> Self {
+        WorkerError {
+            kind: err.kind().name().to_string(),
+            code: err.code().map(str::to_string),
+            message: err.message().to_string(),
+            at,
+        }
+    }
+}
+
+/// The persisted record of one worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Worker {
+    /// What was asked for.
+    pub spec: WorkerSpec,
+    /// What the worker should become.
+    pub desired: DesiredState,
+    /// Where it is.
+    pub phase: Phase,
+    /// The provider's own resumable state (names, operation handles, ids).
+    pub provider_state: serde_json::Value,
+    /// When the scanner should step the worker next.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_check_at: OffsetDateTime,
+    /// Optimistic-concurrency version: an update must carry the version it read.
+    pub version: i64,
+    /// The runtime instance holding the lease, if any.
+    #[serde(default)]
+    pub lease_owner: Option<String>,
+    /// When the lease ends.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub lease_expires_at: Option<OffsetDateTime>,
+    /// The last error, if any.
+    #[serde(default)]
+    pub last_error: Option<WorkerError>,
+    /// Why the worker is being (or was) removed, if it is.
+    #[serde(default)]
+    pub removal_reason: Option<String>,
+    /// When the record was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the worker first reported running, if it has.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub running_at: Option<OffsetDateTime>,
+    /// When the worker last registered (or renewed its registration).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub registered_at: Option<OffsetDateTime>,
+}
+
+impl Worker {
+    /// A new record in phase `Requested`, due for its first step at `now`.
+    pub fn new(spec: WorkerSpec, now: OffsetDateTime) -> Self {
+        Worker {
+            spec,
+            desired: DesiredState::Running,
+            phase: Phase::Requested,
+            provider_state: serde_json::Value::Null,
+            next_check_at: now,
+            version: 0,
+            lease_owner: None,
+            lease_expires_at: None,
+            last_error: None,
+            removal_reason: None,
+            created_at: now,
+            running_at: None,
+            registered_at: None,
+        }
+    }
+
+    /// The worker id.
+    pub fn id(&self) -> &str {
+        &self.spec.worker_id
+    }
+
+    /// When provisioning must have finished.
+    pub fn provisioning_deadline(&self) -> OffsetDateTime {
+        self.created_at + self.spec.lifecycle.provisioning_deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn pool() -> PoolConfig {
+        serde_json::from_value(json!({
+            "pool_id": "ci/linux",
+            "provider_id": "aws",
+            "min_capacity": 0,
+            "max_capacity": 10,
+            "launch_configs": [{"id": "a", "launch": {"instance_type": "m5.large"}}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pool_validation_names_the_field() {
+        assert!(pool().validate(&["aws"]).is_ok());
+        let field = |p: PoolConfig| match p.validate(&["aws"]).unwrap_err().kind().clone() {
+            crate::ErrorKind::InvalidConfig { field } => field,
+            k => panic!("unexpected {k:?}"),
+        };
+        let mut p = pool();
+        p.min_capacity = 11;
+        assert_eq!(field(p), "min_capacity");
+        let mut p = pool();
+        p.launch_configs.clear();
+        assert_eq!(field(p), "launch_configs");
+        let mut p = pool();
+        p.launch_configs[0].weight = 0.0;
+        assert_eq!(field(p), "launch_configs[0].weight");
+        let mut p = pool();
+        p.provider_id = "nope".into();
+        assert_eq!(field(p), "provider_id");
+        let mut p = pool();
+        p.launch_configs.push(p.launch_configs[0].clone());
+        assert_eq!(field(p), "launch_configs[1].id");
+    }
+
+    #[test]
+    fn unknown_pool_keys_are_refused() {
+        let e = serde_json::from_value::<PoolConfig>(json!({
+            "pool_id": "p", "provider_id": "aws", "max_capacity": 1, "launch_configs": [],
+            "max_capacty": 3
+        }))
+        .unwrap_err();
+        assert!(e.to_string().contains("max_capacty"), "{e}");
+    }
+
+    #[test]
+    fn worker_record_round_trips() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let spec = WorkerSpec {
+            worker_id: "w-1".into(),
+            pool_id: "p".into(),
+            provider_id: "aws".into(),
+            launch_config_id: "a".into(),
+            launch: json!({}),
+            capacity: 1,
+            lifecycle: Lifecycle::default(),
+            tags: OwnershipTags {
+                manager_id: "m".into(),
+                pool_id: "p".into(),
+                worker_id: "w-1".into(),
+                provider_id: "aws".into(),
+                extra: BTreeMap::new(),
+            },
+        };
+        spec.validate().unwrap();
+        let w = Worker::new(spec, now);
+        let back: Worker = serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
+        assert_eq!(back, w);
+        assert_eq!(w.provisioning_deadline() - now, time::Duration::minutes(30));
+        let mut bad = w.spec.clone();
+        bad.worker_id = "Bad_Id".into();
+        assert!(matches!(
+            bad.validate().unwrap_err().kind(),
+            crate::ErrorKind::InvalidConfig { field } if field == "worker_id"
+        ));
+    }
+}

@@ -1,0 +1,272 @@
+//! The [`Provider`] trait: one cloud (or static machines) behind one interface.
+//!
+//! A provider does not run loops. The fleet runtime (or any caller) hands it a
+//! worker record and asks it to take **one step** toward the record's desired
+//! state. A step makes at most one mutating cloud call, reads whatever it needs,
+//! and answers with the new provider state, phase and when to look again. The
+//! caller persists that answer before the next step. This is what makes every
+//! workflow resumable: if the process dies between two steps, the next process
+//! reads the last persisted state and repeats at most one idempotent call
+//! (ARM PUT by name, EC2 `ClientToken`, GCE `requestId`), whose names and
+//! tokens derive from the worker id.
+//!
+//! Callers that want plain create / check / remove verbs use [`ProviderExt`],
+//! which drives steps in a loop.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{DesiredState, OwnedResource, OwnershipScope, Phase, Worker};
+
+/// The answer to one [`Provider::step`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The provider's new resumable state, to persist on the worker.
+    pub state: serde_json::Value,
+    /// The worker's new phase.
+    pub phase: Phase,
+    /// How long until the worker should be stepped again (ignored in a final
+    /// phase).
+    pub next_check_in: Duration,
+    /// A failure the step observed and handled (for example a failed cloud
+    /// operation whose resources are now being torn down), for the record.
+    pub error: Option<StepError>,
+}
+
+/// An error a step handled, with whether it came from capacity or quota (so a
+/// provisioner can steer away from that launch config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepError {
+    /// The error kind's stable name.
+    pub kind: String,
+    /// The cloud's code.
+    pub code: Option<String>,
+    /// The message.
+    pub message: String,
+}
+
+impl From<&Error> for StepError {
+    fn from(e: &Error) -> Self {
+        StepError {
+            kind: e.kind().name().to_string(),
+            code: e.code().map(str::to_string),
+            message: e.message().to_string(),
+        }
+    }
+}
+
+impl Step {
+    /// A step that stays in `phase` with `state`, to be looked at again after
+    /// `next_check_in`.
+    pub fn new(state: serde_json::Value, phase: Phase, next_check_in: Duration) -> Self {
+        Step {
+            state,
+            phase,
+            next_check_in,
+            error: None,
+        }
+    }
+
+    /// Records a handled error on the step.
+    pub fn with_error(mut self, error: &Error) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+}
+
+/// One cloud (or set of static machines) behind one interface.
+///
+/// Implementations must be object safe (`Arc<dyn Provider>`) and obey:
+/// - `step` makes **at most one mutating cloud call**;
+/// - every name and idempotency token derives from the worker id and is in
+///   the returned state before (or in the same step as) the call that uses it;
+/// - an `Err` from `step` means "nothing changed that the state must
+///   remember" (the caller keeps the old state and retries later); a step
+///   that did mutate something returns `Ok` with a state that records it;
+/// - a state the provider cannot parse is an error for that worker only.
+#[async_trait]
+pub trait Provider: Send + Sync + Debug {
+    /// The provider id, unique within a fleet (`aws-us-east-1`, `azure`).
+    fn id(&self) -> &str;
+
+    /// The provider type (`aws`, `azure`, `gcp`, `static`, `testing`).
+    fn kind(&self) -> &'static str;
+
+    /// Checks a launch config before any worker uses it. Errors are
+    /// [`ErrorKind::InvalidConfig`] naming the field; nothing is created.
+    fn validate(&self, launch: &serde_json::Value) -> Result<()>;
+
+    /// The scheduling partition of a worker (its region), so the runtime can
+    /// run one scanner per region. `None`: one partition for the provider.
+    fn partition(&self, _worker: &Worker) -> Option<String> {
+        None
+    }
+
+    /// Advances `worker` one step toward its desired state.
+    async fn step(&self, worker: &Worker) -> Result<Step>;
+
+    /// Advances several workers of one partition. The default steps them one
+    /// by one; providers whose cloud can describe many resources in one call
+    /// (EC2 DescribeInstances, GCE instances.list) override it to batch reads.
+    /// The answer has one entry per input worker, in order.
+    async fn step_many(&self, workers: &[Worker]) -> Vec<Result<Step>> {
+        let mut out = Vec::with_capacity(workers.len());
+        for w in workers {
+            out.push(self.step(w).await);
+        }
+        out
+    }
+
+    /// Every resource in the cloud carrying this scope's ownership tags.
+    async fn list_owned(&self, scope: &OwnershipScope) -> Result<Vec<OwnedResource>>;
+
+    /// Deletes one resource found by [`Provider::list_owned`] (orphan sweep).
+    /// Idempotent: a resource already gone is success.
+    async fn delete_owned(&self, resource: &OwnedResource) -> Result<()>;
+}
+
+/// Create / check / remove verbs on top of [`Provider::step`], for callers
+/// that drive a worker in-process rather than through the fleet runtime.
+#[async_trait]
+pub trait ProviderExt {
+    /// Steps `worker` (applying each answer to it, as a store would) until it
+    /// reaches a phase in `until` or a final phase, sleeping between steps as
+    /// the provider asks. Gives up with [`ErrorKind::Timeout`] after
+    /// `deadline`, and after `max_errors` step errors in a row.
+    async fn drive(
+        &self,
+        worker: &mut Worker,
+        until: &[Phase],
+        clock: &dyn Clock,
+        deadline: Duration,
+        max_errors: u32,
+    ) -> Result<()>;
+
+    /// Drives a new worker to `Running`.
+    async fn create(
+        &self,
+        worker: &mut Worker,
+        clock: &dyn Clock,
+        deadline: Duration,
+    ) -> Result<()>;
+
+    /// Sets the desired state to removed and drives the worker to a final phase.
+    async fn remove(
+        &self,
+        worker: &mut Worker,
+        clock: &dyn Clock,
+        deadline: Duration,
+    ) -> Result<()>;
+}
+
+/// Applies a step's answer to a worker record, as the runtime does before
+/// persisting it.
+pub fn apply_step(worker: &mut Worker, step: &Step, now: OffsetDateTime) {
+    worker.provider_state = step.state.clone();
+    if step.phase == Phase::Running && worker.running_at.is_none() {
+        worker.running_at = Some(now);
+    }
+    worker.phase = step.phase;
+    worker.next_check_at = now + step.next_check_in;
+    if let Some(e) = &step.error {
+        worker.last_error = Some(crate::model::WorkerError {
+            kind: e.kind.clone(),
+            code: e.code.clone(),
+            message: e.message.clone(),
+            at: now,
+        });
+    }
+}
+
+#[async_trait]
+impl<P: Provider + ?Sized> ProviderExt for P {
+    async fn drive(
+        &self,
+        worker: &mut Worker,
+        until: &[Phase],
+        clock: &dyn Clock,
+        deadline: Duration,
+        max_errors: u32,
+    ) -> Result<()> {
+        let give_up = clock.now() + deadline;
+        let mut errors = 0u32;
+        loop {
+            if until.contains(&worker.phase) || worker.phase.is_final() {
+                return Ok(());
+            }
+            let now = clock.now();
+            if now >= give_up {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "worker {} did not reach {until:?} within {} s (phase {:?})",
+                        worker.id(),
+                        deadline.as_secs(),
+                        worker.phase
+                    ),
+                ));
+            }
+            let wait = crate::clock::until(now, worker.next_check_at);
+            if !wait.is_zero() {
+                tokio::time::sleep(wait.min(crate::clock::until(now, give_up))).await;
+                continue;
+            }
+            match self.step(worker).await {
+                Ok(step) => {
+                    errors = 0;
+                    apply_step(worker, &step, clock.now());
+                }
+                Err(e) => {
+                    errors += 1;
+                    if errors >= max_errors || !e.is_retryable() {
+                        return Err(e);
+                    }
+                    let backoff = e
+                        .retry_after()
+                        .unwrap_or(Duration::from_millis(100) * 2u32.pow(errors.min(8)));
+                    worker.next_check_at = clock.now() + backoff;
+                }
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        worker: &mut Worker,
+        clock: &dyn Clock,
+        deadline: Duration,
+    ) -> Result<()> {
+        self.drive(worker, &[Phase::Running], clock, deadline, 10)
+            .await?;
+        match worker.phase {
+            Phase::Running => Ok(()),
+            p => Err(Error::new(
+                ErrorKind::OperationFailed,
+                format!("worker {} ended {p:?} instead of running", worker.id()),
+            )),
+        }
+    }
+
+    async fn remove(
+        &self,
+        worker: &mut Worker,
+        clock: &dyn Clock,
+        deadline: Duration,
+    ) -> Result<()> {
+        worker.desired = DesiredState::Removed;
+        worker.next_check_at = clock.now();
+        if worker.phase.is_final() {
+            return Ok(());
+        }
+        self.drive(worker, &[], clock, deadline, 10).await
+    }
+}
+
+/// A shared, dynamically chosen provider.
+pub type DynProvider = Arc<dyn Provider>;

@@ -1,0 +1,313 @@
+//! The store conformance suite: one set of behaviours every [`WorkerStore`]
+//! must show, run against memory, SQLite and PostgreSQL.
+//!
+//! Each case gets two handles on one fresh, empty database (two connections
+//! or pools, as two replicas would have), from the caller's factory. A
+//! failing case panics with its name: this module is test support, like
+//! object_store's `integration` module.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{Claim, PoolError, WorkerFilter, WorkerStore};
+use crate::error::ErrorKind;
+use crate::model::{Lifecycle, OwnershipTags, Phase, Worker, WorkerSpec};
+
+/// Two handles on one fresh database.
+pub type StorePair = (Arc<dyn WorkerStore>, Arc<dyn WorkerStore>);
+
+/// A worker record for tests.
+pub fn worker(id: &str, pool: &str, provider: &str, now: OffsetDateTime) -> Worker {
+    Worker::new(
+        WorkerSpec {
+            worker_id: id.into(),
+            pool_id: pool.into(),
+            provider_id: provider.into(),
+            launch_config_id: "lc-0".into(),
+            launch: serde_json::json!({"size": "small"}),
+            capacity: 1,
+            lifecycle: Lifecycle::default(),
+            tags: OwnershipTags {
+                manager_id: "mgr".into(),
+                pool_id: pool.into(),
+                worker_id: id.into(),
+                provider_id: provider.into(),
+                extra: BTreeMap::new(),
+            },
+        },
+        now,
+    )
+}
+
+fn t0() -> OffsetDateTime {
+    // Whole milliseconds, as stores keep them.
+    crate::clock::from_millis(1_750_000_000_000)
+}
+
+fn claim(provider: &str, owner: &str, limit: usize) -> Claim {
+    Claim {
+        provider_id: provider.into(),
+        owner: owner.into(),
+        lease: Duration::from_secs(60),
+        limit,
+    }
+}
+
+/// Runs every case, each on a fresh pair from `make`.
+pub async fn run<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = StorePair>,
+{
+    create_get_and_duplicates(make().await).await;
+    optimistic_updates(make().await).await;
+    list_by_pool_and_phase(make().await).await;
+    claim_rules(make().await).await;
+    lease_expiry_and_release(make().await).await;
+    pool_errors(make().await).await;
+    concurrent_claims_are_disjoint(make().await).await;
+}
+
+async fn create_get_and_duplicates((s, _): StorePair) {
+    let w = worker("w-a", "p", "aws", t0());
+    let created = s.create_worker(&w).await.expect("create");
+    assert_eq!(created.version, 1, "create_get: version starts at 1");
+    let got = s.get_worker("w-a").await.expect("get").expect("present");
+    assert_eq!(got, created, "create_get: record round-trips exactly");
+    let dup = s.create_worker(&w).await.expect_err("duplicate must fail");
+    assert_eq!(dup.kind(), &ErrorKind::AlreadyExists, "create_get: {dup}");
+    assert!(s.get_worker("nope").await.expect("get").is_none());
+    s.delete_worker("w-a").await.expect("delete");
+    assert!(s.get_worker("w-a").await.expect("get").is_none());
+}
+
+async fn optimistic_updates((s, other): StorePair) {
+    let w = s
+        .create_worker(&worker("w-b", "p", "aws", t0()))
+        .await
+        .expect("create");
+    let mut a = w.clone();
+    a.phase = Phase::Running;
+    a.provider_state = serde_json::json!({"instance": "i-1"});
+    let a2 = s.update_worker(&a).await.expect("update");
+    assert_eq!(a2.version, 2, "update bumps version");
+    // A second replica holding the old version loses.
+    let mut stale = w.clone();
+    stale.phase = Phase::Stopping;
+    let e = other.update_worker(&stale).await.expect_err("stale update");
+    assert_eq!(e.kind(), &ErrorKind::Conflict, "stale update: {e}");
+    let cur = other
+        .get_worker("w-b")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(cur.phase, Phase::Running, "the stale update wrote nothing");
+    assert_eq!(cur.provider_state, serde_json::json!({"instance": "i-1"}));
+    let mut gone = worker("w-missing", "p", "aws", t0());
+    gone.version = 1;
+    let e = s.update_worker(&gone).await.expect_err("missing");
+    assert_eq!(e.kind(), &ErrorKind::NotFound, "update of missing: {e}");
+}
+
+async fn list_by_pool_and_phase((s, _): StorePair) {
+    for (i, (pool, phase)) in [
+        ("p1", Phase::Requested),
+        ("p1", Phase::Running),
+        ("p1", Phase::Stopped),
+        ("p2", Phase::Running),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut w = worker(
+            &format!("w-l{i}"),
+            pool,
+            "aws",
+            t0() + Duration::from_secs(i as u64),
+        );
+        w.phase = phase;
+        s.create_worker(&w).await.expect("create");
+    }
+    let ids = |v: Vec<Worker>| v.iter().map(|w| w.id().to_string()).collect::<Vec<_>>();
+    let all_p1 = s
+        .list_workers(&WorkerFilter::pool("p1"))
+        .await
+        .expect("list");
+    assert_eq!(
+        ids(all_p1),
+        vec!["w-l0", "w-l1", "w-l2"],
+        "list: pool, oldest first"
+    );
+    let live = s
+        .list_workers(&WorkerFilter::pool("p1").with_phases(&[Phase::Requested, Phase::Running]))
+        .await
+        .expect("list");
+    assert_eq!(ids(live), vec!["w-l0", "w-l1"], "list: pool and phases");
+    let running = s
+        .list_workers(&WorkerFilter::default().with_phases(&[Phase::Running]))
+        .await
+        .expect("list");
+    assert_eq!(ids(running), vec!["w-l1", "w-l3"], "list: phase only");
+}
+
+async fn claim_rules((s, _): StorePair) {
+    let now = t0();
+    let mk = |id: &str, provider: &str, due_in: i64, phase: Phase| {
+        let mut w = worker(id, "p", provider, now);
+        w.next_check_at = now + time::Duration::seconds(due_in);
+        w.phase = phase;
+        w
+    };
+    for w in [
+        mk("w-c1", "aws", -5, Phase::Requested),
+        mk("w-c2", "aws", -10, Phase::Running),
+        mk("w-c3", "aws", 30, Phase::Running),  // not due
+        mk("w-c4", "gcp", -10, Phase::Running), // other provider
+        mk("w-c5", "aws", -10, Phase::Stopped), // final
+        mk("w-c6", "aws", -1, Phase::Stopping),
+    ] {
+        s.create_worker(&w).await.expect("create");
+    }
+    let got = s
+        .claim_due(&claim("aws", "r1", 2), now)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = got.iter().map(|w| w.id()).collect();
+    assert_eq!(
+        ids,
+        vec!["w-c2", "w-c1"],
+        "claim: earliest due first, limit"
+    );
+    for w in &got {
+        assert_eq!(w.lease_owner.as_deref(), Some("r1"));
+        assert_eq!(w.lease_expires_at, Some(now + Duration::from_secs(60)));
+        assert_eq!(w.version, 2, "claim bumps the version");
+    }
+    let rest = s
+        .claim_due(&claim("aws", "r2", 10), now)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = rest.iter().map(|w| w.id()).collect();
+    assert_eq!(
+        ids,
+        vec!["w-c6"],
+        "claim: leased, final, undue and foreign skipped"
+    );
+    // The claimed record is updatable with the returned version.
+    let mut w = got[0].clone();
+    w.next_check_at = now + Duration::from_secs(5);
+    s.update_worker(&w).await.expect("update after claim");
+}
+
+async fn lease_expiry_and_release((s, other): StorePair) {
+    let now = t0();
+    s.create_worker(&worker("w-e1", "p", "aws", now))
+        .await
+        .expect("create");
+    s.create_worker(&worker("w-e2", "p", "aws", now))
+        .await
+        .expect("create");
+    let got = s
+        .claim_due(&claim("aws", "r1", 10), now)
+        .await
+        .expect("claim");
+    assert_eq!(got.len(), 2);
+    assert!(
+        other
+            .claim_due(&claim("aws", "r2", 10), now + Duration::from_secs(59))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a live lease blocks other claims"
+    );
+    let after = other
+        .claim_due(&claim("aws", "r2", 10), now + Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(after.len(), 2, "expired leases are claimable");
+    // r1's release is a no-op now: r2 owns them.
+    s.release("w-e1", "r1").await.expect("release");
+    let w = s.get_worker("w-e1").await.expect("get").expect("present");
+    assert_eq!(w.lease_owner.as_deref(), Some("r2"));
+    other.release("w-e1", "r2").await.expect("release");
+    let w = s.get_worker("w-e1").await.expect("get").expect("present");
+    assert_eq!(w.lease_owner, None);
+    assert_eq!(other.release_all("r2").await.expect("release_all"), 1);
+    let again = s
+        .claim_due(&claim("aws", "r3", 10), now + Duration::from_secs(61))
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 2, "released workers are claimable at once");
+}
+
+async fn pool_errors((s, _): StorePair) {
+    for i in 0..3 {
+        s.record_pool_error(&PoolError {
+            pool_id: "p".into(),
+            kind: "capacity_or_quota".into(),
+            title: format!("error {i}"),
+            message: "AllocationFailed".into(),
+            launch_config_id: Some("lc-0".into()),
+            reported_at: t0() + Duration::from_secs(i),
+        })
+        .await
+        .expect("record");
+    }
+    s.record_pool_error(&PoolError {
+        pool_id: "other".into(),
+        kind: "timeout".into(),
+        title: "x".into(),
+        message: "y".into(),
+        launch_config_id: None,
+        reported_at: t0(),
+    })
+    .await
+    .expect("record");
+    let v = s.list_pool_errors("p", 2).await.expect("list");
+    let titles: Vec<&str> = v.iter().map(|e| e.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        vec!["error 2", "error 1"],
+        "pool errors: newest first, limit"
+    );
+    assert_eq!(v[0].launch_config_id.as_deref(), Some("lc-0"));
+    assert_eq!(v[0].reported_at, t0() + Duration::from_secs(2));
+}
+
+async fn concurrent_claims_are_disjoint((a, b): StorePair) {
+    let now = t0();
+    let n = 200;
+    for i in 0..n {
+        a.create_worker(&worker(&format!("w-k{i:03}"), "p", "aws", now))
+            .await
+            .expect("create");
+    }
+    let run = |s: Arc<dyn WorkerStore>, owner: &'static str| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = s
+                .claim_due(&claim("aws", owner, 7), now)
+                .await
+                .expect("claim");
+            if got.is_empty() {
+                break;
+            }
+            mine.extend(got.into_iter().map(|w| w.id().to_string()));
+        }
+        mine
+    };
+    let (x, y) = tokio::join!(
+        tokio::spawn(run(a.clone(), "r1")),
+        tokio::spawn(run(b.clone(), "r2"))
+    );
+    let (x, y) = (x.expect("task"), y.expect("task"));
+    let mut seen = HashSet::new();
+    for id in x.iter().chain(y.iter()) {
+        assert!(seen.insert(id.clone()), "worker {id} was claimed twice");
+    }
+    assert_eq!(seen.len(), n, "every due worker was claimed");
+}

@@ -1,0 +1,170 @@
+//! The in-memory store, for tests and single-process experiments.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Claim, PoolError, WorkerFilter, WorkerStore};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::Worker;
+
+/// Worker records in a `HashMap` behind a mutex.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    workers: HashMap<String, Worker>,
+    errors: Vec<PoolError>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every mutation below is a single map operation, so a poisoned lock
+        // still guards consistent data.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl WorkerStore for MemoryStore {
+    async fn create_worker(&self, worker: &Worker) -> Result<Worker> {
+        let mut g = self.lock();
+        if g.workers.contains_key(worker.id()) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("worker {} already exists", worker.id()),
+            ));
+        }
+        let mut w = worker.clone();
+        w.version = 1;
+        g.workers.insert(w.id().to_string(), w.clone());
+        Ok(w)
+    }
+
+    async fn get_worker(&self, worker_id: &str) -> Result<Option<Worker>> {
+        Ok(self.lock().workers.get(worker_id).cloned())
+    }
+
+    async fn update_worker(&self, worker: &Worker) -> Result<Worker> {
+        let mut g = self.lock();
+        let Some(cur) = g.workers.get_mut(worker.id()) else {
+            return Err(Error::not_found(format!(
+                "worker {} not found",
+                worker.id()
+            )));
+        };
+        if cur.version != worker.version {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "worker {} changed: version {} in store, {} in update",
+                    worker.id(),
+                    cur.version,
+                    worker.version
+                ),
+            ));
+        }
+        let mut w = worker.clone();
+        w.version += 1;
+        *cur = w.clone();
+        Ok(w)
+    }
+
+    async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>> {
+        let g = self.lock();
+        let mut v: Vec<Worker> = g
+            .workers
+            .values()
+            .filter(|w| filter.matches(w))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| {
+            (a.created_at, a.id())
+                .partial_cmp(&(b.created_at, b.id()))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        Ok(v)
+    }
+
+    async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>> {
+        let mut g = self.lock();
+        let mut due: Vec<&mut Worker> = g
+            .workers
+            .values_mut()
+            .filter(|w| {
+                w.spec.provider_id == claim.provider_id
+                    && !w.phase.is_final()
+                    && w.next_check_at <= now
+                    && (w.lease_owner.is_none() || w.lease_expires_at.is_none_or(|t| t <= now))
+            })
+            .collect();
+        due.sort_by_key(|w| w.next_check_at);
+        due.truncate(claim.limit);
+        Ok(due
+            .into_iter()
+            .map(|w| {
+                w.lease_owner = Some(claim.owner.clone());
+                w.lease_expires_at = Some(now + claim.lease);
+                w.version += 1;
+                w.clone()
+            })
+            .collect())
+    }
+
+    async fn release(&self, worker_id: &str, owner: &str) -> Result<()> {
+        let mut g = self.lock();
+        if let Some(w) = g.workers.get_mut(worker_id) {
+            if w.lease_owner.as_deref() == Some(owner) {
+                w.lease_owner = None;
+                w.lease_expires_at = None;
+                w.version += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_all(&self, owner: &str) -> Result<u64> {
+        let mut g = self.lock();
+        let mut n = 0;
+        for w in g.workers.values_mut() {
+            if w.lease_owner.as_deref() == Some(owner) {
+                w.lease_owner = None;
+                w.lease_expires_at = None;
+                w.version += 1;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn delete_worker(&self, worker_id: &str) -> Result<()> {
+        self.lock().workers.remove(worker_id);
+        Ok(())
+    }
+
+    async fn record_pool_error(&self, error: &PoolError) -> Result<()> {
+        self.lock().errors.push(error.clone());
+        Ok(())
+    }
+
+    async fn list_pool_errors(&self, pool_id: &str, limit: usize) -> Result<Vec<PoolError>> {
+        let g = self.lock();
+        Ok(g.errors
+            .iter()
+            .rev()
+            .filter(|e| e.pool_id == pool_id)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}

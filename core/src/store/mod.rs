@@ -1,0 +1,175 @@
+//! Worker stores: where worker records, leases and pool errors live.
+//!
+//! Three implementations share one contract, checked by one
+//! [`conformance`] suite:
+//! - [`MemoryStore`]: for tests;
+//! - [`SqliteStore`]: the embedded default, one file, WAL mode;
+//! - `PostgresStore` (feature `postgres`): several replicas on one database,
+//!   claiming work with `FOR UPDATE SKIP LOCKED` so no two claim the same worker.
+//!
+//! Concurrency has two guards. A **lease** (owner and expiry) says which
+//! runtime instance is stepping a worker; a replica that dies loses its
+//! leases when they expire. A **version** makes every update conditional on
+//! the record not having changed since it was read (optimistic concurrency);
+//! a stale update fails with [`ErrorKind::Conflict`](crate::ErrorKind::Conflict).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::model::{Phase, Worker};
+
+pub mod conformance;
+mod memory;
+mod migrations;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sqlite;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Which workers to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerFilter {
+    /// Only this pool.
+    pub pool_id: Option<String>,
+    /// Only this provider.
+    pub provider_id: Option<String>,
+    /// Only these phases (empty: all).
+    pub phases: Vec<Phase>,
+}
+
+impl WorkerFilter {
+    /// Workers of one pool.
+    pub fn pool(pool_id: impl Into<String>) -> Self {
+        WorkerFilter {
+            pool_id: Some(pool_id.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Restricts to `phases`.
+    pub fn with_phases(mut self, phases: &[Phase]) -> Self {
+        self.phases = phases.to_vec();
+        self
+    }
+
+    /// Whether `w` passes the filter.
+    pub fn matches(&self, w: &Worker) -> bool {
+        self.pool_id.as_ref().is_none_or(|p| &w.spec.pool_id == p)
+            && self
+                .provider_id
+                .as_ref()
+                .is_none_or(|p| &w.spec.provider_id == p)
+            && (self.phases.is_empty() || self.phases.contains(&w.phase))
+    }
+}
+
+/// A claim of due workers for one runtime instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The provider whose workers to claim.
+    pub provider_id: String,
+    /// The lease owner (a runtime instance id).
+    pub owner: String,
+    /// How long the lease lasts.
+    pub lease: Duration,
+    /// At most this many workers.
+    pub limit: usize,
+}
+
+/// An error reported for a pool, like Taskcluster's worker pool errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolError {
+    /// The pool.
+    pub pool_id: String,
+    /// The error kind's stable name.
+    pub kind: String,
+    /// A short title.
+    pub title: String,
+    /// The full message.
+    pub message: String,
+    /// The launch config involved, if any.
+    #[serde(default)]
+    pub launch_config_id: Option<String>,
+    /// When it was reported.
+    #[serde(with = "time::serde::rfc3339")]
+    pub reported_at: OffsetDateTime,
+}
+
+/// Where worker records live.
+///
+/// All methods are cancel-safe at statement granularity: a cancelled call
+/// either applied its single statement or did not.
+#[async_trait]
+pub trait WorkerStore: Send + Sync + std::fmt::Debug {
+    /// Inserts a new worker. Fails with `AlreadyExists` if the id is taken.
+    /// The stored version is 1; the returned record carries it.
+    async fn create_worker(&self, worker: &Worker) -> Result<Worker>;
+
+    /// The worker with this id, if any.
+    async fn get_worker(&self, worker_id: &str) -> Result<Option<Worker>>;
+
+    /// Replaces a worker if its stored version equals `worker.version`; the
+    /// returned record has the new version. `Conflict` if the version moved,
+    /// `NotFound` if the worker is gone. Lease fields are written as given.
+    async fn update_worker(&self, worker: &Worker) -> Result<Worker>;
+
+    /// Workers passing `filter`, oldest first.
+    async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>>;
+
+    /// Leases up to `claim.limit` workers of `claim.provider_id` that are due
+    /// (`next_check_at <= now`), not in a final phase, and not leased (or
+    /// whose lease expired), earliest due first. Each claimed record's
+    /// version is bumped and returned with the lease set.
+    async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>>;
+
+    /// Drops `owner`'s lease on a worker (no-op if not held by `owner`).
+    async fn release(&self, worker_id: &str, owner: &str) -> Result<()>;
+
+    /// Drops every lease `owner` holds (clean shutdown).
+    async fn release_all(&self, owner: &str) -> Result<u64>;
+
+    /// Deletes a worker record (expiry of stopped workers).
+    async fn delete_worker(&self, worker_id: &str) -> Result<()>;
+
+    /// Records a pool error.
+    async fn record_pool_error(&self, error: &PoolError) -> Result<()>;
+
+    /// A pool's errors, newest first, at most `limit`.
+    async fn list_pool_errors(&self, pool_id: &str, limit: usize) -> Result<Vec<PoolError>>;
+}
+
+/// Opens a store from a URL: `memory:`, `sqlite:PATH` (or a bare path
+/// ending in `.db`), or `postgres://...` (with the `postgres` feature).
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn WorkerStore>> {
+    if url == "memory:" {
+        return Ok(std::sync::Arc::new(MemoryStore::new()));
+    }
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(crate::Error::invalid_config(
+            "store",
+            "PostgreSQL support is not compiled in (enable skyfleet-core's `postgres` feature)",
+        ));
+    }
+    if url.ends_with(".db") {
+        return Ok(std::sync::Arc::new(SqliteStore::open(url).await?));
+    }
+    Err(crate::Error::invalid_config(
+        "store",
+        format!("unrecognised store URL `{url}` (expected memory:, sqlite:PATH or postgres://...)"),
+    ))
+}
