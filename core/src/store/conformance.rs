@@ -69,6 +69,7 @@ where
     claim_rules(make().await).await;
     lease_expiry_and_release(make().await).await;
     pool_errors(make().await).await;
+    pool_leases(make().await).await;
     concurrent_claims_are_disjoint(make().await).await;
 }
 
@@ -276,6 +277,47 @@ async fn pool_errors((s, _): StorePair) {
     );
     assert_eq!(v[0].launch_config_id.as_deref(), Some("lc-0"));
     assert_eq!(v[0].reported_at, t0() + Duration::from_secs(2));
+}
+
+async fn pool_leases((a, b): StorePair) {
+    let now = t0();
+    let lease = Duration::from_secs(30);
+    assert!(a
+        .acquire_pool_lease("p", "r1", now, lease)
+        .await
+        .expect("lease"));
+    assert!(
+        !b.acquire_pool_lease("p", "r2", now, lease)
+            .await
+            .expect("lease"),
+        "held by r1"
+    );
+    assert!(
+        b.acquire_pool_lease("q", "r2", now, lease)
+            .await
+            .expect("lease"),
+        "other pool free"
+    );
+    assert!(a
+        .acquire_pool_lease("p", "r1", now + Duration::from_secs(10), lease)
+        .await
+        .expect("renew"));
+    assert!(
+        !b.acquire_pool_lease("p", "r2", now + Duration::from_secs(39), lease)
+            .await
+            .expect("lease"),
+        "renewed lease still held"
+    );
+    assert!(
+        b.acquire_pool_lease("p", "r2", now + Duration::from_secs(40), lease)
+            .await
+            .expect("lease"),
+        "expired lease taken over"
+    );
+    assert!(!a
+        .acquire_pool_lease("p", "r1", now + Duration::from_secs(41), lease)
+        .await
+        .expect("lease"));
 }
 
 async fn concurrent_claims_are_disjoint((a, b): StorePair) {

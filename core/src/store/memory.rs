@@ -20,6 +20,7 @@ pub struct MemoryStore {
 struct Inner {
     workers: HashMap<String, Worker>,
     errors: Vec<PoolError>,
+    pool_leases: HashMap<String, (String, OffsetDateTime)>,
 }
 
 impl MemoryStore {
@@ -150,6 +151,23 @@ impl WorkerStore for MemoryStore {
     async fn delete_worker(&self, worker_id: &str) -> Result<()> {
         self.lock().workers.remove(worker_id);
         Ok(())
+    }
+
+    async fn acquire_pool_lease(
+        &self,
+        pool_id: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        let mut g = self.lock();
+        let held = g.pool_leases.get(pool_id);
+        if held.is_some_and(|(o, until)| o != owner && *until > now) {
+            return Ok(false);
+        }
+        g.pool_leases
+            .insert(pool_id.to_string(), (owner.to_string(), now + lease));
+        Ok(true)
     }
 
     async fn record_pool_error(&self, error: &PoolError) -> Result<()> {

@@ -7,7 +7,8 @@
 //! (phase, provider, due time, lease, version) kept beside it.
 
 /// SQLite migrations.
-pub const SQLITE: &[&str] = &[r#"
+pub const SQLITE: &[&str] = &[
+    r#"
 CREATE TABLE workers (
     worker_id        TEXT PRIMARY KEY NOT NULL,
     pool_id          TEXT NOT NULL,
@@ -34,11 +35,20 @@ CREATE TABLE pool_errors (
     reported_at      INTEGER NOT NULL
 );
 CREATE INDEX pool_errors_pool ON pool_errors (pool_id, error_id);
-"#];
+"#,
+    r#"
+CREATE TABLE pool_leases (
+    pool_id          TEXT PRIMARY KEY NOT NULL,
+    owner            TEXT NOT NULL,
+    expires_at       INTEGER NOT NULL
+);
+"#,
+];
 
 /// PostgreSQL migrations.
 #[cfg(feature = "postgres")]
-pub const POSTGRES: &[&str] = &[r#"
+pub const POSTGRES: &[&str] = &[
+    r#"
 CREATE TABLE workers (
     worker_id        TEXT PRIMARY KEY NOT NULL,
     pool_id          TEXT NOT NULL,
@@ -65,7 +75,15 @@ CREATE TABLE pool_errors (
     reported_at      BIGINT NOT NULL
 );
 CREATE INDEX pool_errors_pool ON pool_errors (pool_id, error_id);
-"#];
+"#,
+    r#"
+CREATE TABLE pool_leases (
+    pool_id          TEXT PRIMARY KEY NOT NULL,
+    owner            TEXT NOT NULL,
+    expires_at       BIGINT NOT NULL
+);
+"#,
+];
 
 /// Splits a migration into statements (they contain no semicolons inside
 /// literals, so a plain split is exact).

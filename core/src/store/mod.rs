@@ -139,6 +139,18 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// Deletes a worker record (expiry of stopped workers).
     async fn delete_worker(&self, worker_id: &str) -> Result<()>;
 
+    /// Takes or renews the provisioning lease of a pool for `owner` until
+    /// `now + lease`. `true` if `owner` holds it afterwards; `false` if another
+    /// owner holds an unexpired lease. Only the holder provisions a pool, so
+    /// replicas sharing a database never double-provision.
+    async fn acquire_pool_lease(
+        &self,
+        pool_id: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<bool>;
+
     /// Records a pool error.
     async fn record_pool_error(&self, error: &PoolError) -> Result<()>;
 

@@ -300,6 +300,30 @@ impl WorkerStore for SqliteStore {
         Ok(())
     }
 
+    async fn acquire_pool_lease(
+        &self,
+        pool_id: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        // One statement: insert, or take over if ours or expired; a row
+        // held by someone else is left alone (0 rows affected).
+        let r = sqlx::query(
+            "INSERT INTO pool_leases (pool_id, owner, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (pool_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE pool_leases.owner = excluded.owner OR pool_leases.expires_at <= ?",
+        )
+        .bind(pool_id)
+        .bind(owner)
+        .bind(to_millis(now + lease))
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_err("acquire pool lease", e))?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn record_pool_error(&self, error: &PoolError) -> Result<()> {
         sqlx::query(
             "INSERT INTO pool_errors (pool_id, kind, title, message, launch_config_id, reported_at) \
