@@ -1,1 +1,240 @@
 //! Shared transport: the tower stack every provider's HTTP calls flow through.
+//!
+//! Worker managers fail in recognisable ways: calls that hang for minutes,
+//! 429 storms, retry layers stacked on retry layers multiplying attempts, one
+//! cloud's slowness starving another. This module answers all of them with
+//! one reusable stack, built by [`Transport::builder`], outermost first:
+//!
+//! ```text
+//! call metrics/span -> timeout(overall) -> retry(policy, budget)
+//!   -> rate limit(shared, keyed, pause-on-throttle) -> concurrency(per key)
+//!   -> timeout(per attempt) -> attempt metrics/span -> client (reqwest)
+//! ```
+//!
+//! Why this order: the rate limit sits *inside* the retry so that every
+//! attempt, not every call, pays for a token (a retry is load on the cloud
+//! like any other call); the per-attempt timeout sits inside the limiter and
+//! semaphore so waiting for a slot is not counted against an attempt, while
+//! the overall timeout bounds everything, waits included. Only one layer
+//! retries: the AWS SDK's own retries are disabled when it runs on this stack
+//! (see `skyfleet_aws::connector`).
+//!
+//! Every layer's state (limiters, pauses, semaphores, retry budgets,
+//! counters) lives behind `Arc`s created once per [`Transport`]: clones of
+//! the transport, or of its [`HttpService`], share it. tower's own
+//! `RateLimit` does not (its state is per service value), which is why this
+//! module has its own [`RateLimitLayer`].
+//!
+//! State is keyed per [`Key`]: provider, account (subscription, project),
+//! region and [`ApiClass`], the granularity at which the clouds meter.
+//! Providers set it on each request:
+//!
+//! ```no_run
+//! # async fn run() -> skyfleet_core::Result<()> {
+//! use bytes::Bytes;
+//! use skyfleet_core::transport::{error_for_status, ApiClass, Key, RequestExt, Transport, TransportConfig};
+//!
+//! let transport = Transport::builder()
+//!     .config(TransportConfig::default())
+//!     .build()?;
+//! let req = http::Request::get("https://management.azure.com/subscriptions/s/providers?api-version=2022-12-01")
+//!     .body(Bytes::new())
+//!     .map_err(|e| skyfleet_core::Error::internal(e.to_string()))?
+//!     .with_key(Key::new("azure", "s", "westeurope", ApiClass::Read))
+//!     .with_operation("providers.list");
+//! let resp = error_for_status(transport.send(req).await?)?;
+//! # let _ = resp; Ok(()) }
+//! ```
+//!
+//! The stack is a `tower::util::BoxCloneSyncService` ([`HttpService`]: a
+//! `BoxCloneService` that is also `Sync`, so a provider can share it by
+//! reference), so users can wrap it in their own layers, or build their own
+//! stack from the public layers.
+
+mod classify;
+mod client;
+mod concurrency;
+mod config;
+mod key;
+mod metrics;
+mod rate_limit;
+mod retry;
+mod timeout;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::retry::RetryLayer;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+pub use classify::{classify_response, error_for_status, parse_retry_after, retry_after, Outcome};
+pub use client::ReqwestService;
+pub use concurrency::{Concurrency, ConcurrencyLayer};
+pub use config::{Backoff, Budget, Limit, Timeouts, TransportConfig};
+pub use key::{is_idempotent, ApiClass, Attempt, Idempotent, Key, Operation, RequestExt};
+pub use metrics::{
+    AttemptMetrics, AttemptMetricsLayer, CallMetrics, CallMetricsLayer, KeyStats, Metrics,
+    MetricsSnapshot,
+};
+pub use rate_limit::{RateLimit, RateLimitLayer, TokioClock, TokioInstant};
+pub use retry::{RetryBudget, RetryInfo, RetryPolicy, StopReason};
+pub use timeout::{Timeout, TimeoutLayer, TimeoutScope};
+
+use crate::{Error, Result};
+
+/// The type-erased, cloneable (and `Sync`) service every provider calls.
+pub type HttpService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, Error>;
+
+/// Builds a [`Transport`].
+#[derive(Debug, Default)]
+pub struct TransportBuilder {
+    config: TransportConfig,
+    metrics: Option<Metrics>,
+}
+
+impl TransportBuilder {
+    /// Uses `config` (default: [`TransportConfig::default`]).
+    pub fn config(mut self, config: TransportConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Records into existing `metrics` (to aggregate several stacks);
+    /// default: a fresh [`Metrics`].
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Validates the config and builds the stack over a reqwest client.
+    pub fn build(self) -> Result<Transport> {
+        self.config.validate()?;
+        let client = ReqwestService::from_config(&self.config)?;
+        self.build_with(client)
+    }
+
+    /// Validates the config and builds the stack over `client`, any service
+    /// of the same shape (an in-process fake, a hyper client, a client with
+    /// extra layers such as request signing).
+    pub fn build_with<S>(self, client: S) -> Result<Transport>
+    where
+        S: Service<Request<Bytes>, Response = Response<Bytes>, Error = Error>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.config.validate()?;
+        let config = Arc::new(self.config);
+        let metrics = self.metrics.unwrap_or_default();
+        let rate_limit = RateLimitLayer::new(config.clone(), metrics.clone());
+        let concurrency = ConcurrencyLayer::new(config.max_concurrency());
+        let policy = RetryPolicy::new(config.clone(), metrics.clone());
+        let budget = policy.budget().clone();
+        let service = ServiceBuilder::new()
+            .layer(CallMetricsLayer::new(metrics.clone()))
+            .layer(TimeoutLayer::new(
+                config.clone(),
+                metrics.clone(),
+                TimeoutScope::Overall,
+            ))
+            .layer(RetryLayer::new(policy))
+            .layer(rate_limit.clone())
+            .layer(concurrency.clone())
+            .layer(TimeoutLayer::new(
+                config.clone(),
+                metrics.clone(),
+                TimeoutScope::Attempt,
+            ))
+            .layer(AttemptMetricsLayer::new(metrics.clone()))
+            .service(client);
+        Ok(Transport {
+            service: BoxCloneSyncService::new(service),
+            metrics,
+            rate_limit,
+            concurrency,
+            budget,
+            config,
+        })
+    }
+}
+
+/// The assembled stack and handles on its shared state. Cheap to clone;
+/// clones share limiters, budgets and counters.
+#[derive(Clone)]
+pub struct Transport {
+    service: HttpService,
+    metrics: Metrics,
+    rate_limit: RateLimitLayer,
+    concurrency: ConcurrencyLayer,
+    budget: RetryBudget,
+    config: Arc<TransportConfig>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A builder with the default config.
+    pub fn builder() -> TransportBuilder {
+        TransportBuilder::default()
+    }
+
+    /// A clone of the stack as a boxed service (to wrap in more layers).
+    pub fn service(&self) -> HttpService {
+        self.service.clone()
+    }
+
+    /// Sends one request through the stack.
+    pub async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>> {
+        self.service.clone().oneshot(req).await
+    }
+
+    /// The shared counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The shared rate limiter (to inspect or impose pauses).
+    pub fn rate_limiter(&self) -> &RateLimitLayer {
+        &self.rate_limit
+    }
+
+    /// The shared per-key semaphores.
+    pub fn concurrency(&self) -> &ConcurrencyLayer {
+        &self.concurrency
+    }
+
+    /// The shared retry budget.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.budget
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &TransportConfig {
+        &self.config
+    }
+}
+
+impl Service<Request<Bytes>> for Transport {
+    type Response = Response<Bytes>;
+    type Error = Error;
+    type Future = <HttpService as Service<Request<Bytes>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        self.service.call(req)
+    }
+}

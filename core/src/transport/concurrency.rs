@@ -1,0 +1,107 @@
+//! [`ConcurrencyLayer`]: at most N calls in flight per key, shared by every
+//! clone.
+//!
+//! A rate limit bounds how often calls start, not how many are outstanding;
+//! when a cloud slows down, calls pile up. A semaphore per key caps that pile
+//! (and so the sockets and memory one slow account or region can hold), and
+//! because it is per key one cloud's slowness cannot starve another's calls.
+//! Like tower's `GlobalConcurrencyLimitLayer`, cloning shares the semaphores.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tokio::sync::Semaphore;
+use tower::{Layer, Service, ServiceExt};
+
+use super::key::{Key, RequestExt};
+use crate::{Error, ErrorKind};
+
+#[derive(Debug)]
+struct Shared {
+    max: usize,
+    semaphores: Mutex<HashMap<Key, Arc<Semaphore>>>,
+}
+
+impl Shared {
+    fn semaphore(&self, key: &Key) -> Arc<Semaphore> {
+        let mut map = self
+            .semaphores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entry(key.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max)))
+            .clone()
+    }
+}
+
+/// Limits the calls in flight per key to `max`.
+#[derive(Debug, Clone)]
+pub struct ConcurrencyLayer {
+    shared: Arc<Shared>,
+}
+
+impl ConcurrencyLayer {
+    /// A layer admitting `max` concurrent calls per key.
+    pub fn new(max: usize) -> Self {
+        ConcurrencyLayer {
+            shared: Arc::new(Shared {
+                max,
+                semaphores: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The permits of `key` not in use now.
+    pub fn available(&self, key: &Key) -> usize {
+        self.shared.semaphore(key).available_permits()
+    }
+}
+
+impl<S> Layer<S> for ConcurrencyLayer {
+    type Service = Concurrency<S>;
+    fn layer(&self, inner: S) -> Concurrency<S> {
+        Concurrency {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`ConcurrencyLayer`].
+#[derive(Debug, Clone)]
+pub struct Concurrency<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<Request<Bytes>> for Concurrency<S>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = Error> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Bytes>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // The semaphore depends on the request's key: acquired in `call`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let inner = self.inner.clone();
+        let sem = self.shared.semaphore(&req.transport_key());
+        Box::pin(async move {
+            let _permit = sem
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::new(ErrorKind::Internal, "concurrency semaphore closed"))?;
+            inner.oneshot(req).await
+        })
+    }
+}

@@ -1,0 +1,386 @@
+//! Observability: a tracing span per call and per attempt, `metrics` crate
+//! counters and histograms per key and status, and an in-process
+//! [`Metrics`] handle whose [`Metrics::snapshot`] tests and benches read.
+//!
+//! Metric names (labels `provider`, `account`, `region`, `class`, plus
+//! `status` where it applies; export them with any `metrics` recorder, e.g. a
+//! Prometheus exporter):
+//!
+//! - `skyfleet_transport_calls_total` (`status`: the final HTTP status or the
+//!   error kind) and `skyfleet_transport_call_seconds`;
+//! - `skyfleet_transport_attempts_total` and `skyfleet_transport_attempt_seconds`;
+//! - `skyfleet_transport_retries_total`, `skyfleet_transport_throttles_total`,
+//!   `skyfleet_transport_timeouts_total` (`scope`: `attempt` or `overall`),
+//!   `skyfleet_transport_retry_budget_exhausted_total`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use super::key::{Key, RequestExt};
+use crate::Error;
+
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    throttles: AtomicU64,
+    timeouts: AtomicU64,
+    budget_exhausted: AtomicU64,
+    errors: AtomicU64,
+    statuses: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// The counters of one key at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyStats {
+    /// Calls made (each may take several attempts).
+    pub calls: u64,
+    /// HTTP exchanges attempted.
+    pub attempts: u64,
+    /// Retries started by the retry policy.
+    pub retries: u64,
+    /// Throttle answers seen (each pauses the key).
+    pub throttles: u64,
+    /// Attempts or calls cut by a timeout.
+    pub timeouts: u64,
+    /// Retries refused because the key's retry budget was empty.
+    pub budget_exhausted: u64,
+    /// Attempts that ended in an error without an HTTP response (connection
+    /// errors; attempts cut by a timeout are counted in `timeouts`).
+    pub errors: u64,
+    /// Attempts per HTTP status received.
+    pub statuses: BTreeMap<u16, u64>,
+}
+
+impl KeyStats {
+    fn add(&mut self, o: &KeyStats) {
+        self.calls += o.calls;
+        self.attempts += o.attempts;
+        self.retries += o.retries;
+        self.throttles += o.throttles;
+        self.timeouts += o.timeouts;
+        self.budget_exhausted += o.budget_exhausted;
+        self.errors += o.errors;
+        for (s, n) in &o.statuses {
+            *self.statuses.entry(*s).or_default() += n;
+        }
+    }
+}
+
+/// The counters of every key seen, at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Per key.
+    pub keys: BTreeMap<Key, KeyStats>,
+}
+
+impl MetricsSnapshot {
+    /// The counters of `key` (zero when never seen).
+    pub fn get(&self, key: &Key) -> KeyStats {
+        self.keys.get(key).cloned().unwrap_or_default()
+    }
+
+    /// The sum over every key.
+    pub fn total(&self) -> KeyStats {
+        let mut t = KeyStats::default();
+        for s in self.keys.values() {
+            t.add(s);
+        }
+        t
+    }
+}
+
+/// The shared, cloneable in-process counters of a transport stack. Every
+/// layer that observes an event records it here; every clone sees the same
+/// numbers.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    keys: Arc<Mutex<HashMap<Key, Arc<Counters>>>>,
+}
+
+fn labels(key: &Key) -> [(&'static str, String); 4] {
+    [
+        ("provider", key.provider().to_owned()),
+        ("account", key.account().to_owned()),
+        ("region", key.region().to_owned()),
+        ("class", key.class().as_str().to_owned()),
+    ]
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Empty counters.
+    pub fn new() -> Self {
+        Metrics::default()
+    }
+
+    fn counters(&self, key: &Key) -> Arc<Counters> {
+        // A poisoned lock only means another thread panicked mid-insert; the
+        // map itself is still usable.
+        let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = map.get(key) {
+            return c.clone();
+        }
+        let c = Arc::new(Counters::default());
+        map.insert(key.clone(), c.clone());
+        c
+    }
+
+    /// A copy of every key's counters.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let keys = map
+            .iter()
+            .map(|(k, c)| {
+                let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                let stats = KeyStats {
+                    calls: l(&c.calls),
+                    attempts: l(&c.attempts),
+                    retries: l(&c.retries),
+                    throttles: l(&c.throttles),
+                    timeouts: l(&c.timeouts),
+                    budget_exhausted: l(&c.budget_exhausted),
+                    errors: l(&c.errors),
+                    statuses: c
+                        .statuses
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                };
+                (k.clone(), stats)
+            })
+            .collect();
+        MetricsSnapshot { keys }
+    }
+
+    pub(crate) fn record_call(&self, key: &Key, status: &str, seconds: f64) {
+        bump(&self.counters(key).calls);
+        let mut l = labels(key).to_vec();
+        l.push(("status", status.to_owned()));
+        metrics::counter!("skyfleet_transport_calls_total", &l).increment(1);
+        metrics::histogram!("skyfleet_transport_call_seconds", &l).record(seconds);
+    }
+
+    pub(crate) fn record_attempt_start(&self, key: &Key) {
+        bump(&self.counters(key).attempts);
+    }
+
+    pub(crate) fn record_attempt_end(&self, key: &Key, status: Option<u16>, seconds: f64) {
+        let c = self.counters(key);
+        let status_label = match status {
+            Some(s) => {
+                *c.statuses
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(s)
+                    .or_default() += 1;
+                s.to_string()
+            }
+            None => {
+                bump(&c.errors);
+                "error".to_owned()
+            }
+        };
+        let mut l = labels(key).to_vec();
+        l.push(("status", status_label));
+        metrics::counter!("skyfleet_transport_attempts_total", &l).increment(1);
+        metrics::histogram!("skyfleet_transport_attempt_seconds", &l).record(seconds);
+    }
+
+    pub(crate) fn record_retry(&self, key: &Key) {
+        bump(&self.counters(key).retries);
+        metrics::counter!("skyfleet_transport_retries_total", &labels(key)).increment(1);
+    }
+
+    pub(crate) fn record_throttle(&self, key: &Key) {
+        bump(&self.counters(key).throttles);
+        metrics::counter!("skyfleet_transport_throttles_total", &labels(key)).increment(1);
+    }
+
+    pub(crate) fn record_timeout(&self, key: &Key, scope: &'static str) {
+        bump(&self.counters(key).timeouts);
+        let mut l = labels(key).to_vec();
+        l.push(("scope", scope.to_owned()));
+        metrics::counter!("skyfleet_transport_timeouts_total", &l).increment(1);
+    }
+
+    pub(crate) fn record_budget_exhausted(&self, key: &Key) {
+        bump(&self.counters(key).budget_exhausted);
+        metrics::counter!(
+            "skyfleet_transport_retry_budget_exhausted_total",
+            &labels(key)
+        )
+        .increment(1);
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Outermost layer: one `skyfleet.transport.call` span per call (provider,
+/// account, region, class, operation, final status), the calls counter and
+/// the whole-call latency.
+#[derive(Debug, Clone)]
+pub struct CallMetricsLayer {
+    metrics: Metrics,
+}
+
+impl CallMetricsLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        CallMetricsLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for CallMetricsLayer {
+    type Service = CallMetrics<S>;
+    fn layer(&self, inner: S) -> CallMetrics<S> {
+        CallMetrics {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service of [`CallMetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct CallMetrics<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S> Service<Request<Bytes>> for CallMetrics<S>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = Error>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Bytes>;
+    type Error = Error;
+    type Future = BoxFuture<Result<Response<Bytes>, Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let key = req.transport_key();
+        let span = tracing::debug_span!(
+            "skyfleet.transport.call",
+            provider = key.provider(),
+            account = key.account(),
+            region = key.region(),
+            class = key.class().as_str(),
+            operation = req.operation(),
+            status = tracing::field::Empty,
+        );
+        let metrics = self.metrics.clone();
+        let fut = {
+            let _e = span.enter();
+            self.inner.call(req)
+        };
+        let span2 = span.clone();
+        Box::pin(
+            async move {
+                let start = Instant::now();
+                let res = fut.await;
+                let status = match &res {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(e) => e.kind().name().to_owned(),
+                };
+                span2.record("status", status.as_str());
+                metrics.record_call(&key, &status, start.elapsed().as_secs_f64());
+                res
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Innermost layer (just above the client): one `skyfleet.transport.attempt`
+/// span per HTTP exchange (attempt number, status), the attempts counter per
+/// status and the attempt latency.
+#[derive(Debug, Clone)]
+pub struct AttemptMetricsLayer {
+    metrics: Metrics,
+}
+
+impl AttemptMetricsLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        AttemptMetricsLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for AttemptMetricsLayer {
+    type Service = AttemptMetrics<S>;
+    fn layer(&self, inner: S) -> AttemptMetrics<S> {
+        AttemptMetrics {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service of [`AttemptMetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct AttemptMetrics<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S> Service<Request<Bytes>> for AttemptMetrics<S>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = Error>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Bytes>;
+    type Error = Error;
+    type Future = BoxFuture<Result<Response<Bytes>, Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let key = req.transport_key();
+        let span = tracing::debug_span!(
+            "skyfleet.transport.attempt",
+            attempt = req.attempt(),
+            status = tracing::field::Empty,
+        );
+        let metrics = self.metrics.clone();
+        metrics.record_attempt_start(&key);
+        let fut = {
+            let _e = span.enter();
+            self.inner.call(req)
+        };
+        let span2 = span.clone();
+        Box::pin(
+            async move {
+                let start = Instant::now();
+                let res = fut.await;
+                let status = res.as_ref().ok().map(|r| r.status().as_u16());
+                match status {
+                    Some(s) => span2.record("status", s),
+                    None => span2.record("status", "error"),
+                };
+                metrics.record_attempt_end(&key, status, start.elapsed().as_secs_f64());
+                res
+            }
+            .instrument(span),
+        )
+    }
+}

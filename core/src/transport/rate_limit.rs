@@ -1,0 +1,308 @@
+//! [`RateLimitLayer`]: GCRA limits per key, shared by every clone, with
+//! pause-on-throttle.
+//!
+//! tower's own `RateLimit` keeps its state in each service value, so every
+//! clone of a client gets a fresh allowance: ten clones of a "5 req/s" client
+//! send 50 req/s. Clouds meter per account, region and class, not per client
+//! value, so here all state lives behind one `Arc` created with the layer:
+//! every service the layer (or any clone of it) produces draws on the same
+//! [`governor`] limiter for a given key.
+//!
+//! Waiting callers sleep until the limiter's next slot plus a small random
+//! jitter, so callers woken together do not all hit the limiter at the same
+//! instant.
+//!
+//! When a response says the cloud throttled us (see
+//! [`classify_response`](super::classify_response)), the whole key is
+//! **paused** until the delay the cloud named (clamped to
+//! [`TransportConfig::with_max_throttle_pause`](super::TransportConfig::with_max_throttle_pause)),
+//! like a queue pause: the other callers of that key wait instead of each
+//! learning about the throttle by being throttled. Other keys are untouched.
+//!
+//! The limiter reads tokio's clock, so tests with a paused clock
+//! (`tokio::time::pause`) are deterministic.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::ops::Add;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use governor::clock::{Clock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use http::{Request, Response};
+use rand::Rng;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+
+use super::classify::{classify_response, Outcome};
+use super::config::{Limit, TransportConfig};
+use super::key::{Key, RequestExt};
+use super::metrics::Metrics;
+use crate::Error;
+
+/// A [`governor`] time reference on tokio's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokioInstant(Instant);
+
+impl Add<Nanos> for TokioInstant {
+    type Output = TokioInstant;
+    fn add(self, n: Nanos) -> TokioInstant {
+        TokioInstant(self.0 + Duration::from(n))
+    }
+}
+
+impl Reference for TokioInstant {
+    fn duration_since(&self, earlier: Self) -> Nanos {
+        Nanos::from(self.0.saturating_duration_since(earlier.0))
+    }
+
+    fn saturating_sub(&self, d: Nanos) -> Self {
+        match self.0.checked_sub(Duration::from(d)) {
+            Some(i) => TokioInstant(i),
+            None => *self,
+        }
+    }
+}
+
+/// A [`governor`] clock reading `tokio::time::Instant::now()`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = TokioInstant;
+    fn now(&self) -> TokioInstant {
+        TokioInstant(Instant::now())
+    }
+}
+
+type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
+
+/// Which bucket a request draws on: its key with the class replaced by the
+/// bucket class, plus the operation when it has its own limit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BucketId {
+    key: Key,
+    operation: Option<String>,
+}
+
+struct Bucket {
+    limiter: Gcra,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Bucket {
+    fn new(limit: Limit) -> Bucket {
+        // Validation (TransportConfig::validate) guarantees count, per and
+        // burst are non-zero; the fallbacks only keep this total.
+        let quota = Quota::with_period(limit.replenish_interval())
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN));
+        Bucket {
+            limiter: RateLimiter::direct_with_clock(quota, TokioClock),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    fn paused_until(&self) -> Option<Instant> {
+        *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pause_until(&self, until: Instant) {
+        let mut p = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if p.is_none_or(|cur| cur < until) {
+            *p = Some(until);
+        }
+    }
+}
+
+struct Shared {
+    config: Arc<TransportConfig>,
+    metrics: Metrics,
+    buckets: Mutex<HashMap<BucketId, Arc<Bucket>>>,
+}
+
+impl Shared {
+    fn bucket(&self, key: &Key, operation: &str) -> Arc<Bucket> {
+        let (id, limit) = match self.config.operation_limit(key.provider(), operation) {
+            Some(limit) => (
+                BucketId {
+                    key: key.clone(),
+                    operation: Some(operation.to_owned()),
+                },
+                limit,
+            ),
+            None => {
+                let (class, limit) = self.config.limit_for(key.provider(), key.class());
+                (
+                    BucketId {
+                        key: key.with_class(class),
+                        operation: None,
+                    },
+                    limit,
+                )
+            }
+        };
+        let mut map = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(id)
+            .or_insert_with(|| Arc::new(Bucket::new(limit)))
+            .clone()
+    }
+
+    fn jitter(&self) -> Duration {
+        let max = self.config.limiter_jitter;
+        if max.is_zero() {
+            return Duration::ZERO;
+        }
+        let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(rand::rng().random_range(0..=nanos))
+    }
+
+    /// Waits until the bucket is neither paused nor empty, then takes a token.
+    async fn acquire(&self, bucket: &Bucket) {
+        loop {
+            if let Some(until) = bucket.paused_until() {
+                if until > Instant::now() {
+                    tokio::time::sleep_until(until + self.jitter()).await;
+                    continue;
+                }
+            }
+            match bucket.limiter.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(TokioClock.now());
+                    tokio::time::sleep(wait + self.jitter()).await;
+                }
+            }
+        }
+    }
+
+    fn throttled(&self, key: &Key, bucket: &Bucket, retry_after: Option<Duration>) {
+        let pause = retry_after
+            .unwrap_or(self.config.default_throttle_pause)
+            .min(self.config.max_throttle_pause);
+        tracing::info!(key = %key, pause_ms = pause.as_millis() as u64, "throttled: pausing key");
+        self.metrics.record_throttle(key);
+        bucket.pause_until(Instant::now() + pause);
+    }
+}
+
+/// Applies the per-key limits of a [`TransportConfig`]; every service it
+/// produces, and every clone of those, shares one set of limiters.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitLayer").finish_non_exhaustive()
+    }
+}
+
+impl RateLimitLayer {
+    /// A layer with the limits of `config`, counting throttles in `metrics`.
+    pub fn new(config: Arc<TransportConfig>, metrics: Metrics) -> Self {
+        RateLimitLayer {
+            shared: Arc::new(Shared {
+                config,
+                metrics,
+                buckets: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Pauses `key` (all its callers) for `pause`, clamped like a throttle's.
+    pub fn pause(&self, key: &Key, pause: Duration) {
+        let bucket = self.shared.bucket(key, "");
+        let pause = pause.min(self.shared.config.max_throttle_pause);
+        bucket.pause_until(Instant::now() + pause);
+    }
+
+    /// How long `key` remains paused, if it is.
+    pub fn paused_for(&self, key: &Key) -> Option<Duration> {
+        let until = self.shared.bucket(key, "").paused_until()?;
+        let now = Instant::now();
+        (until > now).then(|| until - now)
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for RateLimit<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request<Bytes>> for RateLimit<S>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = Error> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Bytes>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Readiness depends on the request's key, so the wait happens in
+        // `call`; the inner service is driven to readiness there too.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let inner = self.inner.clone();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let key = req.transport_key();
+            let bucket = shared.bucket(&key, req.operation());
+            shared.acquire(&bucket).await;
+            let res = inner.oneshot(req).await;
+            if let Ok(resp) = &res {
+                if let Outcome::Throttled { retry_after } = classify_response(resp) {
+                    shared.throttled(&key, &bucket, retry_after);
+                    // An operation with its own bucket still belongs to its
+                    // class: a throttle pauses the class too.
+                    let class_bucket = shared.bucket(&key, "");
+                    if !Arc::ptr_eq(&class_bucket, &bucket) {
+                        class_bucket.pause_until(
+                            Instant::now()
+                                + retry_after
+                                    .unwrap_or(shared.config.default_throttle_pause)
+                                    .min(shared.config.max_throttle_pause),
+                        );
+                    }
+                }
+            }
+            res
+        })
+    }
+}
