@@ -12,11 +12,14 @@
 //! - [`store`]: memory, SQLite (embedded default) and PostgreSQL (replicas),
 //!   with leases and optimistic concurrency.
 //! - [`transport`]: the tower stack every cloud call flows through.
+//! - [`fleet`]: the runtime a worker-manager embeds: provisioner, per-provider
+//!   scanners, estimator, orphan sweeper.
 //! - [`testing`]: an in-memory fake cloud and provider for tests.
 #![warn(missing_docs)]
 
 pub mod clock;
 pub mod error;
+pub mod fleet;
 pub mod model;
 pub mod operation;
 pub mod provider;

@@ -473,6 +473,9 @@ pub struct Worker {
     /// The last error, if any.
     #[serde(default)]
     pub last_error: Option<WorkerError>,
+    /// Step errors in a row (reset by a successful step); paces retries.
+    #[serde(default)]
+    pub step_errors: u32,
     /// Why the worker is being (or was) removed, if it is.
     #[serde(default)]
     pub removal_reason: Option<String>,
@@ -500,6 +503,7 @@ impl Worker {
             lease_owner: None,
             lease_expires_at: None,
             last_error: None,
+            step_errors: 0,
             removal_reason: None,
             created_at: now,
             running_at: None,

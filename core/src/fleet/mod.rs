@@ -1,0 +1,453 @@
+//! The fleet runtime a worker-manager embeds: provisioner, per-provider
+//! scanners, estimator and orphan sweeper over one [`WorkerStore`].
+//!
+//! ```no_run
+//! # async fn run() -> skyfleet_core::Result<()> {
+//! use std::sync::Arc;
+//! use skyfleet_core::fleet::{Fleet, FixedDemand};
+//! use skyfleet_core::store::SqliteStore;
+//! use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
+//! # let pool: skyfleet_core::PoolConfig = todo!();
+//!
+//! let demand = FixedDemand::new();
+//! let fleet = Fleet::builder()
+//!     .store(Arc::new(SqliteStore::open("fleet.db").await?))
+//!     .provider(Arc::new(TestingProvider::new("testing", TestingCloud::new(TestingConfig::default()))))
+//!     .pool(pool)
+//!     .demand(Arc::new(demand.clone()))
+//!     .build()?;
+//! let cancel = tokio_util::sync::CancellationToken::new();
+//! fleet.run(cancel.clone()).await?; // until cancel.cancel()
+//! # Ok(()) }
+//! ```
+//!
+//! Several replicas may run on one PostgreSQL database: scanners split
+//! workers through the store's leases, provisioners split pools through pool
+//! leases, and a replica that dies loses both when they expire.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{DesiredState, Phase, PoolConfig};
+use crate::provider::DynProvider;
+use crate::store::WorkerStore;
+
+pub mod demand;
+pub mod estimator;
+pub mod lifecycle;
+pub mod provisioner;
+mod scanner;
+pub mod sweeper;
+
+pub use demand::{Demand, FixedDemand, HttpDemand, TaskclusterDemand};
+pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
+pub use provisioner::PoolReport;
+pub use sweeper::SweepReport;
+
+/// Runtime settings; every loop, lease and step is bounded by one of these.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// The manager id in every resource's ownership tags.
+    pub manager_id: String,
+    /// How long a claimed worker stays leased to this replica.
+    pub lease: Duration,
+    /// How long this replica holds a pool's provisioning lease.
+    pub pool_lease: Duration,
+    /// Workers claimed per store round trip.
+    pub claim_batch: usize,
+    /// Workers per `step_many` call.
+    pub batch_size: usize,
+    /// Concurrent step chunks per provider partition (region, zone).
+    pub concurrency_per_partition: usize,
+    /// Step chunks in flight per scanner before it stops claiming.
+    pub max_inflight_chunks: usize,
+    /// The timeout of one step (chunk); the step is cancelled when it fires.
+    pub step_timeout: Duration,
+    /// Sleep of a scanner that found nothing due.
+    pub scan_interval: Duration,
+    /// Time between provisioning passes.
+    pub provision_interval: Duration,
+    /// Time between orphan sweeps.
+    pub sweep_interval: Duration,
+    /// Age below which an orphan is left alone.
+    pub sweep_grace: Duration,
+    /// First retry delay after a step error (doubled per error in a row).
+    pub error_backoff_min: Duration,
+    /// Longest retry delay after step errors.
+    pub error_backoff_max: Duration,
+    /// How long a launch config is avoided after a capacity or quota error.
+    pub capacity_error_cooldown: Duration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            manager_id: "skyfleet".into(),
+            lease: Duration::from_secs(120),
+            pool_lease: Duration::from_secs(30),
+            claim_batch: 200,
+            batch_size: 50,
+            concurrency_per_partition: 16,
+            max_inflight_chunks: 256,
+            step_timeout: Duration::from_secs(60),
+            scan_interval: Duration::from_millis(250),
+            provision_interval: Duration::from_secs(5),
+            sweep_interval: Duration::from_secs(300),
+            sweep_grace: Duration::from_secs(900),
+            error_backoff_min: Duration::from_millis(500),
+            error_backoff_max: Duration::from_secs(300),
+            capacity_error_cooldown: provisioner::DEFAULT_CAPACITY_COOLDOWN,
+        }
+    }
+}
+
+impl FleetConfig {
+    /// Checks the settings, naming the bad field.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("lease", self.lease),
+            ("pool_lease", self.pool_lease),
+            ("step_timeout", self.step_timeout),
+            ("scan_interval", self.scan_interval),
+            ("provision_interval", self.provision_interval),
+            ("sweep_interval", self.sweep_interval),
+            ("error_backoff_min", self.error_backoff_min),
+        ];
+        for (name, d) in positive {
+            if d.is_zero() {
+                return Err(Error::invalid_config(
+                    format!("fleet.{name}"),
+                    "must be > 0",
+                ));
+            }
+        }
+        for (name, n) in [
+            ("claim_batch", self.claim_batch),
+            ("batch_size", self.batch_size),
+            ("concurrency_per_partition", self.concurrency_per_partition),
+            ("max_inflight_chunks", self.max_inflight_chunks),
+        ] {
+            if n == 0 {
+                return Err(Error::invalid_config(
+                    format!("fleet.{name}"),
+                    "must be >= 1",
+                ));
+            }
+        }
+        if self.step_timeout >= self.lease {
+            return Err(Error::invalid_config(
+                "fleet.step_timeout",
+                "must be shorter than fleet.lease, or a slow step outlives its lease",
+            ));
+        }
+        if self.error_backoff_max < self.error_backoff_min {
+            return Err(Error::invalid_config(
+                "fleet.error_backoff_max",
+                "must be >= fleet.error_backoff_min",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// State shared by the fleet's tasks.
+pub(crate) struct Shared {
+    config: FleetConfig,
+    owner: String,
+    store: Arc<dyn WorkerStore>,
+    providers: BTreeMap<String, DynProvider>,
+    pools: Vec<PoolConfig>,
+    demand: Arc<dyn Demand>,
+    clock: Arc<dyn Clock>,
+    capacity_errors: Mutex<HashMap<(String, String), OffsetDateTime>>,
+}
+
+/// The fleet runtime.
+#[derive(Clone)]
+pub struct Fleet {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("owner", &self.shared.owner)
+            .field(
+                "providers",
+                &self.shared.providers.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "pools",
+                &self
+                    .shared
+                    .pools
+                    .iter()
+                    .map(|p| &p.pool_id)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Builds a [`Fleet`].
+#[derive(Default)]
+pub struct FleetBuilder {
+    config: FleetConfig,
+    owner: Option<String>,
+    store: Option<Arc<dyn WorkerStore>>,
+    providers: Vec<DynProvider>,
+    pools: Vec<PoolConfig>,
+    demand: Option<Arc<dyn Demand>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl FleetBuilder {
+    /// Runtime settings.
+    pub fn config(mut self, config: FleetConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// This replica's id (lease owner); random by default.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+    /// The worker store.
+    pub fn store(mut self, store: Arc<dyn WorkerStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// Adds a provider.
+    pub fn provider(mut self, provider: DynProvider) -> Self {
+        self.providers.push(provider);
+        self
+    }
+    /// Adds a pool.
+    pub fn pool(mut self, pool: PoolConfig) -> Self {
+        self.pools.push(pool);
+        self
+    }
+    /// The demand source.
+    pub fn demand(mut self, demand: Arc<dyn Demand>) -> Self {
+        self.demand = Some(demand);
+        self
+    }
+    /// The clock (tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Validates everything (settings, pools against the providers, every
+    /// launch config with its provider) and builds the fleet. Nothing is
+    /// started and nothing written on error.
+    pub fn build(self) -> Result<Fleet> {
+        self.config.validate()?;
+        let store = self
+            .store
+            .ok_or_else(|| Error::invalid_config("store", "a store is required"))?;
+        let demand = self
+            .demand
+            .ok_or_else(|| Error::invalid_config("demand", "a demand source is required"))?;
+        let mut providers = BTreeMap::new();
+        for p in self.providers {
+            if providers.insert(p.id().to_string(), p.clone()).is_some() {
+                return Err(Error::invalid_config(
+                    "providers",
+                    format!("duplicate provider id `{}`", p.id()),
+                ));
+            }
+        }
+        let ids: Vec<&str> = providers.keys().map(String::as_str).collect();
+        let mut seen = std::collections::HashSet::new();
+        for (i, pool) in self.pools.iter().enumerate() {
+            let at = |e: Error| match e.kind() {
+                ErrorKind::InvalidConfig { field } => Error::invalid_config(
+                    format!("pools[{i}].{field}"),
+                    format!("pool `{}`: {}", pool.pool_id, e.message()),
+                ),
+                _ => e,
+            };
+            pool.validate(&ids).map_err(at)?;
+            if !seen.insert(pool.pool_id.clone()) {
+                return Err(Error::invalid_config(
+                    format!("pools[{i}].pool_id"),
+                    format!("duplicate pool id `{}`", pool.pool_id),
+                ));
+            }
+            let provider = &providers[&pool.provider_id];
+            for (j, lc) in pool.launch_configs.iter().enumerate() {
+                provider.validate(&lc.launch).map_err(|e| match e.kind() {
+                    ErrorKind::InvalidConfig { field } => Error::invalid_config(
+                        format!("pools[{i}].launch_configs[{j}].{field}"),
+                        format!("pool `{}`: {}", pool.pool_id, e.message()),
+                    ),
+                    _ => e,
+                })?;
+            }
+        }
+        Ok(Fleet {
+            shared: Arc::new(Shared {
+                owner: self
+                    .owner
+                    .unwrap_or_else(|| format!("replica-{}", uuid::Uuid::new_v4().simple())),
+                config: self.config,
+                store,
+                providers,
+                pools: self.pools,
+                demand,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                capacity_errors: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+/// Counts of a pool's workers by phase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Workers per phase.
+    pub by_phase: BTreeMap<&'static str, u64>,
+    /// Workers meant to run that are not in a final phase.
+    pub wanted: u64,
+}
+
+impl Fleet {
+    /// A builder.
+    pub fn builder() -> FleetBuilder {
+        FleetBuilder::default()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn WorkerStore> {
+        &self.shared.store
+    }
+
+    /// This replica's lease owner id.
+    pub fn owner(&self) -> &str {
+        &self.shared.owner
+    }
+
+    /// The pools.
+    pub fn pools(&self) -> &[PoolConfig] {
+        &self.shared.pools
+    }
+
+    /// Runs the provisioner, one scanner per provider and the orphan sweeper
+    /// until `cancel` fires; then stops them and releases this replica's
+    /// leases so other replicas take over at once.
+    pub async fn run(&self, cancel: CancellationToken) -> Result<()> {
+        let mut tasks = JoinSet::new();
+        for provider in self.shared.providers.values() {
+            let (s, p, c) = (self.shared.clone(), provider.clone(), cancel.clone());
+            tasks.spawn(async move { scanner::run(s, p, c).await });
+        }
+        let (s, c) = (self.clone(), cancel.clone());
+        tasks.spawn(async move {
+            loop {
+                for pool in s.shared.pools.clone() {
+                    if let Err(e) = provisioner::provision_pool(&s.shared, &pool).await {
+                        tracing::warn!(pool = %pool.pool_id, error = %e, "provisioning pass failed");
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(s.shared.config.provision_interval) => {}
+                    _ = c.cancelled() => break,
+                }
+            }
+        });
+        let (s, c) = (self.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let mut first_seen = HashMap::new();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(s.shared.config.sweep_interval) => {}
+                    _ = c.cancelled() => break,
+                }
+                match sweeper::sweep(&s.shared, &mut first_seen).await {
+                    Ok(r) if r.deleted > 0 => tracing::info!(deleted = r.deleted, "orphan sweep"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+                }
+            }
+        });
+        cancel.cancelled().await;
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                if e.is_panic() {
+                    tracing::error!("a fleet task panicked: {e}");
+                }
+            }
+        }
+        let released = self.shared.store.release_all(&self.shared.owner).await?;
+        tracing::info!(released, "fleet stopped");
+        Ok(())
+    }
+
+    /// One provisioning pass over every pool.
+    pub async fn provision_once(&self) -> Result<Vec<(String, PoolReport)>> {
+        let mut out = Vec::new();
+        for pool in &self.shared.pools {
+            out.push((
+                pool.pool_id.clone(),
+                provisioner::provision_pool(&self.shared, pool).await?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// One orphan sweep with no memory of earlier sweeps (the grace period
+    /// counts from each resource's creation time when the cloud reports it).
+    pub async fn sweep_once(&self) -> Result<SweepReport> {
+        sweeper::sweep(&self.shared, &mut HashMap::new()).await
+    }
+
+    /// Records that a worker registered (or renewed its registration).
+    pub async fn register_worker(&self, worker_id: &str) -> Result<()> {
+        for _ in 0..5 {
+            let Some(mut w) = self.shared.store.get_worker(worker_id).await? else {
+                return Err(Error::not_found(format!("worker {worker_id} not found")));
+            };
+            if w.phase != Phase::Running || w.desired != DesiredState::Running {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("worker {worker_id} is {:?}, not running", w.phase),
+                ));
+            }
+            w.registered_at = Some(self.shared.clock.now());
+            match self.shared.store.update_worker(&w).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == &ErrorKind::Conflict => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("worker {worker_id} kept changing; registration not recorded"),
+        ))
+    }
+
+    /// Counts of `pool_id`'s workers by phase.
+    pub async fn pool_status(&self, pool_id: &str) -> Result<PoolStatus> {
+        let workers = self
+            .shared
+            .store
+            .list_workers(&crate::store::WorkerFilter::pool(pool_id))
+            .await?;
+        let mut s = PoolStatus::default();
+        for w in workers {
+            *s.by_phase.entry(w.phase.as_str()).or_default() += 1;
+            if w.desired == DesiredState::Running && !w.phase.is_final() {
+                s.wanted += 1;
+            }
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,245 @@
+//! The provisioner: turns demand into worker records, and surplus into
+//! removals.
+//!
+//! Per pool, while this replica holds the pool's lease in the store (so
+//! replicas never double-provision): count capacity by state, ask the
+//! [`Demand`](super::Demand) source, run the [estimator](super::estimator),
+//! create the missing workers (launch config chosen by weight, steering away
+//! from configs that recently hit capacity or quota errors) and step each new
+//! worker **immediately**, so the first cloud request goes out at once rather
+//! than on the next scan. Surplus capacity is removed newest first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::estimator::{estimate, Bounds, Capacity, Estimate};
+use super::lifecycle::{mark_removed, RemovalReason};
+use super::{scanner, Shared};
+use crate::error::{Error, Result};
+use crate::model::{
+    DesiredState, LaunchConfig, OwnershipTags, Phase, PoolConfig, Worker, WorkerSpec,
+};
+use crate::store::WorkerFilter;
+
+/// What one provisioning pass did for a pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolReport {
+    /// The estimator's answer.
+    pub estimate: Estimate,
+    /// Workers created.
+    pub created: u64,
+    /// Workers marked for removal.
+    pub removed: u64,
+    /// Whether another replica holds the pool (nothing was done).
+    pub skipped: bool,
+}
+
+/// A worker id for `pool_id`: a slug of the pool and 10 random characters,
+/// within the 38 characters every provider's names allow.
+pub fn new_worker_id(pool_id: &str) -> String {
+    let mut slug: String = pool_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    slug.truncate(24);
+    let slug = slug.trim_matches('-').to_string();
+    let slug = if slug.starts_with(|c: char| c.is_ascii_lowercase()) {
+        slug
+    } else {
+        format!("w{slug}")
+    };
+    let mut rng = rand::rng();
+    let suffix: String = (0..10)
+        .map(|_| {
+            let n = rng.random_range(0..36u32);
+            char::from_digit(n, 36).unwrap_or('x')
+        })
+        .collect();
+    format!("{slug}-{suffix}")
+}
+
+/// Chooses a launch config by weight, ignoring those with a capacity or
+/// quota error within `cooldown` unless every config has one.
+pub fn choose_launch_config<'a>(
+    pool: &'a PoolConfig,
+    recent_capacity_error: impl Fn(&str) -> bool,
+) -> &'a LaunchConfig {
+    let healthy: Vec<&LaunchConfig> = pool
+        .launch_configs
+        .iter()
+        .filter(|lc| !recent_capacity_error(&lc.id))
+        .collect();
+    let candidates: Vec<&LaunchConfig> = if healthy.is_empty() {
+        pool.launch_configs.iter().collect()
+    } else {
+        healthy
+    };
+    let total: f64 = candidates.iter().map(|lc| lc.weight).sum();
+    let mut x = rand::rng().random_range(0.0..total.max(f64::MIN_POSITIVE));
+    for lc in &candidates {
+        if x < lc.weight {
+            return lc;
+        }
+        x -= lc.weight;
+    }
+    // Float rounding can leave x just past the last weight.
+    candidates[candidates.len() - 1]
+}
+
+/// One provisioning pass for `pool`.
+pub(super) async fn provision_pool(shared: &Arc<Shared>, pool: &PoolConfig) -> Result<PoolReport> {
+    let now = shared.clock.now();
+    let lease = shared.config.pool_lease;
+    if !shared
+        .store
+        .acquire_pool_lease(&pool.pool_id, &shared.owner, now, lease)
+        .await?
+    {
+        return Ok(PoolReport {
+            skipped: true,
+            ..Default::default()
+        });
+    }
+    let workers = shared
+        .store
+        .list_workers(&WorkerFilter::pool(pool.pool_id.clone()).with_phases(&[
+            Phase::Requested,
+            Phase::Running,
+            Phase::Stopping,
+        ]))
+        .await?;
+    let mut have = Capacity::default();
+    for w in &workers {
+        let c = w.spec.capacity as u64;
+        match (w.desired, w.phase) {
+            (DesiredState::Removed, _) | (_, Phase::Stopping) => have.stopping += c,
+            (_, Phase::Requested) => have.requested += c,
+            (_, Phase::Running) => have.running += c,
+            _ => {}
+        }
+    }
+    for phase in Phase::ALL {
+        let n = workers.iter().filter(|w| w.phase == phase).count();
+        metrics::gauge!("skyfleet_workers", "pool" => pool.pool_id.clone(), "phase" => phase.as_str()).set(n as f64);
+    }
+    let demand = shared.demand.demand(&pool.pool_id).await?;
+    let est = estimate(
+        Bounds {
+            min: pool.min_capacity as u64,
+            max: pool.max_capacity as u64,
+            ratio: pool.scaling_ratio,
+        },
+        have,
+        demand,
+    );
+    let mut report = PoolReport {
+        estimate: est,
+        ..Default::default()
+    };
+    let provider = shared
+        .providers
+        .get(&pool.provider_id)
+        .ok_or_else(|| {
+            Error::invalid_config(
+                "provider_id",
+                format!("unknown provider `{}`", pool.provider_id),
+            )
+        })?
+        .clone();
+
+    let mut to_spawn = est.to_spawn;
+    let mut fresh = Vec::new();
+    while to_spawn > 0 {
+        let lc = {
+            let errors = shared
+                .capacity_errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let cutoff = now - shared.config.capacity_error_cooldown;
+            choose_launch_config(pool, |id| {
+                errors
+                    .get(&(pool.pool_id.clone(), id.to_string()))
+                    .is_some_and(|t| *t > cutoff)
+            })
+            .clone()
+        };
+        let spec = WorkerSpec {
+            worker_id: new_worker_id(&pool.pool_id),
+            pool_id: pool.pool_id.clone(),
+            provider_id: pool.provider_id.clone(),
+            launch_config_id: lc.id.clone(),
+            launch: lc.launch.clone(),
+            capacity: lc.capacity_per_worker,
+            lifecycle: pool.lifecycle.clone(),
+            tags: OwnershipTags {
+                manager_id: shared.config.manager_id.clone(),
+                pool_id: pool.pool_id.clone(),
+                worker_id: String::new(),
+                provider_id: pool.provider_id.clone(),
+                extra: pool.tags.clone(),
+            },
+        };
+        let mut spec = spec;
+        spec.tags.worker_id = spec.worker_id.clone();
+        let mut w = Worker::new(spec, now);
+        // Created already leased to us: we step it right away, and the
+        // scanner must not pick it up meanwhile.
+        w.lease_owner = Some(shared.owner.clone());
+        w.lease_expires_at = Some(now + shared.config.lease);
+        let w = shared.store.create_worker(&w).await?;
+        to_spawn = to_spawn.saturating_sub(lc.capacity_per_worker.max(1) as u64);
+        report.created += 1;
+        fresh.push(w);
+    }
+    if !fresh.is_empty() {
+        // First cloud request at once, in batches of the provider's batch size.
+        let mut set = tokio::task::JoinSet::new();
+        for chunk in fresh.chunks(shared.config.batch_size) {
+            let (s, p, c) = (shared.clone(), provider.clone(), chunk.to_vec());
+            set.spawn(async move { scanner::step_chunk(&s, &p, c).await });
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    if est.surplus > 0 {
+        let mut candidates: Vec<&Worker> = workers
+            .iter()
+            .filter(|w| w.desired == DesiredState::Running && !w.phase.is_final())
+            // Leased workers are being stepped; their version will move anyway.
+            .filter(|w| w.lease_owner.is_none() || w.lease_expires_at.is_none_or(|t| t <= now))
+            .collect();
+        // Newest first; unregistered (idle) before registered.
+        candidates.sort_by_key(|w| (w.registered_at.is_some(), std::cmp::Reverse(w.created_at)));
+        let mut left = est.surplus;
+        for w in candidates {
+            if left == 0 {
+                break;
+            }
+            let cap = w.spec.capacity as u64;
+            if cap > left {
+                continue;
+            }
+            let mut w = w.clone();
+            mark_removed(&mut w, RemovalReason::ScaleDown, now);
+            match shared.store.update_worker(&w).await {
+                Ok(_) => {
+                    left -= cap;
+                    report.removed += 1;
+                }
+                Err(e) => tracing::debug!(worker = w.id(), error = %e, "scale-down skipped"),
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The default cooldown after a capacity error on a launch config.
+pub const DEFAULT_CAPACITY_COOLDOWN: Duration = Duration::from_secs(300);
