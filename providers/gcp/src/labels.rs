@@ -1,0 +1,89 @@
+//! Ownership labels under Compute Engine's label rules: keys start with a
+//! lowercase letter, keys and values hold only `a-z`, `0-9`, `_` and `-`, at
+//! most 63 characters each.
+//!
+//! skyfleet's ownership tags (manager, pool, worker, provider) may not obey
+//! them (`proj-ci/Linux`). Such a value is made valid by lowercasing and
+//! replacing other characters with `_`; when that changed it, a short hash of
+//! the original is appended so that two different values never collide.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use skyfleet_core::OwnershipTags;
+
+/// The most characters of a key or value.
+const MAX: usize = 63;
+
+/// Whether `k` is a valid label key.
+pub fn valid_key(k: &str) -> bool {
+    k.starts_with(|c: char| c.is_ascii_lowercase()) && valid_value(k) && !k.is_empty()
+}
+
+/// Whether `v` is a valid label value.
+pub fn valid_value(v: &str) -> bool {
+    v.len() <= MAX
+        && v.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
+}
+
+/// `v` made a valid label value (unchanged when it already is one).
+pub fn value(v: &str) -> String {
+    if valid_value(v) {
+        return v.to_string();
+    }
+    let mut s: String = v
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let digest = Sha256::digest(v.as_bytes());
+    let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    s.truncate(MAX - 9);
+    s.push('-');
+    s.push_str(&tag);
+    s
+}
+
+/// `k` made a valid label key.
+pub fn key(k: &str) -> String {
+    let v = value(k);
+    if v.starts_with(|c: char| c.is_ascii_lowercase()) {
+        v
+    } else {
+        let mut s = format!("k{v}");
+        s.truncate(MAX);
+        s
+    }
+}
+
+/// The labels every instance of a worker carries.
+pub fn ownership(tags: &OwnershipTags) -> BTreeMap<String, String> {
+    tags.to_map()
+        .into_iter()
+        .map(|(k, v)| (key(&k), value(&v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_values_become_valid_and_distinct() {
+        assert_eq!(value("w-1"), "w-1");
+        let a = value("proj-ci/Linux");
+        let b = value("proj-ci/linux");
+        assert!(valid_value(&a) && valid_value(&b) && a != b, "{a} {b}");
+        let long = value(&"x/".repeat(100));
+        assert!(valid_value(&long));
+        assert!(valid_key(&key("9lives")));
+        assert!(!valid_key(""));
+    }
+}

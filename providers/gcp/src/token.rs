@@ -1,0 +1,128 @@
+//! [`TokenSource`]: bearer tokens for Compute calls, from `gcp_auth` or a
+//! fixed token, cached until shortly before they expire.
+//!
+//! `gcp_auth`'s providers cache too; the cache here also spares the
+//! provider's lock and the allocation of its answer on every call, and lets
+//! a 401 drop the cached token so the next call fetches a fresh one.
+
+use std::fmt;
+use std::sync::Arc;
+
+use skyfleet_core::{Error, ErrorKind, Result};
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::config::{Credentials, COMPUTE_SCOPE};
+
+/// Seconds before expiry at which a cached token is refreshed.
+const REFRESH_MARGIN_S: i64 = 60;
+
+#[derive(Clone)]
+struct Cached {
+    token: Arc<str>,
+    /// Unix seconds after which to refresh; `None` never (a static token).
+    refresh_at: Option<i64>,
+}
+
+/// A cached source of bearer tokens. `Debug` shows no token.
+pub struct TokenSource {
+    credentials: Credentials,
+    provider: OnceCell<Arc<dyn gcp_auth::TokenProvider>>,
+    cached: Mutex<Option<Cached>>,
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+fn auth_error(e: gcp_auth::Error) -> Error {
+    Error::new(
+        ErrorKind::Unauthenticated,
+        format!("cannot get a Google access token: {e}"),
+    )
+    .with_provider("gcp")
+    .with_code("TokenUnavailable")
+    .with_source(e)
+}
+
+impl TokenSource {
+    /// A source over `credentials`; nothing is fetched until the first call.
+    pub fn new(credentials: Credentials) -> Self {
+        TokenSource {
+            credentials,
+            provider: OnceCell::new(),
+            cached: Mutex::new(None),
+        }
+    }
+
+    async fn provider(&self) -> Result<&Arc<dyn gcp_auth::TokenProvider>> {
+        self.provider
+            .get_or_try_init(|| async {
+                let p: Arc<dyn gcp_auth::TokenProvider> = match &self.credentials {
+                    Credentials::Auto => gcp_auth::provider().await.map_err(auth_error)?,
+                    Credentials::ServiceAccountFile(path) => Arc::new(
+                        gcp_auth::CustomServiceAccount::from_file(path).map_err(|e| {
+                            Error::invalid_config(
+                                "credentials",
+                                format!("service-account key {}: {e}", path.display()),
+                            )
+                        })?,
+                    ),
+                    Credentials::ServiceAccountJson(json) => Arc::new(
+                        gcp_auth::CustomServiceAccount::from_json(json).map_err(|e| {
+                            Error::invalid_config(
+                                "credentials",
+                                format!("service-account key: {e}"),
+                            )
+                        })?,
+                    ),
+                    Credentials::MetadataServer => Arc::new(
+                        gcp_auth::MetadataServiceAccount::new()
+                            .await
+                            .map_err(auth_error)?,
+                    ),
+                    Credentials::ApplicationDefault => Arc::new(
+                        gcp_auth::ConfigDefaultCredentials::new()
+                            .await
+                            .map_err(auth_error)?,
+                    ),
+                    Credentials::Provider(p) => p.clone(),
+                    Credentials::StaticToken(_) => {
+                        return Err(Error::internal("a static token has no provider"))
+                    }
+                };
+                Ok(p)
+            })
+            .await
+    }
+
+    /// A valid bearer token.
+    pub async fn token(&self) -> Result<Arc<str>> {
+        if let Credentials::StaticToken(t) = &self.credentials {
+            return Ok(Arc::from(t.as_str()));
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref() {
+            if c.refresh_at.is_none_or(|t| now < t) {
+                return Ok(c.token.clone());
+            }
+        }
+        let provider = self.provider().await?;
+        let token = provider.token(&[COMPUTE_SCOPE]).await.map_err(auth_error)?;
+        let c = Cached {
+            token: Arc::from(token.as_str()),
+            refresh_at: Some(token.expires_at().timestamp() - REFRESH_MARGIN_S),
+        };
+        *cached = Some(c.clone());
+        Ok(c.token)
+    }
+
+    /// Forgets the cached token (after a 401), so the next call fetches one.
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+}
