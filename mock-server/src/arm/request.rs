@@ -1,0 +1,225 @@
+//! What every ARM request carries through the handlers (subscription, base
+//! URL for operation URLs, api-version, clock, injected faults) and the checks
+//! ARM makes before any resource provider sees a request: bearer token,
+//! api-version, operation name.
+
+use std::time::{Duration, Instant};
+
+use axum::response::Response;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method};
+use time::OffsetDateTime;
+
+use super::errors::error_response;
+use super::path::Target;
+use super::store::{Kind, OpError};
+use super::view::ReadOpts;
+
+/// The longest an operation may be scheduled ahead (caps absurd configs).
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// One ARM request as the handlers see it.
+#[derive(Debug, Clone)]
+pub struct Req {
+    /// Subscription id as sent.
+    pub sub: String,
+    /// `scheme://host[:port]` of this request, for absolute operation URLs.
+    pub base: String,
+    /// The `api-version` value, restricted to URL-safe characters.
+    pub api_version_q: String,
+    /// The request path.
+    pub path: String,
+    /// Now.
+    pub now: Instant,
+    /// Now, wall clock.
+    pub wall: OffsetDateTime,
+    /// The global time scale.
+    pub scale: f64,
+    /// `$expand` options.
+    pub read: ReadOpts,
+    /// A `fail_operation` fault: the operation this request starts fails.
+    pub fail: Option<OpError>,
+    /// A `not_found_reads` fault: reads of the resource answer 404 this often.
+    pub not_found_reads: Option<u32>,
+}
+
+impl Req {
+    /// `d` times the time scale, capped.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        let s = d.as_secs_f64() * self.scale;
+        if s.is_finite() && s >= 0.0 {
+            Duration::try_from_secs_f64(s)
+                .unwrap_or(MAX_DURATION)
+                .min(MAX_DURATION)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// The query parameters ARM cares about.
+#[derive(Debug, Default)]
+pub struct Query {
+    /// `api-version`, if present and non-empty.
+    pub api_version: Option<String>,
+    /// `$expand` options.
+    pub read: ReadOpts,
+}
+
+/// Parses the query string (percent-decoded, keys case-insensitive).
+pub fn query(q: Option<&str>) -> Query {
+    let mut out = Query::default();
+    let pairs: Vec<(String, String)> = q
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    for (k, v) in pairs {
+        if k.eq_ignore_ascii_case("api-version") && !v.is_empty() {
+            out.api_version = Some(v);
+        } else if k.eq_ignore_ascii_case("$expand") {
+            for e in v.split(',') {
+                let e = e.trim();
+                out.read.instance_view |= e.eq_ignore_ascii_case("instanceView");
+                out.read.user_data |= e.eq_ignore_ascii_case("userData");
+            }
+        }
+    }
+    out
+}
+
+/// The api-version restricted to characters safe to put back into a URL.
+pub fn url_safe(v: &str) -> String {
+    v.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .collect()
+}
+
+/// `scheme://host` of the request: the scheme from an absolute-form URI, an
+/// `http::uri::Scheme` request extension (set by the server for TLS), or
+/// `X-Forwarded-Proto`, else `https` (the mock serves ARM over TLS); the host
+/// from `Host` or the URI.
+pub fn base_url(parts: &Parts) -> String {
+    let scheme = parts
+        .uri
+        .scheme_str()
+        .map(str::to_string)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<http::uri::Scheme>()
+                .map(|s| s.as_str().to_string())
+        })
+        .or_else(|| {
+            parts
+                .headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .filter(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
+                .map(str::to_ascii_lowercase)
+        })
+        .unwrap_or_else(|| "https".into());
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    format!("{scheme}://{host}")
+}
+
+/// True when the request carries `Authorization: Bearer <token>`.
+pub fn has_bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("Bearer") && !token.trim().is_empty()
+        })
+}
+
+/// 401 `InvalidAuthenticationToken` with ARM's `WWW-Authenticate` challenge.
+pub fn unauthorized() -> Response {
+    let mut res = error_response(
+        401,
+        "InvalidAuthenticationToken",
+        "The access token is missing or invalid. The authentication failed because of missing 'Authorization' header.",
+    );
+    res.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", error=\"invalid_token\", \
+             error_description=\"The authentication failed because of missing 'Authorization' header.\"",
+        ),
+    );
+    res
+}
+
+/// The operationId of Azure's REST specs for `method` on `target`.
+pub fn operation_name(
+    target: &Result<Target, super::path::NoRoute>,
+    method: &Method,
+) -> &'static str {
+    let m = match *method {
+        Method::GET | Method::HEAD => 0,
+        Method::PUT => 1,
+        Method::DELETE => 2,
+        _ => 3,
+    };
+    let pick = |names: [&'static str; 3]| names.get(m).copied().unwrap_or("Unsupported");
+    match target {
+        Err(_) => "Unknown",
+        Ok(Target::ResourceGroup { .. }) => {
+            if *method == Method::HEAD {
+                "ResourceGroups_CheckExistence"
+            } else {
+                pick([
+                    "ResourceGroups_Get",
+                    "ResourceGroups_CreateOrUpdate",
+                    "ResourceGroups_Delete",
+                ])
+            }
+        }
+        Ok(Target::Subnet { .. }) => {
+            pick(["Subnets_Get", "Subnets_CreateOrUpdate", "Subnets_Delete"])
+        }
+        Ok(Target::InstanceView { .. }) => "VirtualMachines_InstanceView",
+        Ok(Target::OperationStatus { .. }) => "AzureAsyncOperations_Get",
+        Ok(Target::OperationResult { .. }) => "OperationResults_Get",
+        Ok(Target::Resource { kind, .. }) => pick(match kind {
+            Kind::VirtualNetwork => [
+                "VirtualNetworks_Get",
+                "VirtualNetworks_CreateOrUpdate",
+                "VirtualNetworks_Delete",
+            ],
+            Kind::PublicIp => [
+                "PublicIPAddresses_Get",
+                "PublicIPAddresses_CreateOrUpdate",
+                "PublicIPAddresses_Delete",
+            ],
+            Kind::NetworkInterface => [
+                "NetworkInterfaces_Get",
+                "NetworkInterfaces_CreateOrUpdate",
+                "NetworkInterfaces_Delete",
+            ],
+            Kind::Disk => ["Disks_Get", "Disks_CreateOrUpdate", "Disks_Delete"],
+            Kind::VirtualMachine => [
+                "VirtualMachines_Get",
+                "VirtualMachines_CreateOrUpdate",
+                "VirtualMachines_Delete",
+            ],
+        }),
+    }
+}
+
+/// The name a fault rule's `resource` glob is matched against.
+pub fn fault_resource(target: &Target) -> &str {
+    match target {
+        Target::ResourceGroup { rg } => rg,
+        Target::Resource { name, .. }
+        | Target::Subnet { name, .. }
+        | Target::InstanceView { name, .. } => name,
+        Target::OperationStatus { id } | Target::OperationResult { id } => id,
+    }
+}

@@ -1,0 +1,442 @@
+//! ARM's in-memory state: resource groups, resources and operations,
+//! partitioned by subscription. State is derived lazily from timestamps: a
+//! resource's `provisioningState` and an operation's `status` are computed
+//! from when its last operation ends, so nothing runs in the background.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// The resource kinds this mock serves under `/providers/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `Microsoft.Network/virtualNetworks`.
+    VirtualNetwork,
+    /// `Microsoft.Network/publicIPAddresses`.
+    PublicIp,
+    /// `Microsoft.Network/networkInterfaces`.
+    NetworkInterface,
+    /// `Microsoft.Compute/disks`.
+    Disk,
+    /// `Microsoft.Compute/virtualMachines`.
+    VirtualMachine,
+}
+
+impl Kind {
+    /// The kind for a `{namespace}/{type}` pair (case-insensitive).
+    pub fn from_type(ns: &str, ty: &str) -> Option<Kind> {
+        let net = ns.eq_ignore_ascii_case("Microsoft.Network");
+        let comp = ns.eq_ignore_ascii_case("Microsoft.Compute");
+        let t = |s: &str| ty.eq_ignore_ascii_case(s);
+        match () {
+            _ if net && t("virtualNetworks") => Some(Kind::VirtualNetwork),
+            _ if net && t("publicIPAddresses") => Some(Kind::PublicIp),
+            _ if net && t("networkInterfaces") => Some(Kind::NetworkInterface),
+            _ if comp && t("disks") => Some(Kind::Disk),
+            _ if comp && t("virtualMachines") => Some(Kind::VirtualMachine),
+            _ => None,
+        }
+    }
+
+    /// The provider namespace.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Kind::VirtualNetwork | Kind::PublicIp | Kind::NetworkInterface => "Microsoft.Network",
+            Kind::Disk | Kind::VirtualMachine => "Microsoft.Compute",
+        }
+    }
+
+    /// The full ARM type (`Microsoft.Compute/virtualMachines`).
+    pub fn arm_type(self) -> &'static str {
+        match self {
+            Kind::VirtualNetwork => "Microsoft.Network/virtualNetworks",
+            Kind::PublicIp => "Microsoft.Network/publicIPAddresses",
+            Kind::NetworkInterface => "Microsoft.Network/networkInterfaces",
+            Kind::Disk => "Microsoft.Compute/disks",
+            Kind::VirtualMachine => "Microsoft.Compute/virtualMachines",
+        }
+    }
+
+    /// The kind name `/_mock/resources` lists.
+    pub fn view_kind(self) -> &'static str {
+        match self {
+            Kind::VirtualNetwork => "virtualNetwork",
+            Kind::PublicIp => "publicIPAddress",
+            Kind::NetworkInterface => "networkInterface",
+            Kind::Disk => "disk",
+            Kind::VirtualMachine => "virtualMachine",
+        }
+    }
+
+    /// `provisioningState` while a create or update runs: Network and Disk
+    /// RPs report `Updating`, Compute VMs `Creating` on create.
+    pub fn busy_state(self, op: OpKind) -> &'static str {
+        match (self, op) {
+            (_, OpKind::Delete) => "Deleting",
+            (Kind::VirtualMachine, OpKind::Create) => "Creating",
+            _ => "Updating",
+        }
+    }
+}
+
+/// A resource's key in its partition: kind, lowercased group and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResKey {
+    /// Kind.
+    pub kind: Kind,
+    /// Resource group, lowercased.
+    pub rg: String,
+    /// Name, lowercased.
+    pub name: String,
+}
+
+impl ResKey {
+    /// A key from names as sent (lowercased here).
+    pub fn new(kind: Kind, rg: &str, name: &str) -> Self {
+        ResKey {
+            kind,
+            rg: rg.to_ascii_lowercase(),
+            name: name.to_ascii_lowercase(),
+        }
+    }
+}
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// PUT of a new resource.
+    Create,
+    /// PUT of an existing resource.
+    Update,
+    /// DELETE.
+    Delete,
+}
+
+/// An operation's failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpError {
+    /// ARM error code.
+    pub code: String,
+    /// Message.
+    pub message: String,
+}
+
+/// The last operation on a resource.
+#[derive(Debug, Clone)]
+pub struct Op {
+    /// Operation id (the last segment of its status URL).
+    pub id: Arc<str>,
+    /// What it does.
+    pub kind: OpKind,
+    /// When it ends.
+    pub ends: Instant,
+    /// Set when it ends Failed.
+    pub failure: Option<OpError>,
+}
+
+impl Op {
+    /// True while the operation runs.
+    pub fn running(&self, now: Instant) -> bool {
+        now < self.ends
+    }
+}
+
+/// One subnet of a virtual network.
+#[derive(Debug, Clone)]
+pub struct Subnet {
+    /// Name as sent.
+    pub name: String,
+    /// Properties as sent (provisioningState is computed).
+    pub props: Map<String, Value>,
+    /// Next private address offset handed to a NIC.
+    pub next_ip: u32,
+}
+
+/// Kind-specific links between resources. Back references (a NIC's VM, a
+/// public IP's NIC, a disk's VM) are checked against the other side when
+/// read, so a deleted VM frees its NICs without a sweep.
+#[derive(Debug, Clone)]
+pub enum Links {
+    /// Virtual network: its subnets.
+    Vnet {
+        /// Subnets in order.
+        subnets: Vec<Subnet>,
+    },
+    /// Public IP.
+    Pip {
+        /// The NIC whose ip configuration holds this address.
+        nic: Option<ResKey>,
+        /// The allocated address (`Static` at once, `Dynamic` when attached).
+        address: String,
+        /// `Static` allocation.
+        is_static: bool,
+    },
+    /// Network interface.
+    Nic {
+        /// Referenced public IPs and whether each is deleted with the NIC's VM
+        /// (`deleteOption: Delete`).
+        pips: Vec<(ResKey, bool)>,
+        /// The (virtual network, lowercased subnet name) of each ip configuration.
+        subnets: Vec<(ResKey, String)>,
+        /// The VM using this NIC.
+        vm: Option<ResKey>,
+        /// MAC address, set when first attached.
+        mac: String,
+    },
+    /// Managed disk.
+    Disk {
+        /// The VM the disk is attached to.
+        vm: Option<ResKey>,
+    },
+    /// Virtual machine.
+    Vm {
+        /// NICs, each with its `deleteOption: Delete`.
+        nics: Vec<(ResKey, bool)>,
+        /// Managed disks (OS disk first), each with its `deleteOption: Delete`.
+        disks: Vec<(ResKey, bool)>,
+        /// `osProfile.customData`, kept but never returned (as Azure does).
+        custom_data: Option<String>,
+        /// `userData`, returned only with `$expand=userData`.
+        user_data: Option<Value>,
+        /// `osProfile.computerName` or the VM name.
+        computer_name: String,
+    },
+}
+
+/// One ARM resource.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Kind.
+    pub kind: Kind,
+    /// Resource group as first sent.
+    pub rg: String,
+    /// Name as first sent.
+    pub name: String,
+    /// Full ARM id.
+    pub id: String,
+    /// Region.
+    pub location: String,
+    /// Tags.
+    pub tags: Map<String, Value>,
+    /// `sku`, as sent.
+    pub sku: Option<Value>,
+    /// `zones`, as sent.
+    pub zones: Option<Value>,
+    /// Stored properties in response shape (computed ones are added on read).
+    pub props: Map<String, Value>,
+    /// `resourceGuid` / `uniqueId` / `vmId`.
+    pub guid: String,
+    /// Creation time.
+    pub created: OffsetDateTime,
+    /// Last operation.
+    pub op: Op,
+    /// Reads that still answer 404 (the `not_found_reads` fault).
+    pub not_found_reads: u32,
+    /// Links to other resources.
+    pub links: Links,
+}
+
+impl Resource {
+    /// True unless a delete finished successfully.
+    pub fn alive(&self, now: Instant) -> bool {
+        !(self.op.kind == OpKind::Delete && !self.op.running(now) && self.op.failure.is_none())
+    }
+
+    /// The current `provisioningState`.
+    pub fn state(&self, now: Instant) -> &'static str {
+        if self.op.running(now) {
+            self.kind.busy_state(self.op.kind)
+        } else if self.op.failure.is_some() {
+            "Failed"
+        } else {
+            "Succeeded"
+        }
+    }
+
+    /// True while any operation runs.
+    pub fn busy(&self, now: Instant) -> bool {
+        self.op.running(now)
+    }
+
+    /// `etag` (Network resources carry one).
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.guid)
+    }
+}
+
+/// A resource group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Name as first sent.
+    pub name: String,
+    /// Region.
+    pub location: String,
+    /// Tags.
+    pub tags: Map<String, Value>,
+    /// Creation time.
+    pub created: OffsetDateTime,
+    /// Set while (or after) the group is being deleted: when the delete ends.
+    pub deleting: Option<(Arc<str>, Instant)>,
+}
+
+impl Group {
+    /// True unless its delete has finished.
+    pub fn alive(&self, now: Instant) -> bool {
+        self.deleting.as_ref().is_none_or(|(_, t)| now < *t)
+    }
+}
+
+/// What an operation status resource and a `Location` poll need.
+#[derive(Debug, Clone)]
+pub struct OpRecord {
+    /// Kind of operation.
+    pub kind: OpKind,
+    /// The resource it acts on (`None` for a resource group delete).
+    pub resource: Option<ResKey>,
+    /// When it started (wall clock).
+    pub started_wall: OffsetDateTime,
+    /// When it started.
+    pub started: Instant,
+    /// When it ends.
+    pub ends: Instant,
+    /// Set when it ends Failed.
+    pub failure: Option<OpError>,
+}
+
+/// The most operations a subscription remembers; older ones are forgotten
+/// (their status URLs then answer 404), so memory stays bounded.
+pub const MAX_OPERATIONS: usize = 20_000;
+
+/// One subscription's state.
+#[derive(Debug, Default)]
+pub struct Partition {
+    /// Subscription id as first sent.
+    pub subscription: String,
+    /// Resource groups by lowercased name.
+    pub groups: HashMap<String, Group>,
+    /// Resources.
+    pub resources: HashMap<ResKey, Resource>,
+    /// Operations by id.
+    pub ops: HashMap<Arc<str>, OpRecord>,
+    /// Operation ids, oldest first.
+    pub op_order: VecDeque<Arc<str>>,
+    /// Counter for public addresses.
+    pub next_public_ip: u32,
+}
+
+impl Partition {
+    /// The live group named `rg` (a finished delete removes it).
+    pub fn group(&mut self, rg: &str, now: Instant) -> Option<&mut Group> {
+        let key = rg.to_ascii_lowercase();
+        if self.groups.get(&key).is_some_and(|g| !g.alive(now)) {
+            self.groups.remove(&key);
+            return None;
+        }
+        self.groups.get_mut(&key)
+    }
+
+    /// The live resource at `key` (a finished delete removes it).
+    pub fn live(&mut self, key: &ResKey, now: Instant) -> Option<&mut Resource> {
+        if self.resources.get(key).is_some_and(|r| !r.alive(now)) {
+            self.resources.remove(key);
+            return None;
+        }
+        self.resources.get_mut(key)
+    }
+
+    /// Like [`Partition::live`] without removing anything.
+    pub fn peek(&self, key: &ResKey, now: Instant) -> Option<&Resource> {
+        self.resources.get(key).filter(|r| r.alive(now))
+    }
+
+    /// Records an operation, forgetting the oldest beyond [`MAX_OPERATIONS`].
+    pub fn record_op(&mut self, id: Arc<str>, rec: OpRecord) {
+        self.ops.insert(id.clone(), rec);
+        self.op_order.push_back(id);
+        while self.op_order.len() > MAX_OPERATIONS {
+            if let Some(old) = self.op_order.pop_front() {
+                self.ops.remove(&old);
+            }
+        }
+    }
+}
+
+/// All subscriptions.
+#[derive(Default)]
+pub struct Store {
+    parts: RwLock<HashMap<String, Arc<Mutex<Partition>>>>,
+}
+
+impl Store {
+    /// The partition for `subscription` (case-insensitive), made on first use.
+    pub fn partition(&self, subscription: &str) -> Arc<Mutex<Partition>> {
+        let key = subscription.to_ascii_lowercase();
+        if let Some(p) = self
+            .parts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return p.clone();
+        }
+        let mut w = self.parts.write().unwrap_or_else(|e| e.into_inner());
+        w.entry(key)
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Partition {
+                    subscription: subscription.to_string(),
+                    ..Partition::default()
+                }))
+            })
+            .clone()
+    }
+
+    /// Every partition.
+    pub fn all(&self) -> Vec<Arc<Mutex<Partition>>> {
+        self.parts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Drops one subscription's state, or all.
+    pub fn reset(&self, subscription: Option<&str>) {
+        let mut w = self.parts.write().unwrap_or_else(|e| e.into_inner());
+        match subscription {
+            Some(s) => {
+                w.remove(&s.to_ascii_lowercase());
+            }
+            None => w.clear(),
+        }
+    }
+}
+
+/// ARM's timestamp format: `2025-01-01T00:00:00.0000000+00:00`.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 100
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_seven_fraction_digits() {
+        let t = time::macros::datetime!(2025-01-02 03:04:05.123456789 UTC);
+        assert_eq!(timestamp(t), "2025-01-02T03:04:05.1234567+00:00");
+    }
+}

@@ -1,0 +1,117 @@
+//! ARM's subscription token buckets (reads, writes, deletes) and the
+//! `x-ms-ratelimit-remaining-subscription-*` counts they report.
+//!
+//! The buckets live here rather than in `Ctx::take_token` because ARM reports
+//! how many requests are left on every response, which needs the bucket level.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::config::{ArmThrottle, BucketLimit};
+
+/// The request class a bucket counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// GET.
+    Reads,
+    /// PUT, PATCH, POST.
+    Writes,
+    /// DELETE.
+    Deletes,
+}
+
+impl Class {
+    /// The header that reports what is left of this class.
+    pub fn remaining_header(self) -> &'static str {
+        match self {
+            Class::Reads => "x-ms-ratelimit-remaining-subscription-reads",
+            Class::Writes => "x-ms-ratelimit-remaining-subscription-writes",
+            Class::Deletes => "x-ms-ratelimit-remaining-subscription-deletes",
+        }
+    }
+
+    /// The word ARM's throttle message uses.
+    pub fn word(self) -> &'static str {
+        match self {
+            Class::Reads => "read",
+            Class::Writes => "write",
+            Class::Deletes => "delete",
+        }
+    }
+
+    fn limit(self, t: &ArmThrottle) -> BucketLimit {
+        match self {
+            Class::Reads => t.reads,
+            Class::Writes => t.writes,
+            Class::Deletes => t.deletes,
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// All subscriptions' buckets.
+#[derive(Default)]
+pub struct Throttle {
+    buckets: Mutex<HashMap<(String, Class), Bucket>>,
+}
+
+impl Throttle {
+    /// Takes one token for `class` in `subscription`. `Ok(remaining)` when
+    /// allowed; `Err(wait)` when the bucket is empty. With throttling off,
+    /// always `Ok(burst - 1)` and no state is kept.
+    pub fn take(
+        &self,
+        subscription: &str,
+        class: Class,
+        cfg: &ArmThrottle,
+    ) -> Result<u64, Duration> {
+        let limit = class.limit(cfg);
+        let burst = limit.burst as f64;
+        if !cfg.enabled {
+            return Ok(limit.burst.saturating_sub(1));
+        }
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let b = match map.get_mut(&(subscription.to_string(), class)) {
+            Some(b) => b,
+            None => map
+                .entry((subscription.to_string(), class))
+                .or_insert(Bucket {
+                    tokens: burst,
+                    at: now,
+                }),
+        };
+        let rate = if limit.refill_per_s.is_finite() && limit.refill_per_s > 0.0 {
+            limit.refill_per_s
+        } else {
+            0.0
+        };
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(b.tokens.floor() as u64)
+        } else {
+            let wait = if rate > 0.0 {
+                (1.0 - b.tokens) / rate
+            } else {
+                60.0
+            };
+            Err(Duration::from_secs(wait.max(1.0).ceil() as u64))
+        }
+    }
+
+    /// Forgets the buckets of one subscription, or all.
+    pub fn reset(&self, subscription: Option<&str>) {
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match subscription {
+            Some(s) => map.retain(|k, _| !k.0.eq_ignore_ascii_case(s)),
+            None => map.clear(),
+        }
+    }
+}
