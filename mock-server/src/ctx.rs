@@ -120,7 +120,9 @@ impl FaultRule {
         }
         if let FaultEffect::Error { status, .. } = &self.effect {
             if !(400..=599).contains(status) {
-                return Err(format!("effect.status must be within 400..=599, got {status}"));
+                return Err(format!(
+                    "effect.status must be within 400..=599, got {status}"
+                ));
             }
         }
         Ok(())
@@ -219,15 +221,25 @@ impl Ctx {
     /// The global time scale: every configured duration is multiplied by it
     /// (0.001 makes a 60 s VM creation take 60 ms).
     pub fn time_scale(&self) -> f64 {
-        *self.inner.time_scale.read().unwrap_or_else(|e| e.into_inner())
+        *self
+            .inner
+            .time_scale
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets the global time scale; must be finite and >= 0.
     pub fn set_time_scale(&self, scale: f64) -> Result<(), String> {
         if !scale.is_finite() || scale < 0.0 {
-            return Err(format!("time_scale must be a finite number >= 0, got {scale}"));
+            return Err(format!(
+                "time_scale must be a finite number >= 0, got {scale}"
+            ));
         }
-        *self.inner.time_scale.write().unwrap_or_else(|e| e.into_inner()) = scale;
+        *self
+            .inner
+            .time_scale
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = scale;
         Ok(())
     }
 
@@ -238,12 +250,20 @@ impl Ctx {
 
     /// The longest a `hang` fault holds a request before giving up itself.
     pub fn max_hang(&self) -> Duration {
-        *self.inner.max_hang.read().unwrap_or_else(|e| e.into_inner())
+        *self
+            .inner
+            .max_hang
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets the hang cap.
     pub fn set_max_hang(&self, d: Duration) {
-        *self.inner.max_hang.write().unwrap_or_else(|e| e.into_inner()) = d;
+        *self
+            .inner
+            .max_hang
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = d;
     }
 
     /// Waits as a `hang` fault does: until the client drops the request, or
@@ -327,7 +347,23 @@ impl Ctx {
         rate: f64,
         burst: f64,
     ) -> Result<(), Duration> {
+        self.take_tokens(cloud, partition, class, rate, burst, 1.0)
+    }
+
+    /// Like [`Ctx::take_token`], but the call costs `cost` tokens (EC2's
+    /// resource buckets charge one token per instance). A cost above `burst`
+    /// is charged as `burst`, so a large request can still pass a full bucket.
+    pub fn take_tokens(
+        &self,
+        cloud: Cloud,
+        partition: &str,
+        class: &str,
+        rate: f64,
+        burst: f64,
+        cost: f64,
+    ) -> Result<(), Duration> {
         let now = Instant::now();
+        let cost = cost.min(burst).max(0.0);
         let mut b = self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let key = (cloud, partition.to_string(), class.to_string());
         let bucket = b.entry(key).or_insert(Bucket {
@@ -337,12 +373,13 @@ impl Ctx {
         let elapsed = now.duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let need = cost.max(1.0).min(burst.max(1.0));
+        if bucket.tokens >= need {
+            bucket.tokens -= cost;
             Ok(())
         } else {
             let wait = if rate > 0.0 {
-                (1.0 - bucket.tokens) / rate
+                (need - bucket.tokens) / rate
             } else {
                 60.0
             };
@@ -459,7 +496,10 @@ mod tests {
         .unwrap();
         ctx.set_faults(rules).unwrap();
         let t = FaultEffect::Throttle { retry_after_s: 2 };
-        assert_eq!(ctx.fault(Cloud::Aws, "RunInstances", "i-1"), Some(t.clone()));
+        assert_eq!(
+            ctx.fault(Cloud::Aws, "RunInstances", "i-1"),
+            Some(t.clone())
+        );
         assert_eq!(ctx.fault(Cloud::Aws, "RunInstances", "i-1"), Some(t));
         assert_eq!(
             ctx.fault(Cloud::Aws, "RunInstances", "i-1"),
@@ -480,17 +520,25 @@ mod tests {
             probability: Some(2.0),
             effect: FaultEffect::Hang,
         };
-        assert!(ctx.set_faults(vec![bad]).unwrap_err().contains("probability"));
+        assert!(ctx
+            .set_faults(vec![bad])
+            .unwrap_err()
+            .contains("probability"));
     }
 
     #[test]
     fn buckets_and_windows() {
         let ctx = Ctx::new(1);
         for _ in 0..3 {
-            ctx.take_token(Cloud::Aws, "acct", "mutating", 0.001, 3.0).unwrap();
+            ctx.take_token(Cloud::Aws, "acct", "mutating", 0.001, 3.0)
+                .unwrap();
         }
-        assert!(ctx.take_token(Cloud::Aws, "acct", "mutating", 0.001, 3.0).is_err());
-        assert!(ctx.take_token(Cloud::Aws, "other", "mutating", 0.001, 3.0).is_ok());
+        assert!(ctx
+            .take_token(Cloud::Aws, "acct", "mutating", 0.001, 3.0)
+            .is_err());
+        assert!(ctx
+            .take_token(Cloud::Aws, "other", "mutating", 0.001, 3.0)
+            .is_ok());
         ctx.take_window(Cloud::Gcp, "p", "read", 1).unwrap();
         assert!(ctx.take_window(Cloud::Gcp, "p", "read", 1).is_err());
         ctx.reset_throttles(Some("p"));

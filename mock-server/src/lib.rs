@@ -1,6 +1,278 @@
 //! A mock cloud speaking the EC2 Query, Azure Resource Manager and Compute
-//! Engine wire protocols on one address.
+//! Engine wire protocols on one address, with simulated asynchronous
+//! lifecycles, throttling, fault injection and a control API.
+//!
+//! Start it in-process on a free port and point official SDK clients at
+//! [`MockCloud::url`]:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), skyfleet_mock::MockError> {
+//! let mock = skyfleet_mock::MockCloud::builder()
+//!     .seed(7)
+//!     .time_scale(0.001) // a 60 s VM creation takes 60 ms
+//!     .start()
+//!     .await?;
+//! println!("EC2 endpoint: {}", mock.url());
+//! // The server stops when `mock` is dropped.
+//! # Ok(()) }
+//! ```
+//!
+//! Routing: `POST /` is EC2; `/subscriptions/...` and the Azure token
+//! endpoints are ARM; `/compute/v1/...` and `POST /token` are Compute
+//! Engine; `/_mock/...` is the control API (see the crate README).
+
+pub mod app;
 pub mod arm;
+pub mod config;
+pub mod control;
 pub mod ctx;
 pub mod ec2;
 pub mod gce;
+pub mod journal;
+mod serve;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use crate::config::MockConfig;
+pub use crate::ctx::Ctx;
+
+/// Why the mock could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MockError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The address is not a loopback address and non-loopback was not allowed.
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address (the mock has no authentication; allow it explicitly)"
+    )]
+    NonLoopback(SocketAddr),
+    /// The TLS certificate or configuration could not be made.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The configuration was refused.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Builds and starts a [`MockCloud`].
+#[derive(Debug, Clone)]
+pub struct MockCloudBuilder {
+    seed: u64,
+    time_scale: f64,
+    tls: bool,
+    listen: SocketAddr,
+    allow_non_loopback: bool,
+    config: MockConfig,
+}
+
+impl Default for MockCloudBuilder {
+    fn default() -> Self {
+        MockCloudBuilder {
+            seed: 0,
+            time_scale: 1.0,
+            tls: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            allow_non_loopback: false,
+            config: MockConfig::default(),
+        }
+    }
+}
+
+impl MockCloudBuilder {
+    /// Seeds the RNG behind ids and probabilistic fault rules (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the global time scale (default 1.0). A `time_scale` in
+    /// [`MockCloudBuilder::config`] wins over this.
+    pub fn time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = scale;
+        self
+    }
+
+    /// Serves HTTPS with a fresh self-signed certificate for `127.0.0.1` and
+    /// `localhost` (see [`MockCloud::cert_pem`]). Default off.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
+    /// The address to listen on (default `127.0.0.1:0`, a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Allows a non-loopback listen address. The mock has no
+    /// authentication, so this is off by default.
+    pub fn allow_non_loopback(mut self, allow: bool) -> Self {
+        self.allow_non_loopback = allow;
+        self
+    }
+
+    /// The initial configuration (same document as `PUT /_mock/config`).
+    pub fn config(mut self, config: MockConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Binds, starts serving in the background and returns the handle.
+    /// Must be called within a Tokio runtime.
+    pub async fn start(self) -> Result<MockCloud, MockError> {
+        if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
+            return Err(MockError::NonLoopback(self.listen));
+        }
+        let ctx = Ctx::new(self.seed);
+        ctx.set_time_scale(self.time_scale)
+            .map_err(MockError::Config)?;
+        let shared = app::Shared::new(ctx.clone());
+        shared
+            .apply_config(self.config)
+            .map_err(MockError::Config)?;
+        let tls = if self.tls {
+            Some(tls::self_signed().map_err(MockError::Tls)?)
+        } else {
+            None
+        };
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| MockError::Bind {
+                addr: self.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| MockError::Bind {
+            addr: self.listen,
+            source,
+        })?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}");
+        let router = app::router(shared.clone());
+        let (shutdown, shutdown_rx) = watch::channel(());
+        let (cert_pem, acceptor) = match tls {
+            Some(t) => (Some(t.cert_pem), Some(t.acceptor)),
+            None => (None, None),
+        };
+        let task = tokio::spawn(serve::serve(
+            listener,
+            acceptor,
+            router.clone(),
+            shutdown_rx,
+        ));
+        Ok(MockCloud {
+            url,
+            addr,
+            cert_pem,
+            shared,
+            router,
+            shutdown: Some(shutdown),
+            task,
+        })
+    }
+}
+
+/// A running mock cloud. Dropping it stops the server and closes its
+/// connections.
+pub struct MockCloud {
+    url: String,
+    addr: SocketAddr,
+    cert_pem: Option<String>,
+    shared: Arc<app::Shared>,
+    router: axum::Router,
+    shutdown: Option<watch::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl MockCloud {
+    /// A builder with the defaults: seed 0, time scale 1, plain HTTP on
+    /// `127.0.0.1:0`.
+    pub fn builder() -> MockCloudBuilder {
+        MockCloudBuilder::default()
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (or `https://` with TLS). It is
+    /// the endpoint for every cloud's client.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The self-signed certificate in PEM, when serving TLS.
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.cert_pem.as_deref()
+    }
+
+    /// The shared context (time scale, faults, throttles).
+    pub fn ctx(&self) -> &Ctx {
+        &self.shared.ctx
+    }
+
+    /// The application router, to drive in-process without a socket (for
+    /// example with `tower::ServiceExt::oneshot`). A response carrying
+    /// [`ctx::DropConnection`] is one the socket server would not send.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Applies a configuration document, as `PUT /_mock/config` does.
+    pub fn set_config(&self, config: MockConfig) -> Result<(), MockError> {
+        self.shared.apply_config(config).map_err(MockError::Config)
+    }
+
+    /// The configuration in force, as `GET /_mock/config` answers it.
+    pub fn config(&self) -> MockConfig {
+        self.shared.config()
+    }
+
+    /// Stops serving and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        self.shutdown.take();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MockCloud {
+    fn drop(&mut self) {
+        // Dropping the sender wakes the accept loop and every connection.
+        self.shutdown.take();
+        self.task.abort();
+    }
+}
+
+/// The current time as RFC 3339 with milliseconds, UTC (`...T00:00:00.000Z`).
+pub fn now_rfc3339() -> String {
+    format_rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// Formats a time as RFC 3339 with milliseconds, UTC.
+pub fn format_rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}

@@ -1,0 +1,261 @@
+//! The one router: every cloud's routes, the control API, the body limit,
+//! cloud-appropriate 404/405 answers and request accounting.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::arm::{self, Arm, ArmConfig};
+use crate::config::MockConfig;
+use crate::ctx::{Cloud, Ctx, OperationName};
+use crate::ec2::{self, Ec2, Ec2Config};
+use crate::gce::{self, Gce, GceConfig};
+use crate::journal::Recorder;
+
+/// Largest request body accepted; larger ones get 413 in the cloud's format.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the control API and the middleware share.
+pub struct Shared {
+    /// The shared context.
+    pub ctx: Ctx,
+    /// EC2.
+    pub ec2: Arc<Ec2>,
+    /// ARM.
+    pub arm: Arc<Arm>,
+    /// Compute Engine.
+    pub gce: Arc<Gce>,
+    /// The cloud settings last applied (the cloud modules do not report
+    /// theirs back).
+    pub configs: Mutex<CloudConfigs>,
+    /// Stats and journal.
+    pub recorder: Recorder,
+}
+
+/// The per-cloud settings in force.
+#[derive(Debug, Clone, Default)]
+pub struct CloudConfigs {
+    /// EC2.
+    pub aws: Ec2Config,
+    /// ARM.
+    pub azure: ArmConfig,
+    /// Compute Engine.
+    pub gcp: GceConfig,
+}
+
+impl Shared {
+    /// A fresh mock with empty clouds.
+    pub fn new(ctx: Ctx) -> Arc<Shared> {
+        Arc::new(Shared {
+            ec2: Ec2::new(ctx.clone()),
+            arm: Arm::new(ctx.clone()),
+            gce: Gce::new(ctx.clone()),
+            ctx,
+            configs: Mutex::new(CloudConfigs::default()),
+            recorder: Recorder::default(),
+        })
+    }
+
+    /// Applies a configuration document (validated first; nothing changes
+    /// on error).
+    pub fn apply_config(&self, cfg: MockConfig) -> Result<(), String> {
+        cfg.validate()?;
+        if let Some(s) = cfg.time_scale {
+            self.ctx.set_time_scale(s)?;
+        }
+        if let Some(ms) = cfg.max_hang_ms {
+            self.ctx.set_max_hang(std::time::Duration::from_millis(ms));
+        }
+        let mut c = self.configs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(aws) = cfg.aws {
+            self.ec2.set_config(aws.clone());
+            c.aws = aws;
+        }
+        if let Some(azure) = cfg.azure {
+            self.arm.set_config(azure.clone());
+            c.azure = azure;
+        }
+        if let Some(gcp) = cfg.gcp {
+            self.gce.set_config(gcp.clone());
+            c.gcp = gcp;
+        }
+        Ok(())
+    }
+
+    /// The whole configuration in force, every field filled.
+    pub fn config(&self) -> MockConfig {
+        let c = self.configs.lock().unwrap_or_else(|e| e.into_inner());
+        MockConfig {
+            time_scale: Some(self.ctx.time_scale()),
+            max_hang_ms: Some(u64::try_from(self.ctx.max_hang().as_millis()).unwrap_or(u64::MAX)),
+            aws: Some(c.aws.clone()),
+            azure: Some(c.azure.clone()),
+            gcp: Some(c.gcp.clone()),
+        }
+    }
+}
+
+/// Which cloud a path belongs to, `None` for the control API.
+pub fn cloud_for_path(path: &str) -> Option<Cloud> {
+    if path.starts_with("/_mock/") || path == "/_mock" {
+        None
+    } else if path.starts_with("/subscriptions")
+        || path.contains("/oauth2/")
+        || path.starts_with("/metadata/identity")
+    {
+        Some(Cloud::Azure)
+    } else if path.starts_with("/compute/") || path == "/token" {
+        Some(Cloud::Gcp)
+    } else {
+        Some(Cloud::Aws)
+    }
+}
+
+/// An error in the format of the cloud that owns `path` (control API paths
+/// answer JSON `{"error": ...}`).
+pub fn error_for_path(path: &str, status: u16, code: &str, message: &str) -> Response {
+    match cloud_for_path(path) {
+        Some(Cloud::Aws) => ec2::error_response(status, code, message),
+        Some(Cloud::Azure) => arm::error_response(status, code, message),
+        Some(Cloud::Gcp) => gce::error_response(status, gce_reason(code), message),
+        None => crate::control::json_error(status, message),
+    }
+}
+
+/// Google's error reasons are lowerCamelCase versions of our generic codes.
+fn gce_reason(code: &str) -> &str {
+    match code {
+        "NotFound" => "notFound",
+        "RequestEntityTooLarge" => "requestEntityTooLarge",
+        "MethodNotAllowed" => "httpMethodNotAllowed",
+        "BadRequest" => "badRequest",
+        other => other,
+    }
+}
+
+/// Builds the whole application router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .merge(shared.ec2.router())
+        .merge(shared.arm.router())
+        .merge(shared.gce.router())
+        .merge(crate::control::router(shared.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn_with_state(shared, record))
+}
+
+async fn not_found(req: Request) -> Response {
+    let path = req.uri().path();
+    error_for_path(
+        path,
+        404,
+        "NotFound",
+        &format!(
+            "The requested URL {} was not found on this server.",
+            clip(path)
+        ),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let path = req.uri().path();
+    error_for_path(
+        path,
+        405,
+        "MethodNotAllowed",
+        &format!(
+            "The method {} is not allowed for {}.",
+            req.method(),
+            clip(path)
+        ),
+    )
+}
+
+/// Cuts user-supplied text echoed in messages to a sane length.
+fn clip(s: &str) -> &str {
+    let mut end = s.len().min(200);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Reads the whole body under [`BODY_LIMIT`]; 413 in the cloud's format
+/// beyond it.
+async fn limit_body(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let too_large = || {
+        error_for_path(
+            &path,
+            413,
+            "RequestEntityTooLarge",
+            &format!("The request body is larger than the limit of {BODY_LIMIT} bytes."),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        Err(e) => {
+            return error_for_path(
+                &path,
+                400,
+                "BadRequest",
+                &format!("The request body could not be read: {e}"),
+            )
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// Records every request in the stats and journal.
+async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    // The control API's own traffic would only blur the numbers tests read.
+    let Some(cloud) = cloud_for_path(&path) else {
+        return resp;
+    };
+    let cloud = cloud.as_str();
+    let operation = resp
+        .extensions()
+        .get::<OperationName>()
+        .map_or("unrouted", |o| o.0.as_str());
+    let status = if resp
+        .extensions()
+        .get::<crate::ctx::DropConnection>()
+        .is_some()
+    {
+        0
+    } else {
+        resp.status().as_u16()
+    };
+    shared.recorder.record(
+        method.as_str(),
+        &path,
+        cloud,
+        operation,
+        status,
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
+    resp
+}

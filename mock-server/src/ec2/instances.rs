@@ -1,0 +1,391 @@
+//! Instance state: what RunInstances stores, and the lifecycle derived from
+//! timestamps (`pending -> running`, `stopping -> stopped`,
+//! `shutting-down -> terminated -> gone`) without background tasks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::xml::Xml;
+
+/// EC2 instance states with their codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// 0
+    Pending,
+    /// 16
+    Running,
+    /// 32
+    ShuttingDown,
+    /// 48
+    Terminated,
+    /// 64
+    Stopping,
+    /// 80
+    Stopped,
+}
+
+impl State {
+    /// The state code EC2 reports.
+    pub fn code(self) -> u16 {
+        match self {
+            State::Pending => 0,
+            State::Running => 16,
+            State::ShuttingDown => 32,
+            State::Terminated => 48,
+            State::Stopping => 64,
+            State::Stopped => 80,
+        }
+    }
+
+    /// The state name EC2 reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Running => "running",
+            State::ShuttingDown => "shutting-down",
+            State::Terminated => "terminated",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+        }
+    }
+
+    /// Writes `<tag><code>..</code><name>..</name></tag>`.
+    pub fn write(self, x: &mut Xml, tag: &str) {
+        x.open(tag);
+        x.num("code", self.code());
+        x.leaf("name", self.name());
+        x.close(tag);
+    }
+}
+
+/// The last transition an instance was asked to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// RunInstances: pending, then running (or terminated on failure).
+    Launching,
+    /// StartInstances: pending, then running (or stopped on failure).
+    Starting,
+    /// StopInstances: stopping, then stopped.
+    Stopping,
+    /// TerminateInstances: shutting-down, then terminated.
+    Terminating,
+}
+
+/// Spot details of a spot instance.
+#[derive(Debug, Clone)]
+pub struct Spot {
+    /// `sir-...`.
+    pub request_id: String,
+    /// `one-time` or `persistent`.
+    pub kind: String,
+}
+
+/// One instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Creation order within its partition.
+    pub seq: u64,
+    /// `i-...`.
+    pub id: String,
+    /// `r-...`.
+    pub reservation_id: String,
+    /// AMI.
+    pub image_id: String,
+    /// Instance type.
+    pub instance_type: String,
+    /// Availability zone.
+    pub zone: String,
+    /// Subnet, when given.
+    pub subnet_id: Option<String>,
+    /// VPC, derived from the subnet.
+    pub vpc_id: Option<String>,
+    /// Private IPv4 address.
+    pub private_ip: String,
+    /// Private DNS name.
+    pub private_dns: String,
+    /// Index within its launch.
+    pub launch_index: u32,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Security group ids.
+    pub groups: Vec<String>,
+    /// The ClientToken of its launch (may be empty).
+    pub client_token: String,
+    /// Spot details.
+    pub spot: Option<Spot>,
+    /// Launch time, RFC 3339 with milliseconds.
+    pub launch_time: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Current transition.
+    pub phase: Phase,
+    /// When the current transition completes.
+    pub ready_at: Instant,
+    /// When a terminated instance stops being describable.
+    pub gone_at: Option<Instant>,
+    /// Wall-clock time of the last user action, `YYYY-MM-DD HH:MM:SS GMT`.
+    pub user_action_at: String,
+    /// A `fail_operation` fault: the launch or start ends with this
+    /// state reason (code, message).
+    pub failure: Option<(String, String)>,
+    /// A `not_found_reads` fault: describes left that act as if the
+    /// instance did not exist.
+    pub hidden_reads: u32,
+}
+
+/// What an instance looks like at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// The state.
+    pub state: State,
+    /// Past its describable time: treat as nonexistent.
+    pub gone: bool,
+}
+
+impl Instance {
+    /// The state at `now`.
+    pub fn seen(&self, now: Instant) -> Seen {
+        let done = now >= self.ready_at;
+        let state = match (self.phase, done) {
+            (Phase::Launching | Phase::Starting, false) => State::Pending,
+            (Phase::Launching, true) if self.failure.is_some() => State::Terminated,
+            (Phase::Starting, true) if self.failure.is_some() => State::Stopped,
+            (Phase::Launching | Phase::Starting, true) => State::Running,
+            (Phase::Stopping, false) => State::Stopping,
+            (Phase::Stopping, true) => State::Stopped,
+            (Phase::Terminating, false) => State::ShuttingDown,
+            (Phase::Terminating, true) => State::Terminated,
+        };
+        let gone = state == State::Terminated && self.gone_at.is_some_and(|g| now >= g);
+        Seen { state, gone }
+    }
+
+    /// Moves to a new transition that completes after `duration`.
+    pub fn transition(&mut self, phase: Phase, now: Instant, duration: Duration) {
+        self.phase = phase;
+        self.ready_at = now + duration;
+        self.gone_at = None;
+        self.user_action_at = user_time();
+    }
+
+    /// `(code, message)` of the state reason to report, if any.
+    fn state_reason(&self, state: State) -> Option<(&str, &str)> {
+        match state {
+            State::Pending if self.phase == Phase::Launching => Some(("pending", "pending")),
+            State::Terminated | State::Stopped if self.failure.is_some() => {
+                self.failure.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))
+            }
+            State::ShuttingDown | State::Terminated | State::Stopping | State::Stopped => Some((
+                "Client.UserInitiatedShutdown",
+                "Client.UserInitiatedShutdown: User initiated shutdown",
+            )),
+            _ => None,
+        }
+    }
+
+    /// Writes the `<item>` of an `instancesSet`.
+    pub fn write(&self, x: &mut Xml, state: State) {
+        x.open("item");
+        x.leaf("instanceId", &self.id);
+        x.leaf("imageId", &self.image_id);
+        state.write(x, "instanceState");
+        if state == State::Terminated {
+            x.empty("privateDnsName");
+        } else {
+            x.leaf("privateDnsName", &self.private_dns);
+        }
+        x.empty("dnsName");
+        match state {
+            State::Terminated | State::ShuttingDown | State::Stopped | State::Stopping => {
+                if let Some((_, m)) = self
+                    .failure
+                    .as_ref()
+                    .filter(|_| matches!(state, State::Terminated | State::Stopped))
+                {
+                    x.leaf("reason", m);
+                } else {
+                    let mut r = String::with_capacity(40);
+                    r.push_str("User initiated (");
+                    r.push_str(&self.user_action_at);
+                    r.push(')');
+                    x.leaf("reason", &r);
+                }
+            }
+            _ => x.empty("reason"),
+        }
+        if let Some(k) = &self.key_name {
+            x.leaf("keyName", k);
+        }
+        x.num("amiLaunchIndex", self.launch_index);
+        x.empty("productCodes");
+        x.leaf("instanceType", &self.instance_type);
+        x.leaf("launchTime", &self.launch_time);
+        x.open("placement");
+        x.leaf("availabilityZone", &self.zone);
+        x.empty("groupName");
+        x.leaf("tenancy", "default");
+        x.close("placement");
+        x.open("monitoring");
+        x.leaf("state", "disabled");
+        x.close("monitoring");
+        if let Some(s) = &self.subnet_id {
+            x.leaf("subnetId", s);
+        }
+        if let Some(v) = &self.vpc_id {
+            x.leaf("vpcId", v);
+        }
+        if state != State::Terminated {
+            x.leaf("privateIpAddress", &self.private_ip);
+        }
+        write_groups(x, &self.groups);
+        if let Some((code, message)) = self.state_reason(state) {
+            x.open("stateReason");
+            x.leaf("code", code);
+            x.leaf("message", message);
+            x.close("stateReason");
+        }
+        x.leaf("architecture", "x86_64");
+        x.leaf("rootDeviceType", "ebs");
+        x.leaf("rootDeviceName", "/dev/xvda");
+        x.empty("blockDeviceMapping");
+        if let Some(spot) = &self.spot {
+            x.leaf("instanceLifecycle", "spot");
+            x.leaf("spotInstanceRequestId", &spot.request_id);
+        }
+        x.leaf("virtualizationType", "hvm");
+        x.leaf("clientToken", &self.client_token);
+        write_tags(x, &self.tags);
+        x.leaf("hypervisor", "xen");
+        x.leaf("ebsOptimized", "false");
+        x.close("item");
+    }
+}
+
+/// Writes `<groupSet>` with one item per security group id.
+pub fn write_groups(x: &mut Xml, groups: &[String]) {
+    if groups.is_empty() {
+        x.empty("groupSet");
+        return;
+    }
+    x.open("groupSet");
+    for g in groups {
+        x.open("item");
+        x.leaf("groupId", g);
+        x.close("item");
+    }
+    x.close("groupSet");
+}
+
+/// Writes `<tagSet>`; omitted when there are no tags, as EC2 does.
+fn write_tags(x: &mut Xml, tags: &BTreeMap<String, String>) {
+    if tags.is_empty() {
+        return;
+    }
+    x.open("tagSet");
+    for (k, v) in tags {
+        x.open("item");
+        x.leaf("key", k);
+        x.leaf("value", v);
+        x.close("item");
+    }
+    x.close("tagSet");
+}
+
+/// The time of a user action as EC2 writes it in `reason`.
+fn user_time() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} GMT",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// A launch's record for ClientToken idempotency.
+#[derive(Debug, Clone)]
+pub struct TokenEntry {
+    /// Every parameter of the original request except the token.
+    pub fingerprint: Vec<(String, String)>,
+    /// The reservation it made.
+    pub reservation_id: String,
+    /// The instances it made.
+    pub instance_ids: Vec<String>,
+}
+
+/// The instances of one account in one region.
+#[derive(Debug, Default)]
+pub struct Partition {
+    /// Instances by creation order.
+    pub instances: BTreeMap<u64, Instance>,
+    /// Instance id to creation order.
+    pub by_id: HashMap<String, u64>,
+    /// ClientToken to launch.
+    pub tokens: HashMap<String, TokenEntry>,
+    /// Next creation number.
+    pub next_seq: u64,
+    /// When gone instances were last swept out.
+    pub last_sweep: Option<Instant>,
+}
+
+impl Partition {
+    /// The instance with this id, unless gone.
+    pub fn get(&self, id: &str, now: Instant) -> Option<&Instance> {
+        let seq = self.by_id.get(id)?;
+        self.instances.get(seq).filter(|i| !i.seen(now).gone)
+    }
+
+    /// The instance with this id, mutable, unless gone.
+    pub fn get_mut(&mut self, id: &str, now: Instant) -> Option<&mut Instance> {
+        let seq = self.by_id.get(id)?;
+        self.instances.get_mut(seq).filter(|i| !i.seen(now).gone)
+    }
+
+    /// Adds a new instance (its `seq` is assigned here).
+    pub fn insert(&mut self, mut inst: Instance) {
+        inst.seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.insert(inst.id.clone(), inst.seq);
+        self.instances.insert(inst.seq, inst);
+    }
+
+    /// Instances that are not terminated.
+    pub fn live_count(&self, now: Instant) -> usize {
+        self.instances
+            .values()
+            .filter(|i| i.seen(now).state != State::Terminated)
+            .count()
+    }
+
+    /// Removes instances past their describable time, and ClientTokens
+    /// whose instances are all removed. Runs at most once a second.
+    pub fn sweep(&mut self, now: Instant) {
+        if self
+            .last_sweep
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let gone: Vec<u64> = self
+            .instances
+            .values()
+            .filter(|i| i.seen(now).gone)
+            .map(|i| i.seq)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for seq in gone {
+            if let Some(i) = self.instances.remove(&seq) {
+                self.by_id.remove(&i.id);
+            }
+        }
+        let by_id = &self.by_id;
+        self.tokens
+            .retain(|_, t| t.instance_ids.iter().any(|id| by_id.contains_key(id)));
+    }
+}
