@@ -209,7 +209,6 @@ impl GcpProvider {
         if !st.insert_sent {
             return self.insert(worker, st, &name, &zone, now).await;
         }
-        let mut op_target = None;
         if st.insert_pending() {
             match self.poll(&mut st, Purpose::Insert, &zone, now).await? {
                 Polled::Pending(s) => return Ok(s),
@@ -217,11 +216,15 @@ impl GcpProvider {
                     st.teardown = Some(Teardown::from_error(&e, Phase::Failed));
                     return Ok(step(&st, Phase::Stopping, Duration::ZERO)?.with_error(&e));
                 }
-                Polled::Done(target) => op_target = target,
+                Polled::Done(target) => {
+                    if st.instance_id.is_none() {
+                        st.instance_id = target;
+                    }
+                    // The instance is read by the next step, which a
+                    // batched check answers with one list for many workers.
+                    return step(&st, worker.phase, Duration::ZERO);
+                }
             }
-        }
-        if st.instance_id.is_none() {
-            st.instance_id = op_target;
         }
         self.check(worker, st, &name, &zone, now, source).await
     }
@@ -530,7 +533,8 @@ impl GcpProvider {
                     st.delete_op = None;
                     return Ok(step(&st, Phase::Stopping, cfg.poll.min_interval)?.with_error(&e));
                 }
-                Polled::Done(_) => {}
+                // Confirmed by the next step (batched in `step_many`).
+                Polled::Done(_) => return step(&st, Phase::Stopping, Duration::ZERO),
             }
         }
         if let Some(Some(OperationStatus::Failed { code, message })) =
