@@ -1,0 +1,335 @@
+//! [`ArmClient`]: ARM requests over the shared transport.
+//!
+//! Every request carries a transport [`Key`] (provider `azure`, the
+//! subscription, the worker's region, and the API class: read, write,
+//! delete or poll), so rate limits, retry budgets and throttle pauses are
+//! shared per subscription and class as ARM meters them, and an operation
+//! name (`VirtualMachines_CreateOrUpdate`) for metrics and tracing.
+//!
+//! The bearer token is only ever sent to the configured endpoint: an
+//! operation URL from a response header that points elsewhere is refused
+//! rather than followed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use serde::de::DeserializeOwned;
+use skyfleet_core::transport::{
+    retry_after, ApiClass, Key, Limit, RequestExt, Transport, TransportConfig,
+};
+use skyfleet_core::{Error, ErrorKind, Result};
+
+use crate::classify;
+use crate::config::AzureConfig;
+use crate::credential::Credential;
+
+/// The kinds of resource the chain creates, with their ARM types and the
+/// api-versions used (checked against the REST specs; see
+/// `reference/azure-arm.md` §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    /// `Microsoft.Network/publicIPAddresses`.
+    PublicIp,
+    /// `Microsoft.Network/networkInterfaces`.
+    Nic,
+    /// `Microsoft.Compute/disks`.
+    Disk,
+    /// `Microsoft.Compute/virtualMachines`.
+    Vm,
+}
+
+impl ResourceType {
+    /// All types, in teardown-listing order.
+    pub const ALL: [ResourceType; 4] = [
+        ResourceType::Vm,
+        ResourceType::Nic,
+        ResourceType::PublicIp,
+        ResourceType::Disk,
+    ];
+
+    /// `{namespace}/{type}`.
+    pub fn arm_type(self) -> &'static str {
+        match self {
+            ResourceType::PublicIp => "Microsoft.Network/publicIPAddresses",
+            ResourceType::Nic => "Microsoft.Network/networkInterfaces",
+            ResourceType::Disk => "Microsoft.Compute/disks",
+            ResourceType::Vm => "Microsoft.Compute/virtualMachines",
+        }
+    }
+
+    /// The api-version used for this type.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            ResourceType::PublicIp | ResourceType::Nic => "2024-05-01",
+            ResourceType::Disk => "2024-03-02",
+            ResourceType::Vm => "2024-07-01",
+        }
+    }
+
+    /// The REST spec's operation-id prefix (`VirtualMachines`).
+    pub fn op_prefix(self) -> &'static str {
+        match self {
+            ResourceType::PublicIp => "PublicIPAddresses",
+            ResourceType::Nic => "NetworkInterfaces",
+            ResourceType::Disk => "Disks",
+            ResourceType::Vm => "VirtualMachines",
+        }
+    }
+
+    /// A short name for messages and `OwnedResource::kind`.
+    pub fn kind_name(self) -> &'static str {
+        match self {
+            ResourceType::PublicIp => "publicIPAddress",
+            ResourceType::Nic => "networkInterface",
+            ResourceType::Disk => "disk",
+            ResourceType::Vm => "virtualMachine",
+        }
+    }
+
+    /// The type of an ARM id, if it is one of ours.
+    pub fn from_id(id: &str) -> Option<ResourceType> {
+        let lower = id.to_ascii_lowercase();
+        ResourceType::ALL.into_iter().find(|t| {
+            lower.contains(&format!(
+                "/providers/{}/",
+                t.arm_type().to_ascii_lowercase()
+            ))
+        })
+    }
+}
+
+/// A response: status, headers and the whole body.
+#[derive(Debug, Clone)]
+pub struct ArmResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl ArmResponse {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The delay the response asked for (`Retry-After` and ms variants).
+    pub fn retry_after(&self) -> Option<Duration> {
+        retry_after(&self.headers)
+    }
+
+    /// A header as a string, if present and ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The body parsed as `T`; a garbled body is an
+    /// [`ErrorKind::Internal`] error with code `GarbledResponse` naming `what`.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| garbled(what, self.status, &e.to_string()))
+    }
+
+    /// This (non-success) answer as a classified error.
+    pub fn error(&self, what: &str) -> Error {
+        classify::from_response(self.status, &self.body, self.retry_after(), what)
+    }
+
+    /// The ARM error code of a non-success answer, if any.
+    pub fn error_code(&self) -> Option<String> {
+        classify::parse_error_body(&self.body).map(|(c, _)| c)
+    }
+}
+
+/// An error for a response ARM should never send (bad JSON, missing fields).
+pub fn garbled(what: &str, status: u16, detail: &str) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("{what}: garbled ARM response (HTTP {status}): {detail}"),
+    )
+    .with_code("GarbledResponse")
+    .with_provider("azure")
+}
+
+/// ARM requests for one subscription.
+#[derive(Debug, Clone)]
+pub struct ArmClient {
+    transport: Transport,
+    base: String,
+    subscription: String,
+    credential: Arc<Credential>,
+}
+
+/// The transport config an [`AzureConfig`] asks for: the shared defaults
+/// with its overrides and its CA.
+pub fn transport_config(config: &AzureConfig) -> TransportConfig {
+    let t = &config.transport;
+    let mut tc = TransportConfig::default();
+    if t.attempt_timeout_ms.is_some() || t.overall_timeout_ms.is_some() {
+        for class in ApiClass::ALL {
+            let cur = tc.timeouts(class);
+            let attempt = t
+                .attempt_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(cur.attempt);
+            let overall = t
+                .overall_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(cur.overall)
+                .max(attempt);
+            tc = tc.with_timeouts(class, attempt, overall);
+        }
+    }
+    if let Some(n) = t.max_attempts {
+        tc = tc.with_max_attempts(n);
+    }
+    if let Some(r) = t.reads_per_s {
+        tc = tc
+            .with_limit("azure", ApiClass::Read, Limit::per_second(r, r))
+            .with_limit("azure", ApiClass::Poll, Limit::per_second(r, r));
+    }
+    if let Some(w) = t.writes_per_s {
+        tc = tc
+            .with_limit("azure", ApiClass::Write, Limit::per_second(w, w))
+            .with_limit("azure", ApiClass::Delete, Limit::per_second(w, w));
+    }
+    if let Some(c) = t.max_concurrency {
+        tc = tc.with_max_concurrency(c);
+    }
+    if let Some(pem) = &config.ca_pem {
+        tc = tc.with_root_certificate_pem(pem.as_bytes().to_vec());
+    }
+    tc
+}
+
+impl ArmClient {
+    /// A client for `config`'s subscription and endpoint over `transport`.
+    pub fn new(config: &AzureConfig, transport: Transport, credential: Arc<Credential>) -> Self {
+        ArmClient {
+            transport,
+            base: config.base_url().to_string(),
+            subscription: config.subscription_id.clone(),
+            credential,
+        }
+    }
+
+    /// The transport (shared state, metrics).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// The subscription id.
+    pub fn subscription(&self) -> &str {
+        &self.subscription
+    }
+
+    /// The ARM id of a resource.
+    pub fn resource_id(&self, rg: &str, ty: ResourceType, name: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{rg}/providers/{}/{name}",
+            self.subscription,
+            ty.arm_type()
+        )
+    }
+
+    /// The absolute URL of a resource (with its api-version).
+    pub fn resource_url(&self, rg: &str, ty: ResourceType, name: &str) -> String {
+        self.id_url(&self.resource_id(rg, ty, name), ty)
+    }
+
+    /// The absolute URL of an ARM id of type `ty`.
+    pub fn id_url(&self, id: &str, ty: ResourceType) -> String {
+        format!("{}{id}?api-version={}", self.base, ty.api_version())
+    }
+
+    /// The list URL of every resource of `ty` in `rg`.
+    pub fn list_url(&self, rg: &str, ty: ResourceType) -> String {
+        format!(
+            "{}/subscriptions/{}/resourceGroups/{rg}/providers/{}?api-version={}",
+            self.base,
+            self.subscription,
+            ty.arm_type(),
+            ty.api_version()
+        )
+    }
+
+    /// Checks that `url` is on the configured endpoint (the token goes
+    /// nowhere else).
+    pub fn check_url(&self, url: &str) -> Result<()> {
+        let ok = url
+            .strip_prefix(&self.base)
+            .is_some_and(|rest| rest.starts_with('/'));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "refusing to follow an operation URL outside the ARM endpoint {}: {url}",
+                    self.base
+                ),
+            )
+            .with_code("ForeignUrl")
+            .with_provider("azure"))
+        }
+    }
+
+    /// Sends one request. Any status is an `Ok` answer; only failures
+    /// without one (timeouts, connection errors, token errors) are `Err`.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        class: ApiClass,
+        region: &str,
+        operation: String,
+    ) -> Result<ArmResponse> {
+        self.check_url(url)?;
+        let token = self.credential.token().await?;
+        let bytes = match body {
+            Some(v) => Bytes::from(serde_json::to_vec(v)?),
+            None => Bytes::new(),
+        };
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::ACCEPT, "application/json");
+        if body.is_some() {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = builder
+            .body(bytes)
+            .map_err(|e| Error::internal(format!("cannot build ARM request for {url}: {e}")))?
+            .with_key(Key::new(
+                "azure",
+                self.subscription.as_str(),
+                region.to_string(),
+                class,
+            ))
+            .with_operation(operation.clone());
+        let resp = self.transport.send(req).await.map_err(|e| {
+            let kind = e.kind().clone();
+            let code = e.code().unwrap_or("transport").to_string();
+            Error::new(kind, format!("{operation}: {}", e.message()))
+                .with_code(code)
+                .with_provider("azure")
+                .with_source(e)
+        })?;
+        let (parts, body) = resp.into_parts();
+        Ok(ArmResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
+}

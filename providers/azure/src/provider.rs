@@ -1,0 +1,224 @@
+//! [`AzureProvider`]: the [`Provider`] implementation.
+//!
+//! It is stateless between steps: everything a worker needs is in its
+//! provider state ([`ChainState`](crate::chain::ChainState)), so a provider
+//! rebuilt from its [`AzureConfig`] alone (after a crash, on another
+//! replica) carries on where the last one stopped.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Method;
+use serde_json::Value;
+use skyfleet_core::clock::{Clock, SystemClock};
+use skyfleet_core::model::tag;
+use skyfleet_core::transport::{ApiClass, Transport};
+use skyfleet_core::{Error, OwnedResource, OwnershipScope, Provider, Result, Step, Worker};
+use time::OffsetDateTime;
+
+use crate::arm::{ArmClient, ResourceType};
+use crate::config::{AzureConfig, AzureLaunch};
+use crate::credential::Credential;
+
+/// The Azure provider: one subscription.
+#[derive(Debug, Clone)]
+pub struct AzureProvider {
+    pub(crate) config: Arc<AzureConfig>,
+    pub(crate) client: ArmClient,
+    clock: Arc<dyn Clock>,
+}
+
+impl AzureProvider {
+    /// Builds the provider from its config: credential, transport (with the
+    /// config's CA, timeouts and limits) and ARM client.
+    pub fn new(config: AzureConfig) -> Result<Self> {
+        config.validate()?;
+        let transport = Transport::builder()
+            .config(crate::arm::client::transport_config(&config))
+            .build()?;
+        Self::with_transport(config, transport)
+    }
+
+    /// Like [`AzureProvider::new`] over an existing transport (to share its
+    /// limits and budgets with other providers of the same account).
+    pub fn with_transport(config: AzureConfig, transport: Transport) -> Result<Self> {
+        config.validate()?;
+        let credential = Credential::from_config(&config.credential, config.ca_pem.as_deref())?;
+        Ok(Self::with_parts(config, transport, Arc::new(credential)))
+    }
+
+    /// Assembles a provider from its parts (the config is assumed valid).
+    pub fn with_parts(
+        config: AzureConfig,
+        transport: Transport,
+        credential: Arc<Credential>,
+    ) -> Self {
+        let client = ArmClient::new(&config, transport, credential);
+        AzureProvider {
+            config: Arc::new(config),
+            client,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Uses `clock` for deadlines and schedules (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The config.
+    pub fn config(&self) -> &AzureConfig {
+        &self.config
+    }
+
+    /// The ARM client.
+    pub fn client(&self) -> &ArmClient {
+        &self.client
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The resource group of a launch config: its own, else the provider's
+    /// first.
+    pub(crate) fn resource_group_for(&self, launch: &AzureLaunch) -> Result<String> {
+        launch
+            .resource_group
+            .clone()
+            .or_else(|| self.config.resource_groups.first().cloned())
+            .ok_or_else(|| {
+                Error::invalid_config(
+                    "launch.resource_group",
+                    "no resource group: set launch.resource_group or the provider's resource_groups",
+                )
+            })
+    }
+
+    async fn list_type(&self, rg: &str, ty: ResourceType) -> Result<Vec<Value>> {
+        let mut url = self.client.list_url(rg, ty);
+        let mut out = Vec::new();
+        let op = format!("{}_List", ty.op_prefix());
+        // Bounded paging: a nextLink loop never runs away.
+        for _ in 0..1000 {
+            let resp = self
+                .client
+                .send(Method::GET, &url, None, ApiClass::Read, "", op.clone())
+                .await?;
+            if resp.status == 404 {
+                return Ok(out);
+            }
+            if !resp.is_success() {
+                return Err(resp.error(&op));
+            }
+            let body: Value = resp.json(&op)?;
+            let items = body.get("value").and_then(Value::as_array).ok_or_else(|| {
+                crate::arm::client::garbled(&op, resp.status, "list without `value`")
+            })?;
+            out.extend(items.iter().cloned());
+            match body.get("nextLink").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => url = next.to_string(),
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn owned(v: &Value, ty: ResourceType) -> Option<OwnedResource> {
+    let id = v.get("id")?.as_str()?.to_string();
+    let tags: std::collections::BTreeMap<String, String> = v
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let created_at = v
+        .get("properties")
+        .and_then(|p| p.get("timeCreated"))
+        .and_then(Value::as_str)
+        .and_then(|s| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        });
+    Some(OwnedResource {
+        id,
+        kind: ty.kind_name().to_string(),
+        worker_id: tags.get(tag::WORKER).cloned(),
+        created_at,
+        tags,
+    })
+}
+
+#[async_trait]
+impl Provider for AzureProvider {
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    fn kind(&self) -> &'static str {
+        "azure"
+    }
+
+    fn validate(&self, launch: &Value) -> Result<()> {
+        let l = AzureLaunch::parse(launch)?;
+        self.resource_group_for(&l).map(|_| ())
+    }
+
+    fn partition(&self, worker: &Worker) -> Option<String> {
+        worker
+            .spec
+            .launch
+            .get("location")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    async fn step(&self, worker: &Worker) -> Result<Step> {
+        crate::chain::step(self, worker).await
+    }
+
+    async fn list_owned(&self, scope: &OwnershipScope) -> Result<Vec<OwnedResource>> {
+        let mut out = Vec::new();
+        for rg in &self.config.resource_groups {
+            for ty in ResourceType::ALL {
+                for v in self.list_type(rg, ty).await? {
+                    if let Some(r) = owned(&v, ty) {
+                        let mine = r.tags.get(tag::MANAGER) == Some(&scope.manager_id)
+                            && r.tags.get(tag::PROVIDER) == Some(&scope.provider_id);
+                        if mine {
+                            out.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_owned(&self, resource: &OwnedResource) -> Result<()> {
+        let ty = ResourceType::from_id(&resource.id).ok_or_else(|| {
+            Error::invalid_config(
+                "resource.id",
+                format!("not an Azure resource skyfleet creates: {}", resource.id),
+            )
+        })?;
+        if !resource.id.starts_with('/') {
+            return Err(Error::invalid_config("resource.id", "must be an ARM id"));
+        }
+        let url = self.client.id_url(&resource.id, ty);
+        let op = format!("{}_Delete", ty.op_prefix());
+        let resp = self
+            .client
+            .send(Method::DELETE, &url, None, ApiClass::Delete, "", op.clone())
+            .await?;
+        if resp.is_success() || resp.status == 404 {
+            Ok(())
+        } else {
+            Err(resp.error(&op))
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The chain against the mock cloud over TLS: to running with and without a
+//! public IP and with data disks, then teardown to nothing.
+
+mod common;
+
+use common::*;
+use skyfleet_core::{DesiredState, Phase, Provider};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_without_public_ip_runs_and_tears_down() {
+    let env = Env::start().await;
+    let p = env.provider();
+    let mut w = worker("w-plain", launch(false, 0));
+    drive(&p, &mut w, &[Phase::Running]).await;
+    assert_eq!(w.phase, Phase::Running, "{:?}", w.last_error);
+    assert_eq!(env.count("virtualMachine").await, 1);
+    assert_eq!(env.count("networkInterface").await, 1);
+    assert_eq!(env.count("publicIPAddress").await, 0);
+    assert_eq!(env.count("disk").await, 1, "the OS disk");
+    let nic = env
+        .ours()
+        .await
+        .into_iter()
+        .find(|r| r["kind"] == "networkInterface")
+        .unwrap();
+    assert_eq!(nic["name"], "sf-w-plain-nic");
+    assert_eq!(nic["tags"]["skyfleet-manager"], MANAGER);
+    assert_eq!(nic["tags"]["skyfleet-worker"], "w-plain");
+
+    // A health check of the running worker keeps it running.
+    w.next_check_at = time::OffsetDateTime::now_utc();
+    let s = p.step(&w).await.unwrap();
+    assert_eq!(s.phase, Phase::Running);
+
+    w.desired = DesiredState::Removed;
+    w.next_check_at = time::OffsetDateTime::now_utc();
+    drive(&p, &mut w, &[]).await;
+    assert_eq!(w.phase, Phase::Stopped, "{:?}", w.last_error);
+    assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_with_public_ip_and_data_disks() {
+    let env = Env::start().await;
+    let p = env.provider();
+    let mut w = worker("w-full", launch(true, 2));
+    drive(&p, &mut w, &[Phase::Running]).await;
+    assert_eq!(w.phase, Phase::Running, "{:?}", w.last_error);
+    assert_eq!(env.count("virtualMachine").await, 1);
+    assert_eq!(env.count("publicIPAddress").await, 1);
+    assert_eq!(env.count("disk").await, 3, "OS disk and two data disks");
+    w.desired = DesiredState::Removed;
+    w.next_check_at = time::OffsetDateTime::now_utc();
+    drive(&p, &mut w, &[]).await;
+    assert_eq!(w.phase, Phase::Stopped, "{:?}", w.last_error);
+    assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_one_by_one_without_cascade() {
+    let env = Env::start().await;
+    let p = env.provider();
+    let mut l = launch(true, 1);
+    l["delete_with_vm"] = serde_json::json!(false);
+    let mut w = worker("w-nocascade", l);
+    drive(&p, &mut w, &[Phase::Running]).await;
+    assert_eq!(w.phase, Phase::Running, "{:?}", w.last_error);
+    w.desired = DesiredState::Removed;
+    w.next_check_at = time::OffsetDateTime::now_utc();
+    drive(&p, &mut w, &[]).await;
+    assert_eq!(w.phase, Phase::Stopped, "{:?}", w.last_error);
+    assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
+}
