@@ -21,8 +21,9 @@
 //! (or answers 409 while it is still being created, in which case the chain
 //! watches the resource itself). A resource is only PUT once every resource
 //! before it is confirmed, so at any time at most the first unconfirmed
-//! resource may exist unrecorded: teardown deletes (by name) everything up
-//! to and including it, and a DELETE answered 404 counts as done.
+//! resource and the one after it (a lost step may have confirmed the first
+//! and PUT the next) may exist unrecorded: teardown deletes (by name)
+//! everything up to those, and a DELETE answered 404 counts as done.
 //!
 //! # Teardown
 //!
@@ -229,8 +230,10 @@ impl ChainState {
             })
     }
 
-    /// Starts the teardown of whatever may exist. Resources past the first
-    /// unconfirmed one were never requested; that one may have been.
+    /// Starts the teardown of whatever may exist. The first unconfirmed
+    /// resource may exist; so may the one after it, because a step whose
+    /// answer was lost may have confirmed the first and PUT the next. Later
+    /// ones were never requested.
     pub fn begin_teardown(&mut self, reason: impl Into<String>) {
         if self.teardown.is_some() {
             return;
@@ -244,7 +247,7 @@ impl ChainState {
             self.create
                 .iter()
                 .position(|l| l.ty == ty && l.name == name)
-                .is_some_and(|i| i <= frontier)
+                .is_some_and(|i| i <= frontier + 1)
         };
         let target = |ty, name: &str| Target {
             ty,

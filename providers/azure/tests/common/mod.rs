@@ -197,12 +197,14 @@ pub fn worker(id: &str, launch: Value) -> Worker {
     )
 }
 
-/// Steps `w` (sleeping as asked) until its phase is in `until` or final.
-pub async fn drive(p: &dyn Provider, w: &mut Worker, until: &[Phase]) {
+/// Steps `w` (sleeping as asked) until its phase is in `until` or final;
+/// returns the step errors seen.
+pub async fn drive(p: &dyn Provider, w: &mut Worker, until: &[Phase]) -> Vec<skyfleet_core::Error> {
     use skyfleet_core::clock::Clock;
     let clock = SystemClock;
     let give_up = std::time::Instant::now() + Duration::from_secs(60);
     let mut errors = 0;
+    let mut seen = Vec::new();
     while !(until.contains(&w.phase) || w.phase.is_final()) {
         assert!(std::time::Instant::now() < give_up, "stuck: {w:#?}");
         let wait = skyfleet_core::clock::until(clock.now(), w.next_check_at);
@@ -218,7 +220,9 @@ pub async fn drive(p: &dyn Provider, w: &mut Worker, until: &[Phase]) {
                 errors += 1;
                 assert!(errors < 20, "too many step errors, last: {e}");
                 w.next_check_at = clock.now() + Duration::from_millis(100);
+                seen.push(e);
             }
         }
     }
+    seen
 }
