@@ -1,47 +1,239 @@
-//! Compute Engine and the Google OAuth token endpoint. Placeholder: filled by the GCE work.
+//! Compute Engine (`/compute/v1/projects/{project}/zones/{zone}/...`) and the
+//! Google OAuth token endpoint (`POST /token`).
+//!
+//! Layout, one concept per module:
+//! - [`config`]: [`GceConfig`], durations and the throttle model;
+//! - `request`: the path every request takes (auth, quota, faults, method);
+//! - `instance` / `instances`: the Instance resource and its methods;
+//! - `operation` / `operations`: the Operation resource and its methods;
+//! - `lifecycle`: instance status over time, derived from timestamps;
+//! - `filter`: the `filter` parameter of lists;
+//! - `throttle`: per-minute quota windows; `errors`: Google's error JSON;
+//! - `links`: absolute links against the request's host; `store`: state by
+//!   project; `token`: `POST /token`.
+//!
+//! Fault rules use Compute's discovery method ids as operation names:
+//! `compute.instances.insert`, `.get`, `.list`, `.delete`, `.start`,
+//! `.stop`, `compute.zoneOperations.get`, `.wait`; the resource is the
+//! instance (or operation) name. `fail_operation` makes the operation end
+//! `DONE` with the error (and no instance remains after a failed insert);
+//! `not_found_reads` on an insert hides the new instance from the next N
+//! `instances.get`.
 
-use std::sync::Arc;
+mod config;
+mod errors;
+mod filter;
+mod instance;
+mod instances;
+mod lifecycle;
+mod links;
+mod operation;
+mod operations;
+mod request;
+mod store;
+mod throttle;
+mod token;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use axum::routing::{any, get, post};
 
-use crate::ctx::{Ctx, ResourceView};
+use crate::ctx::{Cloud, Ctx, OperationName, ResourceView};
 
-/// Compute Engine settings (lifecycle durations, throttle limits).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct GceConfig {}
+pub use config::{GceConfig, GceThrottle};
+pub use errors::error_response;
+pub use links::Https;
+
+use request::Action;
+use throttle::Group;
 
 /// The Compute Engine part of the mock.
 pub struct Gce {
-    #[allow(dead_code)]
     ctx: Ctx,
+    config: RwLock<GceConfig>,
+    store: store::Store,
+}
+
+/// A route handler serving one Compute method.
+fn method(
+    gce: &Arc<Gce>,
+    id: &'static str,
+    group: Group,
+    action: Action,
+) -> impl Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    let gce = Arc::clone(gce);
+    move |req: Request| {
+        let gce = Arc::clone(&gce);
+        Box::pin(async move { gce.serve(id, group, req, action).await })
+    }
+}
+
+/// The answer to a path (or method) Compute does not have.
+async fn unknown(req: Request) -> Response {
+    let msg = format!(
+        "The requested URL {} was not found on this server.",
+        req.uri().path()
+    );
+    let mut resp = errors::GceError::api(404, "notFound", &msg).into_response();
+    resp.extensions_mut()
+        .insert(OperationName("compute.unknown".to_string()));
+    resp
 }
 
 impl Gce {
-    /// A new, empty EC2.
+    /// A new, empty Compute Engine with default settings.
     pub fn new(ctx: Ctx) -> Arc<Self> {
-        Arc::new(Gce { ctx })
+        Arc::new(Gce {
+            ctx,
+            config: RwLock::new(GceConfig::default()),
+            store: store::Store::default(),
+        })
     }
-    /// Routes (`/compute/v1/projects/...`, `POST /token`).
-    pub fn router(self: &Arc<Self>) -> axum::Router {
-        axum::Router::new()
-    }
-    /// Applies new settings.
-    pub fn set_config(&self, _config: GceConfig) {}
-    /// Live resources.
-    pub fn resources(&self) -> Vec<ResourceView> {
-        Vec::new()
-    }
-    /// Clears one project (or all).
-    pub fn reset(&self, _scope: Option<&str>) {}
-}
 
-/// An error in Google JSON format.
-pub fn error_response(status: u16, code: &str, message: &str) -> Response {
-    (
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST),
-        format!("<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>0</RequestID></Response>"),
-    )
-        .into_response()
+    /// The routes: Compute under `/compute/v1/projects/...`, `POST /token`,
+    /// and a Google-format 404 for any other `/compute/v1/` path.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        const INSTANCES: &str = "/compute/v1/projects/{project}/zones/{zone}/instances";
+        const OPERATION: &str = "/compute/v1/projects/{project}/zones/{zone}/operations/{op}";
+        let token = {
+            let gce = Arc::clone(self);
+            move |req: Request| {
+                let gce = Arc::clone(&gce);
+                async move { gce.serve_token(req).await }
+            }
+        };
+        axum::Router::new()
+            .route(
+                INSTANCES,
+                post(method(
+                    self,
+                    "compute.instances.insert",
+                    Group::Queries,
+                    instances::insert,
+                ))
+                .get(method(
+                    self,
+                    "compute.instances.list",
+                    Group::Lists,
+                    instances::list,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{INSTANCES}/{{name}}"),
+                get(method(
+                    self,
+                    "compute.instances.get",
+                    Group::Reads,
+                    instances::get,
+                ))
+                .delete(method(
+                    self,
+                    "compute.instances.delete",
+                    Group::Queries,
+                    instances::delete,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{INSTANCES}/{{name}}/start"),
+                post(method(
+                    self,
+                    "compute.instances.start",
+                    Group::Queries,
+                    instances::start,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{INSTANCES}/{{name}}/stop"),
+                post(method(
+                    self,
+                    "compute.instances.stop",
+                    Group::Queries,
+                    instances::stop,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                OPERATION,
+                get(method(
+                    self,
+                    "compute.zoneOperations.get",
+                    Group::OperationReads,
+                    operations::get,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{OPERATION}/wait"),
+                post(method(
+                    self,
+                    "compute.zoneOperations.wait",
+                    Group::OperationReads,
+                    operations::wait,
+                ))
+                .fallback(unknown),
+            )
+            .route("/token", post(token).fallback(unknown))
+            .route("/compute/v1", any(unknown))
+            .route("/compute/v1/{*rest}", any(unknown))
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> GceConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies new settings; they govern changes made from now on.
+    pub fn set_config(&self, config: GceConfig) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    /// Every live instance, for `GET /_mock/resources`.
+    pub fn resources(&self) -> Vec<ResourceView> {
+        let now = Instant::now();
+        self.store
+            .each(|(project, p)| {
+                p.zones
+                    .values()
+                    .flat_map(|z| z.values())
+                    .filter(|i| i.live(now))
+                    .map(|i| ResourceView {
+                        cloud: Cloud::Gcp,
+                        partition: project.clone(),
+                        kind: "instance".to_string(),
+                        id: i.id.to_string(),
+                        name: i.spec.name.clone(),
+                        state: i.status(now).as_str().to_string(),
+                        tags: i
+                            .spec
+                            .labels
+                            .clone()
+                            .into_iter()
+                            .collect::<BTreeMap<_, _>>(),
+                        created: i.created.clone(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Clears one project (`scope` is a project id), or every project.
+    pub fn reset(&self, scope: Option<&str>) {
+        self.store.clear(scope);
+    }
 }

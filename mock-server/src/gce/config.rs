@@ -1,0 +1,100 @@
+//! Compute Engine settings: lifecycle and operation durations, the
+//! `zoneOperations.wait` cap, authentication and the per-minute throttle
+//! model.
+//!
+//! Every duration is in milliseconds of simulated time; the mock multiplies
+//! it by the global time scale (`Ctx::scaled`) when it schedules a change, so
+//! a 15 s boot takes 15 ms at scale 0.001.
+
+use serde::{Deserialize, Serialize};
+
+/// Compute Engine settings, as `PUT /_mock/config` and the config file take
+/// them under the `gce` key. Missing fields keep their defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GceConfig {
+    /// How long an instance stays `PROVISIONING` after insert or start.
+    pub provisioning_ms: u64,
+    /// How long an instance then stays `STAGING` before `RUNNING`.
+    pub staging_ms: u64,
+    /// How long a stop keeps the instance `STOPPING` before `TERMINATED`.
+    pub stopping_ms: u64,
+    /// How long a delete keeps the instance `STOPPING` before it is gone.
+    pub deleting_ms: u64,
+    /// How long every operation stays `PENDING` before `RUNNING`.
+    pub operation_pending_ms: u64,
+    /// How long an insert operation runs before `DONE`.
+    pub insert_operation_ms: u64,
+    /// How long a start operation runs before `DONE`.
+    pub start_operation_ms: u64,
+    /// How long a stop operation runs before `DONE`.
+    pub stop_operation_ms: u64,
+    /// How long a delete operation runs before `DONE`.
+    pub delete_operation_ms: u64,
+    /// The longest `zoneOperations.wait` holds a request before answering
+    /// with a not yet `DONE` operation (Google documents about 2 minutes; 0
+    /// makes every wait return at once).
+    pub wait_cap_ms: u64,
+    /// Whether Compute requests need `Authorization: Bearer ...` (401
+    /// otherwise). Off lets clients with anonymous credentials in.
+    pub require_auth: bool,
+    /// `expires_in` of tokens that `POST /token` issues, in seconds.
+    pub token_expires_in_s: u64,
+    /// The per-minute rate quota model.
+    pub throttle: GceThrottle,
+}
+
+impl Default for GceConfig {
+    fn default() -> Self {
+        GceConfig {
+            provisioning_ms: 5_000,
+            staging_ms: 10_000,
+            stopping_ms: 30_000,
+            deleting_ms: 20_000,
+            operation_pending_ms: 200,
+            insert_operation_ms: 15_000,
+            start_operation_ms: 15_000,
+            stop_operation_ms: 30_000,
+            delete_operation_ms: 20_000,
+            wait_cap_ms: 120_000,
+            require_auth: true,
+            token_expires_in_s: 3599,
+            throttle: GceThrottle::default(),
+        }
+    }
+}
+
+/// Compute Engine's rate quotas: fixed, synchronized one-minute windows per
+/// project and quota group. A request over its group's limit gets 403
+/// `rateLimitExceeded` (or 429 `RESOURCE_EXHAUSTED` when `status` is 429).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GceThrottle {
+    /// Off by default.
+    pub enabled: bool,
+    /// The HTTP status of a throttle answer: 403 (what Compute documents) or
+    /// 429; any other value answers 403.
+    pub status: u16,
+    /// Mutations (`insert`, `delete`, `start`, `stop`): the `Queries` group,
+    /// metric `compute.googleapis.com/default`.
+    pub queries_per_minute: u64,
+    /// `instances.get`: metric `compute.googleapis.com/read_requests`.
+    pub read_requests_per_minute: u64,
+    /// `instances.list`: the list requests group.
+    pub list_requests_per_minute: u64,
+    /// `zoneOperations.get` and `wait`: the operation read group.
+    pub operation_read_requests_per_minute: u64,
+}
+
+impl Default for GceThrottle {
+    fn default() -> Self {
+        GceThrottle {
+            enabled: false,
+            status: 403,
+            queries_per_minute: 1500,
+            read_requests_per_minute: 1500,
+            list_requests_per_minute: 1500,
+            operation_read_requests_per_minute: 1500,
+        }
+    }
+}

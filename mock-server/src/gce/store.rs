@@ -1,0 +1,80 @@
+//! In-memory state, partitioned by project so parallel tests using
+//! different projects never see each other, and `reset` can clear one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+use std::time::Instant;
+
+use super::instance::Instance;
+use super::operation::Operation;
+
+/// One project's instances, operations and seen request ids.
+#[derive(Debug, Default)]
+pub(crate) struct Project {
+    /// Instances by zone, then by name (ordered: lists page by name).
+    pub zones: HashMap<String, BTreeMap<String, Instance>>,
+    /// Operations by name.
+    pub operations: HashMap<String, Operation>,
+    /// `requestId` -> the name of the operation it created.
+    pub request_ids: HashMap<String, String>,
+}
+
+impl Project {
+    /// The live instance `name` in `zone`.
+    pub(crate) fn instance(&self, zone: &str, name: &str, now: Instant) -> Option<&Instance> {
+        self.zones
+            .get(zone)
+            .and_then(|z| z.get(name))
+            .filter(|i| i.live(now))
+    }
+
+    /// The live instance `name` in `zone`, for a change.
+    pub(crate) fn instance_mut(
+        &mut self,
+        zone: &str,
+        name: &str,
+        now: Instant,
+    ) -> Option<&mut Instance> {
+        self.zones
+            .get_mut(zone)
+            .and_then(|z| z.get_mut(name))
+            .filter(|i| i.live(now))
+    }
+}
+
+/// Every project.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    projects: RwLock<HashMap<String, Project>>,
+}
+
+impl Store {
+    /// Runs `f` on the project under a shared lock (`None` if it has no state).
+    pub(crate) fn read<R>(&self, project: &str, f: impl FnOnce(Option<&Project>) -> R) -> R {
+        let guard = self.projects.read().unwrap_or_else(|e| e.into_inner());
+        f(guard.get(project))
+    }
+
+    /// Runs `f` on the project (created if needed) under the write lock.
+    pub(crate) fn write<R>(&self, project: &str, f: impl FnOnce(&mut Project) -> R) -> R {
+        let mut guard = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        f(guard.entry(project.to_string()).or_default())
+    }
+
+    /// Runs `f` on every project under a shared lock.
+    pub(crate) fn each<R>(&self, f: impl FnMut((&String, &Project)) -> R) -> Vec<R> {
+        let guard = self.projects.read().unwrap_or_else(|e| e.into_inner());
+        guard.iter().map(f).collect()
+    }
+
+    /// Forgets one project, or all.
+    pub(crate) fn clear(&self, project: Option<&str>) {
+        let mut guard = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        match project {
+            Some(p) => {
+                guard.remove(p);
+            }
+            None => guard.clear(),
+        }
+    }
+}
