@@ -92,7 +92,7 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if a.workers == 0 || a.retry_after == 0 || !(a.scale > 0.0) {
+    if a.workers == 0 || a.retry_after == 0 || !a.scale.is_finite() || a.scale <= 0.0 {
         return Err("--workers, --retry-after and --scale must be > 0".into());
     }
     Ok(a)

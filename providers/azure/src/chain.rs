@@ -601,7 +601,7 @@ async fn create(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Resul
             }
             Ok(Started::Pending(op)) => {
                 let wait = deadline_cap(worker, now, op.wait(now));
-                st.create[i].op = Some(op);
+                st.create[i].op = Some(*op);
                 out(&st, Phase::Requested, wait, note)
             }
             Err(e)
@@ -766,7 +766,7 @@ async fn teardown(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Res
                 Ok(Started::Done) => mark_gone(&mut td, ti),
                 Ok(Started::Pending(op)) => {
                     let wait = op.wait(now);
-                    td.targets[ti].op = Some(op);
+                    td.targets[ti].op = Some(*op);
                     st.teardown = Some(td);
                     return out(&st, Phase::Stopping, wait, note);
                 }

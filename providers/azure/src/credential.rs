@@ -263,7 +263,6 @@ impl Credential {
                         .clone()
                         .map(azure_identity::UserAssignedId::ClientId),
                     client_options: client_options(None, ca_pem)?,
-                    ..Default::default()
                 };
                 azure_identity::ManagedIdentityCredential::new(Some(options))
                     .map_err(|e| cred_error("managed identity", e))?
@@ -281,7 +280,6 @@ impl Credential {
                     client_id: client_id.clone(),
                     tenant_id: tenant_id.clone(),
                     token_file_path: token_file.clone(),
-                    ..Default::default()
                 };
                 azure_identity::WorkloadIdentityCredential::new(Some(options))
                     .map_err(|e| cred_error("workload identity", e))?

@@ -106,7 +106,8 @@ impl AzureProvider {
                 .client
                 .send(Method::GET, &url, None, ApiClass::Read, "", op.clone())
                 .await?;
-            if resp.status == 404 {
+            if resp.status == 404 && resp.error_code().as_deref() == Some("ResourceGroupNotFound") {
+                // A group that does not exist holds nothing of ours.
                 return Ok(out);
             }
             if !resp.is_success() {

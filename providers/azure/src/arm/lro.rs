@@ -64,7 +64,7 @@ pub enum Started {
     /// Finished synchronously.
     Done,
     /// Running; poll the operation.
-    Pending(ArmOperation),
+    Pending(Box<ArmOperation>),
 }
 
 /// What one poll made of an operation.
@@ -171,11 +171,11 @@ impl ArmOperation {
                 };
                 op = op.with_final_url(final_url);
             }
-            Ok(Started::Pending(ArmOperation {
+            Ok(Started::Pending(Box::new(ArmOperation {
                 kind,
                 resource_url: resource_url.to_string(),
                 op,
-            }))
+            })))
         };
         if let Some(url) = resp.header("azure-asyncoperation") {
             return make(PollKind::AsyncOperation, url);
