@@ -25,7 +25,11 @@ const SUB: &str = "00000000-0000-0000-0000-000000000001";
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A mock cloud on a free port, serving HTTPS with its own certificate;
     // operations take a tenth of their real time.
-    let mock = MockCloud::builder().tls(true).time_scale(0.1).start().await?;
+    let mock = MockCloud::builder()
+        .tls(true)
+        .time_scale(0.1)
+        .start()
+        .await?;
     let ca = mock.cert_pem().unwrap_or_default().to_string();
     println!("mock cloud at {}", mock.url());
 

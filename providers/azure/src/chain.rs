@@ -646,10 +646,13 @@ fn final_phase(worker: &Worker, st: &ChainState) -> Result<Step> {
     )
 }
 
-fn mark_gone(td: &mut Teardown, idx: usize) {
+/// Marks target `idx` gone. `observed` is true when its delete operation
+/// was seen to succeed: only then are the VM's dependents known to have
+/// gone with it (a 404 may mean someone else deleted the VM, without them).
+fn mark_gone(td: &mut Teardown, idx: usize, observed: bool) {
     td.targets[idx].gone = true;
     td.targets[idx].op = None;
-    if td.targets[idx].ty == ResourceType::Vm && td.cascade {
+    if observed && td.targets[idx].ty == ResourceType::Vm && td.cascade {
         for t in &mut td.targets {
             t.gone = true;
             t.op = None;
@@ -695,7 +698,7 @@ async fn teardown(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Res
                     return out(&st, Phase::Stopping, wait, e.as_ref().map(se));
                 }
                 PollOutcome::Succeeded => {
-                    mark_gone(&mut td, ti);
+                    mark_gone(&mut td, ti, true);
                     continue;
                 }
                 PollOutcome::Failed(e) => {
@@ -705,7 +708,7 @@ async fn teardown(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Res
                 }
                 PollOutcome::Expired => match lookup(p, &st, ty, &name).await {
                     Ok(Lookup::Missing) => {
-                        mark_gone(&mut td, ti);
+                        mark_gone(&mut td, ti, false);
                         continue;
                     }
                     Ok(Lookup::InProgress) => {
@@ -748,7 +751,7 @@ async fn teardown(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Res
         let now = p.now();
         td.targets[ti].retry_at = None;
         if resp.status == 404 {
-            mark_gone(&mut td, ti);
+            mark_gone(&mut td, ti, false);
             st.teardown = Some(td);
             return out(&st, Phase::Stopping, Duration::ZERO, note);
         }
@@ -763,7 +766,7 @@ async fn teardown(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Res
                 policy,
                 &del_op,
             ) {
-                Ok(Started::Done) => mark_gone(&mut td, ti),
+                Ok(Started::Done) => mark_gone(&mut td, ti, true),
                 Ok(Started::Pending(op)) => {
                     let wait = op.wait(now);
                     td.targets[ti].op = Some(*op);
