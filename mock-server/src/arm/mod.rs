@@ -71,6 +71,8 @@ impl Arm {
     /// `GET /metadata/identity/oauth2/token` (managed identity, IMDS style).
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
+            .route("/subscriptions", any(handle))
+            .route("/subscriptions/", any(handle))
             .route("/subscriptions/{*rest}", any(handle))
             .route("/{tenant}/oauth2/v2.0/token", any(token::entra))
             .route(
