@@ -1,0 +1,374 @@
+//! `skyfleet demo`: a fleet on the embedded mock cloud and SQLite, with
+//! progress bars, then a summary.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+use skyfleet_core::fleet::{FixedDemand, Fleet, FleetConfig};
+use skyfleet_core::store::{WorkerFilter, WorkerStore};
+use skyfleet_core::Worker;
+use skyfleet_mock::MockCloud;
+use tokio_util::sync::CancellationToken;
+
+use crate::clouds::{self, DemoCloud};
+use crate::mockctl;
+
+/// Fault presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Faults {
+    /// No faults.
+    None,
+    /// A few throttles and transient errors on every cloud.
+    Mild,
+    /// Throttles, 5xx, failed async operations and eventual-consistency 404s.
+    Harsh,
+}
+
+/// Demo options.
+#[derive(Debug, Clone)]
+pub struct DemoArgs {
+    /// Workers per pool.
+    pub workers: u32,
+    /// Fault preset.
+    pub faults: Faults,
+    /// Print one JSON object instead of bars.
+    pub json: bool,
+    /// Store URL (default: a SQLite file in a temporary directory).
+    pub store: Option<String>,
+    /// Give up on a phase after this long.
+    pub timeout: Duration,
+}
+
+/// Per-provider figures of the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderSummary {
+    /// Provider id.
+    pub provider: String,
+    /// Pool id.
+    pub pool: String,
+    /// Workers that reached running.
+    pub reached_running: usize,
+    /// Workers asked for.
+    pub workers: u32,
+    /// Median seconds from record creation to running.
+    pub time_to_running_p50_s: f64,
+    /// 95th percentile of the same.
+    pub time_to_running_p95_s: f64,
+    /// Requests the mock received for this cloud, per worker.
+    pub api_calls_per_worker: f64,
+    /// Pool errors by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Resources of this cloud still in the mock after teardown.
+    pub leaked_resources: usize,
+}
+
+/// The demo's summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Workers per pool.
+    pub workers_per_pool: u32,
+    /// Fault preset.
+    pub faults: String,
+    /// Per provider.
+    pub providers: Vec<ProviderSummary>,
+    /// Leaked resources in all.
+    pub leaked_resources: usize,
+    /// Workers that did not end stopped or failed.
+    pub unconverged_workers: usize,
+    /// Wall time of the run.
+    pub seconds: f64,
+}
+
+fn fault_rules(f: Faults) -> serde_json::Value {
+    let clouds = ["aws", "azure", "gcp"];
+    let mut rules = Vec::new();
+    match f {
+        Faults::None => {}
+        Faults::Mild => {
+            for c in clouds {
+                rules.push(
+                    serde_json::json!({"cloud": c, "operation": "*", "probability": 0.05,
+                    "effect": {"kind": "throttle", "retry_after_s": 1}}),
+                );
+            }
+        }
+        Faults::Harsh => {
+            for c in clouds {
+                let (status, code) = match c {
+                    "aws" => (503, "Unavailable"),
+                    "azure" => (500, "InternalServerError"),
+                    _ => (503, "backendError"),
+                };
+                rules.push(
+                    serde_json::json!({"cloud": c, "operation": "*", "probability": 0.05,
+                    "effect": {"kind": "throttle", "retry_after_s": 1}}),
+                );
+                rules.push(serde_json::json!({"cloud": c, "operation": "*", "probability": 0.05,
+                    "effect": {"kind": "error", "status": status, "code": code, "message": "injected"}}));
+            }
+        }
+    }
+    serde_json::Value::Array(rules)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn pool_workers(store: &Arc<dyn WorkerStore>, pool: &str) -> Vec<Worker> {
+    store
+        .list_workers(&WorkerFilter::pool(pool))
+        .await
+        .unwrap_or_default()
+}
+
+struct Bars {
+    multi: Option<MultiProgress>,
+    bars: Vec<ProgressBar>,
+}
+
+impl Bars {
+    fn new(json: bool, clouds: &[DemoCloud], n: u32) -> Self {
+        if json {
+            return Bars {
+                multi: None,
+                bars: Vec::new(),
+            };
+        }
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template(
+            "{prefix:>14} [{bar:40.cyan/blue}] {pos:>4}/{len:4} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bars = clouds
+            .iter()
+            .map(|c| {
+                let b = multi.add(ProgressBar::new(n as u64));
+                b.set_style(style.clone());
+                b.set_prefix(c.provider.id().to_string());
+                b
+            })
+            .collect();
+        Bars {
+            multi: Some(multi),
+            bars,
+        }
+    }
+
+    fn update(&self, i: usize, pos: u64, msg: String) {
+        if let Some(b) = self.bars.get(i) {
+            b.set_position(pos);
+            b.set_message(msg);
+        }
+    }
+
+    fn phase(&self, title: &str) {
+        if let Some(m) = &self.multi {
+            let _ = m.println(title);
+        }
+    }
+
+    fn reset(&self) {
+        for b in &self.bars {
+            b.set_position(0);
+        }
+    }
+
+    fn finish(&self) {
+        for b in &self.bars {
+            b.finish();
+        }
+    }
+}
+
+fn describe(workers: &[Worker]) -> String {
+    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+    for w in workers {
+        *by.entry(w.phase.as_str()).or_default() += 1;
+    }
+    by.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs the demo; `Ok(summary)`; the caller exits non-zero on leaks.
+pub async fn run(args: DemoArgs) -> Result<Summary, String> {
+    let started = Instant::now();
+    let mock = MockCloud::builder()
+        .tls(true)
+        .seed(7)
+        .time_scale(clouds::DEMO_TIME_SCALE)
+        .start()
+        .await
+        .map_err(|e| format!("starting the mock cloud: {e}"))?;
+    mockctl::set_faults(&mock, &fault_rules(args.faults)).await?;
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let store_url = args
+        .store
+        .clone()
+        .unwrap_or_else(|| format!("sqlite:{}", dir.path().join("skyfleet-demo.db").display()));
+    let store = skyfleet_core::store::open(&store_url)
+        .await
+        .map_err(|e| format!("opening store {store_url}: {e}"))?;
+    let demo = clouds::demo_clouds(&mock, args.workers).await?;
+    let demand = FixedDemand::new();
+    let mut builder = Fleet::builder()
+        .config(FleetConfig {
+            manager_id: "skyfleet-demo".into(),
+            scan_interval: Duration::from_millis(50),
+            provision_interval: Duration::from_millis(500),
+            step_timeout: Duration::from_secs(20),
+            lease: Duration::from_secs(60),
+            error_backoff_min: Duration::from_millis(200),
+            error_backoff_max: Duration::from_secs(5),
+            ..FleetConfig::default()
+        })
+        .store(store.clone())
+        .demand(Arc::new(demand.clone()));
+    for c in &demo {
+        builder = builder.provider(c.provider.clone()).pool(c.pool.clone());
+    }
+    let fleet = builder.build().map_err(|e| format!("fleet: {e}"))?;
+    let cancel = CancellationToken::new();
+    let runner = tokio::spawn({
+        let (f, c) = (fleet.clone(), cancel.clone());
+        async move { f.run(c).await }
+    });
+
+    let bars = Bars::new(args.json, &demo, args.workers);
+    bars.phase("provisioning: requested -> running");
+    for c in &demo {
+        demand.set_pending(&c.pool.pool_id, args.workers as u64);
+    }
+    let deadline = Instant::now() + args.timeout;
+    loop {
+        let mut done = true;
+        for (i, c) in demo.iter().enumerate() {
+            let ws = pool_workers(&store, &c.pool.pool_id).await;
+            let running = ws.iter().filter(|w| w.running_at.is_some()).count();
+            bars.update(i, running as u64, describe(&ws));
+            done &= running >= args.workers as usize;
+        }
+        if done || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bars.reset();
+    bars.phase("teardown: demand dropped to zero");
+    for c in &demo {
+        demand.set_pending(&c.pool.pool_id, 0);
+    }
+    let deadline = Instant::now() + args.timeout;
+    loop {
+        let mut done = true;
+        for (i, c) in demo.iter().enumerate() {
+            let ws = pool_workers(&store, &c.pool.pool_id).await;
+            let gone = ws.iter().filter(|w| w.phase.is_final()).count();
+            bars.update(i, gone as u64, describe(&ws));
+            done &= gone == ws.len();
+        }
+        if done || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bars.finish();
+    cancel.cancel();
+    match runner.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("fleet: {e}")),
+        Err(e) => return Err(format!("fleet task: {e}")),
+    }
+
+    let resources = mockctl::resources(&mock).await?;
+    let stats = mockctl::stats(&mock).await?;
+    let mut providers = Vec::new();
+    let mut unconverged = 0;
+    for c in &demo {
+        let ws = pool_workers(&store, &c.pool.pool_id).await;
+        unconverged += ws.iter().filter(|w| !w.phase.is_final()).count();
+        let mut ttr: Vec<f64> = ws
+            .iter()
+            .filter_map(|w| w.running_at.map(|r| (r - w.created_at).as_seconds_f64()))
+            .collect();
+        ttr.sort_by(|a, b| a.total_cmp(b));
+        let calls = stats["by_cloud"][c.mock_cloud].as_u64().unwrap_or(0);
+        let errors = store
+            .list_pool_errors(&c.pool.pool_id, 10_000)
+            .await
+            .map_err(|e| format!("reading pool errors: {e}"))?;
+        let mut errors_by_kind = BTreeMap::new();
+        for e in errors {
+            *errors_by_kind.entry(e.kind).or_default() += 1;
+        }
+        let leaked = resources
+            .iter()
+            .filter(|r| r["cloud"] == c.mock_cloud && clouds::is_worker_resource(r))
+            .count();
+        providers.push(ProviderSummary {
+            provider: c.provider.id().to_string(),
+            pool: c.pool.pool_id.clone(),
+            reached_running: ttr.len(),
+            workers: args.workers,
+            time_to_running_p50_s: percentile(&ttr, 0.5),
+            time_to_running_p95_s: percentile(&ttr, 0.95),
+            api_calls_per_worker: calls as f64 / (ws.len().max(1)) as f64,
+            errors_by_kind,
+            leaked_resources: leaked,
+        });
+    }
+    let leaked = providers.iter().map(|p| p.leaked_resources).sum();
+    Ok(Summary {
+        workers_per_pool: args.workers,
+        faults: format!("{:?}", args.faults).to_lowercase(),
+        providers,
+        leaked_resources: leaked,
+        unconverged_workers: unconverged,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Prints the summary as a table.
+pub fn print_table(s: &Summary) {
+    println!();
+    println!(
+        "{:<14} {:>8} {:>9} {:>9} {:>11} {:>7}  errors",
+        "provider", "running", "ttr p50", "ttr p95", "calls/wkr", "leaked"
+    );
+    for p in &s.providers {
+        let errors = if p.errors_by_kind.is_empty() {
+            "-".to_string()
+        } else {
+            p.errors_by_kind
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{:<14} {:>4}/{:<3} {:>8.2}s {:>8.2}s {:>11.1} {:>7}  {}",
+            p.provider,
+            p.reached_running,
+            p.workers,
+            p.time_to_running_p50_s,
+            p.time_to_running_p95_s,
+            p.api_calls_per_worker,
+            p.leaked_resources,
+            errors
+        );
+    }
+    println!(
+        "\n{} leaked resources, {} unconverged workers, {:.1} s",
+        s.leaked_resources, s.unconverged_workers, s.seconds
+    );
+}
