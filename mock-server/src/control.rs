@@ -96,10 +96,15 @@ pub fn parse_faults(body: &[u8]) -> Result<Vec<FaultRule>, String> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let rules: Vec<FaultRule> = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." {
-            format!("fault rules must be a JSON array of rules: {}", e.inner())
-        } else {
-            format!("rule {path}: {}", e.inner())
+        // serde_path_to_error writes `[0].effect.kind`; say `rule 0: effect.kind`.
+        let located = path
+            .strip_prefix('[')
+            .and_then(|p| p.split_once(']'))
+            .map(|(index, field)| (index.to_string(), field.trim_start_matches('.').to_string()));
+        match located {
+            None => format!("fault rules must be a JSON array of rules: {}", e.inner()),
+            Some((index, field)) if field.is_empty() => format!("rule {index}: {}", e.inner()),
+            Some((index, field)) => format!("rule {index}: {field}: {}", e.inner()),
         }
     })?;
     Ok(rules)

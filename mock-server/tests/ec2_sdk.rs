@@ -710,8 +710,10 @@ async fn throttling_model_limits_run_instances() {
 async fn time_scale_shortens_the_lifecycle() {
     // launch_ms 60 s at scale 0.001: running within ~60 ms.
     let mock = mock(0.001).await;
-    let mut cfg = Ec2Config::default();
-    cfg.launch_ms = 60_000;
+    let cfg = Ec2Config {
+        launch_ms: 60_000,
+        ..Ec2Config::default()
+    };
     mock.set_config(MockConfig {
         aws: Some(cfg),
         ..MockConfig::default()

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod xmlcheck;
+
 use std::time::Duration;
 
 use aws_sdk_ec2::config::retry::RetryConfig;
