@@ -333,9 +333,21 @@ impl Arm {
             fail,
             not_found_reads,
         };
-        let part = self.store.partition(sub);
-        let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
-        let p = &mut *part;
+        // Only a PUT makes a subscription's partition; anything else on an
+        // unknown subscription runs against an empty, throwaway one.
+        let part = if parts.method == Method::PUT {
+            Some(self.store.partition(sub))
+        } else {
+            self.store.existing(sub)
+        };
+        let mut scratch = store::Partition::default();
+        let mut guard = part
+            .as_ref()
+            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()));
+        let p = match guard.as_deref_mut() {
+            Some(p) => p,
+            None => &mut scratch,
+        };
         let m = &parts.method;
         let out = match target {
             Target::ResourceGroup { rg } => match *m {
@@ -358,7 +370,7 @@ impl Arm {
             Target::OperationStatus { id } => lro::status(p, &req, &cfg, &id),
             Target::OperationResult { id } => lro::result(p, &req, &cfg, &id),
         };
-        drop(part);
+        drop(guard);
         (op, out.unwrap_or_else(IntoResponse::into_response), rem)
     }
 }

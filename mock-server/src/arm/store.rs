@@ -393,6 +393,16 @@ impl Store {
             .clone()
     }
 
+    /// The partition for `subscription`, if it exists (reads never make one,
+    /// so requests to random subscriptions cannot grow the store).
+    pub fn existing(&self, subscription: &str) -> Option<Arc<Mutex<Partition>>> {
+        self.parts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&subscription.to_ascii_lowercase())
+            .cloned()
+    }
+
     /// Every partition.
     pub fn all(&self) -> Vec<Arc<Mutex<Partition>>> {
         self.parts

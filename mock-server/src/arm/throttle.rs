@@ -49,6 +49,9 @@ impl Class {
     }
 }
 
+/// The most buckets kept (subscriptions x classes).
+const MAX_BUCKETS: usize = 30_000;
+
 struct Bucket {
     tokens: f64,
     at: Instant,
@@ -77,6 +80,18 @@ impl Throttle {
         }
         let now = Instant::now();
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_BUCKETS && !map.contains_key(&(subscription.to_string(), class)) {
+            // Bounded memory: forget the buckets that have refilled (they
+            // would start full anyway), or all of them as a last resort.
+            map.retain(|(_, c), b| {
+                let l = c.limit(cfg);
+                b.tokens + now.duration_since(b.at).as_secs_f64() * l.refill_per_s.max(0.0)
+                    < l.burst as f64
+            });
+            if map.len() >= MAX_BUCKETS {
+                map.clear();
+            }
+        }
         let b = match map.get_mut(&(subscription.to_string(), class)) {
             Some(b) => b,
             None => map
