@@ -1,0 +1,777 @@
+//! Load benchmark of the mock cloud on loopback.
+//!
+//! ```text
+//! cargo run --release -p skyfleet-mock --example loadgen -- --json
+//! ```
+//!
+//! The mock (and, for the ceiling, a bare axum handler returning a fixed
+//! body) runs on its own tokio runtime; the load generator runs on another,
+//! so client and server never share a scheduler. Each scenario opens N
+//! keep-alive HTTP/1.1 connections (hyper's low-level client, one request in
+//! flight per connection), warms up, then counts the requests that complete
+//! within a fixed window and records each one's latency.
+//!
+//! Scenarios: the bare handler (this machine's ceiling), EC2
+//! DescribeInstances of one instance by id and filtered by tag to 200 of
+//! 1,000 instances, ARM GET of a VM, ARM operation-status poll, and Compute
+//! Engine instances.get. Each reports requests/s, p50/p99 latency and its
+//! share of the ceiling. Memory per stored resource is the growth of the
+//! process's resident set (`VmRSS`) while each cloud stores N more resources
+//! in a partition of their own, divided by N.
+//!
+//! Options: `--json` (one JSON object on stdout), `--duration-s S` (5),
+//! `--warmup-s S` (1), `--connections N` (32), `--server-threads N` (1),
+//! `--client-threads N` (1), `--mem-count N` (10000, 0 skips the memory
+//! phase), `--only a,b` (scenario names).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use skyfleet_mock::{MockCloud, MockConfig};
+use tokio::net::TcpStream;
+
+/// A boxed error for this tool's plumbing.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Command-line options.
+#[derive(Debug, Clone)]
+struct Options {
+    json: bool,
+    duration: Duration,
+    warmup: Duration,
+    connections: usize,
+    server_threads: usize,
+    client_threads: usize,
+    mem_count: usize,
+    only: Option<Vec<String>>,
+}
+
+impl Options {
+    fn parse() -> Result<Options, String> {
+        let mut o = Options {
+            json: false,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            connections: 32,
+            server_threads: 1,
+            client_threads: 1,
+            mem_count: 10_000,
+            only: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            let secs = |v: String| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or(format!("bad seconds: {v}"))
+            };
+            let count = |v: String| v.parse::<usize>().map_err(|e| format!("{v}: {e}"));
+            match a.as_str() {
+                "--json" => o.json = true,
+                "--duration-s" => o.duration = secs(value(&a)?)?,
+                "--warmup-s" => o.warmup = secs(value(&a)?)?,
+                "--connections" => o.connections = count(value(&a)?)?.max(1),
+                "--server-threads" => o.server_threads = count(value(&a)?)?.max(1),
+                "--client-threads" => o.client_threads = count(value(&a)?)?.max(1),
+                "--mem-count" => o.mem_count = count(value(&a)?)?,
+                "--only" => {
+                    o.only = Some(value(&a)?.split(',').map(str::to_string).collect());
+                }
+                "-h" | "--help" => {
+                    return Err("usage: loadgen [--json] [--duration-s S] [--warmup-s S] \
+                         [--connections N] [--server-threads N] [--client-threads N] \
+                         [--mem-count N] [--only a,b]"
+                        .into())
+                }
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// One request, sent again and again.
+#[derive(Debug, Clone)]
+struct Template {
+    method: Method,
+    /// Path and query.
+    uri: String,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+}
+
+impl Template {
+    fn new(method: Method, uri: impl Into<String>) -> Self {
+        Template {
+            method,
+            uri: uri.into(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    fn build(&self, host: &str) -> Result<Request<Full<Bytes>>, http::Error> {
+        let mut b = Request::builder()
+            .method(self.method.clone())
+            .uri(self.uri.as_str())
+            .header(header::HOST, host);
+        for (k, v) in &self.headers {
+            b = b.header(*k, v.as_str());
+        }
+        b.body(Full::new(self.body.clone()))
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection.
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Result<Conn, BoxError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // The connection ends when the sender is dropped or the server
+            // closes it; either is fine here.
+            let _ = conn.await;
+        });
+        Ok(Conn {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    async fn send(
+        &mut self,
+        t: &Template,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), BoxError> {
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(t.build(&self.host)?).await?;
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await?.to_bytes();
+        Ok((parts.status, parts.headers, bytes))
+    }
+}
+
+/// One-off request on a fresh connection (for seeding and checks).
+async fn once(
+    addr: SocketAddr,
+    t: &Template,
+) -> Result<(StatusCode, http::HeaderMap, Bytes), BoxError> {
+    Conn::open(addr).await?.send(t).await
+}
+
+/// What one scenario measured.
+#[derive(Debug, Clone)]
+struct Measured {
+    requests: u64,
+    errors: u64,
+    rps: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+/// Drives `t` over `connections` connections: warm-up, then a window of
+/// `duration` in which completed requests are counted and timed.
+async fn measure(
+    addr: SocketAddr,
+    t: Template,
+    expect: StatusCode,
+    o: &Options,
+) -> Result<Measured, BoxError> {
+    let t = Arc::new(t);
+    let start = Instant::now();
+    let window_start = start + o.warmup;
+    let end = window_start + o.duration;
+    let mut tasks = Vec::with_capacity(o.connections);
+    for _ in 0..o.connections {
+        let t = Arc::clone(&t);
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut lat: Vec<u32> = Vec::with_capacity(1 << 14);
+            let mut errors = 0u64;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let (status, _, _) = conn.send(&t).await?;
+                let t1 = Instant::now();
+                if t0 >= window_start && t1 <= end {
+                    lat.push(u32::try_from((t1 - t0).as_micros()).unwrap_or(u32::MAX));
+                    if status != expect {
+                        errors += 1;
+                    }
+                }
+            }
+            Ok::<_, BoxError>((lat, errors))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (lat, e) = task.await??;
+        all.extend(lat);
+        errors += e;
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> u64 {
+        if all.is_empty() {
+            return 0;
+        }
+        let i = ((all.len() as f64 - 1.0) * p).round() as usize;
+        u64::from(all[i.min(all.len() - 1)])
+    };
+    Ok(Measured {
+        requests: all.len() as u64,
+        errors,
+        rps: all.len() as f64 / o.duration.as_secs_f64(),
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    })
+}
+
+/// Resident set size of this process, in bytes.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs `make(i)` for `i in 0..n` over 16 connections; fails on any
+/// answer that is not `ok`.
+async fn bulk(
+    addr: SocketAddr,
+    n: usize,
+    ok: fn(StatusCode) -> bool,
+    make: Arc<dyn Fn(usize) -> Template + Send + Sync>,
+) -> Result<(), BoxError> {
+    const LANES: usize = 16;
+    let mut tasks = Vec::new();
+    for lane in 0..LANES {
+        let make = Arc::clone(&make);
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut i = lane;
+            while i < n {
+                let (status, _, body) = conn.send(&make(i)).await?;
+                if !ok(status) {
+                    return Err::<(), BoxError>(
+                        format!("{status}: {}", String::from_utf8_lossy(&body)).into(),
+                    );
+                }
+                i += LANES;
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- EC2
+
+const EC2_AUTH_LOAD: &str = "AWS4-HMAC-SHA256 Credential=AKIDLOADGEN000000001/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=00";
+const EC2_AUTH_MEM: &str = "AWS4-HMAC-SHA256 Credential=AKIDLOADGENMEMORY001/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=00";
+
+fn ec2(auth: &str, form: &str) -> Template {
+    Template::new(Method::POST, "/")
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .header("authorization", auth)
+        .body(format!("Version=2016-11-15&{form}"))
+}
+
+fn run_instances(auth: &str, count: usize, pool: &str) -> Template {
+    ec2(
+        auth,
+        &format!(
+            "Action=RunInstances&ImageId=ami-0abcdef1234567890&InstanceType=t3.micro&MinCount={count}&MaxCount={count}\
+             &TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=pool&TagSpecification.1.Tag.1.Value={pool}"
+        ),
+    )
+}
+
+fn instance_ids(xml: &str) -> Vec<String> {
+    xml.split("<instanceId>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</instanceId>").map(|(id, _)| id.to_string()))
+        .collect()
+}
+
+/// Seeds 1,000 instances (200 tagged `pool=target`); returns one id.
+async fn seed_ec2(addr: SocketAddr) -> Result<String, BoxError> {
+    let (s, _, body) = once(addr, &run_instances(EC2_AUTH_LOAD, 200, "target")).await?;
+    if s != StatusCode::OK {
+        return Err(format!("RunInstances: {s} {}", String::from_utf8_lossy(&body)).into());
+    }
+    let ids = instance_ids(&String::from_utf8_lossy(&body));
+    let (s, _, body) = once(addr, &run_instances(EC2_AUTH_LOAD, 800, "other")).await?;
+    if s != StatusCode::OK {
+        return Err(format!("RunInstances: {s} {}", String::from_utf8_lossy(&body)).into());
+    }
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| "RunInstances returned no instance".into())
+}
+
+fn describe_tag() -> Template {
+    ec2(
+        EC2_AUTH_LOAD,
+        "Action=DescribeInstances&Filter.1.Name=tag%3Apool&Filter.1.Value.1=target",
+    )
+}
+
+// ---------------------------------------------------------------- ARM
+
+const ARM_API: &str = "api-version=2024-07-01";
+
+fn arm(method: Method, path: &str, body: Option<Value>) -> Template {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let t = Template::new(method, format!("{path}{sep}{ARM_API}"))
+        .header("authorization", "Bearer loadgen");
+    match body {
+        Some(b) => t
+            .header("content-type", "application/json")
+            .body(b.to_string()),
+        None => t,
+    }
+}
+
+/// The path and query of an absolute URL.
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.find('/')
+        .map(|i| rest[i..].to_string())
+        .unwrap_or_default()
+}
+
+/// PUTs, then polls `Azure-AsyncOperation` until terminal; returns the
+/// operation URL's path.
+async fn arm_put(addr: SocketAddr, path: &str, body: Value) -> Result<Option<String>, BoxError> {
+    let (s, h, b) = once(addr, &arm(Method::PUT, path, Some(body))).await?;
+    if !s.is_success() {
+        return Err(format!("PUT {path}: {s} {}", String::from_utf8_lossy(&b)).into());
+    }
+    let Some(op) = h.get("azure-asyncoperation").and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let op = path_of(op);
+    for _ in 0..2000 {
+        let (_, _, b) = once(
+            addr,
+            &Template::new(Method::GET, op.clone()).header("authorization", "Bearer loadgen"),
+        )
+        .await?;
+        let v: Value = serde_json::from_slice(&b)?;
+        match v["status"].as_str() {
+            Some("InProgress") | None => tokio::time::sleep(Duration::from_millis(2)).await,
+            Some("Succeeded") => return Ok(Some(op)),
+            Some(other) => return Err(format!("PUT {path}: operation {other}: {v}").into()),
+        }
+    }
+    Err(format!("PUT {path}: operation never finished").into())
+}
+
+/// Seeds a resource group, network, NIC and VM; returns (VM path, its
+/// creation's operation-status path).
+async fn seed_arm(addr: SocketAddr) -> Result<(String, String), BoxError> {
+    let sub = "00000000-0000-0000-0000-00000000a001";
+    let rg = format!("/subscriptions/{sub}/resourceGroups/loadgen");
+    arm_put(addr, &rg, json!({"location": "eastus"})).await?;
+    let vnet = format!("{rg}/providers/Microsoft.Network/virtualNetworks/vnet");
+    arm_put(
+        addr,
+        &vnet,
+        json!({"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+            "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.1.0/24"}}]}}),
+    )
+    .await?;
+    let nic = format!("{rg}/providers/Microsoft.Network/networkInterfaces/nic-1");
+    arm_put(
+        addr,
+        &nic,
+        json!({"location": "eastus", "properties": {"ipConfigurations": [{"name": "ipconfig1",
+            "properties": {"privateIPAllocationMethod": "Dynamic", "subnet": {"id": format!("{vnet}/subnets/default")}}}]}}),
+    )
+    .await?;
+    let vm = format!("{rg}/providers/Microsoft.Compute/virtualMachines/vm-1");
+    let op = arm_put(
+        addr,
+        &vm,
+        json!({"location": "eastus", "tags": {"pool": "loadgen"}, "properties": {
+            "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+            "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"},
+                               "osDisk": {"createOption": "FromImage", "deleteOption": "Delete"}},
+            "osProfile": {"computerName": "vm-1", "adminUsername": "azureuser", "adminPassword": "S3cret-pass!"},
+            "networkProfile": {"networkInterfaces": [{"id": nic, "properties": {"deleteOption": "Delete"}}]}}}),
+    )
+    .await?
+    .ok_or("VM PUT returned no Azure-AsyncOperation")?;
+    Ok((vm, op))
+}
+
+// ---------------------------------------------------------------- GCE
+
+const GCE_ZONE: &str = "us-central1-a";
+
+fn gce_instances(project: &str) -> String {
+    format!("/compute/v1/projects/{project}/zones/{GCE_ZONE}/instances")
+}
+
+fn gce_insert(project: &str, name: &str) -> Template {
+    let body = json!({
+        "name": name,
+        "machineType": format!("zones/{GCE_ZONE}/machineTypes/e2-small"),
+        "disks": [{"boot": true, "autoDelete": true, "initializeParams": {"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}],
+        "networkInterfaces": [{"network": "global/networks/default"}],
+        "labels": {"pool": "loadgen"},
+    });
+    Template::new(Method::POST, gce_instances(project))
+        .header("authorization", "Bearer loadgen")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+}
+
+fn gce_get(project: &str, name: &str) -> Template {
+    Template::new(Method::GET, format!("{}/{name}", gce_instances(project)))
+        .header("authorization", "Bearer loadgen")
+}
+
+// ---------------------------------------------------------------- main
+
+/// A check of one answer's body before a run.
+type Check = fn(&[u8]) -> Result<(), String>;
+
+/// A scenario ready to run, or why it cannot.
+struct Planned {
+    name: &'static str,
+    addr: SocketAddr,
+    template: Result<Template, String>,
+    /// A check of one answer before the run (e.g. 200 instances).
+    check: Option<Check>,
+}
+
+fn check_200_instances(body: &[u8]) -> Result<(), String> {
+    let n = instance_ids(&String::from_utf8_lossy(body)).len();
+    if n == 200 {
+        Ok(())
+    } else {
+        Err(format!("tag filter returned {n} instances, expected 200"))
+    }
+}
+
+async fn memory(addr: SocketAddr, n: usize) -> Value {
+    let mut out = serde_json::Map::new();
+    if n == 0 {
+        return Value::Object(out);
+    }
+    let mut record = |key: &str, before: Option<u64>, result: Result<(), BoxError>| {
+        let value = match (result, before, rss_bytes()) {
+            (Ok(()), Some(b), Some(a)) => {
+                json!({"count": n, "rss_delta_bytes": a.saturating_sub(b), "bytes_per_resource": a.saturating_sub(b) / n as u64})
+            }
+            (Err(e), _, _) => json!({"error": e.to_string()}),
+            _ => json!({"error": "VmRSS unavailable"}),
+        };
+        out.insert(key.to_string(), value);
+    };
+
+    let before = rss_bytes();
+    let r = bulk(
+        addr,
+        n,
+        |s| s == StatusCode::OK,
+        Arc::new(|i| gce_insert("loadgen-memory", &format!("vm-{i}"))),
+    )
+    .await;
+    record("gce_instance", before, r);
+
+    let before = rss_bytes();
+    let batches = n.div_ceil(1000);
+    let r = bulk(
+        addr,
+        batches,
+        |s| s == StatusCode::OK,
+        Arc::new(move |i| run_instances(EC2_AUTH_MEM, (n - i * 1000).min(1000), "memory")),
+    )
+    .await;
+    record("ec2_instance", before, r);
+
+    let before = rss_bytes();
+    let sub = "00000000-0000-0000-0000-00000000a002";
+    let rg = format!("/subscriptions/{sub}/resourceGroups/memory");
+    let r = match once(
+        addr,
+        &arm(Method::PUT, &rg, Some(json!({"location": "eastus"}))),
+    )
+    .await
+    {
+        Ok((s, _, _)) if s.is_success() => {
+            bulk(
+                addr,
+                n,
+                |s| s.is_success(),
+                Arc::new(move |i| {
+                    arm(
+                        Method::PUT,
+                        &format!("{rg}/providers/Microsoft.Network/publicIPAddresses/pip-{i}"),
+                        Some(json!({"location": "eastus", "sku": {"name": "Standard"},
+                                    "properties": {"publicIPAllocationMethod": "Static"}})),
+                    )
+                }),
+            )
+            .await
+        }
+        Ok((s, _, b)) => {
+            Err(format!("PUT resource group: {s} {}", String::from_utf8_lossy(&b)).into())
+        }
+        Err(e) => Err(e),
+    };
+    record("arm_public_ip", before, r);
+    Value::Object(out)
+}
+
+async fn run(o: Options, mock_addr: SocketAddr, bare_addr: SocketAddr) -> Value {
+    let started = Instant::now();
+    // Fill the mock's bounded request journal first, so its growth does not
+    // count as resource memory.
+    let fill = bulk(
+        mock_addr,
+        4000,
+        |_| true,
+        Arc::new(|_| gce_get("loadgen-warm", "absent")),
+    )
+    .await;
+    let memory = match fill {
+        Ok(()) => memory(mock_addr, o.mem_count).await,
+        Err(e) => json!({"error": e.to_string()}),
+    };
+
+    let ec2_seed = seed_ec2(mock_addr).await.map_err(|e| e.to_string());
+    let arm_seed = seed_arm(mock_addr).await.map_err(|e| e.to_string());
+    let gce_seed = match once(mock_addr, &gce_insert("loadgen", "vm-1")).await {
+        Ok((s, _, _)) if s == StatusCode::OK => Ok(()),
+        Ok((s, _, b)) => Err(format!("insert: {s} {}", String::from_utf8_lossy(&b))),
+        Err(e) => Err(e.to_string()),
+    };
+
+    let planned = vec![
+        Planned {
+            name: "ceiling_bare_axum",
+            addr: bare_addr,
+            template: Ok(Template::new(Method::GET, "/")),
+            check: None,
+        },
+        Planned {
+            name: "ec2_describe_instances_by_id",
+            addr: mock_addr,
+            template: ec2_seed.clone().map(|id| {
+                ec2(
+                    EC2_AUTH_LOAD,
+                    &format!("Action=DescribeInstances&InstanceId.1={id}"),
+                )
+            }),
+            check: None,
+        },
+        Planned {
+            name: "ec2_describe_instances_tag_200_of_1000",
+            addr: mock_addr,
+            template: ec2_seed.clone().map(|_| describe_tag()),
+            check: Some(check_200_instances),
+        },
+        Planned {
+            name: "arm_get_vm",
+            addr: mock_addr,
+            template: arm_seed.clone().map(|(vm, _)| arm(Method::GET, &vm, None)),
+            check: None,
+        },
+        Planned {
+            name: "arm_operation_status_poll",
+            addr: mock_addr,
+            template: arm_seed.clone().map(|(_, op)| {
+                Template::new(Method::GET, op).header("authorization", "Bearer loadgen")
+            }),
+            check: None,
+        },
+        Planned {
+            name: "gce_instances_get",
+            addr: mock_addr,
+            template: gce_seed.map(|()| gce_get("loadgen", "vm-1")),
+            check: None,
+        },
+    ];
+
+    let mut results = Vec::new();
+    let mut skipped = Vec::new();
+    let mut ceiling = None;
+    for p in planned {
+        if o.only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|n| n == p.name) && p.name != "ceiling_bare_axum")
+        {
+            continue;
+        }
+        let t = match p.template {
+            Ok(t) => t,
+            Err(e) => {
+                skipped.push(json!({"name": p.name, "reason": e}));
+                continue;
+            }
+        };
+        match once(p.addr, &t).await {
+            Ok((s, _, body)) if s == StatusCode::OK => {
+                if let Some(check) = p.check {
+                    if let Err(e) = check(&body) {
+                        skipped.push(json!({"name": p.name, "reason": e}));
+                        continue;
+                    }
+                }
+            }
+            Ok((s, _, body)) => {
+                skipped.push(json!({"name": p.name, "reason": format!("answered {s}: {}", String::from_utf8_lossy(&body).chars().take(300).collect::<String>())}));
+                continue;
+            }
+            Err(e) => {
+                skipped.push(json!({"name": p.name, "reason": e.to_string()}));
+                continue;
+            }
+        }
+        match measure(p.addr, t, StatusCode::OK, &o).await {
+            Ok(m) => {
+                if p.name == "ceiling_bare_axum" {
+                    ceiling = Some(m.rps);
+                }
+                let share = ceiling
+                    .filter(|c| *c > 0.0)
+                    .map(|c| (m.rps / c * 1000.0).round() / 1000.0);
+                results.push(json!({
+                    "name": p.name,
+                    "requests": m.requests,
+                    "errors": m.errors,
+                    "rps": m.rps.round(),
+                    "p50_us": m.p50_us,
+                    "p99_us": m.p99_us,
+                    "share_of_ceiling": share,
+                }));
+            }
+            Err(e) => skipped.push(json!({"name": p.name, "reason": e.to_string()})),
+        }
+    }
+
+    let by_name: BTreeMap<&str, &Value> = results
+        .iter()
+        .filter_map(|r| Some((r["name"].as_str()?, r)))
+        .collect();
+    let share_ok = |n: &str| {
+        by_name
+            .get(n)
+            .and_then(|r| r["share_of_ceiling"].as_f64())
+            .map(|s| s >= 0.30)
+    };
+    let targets = json!({
+        "single_resource_share_min": 0.30,
+        "tag_filter_rps_min": 500,
+        "ec2_describe_instances_by_id": share_ok("ec2_describe_instances_by_id"),
+        "arm_get_vm": share_ok("arm_get_vm"),
+        "arm_operation_status_poll": share_ok("arm_operation_status_poll"),
+        "gce_instances_get": share_ok("gce_instances_get"),
+        "ec2_describe_instances_tag_200_of_1000": by_name
+            .get("ec2_describe_instances_tag_200_of_1000")
+            .and_then(|r| r["rps"].as_f64())
+            .map(|r| r >= 500.0),
+    });
+    json!({
+        "setup": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "connections": o.connections,
+            "warmup_s": o.warmup.as_secs_f64(),
+            "duration_s": o.duration.as_secs_f64(),
+            "server_threads": o.server_threads,
+            "client_threads": o.client_threads,
+            "client": "hyper 1 http1, keep-alive, one request in flight per connection",
+        },
+        "scenarios": results,
+        "skipped": skipped,
+        "targets_met": targets,
+        "memory": memory,
+        "elapsed_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    })
+}
+
+fn main() -> Result<(), BoxError> {
+    let o = Options::parse().map_err(|e| -> BoxError { e.into() })?;
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(o.server_threads)
+        .thread_name("mock-server")
+        .enable_all()
+        .build()?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(o.client_threads)
+        .thread_name("loadgen")
+        .enable_all()
+        .build()?;
+
+    // Short lifecycles so seeding is quick; a high EC2 instance limit for
+    // the memory phase; throttling stays off (the default).
+    let config =
+        MockConfig::from_json(r#"{"time_scale": 0.001, "aws": {"instance_limit": 1000000}}"#)?;
+    let (mock, bare_addr) = server_rt.block_on(async {
+        let mock = MockCloud::builder().config(config).start().await?;
+        let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let bare_addr = bare.local_addr()?;
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"ok":true}"#,
+                )
+            }),
+        );
+        tokio::spawn(async move {
+            // Serves until the process ends.
+            let _ = axum::serve(bare, app).await;
+        });
+        Ok::<_, BoxError>((mock, bare_addr))
+    })?;
+
+    let report = client_rt.block_on(run(o.clone(), mock.addr(), bare_addr));
+    if o.json {
+        println!("{report}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    drop(mock);
+    client_rt.shutdown_timeout(Duration::from_secs(1));
+    server_rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
