@@ -41,7 +41,7 @@ fn get(url: &str) -> Request<Bytes> {
 }
 
 #[tokio::test]
-async fn ec2_throttle_pauses_then_succeeds() {
+async fn transport_ec2_throttle_pauses_then_succeeds() {
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
     let app = axum::Router::new().route(
@@ -75,7 +75,7 @@ async fn ec2_throttle_pauses_then_succeeds() {
 }
 
 #[tokio::test]
-async fn hung_server_is_cut_by_timeouts() {
+async fn transport_hung_server_is_cut_by_timeouts() {
     let app = axum::Router::new().route(
         "/hang",
         axum::routing::get(|| async {
@@ -105,7 +105,7 @@ async fn hung_server_is_cut_by_timeouts() {
 }
 
 #[tokio::test]
-async fn refused_connection_is_transient_and_retried() {
+async fn transport_refused_connection_is_transient_and_retried() {
     // A port that was just free: nothing listens there.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -129,7 +129,7 @@ async fn refused_connection_is_transient_and_retried() {
 }
 
 #[tokio::test]
-async fn final_answers_are_not_retried() {
+async fn transport_final_answers_are_not_retried() {
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
     let app = axum::Router::new().route(
@@ -154,7 +154,7 @@ async fn final_answers_are_not_retried() {
 const TEST_CA: &str = include_str!("transport_test_ca.pem");
 
 #[tokio::test]
-async fn root_certificates_are_checked() {
+async fn transport_root_certificates_are_checked() {
     assert!(Transport::builder()
         .config(config().with_root_certificate_pem(TEST_CA))
         .build()

@@ -111,7 +111,7 @@ fn ok() -> Answer {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_after_is_honoured() {
+async fn transport_retry_after_is_honoured() {
     let fake = Fake::new(|_, n| {
         if n == 0 {
             Answer::Status(429, vec![("retry-after", "7")])
@@ -144,7 +144,7 @@ async fn retry_after_is_honoured() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn malformed_retry_after_is_ignored() {
+async fn transport_malformed_retry_after_is_ignored() {
     let fake = Fake::new(|_, n| {
         if n == 0 {
             Answer::Status(429, vec![("retry-after", "in a while")])
@@ -168,7 +168,7 @@ async fn malformed_retry_after_is_ignored() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_after_is_clamped() {
+async fn transport_retry_after_is_clamped() {
     let fake = Fake::new(|_, n| {
         if n == 0 {
             Answer::Status(429, vec![("retry-after", "86400")])
@@ -190,7 +190,7 @@ async fn retry_after_is_clamped() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn throttle_pauses_its_key_and_no_other() {
+async fn transport_throttle_pauses_its_key_and_no_other() {
     // The first request of the read class is throttled for 30 s; nothing else is.
     let fake = Fake::new(|req, _| {
         if req.transport_key().class() == ApiClass::Read && req.headers().contains_key("first") {
@@ -253,7 +253,7 @@ async fn throttle_pauses_its_key_and_no_other() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retries_stop_when_the_budget_is_spent() {
+async fn transport_retries_stop_when_the_budget_is_spent() {
     let fake = Fake::new(|_, _| Answer::Status(503, vec![]));
     let budget = Budget {
         capacity: 10,
@@ -289,7 +289,7 @@ async fn retries_stop_when_the_budget_is_spent() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn success_refunds_the_budget() {
+async fn transport_success_refunds_the_budget() {
     let fake = Fake::new(|_, n| {
         if n % 2 == 0 {
             Answer::Status(503, vec![])
@@ -316,7 +316,7 @@ async fn success_refunds_the_budget() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn attempt_timeout_cuts_a_hung_call_and_retries_it() {
+async fn transport_attempt_timeout_cuts_a_hung_call_and_retries_it() {
     let fake = Fake::new(|_, n| if n == 0 { Answer::Hang } else { ok() });
     let t = Transport::builder()
         .config(config().with_timeouts(
@@ -336,7 +336,7 @@ async fn attempt_timeout_cuts_a_hung_call_and_retries_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn overall_timeout_cuts_the_whole_call() {
+async fn transport_overall_timeout_cuts_the_whole_call() {
     let fake = Fake::new(|_, _| Answer::Hang);
     let t = Transport::builder()
         .config(config().with_max_attempts(100).with_timeouts(
@@ -355,7 +355,7 @@ async fn overall_timeout_cuts_the_whole_call() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn non_idempotent_timeout_is_not_retried() {
+async fn transport_non_idempotent_timeout_is_not_retried() {
     let fake = Fake::new(|_, _| Answer::Hang);
     let t = Transport::builder()
         .config(config().with_timeouts(
@@ -376,7 +376,7 @@ async fn non_idempotent_timeout_is_not_retried() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn idempotency_keys_are_identical_across_attempts() {
+async fn transport_idempotency_keys_are_identical_across_attempts() {
     let fake = Fake::new(|_, n| if n < 2 { Answer::Hang } else { ok() });
     let t = Transport::builder()
         .config(config().with_timeouts(
@@ -404,7 +404,7 @@ async fn idempotency_keys_are_identical_across_attempts() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn limit_is_shared_by_every_clone() {
+async fn transport_limit_is_shared_by_every_clone() {
     let fake = Fake::new(|_, _| ok());
     let t = Transport::builder()
         .config(config().with_limit("test", ApiClass::Read, Limit::per_second(10, 1)))
@@ -430,7 +430,7 @@ async fn limit_is_shared_by_every_clone() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn concurrency_is_limited_per_key() {
+async fn transport_concurrency_is_limited_per_key() {
     let in_flight = Arc::new(Mutex::new((0usize, 0usize)));
     let fake = Fake::new(|_, _| Answer::Hang);
     let _ = fake;
@@ -466,7 +466,7 @@ async fn concurrency_is_limited_per_key() {
 }
 
 #[tokio::test]
-async fn invalid_limits_are_refused_at_construction() {
+async fn transport_invalid_limits_are_refused_at_construction() {
     let fake = Fake::new(|_, _| ok());
     let bad = [
         (

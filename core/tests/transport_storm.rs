@@ -30,7 +30,7 @@ const RETRY_COST: u32 = 5;
 const MAX_ATTEMPTS: u32 = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storm_stays_within_the_retry_budget() {
+async fn transport_storm_stays_within_the_retry_budget() {
     let failed = Arc::new(AtomicUsize::new(0));
     let served = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();

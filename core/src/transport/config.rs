@@ -180,9 +180,10 @@ impl Default for Budget {
 /// ```
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
-    pub(crate) limits: HashMap<(String, ApiClass), Limit>,
-    pub(crate) operation_limits: HashMap<(String, String), Limit>,
-    pub(crate) shared_buckets: HashMap<(String, ApiClass), ApiClass>,
+    // Nested maps, so lookups by `&str` need no allocation on the hot path.
+    pub(crate) limits: HashMap<String, [Option<Limit>; 4]>,
+    pub(crate) operation_limits: HashMap<String, HashMap<String, Limit>>,
+    pub(crate) shared_buckets: HashMap<String, [Option<ApiClass>; 4]>,
     pub(crate) default_limit: Limit,
     pub(crate) timeouts: [Timeouts; 4],
     pub(crate) backoff: Backoff,
@@ -207,9 +208,9 @@ fn class_index(class: ApiClass) -> usize {
 impl Default for TransportConfig {
     fn default() -> Self {
         use ApiClass::*;
-        let mut limits = HashMap::new();
+        let mut limits: HashMap<String, [Option<Limit>; 4]> = HashMap::new();
         let mut set = |p: &str, c: ApiClass, l: Limit| {
-            limits.insert((p.to_owned(), c), l);
+            limits.entry(p.to_owned()).or_default()[class_index(c)] = Some(l);
         };
         set("aws", Read, Limit::per_second(20, 100));
         set("aws", Poll, Limit::per_second(10, 50));
@@ -222,19 +223,18 @@ impl Default for TransportConfig {
         for c in ApiClass::ALL {
             set("gcp", c, Limit::per_minute(1440, 60));
         }
-        let mut operation_limits = HashMap::new();
+        let mut aws_ops = HashMap::new();
         for op in ["RunInstances", "StartInstances"] {
-            operation_limits.insert(("aws".to_owned(), op.to_owned()), Limit::per_second(2, 5));
+            aws_ops.insert(op.to_owned(), Limit::per_second(2, 5));
         }
         for op in ["CreateTags", "DeleteTags"] {
-            operation_limits.insert(
-                ("aws".to_owned(), op.to_owned()),
-                Limit::per_second(10, 100),
-            );
+            aws_ops.insert(op.to_owned(), Limit::per_second(10, 100));
         }
-        let mut shared_buckets = HashMap::new();
-        shared_buckets.insert(("azure".to_owned(), Poll), Read);
-        shared_buckets.insert(("gcp".to_owned(), Delete), Write);
+        let mut operation_limits = HashMap::new();
+        operation_limits.insert("aws".to_owned(), aws_ops);
+        let mut shared_buckets: HashMap<String, [Option<ApiClass>; 4]> = HashMap::new();
+        shared_buckets.entry("azure".to_owned()).or_default()[class_index(Poll)] = Some(Read);
+        shared_buckets.entry("gcp".to_owned()).or_default()[class_index(Delete)] = Some(Write);
         let t = |attempt: u64, overall: u64| Timeouts {
             attempt: Duration::from_secs(attempt),
             overall: Duration::from_secs(overall),
@@ -265,7 +265,7 @@ impl Default for TransportConfig {
 impl TransportConfig {
     /// Sets the limit of `class` calls for `provider`.
     pub fn with_limit(mut self, provider: &str, class: ApiClass, limit: Limit) -> Self {
-        self.limits.insert((provider.to_owned(), class), limit);
+        self.limits.entry(provider.to_owned()).or_default()[class_index(class)] = Some(limit);
         self
     }
 
@@ -273,19 +273,18 @@ impl TransportConfig {
     /// with `limit`, as EC2 does for `RunInstances`.
     pub fn with_operation_limit(mut self, provider: &str, operation: &str, limit: Limit) -> Self {
         self.operation_limits
-            .insert((provider.to_owned(), operation.to_owned()), limit);
+            .entry(provider.to_owned())
+            .or_default()
+            .insert(operation.to_owned(), limit);
         self
     }
 
     /// Makes `class` calls of `provider` draw on the bucket of `into`
     /// (ARM polls are reads), or on their own again when `class == into`.
     pub fn with_shared_bucket(mut self, provider: &str, class: ApiClass, into: ApiClass) -> Self {
-        if class == into {
-            self.shared_buckets.remove(&(provider.to_owned(), class));
-        } else {
-            self.shared_buckets
-                .insert((provider.to_owned(), class), into);
-        }
+        let slot =
+            &mut self.shared_buckets.entry(provider.to_owned()).or_default()[class_index(class)];
+        *slot = (class != into).then_some(into);
         self
     }
 
@@ -364,13 +363,13 @@ impl TransportConfig {
     pub fn limit_for(&self, provider: &str, class: ApiClass) -> (ApiClass, Limit) {
         let bucket_class = self
             .shared_buckets
-            .get(&(provider.to_owned(), class))
-            .copied()
+            .get(provider)
+            .and_then(|s| s[class_index(class)])
             .unwrap_or(class);
         let limit = self
             .limits
-            .get(&(provider.to_owned(), bucket_class))
-            .copied()
+            .get(provider)
+            .and_then(|l| l[class_index(bucket_class)])
             .unwrap_or(self.default_limit);
         (bucket_class, limit)
     }
@@ -380,9 +379,7 @@ impl TransportConfig {
         if operation.is_empty() {
             return None;
         }
-        self.operation_limits
-            .get(&(provider.to_owned(), operation.to_owned()))
-            .copied()
+        self.operation_limits.get(provider)?.get(operation).copied()
     }
 
     /// The timeouts of `class`.
@@ -414,12 +411,20 @@ impl TransportConfig {
     pub fn validate(&self) -> Result<()> {
         let mut limits: Vec<_> = self.limits.iter().collect();
         limits.sort_by(|a, b| a.0.cmp(b.0));
-        for ((provider, class), limit) in limits {
-            limit.validate(&format!("limits.{provider}.{class}"))?;
+        for (provider, per_class) in limits {
+            for class in ApiClass::ALL {
+                if let Some(limit) = per_class[class_index(class)] {
+                    limit.validate(&format!("limits.{provider}.{class}"))?;
+                }
+            }
         }
-        let mut ops: Vec<_> = self.operation_limits.iter().collect();
-        ops.sort_by(|a, b| a.0.cmp(b.0));
-        for ((provider, op), limit) in ops {
+        let mut ops: Vec<_> = self
+            .operation_limits
+            .iter()
+            .flat_map(|(p, ops)| ops.iter().map(move |(op, l)| (p, op, l)))
+            .collect();
+        ops.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (provider, op, limit) in ops {
             limit.validate(&format!("operation_limits.{provider}.{op}"))?;
         }
         self.default_limit.validate("default_limit")?;

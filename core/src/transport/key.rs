@@ -128,6 +128,11 @@ impl Key {
     pub fn class(&self) -> ApiClass {
         self.class
     }
+
+    /// The shared strings (provider, account, region), for cheap labels.
+    pub(crate) fn shared_parts(&self) -> [&Arc<str>; 3] {
+        [&self.provider, &self.account, &self.region]
+    }
 }
 
 impl fmt::Display for Key {

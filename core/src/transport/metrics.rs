@@ -29,8 +29,10 @@ use tracing::Instrument;
 use super::key::{Key, RequestExt};
 use crate::Error;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
+    /// The key's labels, built once (the strings are shared, not copied).
+    labels: Vec<metrics::Label>,
     calls: AtomicU64,
     attempts: AtomicU64,
     retries: AtomicU64,
@@ -109,13 +111,21 @@ pub struct Metrics {
     keys: Arc<Mutex<HashMap<Key, Arc<Counters>>>>,
 }
 
-fn labels(key: &Key) -> [(&'static str, String); 4] {
-    [
-        ("provider", key.provider().to_owned()),
-        ("account", key.account().to_owned()),
-        ("region", key.region().to_owned()),
-        ("class", key.class().as_str().to_owned()),
+fn key_labels(key: &Key) -> Vec<metrics::Label> {
+    let [provider, account, region] = key.shared_parts();
+    vec![
+        metrics::Label::new("provider", provider.clone()),
+        metrics::Label::new("account", account.clone()),
+        metrics::Label::new("region", region.clone()),
+        metrics::Label::new("class", key.class().as_str()),
     ]
+}
+
+fn with_label(c: &Counters, name: &'static str, value: String) -> Vec<metrics::Label> {
+    let mut l = Vec::with_capacity(c.labels.len() + 1);
+    l.extend(c.labels.iter().cloned());
+    l.push(metrics::Label::new(name, value));
+    l
 }
 
 fn bump(c: &AtomicU64) {
@@ -135,7 +145,17 @@ impl Metrics {
         if let Some(c) = map.get(key) {
             return c.clone();
         }
-        let c = Arc::new(Counters::default());
+        let c = Arc::new(Counters {
+            labels: key_labels(key),
+            calls: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            throttles: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            budget_exhausted: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            statuses: Mutex::new(BTreeMap::new()),
+        });
         map.insert(key.clone(), c.clone());
         c
     }
@@ -167,12 +187,12 @@ impl Metrics {
         MetricsSnapshot { keys }
     }
 
-    pub(crate) fn record_call(&self, key: &Key, status: &str, seconds: f64) {
-        bump(&self.counters(key).calls);
-        let mut l = labels(key).to_vec();
-        l.push(("status", status.to_owned()));
-        metrics::counter!("skyfleet_transport_calls_total", &l).increment(1);
-        metrics::histogram!("skyfleet_transport_call_seconds", &l).record(seconds);
+    pub(crate) fn record_call(&self, key: &Key, status: String, seconds: f64) {
+        let c = self.counters(key);
+        bump(&c.calls);
+        let l = with_label(&c, "status", status);
+        metrics::counter!("skyfleet_transport_calls_total", l.clone()).increment(1);
+        metrics::histogram!("skyfleet_transport_call_seconds", l).record(seconds);
     }
 
     pub(crate) fn record_attempt_start(&self, key: &Key) {
@@ -195,34 +215,36 @@ impl Metrics {
                 "error".to_owned()
             }
         };
-        let mut l = labels(key).to_vec();
-        l.push(("status", status_label));
-        metrics::counter!("skyfleet_transport_attempts_total", &l).increment(1);
-        metrics::histogram!("skyfleet_transport_attempt_seconds", &l).record(seconds);
+        let l = with_label(&c, "status", status_label);
+        metrics::counter!("skyfleet_transport_attempts_total", l.clone()).increment(1);
+        metrics::histogram!("skyfleet_transport_attempt_seconds", l).record(seconds);
     }
 
     pub(crate) fn record_retry(&self, key: &Key) {
-        bump(&self.counters(key).retries);
-        metrics::counter!("skyfleet_transport_retries_total", &labels(key)).increment(1);
+        let c = self.counters(key);
+        bump(&c.retries);
+        metrics::counter!("skyfleet_transport_retries_total", c.labels.clone()).increment(1);
     }
 
     pub(crate) fn record_throttle(&self, key: &Key) {
-        bump(&self.counters(key).throttles);
-        metrics::counter!("skyfleet_transport_throttles_total", &labels(key)).increment(1);
+        let c = self.counters(key);
+        bump(&c.throttles);
+        metrics::counter!("skyfleet_transport_throttles_total", c.labels.clone()).increment(1);
     }
 
     pub(crate) fn record_timeout(&self, key: &Key, scope: &'static str) {
-        bump(&self.counters(key).timeouts);
-        let mut l = labels(key).to_vec();
-        l.push(("scope", scope.to_owned()));
-        metrics::counter!("skyfleet_transport_timeouts_total", &l).increment(1);
+        let c = self.counters(key);
+        bump(&c.timeouts);
+        let l = with_label(&c, "scope", scope.to_owned());
+        metrics::counter!("skyfleet_transport_timeouts_total", l).increment(1);
     }
 
     pub(crate) fn record_budget_exhausted(&self, key: &Key) {
-        bump(&self.counters(key).budget_exhausted);
+        let c = self.counters(key);
+        bump(&c.budget_exhausted);
         metrics::counter!(
             "skyfleet_transport_retry_budget_exhausted_total",
-            &labels(key)
+            c.labels.clone()
         )
         .increment(1);
     }
@@ -301,7 +323,7 @@ where
                     Err(e) => e.kind().name().to_owned(),
                 };
                 span2.record("status", status.as_str());
-                metrics.record_call(&key, &status, start.elapsed().as_secs_f64());
+                metrics.record_call(&key, status, start.elapsed().as_secs_f64());
                 res
             }
             .instrument(span),

@@ -129,37 +129,51 @@ impl Bucket {
     }
 }
 
+#[derive(Default)]
+struct Buckets {
+    /// The buckets, by identity.
+    by_id: HashMap<BucketId, Arc<Bucket>>,
+    /// Cache: a request key (without an own-limit operation) to its bucket,
+    /// so the hot path is one lookup with no allocation.
+    by_key: HashMap<Key, Arc<Bucket>>,
+}
+
 struct Shared {
     config: Arc<TransportConfig>,
     metrics: Metrics,
-    buckets: Mutex<HashMap<BucketId, Arc<Bucket>>>,
+    buckets: Mutex<Buckets>,
 }
 
 impl Shared {
     fn bucket(&self, key: &Key, operation: &str) -> Arc<Bucket> {
-        let (id, limit) = match self.config.operation_limit(key.provider(), operation) {
-            Some(limit) => (
-                BucketId {
-                    key: key.clone(),
-                    operation: Some(operation.to_owned()),
-                },
-                limit,
-            ),
-            None => {
-                let (class, limit) = self.config.limit_for(key.provider(), key.class());
-                (
-                    BucketId {
-                        key: key.with_class(class),
-                        operation: None,
-                    },
-                    limit,
-                )
-            }
+        if let Some(limit) = self.config.operation_limit(key.provider(), operation) {
+            let id = BucketId {
+                key: key.clone(),
+                operation: Some(operation.to_owned()),
+            };
+            let mut b = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+            return b
+                .by_id
+                .entry(id)
+                .or_insert_with(|| Arc::new(Bucket::new(limit)))
+                .clone();
+        }
+        let mut b = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = b.by_key.get(key) {
+            return bucket.clone();
+        }
+        let (class, limit) = self.config.limit_for(key.provider(), key.class());
+        let id = BucketId {
+            key: key.with_class(class),
+            operation: None,
         };
-        let mut map = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        map.entry(id)
+        let bucket = b
+            .by_id
+            .entry(id)
             .or_insert_with(|| Arc::new(Bucket::new(limit)))
-            .clone()
+            .clone();
+        b.by_key.insert(key.clone(), bucket.clone());
+        bucket
     }
 
     fn jitter(&self) -> Duration {
@@ -220,7 +234,7 @@ impl RateLimitLayer {
             shared: Arc::new(Shared {
                 config,
                 metrics,
-                buckets: Mutex::new(HashMap::new()),
+                buckets: Mutex::new(Buckets::default()),
             }),
         }
     }
