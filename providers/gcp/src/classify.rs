@@ -72,6 +72,8 @@ pub fn kind_of_code(code: &str) -> Option<ErrorKind> {
         match code {
             "notFound" | "RESOURCE_NOT_FOUND" => Some(ErrorKind::NotFound),
             "alreadyExists" | "RESOURCE_ALREADY_EXISTS" => Some(ErrorKind::AlreadyExists),
+            // The resource is busy with another operation: try again later.
+            "resourceNotReady" | "RESOURCE_NOT_READY" => Some(ErrorKind::Transient),
             _ => None,
         }
     }

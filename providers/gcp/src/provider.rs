@@ -187,6 +187,8 @@ impl GcpProvider {
             .zone
             .clone()
             .ok_or_else(|| Error::internal("gcp state has a name but no zone"))?;
+        // A resumed process learns the zones to sweep from its workers.
+        self.remember_zone(&zone);
         if worker.phase == Phase::Requested
             && now >= worker.provisioning_deadline()
             && st.teardown.is_none()
@@ -537,8 +539,8 @@ impl GcpProvider {
                 Polled::Done(_) => return step(&st, Phase::Stopping, Duration::ZERO),
             }
         }
-        if let Some(Some(OperationStatus::Failed { code, message })) =
-            st.delete_op.as_ref().map(|o| Some(o.status.clone()))
+        if let Some(OperationStatus::Failed { code, message }) =
+            st.delete_op.as_ref().map(|o| o.status.clone())
         {
             let e = classify::operation_error(&code, &message);
             st.delete_attempt += 1;

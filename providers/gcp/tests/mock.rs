@@ -392,3 +392,92 @@ async fn service_account_key_gets_a_token_from_the_mock() {
 fn _assert_send(p: Arc<dyn Provider>) -> Arc<dyn Provider> {
     p
 }
+
+/// Calls Compute on the mock directly, as another client would.
+async fn compute(
+    mock: &MockCloud,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = reqwest::Client::new()
+        .request(
+            method,
+            format!(
+                "{}/compute/v1/projects/{PROJECT}/zones/{ZONE}/{path}",
+                mock.url()
+            ),
+        )
+        .bearer_auth("someone-else");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_stopped_instance_is_removed() {
+    let mock = mock().await;
+    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let mut w = worker("w-stopped", ZONE);
+    p.create(&mut w, &SystemClock, LIMIT).await.unwrap();
+    // Stopped behind our back (or preempted): TERMINATED is dead.
+    compute(
+        &mock,
+        reqwest::Method::POST,
+        "instances/w-stopped-vm/stop",
+        None,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.next_check_at = SystemClock.now();
+    p.drive(&mut w, &[], &SystemClock, LIMIT, 5).await.unwrap();
+    assert_eq!(w.phase, Phase::Stopped);
+    let e = w.last_error.clone().unwrap();
+    assert!(
+        e.message.contains("TERMINATED") || e.message.contains("STOPPING"),
+        "{e:?}"
+    );
+    assert!(instances_of(&mock, "w-stopped").await.is_empty());
+}
+
+#[tokio::test]
+async fn read_after_write_lag_is_tolerated() {
+    let mock = mock().await;
+    faults(
+        &mock,
+        json!([{"cloud": "gcp", "operation": "compute.instances.insert", "resource": "w-lag*",
+                "count": 1, "effect": {"kind": "not_found_reads", "count": 2}}]),
+    )
+    .await;
+    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let mut w = worker("w-lag", ZONE);
+    p.create(&mut w, &SystemClock, LIMIT).await.unwrap();
+    assert_eq!(w.phase, Phase::Running);
+    assert_eq!(instances_of(&mock, "w-lag").await.len(), 1);
+    assert_eq!(calls(&mock, "compute.instances.insert").await, 1);
+}
+
+#[tokio::test]
+async fn a_name_held_by_a_stranger_fails_without_touching_it() {
+    let mock = mock().await;
+    let stranger = json!({
+        "name": "w-taken-vm",
+        "machineType": format!("zones/{ZONE}/machineTypes/e2-small"),
+        "disks": [{"boot": true, "initializeParams": {"sourceImage": "x"}}],
+        "networkInterfaces": [{"network": "global/networks/default"}],
+        "labels": {"owner": "someone-else"}
+    });
+    compute(&mock, reqwest::Method::POST, "instances", Some(stranger)).await;
+    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let mut w = worker("w-taken", ZONE);
+    assert!(p.create(&mut w, &SystemClock, LIMIT).await.is_err());
+    assert_eq!(w.phase, Phase::Failed);
+    assert_eq!(w.last_error.clone().unwrap().kind, "already_exists");
+    p.remove(&mut w, &SystemClock, LIMIT).await.unwrap();
+    assert_eq!(calls(&mock, "compute.instances.delete").await, 0);
+    let all = get_json(format!("{}/_mock/resources?cloud=gcp", mock.url())).await;
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+}
