@@ -52,6 +52,23 @@ pub enum Scenario {
         #[arg(long)]
         json: bool,
     },
+    /// The demo under the mixed fault soak (10 % 5xx, 5 % throttles, 1 %
+    /// hangs, 5 % failed async operations, eventual-consistency 404s):
+    /// provisions and tears down W workers per cloud.
+    Soak {
+        /// Workers per cloud.
+        #[arg(long, default_value_t = 100)]
+        workers: u32,
+        /// The fault mix (only `mixed` is defined for soaks).
+        #[arg(long, default_value = "mixed")]
+        faults: String,
+        /// Give up on each phase after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        timeout_s: u64,
+        /// Print JSON (the only output format).
+        #[arg(long)]
+        json: bool,
+    },
     /// (internal) The child process of `bench crash`.
     #[command(hide = true)]
     CrashChild {
@@ -80,6 +97,12 @@ pub async fn run(scenario: Scenario) -> ExitCode {
             seed,
             ..
         } => crash(kills, workers, seed).await,
+        Scenario::Soak {
+            workers,
+            faults,
+            timeout_s,
+            ..
+        } => soak(workers, &faults, timeout_s).await,
         Scenario::CrashChild {
             mock_url,
             cert,
@@ -479,4 +502,55 @@ async fn crash(kills: u32, workers: u32, seed: u64) -> Result<(serde_json::Value
         out,
         total_leaked == 0 && total_dupes == 0 && unconverged == 0,
     ))
+}
+
+static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+async fn soak(
+    workers: u32,
+    faults: &str,
+    timeout_s: u64,
+) -> Result<(serde_json::Value, bool), String> {
+    if faults != "mixed" {
+        return Err(format!(
+            "--faults `{faults}`: only `mixed` is defined for soaks"
+        ));
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        default_hook(info);
+    }));
+    let summary = crate::demo::run(crate::demo::DemoArgs {
+        workers,
+        faults: crate::demo::Faults::Mixed,
+        json: true,
+        store: None,
+        timeout: Duration::from_secs(timeout_s),
+    })
+    .await?;
+    let panics = PANICS.load(std::sync::atomic::Ordering::SeqCst);
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &summary.providers {
+        for (k, v) in &p.errors_by_kind {
+            *errors.entry(k.clone()).or_default() += v;
+        }
+    }
+    let ok = summary.leaked_resources == 0
+        && summary.duplicate_vms == 0
+        && summary.unconverged_workers == 0
+        && panics == 0;
+    let out = json!({
+        "scenario": "soak",
+        "faults": "mixed",
+        "workers_per_cloud": workers,
+        "leaked_resources": summary.leaked_resources,
+        "duplicate_vms": summary.duplicate_vms,
+        "unconverged_workers": summary.unconverged_workers,
+        "panics": panics,
+        "errors_by_kind": errors,
+        "providers": summary.providers,
+        "seconds": summary.seconds,
+    });
+    Ok((out, ok))
 }

@@ -23,8 +23,11 @@ pub enum Faults {
     None,
     /// A few throttles and transient errors on every cloud.
     Mild,
-    /// Throttles, 5xx, failed async operations and eventual-consistency 404s.
+    /// Throttles and 5xx errors on 5 % of calls each.
     Harsh,
+    /// The soak mix: 10 % 5xx, 5 % throttles, 1 % hangs, 5 % failed async
+    /// operations and eventual-consistency 404s after creates.
+    Mixed,
 }
 
 /// Demo options.
@@ -76,37 +79,69 @@ pub struct Summary {
     pub providers: Vec<ProviderSummary>,
     /// Leaked resources in all.
     pub leaked_resources: usize,
+    /// VMs beyond one per worker, counted while the fleet was running.
+    pub duplicate_vms: usize,
     /// Workers that did not end stopped or failed.
     pub unconverged_workers: usize,
     /// Wall time of the run.
     pub seconds: f64,
 }
 
-fn fault_rules(f: Faults) -> serde_json::Value {
+/// The mock fault rules of a preset.
+pub fn fault_rules(f: Faults) -> serde_json::Value {
     let clouds = ["aws", "azure", "gcp"];
+    let server_error = |c: &str| match c {
+        "aws" => (503, "Unavailable"),
+        "azure" => (500, "InternalServerError"),
+        _ => (503, "backendError"),
+    };
+    let creates = |c: &str| -> &'static [&'static str] {
+        match c {
+            "aws" => &["RunInstances"],
+            "azure" => &[
+                "VirtualMachines_CreateOrUpdate",
+                "NetworkInterfaces_CreateOrUpdate",
+            ],
+            _ => &["compute.instances.insert"],
+        }
+    };
     let mut rules = Vec::new();
-    match f {
-        Faults::None => {}
-        Faults::Mild => {
-            for c in clouds {
+    for c in clouds {
+        let (status, code) = server_error(c);
+        match f {
+            Faults::None => {}
+            Faults::Mild => {
                 rules.push(
                     serde_json::json!({"cloud": c, "operation": "*", "probability": 0.05,
                     "effect": {"kind": "throttle", "retry_after_s": 1}}),
                 );
             }
-        }
-        Faults::Harsh => {
-            for c in clouds {
-                let (status, code) = match c {
-                    "aws" => (503, "Unavailable"),
-                    "azure" => (500, "InternalServerError"),
-                    _ => (503, "backendError"),
-                };
+            Faults::Harsh => {
                 rules.push(
                     serde_json::json!({"cloud": c, "operation": "*", "probability": 0.05,
                     "effect": {"kind": "throttle", "retry_after_s": 1}}),
                 );
                 rules.push(serde_json::json!({"cloud": c, "operation": "*", "probability": 0.05,
+                    "effect": {"kind": "error", "status": status, "code": code, "message": "injected"}}));
+            }
+            Faults::Mixed => {
+                for op in creates(c) {
+                    rules.push(serde_json::json!({"cloud": c, "operation": op, "probability": 0.05,
+                        "effect": {"kind": "fail_operation", "code": "InjectedFailure", "message": "injected async failure"}}));
+                    rules.push(
+                        serde_json::json!({"cloud": c, "operation": op, "probability": 0.2,
+                        "effect": {"kind": "not_found_reads", "count": 2}}),
+                    );
+                }
+                rules.push(
+                    serde_json::json!({"cloud": c, "operation": "*", "probability": 0.01,
+                    "effect": {"kind": "hang"}}),
+                );
+                rules.push(
+                    serde_json::json!({"cloud": c, "operation": "*", "probability": 0.05,
+                    "effect": {"kind": "throttle", "retry_after_s": 1}}),
+                );
+                rules.push(serde_json::json!({"cloud": c, "operation": "*", "probability": 0.10,
                     "effect": {"kind": "error", "status": status, "code": code, "message": "injected"}}));
             }
         }
@@ -211,6 +246,9 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         .await
         .map_err(|e| format!("starting the mock cloud: {e}"))?;
     mockctl::set_faults(&mock, &fault_rules(args.faults)).await?;
+    // A hung call is cut by the client's timeouts; the cap only bounds
+    // what a forgotten request can hold on the mock.
+    mock.ctx().set_max_hang(Duration::from_secs(60));
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let store_url = args
         .store
@@ -263,6 +301,14 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let mut per_worker: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for r in mockctl::resources(&mock).await? {
+        if let (true, Some(w)) = (clouds::is_vm(&r), clouds::worker_tag(&r)) {
+            let cloud = r["cloud"].as_str().unwrap_or("?").to_string();
+            *per_worker.entry((cloud, w)).or_default() += 1;
+        }
+    }
+    let duplicate_vms = per_worker.values().map(|n| n.saturating_sub(1)).sum();
     bars.reset();
     bars.phase("teardown: demand dropped to zero");
     for c in &demo {
@@ -333,6 +379,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         faults: format!("{:?}", args.faults).to_lowercase(),
         providers,
         leaked_resources: leaked,
+        duplicate_vms,
         unconverged_workers: unconverged,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -368,7 +415,7 @@ pub fn print_table(s: &Summary) {
         );
     }
     println!(
-        "\n{} leaked resources, {} unconverged workers, {:.1} s",
-        s.leaked_resources, s.unconverged_workers, s.seconds
+        "\n{} leaked resources, {} duplicate VMs, {} unconverged workers, {:.1} s",
+        s.leaked_resources, s.duplicate_vms, s.unconverged_workers, s.seconds
     );
 }

@@ -173,7 +173,10 @@ async fn dispatch(command: Command) -> ExitCode {
                     } else {
                         demo::print_table(&summary);
                     }
-                    if summary.leaked_resources > 0 || summary.unconverged_workers > 0 {
+                    if summary.leaked_resources > 0
+                        || summary.duplicate_vms > 0
+                        || summary.unconverged_workers > 0
+                    {
                         eprintln!(
                             "skyfleet demo: {} leaked resources, {} unconverged workers",
                             summary.leaked_resources, summary.unconverged_workers

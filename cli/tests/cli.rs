@@ -1,0 +1,91 @@
+//! The `skyfleet` binary end to end: the main job (`demo`), the crash and
+//! soak harnesses at CI size, the isolation benchmark, and config errors.
+
+use std::process::Command;
+
+fn skyfleet(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_skyfleet"))
+        .args(args)
+        .output()
+        .expect("run skyfleet");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, format!("{stdout}\n{stderr}"))
+}
+
+#[test]
+fn demo_provisions_and_tears_down_on_all_three_clouds() {
+    let (code, j, out) = skyfleet(&["demo", "--workers", "4", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(j["leaked_resources"], 0, "{out}");
+    assert_eq!(j["duplicate_vms"], 0, "{out}");
+    assert_eq!(j["unconverged_workers"], 0, "{out}");
+    let providers = j["providers"].as_array().expect("providers");
+    let names: Vec<&str> = providers.iter().filter_map(|p| p["provider"].as_str()).collect();
+    assert_eq!(names, vec!["aws", "gcp", "azure"]);
+    for p in providers {
+        assert_eq!(p["reached_running"], 4, "{p}");
+        assert!(p["api_calls_per_worker"].as_f64().unwrap_or(0.0) > 0.0, "{p}");
+    }
+}
+
+#[test]
+fn crash_harness_at_ci_size_leaks_and_duplicates_nothing() {
+    let (code, j, out) = skyfleet(&[
+        "bench", "crash", "--kills", "6", "--workers", "3", "--seed", "11", "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(j["kills"], 6, "{out}");
+    assert_eq!(j["leaked_resources"], 0, "{out}");
+    assert_eq!(j["unconverged_workers"], 0, "{out}");
+    for cloud in ["aws", "azure", "gcp"] {
+        assert_eq!(j["duplicate_vms"][cloud], 0, "{out}");
+    }
+    assert!(j["workers"].as_u64().unwrap_or(0) >= 9, "{out}");
+}
+
+#[test]
+fn soak_at_ci_size_converges_without_panics() {
+    let (code, j, out) = skyfleet(&["bench", "soak", "--workers", "10", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(j["panics"], 0, "{out}");
+    assert_eq!(j["leaked_resources"], 0, "{out}");
+    assert_eq!(j["unconverged_workers"], 0, "{out}");
+}
+
+#[test]
+fn bad_config_exits_2_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.toml");
+    std::fs::write(
+        &path,
+        "[[pools]]\npool_id = \"p\"\nprovider_id = \"x\"\nmax_capacity = \"ten\"\nlaunch_configs = []\n",
+    )
+    .unwrap();
+    let (code, _, out) = skyfleet(&["run", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("fleet.toml"), "{out}");
+    assert!(out.contains("pools[0].max_capacity"), "{out}");
+
+    std::fs::write(
+        &path,
+        "[providers.p]\nkind = \"aws\"\nregions = [\"us-east-1\"]\nendpoint_urll = \"x\"\n",
+    )
+    .unwrap();
+    let (code, _, out) = skyfleet(&["run", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("providers.p"), "{out}");
+    assert!(out.contains("endpoint_urll"), "{out}");
+}
+
+#[test]
+fn mock_refuses_non_loopback_addresses() {
+    let (code, _, out) = skyfleet(&["mock", "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("loopback"), "{out}");
+}
