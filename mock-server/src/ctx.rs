@@ -323,9 +323,10 @@ impl Ctx {
             }
             if let Some(p) = r.probability {
                 if !rng.random_bool(p) {
-                    // First match wins: a probabilistic rule that does not
-                    // fire this time still stops the search.
-                    return None;
+                    // A probabilistic rule that does not fire this time
+                    // lets later rules be considered, so independent fault
+                    // mixes (5 % throttles, 10 % errors) compose.
+                    continue;
                 }
             }
             if let Some(n) = s.remaining.as_mut() {
