@@ -728,3 +728,56 @@ async fn resource_group_delete_takes_its_resources() {
     );
     assert!(arm.resources().is_empty());
 }
+
+#[tokio::test]
+async fn lists_page_with_next_links() {
+    let (_ctx, _arm, r) = arm(0.0, 1.0);
+    let sub = "sub-list";
+    network(&r, sub).await;
+    for i in 0..120 {
+        let a = send(
+            &r,
+            Method::PUT,
+            &u(&res_path(sub, PIP, &format!("p{i:03}"))),
+            Some(pip_body()),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED);
+    }
+    let first = send(
+        &r,
+        Method::GET,
+        &u(&format!("{}/providers/{PIP}", rg_path(sub))),
+        None,
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    assert_eq!(first.body["value"].as_array().unwrap().len(), 100);
+    assert_eq!(first.body["value"][0]["name"], "p000");
+    let next = first.body["nextLink"].as_str().unwrap();
+    assert!(next.starts_with("https://mock.test:8443/"), "{next}");
+    let second = send(&r, Method::GET, &path_of(next), None).await;
+    assert_eq!(second.body["value"].as_array().unwrap().len(), 20);
+    assert!(second.body.get("nextLink").is_none());
+    let all = send(
+        &r,
+        Method::GET,
+        &u(&format!("/subscriptions/{sub}/providers/{VM}")),
+        None,
+    )
+    .await;
+    assert_eq!(all.body["value"].as_array().unwrap().len(), 0);
+    let missing = send(
+        &r,
+        Method::GET,
+        &u(&format!(
+            "/subscriptions/{sub}/resourceGroups/nope/providers/{VM}"
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (StatusCode::NOT_FOUND, "ResourceGroupNotFound")
+    );
+}

@@ -330,6 +330,7 @@ impl Arm {
             wall: OffsetDateTime::now_utc(),
             scale: self.ctx.time_scale(),
             read: q.read,
+            skip: q.skip,
             fail,
             not_found_reads,
         };
@@ -367,6 +368,7 @@ impl Arm {
             Target::InstanceView { rg, name } => {
                 resources::get(p, &req, store::Kind::VirtualMachine, &rg, &name, true)
             }
+            Target::List { kind, rg } => resources::list(p, &req, kind, rg.as_deref()),
             Target::OperationStatus { id } => lro::status(p, &req, &cfg, &id),
             Target::OperationResult { id } => lro::result(p, &req, &cfg, &id),
         };
@@ -384,6 +386,7 @@ fn method_allowed(target: &Target, m: &Method) -> bool {
         Target::Resource { .. } => read || *m == Method::PUT || *m == Method::DELETE,
         Target::Subnet { .. } => read || *m == Method::PUT,
         Target::InstanceView { .. }
+        | Target::List { .. }
         | Target::OperationStatus { .. }
         | Target::OperationResult { .. } => read,
     }

@@ -30,6 +30,14 @@ pub enum Target {
         /// Subnet name.
         name: String,
     },
+    /// `/subscriptions/{s}[/resourceGroups/{rg}]/providers/{ns}/{type}`: a
+    /// list of one kind, in one group or the whole subscription.
+    List {
+        /// Kind listed.
+        kind: Kind,
+        /// The group, or `None` for the subscription.
+        rg: Option<String>,
+    },
     /// `.../virtualMachines/{name}/instanceView`.
     InstanceView {
         /// Resource group.
@@ -88,6 +96,13 @@ fn no_route(path: &str) -> NoRoute {
     }
 }
 
+fn bad_type(ns: &str, ty: &str) -> NoRoute {
+    NoRoute {
+        code: "InvalidResourceType",
+        message: format!("The resource type '{ty}' could not be found in the namespace '{ns}'."),
+    }
+}
+
 fn target(rest: &[&str], path: &str) -> Result<Target, NoRoute> {
     if rest.iter().any(|s| s.is_empty()) {
         return Err(no_route(path));
@@ -105,16 +120,24 @@ fn target(rest: &[&str], path: &str) -> Result<Target, NoRoute> {
                 Err(no_route(path))
             }
         }
+        [prov, ns, ty] if eq(prov, "providers") => match Kind::from_type(ns, ty) {
+            Some(kind) => Ok(Target::List { kind, rg: None }),
+            None => Err(bad_type(ns, ty)),
+        },
+        [rg_kw, rg, prov, ns, ty] if eq(rg_kw, "resourceGroups") && eq(prov, "providers") => {
+            match Kind::from_type(ns, ty) {
+                Some(kind) => Ok(Target::List {
+                    kind,
+                    rg: Some(rg.to_string()),
+                }),
+                None => Err(bad_type(ns, ty)),
+            }
+        }
         [rg_kw, rg, prov, ns, ty, name, tail @ ..]
             if eq(rg_kw, "resourceGroups") && eq(prov, "providers") =>
         {
             let Some(kind) = Kind::from_type(ns, ty) else {
-                return Err(NoRoute {
-                    code: "InvalidResourceType",
-                    message: format!(
-                        "The resource type '{ty}' could not be found in the namespace '{ns}'."
-                    ),
-                });
+                return Err(bad_type(ns, ty));
             };
             let (rg, name) = (rg.to_string(), name.to_string());
             match (kind, tail) {

@@ -37,6 +37,8 @@ pub struct Req {
     pub scale: f64,
     /// `$expand` options.
     pub read: ReadOpts,
+    /// `$skiptoken` of a list page.
+    pub skip: usize,
     /// A `fail_operation` fault: the operation this request starts fails.
     pub fail: Option<OpError>,
     /// A `not_found_reads` fault: reads of the resource answer 404 this often.
@@ -64,6 +66,8 @@ pub struct Query {
     pub api_version: Option<String>,
     /// `$expand` options.
     pub read: ReadOpts,
+    /// `$skiptoken` of a list page.
+    pub skip: usize,
 }
 
 /// Parses the query string (percent-decoded, keys case-insensitive).
@@ -75,6 +79,8 @@ pub fn query(q: Option<&str>) -> Query {
     for (k, v) in pairs {
         if k.eq_ignore_ascii_case("api-version") && !v.is_empty() {
             out.api_version = Some(v);
+        } else if k.eq_ignore_ascii_case("$skiptoken") {
+            out.skip = v.parse().unwrap_or(0);
         } else if k.eq_ignore_ascii_case("$expand") {
             for e in v.split(',') {
                 let e = e.trim();
@@ -185,6 +191,18 @@ pub fn operation_name(
             pick(["Subnets_Get", "Subnets_CreateOrUpdate", "Subnets_Delete"])
         }
         Ok(Target::InstanceView { .. }) => "VirtualMachines_InstanceView",
+        Ok(Target::List { kind, rg }) => match (kind, rg.is_some()) {
+            (Kind::VirtualNetwork, true) => "VirtualNetworks_List",
+            (Kind::VirtualNetwork, false) => "VirtualNetworks_ListAll",
+            (Kind::PublicIp, true) => "PublicIPAddresses_List",
+            (Kind::PublicIp, false) => "PublicIPAddresses_ListAll",
+            (Kind::NetworkInterface, true) => "NetworkInterfaces_List",
+            (Kind::NetworkInterface, false) => "NetworkInterfaces_ListAll",
+            (Kind::Disk, true) => "Disks_ListByResourceGroup",
+            (Kind::Disk, false) => "Disks_List",
+            (Kind::VirtualMachine, true) => "VirtualMachines_List",
+            (Kind::VirtualMachine, false) => "VirtualMachines_ListAll",
+        },
         Ok(Target::OperationStatus { .. }) => "AzureAsyncOperations_Get",
         Ok(Target::OperationResult { .. }) => "OperationResults_Get",
         Ok(Target::Resource { kind, .. }) => pick(match kind {
@@ -216,7 +234,8 @@ pub fn operation_name(
 /// The name a fault rule's `resource` glob is matched against.
 pub fn fault_resource(target: &Target) -> &str {
     match target {
-        Target::ResourceGroup { rg } => rg,
+        Target::ResourceGroup { rg } | Target::List { rg: Some(rg), .. } => rg,
+        Target::List { rg: None, .. } => "",
         Target::Resource { name, .. }
         | Target::Subnet { name, .. }
         | Target::InstanceView { name, .. } => name,

@@ -748,3 +748,54 @@ pub fn delete_group(
     );
     Ok(out)
 }
+
+/// Resources per list page.
+pub const PAGE: usize = 100;
+
+/// GET of a list: one kind in a group or the subscription, by name, in pages
+/// of [`PAGE`] with an absolute `nextLink` (`$skiptoken`).
+pub fn list(
+    part: &mut Partition,
+    req: &Req,
+    kind: Kind,
+    rg: Option<&str>,
+) -> Result<Response, ArmError> {
+    let now = req.now;
+    let rg_key = match rg {
+        Some(rg) => Some(live_group(part, rg, now)?.name.to_ascii_lowercase()),
+        None => None,
+    };
+    let mut keys: Vec<&ResKey> = part
+        .resources
+        .iter()
+        .filter(|(k, r)| {
+            k.kind == kind && rg_key.as_ref().is_none_or(|g| *g == k.rg) && r.alive(now)
+        })
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort_by(|a, b| (&a.rg, &a.name).cmp(&(&b.rg, &b.name)));
+    let total = keys.len();
+    let mut out = b"{\"value\":[".to_vec();
+    for (i, k) in keys.iter().skip(req.skip).take(PAGE).enumerate() {
+        if let Some(r) = part.resources.get(*k) {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend(resource_json(part, r, now, Default::default()));
+        }
+    }
+    out.push(b']');
+    if req.skip.saturating_add(PAGE) < total {
+        let next = format!(
+            "{}{}?api-version={}&$skiptoken={}",
+            req.base,
+            req.path,
+            req.api_version_q,
+            req.skip + PAGE
+        );
+        out.extend(b",\"nextLink\":");
+        out.extend(serde_json::to_vec(&next).unwrap_or_else(|_| b"null".to_vec()));
+    }
+    out.push(b'}');
+    Ok(ok_json(out))
+}
