@@ -45,7 +45,15 @@ async fn health() -> Response {
 }
 
 async fn reset(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let scope = q.get("scope").map(String::as_str).filter(|s| !s.is_empty());
+    let scope = q.get("scope").map(String::as_str);
+    if scope == Some("") {
+        // An empty scope is more likely a bug in the caller than a request
+        // to wipe every partition.
+        return json_error(
+            400,
+            "scope: must not be empty (omit it to reset everything)",
+        );
+    }
     s.ec2.reset(scope);
     s.arm.reset(scope);
     s.gce.reset(scope);

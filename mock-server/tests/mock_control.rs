@@ -101,6 +101,12 @@ async fn health_resources_stats_journal_reset() {
     assert_eq!(r.status(), 200);
     let left = get_json(&http, format!("{}/_mock/resources", mock.url())).await;
     assert_eq!(left.as_array().unwrap().len(), 2);
+    let r = http
+        .post(format!("{}/_mock/reset?scope=", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     http.post(format!("{}/_mock/reset", mock.url()))
         .send()
         .await

@@ -92,6 +92,16 @@ impl Xml {
 /// Characters XML 1.0 cannot carry at all (most C0 controls) become U+FFFD,
 /// so the document stays well-formed whatever the input.
 pub fn escape_into(buf: &mut String, text: &str) {
+    // Fast path: most values (ids, states, times) need no escaping. 0xEF
+    // starts the UTF-8 of U+FFFE/U+FFFF, which the slow path replaces.
+    let clean = text.bytes().all(|b| {
+        !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF)
+            && (b >= 0x20 || b == b'\t' || b == b'\n' || b == b'\r')
+    });
+    if clean {
+        buf.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => buf.push_str("&amp;"),
