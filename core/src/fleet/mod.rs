@@ -7,7 +7,10 @@
 //! use skyfleet_core::fleet::{Fleet, FixedDemand};
 //! use skyfleet_core::store::SqliteStore;
 //! use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
-//! # let pool: skyfleet_core::PoolConfig = todo!();
+//! let pool: skyfleet_core::PoolConfig = serde_json::from_value(serde_json::json!({
+//!     "pool_id": "ci/linux", "provider_id": "testing", "max_capacity": 10,
+//!     "launch_configs": [{"id": "small", "launch": {"size": "small"}}]
+//! }))?;
 //!
 //! let demand = FixedDemand::new();
 //! let fleet = Fleet::builder()
