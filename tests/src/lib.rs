@@ -565,6 +565,22 @@ impl MockCloudKind {
     }
 }
 
+impl MockCloudKind {
+    /// Azure Resource Manager: a VM create whose operation fails with
+    /// `AllocationFailed`.
+    pub fn azure() -> Self {
+        MockCloudKind {
+            cloud: "azure",
+            create_operation: "VirtualMachines_CreateOrUpdate",
+            capacity_effect: json!({"kind": "fail_operation", "code": "AllocationFailed",
+                "message": "Allocation failed. We do not have sufficient capacity for the requested VM size in this region."}),
+            transient_effect: json!({"kind": "error", "status": 503, "code": "ServiceUnavailable",
+                "message": "The service is temporarily unavailable"}),
+            match_by_name: true,
+        }
+    }
+}
+
 /// The inspector of one cloud of a running `skyfleet-mock`, through its
 /// control API; it sees the resources tagged with one manager id.
 #[derive(Debug, Clone)]
@@ -589,6 +605,13 @@ impl MockInspector {
             kind,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Uses `client` for the control API (one trusting the mock's TLS
+    /// certificate, when it serves HTTPS).
+    pub fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.http = client;
+        self
     }
 
     async fn rules(&self) -> Result<Vec<Value>> {
@@ -660,10 +683,12 @@ impl CloudInspector for MockInspector {
             Fault::Transient { times } => json!({"cloud": cloud, "operation": op, "count": times,
                 "effect": self.kind.transient_effect}),
             Fault::Capacity { worker_id } => {
-                let mut r = json!({"cloud": cloud, "operation": op, "count": 1,
+                // More than one: a transport may retry a stockout answered
+                // with a 5xx (EC2's) before the provider sees it.
+                let mut r = json!({"cloud": cloud, "operation": op, "count": 10,
                     "effect": self.kind.capacity_effect});
                 if self.kind.match_by_name {
-                    r["resource"] = Value::from(format!("{worker_id}*"));
+                    r["resource"] = Value::from(format!("*{worker_id}*"));
                 }
                 r
             }

@@ -104,3 +104,125 @@ async fn static_conforms() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn aws_conforms_on_the_mock() {
+    let mock = MockCloud::builder()
+        .time_scale(0.01)
+        .start()
+        .await
+        .expect("the mock starts");
+    let transport = fast_transport("aws");
+    let config = skyfleet_aws::AwsConfig::new("aws", ["us-east-1"])
+        .with_endpoint_url(mock.url())
+        .with_static_credentials("AKIDSKYFLEETTEST", "not-a-real-secret", None)
+        .with_timings(skyfleet_aws::Timings {
+            poll_interval: Duration::from_millis(20),
+            check_interval: Duration::from_secs(5),
+            not_found_grace: Duration::from_millis(800),
+        });
+    let provider = skyfleet_aws::AwsProvider::new(config, &transport)
+        .await
+        .expect("valid config");
+    run_all(&Subject {
+        name: "aws".into(),
+        provider: Arc::new(provider),
+        inspector: Arc::new(MockInspector::new(
+            mock.url(),
+            "conformance-aws",
+            MockCloudKind::aws(),
+        )),
+        launch: json!({
+            "region": "us-east-1",
+            "ImageId": "ami-0123456789abcdef0",
+            "InstanceType": "t3.micro"
+        }),
+        manager_id: "conformance-aws".into(),
+        resources_per_worker: 1,
+        deadline: Duration::from_secs(30),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn azure_conforms_on_the_mock() {
+    const SUB: &str = "00000000-0000-0000-0000-0000000000cf";
+    let mock = MockCloud::builder()
+        .tls(true)
+        .time_scale(0.01)
+        .start()
+        .await
+        .expect("the mock starts");
+    let pem = mock
+        .cert_pem()
+        .expect("a TLS mock has a certificate")
+        .to_string();
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).expect("PEM");
+    let http = reqwest::Client::builder()
+        .tls_certs_merge(certs)
+        .build()
+        .expect("client");
+    // The resource group and network the workers go into.
+    let base = format!("{}/subscriptions/{SUB}/resourceGroups/workers", mock.url());
+    for (path, body) in [
+        (
+            format!("{base}?api-version=2021-04-01"),
+            json!({"location": "eastus"}),
+        ),
+        (
+            format!(
+                "{base}/providers/Microsoft.Network/virtualNetworks/vnet?api-version=2024-05-01"
+            ),
+            json!({"location": "eastus", "properties": {
+                "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}]}}),
+        ),
+    ] {
+        let r = http
+            .put(path)
+            .bearer_auth("test")
+            .json(&body)
+            .send()
+            .await
+            .expect("seed");
+        assert!(r.status().is_success(), "seed: {}", r.status());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut config = skyfleet_azure::AzureConfig::new(SUB);
+    config.endpoint = mock.url().to_string();
+    config.resource_groups = vec!["workers".into()];
+    config.credential = skyfleet_azure::CredentialConfig::StaticToken {
+        token: skyfleet_azure::SecretString::new("test-token"),
+    };
+    config.ca_pem = Some(pem);
+    config.poll = PollPolicy {
+        min_interval: Duration::from_millis(20),
+        max_interval: Duration::from_millis(300),
+        default_interval: Duration::from_millis(50),
+        deadline: Duration::from_secs(60),
+        max_consecutive_errors: 5,
+    };
+    config.busy_retry_s = 0.2;
+    let provider = skyfleet_azure::AzureProvider::new(config).expect("valid config");
+    run_all(&Subject {
+        name: "azure".into(),
+        provider: Arc::new(provider),
+        inspector: Arc::new(
+            MockInspector::new(mock.url(), "conformance-azure", MockCloudKind::azure())
+                .with_client(http),
+        ),
+        launch: json!({
+            "location": "eastus",
+            "vm_size": "Standard_D2s_v5",
+            "subnet_id": format!("/subscriptions/{SUB}/resourceGroups/workers/providers/Microsoft.Network/virtualNetworks/vnet/subnets/default"),
+            "public_ip": false,
+            "data_disks": [],
+            "ssh_public_key": "ssh-ed25519 AAAA conformance",
+        }),
+        manager_id: "conformance-azure".into(),
+        // The NIC and the VM (no public IP asked for; the OS disk goes with the VM).
+        resources_per_worker: 2,
+        deadline: Duration::from_secs(60),
+    })
+    .await;
+}
