@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// ARM settings, as `PUT /_mock/config` and the config file take them under
-/// the ARM key. Every field has a default, so `{}` is a valid config.
+/// the `azure` key. Every field has a default, so `{}` is a valid config;
+/// unknown fields are refused (a typo would otherwise be silently ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ArmConfig {
     /// How long each operation takes, before the global time scale.
     pub durations: ArmDurations,
@@ -32,7 +33,7 @@ impl Default for ArmConfig {
 
 /// Operation durations in seconds (fractions allowed), before the time scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ArmDurations {
     /// Public IP address create or update.
     pub public_ip_s: f64,
@@ -80,7 +81,7 @@ pub(crate) fn secs(s: f64) -> Duration {
 /// request class (reads, writes, deletes). Defaults are ARM's published
 /// per-region limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ArmThrottle {
     /// Off by default: no request is refused, the remaining-count headers
     /// still show the bucket size.
@@ -115,9 +116,28 @@ impl Default for ArmThrottle {
 
 /// One token bucket's size and refill rate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BucketLimit {
     /// Bucket size: requests allowed in a burst.
     pub burst: u64,
     /// Tokens added per second.
     pub refill_per_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_documents_take_defaults_and_typos_are_refused() {
+        let c: ArmConfig =
+            serde_json::from_str(r#"{"durations":{"vm_create_s":60},"throttle":{"enabled":true}}"#)
+                .unwrap();
+        assert_eq!(c.durations.vm_create_s, 60.0);
+        assert_eq!(c.durations.disk_s, ArmDurations::default().disk_s);
+        assert!(c.throttle.enabled);
+        assert_eq!(c.throttle.reads.burst, 250);
+        assert_eq!(c.retry_after_s, 1);
+        assert!(serde_json::from_str::<ArmConfig>(r#"{"durations":{"vm_create":60}}"#).is_err());
+    }
 }
