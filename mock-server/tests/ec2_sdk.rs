@@ -782,3 +782,45 @@ async fn spot_launch_reports_lifecycle() {
         .unwrap();
     assert_eq!(out.reservations().len(), 1);
 }
+
+#[tokio::test]
+async fn terminated_instances_disappear_after_their_visible_time() {
+    let mock = mock(1.0).await;
+    mock.set_config(MockConfig {
+        aws: Some(Ec2Config {
+            launch_ms: 0,
+            terminate_ms: 50,
+            terminated_visible_ms: 200,
+            ..Ec2Config::default()
+        }),
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let client = ec2(&mock, "AKIDGONE").await;
+    let run = client
+        .run_instances()
+        .image_id("ami-12345678")
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let ids = ids_of(&run);
+    client
+        .terminate_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .unwrap();
+    wait_for(&client, &ids, InstanceStateName::Terminated).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let err = client
+        .describe_instances()
+        .set_instance_ids(Some(ids))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidInstanceID.NotFound"));
+    let out = client.describe_instances().send().await.unwrap();
+    assert!(out.reservations().is_empty());
+}
