@@ -416,7 +416,8 @@ pub fn prepare_nic(
         .or_insert_with(|| false.into());
     let mac = if old_mac.is_empty() {
         let g = pc.guid.replace('-', "").to_ascii_uppercase();
-        format!("00-0D-3A-{}-{}-{}", &g[0..2], &g[2..4], &g[4..6])
+        let byte = |i: usize| g.get(i..i + 2).unwrap_or("00");
+        format!("00-0D-3A-{}-{}-{}", byte(0), byte(2), byte(4))
     } else {
         old_mac
     };

@@ -81,6 +81,7 @@ pub fn parse(path: &str) -> (Option<&str>, Result<Target, NoRoute>) {
     let Some(sub) = sub else {
         return (None, Err(no_route(path)));
     };
+    // `segs` has at least two elements: the match above bound `[first, sub, ..]`.
     let rest = &segs[2..];
     (Some(sub), target(rest, path))
 }
