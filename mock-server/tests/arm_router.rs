@@ -781,3 +781,32 @@ async fn lists_page_with_next_links() {
         (StatusCode::NOT_FOUND, "ResourceGroupNotFound")
     );
 }
+
+#[tokio::test]
+async fn operation_urls_follow_the_servers_scheme() {
+    let (_ctx, arm, r) = arm(0.0, 60.0);
+    network(&r, "sub-http").await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&res_path("sub-http", PIP, "p")),
+        Some(pip_body()),
+    )
+    .await;
+    assert!(a
+        .header("azure-asyncoperation")
+        .unwrap()
+        .starts_with("https://mock.test:8443/"));
+    arm.set_tls(false);
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&res_path("sub-http", PIP, "p2")),
+        Some(pip_body()),
+    )
+    .await;
+    assert!(a
+        .header("azure-asyncoperation")
+        .unwrap()
+        .starts_with("http://mock.test:8443/"));
+}

@@ -22,6 +22,7 @@ mod token;
 mod view;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,7 @@ pub struct Arm {
     config: RwLock<Arc<ArmConfig>>,
     store: Store,
     throttle: Throttle,
+    plain_http: AtomicBool,
 }
 
 impl Arm {
@@ -63,6 +65,7 @@ impl Arm {
             config: RwLock::new(Arc::new(ArmConfig::default())),
             store: Store::default(),
             throttle: Throttle::default(),
+            plain_http: AtomicBool::new(false),
         })
     }
 
@@ -80,6 +83,14 @@ impl Arm {
                 any(token::managed_identity),
             )
             .with_state(self.clone())
+    }
+
+    /// Tells ARM whether the server it sits behind speaks TLS, for the scheme
+    /// of the absolute `Azure-AsyncOperation`, `Location` and `nextLink` URLs
+    /// it hands out (default: TLS, `https`). A request may still override it
+    /// with an `http::uri::Scheme` extension or `X-Forwarded-Proto`.
+    pub fn set_tls(&self, on: bool) {
+        self.plain_http.store(!on, Ordering::Relaxed);
     }
 
     /// Applies new settings (a `retry_after_s` of 0 is raised to 1).
@@ -323,7 +334,7 @@ impl Arm {
         };
         let req = Req {
             sub: sub.to_string(),
-            base: request::base_url(parts),
+            base: request::base_url(parts, !self.plain_http.load(Ordering::Relaxed)),
             api_version_q: request::url_safe(&api_version),
             path: path.to_string(),
             now: Instant::now(),

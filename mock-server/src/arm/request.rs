@@ -101,9 +101,9 @@ pub fn url_safe(v: &str) -> String {
 
 /// `scheme://host` of the request: the scheme from an absolute-form URI, an
 /// `http::uri::Scheme` request extension (set by the server for TLS), or
-/// `X-Forwarded-Proto`, else `https` (the mock serves ARM over TLS); the host
-/// from `Host` or the URI.
-pub fn base_url(parts: &Parts) -> String {
+/// `X-Forwarded-Proto`, else `https` when `tls` (see `Arm::set_tls`); the
+/// host from `Host` or the URI.
+pub fn base_url(parts: &Parts, tls: bool) -> String {
     let scheme = parts
         .uri
         .scheme_str()
@@ -122,7 +122,7 @@ pub fn base_url(parts: &Parts) -> String {
                 .filter(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
                 .map(str::to_ascii_lowercase)
         })
-        .unwrap_or_else(|| "https".into());
+        .unwrap_or_else(|| if tls { "https" } else { "http" }.into());
     let host = parts
         .headers
         .get(http::header::HOST)
