@@ -190,3 +190,52 @@ proptest! {
         })?;
     }
 }
+
+/// A 1 MiB body of numbered list entries must be answered quickly (no
+/// quadratic scans of the parameters).
+#[tokio::test]
+async fn huge_lists_are_cheap() {
+    use std::fmt::Write;
+    let mock = MockCloud::builder().start().await.unwrap();
+    for (action, key) in [
+        (
+            "DescribeInstances",
+            "Filter.{}.Name=tag:x&Filter.{}.Value.1=y",
+        ),
+        (
+            "RunInstances",
+            "TagSpecification.{}.ResourceType=instance&TagSpecification.{}.Tag.1.Key=Name",
+        ),
+        (
+            "DeleteTags",
+            "ResourceId.1=i-0123456789abcdef0&Tag.{}.Key=k",
+        ),
+        ("DescribeInstances", "InstanceId.{}=i-0123456789abcdef0"),
+    ] {
+        let mut body = format!(
+            "Action={action}&Version=2016-11-15&ImageId=ami-12345678&MinCount=1&MaxCount=1"
+        );
+        let mut n = 1;
+        while body.len() < 1000 * 1024 {
+            let _ = write!(body, "&{}", key.replace("{}", &n.to_string()));
+            n += 1;
+        }
+        let started = std::time::Instant::now();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/")
+            .body(Body::from(body))
+            .unwrap();
+        let resp = mock.router().oneshot(req).await.unwrap();
+        assert!(
+            resp.status().is_client_error(),
+            "{action}: {}",
+            resp.status()
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{action} took {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -17,10 +17,17 @@ use super::{Caller, Ec2, Injected};
 const MAX_USER_DATA: usize = 16 * 1024;
 /// Most tags per resource.
 const MAX_TAGS: usize = 50;
+/// Most `TagSpecification.N` in one RunInstances (each is a scan of the
+/// parameters, so the cap also bounds the work a crafted body can cause).
+const MAX_TAG_SPECS: usize = 20;
 
 /// The `Name` tag of a RunInstances' instance tag specification.
 pub fn launch_name_tag(p: &Params) -> Option<String> {
-    for n in p.indices("TagSpecification") {
+    for n in p
+        .indices("TagSpecification")
+        .into_iter()
+        .take(MAX_TAG_SPECS)
+    {
         if p.get(&format!("TagSpecification.{n}.ResourceType")) != Some("instance") {
             continue;
         }
@@ -143,8 +150,16 @@ fn check_tag(key: &str, value: &str) -> Result<(), Ec2Error> {
 
 /// `Tag.N.Key` / `Tag.N.Value` pairs under `prefix`.
 fn tag_pairs(p: &Params, prefix: &str) -> Result<Vec<(String, Option<String>)>, Ec2Error> {
+    let indices = p.indices(prefix);
+    if indices.len() > MAX_TAGS {
+        return Err(Ec2Error::new(
+            400,
+            "TagLimitExceeded",
+            format!("At most {MAX_TAGS} tags may be given in one request"),
+        ));
+    }
     let mut out = Vec::new();
-    for n in p.indices(prefix) {
+    for n in indices {
         let key = p
             .get(&format!("{prefix}.{n}.Key"))
             .ok_or_else(|| Ec2Error::missing(&format!("{prefix}.{n}.Key")))?;
@@ -254,7 +269,13 @@ impl Ec2 {
             }
         }
         let mut tags = BTreeMap::new();
-        for n in p.indices("TagSpecification") {
+        let specs = p.indices("TagSpecification");
+        if specs.len() > MAX_TAG_SPECS {
+            return Err(Ec2Error::invalid_value(format!(
+                "The maximum number of tag specifications is {MAX_TAG_SPECS}"
+            )));
+        }
+        for n in specs {
             let rt = p
                 .get(&format!("TagSpecification.{n}.ResourceType"))
                 .ok_or_else(|| Ec2Error::missing(&format!("TagSpecification.{n}.ResourceType")))?;
@@ -1017,7 +1038,7 @@ fn select(
                     missing.push(*id);
                 }
                 Some(i) => {
-                    if keep(i, i.seen(now).state) && !seqs.contains(&i.seq) {
+                    if keep(i, i.seen(now).state) {
                         seqs.push(i.seq);
                     }
                 }
@@ -1027,6 +1048,7 @@ fn select(
             return Err(Ec2Error::instances_not_found(&missing));
         }
         seqs.sort_unstable();
+        seqs.dedup();
         return Ok(Selected { seqs, next: None });
     }
     let mut seqs = Vec::new();

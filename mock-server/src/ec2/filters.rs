@@ -6,6 +6,9 @@ use super::instances::{Instance, State};
 use super::query::Params;
 use crate::ctx::glob_match;
 
+/// Most `Filter.N` a request may carry.
+pub const MAX_FILTERS: usize = 200;
+
 /// One value pattern.
 #[derive(Debug, Clone)]
 pub enum Pattern {
@@ -51,8 +54,17 @@ impl Filter {
 
 /// Parses every `Filter.N`.
 pub fn parse(p: &Params) -> Result<Vec<Filter>, Ec2Error> {
+    let indices = p.indices("Filter");
+    // Each filter scans the parameters once; the cap keeps a crafted body
+    // from costing quadratic time.
+    if indices.len() > MAX_FILTERS {
+        return Err(Ec2Error::invalid_value(format!(
+            "The maximum number of filters is {MAX_FILTERS}, got {}",
+            indices.len()
+        )));
+    }
     let mut out = Vec::new();
-    for n in p.indices("Filter") {
+    for n in indices {
         let name = p
             .get(&format!("Filter.{n}.Name"))
             .ok_or_else(|| Ec2Error::missing(&format!("Filter.{n}.Name")))?;
