@@ -1,0 +1,376 @@
+//! [`Ec2`]: one aws-sdk-ec2 client per region, sending every request through
+//! the shared transport (via [`crate::connector`]) with the SDK's own
+//! retries off, and the few EC2 calls the provider makes, with their answers
+//! reduced to what it needs ([`InstanceView`]).
+
+use std::collections::BTreeMap;
+
+use aws_config::BehaviorVersion;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::config::Region;
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceInterruptionBehavior,
+    InstanceMarketOptionsRequest, InstanceType, MarketType, Placement, ResourceType,
+    SpotInstanceType, SpotMarketOptions, Tag, TagSpecification, VolumeType,
+};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use skyfleet_core::{Error, Result};
+use time::OffsetDateTime;
+
+use crate::classify::{classify, malformed};
+use crate::config::{AwsConfig, CredentialsSource};
+use crate::launch::Ec2Launch;
+
+/// The most values EC2 takes in one filter; batched describes are cut into
+/// chunks of this size.
+pub const MAX_FILTER_VALUES: usize = 200;
+
+/// The page size of DescribeInstances (its `MaxResults` upper bound).
+pub const PAGE_SIZE: i32 = 1000;
+
+/// One instance as the provider sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceView {
+    /// The instance id.
+    pub id: String,
+    /// The state name (`pending`, `running`, `shutting-down`, `terminated`,
+    /// `stopping`, `stopped`), if EC2 gave one.
+    pub state: Option<String>,
+    /// The state reason code (`Server.SpotInstanceTermination`), if any.
+    pub state_reason_code: Option<String>,
+    /// The state reason message, if any.
+    pub state_reason_message: Option<String>,
+    /// The ClientToken it was launched with.
+    pub client_token: Option<String>,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// When it was launched.
+    pub launch_time: Option<OffsetDateTime>,
+    /// The owning account (from the reservation).
+    pub owner_id: Option<String>,
+}
+
+impl InstanceView {
+    fn from_sdk(i: &aws_sdk_ec2::types::Instance, owner: Option<&str>) -> Option<InstanceView> {
+        let id = i.instance_id()?.to_string();
+        Some(InstanceView {
+            id,
+            state: i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string()),
+            state_reason_code: i.state_reason().and_then(|r| r.code()).map(str::to_string),
+            state_reason_message: i
+                .state_reason()
+                .and_then(|r| r.message())
+                .map(str::to_string),
+            client_token: i
+                .client_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+            tags: i
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+                .collect(),
+            launch_time: i
+                .launch_time()
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
+            owner_id: owner.map(str::to_string),
+        })
+    }
+}
+
+/// What RunInstances is asked for: one instance of `launch`, with `token`,
+/// `tags` on the instance and its volumes, and `user_data` (base64).
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The launch config.
+    pub launch: Ec2Launch,
+    /// The ClientToken.
+    pub token: String,
+    /// Tags for the instance and its volumes.
+    pub tags: BTreeMap<String, String>,
+    /// Base64 UserData.
+    pub user_data: String,
+}
+
+/// The EC2 client of one region.
+#[derive(Debug, Clone)]
+pub struct Ec2 {
+    region: String,
+    client: aws_sdk_ec2::Client,
+}
+
+/// Builds the SDK config of `region` over `http`, from `config`.
+pub async fn sdk_config(
+    config: &AwsConfig,
+    region: &str,
+    http: SharedHttpClient,
+) -> aws_sdk_ec2::Config {
+    let mut builder = match &config.credentials {
+        CredentialsSource::Static {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } => {
+            let creds = Credentials::new(
+                access_key_id.clone(),
+                secret_access_key.expose().to_string(),
+                session_token.as_ref().map(|s| s.expose().to_string()),
+                None,
+                "skyfleet-static",
+            );
+            aws_sdk_ec2::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .credentials_provider(SharedCredentialsProvider::new(creds))
+        }
+        CredentialsSource::DefaultChain => {
+            // The chain's own HTTP traffic (IMDS, SSO, STS) also goes through
+            // the transport: the SDK has no other HTTP client in this build.
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new(region.to_string()))
+                .http_client(http.clone());
+            if let Some(p) = &config.profile {
+                loader = loader.profile_name(p);
+            }
+            let shared = loader.load().await;
+            aws_sdk_ec2::config::Builder::from(&shared)
+        }
+    };
+    builder = builder
+        .region(Region::new(region.to_string()))
+        .http_client(http)
+        // The transport retries; SDK retries would multiply attempts.
+        .retry_config(RetryConfig::disabled());
+    if let Some(url) = &config.endpoint_url {
+        builder = builder.endpoint_url(url.clone());
+    }
+    builder.build()
+}
+
+fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+impl Ec2 {
+    /// A client for `region` from an SDK config.
+    pub fn new(region: impl Into<String>, config: aws_sdk_ec2::Config) -> Self {
+        Ec2 {
+            region: region.into(),
+            client: aws_sdk_ec2::Client::from_conf(config),
+        }
+    }
+
+    /// The region.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The underlying SDK client.
+    pub fn sdk(&self) -> &aws_sdk_ec2::Client {
+        &self.client
+    }
+
+    /// RunInstances of exactly one instance; the answer's instance.
+    pub async fn run_instance(&self, req: &RunRequest) -> Result<InstanceView> {
+        let l = &req.launch;
+        let tags = tag_list(&req.tags);
+        let mut call = self
+            .client
+            .run_instances()
+            .image_id(&l.image_id)
+            .instance_type(InstanceType::from(l.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .client_token(&req.token)
+            .user_data(&req.user_data)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(tags.clone()))
+                    .build(),
+            )
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Volume)
+                    .set_tags(Some(tags))
+                    .build(),
+            );
+        if let Some(s) = &l.subnet_id {
+            call = call.subnet_id(s);
+        }
+        if let Some(z) = l.availability_zone() {
+            call = call.placement(Placement::builder().availability_zone(z).build());
+        }
+        for g in &l.security_group_ids {
+            call = call.security_group_ids(g);
+        }
+        if let Some(k) = &l.key_name {
+            call = call.key_name(k);
+        }
+        if let Some(e) = l.ebs_optimized {
+            call = call.ebs_optimized(e);
+        }
+        if l.is_spot() {
+            let mut spot = SpotMarketOptions::builder();
+            if let Some(o) = l.market.as_ref().and_then(|m| m.spot_options.as_ref()) {
+                if let Some(p) = &o.max_price {
+                    spot = spot.max_price(p);
+                }
+                if let Some(t) = &o.spot_instance_type {
+                    spot = spot.spot_instance_type(SpotInstanceType::from(t.as_str()));
+                }
+                if let Some(b) = &o.instance_interruption_behavior {
+                    spot = spot.instance_interruption_behavior(InstanceInterruptionBehavior::from(
+                        b.as_str(),
+                    ));
+                }
+            }
+            call = call.instance_market_options(
+                InstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .spot_options(spot.build())
+                    .build(),
+            );
+        }
+        for d in &l.block_devices {
+            let mut m = BlockDeviceMapping::builder().device_name(&d.device_name);
+            if let Some(e) = &d.ebs {
+                let mut b = EbsBlockDevice::builder();
+                if let Some(v) = e.volume_size {
+                    b = b.volume_size(v);
+                }
+                if let Some(v) = &e.volume_type {
+                    b = b.volume_type(VolumeType::from(v.as_str()));
+                }
+                if let Some(v) = e.delete_on_termination {
+                    b = b.delete_on_termination(v);
+                }
+                if let Some(v) = e.encrypted {
+                    b = b.encrypted(v);
+                }
+                if let Some(v) = e.iops {
+                    b = b.iops(v);
+                }
+                if let Some(v) = e.throughput {
+                    b = b.throughput(v);
+                }
+                if let Some(v) = &e.snapshot_id {
+                    b = b.snapshot_id(v);
+                }
+                m = m.ebs(b.build());
+            }
+            call = call.block_device_mappings(m.build());
+        }
+        let out = call
+            .send()
+            .await
+            .map_err(|e| classify("RunInstances", &e))?;
+        let first = out
+            .instances()
+            .first()
+            .ok_or_else(|| malformed("RunInstances", "no instance in the answer"))?;
+        InstanceView::from_sdk(first, out.owner_id())
+            .ok_or_else(|| malformed("RunInstances", "an instance without an instance id"))
+    }
+
+    /// DescribeInstances with `filters`, every page.
+    pub async fn describe(&self, filters: Vec<Filter>) -> Result<Vec<InstanceView>> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        // A page limit guards against an endpoint that keeps answering with
+        // a next token.
+        for _ in 0..10_000 {
+            let page = self
+                .client
+                .describe_instances()
+                .set_filters(Some(filters.clone()))
+                .max_results(PAGE_SIZE)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("DescribeInstances", &e))?;
+            for r in page.reservations() {
+                for i in r.instances() {
+                    match InstanceView::from_sdk(i, r.owner_id()) {
+                        Some(v) => out.push(v),
+                        None => {
+                            return Err(malformed(
+                                "DescribeInstances",
+                                "an instance without an instance id",
+                            ))
+                        }
+                    }
+                }
+            }
+            next = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if next.is_none() {
+                return Ok(out);
+            }
+        }
+        Err(malformed(
+            "DescribeInstances",
+            "more than 10000 pages: the endpoint keeps answering with a next token",
+        ))
+    }
+
+    /// DescribeInstances of the instances with these ids (filtered, so a
+    /// missing id is simply absent from the answer), in chunks of
+    /// [`MAX_FILTER_VALUES`].
+    pub async fn describe_ids(&self, ids: &[String]) -> Result<Vec<InstanceView>> {
+        self.describe_by("instance-id", ids).await
+    }
+
+    /// DescribeInstances of the instances tagged with these worker ids.
+    pub async fn describe_workers(&self, worker_ids: &[String]) -> Result<Vec<InstanceView>> {
+        self.describe_by(
+            &format!("tag:{}", skyfleet_core::model::tag::WORKER),
+            worker_ids,
+        )
+        .await
+    }
+
+    async fn describe_by(&self, filter: &str, values: &[String]) -> Result<Vec<InstanceView>> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(MAX_FILTER_VALUES) {
+            let f = Filter::builder()
+                .name(filter)
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            out.extend(self.describe(vec![f]).await?);
+        }
+        Ok(out)
+    }
+
+    /// TerminateInstances of one instance.
+    pub async fn terminate(&self, id: &str) -> Result<()> {
+        self.client
+            .terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(|e| classify("TerminateInstances", &e))?;
+        Ok(())
+    }
+}
+
+/// Clones an error (kind, message, code, provider), for answering several
+/// workers from one failed batched call.
+pub fn dup(e: &Error) -> Error {
+    let mut d = Error::new(e.kind().clone(), e.message());
+    if let Some(c) = e.code() {
+        d = d.with_code(c);
+    }
+    if let Some(p) = e.provider() {
+        d = d.with_provider(p);
+    }
+    d
+}
