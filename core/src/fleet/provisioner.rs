@@ -67,11 +67,11 @@ pub fn new_worker_id(pool_id: &str) -> String {
 }
 
 /// Chooses a launch config by weight, ignoring those with a capacity or
-/// quota error within `cooldown` unless every config has one.
-pub fn choose_launch_config<'a>(
-    pool: &'a PoolConfig,
+/// quota error (`recent_capacity_error`) unless every config has one.
+pub fn choose_launch_config(
+    pool: &PoolConfig,
     recent_capacity_error: impl Fn(&str) -> bool,
-) -> &'a LaunchConfig {
+) -> &LaunchConfig {
     let healthy: Vec<&LaunchConfig> = pool
         .launch_configs
         .iter()
