@@ -130,3 +130,46 @@ impl Throttle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(burst: u64) -> ArmThrottle {
+        let mut c = ArmThrottle {
+            enabled: true,
+            ..ArmThrottle::default()
+        };
+        c.writes = BucketLimit {
+            burst,
+            refill_per_s: 0.001,
+        };
+        c
+    }
+
+    #[test]
+    fn buckets_count_down_refuse_and_stay_bounded() {
+        let t = Throttle::default();
+        let c = cfg(2);
+        assert_eq!(t.take("s", Class::Writes, &c), Ok(1));
+        assert_eq!(t.take("s", Class::Writes, &c), Ok(0));
+        assert!(t.take("s", Class::Writes, &c).unwrap_err() >= Duration::from_secs(1));
+        assert_eq!(
+            t.take("s", Class::Reads, &c),
+            Ok(249),
+            "classes are separate"
+        );
+        let off = ArmThrottle::default();
+        assert_eq!(
+            t.take("s", Class::Writes, &off),
+            Ok(199),
+            "off: never refused"
+        );
+        for i in 0..(MAX_BUCKETS + 10) {
+            let _ = t.take(&format!("sub{i}"), Class::Writes, &c);
+        }
+        assert!(t.buckets.lock().unwrap().len() <= MAX_BUCKETS);
+        t.reset(None);
+        assert!(t.buckets.lock().unwrap().is_empty());
+    }
+}
