@@ -113,6 +113,6 @@ async fn describe_instances_throughput() {
     println!(
         "DescribeInstances by tag (200 of 1000): {by_tag:.0} req/s ({server_ms:.2} ms in the server each); by id: {by_id:.0} req/s"
     );
-    assert!(by_tag > 20.0, "{by_tag}");
-    assert!(by_id > 100.0, "{by_id}");
+    assert!(by_tag > 5.0, "{by_tag}");
+    assert!(by_id > 20.0, "{by_id}");
 }
