@@ -810,3 +810,48 @@ async fn operation_urls_follow_the_servers_scheme() {
         .unwrap()
         .starts_with("http://mock.test:8443/"));
 }
+
+#[tokio::test]
+async fn patch_replaces_tags() {
+    let (_ctx, _arm, r) = arm(0.0, 1.0);
+    network(&r, "sub-patch").await;
+    let p = res_path("sub-patch", PIP, "p");
+    put_done(&r, &p, pip_body()).await;
+    let a = send(
+        &r,
+        Method::PATCH,
+        &u(&p),
+        Some(json!({"tags": {"owner": "me"}})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["tags"]["owner"], "me");
+    assert_eq!(
+        send(&r, Method::GET, &u(&p), None).await.body["tags"]["owner"],
+        "me"
+    );
+    let a = send(&r, Method::PATCH, &u(&p), Some(json!({"properties": {}}))).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_REQUEST, "InvalidParameter")
+    );
+    let a = send(
+        &r,
+        Method::PATCH,
+        &u(&res_path("sub-patch", PIP, "nope")),
+        Some(json!({"tags": {}})),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::NOT_FOUND, "ResourceNotFound")
+    );
+    let a = send(
+        &r,
+        Method::PATCH,
+        &u(&rg_path("sub-patch")),
+        Some(json!({"tags": {"a": "b"}})),
+    )
+    .await;
+    assert_eq!(a.body["tags"]["a"], "b");
+}

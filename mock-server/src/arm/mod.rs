@@ -310,7 +310,7 @@ impl Arm {
                 not_found_reads = Some(count);
             }
         }
-        let body = if parts.method == Method::PUT {
+        let body = if parts.method == Method::PUT || parts.method == Method::PATCH {
             let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(b) => b,
                 Err(_) => {
@@ -364,11 +364,13 @@ impl Arm {
         let out = match target {
             Target::ResourceGroup { rg } => match *m {
                 Method::PUT => resources::put_group(p, &req, &rg, &body),
+                Method::PATCH => resources::patch_group(p, &req, &rg, &body),
                 Method::DELETE => resources::delete_group(p, &req, &cfg, &rg),
                 _ => resources::get_group(p, &req, &rg, *m == Method::HEAD),
             },
             Target::Resource { kind, rg, name } => match *m {
                 Method::PUT => resources::put(p, &req, &cfg, kind, &rg, &name, &body),
+                Method::PATCH => resources::patch(p, &req, kind, &rg, &name, &body),
                 Method::DELETE => resources::delete(p, &req, &cfg, kind, &rg, &name),
                 _ => resources::get(p, &req, kind, &rg, &name, false),
             },
@@ -392,9 +394,14 @@ fn method_allowed(target: &Target, m: &Method) -> bool {
     let read = *m == Method::GET;
     match target {
         Target::ResourceGroup { .. } => {
-            read || *m == Method::HEAD || *m == Method::PUT || *m == Method::DELETE
+            read || *m == Method::HEAD
+                || *m == Method::PUT
+                || *m == Method::PATCH
+                || *m == Method::DELETE
         }
-        Target::Resource { .. } => read || *m == Method::PUT || *m == Method::DELETE,
+        Target::Resource { .. } => {
+            read || *m == Method::PUT || *m == Method::PATCH || *m == Method::DELETE
+        }
         Target::Subnet { .. } => read || *m == Method::PUT,
         Target::InstanceView { .. }
         | Target::List { .. }

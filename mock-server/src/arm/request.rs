@@ -176,6 +176,14 @@ pub fn operation_name(
     let pick = |names: [&'static str; 3]| names.get(m).copied().unwrap_or("Unsupported");
     match target {
         Err(_) => "Unknown",
+        Ok(Target::ResourceGroup { .. }) if *method == Method::PATCH => "ResourceGroups_Update",
+        Ok(Target::Resource { kind, .. }) if *method == Method::PATCH => match kind {
+            Kind::VirtualNetwork => "VirtualNetworks_UpdateTags",
+            Kind::PublicIp => "PublicIPAddresses_UpdateTags",
+            Kind::NetworkInterface => "NetworkInterfaces_UpdateTags",
+            Kind::Disk => "Disks_Update",
+            Kind::VirtualMachine => "VirtualMachines_Update",
+        },
         Ok(Target::ResourceGroup { .. }) => {
             if *method == Method::HEAD {
                 "ResourceGroups_CheckExistence"
