@@ -141,6 +141,8 @@ impl MockCloudBuilder {
         ctx.set_time_scale(self.time_scale)
             .map_err(MockError::Config)?;
         let shared = app::Shared::new(ctx.clone());
+        // ARM hands out absolute operation URLs and must know their scheme.
+        shared.arm.set_tls(self.tls);
         shared
             .apply_config(self.config)
             .map_err(MockError::Config)?;
