@@ -245,10 +245,6 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         .start()
         .await
         .map_err(|e| format!("starting the mock cloud: {e}"))?;
-    mockctl::set_faults(&mock, &fault_rules(args.faults)).await?;
-    // A hung call is cut by the client's timeouts; the cap only bounds
-    // what a forgotten request can hold on the mock.
-    mock.ctx().set_max_hang(Duration::from_secs(60));
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let store_url = args
         .store
@@ -258,6 +254,11 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         .await
         .map_err(|e| format!("opening store {store_url}: {e}"))?;
     let demo = clouds::demo_clouds(&mock, args.workers).await?;
+    // Faults start after the scaffolding (resource group, network) exists.
+    mockctl::set_faults(&mock, &fault_rules(args.faults)).await?;
+    // A hung call is cut by the client's timeouts; the cap only bounds
+    // what a forgotten request can hold on the mock.
+    mock.ctx().set_max_hang(Duration::from_secs(60));
     let demand = FixedDemand::new();
     let mut builder = Fleet::builder()
         .config(FleetConfig {

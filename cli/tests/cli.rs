@@ -15,7 +15,11 @@ fn skyfleet(args: &[&str]) -> (i32, serde_json::Value, String) {
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or(serde_json::Value::Null);
-    (out.status.code().unwrap_or(-1), json, format!("{stdout}\n{stderr}"))
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        format!("{stdout}\n{stderr}"),
+    )
 }
 
 #[test]
@@ -26,18 +30,32 @@ fn demo_provisions_and_tears_down_on_all_three_clouds() {
     assert_eq!(j["duplicate_vms"], 0, "{out}");
     assert_eq!(j["unconverged_workers"], 0, "{out}");
     let providers = j["providers"].as_array().expect("providers");
-    let names: Vec<&str> = providers.iter().filter_map(|p| p["provider"].as_str()).collect();
+    let names: Vec<&str> = providers
+        .iter()
+        .filter_map(|p| p["provider"].as_str())
+        .collect();
     assert_eq!(names, vec!["aws", "gcp", "azure"]);
     for p in providers {
         assert_eq!(p["reached_running"], 4, "{p}");
-        assert!(p["api_calls_per_worker"].as_f64().unwrap_or(0.0) > 0.0, "{p}");
+        assert!(
+            p["api_calls_per_worker"].as_f64().unwrap_or(0.0) > 0.0,
+            "{p}"
+        );
     }
 }
 
 #[test]
 fn crash_harness_at_ci_size_leaks_and_duplicates_nothing() {
     let (code, j, out) = skyfleet(&[
-        "bench", "crash", "--kills", "6", "--workers", "3", "--seed", "11", "--json",
+        "bench",
+        "crash",
+        "--kills",
+        "6",
+        "--workers",
+        "3",
+        "--seed",
+        "11",
+        "--json",
     ]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(j["kills"], 6, "{out}");
@@ -88,4 +106,31 @@ fn mock_refuses_non_loopback_addresses() {
     let (code, _, out) = skyfleet(&["mock", "--listen", "0.0.0.0:0"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("loopback"), "{out}");
+}
+
+#[test]
+fn secrets_never_reach_the_logs() {
+    // Every skyfleet crate at trace level; the demo's credentials are
+    // `demo-secret` (AWS secret key) and `demo-token` (GCP and Azure).
+    let out = Command::new(env!("CARGO_BIN_EXE_skyfleet"))
+        .args(["demo", "--workers", "3", "--faults", "harsh", "--json"])
+        .env(
+            "RUST_LOG",
+            "skyfleet=trace,skyfleet_core=trace,skyfleet_aws=trace,skyfleet_gcp=trace,skyfleet_azure=trace,skyfleet_mock=trace",
+        )
+        .output()
+        .expect("run skyfleet");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    // Injected faults make steps fail and be logged, with their messages.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).lines().count() > 3,
+        "expected step failures in the logs: {all}"
+    );
+    assert!(!all.contains("demo-secret"), "AWS secret key in the logs");
+    assert!(!all.contains("demo-token"), "bearer token in the logs");
 }
