@@ -254,7 +254,9 @@ impl GcpProvider {
             self.inner.client.project(),
             worker.id(),
             Purpose::Insert,
-            st.insert_attempt,
+            // One insert per worker: a worker whose instance is lost is
+            // replaced by a new worker, never re-inserted.
+            0,
         );
         match self.inner.client.insert(zone, &body, rid).await {
             Ok(op) => {

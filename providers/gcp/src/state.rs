@@ -59,9 +59,6 @@ pub struct GceState {
     /// The zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
-    /// The insert attempt (part of the insert `requestId`).
-    #[serde(default)]
-    pub insert_attempt: u32,
     /// Whether the insert was answered with an operation (it may have been
     /// sent without this being recorded; the `requestId` covers that).
     #[serde(default)]
