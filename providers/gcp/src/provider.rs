@@ -117,6 +117,12 @@ impl GcpProvider {
         })
     }
 
+    /// A provider configured from the environment (see
+    /// [`GcpConfig::from_env`]).
+    pub fn from_env() -> Result<Self> {
+        Self::new(GcpConfig::from_env()?)
+    }
+
     /// The Compute client (for its transport's metrics).
     pub fn client(&self) -> &ComputeClient {
         &self.inner.client
