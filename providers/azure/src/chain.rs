@@ -545,13 +545,18 @@ async fn create(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Resul
             resources::nic(&launch, &tags, pip.as_deref())
         }
         ResourceType::Disk => {
-            let idx = st
-                .names
-                .data_disks
-                .iter()
-                .position(|d| *d == name)
-                .unwrap_or(0);
-            resources::data_disk(&launch, &tags, idx)
+            let idx = st.names.data_disks.iter().position(|d| *d == name);
+            match idx.and_then(|i| resources::data_disk(&launch, &tags, i)) {
+                Some(body) => body,
+                None => {
+                    let e = Error::internal(format!(
+                        "disk {name} is in the worker's state but not in its launch config"
+                    ))
+                    .with_code("InvalidProviderState");
+                    st.fail(&e);
+                    return out(&st, Phase::Stopping, Duration::ZERO, Some(se(&e)));
+                }
+            }
         }
         ResourceType::Vm => {
             let disks: Vec<String> = st

@@ -65,9 +65,10 @@ pub fn nic(launch: &AzureLaunch, tags: &Value, public_ip_id: Option<&str>) -> Va
     })
 }
 
-/// An empty data disk.
-pub fn data_disk(launch: &AzureLaunch, tags: &Value, index: usize) -> Value {
-    let d = &launch.data_disks[index.min(launch.data_disks.len().saturating_sub(1))];
+/// Data disk `index` of the launch config, empty, or `None` if the launch
+/// config has no such disk.
+pub fn data_disk(launch: &AzureLaunch, tags: &Value, index: usize) -> Option<Value> {
+    let d = launch.data_disks.get(index)?;
     let mut body = json!({
         "location": launch.location(),
         "tags": tags,
@@ -80,7 +81,7 @@ pub fn data_disk(launch: &AzureLaunch, tags: &Value, index: usize) -> Value {
     if !launch.zones.is_empty() {
         body["zones"] = json!(launch.zones);
     }
-    body
+    Some(body)
 }
 
 /// The VM: OS disk from the image (named, so teardown can find it), data
