@@ -11,7 +11,8 @@
 //! # }
 //! ```
 //!
-//! The behaviours ([`create_run_remove`], [`replayed_steps_create_nothing`],
+//! The behaviours ([`invalid_launch_is_refused`], [`create_run_remove`],
+//! [`replayed_steps_create_nothing`],
 //! [`list_owned_is_exact`], [`retries_within_budget`],
 //! [`capacity_is_classified`], [`half_created_teardown`]) panic with a
 //! message naming the subject when a provider misbehaves; they are test
@@ -449,9 +450,33 @@ pub async fn half_created_teardown(s: &Subject) {
     remove(s, &mut w, false).await;
 }
 
+/// A launch config that is not even an object is refused up front with
+/// `InvalidConfig` naming a field, and the subject's own is accepted.
+pub async fn invalid_launch_is_refused(s: &Subject) {
+    s.provider
+        .validate(&s.launch)
+        .unwrap_or_else(|e| panic!("{}: its own launch config refused: {e}", s.name));
+    let e = s
+        .provider
+        .validate(&json!("not a launch config"))
+        .err()
+        .unwrap_or_else(|| panic!("{}: a string was accepted as a launch config", s.name));
+    match e.kind() {
+        ErrorKind::InvalidConfig { field } => {
+            assert!(
+                !field.is_empty(),
+                "{}: InvalidConfig without a field",
+                s.name
+            )
+        }
+        k => panic!("{}: bad launch config classified {k:?}", s.name),
+    }
+}
+
 /// Every behaviour, in order, then a check that the subject's manager owns
 /// nothing in the cloud.
 pub async fn run_all(s: &Subject) {
+    invalid_launch_is_refused(s).await;
     create_run_remove(s).await;
     replayed_steps_create_nothing(s).await;
     list_owned_is_exact(s).await;
