@@ -71,3 +71,34 @@ async fn teardown_one_by_one_without_cascade() {
     assert_eq!(w.phase, Phase::Stopped, "{:?}", w.last_error);
     assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_answers_during_teardown_mean_later_not_failure() {
+    let env = Env::start().await;
+    env.set_faults(serde_json::json!([
+        {"cloud": "azure", "operation": "NetworkInterfaces_Delete", "count": 2,
+         "effect": {"kind": "error", "status": 400, "code": "NicInUse", "message": "in use"}},
+        {"cloud": "azure", "operation": "PublicIPAddresses_Delete", "count": 1,
+         "effect": {"kind": "error", "status": 409, "code": "AnotherOperationInProgress", "message": "busy"}}
+    ]))
+    .await;
+    let p = env.provider();
+    let mut l = launch(true, 0);
+    l["delete_with_vm"] = serde_json::json!(false);
+    let mut w = worker("w-busy", l);
+    drive(&p, &mut w, &[Phase::Running]).await;
+    w.desired = DesiredState::Removed;
+    w.next_check_at = time::OffsetDateTime::now_utc();
+    let errors = drive(&p, &mut w, &[]).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(w.phase, Phase::Stopped);
+    let e = w.last_error.expect("the busy answers were recorded");
+    assert!(
+        matches!(
+            e.code.as_deref(),
+            Some("NicInUse") | Some("AnotherOperationInProgress")
+        ),
+        "{e:?}"
+    );
+    assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
+}
