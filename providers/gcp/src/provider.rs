@@ -717,6 +717,13 @@ impl Provider for GcpProvider {
             .iter()
             .cloned()
             .collect();
+        if zones.is_empty() {
+            // An empty answer would tell a sweeper "nothing is ours".
+            return Err(Error::invalid_config(
+                "zones",
+                "no zone to list: set GcpConfig::zones (or validate a launch config first)",
+            ));
+        }
         let filter = format!(
             "(labels.{} = \"{}\") AND (labels.{} = \"{}\")",
             tag::MANAGER,

@@ -481,3 +481,19 @@ async fn a_name_held_by_a_stranger_fails_without_touching_it() {
     let all = get_json(format!("{}/_mock/resources?cloud=gcp", mock.url())).await;
     assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
 }
+
+#[tokio::test]
+async fn list_owned_without_zones_is_an_error_not_an_empty_answer() {
+    let mut c = config("http://127.0.0.1:9");
+    c.zones.clear();
+    let p = GcpProvider::new(c).unwrap();
+    let scope = OwnershipScope {
+        manager_id: "mgr".into(),
+        provider_id: "gcp".into(),
+    };
+    let e = p.list_owned(&scope).await.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "zones"),
+        "{e}"
+    );
+}
