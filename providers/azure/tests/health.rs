@@ -73,3 +73,50 @@ async fn a_vm_deleted_behind_our_back_fails_the_worker() {
     assert_eq!(w.last_error.unwrap().code.as_deref(), Some("VmMissing"));
     assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
 }
+
+/// The mock has no power actions, so a deallocated VM is simulated by
+/// rewriting its instance view on the way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deallocated_vm_fails_the_worker_and_is_removed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use skyfleet_azure::{AzureProvider, Credential};
+    use skyfleet_core::transport::{ReqwestService, Transport};
+
+    let env = Env::start().await;
+    let cfg = env.config();
+    let tc = skyfleet_azure::arm::client::transport_config(&cfg);
+    let inner = ReqwestService::from_config(&tc).unwrap();
+    let deallocated = Arc::new(AtomicBool::new(false));
+    let flag = deallocated.clone();
+    let svc = tower::service_fn(move |req: http::Request<Bytes>| {
+        let mut inner = inner.clone();
+        let flag = flag.clone();
+        async move {
+            let iv = req.uri().path().ends_with("/instanceView");
+            let resp = tower::Service::call(&mut inner, req).await?;
+            if !(iv && flag.load(Ordering::SeqCst)) {
+                return Ok(resp);
+            }
+            let (parts, _) = resp.into_parts();
+            let body = br#"{"statuses":[{"code":"ProvisioningState/succeeded"},{"code":"PowerState/deallocated"}]}"#;
+            Ok(http::Response::from_parts(parts, Bytes::from_static(body)))
+        }
+    });
+    let transport = Transport::builder().config(tc).build_with(svc).unwrap();
+    let p = AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t")));
+    let mut w = worker("hv-3", launch(false, 1));
+    drive(&p, &mut w, &[Phase::Running]).await;
+    assert_eq!(w.phase, Phase::Running);
+    deallocated.store(true, Ordering::SeqCst);
+    w.next_check_at = time::OffsetDateTime::now_utc();
+    drive(&p, &mut w, &[]).await;
+    assert_eq!(w.phase, Phase::Failed);
+    assert_eq!(
+        w.last_error.unwrap().code.as_deref(),
+        Some("PowerState/deallocated")
+    );
+    assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
+}
