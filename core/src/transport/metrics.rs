@@ -41,6 +41,47 @@ struct Counters {
     budget_exhausted: AtomicU64,
     errors: AtomicU64,
     statuses: Mutex<BTreeMap<u16, u64>>,
+    /// `metrics` handles per status, registered on first use: building a
+    /// metric key (labels and hash) on every call would cost more than the
+    /// rest of the stack.
+    handles: Mutex<HashMap<(Series, Status), (metrics::Counter, metrics::Histogram)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Series {
+    Call,
+    Attempt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Status {
+    Http(u16),
+    Named(&'static str),
+}
+
+impl Counters {
+    fn observe(&self, series: Series, status: Status, seconds: f64) {
+        let mut handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
+        let (counter, histogram) = handles.entry((series, status)).or_insert_with(|| {
+            let value = match status {
+                Status::Http(s) => s.to_string(),
+                Status::Named(n) => n.to_owned(),
+            };
+            let l = with_label(self, "status", value);
+            match series {
+                Series::Call => (
+                    metrics::counter!("skyfleet_transport_calls_total", l.clone()),
+                    metrics::histogram!("skyfleet_transport_call_seconds", l),
+                ),
+                Series::Attempt => (
+                    metrics::counter!("skyfleet_transport_attempts_total", l.clone()),
+                    metrics::histogram!("skyfleet_transport_attempt_seconds", l),
+                ),
+            }
+        });
+        counter.increment(1);
+        histogram.record(seconds);
+    }
 }
 
 /// The counters of one key at one instant.
@@ -155,6 +196,7 @@ impl Metrics {
             budget_exhausted: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             statuses: Mutex::new(BTreeMap::new()),
+            handles: Mutex::new(HashMap::new()),
         });
         map.insert(key.clone(), c.clone());
         c
@@ -187,37 +229,38 @@ impl Metrics {
         MetricsSnapshot { keys }
     }
 
-    pub(crate) fn record_call(&self, key: &Key, status: String, seconds: f64) {
+    pub(crate) fn record_call(&self, key: &Key, status: Result<u16, &'static str>, seconds: f64) {
         let c = self.counters(key);
         bump(&c.calls);
-        let l = with_label(&c, "status", status);
-        metrics::counter!("skyfleet_transport_calls_total", l.clone()).increment(1);
-        metrics::histogram!("skyfleet_transport_call_seconds", l).record(seconds);
+        let status = match status {
+            Ok(s) => Status::Http(s),
+            Err(name) => Status::Named(name),
+        };
+        c.observe(Series::Call, status, seconds);
     }
 
-    pub(crate) fn record_attempt_start(&self, key: &Key) {
-        bump(&self.counters(key).attempts);
-    }
-
-    pub(crate) fn record_attempt_end(&self, key: &Key, status: Option<u16>, seconds: f64) {
+    fn attempt_started(&self, key: &Key) -> Arc<Counters> {
         let c = self.counters(key);
-        let status_label = match status {
+        bump(&c.attempts);
+        c
+    }
+
+    fn attempt_ended(c: &Counters, status: Option<u16>, seconds: f64) {
+        let status = match status {
             Some(s) => {
                 *c.statuses
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .entry(s)
                     .or_default() += 1;
-                s.to_string()
+                Status::Http(s)
             }
             None => {
                 bump(&c.errors);
-                "error".to_owned()
+                Status::Named("error")
             }
         };
-        let l = with_label(&c, "status", status_label);
-        metrics::counter!("skyfleet_transport_attempts_total", l.clone()).increment(1);
-        metrics::histogram!("skyfleet_transport_attempt_seconds", l).record(seconds);
+        c.observe(Series::Attempt, status, seconds);
     }
 
     pub(crate) fn record_retry(&self, key: &Key) {
@@ -319,10 +362,13 @@ where
                 let start = Instant::now();
                 let res = fut.await;
                 let status = match &res {
-                    Ok(r) => r.status().as_u16().to_string(),
-                    Err(e) => e.kind().name().to_owned(),
+                    Ok(r) => Ok(r.status().as_u16()),
+                    Err(e) => Err(e.kind().name()),
                 };
-                span2.record("status", status.as_str());
+                match status {
+                    Ok(s) => span2.record("status", s),
+                    Err(name) => span2.record("status", name),
+                };
                 metrics.record_call(&key, status, start.elapsed().as_secs_f64());
                 res
             }
@@ -383,8 +429,7 @@ where
             attempt = req.attempt(),
             status = tracing::field::Empty,
         );
-        let metrics = self.metrics.clone();
-        metrics.record_attempt_start(&key);
+        let counters = self.metrics.attempt_started(&key);
         let fut = {
             let _e = span.enter();
             self.inner.call(req)
@@ -399,7 +444,7 @@ where
                     Some(s) => span2.record("status", s),
                     None => span2.record("status", "error"),
                 };
-                metrics.record_attempt_end(&key, status, start.elapsed().as_secs_f64());
+                Metrics::attempt_ended(&counters, status, start.elapsed().as_secs_f64());
                 res
             }
             .instrument(span),
