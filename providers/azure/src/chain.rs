@@ -199,6 +199,9 @@ impl ChainState {
         for d in &names.data_disks {
             create.push(link(ResourceType::Disk, d));
         }
+        if launch.os_disk.explicit {
+            create.push(link(ResourceType::Disk, &names.os_disk));
+        }
         create.push(link(ResourceType::Vm, &names.vm));
         ChainState {
             v: STATE_VERSION,
@@ -275,7 +278,11 @@ impl ChainState {
                 targets.push(target(ResourceType::Disk, d));
             }
         }
-        if vm_maybe {
+        let explicit_os = self
+            .create
+            .iter()
+            .any(|l| l.ty == ResourceType::Disk && l.name == n.os_disk);
+        if (explicit_os && maybe(ResourceType::Disk, &n.os_disk)) || (!explicit_os && vm_maybe) {
             targets.push(target(ResourceType::Disk, &n.os_disk));
         }
         let vm_created = self
@@ -546,7 +553,12 @@ async fn create(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Resul
         }
         ResourceType::Disk => {
             let idx = st.names.data_disks.iter().position(|d| *d == name);
-            match idx.and_then(|i| resources::data_disk(&launch, &tags, i)) {
+            let body = if name == st.names.os_disk {
+                Some(resources::os_disk(&launch, &tags, p.client.subscription()))
+            } else {
+                idx.and_then(|i| resources::data_disk(&launch, &tags, i))
+            };
+            match body {
                 Some(body) => body,
                 None => {
                     let e = Error::internal(format!(
@@ -572,6 +584,11 @@ async fn create(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Resul
                 &st.names.os_disk,
                 &id_of(ResourceType::Nic, &st.names.nic),
                 &disks,
+                launch
+                    .os_disk
+                    .explicit
+                    .then(|| id_of(ResourceType::Disk, &st.names.os_disk))
+                    .as_deref(),
             )
         }
     };

@@ -244,6 +244,25 @@ impl ImageRef {
     }
 }
 
+impl ImageRef {
+    /// The image as a disk's `creationData.imageReference.id`: the image id,
+    /// or the platform image path of a marketplace image in `location`.
+    pub(crate) fn disk_image_id(&self, subscription: &str, location: &str) -> String {
+        match self {
+            ImageRef::Id { id } => id.clone(),
+            ImageRef::Marketplace {
+                publisher,
+                offer,
+                sku,
+                version,
+            } => format!(
+                "/Subscriptions/{subscription}/Providers/Microsoft.Compute/Locations/{location}\
+                 /Publishers/{publisher}/ArtifactTypes/VMImage/Offers/{offer}/Skus/{sku}/Versions/{version}"
+            ),
+        }
+    }
+}
+
 impl Default for ImageRef {
     /// Ubuntu 22.04 LTS (gen2).
     fn default() -> Self {
@@ -256,10 +275,19 @@ impl Default for ImageRef {
     }
 }
 
-/// The OS disk, created implicitly with the VM from its image.
+/// The OS disk: created implicitly with the VM from its image (default), or
+/// explicitly, as its own resource, before the VM (`explicit: true`).
+///
+/// An explicit OS disk is created from the image by a disk PUT and attached
+/// to the VM (`createOption: Attach`); ARM then takes no `osProfile`, so the
+/// custom data is sent as the VM's `userData`, and the image must be a
+/// marketplace image with a concrete version, or an image id.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OsDisk {
+    /// Create the OS disk as its own resource before the VM.
+    #[serde(default)]
+    pub explicit: bool,
     /// Size in GiB (the image's size when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_gb: Option<u32>,
@@ -416,6 +444,16 @@ impl AzureLaunch {
                     format!("launch.data_disks[{i}].size_gb"),
                     "must be within 1..=32767",
                 ));
+            }
+        }
+        if self.os_disk.explicit {
+            if let ImageRef::Marketplace { version, .. } = &self.image {
+                if version.eq_ignore_ascii_case("latest") {
+                    return Err(Error::invalid_config(
+                        "launch.image.version",
+                        "an explicit OS disk needs a concrete image version, not `latest`",
+                    ));
+                }
             }
         }
         if self.data_disks.len() > naming::MAX_DATA_DISKS {

@@ -84,8 +84,34 @@ pub fn data_disk(launch: &AzureLaunch, tags: &Value, index: usize) -> Option<Val
     Some(body)
 }
 
-/// The VM: OS disk from the image (named, so teardown can find it), data
-/// disks attached, the NIC, custom data (base64) and an SSH key.
+/// An OS disk created from the image, for a VM to attach (explicit OS disk).
+pub fn os_disk(launch: &AzureLaunch, tags: &Value, subscription: &str) -> Value {
+    let mut props = json!({
+        "osType": "Linux",
+        "creationData": {
+            "createOption": "FromImage",
+            "imageReference": {"id": launch.image.disk_image_id(subscription, launch.location())},
+        },
+    });
+    if let Some(size) = launch.os_disk.size_gb {
+        props["diskSizeGB"] = json!(size);
+    }
+    let mut body = json!({
+        "location": launch.location(),
+        "tags": tags,
+        "sku": {"name": launch.os_disk.sku.as_deref().unwrap_or("Standard_LRS")},
+        "properties": props,
+    });
+    if !launch.zones.is_empty() {
+        body["zones"] = json!(launch.zones);
+    }
+    body
+}
+
+/// The VM: OS disk from the image (named, so teardown can find it) or the
+/// explicit OS disk attached, data disks attached, the NIC, custom data
+/// (base64; as `userData` with an attached OS disk, which takes no
+/// `osProfile`) and an SSH key.
 pub fn vm(
     launch: &AzureLaunch,
     tags: &Value,
@@ -93,6 +119,7 @@ pub fn vm(
     os_disk_name: &str,
     nic_id: &str,
     data_disk_ids: &[String],
+    explicit_os_disk_id: Option<&str>,
 ) -> Value {
     let del = delete_option(launch);
     let mut os_disk = json!({
@@ -153,6 +180,25 @@ pub fn vm(
             }]},
         }
     });
+    if let Some(os_disk_id) = explicit_os_disk_id {
+        let props = &mut body["properties"];
+        if let Some(o) = props.as_object_mut() {
+            o.remove("osProfile");
+        }
+        if let Some(sp) = props["storageProfile"].as_object_mut() {
+            sp.remove("imageReference");
+        }
+        props["storageProfile"]["osDisk"] = json!({
+            "createOption": "Attach",
+            "deleteOption": del,
+            "osType": "Linux",
+            "managedDisk": {"id": os_disk_id},
+        });
+        if let Some(cd) = &launch.custom_data {
+            props["userData"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(cd.as_bytes()));
+        }
+    }
     if !launch.zones.is_empty() {
         body["zones"] = json!(launch.zones);
     }

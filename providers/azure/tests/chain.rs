@@ -102,3 +102,29 @@ async fn busy_answers_during_teardown_mean_later_not_failure() {
     );
     assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_with_an_explicit_os_disk() {
+    let env = Env::start().await;
+    let p = env.provider();
+    let mut bad = explicit_os_launch();
+    bad["image"]["version"] = serde_json::json!("latest");
+    assert!(p.validate(&bad).is_err());
+    let mut w = worker("w-osdisk", explicit_os_launch());
+    drive(&p, &mut w, &[Phase::Running]).await;
+    assert_eq!(w.phase, Phase::Running, "{:?}", w.last_error);
+    let disks: Vec<_> = env
+        .ours()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "disk")
+        .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(disks.len(), 2, "{disks:?}");
+    assert!(disks.contains(&"sf-w-osdisk-os".to_string()), "{disks:?}");
+    w.desired = DesiredState::Removed;
+    w.next_check_at = time::OffsetDateTime::now_utc();
+    drive(&p, &mut w, &[]).await;
+    assert_eq!(w.phase, Phase::Stopped, "{:?}", w.last_error);
+    assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
+}

@@ -61,7 +61,11 @@ async fn walk(env: &Env, w: &mut Worker, target: &[Phase], lose: bool) -> usize 
 }
 
 async fn crash_everywhere(env: &Env, id: &str, public_ip: bool, disks: usize, lose: bool) {
-    let mut w = worker(id, launch(public_ip, disks));
+    crash_with(env, id, launch(public_ip, disks), lose).await
+}
+
+async fn crash_with(env: &Env, id: &str, launch: serde_json::Value, lose: bool) {
+    let mut w = worker(id, launch);
     let n = walk(env, &mut w, &[Phase::Running], lose).await;
     assert_eq!(w.phase, Phase::Running, "{id}: {:?}", w.last_error);
     assert_eq!(vms_of(env, id).await, 1, "{id}: exactly one VM");
@@ -80,6 +84,7 @@ async fn crash_at_every_boundary_and_between_send_and_persist() {
         crash_everywhere(&env, "c-full-lost", true, 2, true),
         crash_everywhere(&env, "c-plain-fresh", false, 0, false),
         crash_everywhere(&env, "c-full-fresh", true, 1, false),
+        crash_with(&env, "c-osdisk-lost", explicit_os_launch(), true),
     );
     assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
 }

@@ -175,6 +175,15 @@ pub fn launch(public_ip: bool, data_disks: usize) -> Value {
     })
 }
 
+/// The explicit OS disk: created from the image before the VM, attached.
+pub fn explicit_os_launch() -> Value {
+    let mut l = launch(false, 1);
+    l["os_disk"] = json!({"explicit": true, "size_gb": 40});
+    l["image"] = json!({"publisher": "Canonical", "offer": "ubuntu-24_04-lts",
+        "sku": "server", "version": "24.04.202501010"});
+    l
+}
+
 pub fn worker(id: &str, launch: Value) -> Worker {
     Worker::new(
         WorkerSpec {
