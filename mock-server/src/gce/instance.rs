@@ -75,6 +75,19 @@ pub(crate) struct Instance {
     /// Reads that still answer 404 (the `not_found_reads` fault).
     pub hidden_reads: AtomicU32,
     created_wall: time::OffsetDateTime,
+    /// What never changes after insert, computed once for fast reads.
+    fixed: Fixed,
+}
+
+/// Derived values computed at insert (reads are the hot path).
+#[derive(Debug)]
+struct Fixed {
+    tags_fingerprint: String,
+    metadata_fingerprint: String,
+    label_fingerprint: String,
+    nic_fingerprints: Vec<String>,
+    nic_ips: Vec<String>,
+    scheduling: Value,
 }
 
 fn fingerprint<T: Hash>(v: &T) -> String {
@@ -421,17 +434,17 @@ struct NicView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     subnetwork: Option<String>,
     #[serde(rename = "networkIP")]
-    network_ip: String,
+    network_ip: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     access_configs: &'a [Value],
-    fingerprint: String,
+    fingerprint: &'a str,
     stack_type: &'static str,
 }
 
 #[derive(Serialize)]
 struct MetadataView<'a> {
     kind: &'static str,
-    fingerprint: String,
+    fingerprint: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     items: &'a [Value],
 }
@@ -440,7 +453,7 @@ struct MetadataView<'a> {
 struct TagsView<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     items: &'a [String],
-    fingerprint: String,
+    fingerprint: &'a str,
 }
 
 #[derive(Serialize)]
@@ -463,11 +476,11 @@ struct InstanceView<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     service_accounts: &'a [Value],
     self_link: String,
-    scheduling: Value,
+    scheduling: &'a Value,
     cpu_platform: &'static str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     labels: &'a BTreeMap<String, String>,
-    label_fingerprint: String,
+    label_fingerprint: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_start_timestamp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -477,10 +490,54 @@ struct InstanceView<'a> {
     fingerprint: String,
 }
 
+/// A private IPv4 address derived from the instance id.
+fn ip(id: u64, nic: usize) -> String {
+    let n = id.wrapping_add(nic as u64 * 7919);
+    format!(
+        "10.{}.{}.{}",
+        128 + (n >> 16 & 0x3f),
+        n >> 8 & 0xff,
+        (n & 0xfd) + 2
+    )
+}
+
 impl Instance {
     /// A new instance record.
     pub(crate) fn new(id: u64, spec: Spec, zone: &str, now: Instant, timeline: Timeline) -> Self {
         let wall = time::OffsetDateTime::now_utc();
+        let mut scheduling = match &spec.scheduling {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        for (k, v) in [
+            ("onHostMaintenance", Value::from("MIGRATE")),
+            ("automaticRestart", Value::from(true)),
+            ("preemptible", Value::from(false)),
+            ("provisioningModel", Value::from("STANDARD")),
+        ] {
+            scheduling.entry(k).or_insert(v);
+        }
+        let fixed = Fixed {
+            tags_fingerprint: fingerprint(&spec.tags),
+            metadata_fingerprint: fingerprint(
+                &spec
+                    .metadata_items
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            label_fingerprint: fingerprint(&spec.labels),
+            nic_fingerprints: (0..spec.nics.len())
+                .map(|i| fingerprint(&(id, i)))
+                .collect(),
+            nic_ips: spec
+                .nics
+                .iter()
+                .enumerate()
+                .map(|(i, n)| n.network_ip.clone().unwrap_or_else(|| ip(id, i)))
+                .collect(),
+            scheduling: Value::Object(scheduling),
+        };
         Instance {
             id,
             spec,
@@ -490,6 +547,7 @@ impl Instance {
             created_wall: wall,
             timeline,
             hidden_reads: AtomicU32::new(0),
+            fixed,
         }
     }
 
@@ -519,17 +577,6 @@ impl Instance {
         rfc3339(self.created_wall + at.saturating_duration_since(self.created_at))
     }
 
-    /// A private IPv4 address derived from the id.
-    fn ip(&self, nic: usize) -> String {
-        let n = self.id.wrapping_add(nic as u64 * 7919);
-        format!(
-            "10.{}.{}.{}",
-            128 + (n >> 16 & 0x3f),
-            n >> 8 & 0xff,
-            (n & 0xfd) + 2
-        )
-    }
-
     /// The instance as JSON at `now`, with links against `base`.
     pub(crate) fn render(&self, base: &Base, project: &str, now: Instant) -> Vec<u8> {
         let view = self.view(base, project, now);
@@ -547,22 +594,6 @@ impl Instance {
         let s = &self.spec;
         let zone_rel = format!("projects/{project}/zones/{}", self.zone);
         let since = self.timeline.since(now).map(|t| self.wall(t));
-        let mut scheduling = match &s.scheduling {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        };
-        scheduling
-            .entry("onHostMaintenance")
-            .or_insert_with(|| Value::from("MIGRATE"));
-        scheduling
-            .entry("automaticRestart")
-            .or_insert_with(|| Value::from(true));
-        scheduling
-            .entry("preemptible")
-            .or_insert_with(|| Value::from(false));
-        scheduling
-            .entry("provisioningModel")
-            .or_insert_with(|| Value::from("STANDARD"));
         InstanceView {
             kind: "compute#instance",
             id: self.id.to_string(),
@@ -571,7 +602,7 @@ impl Instance {
             description: s.description.as_deref(),
             tags: TagsView {
                 items: &s.tags,
-                fingerprint: fingerprint(&s.tags),
+                fingerprint: &self.fixed.tags_fingerprint,
             },
             machine_type: base.link(&s.machine_type),
             status: status.as_str(),
@@ -586,9 +617,13 @@ impl Instance {
                     name: format!("nic{i}"),
                     network: base.link(&n.network),
                     subnetwork: n.subnetwork.as_deref().map(|l| base.link(l)),
-                    network_ip: n.network_ip.clone().unwrap_or_else(|| self.ip(i)),
+                    network_ip: self.fixed.nic_ips.get(i).map_or("", String::as_str),
                     access_configs: &n.access_configs,
-                    fingerprint: fingerprint(&(self.id, i)),
+                    fingerprint: self
+                        .fixed
+                        .nic_fingerprints
+                        .get(i)
+                        .map_or("", String::as_str),
                     stack_type: "IPV4_ONLY",
                 })
                 .collect(),
@@ -611,20 +646,15 @@ impl Instance {
                 .collect(),
             metadata: MetadataView {
                 kind: "compute#metadata",
-                fingerprint: fingerprint(
-                    &s.metadata_items
-                        .iter()
-                        .map(|v| v.to_string())
-                        .collect::<Vec<_>>(),
-                ),
+                fingerprint: &self.fixed.metadata_fingerprint,
                 items: &s.metadata_items,
             },
             service_accounts: &s.service_accounts,
             self_link: base.link(&format!("{zone_rel}/instances/{}", s.name)),
-            scheduling: Value::Object(scheduling),
+            scheduling: &self.fixed.scheduling,
             cpu_platform: "Intel Broadwell",
             labels: &s.labels,
-            label_fingerprint: fingerprint(&s.labels),
+            label_fingerprint: &self.fixed.label_fingerprint,
             last_start_timestamp: matches!(status, Status::Staging | Status::Running)
                 .then(|| since.clone())
                 .flatten(),
