@@ -438,11 +438,8 @@ impl AwsProvider {
                     None => Some(td.since),
                 };
                 if self.within_grace(since, now) {
-                    if st.instance_id.is_some() && td.terminate_sent_at.is_none() {
-                        // The terminate could not see it yet; send it again
-                        // next time.
-                        return Plan::Done(step(&st, Phase::Stopping, t.poll_interval));
-                    }
+                    // Possibly not visible yet: look again (and, when the
+                    // terminate has not been accepted, send it again).
                     return Plan::Done(step(&st, Phase::Stopping, t.poll_interval));
                 }
                 Plan::Done(self.ended(&st))

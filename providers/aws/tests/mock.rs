@@ -552,3 +552,50 @@ async fn malformed_answers_fail_the_step_without_panicking() {
     let e = p.step(&w).await.unwrap_err();
     assert_eq!(e.code(), Some("MalformedResponse"), "{e:?}");
 }
+
+#[tokio::test]
+async fn each_region_has_its_own_client_and_owned_resources_carry_it() {
+    let m = mock().await;
+    let p = provider(m.url(), &transport(3)).await;
+    let mut eu = launch();
+    eu["region"] = json!("eu-west-1");
+    let mut ws = vec![worker("w-us", launch()), worker("w-eu", eu)];
+    for w in ws.iter_mut() {
+        p.create(w, &SystemClock, Duration::from_secs(10))
+            .await
+            .expect("create");
+    }
+    assert_eq!(p.partition(&ws[1]).as_deref(), Some("eu-west-1"));
+    let owned = p
+        .list_owned(&OwnershipScope {
+            manager_id: MANAGER.into(),
+            provider_id: "aws".into(),
+        })
+        .await
+        .expect("list_owned");
+    assert_eq!(owned.len(), 2);
+    let eu_arn = owned
+        .iter()
+        .find(|r| r.worker_id.as_deref() == Some("w-eu"))
+        .map(|r| r.id.clone())
+        .expect("eu instance");
+    assert!(eu_arn.starts_with("arn:aws:ec2:eu-west-1:"), "{eu_arn}");
+
+    // The orphan sweep's delete reaches the right region.
+    let eu_resource = owned
+        .iter()
+        .find(|r| r.id == eu_arn)
+        .cloned()
+        .expect("eu resource");
+    p.delete_owned(&eu_resource).await.expect("delete_owned");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let left = p
+        .list_owned(&OwnershipScope {
+            manager_id: MANAGER.into(),
+            provider_id: "aws".into(),
+        })
+        .await
+        .expect("list_owned");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].worker_id.as_deref(), Some("w-us"));
+}
