@@ -108,10 +108,7 @@ fn start_operation(
         failure,
     };
     let body = op.render(&call.base, &call.project, now);
-    if let Some(rid) = rid {
-        p.request_ids.insert(rid, op.name.clone());
-    }
-    p.operations.insert(op.name.clone(), op);
+    p.add_operation(op, rid);
     Reply::Json(body)
 }
 

@@ -1,7 +1,7 @@
 //! In-memory state, partitioned by project so parallel tests using
 //! different projects never see each other, and `reset` can clear one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::RwLock;
 use std::time::Instant;
 
@@ -17,9 +17,34 @@ pub(crate) struct Project {
     pub operations: HashMap<String, Operation>,
     /// `requestId` -> the name of the operation it created.
     pub request_ids: HashMap<String, String>,
+    /// Operation names (and their request ids) oldest first, to forget the
+    /// oldest beyond [`MAX_OPERATIONS`].
+    order: VecDeque<(String, Option<String>)>,
 }
 
+/// The most operations a project remembers; older ones (and their request
+/// ids) are forgotten, so no sequence of requests grows memory without
+/// bound. Compute keeps operations for a limited time too.
+pub(crate) const MAX_OPERATIONS: usize = 100_000;
+
 impl Project {
+    /// Records an operation (and the request id that created it).
+    pub(crate) fn add_operation(&mut self, op: Operation, request_id: Option<String>) {
+        if let Some(rid) = &request_id {
+            self.request_ids.insert(rid.clone(), op.name.clone());
+        }
+        self.order.push_back((op.name.clone(), request_id));
+        self.operations.insert(op.name.clone(), op);
+        while self.order.len() > MAX_OPERATIONS {
+            if let Some((name, rid)) = self.order.pop_front() {
+                self.operations.remove(&name);
+                if let Some(rid) = rid {
+                    self.request_ids.remove(&rid);
+                }
+            }
+        }
+    }
+
     /// The live instance `name` in `zone`.
     pub(crate) fn instance(&self, zone: &str, name: &str, now: Instant) -> Option<&Instance> {
         self.zones
