@@ -559,7 +559,7 @@ async fn each_region_has_its_own_client_and_owned_resources_carry_it() {
     let p = provider(m.url(), &transport(3)).await;
     let mut eu = launch();
     eu["region"] = json!("eu-west-1");
-    let mut ws = vec![worker("w-us", launch()), worker("w-eu", eu)];
+    let mut ws = [worker("w-us", launch()), worker("w-eu", eu)];
     for w in ws.iter_mut() {
         p.create(w, &SystemClock, Duration::from_secs(10))
             .await
