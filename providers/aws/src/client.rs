@@ -23,8 +23,9 @@ use crate::classify::{classify, malformed};
 use crate::config::{AwsConfig, CredentialsSource};
 use crate::launch::Ec2Launch;
 
-/// The most values EC2 takes in one filter; batched describes are cut into
-/// chunks of this size.
+/// The most filter values EC2 takes in one call (beyond it answers 400
+/// `FilterLimitExceeded`); batched describes are cut into chunks of this
+/// size.
 pub const MAX_FILTER_VALUES: usize = 200;
 
 /// The page size of DescribeInstances (its `MaxResults` upper bound).
