@@ -16,6 +16,9 @@
 //!    so nothing waits), interleaved in batches of 100 to cancel drift; the
 //!    medians and `overhead_share = (stack - bare) / bare` (target < 0.10).
 //!
+//! 3. The stack's own CPU cost per call, over an in-process service that
+//!    answers at once (`stack_only_us`, mean of 20 000 calls).
+//!
 //! Prints one JSON object with `--json`, a readable summary otherwise. Every
 //! figure is measured in this run.
 
@@ -197,6 +200,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let overhead = us(stack_median) - us(bare_median);
     let share = overhead / us(bare_median);
 
+    // 3. The stack's own cost, without a network: the same stack over an
+    // in-process service that answers at once.
+    let instant = tower::service_fn(|_req: Request<Bytes>| async {
+        Ok::<_, skyfleet_core::Error>(http::Response::new(Bytes::new()))
+    });
+    let in_process = Transport::builder().config(fast).build_with(instant)?;
+    let n = 20_000u32;
+    for _ in 0..1000 {
+        in_process.send(request(&url)).await?;
+    }
+    let t0 = Instant::now();
+    for _ in 0..n {
+        in_process.send(request(&url)).await?;
+    }
+    let stack_only_us = us(t0.elapsed()) / f64::from(n);
+
     let snapshot = transport.metrics().snapshot().get(&key());
     let out = serde_json::json!({
         "bench": "limiter",
@@ -215,6 +234,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "stack_median_us": (us(stack_median) * 10.0).round() / 10.0,
         "overhead_us": (overhead * 10.0).round() / 10.0,
         "overhead_share": (share * 10000.0).round() / 10000.0,
+        "stack_only_us": (stack_only_us * 100.0).round() / 100.0,
     });
     if args.json {
         println!("{out}");
