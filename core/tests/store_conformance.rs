@@ -86,7 +86,8 @@ async fn postgres_store_conforms() {
     })
     .await;
     let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    for s in schemas.lock().unwrap().iter() {
+    let schemas = schemas.lock().unwrap().clone();
+    for s in schemas.iter() {
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {s} CASCADE"))
             .execute(&admin)
             .await
