@@ -708,9 +708,9 @@ impl CloudInspector for MockInspector {
             Fault::Transient { times } => json!({"cloud": cloud, "operation": op, "count": times,
                 "effect": self.kind.transient_effect}),
             Fault::Capacity { worker_id } => {
-                // More than one: a transport may retry a stockout answered
-                // with a 5xx (EC2's) before the provider sees it.
-                let mut r = json!({"cloud": cloud, "operation": op, "count": 10,
+                // Once: the transport does not retry a stockout (even EC2's,
+                // answered with a 500), so one answer must reach the provider.
+                let mut r = json!({"cloud": cloud, "operation": op, "count": 1,
                     "effect": self.kind.capacity_effect});
                 if self.kind.match_by_name {
                     r["resource"] = Value::from(format!("*{worker_id}*"));

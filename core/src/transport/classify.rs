@@ -45,7 +45,10 @@ pub fn classify_response(resp: &Response<Bytes>) -> Outcome {
             retry_after: retry_after(resp.headers()),
         };
     }
-    if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+    if status.is_server_error()
+        && status != StatusCode::NOT_IMPLEMENTED
+        && !body_says_no_capacity(resp.body())
+    {
         return Outcome::Transient;
     }
     if status.is_client_error() || status.is_server_error() {
@@ -71,6 +74,22 @@ fn body_says_throttled(status: StatusCode, body: &Bytes) -> bool {
         // GCE: {"error": {"errors": [{"reason": "rateLimitExceeded"}]}}
         _ => has(b"rateLimitExceeded") || has(b"userRateLimitExceeded"),
     }
+}
+
+/// Whether a 5xx body reports a capacity or quota shortage (EC2 sends
+/// `InsufficientInstanceCapacity` with 500). Retrying at once only delays
+/// the answer the caller needs: that this launch config has no capacity now,
+/// so it can steer to another one.
+fn body_says_no_capacity(body: &Bytes) -> bool {
+    let head = &body[..body.len().min(BODY_SCAN_LIMIT)];
+    let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+    has(b"<Code>InsufficientInstanceCapacity</Code>")
+        || has(b"<Code>InsufficientHostCapacity</Code>")
+        || has(b"<Code>InsufficientReservedInstanceCapacity</Code>")
+        || has(b"<Code>InsufficientCapacity</Code>")
+        || has(b"ZONE_RESOURCE_POOL_EXHAUSTED")
+        || has(b"\"AllocationFailed\"")
+        || has(b"\"ZonalAllocationFailed\"")
 }
 
 /// The delay a response asks for, from (in this order) `x-ms-retry-after-ms`,
@@ -185,6 +204,12 @@ mod tests {
         assert_eq!(classify_response(&resp(403, &[], "{}")), Outcome::Final);
         assert_eq!(classify_response(&resp(503, &[], "")), Outcome::Transient);
         assert_eq!(classify_response(&resp(501, &[], "")), Outcome::Final);
+        let stockout = "<Response><Errors><Error><Code>InsufficientInstanceCapacity</Code></Error></Errors></Response>";
+        assert_eq!(classify_response(&resp(500, &[], stockout)), Outcome::Final);
+        assert_eq!(
+            classify_response(&resp(500, &[], "<Code>InternalError</Code>")),
+            Outcome::Transient
+        );
         assert_eq!(classify_response(&resp(200, &[], "")), Outcome::Success);
     }
 
