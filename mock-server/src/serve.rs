@@ -62,10 +62,10 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             match tls {
-                None => connection(stream, app, shutdown).await,
+                None => connection(stream, app, shutdown, false).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => connection(stream, app, shutdown).await,
+                        Ok(Ok(stream)) => connection(stream, app, shutdown, true).await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -75,15 +75,21 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection (keep-alive) until it closes or shutdown.
-async fn connection<S>(stream: S, app: Router, mut shutdown: watch::Receiver<()>)
+/// Serves one connection (keep-alive) until it closes or shutdown. Requests
+/// that came over TLS carry the [`crate::gce::Https`] marker, so links the
+/// mock writes (GCE selfLinks) name the scheme the client used.
+async fn connection<S>(stream: S, app: Router, mut shutdown: watch::Receiver<()>, https: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let app = app.clone();
         async move {
-            let resp = match app.oneshot(req.map(Body::new)).await {
+            let mut req = req.map(Body::new);
+            if https {
+                req.extensions_mut().insert(crate::gce::Https);
+            }
+            let resp = match app.oneshot(req).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             };

@@ -72,3 +72,29 @@ async fn gce_through_the_mock_cloud() {
         .status();
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn links_over_tls_name_https() {
+    let mock = MockCloud::builder().tls(true).start().await.unwrap();
+    assert!(mock.url().starts_with("https://"));
+    let cert = reqwest::Certificate::from_pem(mock.cert_pem().unwrap().as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .build()
+        .unwrap();
+    let url = format!("{}{}/instances", mock.url(), zone_url("tls"));
+    let op: Value = client
+        .post(&url)
+        .bearer_auth("t")
+        .json(&vm("vm-tls", json!({})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for link in ["selfLink", "targetLink", "zone"] {
+        let l = op[link].as_str().unwrap_or_default();
+        assert!(l.starts_with(mock.url()), "{link} = {l}");
+    }
+}
