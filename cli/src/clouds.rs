@@ -208,10 +208,32 @@ fn pool(
     .map_err(|e| e.to_string())
 }
 
+/// The transport for the mock: the client-side rate limits calibrated on
+/// the real clouds' published limits (EC2's 2 RunInstances per second, ARM's
+/// 10 writes per second) are lifted, so a demo or a 2,000-worker soak
+/// measures the fleet rather than AWS's launch quota. The mock's own
+/// throttling, when switched on, still applies.
+fn mock_transport(ca_pem: &str) -> Result<Transport, String> {
+    use skyfleet_core::transport::{ApiClass, Limit};
+    let open = Limit::per_second(10_000, 10_000);
+    let mut cfg = TransportConfig::default()
+        .with_root_certificate_pem(ca_pem.as_bytes().to_vec())
+        .with_max_concurrency(512);
+    for provider in ["aws", "gcp", "azure"] {
+        for class in [ApiClass::Read, ApiClass::Write, ApiClass::Delete, ApiClass::Poll] {
+            cfg = cfg.with_limit(provider, class, open);
+        }
+    }
+    for op in ["RunInstances", "StartInstances", "CreateTags", "DeleteTags"] {
+        cfg = cfg.with_operation_limit("aws", op, open);
+    }
+    Transport::builder().config(cfg).build().map_err(|e| e.to_string())
+}
+
 /// The demo's pools on a mock at `url` whose certificate is `ca_pem`,
 /// assuming [`scaffold`] ran.
 pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, String> {
-    let t = transport(Some(ca_pem))?;
+    let t = mock_transport(ca_pem)?;
     let aws = AwsProvider::new(
         AwsConfig::new("aws", ["us-east-1"])
             .with_endpoint_url(url)
