@@ -220,14 +220,22 @@ fn mock_transport(ca_pem: &str) -> Result<Transport, String> {
         .with_root_certificate_pem(ca_pem.as_bytes().to_vec())
         .with_max_concurrency(512);
     for provider in ["aws", "gcp", "azure"] {
-        for class in [ApiClass::Read, ApiClass::Write, ApiClass::Delete, ApiClass::Poll] {
+        for class in [
+            ApiClass::Read,
+            ApiClass::Write,
+            ApiClass::Delete,
+            ApiClass::Poll,
+        ] {
             cfg = cfg.with_limit(provider, class, open);
         }
     }
     for op in ["RunInstances", "StartInstances", "CreateTags", "DeleteTags"] {
         cfg = cfg.with_operation_limit("aws", op, open);
     }
-    Transport::builder().config(cfg).build().map_err(|e| e.to_string())
+    Transport::builder()
+        .config(cfg)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// The demo's pools on a mock at `url` whose certificate is `ca_pem`,

@@ -130,6 +130,13 @@ fn init_tracing(quiet: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Scenarios that build their own runtimes run outside ours.
+    if let Command::Bench { scenario } = &cli.command {
+        init_tracing(true);
+        if let Some(code) = bench::run_standalone(scenario) {
+            return code;
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

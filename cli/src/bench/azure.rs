@@ -2,7 +2,7 @@
 //! against the in-process mock cloud (TLS), and print one JSON object.
 //!
 //! ```text
-//! cargo run --release -p skyfleet-azure --example bench_azure -- --workers 2000 --json
+//! cargo run --release -p skyfleet -- bench azure --workers 2000 --json
 //! ```
 //!
 //! Options: `--workers N` (default 100), `--json` (only the JSON line),
@@ -54,7 +54,7 @@ struct Args {
     scale: f64,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(args: Vec<String>) -> Result<Args, String> {
     let mut a = Args {
         workers: 100,
         json: false,
@@ -63,7 +63,7 @@ fn parse_args() -> Result<Args, String> {
         retry_after: 5,
         scale: 1.0,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -208,8 +208,9 @@ async fn ours(http: &reqwest::Client, url: &str) -> Vec<Value> {
         .collect()
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+/// Runs the benchmark with `args` (the words after `skyfleet bench azure`).
+pub fn main_with(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args(args)?;
     // The mock on its own runtime (threads "mock-*"), the provider on
     // another ("sf-*"), so the provider's CPU time can be measured alone.
     let mock_rt = tokio::runtime::Builder::new_multi_thread()

@@ -2,7 +2,7 @@
 //! saturation, and what does the whole stack cost per request?
 //!
 //! ```text
-//! cargo run --release -p skyfleet-core --example limiter -- --json
+//! cargo run --release -p skyfleet -- bench limiter --json
 //! ```
 //!
 //! 1. Saturation: `--clones` (8) clones of one [`Transport`], each driven by
@@ -43,7 +43,7 @@ struct Args {
     requests: usize,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(args: Vec<String>) -> Result<Args, String> {
     let mut a = Args {
         json: false,
         rps: 1000,
@@ -53,7 +53,7 @@ fn parse_args() -> Result<Args, String> {
         tasks: 8,
         requests: 3000,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         if flag == "--json" {
             a.json = true;
@@ -104,8 +104,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+/// Runs the benchmark with `args` (the words after `skyfleet bench limiter`).
+pub fn main_with(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args(args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,6 +1,6 @@
-//! `skyfleet bench <scenario> --json`: benchmark scenarios that need the
-//! whole fleet (the per-crate benchmarks live beside their crates; see
-//! BENCHMARKS.md).
+//! `skyfleet bench <scenario> --json`: every benchmark scenario that needs
+//! more than one crate (see BENCHMARKS.md): the shared limiter, the Azure
+//! chain, AWS and GCP providers, isolation, crash and soak.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,12 +16,50 @@ use skyfleet_core::Phase;
 use skyfleet_mock::MockCloud;
 use tokio_util::sync::CancellationToken;
 
+pub mod aws;
+pub mod azure;
+pub mod gcp;
+pub mod limiter;
+
 use crate::clouds::{self, DemoCloud};
 use crate::mockctl;
 
 /// A benchmark scenario.
 #[derive(Debug, clap::Subcommand)]
 pub enum Scenario {
+    /// The shared rate limit under saturation (8 clones, one limit) and the
+    /// transport stack's overhead over bare reqwest on loopback. Options:
+    /// --rps N --burst N --clones N --tasks N --secs N --requests N --json.
+    Limiter {
+        /// Options, as listed above.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The Azure chain: provision and tear down N workers against the
+    /// in-process mock; calls per worker against the minimum, time-to-running
+    /// overhead, CPU per worker, leaks and duplicates. Options: --workers N
+    /// --scale F --retry-after S --public-ip --data-disks N --json.
+    Azure {
+        /// Options, as listed above.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The AWS provider: create, check (batched) and delete N workers on the
+    /// mock; calls per worker, leaks, duplicates. Options: --workers N
+    /// --checks N --json.
+    Aws {
+        /// Options, as listed above.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The GCP provider: create, check (batched) and delete N workers on the
+    /// mock; calls per worker, leaks, duplicates. Options: --workers N
+    /// --checks N --zones N --crash-rate F --json.
+    Gcp {
+        /// Options, as listed above.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Pools on all three mock clouds; every Azure call hangs. Compares the
     /// AWS and GCP time to running with and without the hung Azure, and
     /// checks that the Azure workers are removed at their provisioning
@@ -87,9 +125,40 @@ pub enum Scenario {
     },
 }
 
+/// Runs a scenario that brings its own runtimes (limiter, azure, aws, gcp),
+/// outside any runtime; `None` for the others, which run in the CLI's.
+pub fn run_standalone(scenario: &Scenario) -> Option<ExitCode> {
+    let code = match scenario {
+        Scenario::Limiter { args } => limiter::main_with(args.clone()).map_err(|e| e.to_string()),
+        Scenario::Azure { args } => azure::main_with(args.clone()).map_err(|e| e.to_string()),
+        Scenario::Aws { args } => {
+            aws::main_with(args.clone());
+            Ok(())
+        }
+        Scenario::Gcp { args } => {
+            gcp::main_with(args.clone());
+            Ok(())
+        }
+        _ => return None,
+    };
+    Some(match code {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skyfleet bench: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
 /// Runs a scenario and prints its JSON.
 pub async fn run(scenario: Scenario) -> ExitCode {
     let result = match scenario {
+        Scenario::Limiter { .. }
+        | Scenario::Azure { .. }
+        | Scenario::Aws { .. }
+        | Scenario::Gcp { .. } => {
+            return run_standalone(&scenario).unwrap_or(ExitCode::FAILURE);
+        }
         Scenario::Isolation { workers, .. } => isolation(workers).await,
         Scenario::Crash {
             kills,

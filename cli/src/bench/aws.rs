@@ -4,7 +4,7 @@
 //! worker, leaked resources and duplicate instances.
 //!
 //! ```text
-//! cargo run --release -p skyfleet-aws --example bench_aws -- --workers 500 --checks 10 --json
+//! cargo run --release -p skyfleet -- bench aws --workers 500 --checks 10 --json
 //! ```
 //!
 //! Workers are stepped as a scanner would: all due workers of the region
@@ -42,7 +42,7 @@ struct Args {
     time_scale: f64,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(args: Vec<String>) -> Result<Args, String> {
     let mut a = Args {
         workers: 500,
         checks: 10,
@@ -50,7 +50,7 @@ fn parse_args() -> Result<Args, String> {
         replay_every: 10,
         time_scale: 0.001,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
@@ -364,9 +364,23 @@ async fn run(a: Args) -> Result<Value, String> {
     }))
 }
 
-#[tokio::main]
-async fn main() {
-    let args = match parse_args() {
+/// Runs the benchmark with `args` (the words after `skyfleet bench aws`).
+pub fn main_with(args: Vec<String>) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("skyfleet bench aws: {e}");
+            std::process::exit(1);
+        }
+    };
+    rt.block_on(async_main(args))
+}
+
+async fn async_main(args: Vec<String>) {
+    let args = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");

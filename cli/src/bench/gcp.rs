@@ -4,7 +4,7 @@
 //! duplicate instances.
 //!
 //! ```text
-//! cargo run --release -p skyfleet-gcp --example bench_gcp -- --workers 500 --checks 10 --json
+//! cargo run --release -p skyfleet -- bench gcp --workers 500 --checks 10 --json
 //! ```
 //!
 //! Options: `--workers N` (500), `--checks K` (10), `--zones Z` (1),
@@ -37,7 +37,7 @@ struct Args {
     json: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(args: Vec<String>) -> Result<Args, String> {
     let mut a = Args {
         workers: 500,
         checks: 10,
@@ -45,7 +45,7 @@ fn parse_args() -> Result<Args, String> {
         crash_rate: 0.1,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
@@ -310,9 +310,23 @@ async fn run(a: Args) -> Result<Value, String> {
     }))
 }
 
-#[tokio::main]
-async fn main() {
-    let args = match parse_args() {
+/// Runs the benchmark with `args` (the words after `skyfleet bench gcp`).
+pub fn main_with(args: Vec<String>) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("skyfleet bench gcp: {e}");
+            std::process::exit(1);
+        }
+    };
+    rt.block_on(async_main(args))
+}
+
+async fn async_main(args: Vec<String>) {
+    let args = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("bench_gcp: {e}");
