@@ -119,7 +119,15 @@ enum Command {
 }
 
 fn init_tracing(quiet: bool) {
-    let default = if quiet { "error" } else { "warn" };
+    // aws-smithy's connection-poisoning interceptor logs an error whenever a
+    // retryable failure happens on a connector that does not expose its
+    // connection (ours sends through the shared tower stack, which manages
+    // its own pool): noise, not a fault, so it is silenced by default.
+    let default = if quiet {
+        "error,aws_smithy_runtime::client::http::connection_poisoning=off"
+    } else {
+        "warn,aws_smithy_runtime::client::http::connection_poisoning=off"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
