@@ -22,7 +22,9 @@
 //! Options: `--json` (one JSON object on stdout), `--duration-s S` (5),
 //! `--warmup-s S` (1), `--connections N` (32), `--server-threads N` (1),
 //! `--client-threads N` (1), `--mem-count N` (10000, 0 skips the memory
-//! phase), `--only a,b` (scenario names).
+//! phase), `--only a,b` (scenario names), `--ec2-peer HOST:PORT` (also
+//! measure the two EC2 scenarios against another EC2 server, such as
+//! `moto_server -p 5055`, with the same generator, and report the ratios).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +53,9 @@ struct Options {
     client_threads: usize,
     mem_count: usize,
     only: Option<Vec<String>>,
+    /// Another EC2 implementation (moto's server) to measure with the same
+    /// generator, side by side.
+    ec2_peer: Option<SocketAddr>,
 }
 
 impl Options {
@@ -64,6 +69,7 @@ impl Options {
             client_threads: 1,
             mem_count: 10_000,
             only: None,
+            ec2_peer: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -84,13 +90,20 @@ impl Options {
                 "--server-threads" => o.server_threads = count(value(&a)?)?.max(1),
                 "--client-threads" => o.client_threads = count(value(&a)?)?.max(1),
                 "--mem-count" => o.mem_count = count(value(&a)?)?,
+                "--ec2-peer" => {
+                    let v = value(&a)?;
+                    o.ec2_peer = Some(
+                        v.parse()
+                            .map_err(|e| format!("--ec2-peer `{v}`: expected HOST:PORT ({e})"))?,
+                    );
+                }
                 "--only" => {
                     o.only = Some(value(&a)?.split(',').map(str::to_string).collect());
                 }
                 "-h" | "--help" => {
                     return Err("usage: loadgen [--json] [--duration-s S] [--warmup-s S] \
                          [--connections N] [--server-threads N] [--client-threads N] \
-                         [--mem-count N] [--only a,b]"
+                         [--mem-count N] [--only a,b] [--ec2-peer HOST:PORT]"
                         .into())
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -218,7 +231,15 @@ async fn measure(
                 if t0 >= end {
                     break;
                 }
-                let (status, _, _) = conn.send(&t).await?;
+                // A server that closes its connections (moto's does) costs a
+                // reconnect, counted in the request's latency.
+                let (status, _, _) = match conn.send(&t).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        conn = Conn::open(addr).await?;
+                        conn.send(&t).await?
+                    }
+                };
                 let t1 = Instant::now();
                 if t0 >= window_start && t1 <= end {
                     lat.push(u32::try_from((t1 - t0).as_micros()).unwrap_or(u32::MAX));
@@ -584,7 +605,11 @@ async fn run(o: Options, mock_addr: SocketAddr, bare_addr: SocketAddr) -> Value 
         Err(e) => Err(e.to_string()),
     };
 
-    let planned = vec![
+    let peer_seed = match o.ec2_peer {
+        Some(peer) => Some(seed_ec2(peer).await.map_err(|e| e.to_string())),
+        None => None,
+    };
+    let mut planned = vec![
         Planned {
             name: "ceiling_bare_axum",
             addr: bare_addr,
@@ -629,6 +654,25 @@ async fn run(o: Options, mock_addr: SocketAddr, bare_addr: SocketAddr) -> Value 
             check: None,
         },
     ];
+    if let (Some(peer), Some(seed)) = (o.ec2_peer, peer_seed) {
+        planned.push(Planned {
+            name: "peer_ec2_describe_instances_by_id",
+            addr: peer,
+            template: seed.clone().map(|id| {
+                ec2(
+                    EC2_AUTH_LOAD,
+                    &format!("Action=DescribeInstances&InstanceId.1={id}"),
+                )
+            }),
+            check: None,
+        });
+        planned.push(Planned {
+            name: "peer_ec2_describe_instances_tag_200_of_1000",
+            addr: peer,
+            template: seed.map(|_| describe_tag()),
+            check: Some(check_200_instances),
+        });
+    }
 
     let mut results = Vec::new();
     let mut skipped = Vec::new();
@@ -709,7 +753,25 @@ async fn run(o: Options, mock_addr: SocketAddr, bare_addr: SocketAddr) -> Value 
             .and_then(|r| r["rps"].as_f64())
             .map(|r| r >= 500.0),
     });
+    let ratio = |ours: &str, peer: &str| {
+        let rps = |n: &str| by_name.get(n).and_then(|r| r["rps"].as_f64());
+        match (rps(ours), rps(peer)) {
+            (Some(a), Some(b)) if b > 0.0 => json!((a / b * 10.0).round() / 10.0),
+            _ => Value::Null,
+        }
+    };
+    let peer = o.ec2_peer.map(|addr| {
+        json!({
+            "address": addr.to_string(),
+            "mock_over_peer_by_id": ratio("ec2_describe_instances_by_id", "peer_ec2_describe_instances_by_id"),
+            "mock_over_peer_tag_200_of_1000": ratio(
+                "ec2_describe_instances_tag_200_of_1000",
+                "peer_ec2_describe_instances_tag_200_of_1000"
+            ),
+        })
+    });
     json!({
+        "ec2_peer": peer,
         "setup": {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "connections": o.connections,
