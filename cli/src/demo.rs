@@ -283,6 +283,12 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         async move { f.run(c).await }
     });
 
+    // Progress reads every worker record; at soak sizes read less often.
+    let poll_every = if args.workers > 200 {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(200)
+    };
     let bars = Bars::new(args.json, &demo, args.workers);
     bars.phase("provisioning: requested -> running");
     for c in &demo {
@@ -300,7 +306,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         if done || Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(poll_every).await;
     }
     let mut per_worker: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in mockctl::resources(&mock).await? {
@@ -327,7 +333,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         if done || Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(poll_every).await;
     }
     bars.finish();
     cancel.cancel();

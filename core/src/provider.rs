@@ -111,9 +111,18 @@ pub trait Provider: Send + Sync + Debug {
     /// Advances `worker` one step toward its desired state.
     async fn step(&self, worker: &Worker) -> Result<Step>;
 
+    /// How many workers one [`Provider::step_many`] call may take. The
+    /// default, 1, means the runtime steps each worker on its own, under its
+    /// own timeout, so one hung call costs one worker's step. Providers that
+    /// batch reads in `step_many` raise it to their batch size.
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
     /// Advances several workers of one partition. The default steps them one
     /// by one; providers whose cloud can describe many resources in one call
-    /// (EC2 DescribeInstances, GCE instances.list) override it to batch reads.
+    /// (EC2 DescribeInstances, GCE instances.list) override it to batch reads,
+    /// and [`Provider::batch_limit`] to say how many to hand it at once.
     /// The answer has one entry per input worker, in order.
     async fn step_many(&self, workers: &[Worker]) -> Vec<Result<Step>> {
         let mut out = Vec::with_capacity(workers.len());

@@ -67,7 +67,8 @@ pub struct FleetConfig {
     pub claim_batch: usize,
     /// Workers per `step_many` call.
     pub batch_size: usize,
-    /// Concurrent step chunks per provider partition (region, zone).
+    /// Concurrent steps (or batched step chunks) per provider partition
+    /// (region, zone).
     pub concurrency_per_partition: usize,
     /// Step chunks in flight per scanner before it stops claiming.
     pub max_inflight_chunks: usize,
@@ -97,7 +98,7 @@ impl Default for FleetConfig {
             pool_lease: Duration::from_secs(30),
             claim_batch: 200,
             batch_size: 50,
-            concurrency_per_partition: 16,
+            concurrency_per_partition: 32,
             max_inflight_chunks: 256,
             step_timeout: Duration::from_secs(60),
             scan_interval: Duration::from_millis(250),

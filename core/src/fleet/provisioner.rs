@@ -202,7 +202,8 @@ pub(super) async fn provision_pool(shared: &Arc<Shared>, pool: &PoolConfig) -> R
     if !fresh.is_empty() {
         // First cloud request at once, in batches of the provider's batch size.
         let mut set = tokio::task::JoinSet::new();
-        for chunk in fresh.chunks(shared.config.batch_size) {
+        let size = shared.config.batch_size.min(provider.batch_limit()).max(1);
+        for chunk in fresh.chunks(size) {
             let (s, p, c) = (shared.clone(), provider.clone(), chunk.to_vec());
             set.spawn(async move { scanner::step_chunk(&s, &p, c).await });
         }

@@ -8,7 +8,9 @@
 //! - within a provider, each partition (region or zone) has its own
 //!   concurrency budget, so a hung region holds only its own slots;
 //! - every step runs under a timeout and is cancelled when it fires, so a
-//!   hung cloud call costs one step, not the loop;
+//!   hung cloud call costs one step, not the loop; workers are stepped one
+//!   per task unless the provider batches reads (`Provider::batch_limit`),
+//!   so a hang never cancels its neighbours' steps;
 //! - the loop never waits for a pass to finish: it keeps claiming while
 //!   steps are in flight, and the store's leases keep workers from being
 //!   stepped twice.
@@ -75,9 +77,10 @@ pub(super) async fn run(shared: Arc<Shared>, provider: DynProvider, cancel: Canc
                 .entry(partition)
                 .or_insert_with(|| Arc::new(Semaphore::new(cfg.concurrency_per_partition)))
                 .clone();
+            let size = cfg.batch_size.min(provider.batch_limit()).max(1);
             let mut rest = workers;
             while !rest.is_empty() {
-                let chunk: Vec<Worker> = rest.drain(..rest.len().min(cfg.batch_size)).collect();
+                let chunk: Vec<Worker> = rest.drain(..rest.len().min(size)).collect();
                 let (shared, provider, sem) = (shared.clone(), provider.clone(), sem.clone());
                 let cancel = cancel.clone();
                 inflight.spawn(async move {

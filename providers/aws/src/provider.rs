@@ -600,6 +600,11 @@ impl Provider for AwsProvider {
             .unwrap_or_else(|| Err(Error::internal("step_many answered no step")))
     }
 
+    /// One DescribeInstances answers up to this many workers' checks.
+    fn batch_limit(&self) -> usize {
+        crate::client::MAX_FILTER_VALUES
+    }
+
     async fn step_many(&self, workers: &[Worker]) -> Vec<Result<Step>> {
         let now = self.clock.now();
         let timings = self.timings();

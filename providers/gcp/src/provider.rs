@@ -656,6 +656,11 @@ impl Provider for GcpProvider {
         self.step_with(worker, Source::Get).await
     }
 
+    /// One `instances.list` per zone answers this many workers' checks.
+    fn batch_limit(&self) -> usize {
+        500
+    }
+
     /// Steps many workers: those whose step reads their instance share one
     /// `instances.list` per zone and manager; all run up to 32 at a time.
     async fn step_many(&self, workers: &[Worker]) -> Vec<Result<Step>> {
