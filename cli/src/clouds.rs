@@ -154,6 +154,12 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
                 })?;
             Ok(Arc::new(AzureProvider::new(c).map_err(|e| e.to_string())?))
         }
+        "static" => {
+            if let Some(k) = section.settings.keys().next() {
+                return Err(format!("at `{k}`: static providers take no settings"));
+            }
+            Ok(Arc::new(skyfleet_static::StaticProvider::new(id)))
+        }
         other => Err(format!(
             "unknown provider kind `{other}` (expected testing, aws, gcp, azure or static)"
         )),

@@ -185,6 +185,48 @@ launch_configs = [{ id = "a", launch = { size = "small" } }]
         assert_eq!(f.providers["local"].kind, "testing");
     }
 
+    #[tokio::test]
+    async fn every_provider_kind_builds_from_a_section() {
+        let f = parse(
+            r#"
+[providers.local]
+kind = "testing"
+[providers.machines]
+kind = "static"
+[providers.aws]
+kind = "aws"
+regions = ["us-east-1"]
+endpoint_url = "http://127.0.0.1:1"
+access_key_id = "AKIDTEST"
+secret_access_key = "secret"
+[providers.gcp]
+kind = "gcp"
+project = "p"
+zones = ["europe-west1-b"]
+static_token = "t"
+[providers.azure]
+kind = "azure"
+subscription_id = "00000000-0000-0000-0000-000000000001"
+resource_groups = ["rg"]
+credential = { kind = "static_token", token = "t" }
+"#,
+            "fleet.toml",
+        )
+        .unwrap();
+        for (id, section) in &f.providers {
+            let p = crate::clouds::from_config(id, section)
+                .await
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(p.id(), id);
+        }
+        let bad = parse("[providers.x]\nkind = \"static\"\nfoo = 1\n", "f.toml").unwrap();
+        let e = crate::clouds::from_config("x", &bad.providers["x"])
+            .await
+            .err()
+            .unwrap();
+        assert!(e.contains("foo"), "{e}");
+    }
+
     #[test]
     fn errors_name_file_and_key_path() {
         let e = parse(
