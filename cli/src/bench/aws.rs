@@ -34,59 +34,29 @@ const MANAGER: &str = "bench";
 /// Largest batch handed to `step_many`: DescribeInstances' page size.
 const BATCH: usize = 1000;
 
-struct Args {
+/// Options of `skyfleet bench aws`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Workers to create, check and delete.
+    #[arg(long, default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     workers: usize,
+    /// Batched checks of every worker.
+    #[arg(long, default_value_t = 10)]
     checks: usize,
+    /// Print one JSON object.
+    #[arg(long)]
     json: bool,
+    /// Replay every Nth worker's launch as if the process had crashed (0: never).
+    #[arg(long, default_value_t = 10)]
     replay_every: usize,
+    /// The mock's time scale.
+    #[arg(long, default_value_t = 0.001)]
     time_scale: f64,
 }
 
-fn parse_args(args: Vec<String>) -> Result<Args, String> {
-    let mut a = Args {
-        workers: 500,
-        checks: 10,
-        json: false,
-        replay_every: 10,
-        time_scale: 0.001,
-    };
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match flag.as_str() {
-            "--workers" => {
-                a.workers = value("--workers")?
-                    .parse()
-                    .map_err(|e| format!("--workers: {e}"))?
-            }
-            "--checks" => {
-                a.checks = value("--checks")?
-                    .parse()
-                    .map_err(|e| format!("--checks: {e}"))?
-            }
-            "--replay-every" => {
-                a.replay_every = value("--replay-every")?
-                    .parse()
-                    .map_err(|e| format!("--replay-every: {e}"))?
-            }
-            "--time-scale" => {
-                a.time_scale = value("--time-scale")?
-                    .parse()
-                    .map_err(|e| format!("--time-scale: {e}"))?
-            }
-            "--json" => a.json = true,
-            "-h" | "--help" => {
-                return Err(
-                    "usage: bench_aws [--workers N] [--checks N] [--replay-every N] \
-                     [--time-scale F] [--json]"
-                        .into(),
-                )
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    if a.workers == 0 {
-        return Err("--workers must be at least 1".into());
+fn check_args(a: Args) -> Result<Args, String> {
+    if !a.time_scale.is_finite() || a.time_scale < 0.0 {
+        return Err("--time-scale must be a finite number >= 0".into());
     }
     Ok(a)
 }
@@ -365,7 +335,7 @@ async fn run(a: Args) -> Result<Value, String> {
 }
 
 /// Runs the benchmark with `args` (the words after `skyfleet bench aws`).
-pub fn main_with(args: Vec<String>) {
+pub fn main_with(args: Args) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -379,8 +349,8 @@ pub fn main_with(args: Vec<String>) {
     rt.block_on(async_main(args))
 }
 
-async fn async_main(args: Vec<String>) {
-    let args = match parse_args(args) {
+async fn async_main(args: Args) {
+    let args = match check_args(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");

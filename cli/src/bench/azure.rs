@@ -45,55 +45,32 @@ const SUB: &str = "00000000-0000-0000-0000-00000000beef";
 const RG: &str = "bench";
 const LOCATION: &str = "eastus";
 
-struct Args {
+/// Options of `skyfleet bench azure`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Workers to provision and tear down.
+    #[arg(long, default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     workers: usize,
+    /// Print one JSON object.
+    #[arg(long)]
     json: bool,
+    /// Give every worker a public IP.
+    #[arg(long)]
     public_ip: bool,
+    /// Data disks per worker.
+    #[arg(long, default_value_t = 0)]
     data_disks: usize,
+    /// The mock's Retry-After, in seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     retry_after: u64,
+    /// The mock's time scale.
+    #[arg(long, default_value_t = 1.0)]
     scale: f64,
 }
 
-fn parse_args(args: Vec<String>) -> Result<Args, String> {
-    let mut a = Args {
-        workers: 100,
-        json: false,
-        public_ip: false,
-        data_disks: 0,
-        retry_after: 5,
-        scale: 1.0,
-    };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--workers" => {
-                a.workers = val("--workers")?
-                    .parse()
-                    .map_err(|e| format!("--workers: {e}"))?
-            }
-            "--json" => a.json = true,
-            "--public-ip" => a.public_ip = true,
-            "--data-disks" => {
-                a.data_disks = val("--data-disks")?
-                    .parse()
-                    .map_err(|e| format!("--data-disks: {e}"))?
-            }
-            "--retry-after" => {
-                a.retry_after = val("--retry-after")?
-                    .parse()
-                    .map_err(|e| format!("--retry-after: {e}"))?
-            }
-            "--scale" => {
-                a.scale = val("--scale")?
-                    .parse()
-                    .map_err(|e| format!("--scale: {e}"))?
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if a.workers == 0 || a.retry_after == 0 || !a.scale.is_finite() || a.scale <= 0.0 {
-        return Err("--workers, --retry-after and --scale must be > 0".into());
+fn check_args(a: Args) -> Result<Args, String> {
+    if !a.scale.is_finite() || a.scale <= 0.0 {
+        return Err("--scale must be a finite number > 0".into());
     }
     Ok(a)
 }
@@ -209,8 +186,8 @@ async fn ours(http: &reqwest::Client, url: &str) -> Vec<Value> {
 }
 
 /// Runs the benchmark with `args` (the words after `skyfleet bench azure`).
-pub fn main_with(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args(args)?;
+pub fn main_with(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let args = check_args(args)?;
     // The mock on its own runtime (threads "mock-*"), the provider on
     // another ("sf-*"), so the provider's CPU time can be measured alone.
     let mock_rt = tokio::runtime::Builder::new_multi_thread()

@@ -29,52 +29,29 @@ use skyfleet_core::{
 use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
 use skyfleet_mock::MockCloud;
 
-struct Args {
+/// Options of `skyfleet bench gcp`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Workers to create, check and delete.
+    #[arg(long, default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     workers: usize,
+    /// Batched checks of every worker.
+    #[arg(long, default_value_t = 10)]
     checks: usize,
+    /// Zones the workers spread over.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     zones: usize,
+    /// Share of step answers thrown away to simulate crashes, in [0, 1).
+    #[arg(long, default_value_t = 0.1)]
     crash_rate: f64,
+    /// Print one JSON object.
+    #[arg(long)]
     json: bool,
 }
 
-fn parse_args(args: Vec<String>) -> Result<Args, String> {
-    let mut a = Args {
-        workers: 500,
-        checks: 10,
-        zones: 1,
-        crash_rate: 0.1,
-        json: false,
-    };
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match flag.as_str() {
-            "--workers" => {
-                a.workers = value("--workers")?
-                    .parse()
-                    .map_err(|e| format!("--workers: {e}"))?
-            }
-            "--checks" => {
-                a.checks = value("--checks")?
-                    .parse()
-                    .map_err(|e| format!("--checks: {e}"))?
-            }
-            "--zones" => {
-                a.zones = value("--zones")?
-                    .parse()
-                    .map_err(|e| format!("--zones: {e}"))?
-            }
-            "--crash-rate" => {
-                a.crash_rate = value("--crash-rate")?
-                    .parse()
-                    .map_err(|e| format!("--crash-rate: {e}"))?
-            }
-            "--json" => a.json = true,
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    if a.workers == 0 || a.zones == 0 || !(0.0..1.0).contains(&a.crash_rate) {
-        return Err("--workers and --zones must be > 0, --crash-rate within [0, 1)".into());
+fn check_args(a: Args) -> Result<Args, String> {
+    if !(0.0..1.0).contains(&a.crash_rate) {
+        return Err("--crash-rate must be within [0, 1)".into());
     }
     Ok(a)
 }
@@ -311,7 +288,7 @@ async fn run(a: Args) -> Result<Value, String> {
 }
 
 /// Runs the benchmark with `args` (the words after `skyfleet bench gcp`).
-pub fn main_with(args: Vec<String>) {
+pub fn main_with(args: Args) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -325,8 +302,8 @@ pub fn main_with(args: Vec<String>) {
     rt.block_on(async_main(args))
 }
 
-async fn async_main(args: Vec<String>) {
-    let args = match parse_args(args) {
+async fn async_main(args: Args) {
+    let args = match check_args(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("bench_gcp: {e}");

@@ -33,57 +33,30 @@ use skyfleet_core::transport::{
 };
 use tower::ServiceExt;
 
-struct Args {
+/// Options of `skyfleet bench limiter`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Print one JSON object.
+    #[arg(long)]
     json: bool,
+    /// The shared limit, calls per second.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     rps: u32,
+    /// The limit's burst.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     burst: u32,
+    /// Seconds of saturation.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     secs: u64,
+    /// Clones of the transport sharing the limit.
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     clones: usize,
+    /// Looping callers per clone.
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     tasks: usize,
+    /// Sequential requests for the overhead measurement.
+    #[arg(long, default_value_t = 3000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     requests: usize,
-}
-
-fn parse_args(args: Vec<String>) -> Result<Args, String> {
-    let mut a = Args {
-        json: false,
-        rps: 1000,
-        burst: 20,
-        secs: 10,
-        clones: 8,
-        tasks: 8,
-        requests: 3000,
-    };
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        if flag == "--json" {
-            a.json = true;
-            continue;
-        }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|e| format!("{flag}: {e}"))
-                .and_then(|n| {
-                    if n == 0 {
-                        Err(format!("{flag} must be > 0"))
-                    } else {
-                        Ok(n)
-                    }
-                })
-        };
-        let n = num(&value)?;
-        let small = |n: u64| u32::try_from(n).map_err(|e| format!("{flag}: {e}"));
-        match flag.as_str() {
-            "--rps" => a.rps = small(n)?,
-            "--burst" => a.burst = small(n)?,
-            "--secs" => a.secs = n,
-            "--clones" => a.clones = n as usize,
-            "--tasks" => a.tasks = n as usize,
-            "--requests" => a.requests = n as usize,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    Ok(a)
 }
 
 fn key() -> Key {
@@ -105,8 +78,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Runs the benchmark with `args` (the words after `skyfleet bench limiter`).
-pub fn main_with(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args(args)?;
+pub fn main_with(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -27,39 +27,19 @@ use crate::mockctl;
 /// A benchmark scenario.
 #[derive(Debug, clap::Subcommand)]
 pub enum Scenario {
-    /// The shared rate limit under saturation (8 clones, one limit) and the
-    /// transport stack's overhead over bare reqwest on loopback. Options:
-    /// --rps N --burst N --clones N --tasks N --secs N --requests N --json.
-    Limiter {
-        /// Options, as listed above.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// The shared rate limit under saturation (clones sharing one limit)
+    /// and the transport stack's overhead over bare reqwest on loopback.
+    Limiter(limiter::Args),
     /// The Azure chain: provision and tear down N workers against the
     /// in-process mock; calls per worker against the minimum, time-to-running
-    /// overhead, CPU per worker, leaks and duplicates. Options: --workers N
-    /// --scale F --retry-after S --public-ip --data-disks N --json.
-    Azure {
-        /// Options, as listed above.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// overhead, CPU per worker, leaks and duplicates.
+    Azure(azure::Args),
     /// The AWS provider: create, check (batched) and delete N workers on the
-    /// mock; calls per worker, leaks, duplicates. Options: --workers N
-    /// --checks N --json.
-    Aws {
-        /// Options, as listed above.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// mock; calls per worker, leaks, duplicates.
+    Aws(aws::Args),
     /// The GCP provider: create, check (batched) and delete N workers on the
-    /// mock; calls per worker, leaks, duplicates. Options: --workers N
-    /// --checks N --zones N --crash-rate F --json.
-    Gcp {
-        /// Options, as listed above.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// mock; calls per worker, leaks, duplicates.
+    Gcp(gcp::Args),
     /// Pools on all three mock clouds; every Azure call hangs. Compares the
     /// AWS and GCP time to running with and without the hung Azure, and
     /// checks that the Azure workers are removed at their provisioning
@@ -129,13 +109,13 @@ pub enum Scenario {
 /// outside any runtime; `None` for the others, which run in the CLI's.
 pub fn run_standalone(scenario: &Scenario) -> Option<ExitCode> {
     let code = match scenario {
-        Scenario::Limiter { args } => limiter::main_with(args.clone()).map_err(|e| e.to_string()),
-        Scenario::Azure { args } => azure::main_with(args.clone()).map_err(|e| e.to_string()),
-        Scenario::Aws { args } => {
+        Scenario::Limiter(args) => limiter::main_with(args.clone()).map_err(|e| e.to_string()),
+        Scenario::Azure(args) => azure::main_with(args.clone()).map_err(|e| e.to_string()),
+        Scenario::Aws(args) => {
             aws::main_with(args.clone());
             Ok(())
         }
-        Scenario::Gcp { args } => {
+        Scenario::Gcp(args) => {
             gcp::main_with(args.clone());
             Ok(())
         }
@@ -153,10 +133,7 @@ pub fn run_standalone(scenario: &Scenario) -> Option<ExitCode> {
 /// Runs a scenario and prints its JSON.
 pub async fn run(scenario: Scenario) -> ExitCode {
     let result = match scenario {
-        Scenario::Limiter { .. }
-        | Scenario::Azure { .. }
-        | Scenario::Aws { .. }
-        | Scenario::Gcp { .. } => {
+        Scenario::Limiter(_) | Scenario::Azure(_) | Scenario::Aws(_) | Scenario::Gcp(_) => {
             return run_standalone(&scenario).unwrap_or(ExitCode::FAILURE);
         }
         Scenario::Isolation { workers, .. } => isolation(workers).await,
