@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use skyfleet_core::store::{conformance::worker, Claim, SqliteStore, WorkerStore};
+use skyfleet_core::store::{conformance::worker, Claim, PartitionFilter, SqliteStore, WorkerStore};
 use time::OffsetDateTime;
 
 const WORKERS: usize = 100_000;
@@ -28,6 +28,7 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &tempfile::TempDir) -> Arc<SqliteSto
             tasks.push(tokio::spawn(async move {
                 for i in (shard..WORKERS).step_by(4) {
                     let mut w = worker(&format!("w-{i:06}"), "pool", "aws", start);
+                    w.partition = Some("us-east-1".into());
                     w.next_check_at = start + Duration::from_millis(i as u64);
                     w.provider_state = serde_json::json!({"instance_id": format!("i-{i:017x}"), "zone": "us-east-1a"});
                     store.create_worker(&w).await.expect("create");
@@ -65,6 +66,7 @@ fn bench(c: &mut Criterion) {
                         .claim_due(
                             &Claim {
                                 provider_id: "aws".into(),
+                                partition: PartitionFilter::Only(Some("us-east-1".into())),
                                 owner: "bench".into(),
                                 lease: Duration::from_secs(60),
                                 limit: 100,
@@ -100,6 +102,7 @@ fn bench(c: &mut Criterion) {
                         .claim_due(
                             &Claim {
                                 provider_id: "aws".into(),
+                                partition: PartitionFilter::Only(Some("us-east-1".into())),
                                 owner: "bench".into(),
                                 lease: Duration::from_secs(60),
                                 limit: 500,

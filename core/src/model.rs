@@ -488,6 +488,14 @@ pub struct Worker {
     /// When the worker last registered (or renewed its registration).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub registered_at: Option<OffsetDateTime>,
+    /// The scheduling partition (region or zone) the provider placed the
+    /// worker in ([`Provider::partition`](crate::Provider::partition)). The
+    /// runtime runs one scanner per (provider, partition) and each claims
+    /// only its own partition's workers, so a hung region stalls only
+    /// itself. `None`: the provider has no partitions (or the record
+    /// predates them; the next step fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
 }
 
 impl Worker {
@@ -508,6 +516,7 @@ impl Worker {
             created_at: now,
             running_at: None,
             registered_at: None,
+            partition: None,
         }
     }
 

@@ -68,6 +68,7 @@ struct CloudState {
     instances: HashMap<String, Instance>,
     faults: HashMap<CallKind, VecDeque<Error>>,
     hang: HashMap<CallKind, bool>,
+    hang_regions: std::collections::HashSet<String>,
     calls: HashMap<CallKind, u64>,
     creates_accepted: u64,
 }
@@ -118,6 +119,18 @@ impl TestingCloud {
         self.lock().hang.insert(kind, hang);
     }
 
+    /// Makes every call for instances in `region` hang (until
+    /// `set_hang_region(region, false)`): a region whose API stopped
+    /// answering, while the cloud's other regions keep working.
+    pub fn set_hang_region(&self, region: &str, hang: bool) {
+        let mut s = self.lock();
+        if hang {
+            s.hang_regions.insert(region.to_string());
+        } else {
+            s.hang_regions.remove(region);
+        }
+    }
+
     /// Calls made so far of `kind`.
     pub fn calls(&self, kind: CallKind) -> u64 {
         self.lock().calls.get(&kind).copied().unwrap_or(0)
@@ -166,12 +179,13 @@ impl TestingCloud {
             .retain(|_, i| i.deleting_until.is_none_or(|t| now < t));
     }
 
-    async fn enter(&self, kind: CallKind) -> Result<()> {
+    async fn enter(&self, kind: CallKind, region: Option<&str>) -> Result<()> {
         let latency = self.cfg().call_latency;
         let (hang, fault) = {
             let mut s = self.lock();
             *s.calls.entry(kind).or_default() += 1;
-            let hang = s.hang.get(&kind).copied().unwrap_or(false);
+            let hang = s.hang.get(&kind).copied().unwrap_or(false)
+                || region.is_some_and(|r| s.hang_regions.contains(r));
             let fault = s.faults.get_mut(&kind).and_then(|q| q.pop_front());
             (hang, fault)
         };
@@ -187,8 +201,13 @@ impl TestingCloud {
         }
     }
 
-    async fn create(&self, name: &str, tags: BTreeMap<String, String>) -> Result<()> {
-        self.enter(CallKind::Create).await?;
+    async fn create(
+        &self,
+        name: &str,
+        region: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.enter(CallKind::Create, region).await?;
         let now = self.clock.now();
         let boot = self.cfg().boot_time;
         let mut s = self.lock();
@@ -208,8 +227,8 @@ impl TestingCloud {
         Ok(())
     }
 
-    async fn get(&self, name: &str) -> Result<Option<InstanceStatus>> {
-        self.enter(CallKind::Get).await?;
+    async fn get(&self, name: &str, region: Option<&str>) -> Result<Option<InstanceStatus>> {
+        self.enter(CallKind::Get, region).await?;
         let now = self.clock.now();
         let mut s = self.lock();
         Self::expire(&mut s, now);
@@ -224,8 +243,8 @@ impl TestingCloud {
         }))
     }
 
-    async fn delete(&self, name: &str) -> Result<()> {
-        self.enter(CallKind::Delete).await?;
+    async fn delete(&self, name: &str, region: Option<&str>) -> Result<()> {
+        self.enter(CallKind::Delete, region).await?;
         let now = self.clock.now();
         let d = self.cfg().delete_time;
         let mut s = self.lock();
@@ -240,7 +259,7 @@ impl TestingCloud {
     }
 
     async fn list(&self, manager_id: &str) -> Result<Vec<OwnedResource>> {
-        self.enter(CallKind::List).await?;
+        self.enter(CallKind::List, None).await?;
         let now = self.clock.now();
         let mut s = self.lock();
         Self::expire(&mut s, now);
@@ -321,6 +340,11 @@ impl TestingProvider {
         })
     }
 
+    /// The worker's region (`launch.region`), if its launch config names one.
+    fn region(worker: &Worker) -> Option<&str> {
+        worker.spec.launch.get("region").and_then(|r| r.as_str())
+    }
+
     fn step_to(state: &TestingState, phase: Phase, next: Duration) -> Result<Step> {
         Ok(Step::new(serde_json::to_value(state)?, phase, next))
     }
@@ -336,12 +360,19 @@ impl Provider for TestingProvider {
         "testing"
     }
 
+    fn partition(&self, worker: &Worker) -> Option<String> {
+        Self::region(worker).map(str::to_string)
+    }
+
     fn validate(&self, launch: &serde_json::Value) -> Result<()> {
         match launch {
             serde_json::Value::Object(m) => {
-                if let Some(v) = m.get("size") {
-                    if !v.is_string() {
-                        return Err(Error::invalid_config("launch.size", "must be a string"));
+                for key in ["size", "region"] {
+                    if m.get(key).is_some_and(|v| !v.is_string()) {
+                        return Err(Error::invalid_config(
+                            format!("launch.{key}"),
+                            "must be a string",
+                        ));
                     }
                 }
                 Ok(())
@@ -352,6 +383,7 @@ impl Provider for TestingProvider {
 
     async fn step(&self, worker: &Worker) -> Result<Step> {
         let mut st = Self::parse_state(worker)?;
+        let region = Self::region(worker);
         let now = self.cloud.clock.now();
         let provisioning_overdue =
             worker.phase == Phase::Requested && now >= worker.provisioning_deadline();
@@ -368,12 +400,12 @@ impl Provider for TestingProvider {
         if removing {
             if !st.delete_sent {
                 if st.create_sent {
-                    self.cloud.delete(&name).await?;
+                    self.cloud.delete(&name, region).await?;
                 }
                 st.delete_sent = true;
                 return Self::step_to(&st, Phase::Stopping, self.poll);
             }
-            return match self.cloud.get(&name).await? {
+            return match self.cloud.get(&name, region).await? {
                 None => {
                     let phase = if provisioning_overdue && worker.desired == DesiredState::Running {
                         Phase::Failed
@@ -393,7 +425,7 @@ impl Provider for TestingProvider {
                 Some(InstanceStatus::Deleting) => Self::step_to(&st, Phase::Stopping, self.poll),
                 // Still there and not deleting: the delete was lost; send it again.
                 Some(_) => {
-                    self.cloud.delete(&name).await?;
+                    self.cloud.delete(&name, region).await?;
                     Self::step_to(&st, Phase::Stopping, self.poll)
                 }
             };
@@ -401,11 +433,13 @@ impl Provider for TestingProvider {
         if !st.create_sent {
             // Mark the call as sent in the same step that makes it: if we
             // crash before this is persisted, the retry is idempotent by name.
-            self.cloud.create(&name, worker.spec.tags.to_map()).await?;
+            self.cloud
+                .create(&name, region, worker.spec.tags.to_map())
+                .await?;
             st.create_sent = true;
             return Self::step_to(&st, Phase::Requested, self.poll);
         }
-        match self.cloud.get(&name).await? {
+        match self.cloud.get(&name, region).await? {
             Some(InstanceStatus::Running) => {
                 Self::step_to(&st, Phase::Running, Duration::from_secs(60))
             }
@@ -432,7 +466,7 @@ impl Provider for TestingProvider {
     }
 
     async fn delete_owned(&self, resource: &OwnedResource) -> Result<()> {
-        self.cloud.delete(&resource.id).await
+        self.cloud.delete(&resource.id, None).await
     }
 }
 

@@ -34,6 +34,8 @@ fn fast() -> FleetConfig {
         provision_interval: Duration::from_millis(50),
         step_timeout: Duration::from_millis(500),
         lease: Duration::from_secs(2),
+        // A killed replica's pool lease frees up quickly.
+        pool_lease: Duration::from_secs(2),
         error_backoff_min: Duration::from_millis(20),
         error_backoff_max: Duration::from_millis(200),
         sweep_interval: Duration::from_secs(3600),
@@ -139,22 +141,38 @@ async fn a_hung_provider_does_not_delay_another() {
         let took = start.elapsed();
         if hang_other {
             bad.set_hang(CallKind::Get, false);
-            // The hung pool's workers are removed at their 2 s deadline.
+            // The hung pool's workers are removed at their 2 s deadline (and
+            // replaced while demand stays: drop it, then nothing is left).
             wait_for(
-                "bad pool removed at deadline",
+                "bad pool failed at deadline",
                 Duration::from_secs(30),
                 || async {
-                    count(
-                        &store,
-                        "bad-pool",
-                        &[Phase::Requested, Phase::Running, Phase::Stopping],
-                    )
-                    .await
-                        == 0
-                        && count(&store, "bad-pool", &[Phase::Failed, Phase::Stopped]).await >= 20
+                    count(&store, "bad-pool", &[Phase::Failed, Phase::Stopped]).await >= 20
                 },
             )
             .await;
+            demand.set_pending("bad-pool", 0);
+            wait_for("bad pool torn down", Duration::from_secs(30), || async {
+                count(
+                    &store,
+                    "bad-pool",
+                    &[Phase::Requested, Phase::Running, Phase::Stopping],
+                )
+                .await
+                    == 0
+            })
+            .await;
+            let at_deadline = store
+                .list_workers(&WorkerFilter::pool("bad-pool"))
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|w| w.removal_reason.as_deref() == Some("provisioning deadline exceeded"))
+                .count();
+            assert!(
+                at_deadline >= 20,
+                "removed at their deadline: {at_deadline}"
+            );
             assert_eq!(bad.instance_count(), 0, "hung pool leaked nothing");
             let errors = store.list_pool_errors("bad-pool", 100).await.unwrap();
             assert!(
@@ -172,6 +190,91 @@ async fn a_hung_provider_does_not_delay_another() {
     assert!(
         with_hang < baseline * 3 + Duration::from_millis(500),
         "hung provider slowed the healthy one: {baseline:?} -> {with_hang:?}"
+    );
+}
+
+fn regional_pool(id: &str, provider: &str, region: &str, max: u32, deadline_s: u64) -> PoolConfig {
+    serde_json::from_value(serde_json::json!({
+        "pool_id": id,
+        "provider_id": provider,
+        "max_capacity": max,
+        "launch_configs": [{"id": region, "launch": {"size": "small", "region": region}}],
+        "lifecycle": {"provisioning_deadline": deadline_s}
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_region_does_not_delay_another_region_of_the_same_provider() {
+    // One provider, two regions. Each region has its own scanner task with
+    // its own in-flight bound; with one scanner per provider, 30 hung west
+    // steps would fill the (deliberately small) bound of 2 and east would
+    // wait for them to time out, 2 at a time.
+    async fn east_time_to_running(hang_west: bool) -> Duration {
+        let cloud = TestingCloud::new(TestingConfig::default());
+        if hang_west {
+            cloud.set_hang_region("west", true);
+        }
+        let store: Arc<dyn WorkerStore> = Arc::new(MemoryStore::new());
+        let demand = FixedDemand::new();
+        let fleet = Fleet::builder()
+            .config(FleetConfig {
+                max_inflight_chunks: 2,
+                partition_interval: Duration::from_millis(100),
+                ..fast()
+            })
+            .store(store.clone())
+            .provider(Arc::new(TestingProvider::new("cloud", cloud.clone())))
+            .pool(regional_pool("east-pool", "cloud", "east", 20, 60))
+            .pool(regional_pool("west-pool", "cloud", "west", 30, 3))
+            .demand(Arc::new(demand.clone()))
+            .build()
+            .unwrap();
+        demand.set_pending("west-pool", 30);
+        demand.set_pending("east-pool", 20);
+        let cancel = CancellationToken::new();
+        let run = tokio::spawn({
+            let (f, c) = (fleet.clone(), cancel.clone());
+            async move { f.run(c).await }
+        });
+        let start = Instant::now();
+        wait_for("east running", Duration::from_secs(30), || async {
+            count(&store, "east-pool", &[Phase::Running]).await == 20
+        })
+        .await;
+        let took = start.elapsed();
+        let parts = store.partitions("cloud").await.unwrap();
+        assert_eq!(
+            parts,
+            vec![Some("east".to_string()), Some("west".to_string())],
+            "workers carry their region as partition"
+        );
+        if hang_west {
+            demand.set_pending("west-pool", 0);
+            cloud.set_hang_region("west", false);
+            wait_for("west torn down", Duration::from_secs(30), || async {
+                count(
+                    &store,
+                    "west-pool",
+                    &[Phase::Requested, Phase::Running, Phase::Stopping],
+                )
+                .await
+                    == 0
+            })
+            .await;
+            // Only east's 20 instances are left: west leaked nothing.
+            assert_eq!(cloud.instance_count(), 20, "west leaked nothing");
+        }
+        cancel.cancel();
+        run.await.unwrap().unwrap();
+        took
+    }
+    let baseline = east_time_to_running(false).await;
+    let with_hang = east_time_to_running(true).await;
+    // Without per-region scanners this is about (30 / 2) x 0.5 s = 7.5 s.
+    assert!(
+        with_hang < baseline * 3 + Duration::from_millis(1500),
+        "a hung region slowed another: {baseline:?} -> {with_hang:?}"
     );
 }
 

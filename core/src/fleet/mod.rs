@@ -76,6 +76,10 @@ pub struct FleetConfig {
     pub step_timeout: Duration,
     /// Sleep of a scanner that found nothing due.
     pub scan_interval: Duration,
+    /// How often each provider looks for partitions (regions, zones) that
+    /// need a scanner of their own or no longer do. New workers also wake
+    /// it at once; this is the safety net.
+    pub partition_interval: Duration,
     /// Time between provisioning passes.
     pub provision_interval: Duration,
     /// Time between orphan sweeps.
@@ -102,6 +106,7 @@ impl Default for FleetConfig {
             max_inflight_chunks: 256,
             step_timeout: Duration::from_secs(60),
             scan_interval: Duration::from_millis(250),
+            partition_interval: Duration::from_secs(5),
             provision_interval: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(300),
             sweep_grace: Duration::from_secs(900),
@@ -120,6 +125,7 @@ impl FleetConfig {
             ("pool_lease", self.pool_lease),
             ("step_timeout", self.step_timeout),
             ("scan_interval", self.scan_interval),
+            ("partition_interval", self.partition_interval),
             ("provision_interval", self.provision_interval),
             ("sweep_interval", self.sweep_interval),
             ("error_backoff_min", self.error_backoff_min),
@@ -171,6 +177,8 @@ pub(crate) struct Shared {
     demand: Arc<dyn Demand>,
     clock: Arc<dyn Clock>,
     capacity_errors: Mutex<HashMap<(String, String), OffsetDateTime>>,
+    /// Woken when workers may have entered a partition without a scanner.
+    partitions_changed: tokio::sync::Notify,
 }
 
 /// The fleet runtime.
@@ -309,6 +317,7 @@ impl FleetBuilder {
                 demand,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 capacity_errors: Mutex::new(HashMap::new()),
+                partitions_changed: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -344,29 +353,39 @@ impl Fleet {
         &self.shared.pools
     }
 
-    /// Runs the provisioner, one scanner per provider and the orphan sweeper
-    /// until `cancel` fires; then stops them and releases this replica's
-    /// leases so other replicas take over at once.
+    /// Runs one provisioner task per pool, the scanners (one task per
+    /// provider and partition) and the orphan sweeper until `cancel` fires;
+    /// then stops them and releases this replica's leases so other replicas
+    /// take over at once.
+    ///
+    /// Pools are provisioned by separate tasks, and a pool's first steps run
+    /// beside its next passes rather than inside them, so a pool whose cloud
+    /// hangs delays neither its own next pass nor any other pool.
     pub async fn run(&self, cancel: CancellationToken) -> Result<()> {
         let mut tasks = JoinSet::new();
         for provider in self.shared.providers.values() {
             let (s, p, c) = (self.shared.clone(), provider.clone(), cancel.clone());
             tasks.spawn(async move { scanner::run(s, p, c).await });
         }
-        let (s, c) = (self.clone(), cancel.clone());
-        tasks.spawn(async move {
-            loop {
-                for pool in s.shared.pools.clone() {
-                    if let Err(e) = provisioner::provision_pool(&s.shared, &pool).await {
+        for pool in self.shared.pools.clone() {
+            let (s, c) = (self.shared.clone(), cancel.clone());
+            tasks.spawn(async move {
+                let mut first_steps = JoinSet::new();
+                loop {
+                    while first_steps.try_join_next().is_some() {}
+                    if let Err(e) = provisioner::provision_pass(&s, &pool, &mut first_steps).await
+                    {
                         tracing::warn!(pool = %pool.pool_id, error = %e, "provisioning pass failed");
                     }
+                    tokio::select! {
+                        _ = tokio::time::sleep(s.config.provision_interval) => {}
+                        _ = c.cancelled() => break,
+                    }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(s.shared.config.provision_interval) => {}
-                    _ = c.cancelled() => break,
-                }
-            }
-        });
+                first_steps.abort_all();
+                while first_steps.join_next().await.is_some() {}
+            });
+        }
         let (s, c) = (self.clone(), cancel.clone());
         tasks.spawn(async move {
             let mut first_seen = HashMap::new();

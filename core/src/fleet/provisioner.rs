@@ -9,6 +9,7 @@
 //! worker **immediately**, so the first cloud request goes out at once rather
 //! than on the next scan. Surplus capacity is removed newest first.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,8 +95,23 @@ pub fn choose_launch_config(
     candidates[candidates.len() - 1]
 }
 
-/// One provisioning pass for `pool`.
+/// One provisioning pass for `pool`, returning once the new workers' first
+/// steps have finished ([`Fleet::provision_once`](super::Fleet::provision_once)).
 pub(super) async fn provision_pool(shared: &Arc<Shared>, pool: &PoolConfig) -> Result<PoolReport> {
+    let mut first_steps = tokio::task::JoinSet::new();
+    let report = provision_pass(shared, pool, &mut first_steps).await;
+    while first_steps.join_next().await.is_some() {}
+    report
+}
+
+/// One provisioning pass of `pool` whose first steps of new workers are
+/// spawned into `first_steps` rather than awaited, so a hung cloud does not
+/// hold up the caller's next pass.
+pub(super) async fn provision_pass(
+    shared: &Arc<Shared>,
+    pool: &PoolConfig,
+    first_steps: &mut tokio::task::JoinSet<()>,
+) -> Result<PoolReport> {
     let now = shared.clock.now();
     let lease = shared.config.pool_lease;
     if !shared
@@ -190,6 +206,7 @@ pub(super) async fn provision_pool(shared: &Arc<Shared>, pool: &PoolConfig) -> R
         let mut spec = spec;
         spec.tags.worker_id = spec.worker_id.clone();
         let mut w = Worker::new(spec, now);
+        w.partition = provider.partition(&w);
         // Created already leased to us: we step it right away, and the
         // scanner must not pick it up meanwhile.
         w.lease_owner = Some(shared.owner.clone());
@@ -200,14 +217,22 @@ pub(super) async fn provision_pool(shared: &Arc<Shared>, pool: &PoolConfig) -> R
         fresh.push(w);
     }
     if !fresh.is_empty() {
-        // First cloud request at once, in batches of the provider's batch size.
-        let mut set = tokio::task::JoinSet::new();
+        // A scanner for a partition new to this provider starts now, not at
+        // the supervisor's next periodic look.
+        shared.partitions_changed.notify_waiters();
+        // First cloud request at once, in batches of the provider's batch
+        // size, each batch within one partition (as scanners hand them).
         let size = shared.config.batch_size.min(provider.batch_limit()).max(1);
-        for chunk in fresh.chunks(size) {
-            let (s, p, c) = (shared.clone(), provider.clone(), chunk.to_vec());
-            set.spawn(async move { scanner::step_chunk(&s, &p, c).await });
+        let mut by_partition: BTreeMap<Option<String>, Vec<Worker>> = BTreeMap::new();
+        for w in fresh {
+            by_partition.entry(w.partition.clone()).or_default().push(w);
         }
-        while set.join_next().await.is_some() {}
+        for workers in by_partition.into_values() {
+            for chunk in workers.chunks(size) {
+                let (s, p, c) = (shared.clone(), provider.clone(), chunk.to_vec());
+                first_steps.spawn(async move { scanner::step_chunk(&s, &p, c).await });
+            }
+        }
     }
 
     if est.surplus > 0 {

@@ -1,19 +1,29 @@
-//! Scanners: one task per provider, stepping that provider's due workers.
+//! Scanners: one task per provider and partition, stepping due workers.
 //!
 //! Taskcluster's single scanner served every cloud in one loop, so a slow
 //! Azure starved AWS and GCP and a pass took 50 minutes at 1,200 workers.
 //! Here isolation is structural:
-//! - each provider has its own scanner task, claiming only its own workers
-//!   from the store (`next_check_at` due, lease free);
-//! - within a provider, each partition (region or zone) has its own
-//!   concurrency budget, so a hung region holds only its own slots;
+//! - each provider has a supervisor task that asks the store which
+//!   partitions (regions, zones: [`Provider::partition`]) its live workers
+//!   are in, and runs **one scanner task per partition**; a scanner claims
+//!   only its own partition's due workers (`next_check_at`, lease free), so a
+//!   hung region holds its own leases, step slots and in-flight bound and
+//!   nothing of its neighbours';
 //! - every step runs under a timeout and is cancelled when it fires, so a
 //!   hung cloud call costs one step, not the loop; workers are stepped one
 //!   per task unless the provider batches reads (`Provider::batch_limit`),
 //!   so a hang never cancels its neighbours' steps;
-//! - the loop never waits for a pass to finish: it keeps claiming while
+//! - a scanner never waits for a pass to finish: it keeps claiming while
 //!   steps are in flight, and the store's leases keep workers from being
 //!   stepped twice.
+//!
+//! Partitions come and go with the workers: the provisioner (and a step that
+//! moves a worker) wakes the supervisors when a new one may have appeared,
+//! and a periodic look (`FleetConfig::partition_interval`) is the safety net.
+//! A scanner whose partition has no live worker left is retired: it stops
+//! claiming and finishes what it has in flight.
+//!
+//! [`Provider::partition`]: crate::Provider::partition
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,16 +37,99 @@ use super::{lifecycle, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::model::{Worker, WorkerError};
 use crate::provider::{apply_step, DynProvider, Step};
-use crate::store::{Claim, PoolError};
+use crate::store::{Claim, PartitionFilter, PoolError};
 
-/// Runs the scanner of one provider until `cancel` fires.
+/// Runs the scanners of one provider, one per partition, until `cancel`
+/// fires.
 pub(super) async fn run(shared: Arc<Shared>, provider: DynProvider, cancel: CancellationToken) {
-    let mut partitions: HashMap<Option<String>, Arc<Semaphore>> = HashMap::new();
-    let mut inflight = JoinSet::new();
+    // Partition -> its live scanner's task id and retire signal.
+    let mut scanners: HashMap<Option<String>, (tokio::task::Id, CancellationToken)> =
+        HashMap::new();
+    let mut tasks = JoinSet::new();
+    loop {
+        // Armed before the look, so a wake-up during it is not lost.
+        let woken = shared.partitions_changed.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        // Forget scanners that ended on their own (a panic): the look below
+        // starts them again if their partition is still live.
+        while let Some(done) = tasks.try_join_next_with_id() {
+            let id = match done {
+                Ok((id, ())) => id,
+                Err(e) => {
+                    if e.is_panic() {
+                        tracing::error!(provider = provider.id(), "a scanner panicked: {e}");
+                    }
+                    e.id()
+                }
+            };
+            scanners.retain(|_, (task, _)| *task != id);
+        }
+        match shared.store.partitions(provider.id()).await {
+            Ok(live) => {
+                scanners.retain(|p, (_, retire)| {
+                    let keep = live.contains(p);
+                    if !keep {
+                        tracing::debug!(provider = provider.id(), partition = ?p, "retiring scanner");
+                        retire.cancel();
+                    }
+                    keep
+                });
+                for p in live {
+                    if scanners.contains_key(&p) {
+                        continue;
+                    }
+                    tracing::debug!(provider = provider.id(), partition = ?p, "starting scanner");
+                    let retire = CancellationToken::new();
+                    let handle = tasks.spawn(scan_partition(
+                        shared.clone(),
+                        provider.clone(),
+                        p.clone(),
+                        retire.clone(),
+                        cancel.clone(),
+                    ));
+                    scanners.insert(p, (handle.id(), retire));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(provider = provider.id(), error = %e, "listing partitions failed")
+            }
+        }
+        metrics::gauge!("skyfleet_scanners", "provider" => provider.id().to_string())
+            .set(scanners.len() as f64);
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.partition_interval) => {}
+            _ = &mut woken => {}
+            _ = cancel.cancelled() => break,
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The scanner of one partition: claims that partition's due workers and
+/// steps them, until retired (finishes what is in flight) or cancelled
+/// (stops at once; leases are released by the fleet or expire).
+async fn scan_partition(
+    shared: Arc<Shared>,
+    provider: DynProvider,
+    partition: Option<String>,
+    retire: CancellationToken,
+    cancel: CancellationToken,
+) {
     let cfg = shared.config.clone();
+    let slots = Arc::new(Semaphore::new(cfg.concurrency_per_partition));
+    let mut inflight = JoinSet::new();
+    let claim = Claim {
+        provider_id: provider.id().to_string(),
+        partition: PartitionFilter::Only(partition.clone()),
+        owner: shared.owner.clone(),
+        lease: cfg.lease,
+        limit: cfg.claim_batch,
+    };
+    let size = cfg.batch_size.min(provider.batch_limit()).max(1);
     loop {
         while inflight.try_join_next().is_some() {}
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || retire.is_cancelled() {
             break;
         }
         // Bound the work in flight: wait for one chunk if too many.
@@ -47,56 +140,41 @@ pub(super) async fn run(shared: Arc<Shared>, provider: DynProvider, cancel: Canc
             }
             continue;
         }
-        let now = shared.clock.now();
-        let claim = Claim {
-            provider_id: provider.id().to_string(),
-            owner: shared.owner.clone(),
-            lease: cfg.lease,
-            limit: cfg.claim_batch,
-        };
-        let claimed = match shared.store.claim_due(&claim, now).await {
+        let claimed = match shared.store.claim_due(&claim, shared.clock.now()).await {
             Ok(v) => v,
             Err(e) => {
-                tracing::warn!(provider = provider.id(), error = %e, "claim failed");
+                tracing::warn!(provider = provider.id(), partition = ?partition, error = %e, "claim failed");
                 Vec::new()
             }
         };
         if claimed.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(cfg.scan_interval) => {}
+                _ = retire.cancelled() => {}
                 _ = cancel.cancelled() => break,
             }
             continue;
         }
-        let mut groups: HashMap<Option<String>, Vec<Worker>> = HashMap::new();
-        for w in claimed {
-            groups.entry(provider.partition(&w)).or_default().push(w);
-        }
-        for (partition, workers) in groups {
-            let sem = partitions
-                .entry(partition)
-                .or_insert_with(|| Arc::new(Semaphore::new(cfg.concurrency_per_partition)))
-                .clone();
-            let size = cfg.batch_size.min(provider.batch_limit()).max(1);
-            let mut rest = workers;
-            while !rest.is_empty() {
-                let chunk: Vec<Worker> = rest.drain(..rest.len().min(size)).collect();
-                let (shared, provider, sem) = (shared.clone(), provider.clone(), sem.clone());
-                let cancel = cancel.clone();
-                inflight.spawn(async move {
-                    let Ok(_permit) = sem.acquire_owned().await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = step_chunk(&shared, &provider, chunk) => {}
-                        _ = cancel.cancelled() => {}
-                    }
-                });
-            }
+        let mut rest = claimed;
+        while !rest.is_empty() {
+            let chunk: Vec<Worker> = rest.drain(..rest.len().min(size)).collect();
+            let (shared, provider, slots) = (shared.clone(), provider.clone(), slots.clone());
+            let cancel = cancel.clone();
+            inflight.spawn(async move {
+                let Ok(_permit) = slots.acquire_owned().await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = step_chunk(&shared, &provider, chunk) => {}
+                    _ = cancel.cancelled() => {}
+                }
+            });
         }
     }
-    // Stop in-flight steps; their leases are released below or expire.
-    inflight.abort_all();
+    if cancel.is_cancelled() {
+        // Stop in-flight steps; their leases are released by the fleet or expire.
+        inflight.abort_all();
+    }
     while inflight.join_next().await.is_some() {}
 }
 
@@ -158,6 +236,12 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
             Ok(step) => {
                 apply_step(&mut w, &step, now);
                 w.step_errors = 0;
+                // The answer may place the worker (a zone chosen at create).
+                let partition = provider.partition(&w);
+                if partition != w.partition {
+                    w.partition = partition;
+                    shared.partitions_changed.notify_waiters();
+                }
                 if let Some(e) = &step.error {
                     let err = Error::new(kind_from_name(&e.kind), e.message.clone());
                     let err = match &e.code {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{Claim, PoolError, WorkerFilter, WorkerStore};
+use super::{Claim, PartitionFilter, PoolError, WorkerFilter, WorkerStore};
 use crate::error::ErrorKind;
 use crate::model::{Lifecycle, OwnershipTags, Phase, Worker, WorkerSpec};
 
@@ -51,6 +51,7 @@ fn t0() -> OffsetDateTime {
 fn claim(provider: &str, owner: &str, limit: usize) -> Claim {
     Claim {
         provider_id: provider.into(),
+        partition: PartitionFilter::Any,
         owner: owner.into(),
         lease: Duration::from_secs(60),
         limit,
@@ -67,6 +68,7 @@ where
     optimistic_updates(make().await).await;
     list_by_pool_and_phase(make().await).await;
     claim_rules(make().await).await;
+    partitioned_claims(make().await).await;
     lease_expiry_and_release(make().await).await;
     pool_errors(make().await).await;
     pool_leases(make().await).await;
@@ -202,6 +204,86 @@ async fn claim_rules((s, _): StorePair) {
     let mut w = got[0].clone();
     w.next_check_at = now + Duration::from_secs(5);
     s.update_worker(&w).await.expect("update after claim");
+}
+
+async fn partitioned_claims((s, other): StorePair) {
+    let now = t0();
+    let mk = |id: &str, partition: Option<&str>, phase: Phase| {
+        let mut w = worker(id, "p", "aws", now);
+        w.next_check_at = now - Duration::from_secs(1);
+        w.partition = partition.map(str::to_string);
+        w.phase = phase;
+        w
+    };
+    for w in [
+        mk("w-p1", Some("us-east-1"), Phase::Requested),
+        mk("w-p2", Some("us-west-2"), Phase::Requested),
+        mk("w-p3", Some("us-east-1"), Phase::Running),
+        mk("w-p4", None, Phase::Running),
+        mk("w-p5", Some("eu-west-1"), Phase::Stopped), // final: no scanner needed
+    ] {
+        s.create_worker(&w).await.expect("create");
+    }
+    let mut g = worker("w-p6", "p", "gcp", now); // other provider
+    g.partition = Some("us-central1-a".into());
+    s.create_worker(&g).await.expect("create");
+    let parts = other.partitions("aws").await.expect("partitions");
+    assert_eq!(
+        parts,
+        vec![None, Some("us-east-1".into()), Some("us-west-2".into())],
+        "partitions: distinct, non-final, this provider only, sorted with None first"
+    );
+    let only = |p: Option<&str>| Claim {
+        partition: PartitionFilter::Only(p.map(str::to_string)),
+        ..claim("aws", "r1", 10)
+    };
+    let east = s
+        .claim_due(&only(Some("us-east-1")), now)
+        .await
+        .expect("claim");
+    let mut ids: Vec<&str> = east.iter().map(|w| w.id()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec!["w-p1", "w-p3"], "claim: only its partition");
+    let none = s.claim_due(&only(None), now).await.expect("claim");
+    let ids: Vec<&str> = none.iter().map(|w| w.id()).collect();
+    assert_eq!(
+        ids,
+        vec!["w-p4"],
+        "claim: Only(None) takes unpartitioned workers"
+    );
+    // A step may move a worker to another partition: the column follows.
+    let mut moved = none[0].clone();
+    moved.partition = Some("us-west-2".into());
+    moved.lease_owner = None;
+    moved.lease_expires_at = None;
+    let moved = s.update_worker(&moved).await.expect("update");
+    assert_eq!(
+        other
+            .get_worker("w-p4")
+            .await
+            .expect("get")
+            .expect("present")
+            .partition,
+        Some("us-west-2".into()),
+        "partition round-trips"
+    );
+    let west = other
+        .claim_due(&only(Some("us-west-2")), now)
+        .await
+        .expect("claim");
+    let mut ids: Vec<&str> = west.iter().map(|w| w.id()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        vec!["w-p2", "w-p4"],
+        "claim: the moved worker follows its partition"
+    );
+    assert_eq!(
+        s.partitions("aws").await.expect("partitions"),
+        vec![Some("us-east-1".into()), Some("us-west-2".into())],
+        "partitions: a partition with no workers left is gone"
+    );
+    assert!(moved.version > 1);
 }
 
 async fn lease_expiry_and_release((s, other): StorePair) {

@@ -104,6 +104,7 @@ impl WorkerStore for MemoryStore {
             .values_mut()
             .filter(|w| {
                 w.spec.provider_id == claim.provider_id
+                    && claim.partition.matches(w)
                     && !w.phase.is_final()
                     && w.next_check_at <= now
                     && (w.lease_owner.is_none() || w.lease_expires_at.is_none_or(|t| t <= now))
@@ -120,6 +121,17 @@ impl WorkerStore for MemoryStore {
                 w.clone()
             })
             .collect())
+    }
+
+    async fn partitions(&self, provider_id: &str) -> Result<Vec<Option<String>>> {
+        let g = self.lock();
+        let set: std::collections::BTreeSet<Option<String>> = g
+            .workers
+            .values()
+            .filter(|w| w.spec.provider_id == provider_id && !w.phase.is_final())
+            .map(|w| w.partition.clone())
+            .collect();
+        Ok(set.into_iter().collect())
     }
 
     async fn release(&self, worker_id: &str, owner: &str) -> Result<()> {

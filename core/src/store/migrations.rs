@@ -4,7 +4,7 @@
 //! `skyfleet_schema`. A migration is never edited once released: a change is a
 //! new entry. Both dialects store times as Unix milliseconds (`BIGINT`) and
 //! the worker record as JSON text, with the columns the queries filter on
-//! (phase, provider, due time, lease, version) kept beside it.
+//! (phase, provider, partition, due time, lease, version) kept beside it.
 
 /// SQLite migrations.
 pub const SQLITE: &[&str] = &[
@@ -42,6 +42,13 @@ CREATE TABLE pool_leases (
     owner            TEXT NOT NULL,
     expires_at       INTEGER NOT NULL
 );
+"#,
+    // Scheduling partitions (regions, zones): one scanner per partition
+    // claims through this index. Older rows stay NULL until their next step.
+    r#"
+ALTER TABLE workers ADD COLUMN scan_partition TEXT;
+CREATE INDEX workers_due_partition ON workers (provider_id, scan_partition, next_check_at)
+    WHERE phase NOT IN ('stopped', 'failed');
 "#,
 ];
 
@@ -82,6 +89,13 @@ CREATE TABLE pool_leases (
     owner            TEXT NOT NULL,
     expires_at       BIGINT NOT NULL
 );
+"#,
+    // Scheduling partitions (regions, zones): one scanner per partition
+    // claims through this index. Older rows stay NULL until their next step.
+    r#"
+ALTER TABLE workers ADD COLUMN scan_partition TEXT;
+CREATE INDEX workers_due_partition ON workers (provider_id, scan_partition, next_check_at)
+    WHERE phase NOT IN ('stopped', 'failed');
 "#,
 ];
 

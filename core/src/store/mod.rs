@@ -71,11 +71,38 @@ impl WorkerFilter {
     }
 }
 
+/// Which scheduling partitions a [`Claim`] takes workers from.
+///
+/// The fleet runtime runs one scanner per (provider, partition) and each
+/// claims with [`PartitionFilter::Only`], so a region whose calls hang holds
+/// only its own workers' leases and step slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PartitionFilter {
+    /// Workers of every partition.
+    #[default]
+    Any,
+    /// Only workers whose [`Worker::partition`] equals this (`None`: workers
+    /// without a partition).
+    Only(Option<String>),
+}
+
+impl PartitionFilter {
+    /// Whether `w` passes the filter.
+    pub fn matches(&self, w: &Worker) -> bool {
+        match self {
+            PartitionFilter::Any => true,
+            PartitionFilter::Only(p) => &w.partition == p,
+        }
+    }
+}
+
 /// A claim of due workers for one runtime instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     /// The provider whose workers to claim.
     pub provider_id: String,
+    /// Which of the provider's partitions to claim from.
+    pub partition: PartitionFilter,
     /// The lease owner (a runtime instance id).
     pub owner: String,
     /// How long the lease lasts.
@@ -124,11 +151,17 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// Workers passing `filter`, oldest first.
     async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>>;
 
-    /// Leases up to `claim.limit` workers of `claim.provider_id` that are due
+    /// Leases up to `claim.limit` workers of `claim.provider_id` (and of
+    /// `claim.partition`) that are due
     /// (`next_check_at <= now`), not in a final phase, and not leased (or
     /// whose lease expired), earliest due first. Each claimed record's
     /// version is bumped and returned with the lease set.
     async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>>;
+
+    /// The distinct partitions of `provider_id`'s workers that are not in a
+    /// final phase (`None` for workers without one), sorted. The runtime
+    /// starts a scanner for each and retires scanners whose partition is gone.
+    async fn partitions(&self, provider_id: &str) -> Result<Vec<Option<String>>>;
 
     /// Drops `owner`'s lease on a worker (no-op if not held by `owner`).
     async fn release(&self, worker_id: &str, owner: &str) -> Result<()>;

@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool, Row};
 use time::OffsetDateTime;
 
-use super::sqlite::{db_err, decode_worker};
+use super::sqlite::{db_err, decode_worker, partition_condition};
 use super::{migrations, Claim, PoolError, WorkerFilter, WorkerStore};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{Error, ErrorKind, Result};
@@ -146,8 +146,8 @@ impl WorkerStore for PostgresStore {
         let body = serde_json::to_string(&w)?;
         let r = sqlx::query(
             "INSERT INTO workers (worker_id, pool_id, provider_id, phase, next_check_at, version, \
-             lease_owner, lease_expires_at, created_at, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             lease_owner, lease_expires_at, created_at, body, scan_partition) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(w.id())
         .bind(&w.spec.pool_id)
@@ -159,6 +159,7 @@ impl WorkerStore for PostgresStore {
         .bind(w.lease_expires_at.map(to_millis))
         .bind(to_millis(w.created_at))
         .bind(body)
+        .bind(&w.partition)
         .execute(&self.pool)
         .await;
         match r {
@@ -188,7 +189,8 @@ impl WorkerStore for PostgresStore {
         let body = serde_json::to_string(&w)?;
         let r = sqlx::query(
             "UPDATE workers SET phase = $1, next_check_at = $2, version = $3, lease_owner = $4, \
-             lease_expires_at = $5, body = $6 WHERE worker_id = $7 AND version = $8",
+             lease_expires_at = $5, body = $6, scan_partition = $9 \
+             WHERE worker_id = $7 AND version = $8",
         )
         .bind(w.phase.as_str())
         .bind(to_millis(w.next_check_at))
@@ -198,6 +200,7 @@ impl WorkerStore for PostgresStore {
         .bind(body)
         .bind(w.id())
         .bind(worker.version)
+        .bind(&w.partition)
         .execute(&self.pool)
         .await
         .map_err(|e| db_err("update worker", e))?;
@@ -244,26 +247,44 @@ impl WorkerStore for PostgresStore {
 
     async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>> {
         let now_ms = to_millis(now);
-        let rows = sqlx::query(&format!(
+        let (partition_sql, partition) = partition_condition(&claim.partition, "$6");
+        let sql = format!(
             "UPDATE workers SET lease_owner = $1, lease_expires_at = $2, version = version + 1 \
              WHERE worker_id IN (SELECT worker_id FROM workers \
-               WHERE provider_id = $3 AND phase NOT IN ('stopped', 'failed') \
+               WHERE provider_id = $3{partition_sql} AND phase NOT IN ('stopped', 'failed') \
                AND next_check_at <= $4 \
                AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= $4) \
                ORDER BY next_check_at LIMIT $5 FOR UPDATE SKIP LOCKED) \
              RETURNING {COLUMNS}"
-        ))
-        .bind(&claim.owner)
-        .bind(to_millis(now + claim.lease))
-        .bind(&claim.provider_id)
-        .bind(now_ms)
-        .bind(claim.limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_err("claim due workers", e))?;
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(&claim.owner)
+            .bind(to_millis(now + claim.lease))
+            .bind(&claim.provider_id)
+            .bind(now_ms)
+            .bind(claim.limit as i64);
+        if let Some(p) = partition {
+            q = q.bind(p);
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_err("claim due workers", e))?;
         let mut v = rows.iter().map(row_worker).collect::<Result<Vec<_>>>()?;
         v.sort_by_key(|w| w.next_check_at);
         Ok(v)
+    }
+
+    async fn partitions(&self, provider_id: &str) -> Result<Vec<Option<String>>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT scan_partition FROM workers \
+             WHERE provider_id = $1 AND phase NOT IN ('stopped', 'failed') \
+             ORDER BY scan_partition NULLS FIRST",
+        )
+        .bind(provider_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_err("list partitions", e))
     }
 
     async fn release(&self, worker_id: &str, owner: &str) -> Result<()> {

@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
-use super::{migrations, Claim, PoolError, WorkerFilter, WorkerStore};
+use super::{migrations, Claim, PartitionFilter, PoolError, WorkerFilter, WorkerStore};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Phase, Worker};
@@ -66,6 +66,22 @@ fn row_worker(row: &sqlx::sqlite::SqliteRow) -> Result<Worker> {
 }
 
 const COLUMNS: &str = "body, phase, next_check_at, version, lease_owner, lease_expires_at";
+
+/// The SQL condition (appended to a `WHERE`) selecting `filter`'s partition,
+/// with `mark` as the placeholder, and the value to bind to it if any.
+/// `IS NULL` and `=` are written out (rather than a null-safe comparison) so
+/// both dialects can use the `(provider_id, scan_partition, next_check_at)`
+/// index.
+pub(crate) fn partition_condition<'a>(
+    filter: &'a PartitionFilter,
+    mark: &str,
+) -> (String, Option<&'a str>) {
+    match filter {
+        PartitionFilter::Any => (String::new(), None),
+        PartitionFilter::Only(None) => (" AND scan_partition IS NULL".into(), None),
+        PartitionFilter::Only(Some(p)) => (format!(" AND scan_partition = {mark}"), Some(p)),
+    }
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies
@@ -138,7 +154,8 @@ impl WorkerStore for SqliteStore {
         let body = serde_json::to_string(&w)?;
         let r = sqlx::query(
             "INSERT INTO workers (worker_id, pool_id, provider_id, phase, next_check_at, version, \
-             lease_owner, lease_expires_at, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             lease_owner, lease_expires_at, created_at, body, scan_partition) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(w.id())
         .bind(&w.spec.pool_id)
@@ -150,6 +167,7 @@ impl WorkerStore for SqliteStore {
         .bind(w.lease_expires_at.map(to_millis))
         .bind(to_millis(w.created_at))
         .bind(body)
+        .bind(&w.partition)
         .execute(&self.pool)
         .await;
         match r {
@@ -179,7 +197,7 @@ impl WorkerStore for SqliteStore {
         let body = serde_json::to_string(&w)?;
         let r = sqlx::query(
             "UPDATE workers SET phase = ?, next_check_at = ?, version = ?, lease_owner = ?, \
-             lease_expires_at = ?, body = ? WHERE worker_id = ? AND version = ?",
+             lease_expires_at = ?, body = ?, scan_partition = ? WHERE worker_id = ? AND version = ?",
         )
         .bind(w.phase.as_str())
         .bind(to_millis(w.next_check_at))
@@ -187,6 +205,7 @@ impl WorkerStore for SqliteStore {
         .bind(&w.lease_owner)
         .bind(w.lease_expires_at.map(to_millis))
         .bind(body)
+        .bind(&w.partition)
         .bind(w.id())
         .bind(worker.version)
         .execute(&self.pool)
@@ -244,26 +263,44 @@ impl WorkerStore for SqliteStore {
 
     async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>> {
         let now_ms = to_millis(now);
-        let rows = sqlx::query(&format!(
+        let (partition_sql, partition) = partition_condition(&claim.partition, "?");
+        let sql = format!(
             "UPDATE workers SET lease_owner = ?, lease_expires_at = ?, version = version + 1 \
              WHERE worker_id IN (SELECT worker_id FROM workers \
-               WHERE provider_id = ? AND phase NOT IN ('stopped', 'failed') AND next_check_at <= ? \
+               WHERE provider_id = ?{partition_sql} AND phase NOT IN ('stopped', 'failed') \
+               AND next_check_at <= ? \
                AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?) \
                ORDER BY next_check_at LIMIT ?) \
              RETURNING {COLUMNS}"
-        ))
-        .bind(&claim.owner)
-        .bind(to_millis(now + claim.lease))
-        .bind(&claim.provider_id)
-        .bind(now_ms)
-        .bind(now_ms)
-        .bind(claim.limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_err("claim due workers", e))?;
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(&claim.owner)
+            .bind(to_millis(now + claim.lease))
+            .bind(&claim.provider_id);
+        if let Some(p) = partition {
+            q = q.bind(p);
+        }
+        let rows = q
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(claim.limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_err("claim due workers", e))?;
         let mut v = rows.iter().map(row_worker).collect::<Result<Vec<_>>>()?;
         v.sort_by_key(|w| w.next_check_at);
         Ok(v)
+    }
+
+    async fn partitions(&self, provider_id: &str) -> Result<Vec<Option<String>>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT scan_partition FROM workers \
+             WHERE provider_id = ? AND phase NOT IN ('stopped', 'failed') ORDER BY scan_partition",
+        )
+        .bind(provider_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_err("list partitions", e))
     }
 
     async fn release(&self, worker_id: &str, owner: &str) -> Result<()> {
