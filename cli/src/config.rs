@@ -4,6 +4,8 @@
 //! [fleet]
 //! manager_id = "my-manager"
 //! store = "sqlite:fleet.db"          # or postgres://..., memory:
+//! step_timeout = 60                  # optional runtime settings, seconds
+//! concurrency_per_partition = 32     # (see FleetSection)
 //!
 //! [demand]
 //! kind = "fixed"                     # fixed | http | taskcluster
@@ -26,7 +28,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use std::time::Duration;
+
 use serde::Deserialize;
+use skyfleet_core::fleet::FleetConfig;
 use skyfleet_core::PoolConfig;
 
 /// The whole file.
@@ -48,6 +53,10 @@ pub struct FleetFile {
 }
 
 /// `[fleet]`.
+///
+/// Beside the manager id and store, the runtime's settings
+/// ([`FleetConfig`]) may be tuned here; each is optional and keeps its
+/// default when absent. Durations are seconds (fractions allowed).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSection {
@@ -57,6 +66,39 @@ pub struct FleetSection {
     /// The store URL (overridden by `--store`).
     #[serde(default = "default_store")]
     pub store: String,
+    /// How long a claimed worker stays leased to this replica.
+    #[serde(default)]
+    pub lease: Option<f64>,
+    /// How long this replica holds a pool's provisioning lease.
+    #[serde(default)]
+    pub pool_lease: Option<f64>,
+    /// The timeout of one step; the step is cancelled when it fires.
+    #[serde(default)]
+    pub step_timeout: Option<f64>,
+    /// Sleep of a scanner that found nothing due.
+    #[serde(default)]
+    pub scan_interval: Option<f64>,
+    /// How often each provider looks for new or emptied partitions.
+    #[serde(default)]
+    pub partition_interval: Option<f64>,
+    /// Time between provisioning passes.
+    #[serde(default)]
+    pub provision_interval: Option<f64>,
+    /// Time between orphan sweeps.
+    #[serde(default)]
+    pub sweep_interval: Option<f64>,
+    /// Age below which an orphan is left alone.
+    #[serde(default)]
+    pub sweep_grace: Option<f64>,
+    /// Workers claimed per store round trip.
+    #[serde(default)]
+    pub claim_batch: Option<usize>,
+    /// Workers per batched step call.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Concurrent steps per provider partition (region, zone).
+    #[serde(default)]
+    pub concurrency_per_partition: Option<usize>,
 }
 
 fn default_manager() -> String {
@@ -71,7 +113,73 @@ impl Default for FleetSection {
         FleetSection {
             manager_id: default_manager(),
             store: default_store(),
+            lease: None,
+            pool_lease: None,
+            step_timeout: None,
+            scan_interval: None,
+            partition_interval: None,
+            provision_interval: None,
+            sweep_interval: None,
+            sweep_grace: None,
+            claim_batch: None,
+            batch_size: None,
+            concurrency_per_partition: None,
         }
+    }
+}
+
+impl FleetSection {
+    /// The runtime settings: defaults with this section's values applied.
+    /// A duration that is negative, not a number or too large is an error
+    /// naming its key; ranges between settings are checked by
+    /// [`FleetConfig::validate`] when the fleet is built.
+    pub fn to_config(&self) -> Result<FleetConfig, ConfigError> {
+        let mut c = FleetConfig {
+            manager_id: self.manager_id.clone(),
+            ..FleetConfig::default()
+        };
+        let durations = [
+            ("lease", self.lease, &mut c.lease),
+            ("pool_lease", self.pool_lease, &mut c.pool_lease),
+            ("step_timeout", self.step_timeout, &mut c.step_timeout),
+            ("scan_interval", self.scan_interval, &mut c.scan_interval),
+            (
+                "partition_interval",
+                self.partition_interval,
+                &mut c.partition_interval,
+            ),
+            (
+                "provision_interval",
+                self.provision_interval,
+                &mut c.provision_interval,
+            ),
+            ("sweep_interval", self.sweep_interval, &mut c.sweep_interval),
+            ("sweep_grace", self.sweep_grace, &mut c.sweep_grace),
+        ];
+        for (key, value, slot) in durations {
+            if let Some(secs) = value {
+                *slot = Duration::try_from_secs_f64(secs).map_err(|_| {
+                    ConfigError(format!(
+                        "`fleet.{key}`: expected a number of seconds >= 0, found {secs}"
+                    ))
+                })?;
+            }
+        }
+        let counts = [
+            ("claim_batch", self.claim_batch, &mut c.claim_batch),
+            ("batch_size", self.batch_size, &mut c.batch_size),
+            (
+                "concurrency_per_partition",
+                self.concurrency_per_partition,
+                &mut c.concurrency_per_partition,
+            ),
+        ];
+        for (_, value, slot) in counts {
+            if let Some(n) = value {
+                *slot = n;
+            }
+        }
+        Ok(c)
     }
 }
 
@@ -160,6 +268,30 @@ pub fn load(path: &Path) -> Result<FleetFile, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fleet_settings_apply_over_defaults() {
+        let f = parse(
+            "[fleet]\nstep_timeout = 2.5\nconcurrency_per_partition = 8\n",
+            "fleet.toml",
+        )
+        .unwrap();
+        let c = f.fleet.to_config().unwrap();
+        assert_eq!(c.step_timeout, Duration::from_millis(2500));
+        assert_eq!(c.concurrency_per_partition, 8);
+        assert_eq!(
+            c.lease,
+            FleetConfig::default().lease,
+            "others keep defaults"
+        );
+        let f = parse("[fleet]\nsweep_grace = -3\n", "fleet.toml").unwrap();
+        let e = f.fleet.to_config().unwrap_err().to_string();
+        assert!(e.contains("fleet.sweep_grace"), "{e}");
+        let e = parse("[fleet]\nstep_timeot = 3\n", "fleet.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("step_timeot"), "{e}");
+    }
 
     #[test]
     fn parses_a_full_file() {

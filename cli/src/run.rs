@@ -4,9 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use skyfleet_core::fleet::{
-    Demand, FixedDemand, Fleet, FleetConfig, HttpDemand, TaskclusterDemand,
-};
+use skyfleet_core::fleet::{Demand, FixedDemand, Fleet, HttpDemand, TaskclusterDemand};
 use tokio_util::sync::CancellationToken;
 
 use crate::clouds;
@@ -34,10 +32,11 @@ fn demand(section: &DemandSection) -> Result<Arc<dyn Demand>, String> {
 pub async fn build(path: &Path, store_override: Option<String>) -> Result<Fleet, String> {
     let file = config::load(path).map_err(|e| e.to_string())?;
     let origin = path.display();
-    let mut builder = Fleet::builder().config(FleetConfig {
-        manager_id: file.fleet.manager_id.clone(),
-        ..FleetConfig::default()
-    });
+    let settings = file
+        .fleet
+        .to_config()
+        .map_err(|e| format!("{origin} at {e}"))?;
+    let mut builder = Fleet::builder().config(settings);
     for (id, section) in &file.providers {
         let p = clouds::from_config(id, section)
             .await

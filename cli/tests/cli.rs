@@ -99,6 +99,25 @@ fn bad_config_exits_2_naming_file_and_key() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("providers.p"), "{out}");
     assert!(out.contains("endpoint_urll"), "{out}");
+
+    // Runtime settings: a bad value, and a step timeout outliving its lease.
+    for (text, key) in [
+        ("[fleet]\nstep_timeout = -1\n", "fleet.step_timeout"),
+        (
+            "[fleet]\nstep_timeout = 30\nlease = 10\n",
+            "fleet.step_timeout",
+        ),
+        (
+            "[fleet]\nconcurrency_per_partition = 0\n",
+            "fleet.concurrency_per_partition",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let (code, _, out) = skyfleet(&["run", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{text}: {out}");
+        assert!(out.contains("fleet.toml"), "{out}");
+        assert!(out.contains(key), "{text}: {out}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The fleet runtime a worker-manager embeds: provisioner, per-provider
-//! scanners, estimator and orphan sweeper over one [`WorkerStore`].
+//! The fleet runtime a worker-manager embeds: provisioner, scanners (one
+//! per provider and region), estimator and orphan sweeper over one
+//! [`WorkerStore`].
 //!
 //! ```no_run
 //! # async fn run() -> skyfleet_core::Result<()> {
