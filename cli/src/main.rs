@@ -322,15 +322,16 @@ async fn workers(url: &str, pool: Option<String>, phase: Option<String>, json: b
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<40} {:<20} {:<14} {:<10} {:<8} last error",
-        "worker", "pool", "provider", "phase", "desired"
+        "{:<40} {:<20} {:<14} {:<16} {:<10} {:<8} last error",
+        "worker", "pool", "provider", "partition", "phase", "desired"
     );
     for w in ws {
         println!(
-            "{:<40} {:<20} {:<14} {:<10} {:<8} {}",
+            "{:<40} {:<20} {:<14} {:<16} {:<10} {:<8} {}",
             w.id(),
             w.spec.pool_id,
             w.spec.provider_id,
+            w.partition.as_deref().unwrap_or("-"),
             w.phase.as_str(),
             format!("{:?}", w.desired).to_lowercase(),
             w.last_error
