@@ -7,7 +7,6 @@
 //! because it is per key one cloud's slowness cannot starve another's calls.
 //! Like tower's `GlobalConcurrencyLimitLayer`, cloning shares the semaphores.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,13 +17,13 @@ use http::{Request, Response};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
-use super::key::{Key, RequestExt};
+use super::key::{Key, KeyMap, RequestExt};
 use crate::{Error, ErrorKind};
 
 #[derive(Debug)]
 struct Shared {
     max: usize,
-    semaphores: Mutex<HashMap<Key, Arc<Semaphore>>>,
+    semaphores: Mutex<KeyMap<Arc<Semaphore>>>,
 }
 
 impl Shared {
@@ -51,7 +50,7 @@ impl ConcurrencyLayer {
         ConcurrencyLayer {
             shared: Arc::new(Shared {
                 max,
-                semaphores: Mutex::new(HashMap::new()),
+                semaphores: Mutex::new(KeyMap::default()),
             }),
         }
     }
@@ -88,20 +87,36 @@ where
     type Error = Error;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Error>> + Send + 'static>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         // The semaphore depends on the request's key: acquired in `call`.
-        Poll::Ready(Ok(()))
+        // The inner service's readiness is passed on so that `call` may use
+        // it at once when a permit is free.
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let inner = self.inner.clone();
         let sem = self.shared.semaphore(&req.transport_key());
-        Box::pin(async move {
-            let _permit = sem
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::new(ErrorKind::Internal, "concurrency semaphore closed"))?;
-            inner.oneshot(req).await
-        })
+        // Fast path (a permit is free): call the ready inner service now.
+        // Only a caller that must queue clones the inner service, as
+        // `RateLimit` does. `try_acquire` cannot overtake queued callers:
+        // tokio hands released permits to waiters first.
+        match sem.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let fut = self.inner.call(req);
+                Box::pin(async move {
+                    let _permit = permit;
+                    fut.await
+                })
+            }
+            Err(_) => {
+                let inner = self.inner.clone();
+                Box::pin(async move {
+                    let _permit = sem.acquire_owned().await.map_err(|_| {
+                        Error::new(ErrorKind::Internal, "concurrency semaphore closed")
+                    })?;
+                    inner.oneshot(req).await
+                })
+            }
+        }
     }
 }

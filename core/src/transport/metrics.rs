@@ -13,7 +13,7 @@
 //!   `skyfleet_transport_timeouts_total` (`scope`: `attempt` or `overall`),
 //!   `skyfleet_transport_retry_budget_exhausted_total`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +26,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::key::{Key, RequestExt};
+use super::key::{Key, KeyMap, RequestExt};
 use crate::Error;
 
 #[derive(Debug)]
@@ -43,9 +43,12 @@ struct Counters {
     statuses: Mutex<BTreeMap<u16, u64>>,
     /// `metrics` handles per status, registered on first use: building a
     /// metric key (labels and hash) on every call would cost more than the
-    /// rest of the stack.
-    handles: Mutex<HashMap<(Series, Status), (metrics::Counter, metrics::Histogram)>>,
+    /// rest of the stack. A key sees a handful of statuses, so a linear scan
+    /// beats hashing.
+    handles: Mutex<Vec<Handle>>,
 }
+
+type Handle = ((Series, Status), (metrics::Counter, metrics::Histogram));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Series {
@@ -62,7 +65,21 @@ enum Status {
 impl Counters {
     fn observe(&self, series: Series, status: Status, seconds: f64) {
         let mut handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
-        let (counter, histogram) = handles.entry((series, status)).or_insert_with(|| {
+        let id = (series, status);
+        let i = match handles.iter().position(|(h, _)| *h == id) {
+            Some(i) => i,
+            None => {
+                handles.push((id, self.register(series, status)));
+                handles.len() - 1
+            }
+        };
+        let (counter, histogram) = &handles[i].1;
+        counter.increment(1);
+        histogram.record(seconds);
+    }
+
+    fn register(&self, series: Series, status: Status) -> (metrics::Counter, metrics::Histogram) {
+        {
             let value = match status {
                 Status::Http(s) => s.to_string(),
                 Status::Named(n) => n.to_owned(),
@@ -78,9 +95,7 @@ impl Counters {
                     metrics::histogram!("skyfleet_transport_attempt_seconds", l),
                 ),
             }
-        });
-        counter.increment(1);
-        histogram.record(seconds);
+        }
     }
 }
 
@@ -149,7 +164,7 @@ impl MetricsSnapshot {
 /// numbers.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    keys: Arc<Mutex<HashMap<Key, Arc<Counters>>>>,
+    keys: Arc<Mutex<KeyMap<Arc<Counters>>>>,
 }
 
 fn key_labels(key: &Key) -> Vec<metrics::Label> {
@@ -196,7 +211,7 @@ impl Metrics {
             budget_exhausted: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             statuses: Mutex::new(BTreeMap::new()),
-            handles: Mutex::new(HashMap::new()),
+            handles: Mutex::new(Vec::new()),
         });
         map.insert(key.clone(), c.clone());
         c
@@ -295,6 +310,21 @@ impl Metrics {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// Boxes `fut`, entering `span` on every poll unless the span is disabled
+/// (no subscriber wants it, as with the default `error` filter): entering
+/// and leaving a disabled span on each of a call's polls does nothing but
+/// costs instructions, and this runs twice per call.
+fn instrument<F>(fut: F, span: tracing::Span) -> BoxFuture<F::Output>
+where
+    F: Future + Send + 'static,
+{
+    if span.is_disabled() {
+        Box::pin(fut)
+    } else {
+        Box::pin(fut.instrument(span))
+    }
+}
+
 /// Outermost layer: one `skyfleet.transport.call` span per call (provider,
 /// account, region, class, operation, final status), the calls counter and
 /// the whole-call latency.
@@ -357,23 +387,21 @@ where
             self.inner.call(req)
         };
         let span2 = span.clone();
-        Box::pin(
-            async move {
-                let start = Instant::now();
-                let res = fut.await;
-                let status = match &res {
-                    Ok(r) => Ok(r.status().as_u16()),
-                    Err(e) => Err(e.kind().name()),
-                };
-                match status {
-                    Ok(s) => span2.record("status", s),
-                    Err(name) => span2.record("status", name),
-                };
-                metrics.record_call(&key, status, start.elapsed().as_secs_f64());
-                res
-            }
-            .instrument(span),
-        )
+        let body = async move {
+            let start = Instant::now();
+            let res = fut.await;
+            let status = match &res {
+                Ok(r) => Ok(r.status().as_u16()),
+                Err(e) => Err(e.kind().name()),
+            };
+            match status {
+                Ok(s) => span2.record("status", s),
+                Err(name) => span2.record("status", name),
+            };
+            metrics.record_call(&key, status, start.elapsed().as_secs_f64());
+            res
+        };
+        instrument(body, span)
     }
 }
 
@@ -435,19 +463,17 @@ where
             self.inner.call(req)
         };
         let span2 = span.clone();
-        Box::pin(
-            async move {
-                let start = Instant::now();
-                let res = fut.await;
-                let status = res.as_ref().ok().map(|r| r.status().as_u16());
-                match status {
-                    Some(s) => span2.record("status", s),
-                    None => span2.record("status", "error"),
-                };
-                Metrics::attempt_ended(&counters, status, start.elapsed().as_secs_f64());
-                res
-            }
-            .instrument(span),
-        )
+        let body = async move {
+            let start = Instant::now();
+            let res = fut.await;
+            let status = res.as_ref().ok().map(|r| r.status().as_u16());
+            match status {
+                Some(s) => span2.record("status", s),
+                None => span2.record("status", "error"),
+            };
+            Metrics::attempt_ended(&counters, status, start.elapsed().as_secs_f64());
+            res
+        };
+        instrument(body, span)
     }
 }

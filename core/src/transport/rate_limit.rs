@@ -44,7 +44,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::classify::{classify_response, Outcome};
 use super::config::{Limit, TransportConfig};
-use super::key::{Key, RequestExt};
+use super::key::{Key, KeyMap, RequestExt};
 use super::metrics::Metrics;
 use crate::Error;
 
@@ -133,9 +133,16 @@ impl Bucket {
 struct Buckets {
     /// The buckets, by identity.
     by_id: HashMap<BucketId, Arc<Bucket>>,
-    /// Cache: a request key (without an own-limit operation) to its bucket,
-    /// so the hot path is one lookup with no allocation.
-    by_key: HashMap<Key, Arc<Bucket>>,
+    /// Cache: a request key to its class bucket and whether its provider
+    /// has operations with their own limits, so the hot path is one lookup
+    /// (on the key's precomputed hash) with no allocation; only the
+    /// providers with per-operation limits look the operation up as well.
+    by_key: KeyMap<KeyBuckets>,
+}
+
+struct KeyBuckets {
+    class: Arc<Bucket>,
+    has_operation_limits: bool,
 }
 
 struct Shared {
@@ -146,6 +153,14 @@ struct Shared {
 
 impl Shared {
     fn bucket(&self, key: &Key, operation: &str) -> Arc<Bucket> {
+        {
+            let b = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(k) = b.by_key.get(key) {
+                if operation.is_empty() || !k.has_operation_limits {
+                    return k.class.clone();
+                }
+            }
+        }
         if let Some(limit) = self.config.operation_limit(key.provider(), operation) {
             let id = BucketId {
                 key: key.clone(),
@@ -159,8 +174,8 @@ impl Shared {
                 .clone();
         }
         let mut b = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(bucket) = b.by_key.get(key) {
-            return bucket.clone();
+        if let Some(k) = b.by_key.get(key) {
+            return k.class.clone();
         }
         let (class, limit) = self.config.limit_for(key.provider(), key.class());
         let id = BucketId {
@@ -172,7 +187,18 @@ impl Shared {
             .entry(id)
             .or_insert_with(|| Arc::new(Bucket::new(limit)))
             .clone();
-        b.by_key.insert(key.clone(), bucket.clone());
+        let has_operation_limits = self
+            .config
+            .operation_limits
+            .get(key.provider())
+            .is_some_and(|ops| !ops.is_empty());
+        b.by_key.insert(
+            key.clone(),
+            KeyBuckets {
+                class: bucket.clone(),
+                has_operation_limits,
+            },
+        );
         bucket
     }
 
@@ -183,6 +209,16 @@ impl Shared {
         }
         let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(rand::rng().random_range(0..=nanos))
+    }
+
+    /// Takes a token now if the bucket is neither paused nor empty.
+    fn try_acquire(&self, bucket: &Bucket) -> bool {
+        if let Some(until) = bucket.paused_until() {
+            if until > Instant::now() {
+                return false;
+            }
+        }
+        bucket.limiter.check().is_ok()
     }
 
     /// Waits until the bucket is neither paused nor empty, then takes a token.
@@ -286,20 +322,35 @@ where
     type Error = Error;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Error>> + Send + 'static>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        // Readiness depends on the request's key, so the wait happens in
-        // `call`; the inner service is driven to readiness there too.
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Readiness depends on the request's key, so the wait for a token
+        // happens in `call`; the inner service's readiness is passed on so
+        // that `call` may use it at once when a token is there.
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let inner = self.inner.clone();
         let shared = self.shared.clone();
+        let key = req.transport_key();
+        let bucket = shared.bucket(&key, req.operation());
+        // Fast path (a token is there, the usual case below the limit): call
+        // the inner service, which `poll_ready` made ready, right away. Only
+        // a caller that must wait takes a clone of the inner service (which
+        // `oneshot` drives to readiness after the wait): cloning the rest of
+        // the stack on every call was a measurable share of its cost.
+        let call = if shared.try_acquire(&bucket) {
+            Ok(self.inner.call(req))
+        } else {
+            Err((self.inner.clone(), req))
+        };
         Box::pin(async move {
-            let key = req.transport_key();
-            let bucket = shared.bucket(&key, req.operation());
-            shared.acquire(&bucket).await;
-            let res = inner.oneshot(req).await;
+            let res = match call {
+                Ok(fut) => fut.await,
+                Err((inner, req)) => {
+                    shared.acquire(&bucket).await;
+                    inner.oneshot(req).await
+                }
+            };
             if let Ok(resp) = &res {
                 if let Outcome::Throttled { retry_after } = classify_response(resp) {
                     shared.throttled(&key, &bucket, retry_after);

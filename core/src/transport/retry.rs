@@ -28,7 +28,6 @@
 //! `ClientToken`, GCE `requestId`, `Idempotency-Key`) are sent verbatim on
 //! every attempt. The final response carries a [`RetryInfo`] extension.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -40,7 +39,7 @@ use tower::retry::Policy;
 
 use super::classify::{classify_response, retry_after, Outcome};
 use super::config::{Budget, TransportConfig};
-use super::key::{is_idempotent, Attempt, Key, RequestExt};
+use super::key::{is_idempotent, Attempt, Key, KeyMap, RequestExt};
 use super::metrics::Metrics;
 use crate::{Error, ErrorKind};
 
@@ -81,7 +80,7 @@ pub struct RetryInfo {
 #[derive(Debug, Clone)]
 pub struct RetryBudget {
     config: Budget,
-    tokens: Arc<Mutex<HashMap<Key, u32>>>,
+    tokens: Arc<Mutex<KeyMap<u32>>>,
 }
 
 impl RetryBudget {
@@ -89,7 +88,7 @@ impl RetryBudget {
     pub fn new(config: Budget) -> Self {
         RetryBudget {
             config,
-            tokens: Arc::new(Mutex::new(HashMap::new())),
+            tokens: Arc::new(Mutex::new(KeyMap::default())),
         }
     }
 

@@ -18,7 +18,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::config::TransportConfig;
-use super::key::RequestExt;
+use super::key::{Operation, RequestExt};
 use super::metrics::Metrics;
 use crate::{Error, ErrorKind};
 
@@ -98,7 +98,9 @@ where
             TimeoutScope::Attempt => t.attempt,
             TimeoutScope::Overall => t.overall,
         };
-        let operation = req.operation().to_owned();
+        // Only the error path reads the operation: clone the extension (a
+        // `Cow`, usually borrowed) rather than allocating a `String` per call.
+        let operation = req.extensions().get::<Operation>().cloned();
         let attempt = req.attempt();
         let metrics = self.layer.metrics.clone();
         let fut = self.inner.call(req);
@@ -106,6 +108,7 @@ where
             match tokio::time::timeout(limit, fut).await {
                 Ok(res) => res,
                 Err(_elapsed) => {
+                    let operation = operation.as_ref().map(Operation::as_str).unwrap_or("");
                     metrics.record_timeout(&key, scope.as_str());
                     tracing::warn!(key = %key, operation, attempt, scope = scope.as_str(),
                         limit_ms = limit.as_millis() as u64, "call timed out");
