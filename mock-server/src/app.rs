@@ -105,16 +105,25 @@ impl Shared {
 pub fn cloud_for_path(path: &str) -> Option<Cloud> {
     if path.starts_with("/_mock/") || path == "/_mock" {
         None
-    } else if path.starts_with("/subscriptions")
-        || path.contains("/oauth2/")
-        || path.starts_with("/metadata/identity")
-    {
+    } else if path.starts_with("/subscriptions") || path.starts_with("/metadata/identity") {
         Some(Cloud::Azure)
     } else if path.starts_with("/compute/") || path == "/token" {
         Some(Cloud::Gcp)
+    } else if is_entra_path(path) {
+        Some(Cloud::Azure)
     } else {
         Some(Cloud::Aws)
     }
+}
+
+/// `/{tenant}/oauth2/...`, Entra's token endpoints. Only the second
+/// segment counts, and `/compute/...` is Google's whatever follows: an
+/// unknown Compute Engine path with an `oauth2` segment
+/// (`/compute/x/oauth2/y`, `/compute/oauth2/y`) gets Google's 404, not
+/// ARM's (found by the `mock_gce_json` fuzz target).
+fn is_entra_path(path: &str) -> bool {
+    let mut segments = path.split('/').skip(1);
+    segments.next().is_some_and(|tenant| !tenant.is_empty()) && segments.next() == Some("oauth2")
 }
 
 /// An error in the format of the cloud that owns `path` (control API paths
