@@ -337,7 +337,9 @@ async fn invalid_pools_are_refused_before_anything_starts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_the_work_and_survive_a_dead_replica() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cleanup = None;
+    // The PostgreSQL schema to drop at the end (only with the `postgres` feature).
+    #[allow(unused_mut)]
+    let mut cleanup: Option<(String, String)> = None;
     let mut stores: Vec<Arc<dyn WorkerStore>> = Vec::new();
     #[cfg(feature = "postgres")]
     if let Ok(url) = std::env::var("SKYFLEET_TEST_POSTGRES_URL") {
@@ -412,6 +414,9 @@ async fn replicas_share_the_work_and_survive_a_dead_replica() {
         cancel.cancel();
         handle.await.unwrap().unwrap();
     }
+    #[cfg(not(feature = "postgres"))]
+    let _ = cleanup;
+    #[cfg(feature = "postgres")]
     if let Some((url, schema)) = cleanup {
         let admin = sqlx::PgPool::connect(&url).await.unwrap();
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
