@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service, ServiceExt};
 
 use super::key::{Key, KeyMap, RequestExt};
@@ -53,6 +53,20 @@ impl ConcurrencyLayer {
                 semaphores: Mutex::new(KeyMap::default()),
             }),
         }
+    }
+
+    /// Takes one of `key`'s permits now, or hands back its semaphore to
+    /// queue on (see [`ConcurrencyLayer::acquire`]).
+    pub(crate) fn try_acquire(&self, key: &Key) -> Result<OwnedSemaphorePermit, Arc<Semaphore>> {
+        let sem = self.shared.semaphore(key);
+        sem.clone().try_acquire_owned().map_err(|_| sem)
+    }
+
+    /// Queues for a permit of `sem` (fairly: tokio serves waiters in order).
+    pub(crate) async fn acquire(sem: Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Error> {
+        sem.acquire_owned()
+            .await
+            .map_err(|_| Error::new(ErrorKind::Internal, "concurrency semaphore closed"))
     }
 
     /// The permits of `key` not in use now.
@@ -95,12 +109,14 @@ where
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let sem = self.shared.semaphore(&req.transport_key());
         // Fast path (a permit is free): call the ready inner service now.
         // Only a caller that must queue clones the inner service, as
         // `RateLimit` does. `try_acquire` cannot overtake queued callers:
         // tokio hands released permits to waiters first.
-        match sem.clone().try_acquire_owned() {
+        let layer = ConcurrencyLayer {
+            shared: self.shared.clone(),
+        };
+        match layer.try_acquire(&req.transport_key()) {
             Ok(permit) => {
                 let fut = self.inner.call(req);
                 Box::pin(async move {
@@ -108,12 +124,10 @@ where
                     fut.await
                 })
             }
-            Err(_) => {
+            Err(sem) => {
                 let inner = self.inner.clone();
                 Box::pin(async move {
-                    let _permit = sem.acquire_owned().await.map_err(|_| {
-                        Error::new(ErrorKind::Internal, "concurrency semaphore closed")
-                    })?;
+                    let _permit = ConcurrencyLayer::acquire(sem).await?;
                     inner.oneshot(req).await
                 })
             }

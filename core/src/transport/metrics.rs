@@ -29,8 +29,9 @@ use tracing::Instrument;
 use super::key::{Key, KeyMap, RequestExt};
 use crate::Error;
 
+/// The counters and metric handles of one key.
 #[derive(Debug)]
-struct Counters {
+pub(crate) struct Counters {
     /// The key's labels, built once (the strings are shared, not copied).
     labels: Vec<metrics::Label>,
     calls: AtomicU64,
@@ -194,7 +195,7 @@ impl Metrics {
         Metrics::default()
     }
 
-    fn counters(&self, key: &Key) -> Arc<Counters> {
+    pub(crate) fn counters(&self, key: &Key) -> Arc<Counters> {
         // A poisoned lock only means another thread panicked mid-insert; the
         // map itself is still usable.
         let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
@@ -245,7 +246,12 @@ impl Metrics {
     }
 
     pub(crate) fn record_call(&self, key: &Key, status: Result<u16, &'static str>, seconds: f64) {
-        let c = self.counters(key);
+        Metrics::call_ended(&self.counters(key), status, seconds);
+    }
+
+    /// Counts a call of `c`'s key that ended with `status` (the HTTP status
+    /// or the error kind) after `seconds`.
+    pub(crate) fn call_ended(c: &Counters, status: Result<u16, &'static str>, seconds: f64) {
         bump(&c.calls);
         let status = match status {
             Ok(s) => Status::Http(s),
@@ -256,11 +262,19 @@ impl Metrics {
 
     fn attempt_started(&self, key: &Key) -> Arc<Counters> {
         let c = self.counters(key);
-        bump(&c.attempts);
+        Metrics::attempt_started_on(&c);
         c
     }
 
-    fn attempt_ended(c: &Counters, status: Option<u16>, seconds: f64) {
+    /// Counts an attempt of `c`'s key as started.
+    pub(crate) fn attempt_started_on(c: &Counters) {
+        bump(&c.attempts);
+    }
+
+    /// Counts an attempt that ended with an HTTP `status` (`None`: an error
+    /// without a response) after `seconds`. An attempt cut by its timeout
+    /// never ends here: it is counted in `timeouts`.
+    pub(crate) fn attempt_ended(c: &Counters, status: Option<u16>, seconds: f64) {
         let status = match status {
             Some(s) => {
                 *c.statuses
@@ -306,6 +320,58 @@ impl Metrics {
         )
         .increment(1);
     }
+}
+
+/// The `skyfleet.transport.call` span of a call.
+pub(crate) fn call_span(key: &Key, operation: &str) -> tracing::Span {
+    tracing::debug_span!(
+        "skyfleet.transport.call",
+        provider = key.provider(),
+        account = key.account(),
+        region = key.region(),
+        class = key.class().as_str(),
+        operation,
+        status = tracing::field::Empty,
+    )
+}
+
+/// The `skyfleet.transport.attempt` span of attempt number `attempt`.
+pub(crate) fn attempt_span(attempt: u32) -> tracing::Span {
+    tracing::debug_span!(
+        "skyfleet.transport.attempt",
+        attempt,
+        status = tracing::field::Empty,
+    )
+}
+
+/// A call's final status (the HTTP status or the error kind), recorded on
+/// its span.
+pub(crate) fn call_status(
+    span: &tracing::Span,
+    res: &Result<Response<Bytes>, Error>,
+) -> Result<u16, &'static str> {
+    let status = match res {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => Err(e.kind().name()),
+    };
+    match status {
+        Ok(s) => span.record("status", s),
+        Err(name) => span.record("status", name),
+    };
+    status
+}
+
+/// An attempt's HTTP status (`None`: an error), recorded on its span.
+pub(crate) fn attempt_status(
+    span: &tracing::Span,
+    res: &Result<Response<Bytes>, Error>,
+) -> Option<u16> {
+    let status = res.as_ref().ok().map(|r| r.status().as_u16());
+    match status {
+        Some(s) => span.record("status", s),
+        None => span.record("status", "error"),
+    };
+    status
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -372,15 +438,7 @@ where
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let key = req.transport_key();
-        let span = tracing::debug_span!(
-            "skyfleet.transport.call",
-            provider = key.provider(),
-            account = key.account(),
-            region = key.region(),
-            class = key.class().as_str(),
-            operation = req.operation(),
-            status = tracing::field::Empty,
-        );
+        let span = call_span(&key, req.operation());
         let metrics = self.metrics.clone();
         let fut = {
             let _e = span.enter();
@@ -390,14 +448,7 @@ where
         let body = async move {
             let start = Instant::now();
             let res = fut.await;
-            let status = match &res {
-                Ok(r) => Ok(r.status().as_u16()),
-                Err(e) => Err(e.kind().name()),
-            };
-            match status {
-                Ok(s) => span2.record("status", s),
-                Err(name) => span2.record("status", name),
-            };
+            let status = call_status(&span2, &res);
             metrics.record_call(&key, status, start.elapsed().as_secs_f64());
             res
         };
@@ -452,11 +503,7 @@ where
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let key = req.transport_key();
-        let span = tracing::debug_span!(
-            "skyfleet.transport.attempt",
-            attempt = req.attempt(),
-            status = tracing::field::Empty,
-        );
+        let span = attempt_span(req.attempt());
         let counters = self.metrics.attempt_started(&key);
         let fut = {
             let _e = span.enter();
@@ -466,11 +513,7 @@ where
         let body = async move {
             let start = Instant::now();
             let res = fut.await;
-            let status = res.as_ref().ok().map(|r| r.status().as_u16());
-            match status {
-                Some(s) => span2.record("status", s),
-                None => span2.record("status", "error"),
-            };
+            let status = attempt_status(&span2, &res);
             Metrics::attempt_ended(&counters, status, start.elapsed().as_secs_f64());
             res
         };

@@ -93,7 +93,8 @@ struct BucketId {
     operation: Option<String>,
 }
 
-struct Bucket {
+/// One GCRA bucket and its pause (shared by every caller of its keys).
+pub(crate) struct Bucket {
     limiter: Gcra,
     paused_until: Mutex<Option<Instant>>,
 }
@@ -240,6 +241,26 @@ impl Shared {
         }
     }
 
+    /// After an attempt: a throttle answer pauses the bucket, and the
+    /// class bucket too when the operation has its own (an operation with
+    /// its own bucket still belongs to its class).
+    fn observe(&self, key: &Key, bucket: &Arc<Bucket>, res: &Result<Response<Bytes>, Error>) {
+        let Ok(resp) = res else { return };
+        let Outcome::Throttled { retry_after } = classify_response(resp) else {
+            return;
+        };
+        self.throttled(key, bucket, retry_after);
+        let class_bucket = self.bucket(key, "");
+        if !Arc::ptr_eq(&class_bucket, bucket) {
+            class_bucket.pause_until(
+                Instant::now()
+                    + retry_after
+                        .unwrap_or(self.config.default_throttle_pause)
+                        .min(self.config.max_throttle_pause),
+            );
+        }
+    }
+
     fn throttled(&self, key: &Key, bucket: &Bucket, retry_after: Option<Duration>) {
         let pause = retry_after
             .unwrap_or(self.config.default_throttle_pause)
@@ -273,6 +294,31 @@ impl RateLimitLayer {
                 buckets: Mutex::new(Buckets::default()),
             }),
         }
+    }
+
+    /// The bucket a request with `key` and `operation` draws on.
+    pub(crate) fn bucket(&self, key: &Key, operation: &str) -> Arc<Bucket> {
+        self.shared.bucket(key, operation)
+    }
+
+    /// Takes a token now if `bucket` is neither paused nor empty.
+    pub(crate) fn try_acquire(&self, bucket: &Bucket) -> bool {
+        self.shared.try_acquire(bucket)
+    }
+
+    /// Waits until `bucket` is neither paused nor empty, then takes a token.
+    pub(crate) async fn acquire(&self, bucket: &Bucket) {
+        self.shared.acquire(bucket).await
+    }
+
+    /// Pauses the key's buckets if `res` is a throttle answer.
+    pub(crate) fn observe(
+        &self,
+        key: &Key,
+        bucket: &Arc<Bucket>,
+        res: &Result<Response<Bytes>, Error>,
+    ) {
+        self.shared.observe(key, bucket, res)
     }
 
     /// Pauses `key` (all its callers) for `pause`, clamped like a throttle's.
@@ -351,22 +397,7 @@ where
                     inner.oneshot(req).await
                 }
             };
-            if let Ok(resp) = &res {
-                if let Outcome::Throttled { retry_after } = classify_response(resp) {
-                    shared.throttled(&key, &bucket, retry_after);
-                    // An operation with its own bucket still belongs to its
-                    // class: a throttle pauses the class too.
-                    let class_bucket = shared.bucket(&key, "");
-                    if !Arc::ptr_eq(&class_bucket, &bucket) {
-                        class_bucket.pause_until(
-                            Instant::now()
-                                + retry_after
-                                    .unwrap_or(shared.config.default_throttle_pause)
-                                    .min(shared.config.max_throttle_pause),
-                        );
-                    }
-                }
-            }
+            shared.observe(&key, &bucket, &res);
             res
         })
     }

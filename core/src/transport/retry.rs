@@ -305,14 +305,20 @@ impl Policy<Request<Bytes>, Response<Bytes>, Error> for RetryPolicy {
     }
 
     fn clone_request(&mut self, req: &Request<Bytes>) -> Option<Request<Bytes>> {
-        let mut clone = Request::new(req.body().clone());
-        *clone.method_mut() = req.method().clone();
-        *clone.uri_mut() = req.uri().clone();
-        *clone.version_mut() = req.version();
-        *clone.headers_mut() = req.headers().clone();
-        *clone.extensions_mut() = req.extensions().clone();
-        Some(clone)
+        Some(clone_request(req))
     }
+}
+
+/// A copy of `req` for one attempt: the body is shared, not copied; headers
+/// and extensions are cloned, so idempotency tokens are sent verbatim.
+pub(crate) fn clone_request(req: &Request<Bytes>) -> Request<Bytes> {
+    let mut clone = Request::new(req.body().clone());
+    *clone.method_mut() = req.method().clone();
+    *clone.uri_mut() = req.uri().clone();
+    *clone.version_mut() = req.version();
+    *clone.headers_mut() = req.headers().clone();
+    *clone.extensions_mut() = req.extensions().clone();
+    clone
 }
 
 #[cfg(test)]

@@ -12,13 +12,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::config::TransportConfig;
-use super::key::{Operation, RequestExt};
+use super::key::{Key, Operation, RequestExt};
 use super::metrics::Metrics;
 use crate::{Error, ErrorKind};
 
@@ -32,7 +33,7 @@ pub enum TimeoutScope {
 }
 
 impl TimeoutScope {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TimeoutScope::Attempt => "attempt",
             TimeoutScope::Overall => "overall",
@@ -107,29 +108,47 @@ where
         Box::pin(async move {
             match tokio::time::timeout(limit, fut).await {
                 Ok(res) => res,
-                Err(_elapsed) => {
-                    let operation = operation.as_ref().map(Operation::as_str).unwrap_or("");
-                    metrics.record_timeout(&key, scope.as_str());
-                    tracing::warn!(key = %key, operation, attempt, scope = scope.as_str(),
-                        limit_ms = limit.as_millis() as u64, "call timed out");
-                    Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "{} of {operation} ({key}) timed out after {} ms",
-                            match scope {
-                                TimeoutScope::Attempt => format!("attempt {attempt}"),
-                                TimeoutScope::Overall => "call".to_owned(),
-                            },
-                            limit.as_millis()
-                        ),
-                    )
-                    .with_provider(key.provider())
-                    .with_code(match scope {
-                        TimeoutScope::Attempt => "attempt_timeout",
-                        TimeoutScope::Overall => "call_timeout",
-                    }))
-                }
+                Err(_elapsed) => Err(timed_out(
+                    &metrics,
+                    &key,
+                    operation.as_ref().map(Operation::as_str).unwrap_or(""),
+                    attempt,
+                    scope,
+                    limit,
+                )),
             }
         })
     }
+}
+
+/// The error (and the metric and log line) of a call or attempt cut by its
+/// `scope` deadline of `limit`; shared with the pipeline of
+/// [`Transport`](super::Transport), which applies the same deadlines.
+pub(crate) fn timed_out(
+    metrics: &Metrics,
+    key: &Key,
+    operation: &str,
+    attempt: u32,
+    scope: TimeoutScope,
+    limit: Duration,
+) -> Error {
+    metrics.record_timeout(key, scope.as_str());
+    tracing::warn!(key = %key, operation, attempt, scope = scope.as_str(),
+        limit_ms = limit.as_millis() as u64, "call timed out");
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "{} of {operation} ({key}) timed out after {} ms",
+            match scope {
+                TimeoutScope::Attempt => format!("attempt {attempt}"),
+                TimeoutScope::Overall => "call".to_owned(),
+            },
+            limit.as_millis()
+        ),
+    )
+    .with_provider(key.provider())
+    .with_code(match scope {
+        TimeoutScope::Attempt => "attempt_timeout",
+        TimeoutScope::Overall => "call_timeout",
+    })
 }
