@@ -59,7 +59,18 @@ impl ConcurrencyLayer {
     /// queue on (see [`ConcurrencyLayer::acquire`]).
     pub(crate) fn try_acquire(&self, key: &Key) -> Result<OwnedSemaphorePermit, Arc<Semaphore>> {
         let sem = self.shared.semaphore(key);
-        sem.clone().try_acquire_owned().map_err(|_| sem)
+        ConcurrencyLayer::try_acquire_on(&sem).ok_or(sem)
+    }
+
+    /// `key`'s semaphore, for callers that cache it per key.
+    pub(crate) fn semaphore(&self, key: &Key) -> Arc<Semaphore> {
+        self.shared.semaphore(key)
+    }
+
+    /// Takes a permit of `sem` now if one is free. This cannot overtake
+    /// queued callers: tokio hands released permits to waiters first.
+    pub(crate) fn try_acquire_on(sem: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        sem.clone().try_acquire_owned().ok()
     }
 
     /// Queues for a permit of `sem` (fairly: tokio serves waiters in order).

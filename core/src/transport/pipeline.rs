@@ -34,12 +34,13 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::retry::Policy;
 use tower::Service;
@@ -47,9 +48,9 @@ use tracing::Instrument;
 
 use super::concurrency::ConcurrencyLayer;
 use super::config::{Timeouts, TransportConfig};
-use super::key::{Key, RequestExt};
+use super::key::{Key, KeyMap, RequestExt};
 use super::metrics::{attempt_span, attempt_status, call_span, call_status, Counters, Metrics};
-use super::rate_limit::RateLimitLayer;
+use super::rate_limit::{KeyBuckets, RateLimitLayer};
 use super::retry::{clone_request, RetryPolicy};
 use super::timeout::{timed_out, TimeoutScope};
 use crate::{Error, Result};
@@ -62,8 +63,20 @@ pub(crate) trait Pipeline: Send + Sync {
     fn call(self: Arc<Self>, req: Request<Bytes>) -> BoxFuture<Result<Response<Bytes>>>;
 }
 
+/// What the pipeline needs of a key, looked up once per key: each layer
+/// keeps its own map, and providers build a fresh `Key` per request, so
+/// each of those lookups compares the key's strings.
+pub(crate) struct PerKey {
+    counters: Arc<Counters>,
+    buckets: KeyBuckets,
+    semaphore: Arc<Semaphore>,
+}
+
 /// The shared state of every layer and the client.
 pub(crate) struct Stack<S> {
+    /// The per-key cache (entries are never replaced in the layers' maps,
+    /// so a cached handle stays the layer's).
+    pub(crate) keys: Mutex<KeyMap<Arc<PerKey>>>,
     pub(crate) client: S,
     pub(crate) config: Arc<TransportConfig>,
     pub(crate) metrics: Metrics,
@@ -152,7 +165,8 @@ where
             // attempt's end is the call's when it is the last.
             let call_started = StdInstant::now();
             let now = Instant::now();
-            let counters = self.metrics.counters(&key);
+            let per = self.per_key(&key);
+            let counters = &per.counters;
             let t: Timeouts = self.config.timeouts(key.class());
             let overall = now + t.overall;
             let mut policy = self.policy.clone();
@@ -164,7 +178,9 @@ where
                 // permit without waiting; waits are bounded by the call only
                 // and boxed (only the slow path pays for them, and they would
                 // grow every call's future).
-                let bucket = self.rate_limit.bucket(&key, req.operation());
+                let bucket = self
+                    .rate_limit
+                    .bucket_in(&per.buckets, &key, req.operation());
                 if !self.rate_limit.try_acquire(&bucket) {
                     waited_since_start = true;
                     let mut wait = Box::pin(self.rate_limit.acquire(&bucket));
@@ -172,27 +188,28 @@ where
                     {
                         return self.finish(
                             &span,
-                            &counters,
+                            counters,
                             call_started,
                             None,
                             self.overall_timeout(&key, &req, t),
                         );
                     }
                 }
-                let permit = match self.concurrency.try_acquire(&key) {
-                    Ok(permit) => permit,
-                    Err(sem) => {
+                let permit = match ConcurrencyLayer::try_acquire_on(&per.semaphore) {
+                    Some(permit) => permit,
+                    None => {
+                        let sem = per.semaphore.clone();
                         waited_since_start = true;
                         let mut wait = Box::pin(ConcurrencyLayer::acquire(sem));
                         match race(wait.as_mut(), set(timer.as_mut(), overall)).await {
                             Waited::Done(Ok(permit)) => permit,
                             Waited::Done(Err(e)) => {
-                                return self.finish(&span, &counters, call_started, None, Err(e))
+                                return self.finish(&span, counters, call_started, None, Err(e))
                             }
                             Waited::Elapsed => {
                                 return self.finish(
                                     &span,
-                                    &counters,
+                                    counters,
                                     call_started,
                                     None,
                                     self.overall_timeout(&key, &req, t),
@@ -213,7 +230,7 @@ where
                     (overall, TimeoutScope::Overall)
                 };
                 let number = req.attempt();
-                Metrics::attempt_started_on(&counters);
+                Metrics::attempt_started_on(counters);
                 let attempt = attempt_span(number);
                 let exchange = self.exchange(&req, &attempt);
                 let (mut res, ended) =
@@ -222,13 +239,13 @@ where
                             let ended = StdInstant::now();
                             let status = attempt_status(&attempt, &res);
                             let seconds = ended.duration_since(started).as_secs_f64();
-                            Metrics::attempt_ended(&counters, status, seconds);
+                            Metrics::attempt_ended(counters, status, seconds);
                             (res, Some(ended))
                         }
                         Waited::Elapsed if scope == TimeoutScope::Overall => {
                             return self.finish(
                                 &span,
-                                &counters,
+                                counters,
                                 call_started,
                                 None,
                                 self.overall_timeout(&key, &req, t),
@@ -249,7 +266,7 @@ where
                 drop(permit);
                 self.rate_limit.observe(&key, &bucket, &res);
                 let Some(backoff) = policy.retry(&mut req, &mut res) else {
-                    return self.finish(&span, &counters, call_started, ended, res);
+                    return self.finish(&span, counters, call_started, ended, res);
                 };
                 drop(res);
                 waited_since_start = true;
@@ -258,7 +275,7 @@ where
                 {
                     return self.finish(
                         &span,
-                        &counters,
+                        counters,
                         call_started,
                         None,
                         self.overall_timeout(&key, &req, t),
@@ -266,6 +283,20 @@ where
                 }
             }
         }
+    }
+
+    fn per_key(&self, key: &Key) -> Arc<PerKey> {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(per) = keys.get(key) {
+            return per.clone();
+        }
+        let per = Arc::new(PerKey {
+            counters: self.metrics.counters(key),
+            buckets: self.rate_limit.key_buckets(key),
+            semaphore: self.concurrency.semaphore(key),
+        });
+        keys.insert(key.clone(), per.clone());
+        per
     }
 
     /// Records the end of a call (span status, calls counter, latency up to

@@ -141,7 +141,8 @@ struct Buckets {
     by_key: KeyMap<KeyBuckets>,
 }
 
-struct KeyBuckets {
+/// A key's class bucket, and whether its provider has per-operation limits.
+pub(crate) struct KeyBuckets {
     class: Arc<Bucket>,
     has_operation_limits: bool,
 }
@@ -188,11 +189,7 @@ impl Shared {
             .entry(id)
             .or_insert_with(|| Arc::new(Bucket::new(limit)))
             .clone();
-        let has_operation_limits = self
-            .config
-            .operation_limits
-            .get(key.provider())
-            .is_some_and(|ops| !ops.is_empty());
+        let has_operation_limits = self.has_operation_limits(key);
         b.by_key.insert(
             key.clone(),
             KeyBuckets {
@@ -201,6 +198,13 @@ impl Shared {
             },
         );
         bucket
+    }
+
+    fn has_operation_limits(&self, key: &Key) -> bool {
+        self.config
+            .operation_limits
+            .get(key.provider())
+            .is_some_and(|ops| !ops.is_empty())
     }
 
     fn jitter(&self) -> Duration {
@@ -296,9 +300,30 @@ impl RateLimitLayer {
         }
     }
 
-    /// The bucket a request with `key` and `operation` draws on.
-    pub(crate) fn bucket(&self, key: &Key, operation: &str) -> Arc<Bucket> {
-        self.shared.bucket(key, operation)
+    /// `key`'s class bucket and whether its provider has operations with
+    /// their own buckets: what [`RateLimitLayer::bucket_in`] needs, for
+    /// callers that cache it per key (the pipeline of a `Transport`).
+    pub(crate) fn key_buckets(&self, key: &Key) -> KeyBuckets {
+        KeyBuckets {
+            class: self.shared.bucket(key, ""),
+            has_operation_limits: self.shared.has_operation_limits(key),
+        }
+    }
+
+    /// The bucket a request with `key` and `operation` draws on, from the
+    /// key's cached `buckets`: no lookup unless the operation may have its
+    /// own.
+    pub(crate) fn bucket_in(
+        &self,
+        buckets: &KeyBuckets,
+        key: &Key,
+        operation: &str,
+    ) -> Arc<Bucket> {
+        if operation.is_empty() || !buckets.has_operation_limits {
+            buckets.class.clone()
+        } else {
+            self.shared.bucket(key, operation)
+        }
     }
 
     /// Takes a token now if `bucket` is neither paused nor empty.
