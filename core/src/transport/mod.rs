@@ -283,3 +283,53 @@ impl Service<Request<Bytes>> for Transport {
         self.stack.clone().call(req)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The stack composed from the public layers behaves like the pipeline
+    /// and shares the transport's state: a 503 is retried, the response
+    /// carries its `RetryInfo`, and the counters are the transport's.
+    #[tokio::test(start_paused = true)]
+    async fn layered_stack_retries_and_shares_state() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fake = {
+            let calls = calls.clone();
+            tower::service_fn(move |_req: Request<Bytes>| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let mut resp = Response::new(Bytes::new());
+                    if n == 0 {
+                        *resp.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    Ok::<_, Error>(resp)
+                }
+            })
+        };
+        let config = TransportConfig::default()
+            .with_backoff(Duration::from_millis(10), Duration::from_millis(20));
+        let transport = Transport::builder()
+            .config(config)
+            .build_with(fake.clone())
+            .unwrap();
+        let key = Key::new("test", "a", "r", ApiClass::Read);
+        let req = Request::get("http://localhost/")
+            .body(Bytes::new())
+            .unwrap()
+            .with_key(key.clone());
+        let resp = layered(&transport, fake).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.extensions().get::<RetryInfo>().map(|i| i.attempts),
+            Some(2)
+        );
+        let stats = transport.metrics().snapshot().get(&key);
+        assert_eq!((stats.calls, stats.attempts, stats.retries), (1, 2, 1));
+    }
+}
