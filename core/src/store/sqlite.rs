@@ -403,3 +403,84 @@ impl WorkerStore for SqliteStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::worker;
+
+    /// A database written by an older skyfleet (schema 2: no partitions)
+    /// opens, migrates, and its workers are claimed by the scanner of
+    /// workers without a partition.
+    #[tokio::test]
+    async fn upgrades_a_schema_2_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = SqlitePool::connect(&url).await.expect("open");
+        sqlx::query("CREATE TABLE skyfleet_schema (version INTEGER NOT NULL)")
+            .execute(&pool)
+            .await
+            .expect("schema table");
+        for (i, m) in migrations::SQLITE.iter().take(2).enumerate() {
+            for stmt in migrations::statements(m) {
+                sqlx::query(stmt)
+                    .execute(&pool)
+                    .await
+                    .expect("old migration");
+            }
+            sqlx::query("INSERT INTO skyfleet_schema (version) VALUES (?)")
+                .bind((i + 1) as i64)
+                .execute(&pool)
+                .await
+                .expect("version");
+        }
+        let now = crate::clock::from_millis(1_750_000_000_000);
+        let mut w = worker("w-old", "p", "aws", now);
+        w.version = 1;
+        // The body as the old version wrote it: no `partition` key.
+        let body = serde_json::to_string(&w).expect("body");
+        assert!(!body.contains("partition"));
+        sqlx::query(
+            "INSERT INTO workers (worker_id, pool_id, provider_id, phase, next_check_at, version, \
+             lease_owner, lease_expires_at, created_at, body) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+        )
+        .bind(w.id())
+        .bind("p")
+        .bind("aws")
+        .bind(w.phase.as_str())
+        .bind(to_millis(now))
+        .bind(1i64)
+        .bind(to_millis(now))
+        .bind(body)
+        .execute(&pool)
+        .await
+        .expect("old row");
+        pool.close().await;
+
+        let store = SqliteStore::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("migrate");
+        assert_eq!(
+            store.partitions("aws").await.expect("partitions"),
+            vec![None]
+        );
+        let claim = Claim {
+            provider_id: "aws".into(),
+            partition: PartitionFilter::Only(None),
+            owner: "r".into(),
+            lease: Duration::from_secs(60),
+            limit: 10,
+        };
+        let mut got = store.claim_due(&claim, now).await.expect("claim");
+        assert_eq!(got.len(), 1, "the old worker is claimed");
+        // Its next step places it; the column follows.
+        let mut w = got.remove(0);
+        w.partition = Some("us-east-1".into());
+        store.update_worker(&w).await.expect("update");
+        assert_eq!(
+            store.partitions("aws").await.expect("partitions"),
+            vec![Some("us-east-1".to_string())]
+        );
+    }
+}
