@@ -61,10 +61,32 @@ pub async fn call_authorized(
 
 /// Every live resource across clouds.
 pub async fn resources(mock: &MockCloud) -> Result<Vec<Resource>, String> {
-    match call(mock, "GET", "/_mock/resources", None).await? {
+    list(mock, "/_mock/resources").await
+}
+
+/// The live resources of one cloud (`aws`, `gcp`, `azure`).
+pub async fn resources_of(mock: &MockCloud, cloud: &str) -> Result<Vec<Resource>, String> {
+    list(mock, &format!("/_mock/resources?cloud={cloud}")).await
+}
+
+async fn list(mock: &MockCloud, path: &str) -> Result<Vec<Resource>, String> {
+    match call(mock, "GET", path, None).await? {
         serde_json::Value::Array(v) => Ok(v),
-        other => Err(format!("/_mock/resources: expected an array, got {other}")),
+        other => Err(format!("{path}: expected an array, got {other}")),
     }
+}
+
+/// How many of `resources` are extra copies for a worker that already has
+/// one (grouped by the `skyfleet-worker` tag; untagged resources are not
+/// counted): what a lost or replayed create would leave behind.
+pub fn duplicates_per_worker(resources: &[Resource]) -> usize {
+    let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in resources {
+        if let Some(w) = r["tags"]["skyfleet-worker"].as_str() {
+            *per.entry(w).or_default() += 1;
+        }
+    }
+    per.values().map(|n| n - 1).sum()
 }
 
 /// Request statistics.

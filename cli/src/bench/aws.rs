@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use crate::mockctl;
 use skyfleet_aws::{AwsConfig, AwsProvider, Timings};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::provider::apply_step;
@@ -243,23 +245,8 @@ async fn run(a: Args) -> Result<Value, String> {
     .await?;
     let c1 = ec2_calls(&http, &url).await?;
     let failed = ws.iter().filter(|w| w.phase != Phase::Running).count();
-    let live: Vec<Value> = http
-        .get(format!("{url}/_mock/resources?cloud=aws"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut per_worker: HashMap<String, usize> = HashMap::new();
-    for r in &live {
-        let w = r["tags"]["skyfleet-worker"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        *per_worker.entry(w).or_default() += 1;
-    }
-    let duplicates: usize = per_worker.values().map(|n| n.saturating_sub(1)).sum();
+    let live = mockctl::resources_of(&mock, "aws").await?;
+    let duplicates = mockctl::duplicates_per_worker(&live);
     let create_ms = started.elapsed().as_millis();
 
     // Check: every worker due at once, `checks` times.
@@ -289,14 +276,7 @@ async fn run(a: Args) -> Result<Value, String> {
     let c3 = ec2_calls(&http, &url).await?;
     let stopped = ws.iter().filter(|w| w.phase == Phase::Stopped).count();
 
-    let leaked_mock: Vec<Value> = http
-        .get(format!("{url}/_mock/resources?cloud=aws"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let leaked_mock = mockctl::resources_of(&mock, "aws").await?;
     let leaked_owned = p
         .list_owned(&OwnershipScope {
             manager_id: MANAGER.into(),

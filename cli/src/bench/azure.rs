@@ -166,23 +166,25 @@ fn min_polls(d: f64, r: f64) -> f64 {
     (d / r).ceil().max(1.0)
 }
 
-async fn ours(http: &reqwest::Client, url: &str) -> Vec<Value> {
-    let all: Vec<Value> = match http
+/// The worker resources the mock holds (the shared resource group and
+/// network excluded). A failed read is an error, never "nothing leaked".
+async fn ours(http: &reqwest::Client, url: &str) -> Result<Vec<Value>, reqwest::Error> {
+    let all: Vec<Value> = http
         .get(format!("{url}/_mock/resources?cloud=azure"))
         .send()
-        .await
-    {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    all.into_iter()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(all
+        .into_iter()
         .filter(|r| {
             !matches!(
                 r["kind"].as_str(),
                 Some("resourceGroup") | Some("virtualNetwork")
             )
         })
-        .collect()
+        .collect())
 }
 
 /// Runs the benchmark with `args` (the words after `skyfleet bench azure`).
@@ -323,7 +325,7 @@ async fn run(
     let create_wall = wall0.elapsed().as_secs_f64();
     let create_counts = std::mem::take(&mut *counts.lock().unwrap_or_else(|e| e.into_inner()));
     let running = workers.iter().filter(|w| w.phase == Phase::Running).count();
-    let snapshot = ours(&http, url).await;
+    let snapshot = ours(&http, url).await?;
     let mut vms_per_worker: HashMap<String, u64> = HashMap::new();
     let mut vms = 0u64;
     for r in snapshot.iter().filter(|r| r["kind"] == "virtualMachine") {
@@ -373,7 +375,7 @@ async fn run(
     let delete_counts = std::mem::take(&mut *counts.lock().unwrap_or_else(|e| e.into_inner()));
     // Deletes the mock finishes with the VM may end a moment later.
     tokio::time::sleep(Duration::from_secs_f64((r * args.scale).max(0.5))).await;
-    let leaked = ours(&http, url).await.len();
+    let leaked = ours(&http, url).await?.len();
     let stats: Value = http
         .get(format!("{url}/_mock/stats"))
         .send()

@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use crate::mockctl;
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
@@ -231,14 +233,8 @@ async fn run(a: Args) -> Result<Value, String> {
     let running = workers.iter().filter(|w| w.phase == Phase::Running).count();
 
     // Duplicates: more than one live instance for a worker.
-    let live = get(format!("{}/_mock/resources?cloud=gcp", mock.url())).await?;
-    let mut per: BTreeMap<String, u64> = BTreeMap::new();
-    for r in live.as_array().into_iter().flatten() {
-        if let Some(w) = r["tags"]["skyfleet-worker"].as_str() {
-            *per.entry(w.to_string()).or_insert(0) += 1;
-        }
-    }
-    let duplicates: u64 = per.values().map(|n| n.saturating_sub(1)).sum();
+    let live = mockctl::resources_of(&mock, "gcp").await?;
+    let duplicates = mockctl::duplicates_per_worker(&live);
 
     let t = Instant::now();
     for _ in 0..a.checks {
@@ -261,8 +257,7 @@ async fn run(a: Args) -> Result<Value, String> {
     let delete_s = t.elapsed().as_secs_f64();
     let s3 = stats(&mock).await?;
     let stopped = workers.iter().filter(|w| w.phase == Phase::Stopped).count();
-    let left = get(format!("{}/_mock/resources?cloud=gcp", mock.url())).await?;
-    let leaked = left.as_array().map(Vec::len).unwrap_or(0);
+    let leaked = mockctl::resources_of(&mock, "gcp").await?.len();
 
     let (create, check, delete) = (diff(&s1, &s0), diff(&s2, &s1), diff(&s3, &s2));
     let n = a.workers as f64;
