@@ -2,7 +2,7 @@
 //! timestamps (`pending -> running`, `stopping -> stopped`,
 //! `shutting-down -> terminated -> gone`) without background tasks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::xml::Xml;
@@ -303,89 +303,4 @@ fn user_time() -> String {
         t.minute(),
         t.second()
     )
-}
-
-/// A launch's record for ClientToken idempotency.
-#[derive(Debug, Clone)]
-pub struct TokenEntry {
-    /// Every parameter of the original request except the token.
-    pub fingerprint: Vec<(String, String)>,
-    /// The reservation it made.
-    pub reservation_id: String,
-    /// The instances it made.
-    pub instance_ids: Vec<String>,
-}
-
-/// The instances of one account in one region.
-#[derive(Debug, Default)]
-pub struct Partition {
-    /// Instances by creation order.
-    pub instances: BTreeMap<u64, Instance>,
-    /// Instance id to creation order.
-    pub by_id: HashMap<String, u64>,
-    /// ClientToken to launch.
-    pub tokens: HashMap<String, TokenEntry>,
-    /// Next creation number.
-    pub next_seq: u64,
-    /// When gone instances were last swept out.
-    pub last_sweep: Option<Instant>,
-}
-
-impl Partition {
-    /// The instance with this id, unless gone.
-    pub fn get(&self, id: &str, now: Instant) -> Option<&Instance> {
-        let seq = self.by_id.get(id)?;
-        self.instances.get(seq).filter(|i| !i.seen(now).gone)
-    }
-
-    /// The instance with this id, mutable, unless gone.
-    pub fn get_mut(&mut self, id: &str, now: Instant) -> Option<&mut Instance> {
-        let seq = self.by_id.get(id)?;
-        self.instances.get_mut(seq).filter(|i| !i.seen(now).gone)
-    }
-
-    /// Adds a new instance (its `seq` is assigned here).
-    pub fn insert(&mut self, mut inst: Instance) {
-        inst.seq = self.next_seq;
-        self.next_seq += 1;
-        self.by_id.insert(inst.id.clone(), inst.seq);
-        self.instances.insert(inst.seq, inst);
-    }
-
-    /// Instances that are not terminated.
-    pub fn live_count(&self, now: Instant) -> usize {
-        self.instances
-            .values()
-            .filter(|i| i.seen(now).state != State::Terminated)
-            .count()
-    }
-
-    /// Removes instances past their describable time, and ClientTokens
-    /// whose instances are all removed. Runs at most once a second.
-    pub fn sweep(&mut self, now: Instant) {
-        if self
-            .last_sweep
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
-        {
-            return;
-        }
-        self.last_sweep = Some(now);
-        let gone: Vec<u64> = self
-            .instances
-            .values()
-            .filter(|i| i.seen(now).gone)
-            .map(|i| i.seq)
-            .collect();
-        if gone.is_empty() {
-            return;
-        }
-        for seq in gone {
-            if let Some(i) = self.instances.remove(&seq) {
-                self.by_id.remove(&i.id);
-            }
-        }
-        let by_id = &self.by_id;
-        self.tokens
-            .retain(|_, t| t.instance_ids.iter().any(|id| by_id.contains_key(id)));
-    }
 }
