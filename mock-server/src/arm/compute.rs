@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-use super::errors::ArmError;
+use super::error::ArmError;
 use super::network::nic_user;
 use super::resources::{obj, prop_str, ref_key, Prepared, PutCtx};
 use super::store::{timestamp, Kind, Links, OpKind, Partition, ResKey, Resource};

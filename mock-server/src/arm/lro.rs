@@ -7,7 +7,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
 use super::config::ArmConfig;
-use super::errors::ArmError;
+use super::error::ArmError;
 use super::request::Req;
 use super::resources::ok_json;
 use super::store::{timestamp, OpKind, Partition};

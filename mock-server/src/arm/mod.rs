@@ -10,12 +10,13 @@
 
 mod compute;
 mod config;
-mod errors;
+mod error;
 mod lro;
 mod network;
 mod path;
 mod request;
 mod resources;
+mod routes;
 mod store;
 mod throttle;
 mod token;
@@ -36,10 +37,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub use config::{ArmConfig, ArmDurations, ArmThrottle, BucketLimit};
-pub use errors::error_response;
+pub use error::error_response;
 
 use crate::ctx::{Cloud, Ctx, DropConnection, FaultEffect, OperationName, ResourceView};
-use errors::ArmError;
+use error::ArmError;
 use path::Target;
 use request::Req;
 use store::{OpError, Store};
@@ -173,103 +174,71 @@ impl Arm {
     }
 
     /// Runs one ARM request; returns the operation name, the response and the
-    /// remaining-count header to add.
+    /// remaining-count header to add. Each step may answer instead of the
+    /// handler: admission (bearer, api-version, path, method), the
+    /// subscription bucket, fault rules, the body, then the route under the
+    /// subscription's lock.
     async fn dispatch(
         &self,
         parts: &Parts,
         body: Body,
     ) -> (&'static str, Response, Option<(Class, u64)>) {
-        let path = parts.uri.path();
-        let (sub, target) = path::parse(path);
+        let (sub, target) = path::parse(parts.uri.path());
         let op = request::operation_name(&target, &parts.method);
-        if !request::has_bearer(&parts.headers) {
-            return (op, request::unauthorized(), None);
-        }
-        let q = request::query(parts.uri.query());
-        let Some(api_version) = q.api_version else {
-            let e = ArmError::bad_request(
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            );
-            return (op, e.into_response(), None);
+        let admitted = match request::admit(parts, sub, target) {
+            Ok(a) => a,
+            Err(res) => return (op, res, None),
         };
-        let (sub, target) = match (sub, target) {
-            (Some(s), Ok(t)) => (s, t),
-            (_, Err(nr)) => return (op, error_response(404, nr.code, &nr.message), None),
-            (None, Ok(_)) => {
-                return (
-                    op,
-                    error_response(404, "NotFound", "No subscription in the path."),
-                    None,
-                )
-            }
-        };
-        let class = match parts.method {
-            Method::GET | Method::HEAD => Class::Reads,
-            Method::DELETE => Class::Deletes,
-            _ => Class::Writes,
-        };
-        if !method_allowed(&target, &parts.method) {
-            let e = ArmError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                format!(
-                    "The requested resource does not support http method '{}'.",
-                    parts.method
-                ),
-            );
-            return (op, e.into_response(), None);
-        }
+        let class = routes::class(&parts.method);
         let cfg = self.cfg();
-        let sub_key = sub.to_ascii_lowercase();
-        let remaining = match self.throttle.take(&sub_key, class, &cfg.throttle) {
-            Ok(n) => n,
-            Err(wait) => {
-                let mut e = ArmError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "SubscriptionRequestsThrottled",
-                    format!(
-                        "Number of '{}' requests for subscription '{sub}' exceeded the limit. Please try again after \
-                         '{}' seconds.",
-                        class.word(),
-                        wait.as_secs().max(1)
-                    ),
-                );
-                e.retry_after = Some(wait.as_secs().max(1));
-                return (op, e.into_response(), Some((class, 0)));
-            }
+        let rem = match self.throttle.admit(admitted.sub, class, &cfg.throttle) {
+            Ok(n) => Some((class, n)),
+            Err(e) => return (op, e.into_response(), Some((class, 0))),
         };
-        let rem = Some((class, remaining));
-        let mut fail = None;
-        let mut not_found_reads = None;
-        match self
-            .ctx
-            .fault(Cloud::Azure, op, request::fault_resource(&target))
-        {
-            None => {}
-            Some(FaultEffect::Latency { ms }) => {
-                tokio::time::sleep(Duration::from_millis(ms)).await
-            }
-            Some(FaultEffect::Hang) => {
+        let injected = match self.inject(op, &admitted.target, &parts.method).await {
+            Ok(i) => i,
+            Err(res) => return (op, res, rem),
+        };
+        let body = match request::read_body(&parts.method, body).await {
+            Ok(v) => v,
+            Err(res) => return (op, res, rem),
+        };
+        let req = self.request(parts, &admitted, injected);
+        let out = self.with_partition(admitted.sub, &parts.method, |p| {
+            routes::route(p, &req, &cfg, admitted.target, &parts.method, &body)
+        });
+        (op, out.unwrap_or_else(IntoResponse::into_response), rem)
+    }
+
+    /// Applies the first matching fault rule: an effect that replaces the
+    /// answer is the `Err`; one that acts inside the handler is returned.
+    async fn inject(
+        &self,
+        op: &'static str,
+        target: &Target,
+        m: &Method,
+    ) -> Result<Injected, Response> {
+        let mut injected = Injected::default();
+        let resource = request::fault_resource(target);
+        let Some(effect) = self.ctx.fault(Cloud::Azure, op, resource) else {
+            return Ok(injected);
+        };
+        match effect {
+            FaultEffect::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+            FaultEffect::Hang => {
                 self.ctx.hang().await;
-                return (
-                    op,
-                    error_response(
-                        504,
-                        "GatewayTimeout",
-                        "The gateway did not receive a response within the specified time period.",
-                    ),
-                    rem,
-                );
+                return Err(error_response(
+                    504,
+                    "GatewayTimeout",
+                    "The gateway did not receive a response within the specified time period.",
+                ));
             }
-            Some(FaultEffect::Error {
+            FaultEffect::Error {
                 status,
                 code,
                 message,
-            }) => {
-                return (op, error_response(status, &code, &message), rem);
-            }
-            Some(FaultEffect::Throttle { retry_after_s }) => {
+            } => return Err(error_response(status, &code, &message)),
+            FaultEffect::Throttle { retry_after_s } => {
                 let mut e = ArmError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "TooManyRequests",
@@ -279,75 +248,57 @@ impl Arm {
                     ),
                 );
                 e.retry_after = Some(retry_after_s.max(1));
-                return (op, e.into_response(), rem);
+                return Err(e.into_response());
             }
-            Some(FaultEffect::Reset) => {
+            FaultEffect::Reset => {
                 let mut res = StatusCode::INTERNAL_SERVER_ERROR.into_response();
                 res.extensions_mut().insert(DropConnection);
-                return (op, res, rem);
+                return Err(res);
             }
-            Some(FaultEffect::FailOperation { code, message }) => {
-                let asynchronous = matches!(
-                    (&target, &parts.method),
-                    (Target::Resource { .. }, &Method::PUT | &Method::DELETE)
-                        | (Target::Subnet { .. }, &Method::PUT)
-                );
-                if !asynchronous {
-                    return (op, error_response(409, &code, &message), rem);
+            FaultEffect::FailOperation { code, message } => {
+                if !routes::is_asynchronous(target, m) {
+                    return Err(error_response(409, &code, &message));
                 }
-                fail = Some(OpError { code, message });
+                injected.fail = Some(OpError { code, message });
             }
-            Some(FaultEffect::NotFoundReads { count }) => {
-                let counted = matches!(
-                    (&target, &parts.method),
-                    (Target::Resource { .. }, &Method::PUT | &Method::GET)
-                        | (Target::InstanceView { .. }, _)
-                );
-                if count > 0 && !counted && parts.method == Method::GET {
-                    let e = ArmError::resource_not_found(request::fault_resource(&target), "");
-                    return (op, e.into_response(), rem);
+            FaultEffect::NotFoundReads { count } => {
+                if count > 0 && !routes::counts_reads(target, m) && *m == Method::GET {
+                    let e = ArmError::resource_not_found(resource, "");
+                    return Err(e.into_response());
                 }
-                not_found_reads = Some(count);
+                injected.not_found_reads = Some(count);
             }
         }
-        let body = if parts.method == Method::PUT || parts.method == Method::PATCH {
-            let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-                Ok(b) => b,
-                Err(_) => {
-                    let msg = format!(
-                        "The request content size exceeds the maximum size of {MAX_BODY} bytes."
-                    );
-                    return (op, error_response(413, "RequestEntityTooLarge", &msg), rem);
-                }
-            };
-            match serde_json::from_slice::<Value>(&bytes) {
-                Ok(v) => v,
-                Err(e) => {
-                    let e = ArmError::invalid_content(format!(
-                        "The request content was invalid and could not be deserialized: '{e}'."
-                    ));
-                    return (op, e.into_response(), rem);
-                }
-            }
-        } else {
-            Value::Null
-        };
-        let req = Req {
-            sub: sub.to_string(),
+        Ok(injected)
+    }
+
+    /// The request as the handlers see it.
+    fn request(&self, parts: &Parts, admitted: &request::Admitted<'_>, injected: Injected) -> Req {
+        Req {
+            sub: admitted.sub.to_string(),
             base: request::base_url(parts, !self.plain_http.load(Ordering::Relaxed)),
-            api_version_q: request::url_safe(&api_version),
-            path: path.to_string(),
+            api_version_q: request::url_safe(&admitted.api_version),
+            path: parts.uri.path().to_string(),
             now: Instant::now(),
             wall: OffsetDateTime::now_utc(),
             scale: self.ctx.time_scale(),
-            read: q.read,
-            skip: q.skip,
-            fail,
-            not_found_reads,
-        };
-        // Only a PUT makes a subscription's partition; anything else on an
-        // unknown subscription runs against an empty, throwaway one.
-        let part = if parts.method == Method::PUT {
+            read: admitted.query.read,
+            skip: admitted.query.skip,
+            fail: injected.fail,
+            not_found_reads: injected.not_found_reads,
+        }
+    }
+
+    /// Runs `f` under the lock of the subscription's partition. Only a PUT
+    /// makes a subscription's partition; anything else on an unknown
+    /// subscription runs against an empty, throwaway one.
+    fn with_partition<T>(
+        &self,
+        sub: &str,
+        m: &Method,
+        f: impl FnOnce(&mut store::Partition) -> T,
+    ) -> T {
+        let part = if *m == Method::PUT {
             Some(self.store.partition(sub))
         } else {
             self.store.existing(sub)
@@ -360,54 +311,17 @@ impl Arm {
             Some(p) => p,
             None => &mut scratch,
         };
-        let m = &parts.method;
-        let out = match target {
-            Target::ResourceGroup { rg } => match *m {
-                Method::PUT => resources::put_group(p, &req, &rg, &body),
-                Method::PATCH => resources::patch_group(p, &req, &rg, &body),
-                Method::DELETE => resources::delete_group(p, &req, &cfg, &rg),
-                _ => resources::get_group(p, &req, &rg, *m == Method::HEAD),
-            },
-            Target::Resource { kind, rg, name } => match *m {
-                Method::PUT => resources::put(p, &req, &cfg, kind, &rg, &name, &body),
-                Method::PATCH => resources::patch(p, &req, kind, &rg, &name, &body),
-                Method::DELETE => resources::delete(p, &req, &cfg, kind, &rg, &name),
-                _ => resources::get(p, &req, kind, &rg, &name, false),
-            },
-            Target::Subnet { rg, vnet, name } => match *m {
-                Method::PUT => resources::put_subnet(p, &req, &cfg, &rg, &vnet, &name, &body),
-                _ => resources::get_subnet(p, &req, &rg, &vnet, &name),
-            },
-            Target::InstanceView { rg, name } => {
-                resources::get(p, &req, store::Kind::VirtualMachine, &rg, &name, true)
-            }
-            Target::List { kind, rg } => resources::list(p, &req, kind, rg.as_deref()),
-            Target::OperationStatus { id } => lro::status(p, &req, &cfg, &id),
-            Target::OperationResult { id } => lro::result(p, &req, &cfg, &id),
-        };
-        drop(guard);
-        (op, out.unwrap_or_else(IntoResponse::into_response), rem)
+        f(p)
     }
 }
 
-fn method_allowed(target: &Target, m: &Method) -> bool {
-    let read = *m == Method::GET;
-    match target {
-        Target::ResourceGroup { .. } => {
-            read || *m == Method::HEAD
-                || *m == Method::PUT
-                || *m == Method::PATCH
-                || *m == Method::DELETE
-        }
-        Target::Resource { .. } => {
-            read || *m == Method::PUT || *m == Method::PATCH || *m == Method::DELETE
-        }
-        Target::Subnet { .. } => read || *m == Method::PUT,
-        Target::InstanceView { .. }
-        | Target::List { .. }
-        | Target::OperationStatus { .. }
-        | Target::OperationResult { .. } => read,
-    }
+/// Fault effects that act inside a handler rather than instead of it.
+#[derive(Debug, Default)]
+struct Injected {
+    /// `fail_operation`: the operation this request starts fails.
+    fail: Option<OpError>,
+    /// `not_found_reads`: reads of the resource answer 404 this often.
+    not_found_reads: Option<u32>,
 }
 
 /// Adds the headers every ARM answer carries and the operation name.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-use super::errors::ArmError;
+use super::error::ArmError;
 use super::resources::{obj, prop_str, ref_key, ref_subnet, Prepared, PutCtx};
 use super::store::{Kind, Links, Partition, ResKey, Resource, Subnet};
 

@@ -5,15 +5,19 @@
 
 use std::time::{Duration, Instant};
 
-use axum::response::Response;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::errors::error_response;
-use super::path::Target;
+use super::error::{error_response, ArmError};
+use super::path::{NoRoute, Target};
+use super::routes;
 use super::store::{Kind, OpError};
 use super::view::ReadOpts;
+use super::MAX_BODY;
 
 /// The longest an operation may be scheduled ahead (caps absurd configs).
 const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -249,4 +253,83 @@ pub fn fault_resource(target: &Target) -> &str {
         | Target::InstanceView { name, .. } => name,
         Target::OperationStatus { id } | Target::OperationResult { id } => id,
     }
+}
+
+/// A request that passed ARM's admission checks.
+pub struct Admitted<'a> {
+    /// Subscription id as sent.
+    pub sub: &'a str,
+    /// What the path addresses.
+    pub target: Target,
+    /// `api-version`.
+    pub api_version: String,
+    /// The other query parameters.
+    pub query: Query,
+}
+
+/// The checks before any bucket or resource provider sees a request, in
+/// ARM's order: bearer token (401), `api-version` (400), a routable path
+/// with a subscription (404), a method the target allows (405).
+pub fn admit<'a>(
+    parts: &Parts,
+    sub: Option<&'a str>,
+    target: Result<Target, NoRoute>,
+) -> Result<Admitted<'a>, Response> {
+    if !has_bearer(&parts.headers) {
+        return Err(unauthorized());
+    }
+    let query = query(parts.uri.query());
+    let Some(api_version) = query.api_version.clone() else {
+        let e = ArmError::bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+        return Err(e.into_response());
+    };
+    let (sub, target) = match (sub, target) {
+        (Some(s), Ok(t)) => (s, t),
+        (_, Err(nr)) => return Err(error_response(404, nr.code, &nr.message)),
+        (None, Ok(_)) => {
+            return Err(error_response(
+                404,
+                "NotFound",
+                "No subscription in the path.",
+            ))
+        }
+    };
+    if !routes::allowed(&target, &parts.method) {
+        let e = ArmError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!(
+                "The requested resource does not support http method '{}'.",
+                parts.method
+            ),
+        );
+        return Err(e.into_response());
+    }
+    Ok(Admitted {
+        sub,
+        target,
+        api_version,
+        query,
+    })
+}
+
+/// The JSON body of a PUT or PATCH (`null` for other methods): at most
+/// [`MAX_BODY`] bytes (else 413), valid JSON (else 400).
+pub async fn read_body(m: &Method, body: Body) -> Result<Value, Response> {
+    if *m != Method::PUT && *m != Method::PATCH {
+        return Ok(Value::Null);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        let msg = format!("The request content size exceeds the maximum size of {MAX_BODY} bytes.");
+        return Err(error_response(413, "RequestEntityTooLarge", &msg));
+    };
+    serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+        ArmError::invalid_content(format!(
+            "The request content was invalid and could not be deserialized: '{e}'."
+        ))
+        .into_response()
+    })
 }

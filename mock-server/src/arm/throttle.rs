@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use http::StatusCode;
+
 use super::config::{ArmThrottle, BucketLimit};
+use super::error::ArmError;
 
 /// The request class a bucket counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,6 +122,31 @@ impl Throttle {
             };
             Err(Duration::from_secs(wait.max(1.0).ceil() as u64))
         }
+    }
+
+    /// Takes one token for `class` in `subscription` (any case): the
+    /// remaining count, or ARM's 429 `SubscriptionRequestsThrottled`.
+    pub fn admit(
+        &self,
+        subscription: &str,
+        class: Class,
+        cfg: &ArmThrottle,
+    ) -> Result<u64, ArmError> {
+        self.take(&subscription.to_ascii_lowercase(), class, cfg)
+            .map_err(|wait| {
+                let mut e = ArmError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "SubscriptionRequestsThrottled",
+                    format!(
+                        "Number of '{}' requests for subscription '{subscription}' exceeded the limit. Please try again after \
+                         '{}' seconds.",
+                        class.word(),
+                        wait.as_secs().max(1)
+                    ),
+                );
+                e.retry_after = Some(wait.as_secs().max(1));
+                e
+            })
     }
 
     /// Forgets the buckets of one subscription, or all.

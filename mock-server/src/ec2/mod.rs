@@ -25,10 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, Method, Uri};
 
-pub use self::config::{BucketLimit, Ec2Config, Ec2Throttle};
-pub use self::caller::{account_for_access_key, Caller};
-pub use self::error::Ec2Error;
 use self::actions::Action;
+pub use self::caller::{account_for_access_key, Caller};
+pub use self::config::{BucketLimit, Ec2Config, Ec2Throttle};
+pub use self::error::Ec2Error;
 use self::instances::State as InstanceState;
 use self::query::Params;
 use self::store::{Partition, Store};

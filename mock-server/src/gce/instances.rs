@@ -1,397 +1,313 @@
-//! The `compute.instances.*` methods: insert, get, list, delete, start and
-//! stop. Mutations answer with an Operation; `requestId` makes them
-//! idempotent (the same id answers the same operation, and changes nothing).
+//! The Instance resource: the record the store keeps (what was asked for,
+//! see `spec`, and its timeline) and its wire shape.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde_json::{json, Value};
-use time::OffsetDateTime;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
-use crate::ctx::FaultEffect;
-
-use super::errors::GceError;
-use super::filter::{Fields, Filter};
-use super::instance::{Instance, Spec};
 use super::lifecycle::{Status, Timeline};
-use super::operation::{Failure, OpType, Operation};
-use super::request::{Call, Reply};
-use super::store::Project;
-use super::Gce;
+use super::links::{rfc3339, Base};
+use super::spec::Spec;
 
-/// The most items one list page holds (and the default page size).
-const MAX_RESULTS: usize = 500;
-
-/// The principal operations report (the mock does not tie tokens to users).
-const USER: &str = "mock-user@skyfleet.iam.gserviceaccount.com";
-
-fn ms(gce: &Gce, ms: u64) -> Duration {
-    gce.ctx.scaled(Duration::from_millis(ms))
+/// A stored instance.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    /// Numeric id.
+    pub id: u64,
+    /// What was asked for.
+    pub spec: Spec,
+    /// The zone.
+    pub zone: String,
+    /// `creationTimestamp`.
+    pub created: String,
+    /// Wall clock of the creation, for `lastStartTimestamp` and friends.
+    pub created_at: Instant,
+    /// Status over time.
+    pub timeline: Timeline,
+    /// Reads that still answer 404 (the `not_found_reads` fault).
+    pub hidden_reads: AtomicU32,
+    created_wall: time::OffsetDateTime,
+    /// What never changes after insert, computed once for fast reads.
+    fixed: Fixed,
 }
 
-/// The validated `requestId` query parameter, if given.
-fn request_id(call: &Call) -> Result<Option<String>, GceError> {
-    let Some(raw) = call.query("requestId") else {
-        return Ok(None);
-    };
-    match uuid::Uuid::parse_str(raw) {
-        Ok(u) if !u.is_nil() => Ok(Some(u.hyphenated().to_string())),
-        _ => Err(GceError::invalid_field(
-            "requestId",
-            raw,
-            "Must be a valid UUID other than the zero UUID.",
-        )),
-    }
+/// Derived values computed at insert (reads are the hot path).
+#[derive(Debug)]
+struct Fixed {
+    tags_fingerprint: String,
+    metadata_fingerprint: String,
+    label_fingerprint: String,
+    nic_fingerprints: Vec<String>,
+    nic_ips: Vec<String>,
+    scheduling: Value,
 }
 
-/// A new numeric resource id (19 digits, like Compute's).
-pub(crate) fn numeric_id(gce: &Gce) -> u64 {
-    let hex = gce.ctx.hex_id(15);
-    1_000_000_000_000_000_000 + u64::from_str_radix(&hex, 16).unwrap_or(0)
+fn fingerprint<T: Hash>(v: &T) -> String {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    STANDARD.encode(h.finish().to_be_bytes())
 }
 
-fn operation_name(gce: &Gce) -> String {
-    let millis = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DiskView<'a> {
+    kind: &'static str,
+    #[serde(rename = "type")]
+    disk_type: &'static str,
+    mode: &'a str,
+    source: String,
+    device_name: &'a str,
+    index: usize,
+    boot: bool,
+    auto_delete: bool,
+    interface: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk_size_gb: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NicView<'a> {
+    kind: &'static str,
+    name: String,
+    network: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subnetwork: Option<String>,
+    #[serde(rename = "networkIP")]
+    network_ip: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    access_configs: &'a [Value],
+    fingerprint: &'a str,
+    stack_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct MetadataView<'a> {
+    kind: &'static str,
+    fingerprint: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    items: &'a [Value],
+}
+
+#[derive(Serialize)]
+struct TagsView<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    items: &'a [String],
+    fingerprint: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceView<'a> {
+    kind: &'static str,
+    id: String,
+    creation_timestamp: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    tags: TagsView<'a>,
+    machine_type: String,
+    status: &'static str,
+    zone: String,
+    can_ip_forward: bool,
+    network_interfaces: Vec<NicView<'a>>,
+    disks: Vec<DiskView<'a>>,
+    metadata: MetadataView<'a>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    service_accounts: &'a [Value],
+    self_link: String,
+    scheduling: &'a Value,
+    cpu_platform: &'static str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    label_fingerprint: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_start_timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_stop_timestamp: Option<String>,
+    start_restricted: bool,
+    deletion_protection: bool,
+    fingerprint: String,
+}
+
+/// A private IPv4 address derived from the instance id.
+fn ip(id: u64, nic: usize) -> String {
+    let n = id.wrapping_add(nic as u64 * 7919);
     format!(
-        "operation-{millis}-{}-{}-{}",
-        gce.ctx.hex_id(13),
-        gce.ctx.hex_id(8),
-        gce.ctx.hex_id(8)
+        "10.{}.{}.{}",
+        128 + (n >> 16 & 0x3f),
+        n >> 8 & 0xff,
+        (n & 0xfd) + 2
     )
 }
 
-/// The operation a replayed `requestId` created, rendered now.
-fn replay(call: &Call, p: &Project, rid: &Option<String>) -> Option<Reply> {
-    let name = p.request_ids.get(rid.as_ref()?)?;
-    let op = p.operations.get(name)?;
-    Some(Reply::Json(op.render(&call.base, &call.project, call.now)))
-}
-
-/// An operation about to be recorded.
-struct NewOp<'a> {
-    op_type: OpType,
-    /// Target instance name and id.
-    target: (&'a str, u64),
-    duration_ms: u64,
-    failure: Option<Failure>,
-}
-
-/// Records a new operation and answers with it.
-fn start_operation(
-    gce: &Gce,
-    call: &Call,
-    p: &mut Project,
-    rid: Option<String>,
-    new: NewOp<'_>,
-) -> Reply {
-    let NewOp {
-        op_type,
-        target,
-        duration_ms,
-        failure,
-    } = new;
-    let now = call.now;
-    let started = now + ms(gce, call.config.operation_pending_ms);
-    let op = Operation {
-        id: numeric_id(gce),
-        name: operation_name(gce),
-        zone: call.zone.clone(),
-        op_type,
-        target: target.0.to_string(),
-        target_id: target.1,
-        user: USER.to_string(),
-        inserted_wall: OffsetDateTime::now_utc(),
-        inserted: now,
-        started,
-        done: started + ms(gce, duration_ms),
-        failure,
-    };
-    let body = op.render(&call.base, &call.project, now);
-    p.add_operation(op, rid);
-    Reply::Json(body)
-}
-
-fn failure_of(call: &Call) -> Option<Failure> {
-    match &call.fault {
-        Some(FaultEffect::FailOperation { code, message }) => {
-            Some(Failure::new(code, message, &call.project, &call.zone))
+impl Instance {
+    /// A new instance record.
+    pub(crate) fn new(id: u64, spec: Spec, zone: &str, now: Instant, timeline: Timeline) -> Self {
+        let wall = time::OffsetDateTime::now_utc();
+        let mut scheduling = match &spec.scheduling {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        for (k, v) in [
+            ("onHostMaintenance", Value::from("MIGRATE")),
+            ("automaticRestart", Value::from(true)),
+            ("preemptible", Value::from(false)),
+            ("provisioningModel", Value::from("STANDARD")),
+        ] {
+            scheduling.entry(k).or_insert(v);
         }
-        _ => None,
+        let fixed = Fixed {
+            tags_fingerprint: fingerprint(&spec.tags),
+            metadata_fingerprint: fingerprint(
+                &spec
+                    .metadata_items
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            label_fingerprint: fingerprint(&spec.labels),
+            nic_fingerprints: (0..spec.nics.len())
+                .map(|i| fingerprint(&(id, i)))
+                .collect(),
+            nic_ips: spec
+                .nics
+                .iter()
+                .enumerate()
+                .map(|(i, n)| n.network_ip.clone().unwrap_or_else(|| ip(id, i)))
+                .collect(),
+            scheduling: Value::Object(scheduling),
+        };
+        Instance {
+            id,
+            spec,
+            zone: zone.to_string(),
+            created: rfc3339(wall),
+            created_at: now,
+            created_wall: wall,
+            timeline,
+            hidden_reads: AtomicU32::new(0),
+            fixed,
+        }
     }
-}
 
-fn hidden_reads_of(call: &Call) -> u32 {
-    match call.fault {
-        Some(FaultEffect::NotFoundReads { count }) => count,
-        _ => 0,
+    /// The machine type's relative link.
+    pub(crate) fn spec_machine_type(&self) -> &str {
+        &self.spec.machine_type
     }
-}
 
-/// The boot sequence: PROVISIONING, STAGING, RUNNING.
-fn boot(gce: &Gce, call: &Call) -> [(Duration, Status); 2] {
-    [
-        (ms(gce, call.config.provisioning_ms), Status::Staging),
-        (ms(gce, call.config.staging_ms), Status::Running),
-    ]
-}
-
-/// `compute.instances.insert`.
-pub(crate) fn insert(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    let rid = request_id(call)?;
-    let body: Value = serde_json::from_slice(&call.body).map_err(|e| {
-        GceError::api(
-            400,
-            "parseError",
-            &format!("Invalid JSON payload received. {e}"),
-        )
-    })?;
-    let spec = Spec::parse(&body, &call.project, &call.zone)?;
-    let failure = failure_of(call);
-    let hidden = hidden_reads_of(call);
-    gce.store.write(&call.project, |p| {
-        if let Some(reply) = replay(call, p, &rid) {
-            return Ok(reply);
-        }
-        let now = call.now;
-        if p.instance(&call.zone, &spec.name, now).is_some() {
-            return Err(GceError::already_exists(&format!(
-                "{}/instances/{}",
-                call.zone_path(),
-                spec.name
-            )));
-        }
-        let op_ms = call.config.insert_operation_ms;
-        let timeline = if failure.is_some() {
-            // Accepted, then given up: the instance never gets past
-            // PROVISIONING and is gone when the operation ends.
-            let until = ms(gce, call.config.operation_pending_ms) + ms(gce, op_ms);
-            Timeline::new(now, Status::Provisioning, &[(until, Status::Gone)])
-        } else {
-            Timeline::new(now, Status::Provisioning, &boot(gce, call))
-        };
-        let id = numeric_id(gce);
-        let name = spec.name.clone();
-        let instance = Instance::new(id, spec, &call.zone, now, timeline);
-        instance
-            .hidden_reads
-            .store(hidden, std::sync::atomic::Ordering::Release);
-        p.zones
-            .entry(call.zone.clone())
-            .or_default()
-            .insert(name.clone(), instance);
-        let new = NewOp {
-            op_type: OpType::Insert,
-            target: (&name, id),
-            duration_ms: op_ms,
-            failure,
-        };
-        Ok(start_operation(gce, call, p, rid, new))
-    })
-}
-
-/// `compute.instances.get`.
-pub(crate) fn get(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    let hidden = hidden_reads_of(call);
-    gce.store.read(&call.project, |p| {
-        let not_found =
-            || GceError::not_found(&format!("{}/instances/{}", call.zone_path(), call.target));
-        let inst = p
-            .and_then(|p| p.instance(&call.zone, &call.target, call.now))
-            .ok_or_else(not_found)?;
-        if hidden > 0 {
-            // This read is the first of the `count` that answer 404.
-            inst.hidden_reads
-                .store(hidden - 1, std::sync::atomic::Ordering::Release);
-            return Err(not_found());
-        }
-        if inst.take_hidden_read() {
-            return Err(not_found());
-        }
-        Ok(Reply::Json(inst.render(
-            &call.base,
-            &call.project,
-            call.now,
-        )))
-    })
-}
-
-/// `compute.instances.list`: `filter`, `maxResults`, `pageToken`.
-pub(crate) fn list(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    let filter = Filter::parse(call.query("filter").unwrap_or(""))?;
-    let max = match call.query("maxResults") {
-        None => MAX_RESULTS,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if n <= MAX_RESULTS => {
-                if n == 0 {
-                    MAX_RESULTS
-                } else {
-                    n
-                }
-            }
-            _ => {
-                return Err(GceError::invalid_field(
-                    "maxResults",
-                    v,
-                    "Must be less than or equal to 500",
-                ))
-            }
-        },
-    };
-    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(
-            URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| GceError::invalid_field("pageToken", t, "Invalid page token."))?,
-        ),
-    };
-    let zone_path = call.zone_path();
-    let (items, next) = gce.store.read(&call.project, |p| {
-        let mut items = Vec::new();
-        let mut next = None;
-        let Some(zone) = p.and_then(|p| p.zones.get(&call.zone)) else {
-            return (items, next);
-        };
-        let range = match &after {
-            Some(a) => zone.range::<String, _>((
-                std::ops::Bound::Excluded(a.clone()),
-                std::ops::Bound::Unbounded,
-            )),
-            None => zone.range::<String, _>(..),
-        };
-        for (name, inst) in range {
-            let status = inst.status(call.now);
-            if status == Status::Gone {
-                continue;
-            }
-            if let Some(f) = &filter {
-                let fields = Fields {
-                    name,
-                    status: status.as_str(),
-                    id: inst.id,
-                    zone: &call.zone,
-                    machine_type: inst.spec_machine_type(),
-                    labels: &inst.spec.labels,
-                };
-                if !f.matches(&fields) {
-                    continue;
-                }
-            }
-            if items.len() == max {
-                // There is at least one more: the page ends at the last
-                // item returned.
-                next = items
-                    .last()
-                    .map(|(n, _): &(String, Value)| URL_SAFE_NO_PAD.encode(n));
-                break;
-            }
-            items.push((
-                name.clone(),
-                inst.to_value(&call.base, &call.project, call.now),
-            ));
-        }
-        (items, next)
-    });
-    let mut out = json!({
-        "kind": "compute#instanceList",
-        "id": format!("{zone_path}/instances"),
-        "selfLink": call.base.link(&format!("{zone_path}/instances")),
-    });
-    if !items.is_empty() {
-        out["items"] = Value::Array(items.into_iter().map(|(_, v)| v).collect());
+    /// The status at `now`.
+    pub(crate) fn status(&self, now: Instant) -> Status {
+        self.timeline.status(now)
     }
-    if let Some(next) = next {
-        out["nextPageToken"] = Value::from(next);
+
+    /// Whether the instance exists (is not deleted) at `now`.
+    pub(crate) fn live(&self, now: Instant) -> bool {
+        self.status(now) != Status::Gone
     }
-    Ok(Reply::Json(out.to_string().into_bytes()))
-}
 
-/// What a state change does to an instance.
-enum Change {
-    Delete,
-    Start,
-    Stop,
-}
+    /// Uses up one hidden read; true when this read must answer 404.
+    pub(crate) fn take_hidden_read(&self) -> bool {
+        self.hidden_reads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
 
-fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
-    let rid = request_id(call)?;
-    let failure = failure_of(call);
-    gce.store.write(&call.project, |p| {
-        if let Some(reply) = replay(call, p, &rid) {
-            return Ok(reply);
+    fn wall(&self, at: Instant) -> String {
+        rfc3339(self.created_wall + at.saturating_duration_since(self.created_at))
+    }
+
+    /// The instance as JSON at `now`, with links against `base`.
+    pub(crate) fn render(&self, base: &Base, project: &str, now: Instant) -> Vec<u8> {
+        let view = self.view(base, project, now);
+        // Serializing strings, numbers and JSON values cannot fail.
+        serde_json::to_vec(&view).unwrap_or_default()
+    }
+
+    /// The instance as a JSON value (for lists).
+    pub(crate) fn to_value(&self, base: &Base, project: &str, now: Instant) -> Value {
+        serde_json::to_value(self.view(base, project, now)).unwrap_or(Value::Null)
+    }
+
+    fn view<'a>(&'a self, base: &Base, project: &str, now: Instant) -> InstanceView<'a> {
+        let status = self.status(now);
+        let s = &self.spec;
+        let zone_rel = format!("projects/{project}/zones/{}", self.zone);
+        let since = self.timeline.since(now).map(|t| self.wall(t));
+        InstanceView {
+            kind: "compute#instance",
+            id: self.id.to_string(),
+            creation_timestamp: &self.created,
+            name: &s.name,
+            description: s.description.as_deref(),
+            tags: TagsView {
+                items: &s.tags,
+                fingerprint: &self.fixed.tags_fingerprint,
+            },
+            machine_type: base.link(&s.machine_type),
+            status: status.as_str(),
+            zone: base.link(&zone_rel),
+            can_ip_forward: false,
+            network_interfaces: s
+                .nics
+                .iter()
+                .enumerate()
+                .map(|(i, n)| NicView {
+                    kind: "compute#networkInterface",
+                    name: format!("nic{i}"),
+                    network: base.link(&n.network),
+                    subnetwork: n.subnetwork.as_deref().map(|l| base.link(l)),
+                    network_ip: self.fixed.nic_ips.get(i).map_or("", String::as_str),
+                    access_configs: &n.access_configs,
+                    fingerprint: self
+                        .fixed
+                        .nic_fingerprints
+                        .get(i)
+                        .map_or("", String::as_str),
+                    stack_type: "IPV4_ONLY",
+                })
+                .collect(),
+            disks: s
+                .disks
+                .iter()
+                .enumerate()
+                .map(|(i, d)| DiskView {
+                    kind: "compute#attachedDisk",
+                    disk_type: "PERSISTENT",
+                    mode: &d.mode,
+                    source: base.link(&d.source),
+                    device_name: &d.device_name,
+                    index: i,
+                    boot: d.boot,
+                    auto_delete: d.auto_delete,
+                    interface: "SCSI",
+                    disk_size_gb: d.size_gb.as_deref(),
+                })
+                .collect(),
+            metadata: MetadataView {
+                kind: "compute#metadata",
+                fingerprint: &self.fixed.metadata_fingerprint,
+                items: &s.metadata_items,
+            },
+            service_accounts: &s.service_accounts,
+            self_link: base.link(&format!("{zone_rel}/instances/{}", s.name)),
+            scheduling: &self.fixed.scheduling,
+            cpu_platform: "Intel Broadwell",
+            labels: &s.labels,
+            label_fingerprint: &self.fixed.label_fingerprint,
+            last_start_timestamp: matches!(status, Status::Staging | Status::Running)
+                .then(|| since.clone())
+                .flatten(),
+            last_stop_timestamp: (status == Status::Terminated).then_some(since).flatten(),
+            start_restricted: false,
+            deletion_protection: false,
+            fingerprint: fingerprint(&(self.id, status.as_str())),
         }
-        let now = call.now;
-        let resource = format!("{}/instances/{}", call.zone_path(), call.target);
-        let inst = p
-            .instance_mut(&call.zone, &call.target, now)
-            .ok_or_else(|| GceError::not_found(&resource))?;
-        let status = inst.status(now);
-        let (op_type, op_ms) = match what {
-            Change::Delete => (OpType::Delete, call.config.delete_operation_ms),
-            Change::Start => (OpType::Start, call.config.start_operation_ms),
-            Change::Stop => (OpType::Stop, call.config.stop_operation_ms),
-        };
-        let being_deleted = inst.timeline.final_status() == Status::Gone;
-        if failure.is_none() {
-            match what {
-                Change::Delete => {
-                    if !being_deleted {
-                        inst.timeline.change(
-                            now,
-                            Status::Stopping,
-                            &[(ms(gce, call.config.deleting_ms), Status::Gone)],
-                        );
-                    }
-                }
-                Change::Stop => match status {
-                    Status::Terminated | Status::Stopping => {}
-                    _ if being_deleted => {}
-                    _ => inst.timeline.change(
-                        now,
-                        Status::Stopping,
-                        &[(ms(gce, call.config.stopping_ms), Status::Terminated)],
-                    ),
-                },
-                Change::Start => {
-                    if being_deleted {
-                        return Err(GceError::api(
-                            400,
-                            "resourceNotReady",
-                            &format!("The resource '{resource}' is not ready"),
-                        ));
-                    }
-                    if status == Status::Terminated || status == Status::Stopping {
-                        inst.timeline
-                            .change(now, Status::Provisioning, &boot(gce, call));
-                    }
-                }
-            }
-        }
-        let target = (inst.spec.name.clone(), inst.id);
-        let new = NewOp {
-            op_type,
-            target: (&target.0, target.1),
-            duration_ms: op_ms,
-            failure,
-        };
-        Ok(start_operation(gce, call, p, rid, new))
-    })
-}
-
-/// `compute.instances.delete`.
-pub(crate) fn delete(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    change(gce, call, Change::Delete)
-}
-
-/// `compute.instances.start`.
-pub(crate) fn start(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    change(gce, call, Change::Start)
-}
-
-/// `compute.instances.stop`.
-pub(crate) fn stop(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    change(gce, call, Change::Stop)
+    }
 }

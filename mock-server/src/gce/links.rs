@@ -12,7 +12,7 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use super::errors::GceError;
+use super::error::GceError;
 
 /// The absolute prefix of every link in an answer, ending in `/compute/v1/`.
 #[derive(Debug, Clone, PartialEq, Eq)]

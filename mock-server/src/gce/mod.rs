@@ -4,11 +4,14 @@
 //! Layout, one concept per module:
 //! - [`config`]: [`GceConfig`], durations and the throttle model;
 //! - `request`: the path every request takes (auth, quota, faults, method);
-//! - `instance` / `instances`: the Instance resource and its methods;
-//! - `operation` / `operations`: the Operation resource and its methods;
+//! - `spec`: the body `instances.insert` takes, validated;
+//! - `instances`: the Instance record and its wire shape;
+//! - `operations`: the Operation resource;
+//! - `methods`: the `compute.instances.*` and `compute.zoneOperations.*`
+//!   methods;
 //! - `lifecycle`: instance status over time, derived from timestamps;
-//! - `filter`: the `filter` parameter of lists;
-//! - `throttle`: per-minute quota windows; `errors`: Google's error JSON;
+//! - `filters`: the `filter` parameter of lists;
+//! - `throttle`: per-minute quota windows; `error`: Google's error JSON;
 //! - `links`: absolute links against the request's host; `store`: state by
 //!   project; `token`: `POST /token`.
 //!
@@ -21,15 +24,15 @@
 //! `instances.get`.
 
 mod config;
-mod errors;
-mod filter;
-mod instance;
+mod error;
+mod filters;
 mod instances;
 mod lifecycle;
 mod links;
-mod operation;
+mod methods;
 mod operations;
 mod request;
+mod spec;
 mod store;
 mod throttle;
 mod token;
@@ -45,7 +48,7 @@ use axum::routing::{any, get, post};
 use crate::ctx::{Cloud, Ctx, OperationName, ResourceView};
 
 pub use config::{GceConfig, GceThrottle};
-pub use errors::error_response;
+pub use error::error_response;
 pub use links::Https;
 
 use request::Action;
@@ -82,7 +85,7 @@ async fn unknown(req: Request) -> Response {
         "The requested URL {} was not found on this server.",
         req.uri().path()
     );
-    let mut resp = errors::GceError::api(404, "notFound", &msg).into_response();
+    let mut resp = error::GceError::api(404, "notFound", &msg).into_response();
     resp.extensions_mut()
         .insert(OperationName("compute.unknown".to_string()));
     resp
@@ -117,13 +120,13 @@ impl Gce {
                     self,
                     "compute.instances.insert",
                     Group::Queries,
-                    instances::insert,
+                    methods::instances::insert,
                 ))
                 .get(method(
                     self,
                     "compute.instances.list",
                     Group::Lists,
-                    instances::list,
+                    methods::instances::list,
                 ))
                 .fallback(unknown),
             )
@@ -133,13 +136,13 @@ impl Gce {
                     self,
                     "compute.instances.get",
                     Group::Reads,
-                    instances::get,
+                    methods::instances::get,
                 ))
                 .delete(method(
                     self,
                     "compute.instances.delete",
                     Group::Queries,
-                    instances::delete,
+                    methods::instances::delete,
                 ))
                 .fallback(unknown),
             )
@@ -149,7 +152,7 @@ impl Gce {
                     self,
                     "compute.instances.start",
                     Group::Queries,
-                    instances::start,
+                    methods::instances::start,
                 ))
                 .fallback(unknown),
             )
@@ -159,7 +162,7 @@ impl Gce {
                     self,
                     "compute.instances.stop",
                     Group::Queries,
-                    instances::stop,
+                    methods::instances::stop,
                 ))
                 .fallback(unknown),
             )
@@ -169,7 +172,7 @@ impl Gce {
                     self,
                     "compute.zoneOperations.get",
                     Group::OperationReads,
-                    operations::get,
+                    methods::operations::get,
                 ))
                 .fallback(unknown),
             )
@@ -179,7 +182,7 @@ impl Gce {
                     self,
                     "compute.zoneOperations.wait",
                     Group::OperationReads,
-                    operations::wait,
+                    methods::operations::wait,
                 ))
                 .fallback(unknown),
             )

@@ -1,48 +1,252 @@
-//! The `compute.zoneOperations.*` methods: get, and wait (which holds the
-//! request until the operation is `DONE` or the wait cap passes, and may
-//! so answer with an operation that is not `DONE`, as Compute documents).
+//! The Operation resource: what every mutation returns and clients poll.
+//!
+//! Its status derives from three instants (inserted, started, done). A
+//! failed operation is `DONE` with `error.errors[]` **and**
+//! `httpErrorStatusCode` / `httpErrorMessage`: google-cloud-compute raises
+//! only when both are set, and reads a failure without them as success.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::errors::GceError;
-use super::request::{Call, Reply};
-use super::Gce;
+use serde::Serialize;
+use time::OffsetDateTime;
 
-fn not_found(call: &Call, name: &str) -> GceError {
-    GceError::not_found(&format!("{}/operations/{name}", call.zone_path()))
+use super::links::{rfc3339, Base};
+
+/// The kind of change an operation makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpType {
+    /// `instances.insert`.
+    Insert,
+    /// `instances.delete`.
+    Delete,
+    /// `instances.start`.
+    Start,
+    /// `instances.stop`.
+    Stop,
 }
 
-/// The operation `name` of the call's zone, rendered at `call.now`.
-pub(crate) fn render_named(gce: &Gce, call: &Call, name: &str) -> Result<Vec<u8>, GceError> {
-    gce.store.read(&call.project, |p| {
-        p.and_then(|p| p.operations.get(name))
-            .filter(|op| op.zone == call.zone)
-            .map(|op| op.render(&call.base, &call.project, call.now))
-            .ok_or_else(|| not_found(call, name))
-    })
-}
-
-/// `compute.zoneOperations.get`.
-pub(crate) fn get(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    render_named(gce, call, &call.target).map(Reply::Json)
-}
-
-/// `compute.zoneOperations.wait`.
-pub(crate) fn wait(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    let remaining = gce.store.read(&call.project, |p| {
-        p.and_then(|p| p.operations.get(&call.target))
-            .filter(|op| op.zone == call.zone)
-            .map(|op| op.remaining(call.now))
-            .ok_or_else(|| not_found(call, &call.target))
-    })?;
-    let cap = gce
-        .ctx
-        .scaled(Duration::from_millis(call.config.wait_cap_ms));
-    if remaining.is_zero() {
-        return render_named(gce, call, &call.target).map(Reply::Json);
+impl OpType {
+    /// The wire name of `operationType`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OpType::Insert => "insert",
+            OpType::Delete => "delete",
+            OpType::Start => "start",
+            OpType::Stop => "stop",
+        }
     }
-    Ok(Reply::Wait {
-        op: call.target.clone(),
-        until: call.now + remaining.min(cap),
-    })
+}
+
+/// Why an operation failed, as the operation reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Failure {
+    /// `error.errors[0].code`, e.g. `ZONE_RESOURCE_POOL_EXHAUSTED`.
+    pub code: String,
+    /// `error.errors[0].message`.
+    pub message: String,
+    /// `httpErrorStatusCode`.
+    pub http_status: u16,
+    /// `httpErrorMessage`.
+    pub http_message: &'static str,
+}
+
+impl Failure {
+    /// The failure for `code`, with the HTTP status Compute pairs it with and
+    /// a default message when `message` is empty.
+    pub(crate) fn new(code: &str, message: &str, project: &str, zone: &str) -> Self {
+        let (http_status, http_message, default) = match code {
+            "ZONE_RESOURCE_POOL_EXHAUSTED" | "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS" => (
+                503,
+                "SERVICE UNAVAILABLE",
+                format!(
+                    "The zone 'projects/{project}/zones/{zone}' does not have enough resources \
+                     available to fulfill the request.  Try a different zone, or try again later."
+                ),
+            ),
+            "VM_MIN_COUNT_NOT_REACHED" => (
+                503,
+                "SERVICE UNAVAILABLE",
+                "Requested minimum count of VMs was not reached.".to_string(),
+            ),
+            "QUOTA_EXCEEDED" => (
+                403,
+                "FORBIDDEN",
+                format!(
+                    "Quota 'CPUS' exceeded.  Limit: 24.0 in region {}.",
+                    region(zone)
+                ),
+            ),
+            "RESOURCE_OPERATION_RATE_EXCEEDED" => (
+                403,
+                "FORBIDDEN",
+                "Operation rate exceeded for resource. Too frequent operations from the source \
+                 resource."
+                    .to_string(),
+            ),
+            "RESOURCE_NOT_FOUND" => (404, "NOT FOUND", "The resource was not found.".to_string()),
+            "RESOURCE_ALREADY_EXISTS" => {
+                (409, "CONFLICT", "The resource already exists.".to_string())
+            }
+            "INTERNAL_ERROR" => (
+                500,
+                "INTERNAL SERVER ERROR",
+                "Internal error. Please try again or contact Google Support.".to_string(),
+            ),
+            _ => (400, "BAD REQUEST", format!("Operation failed: {code}.")),
+        };
+        Failure {
+            code: code.to_string(),
+            message: if message.is_empty() {
+                default
+            } else {
+                message.to_string()
+            },
+            http_status,
+            http_message,
+        }
+    }
+}
+
+/// `us-central1` of `us-central1-a`.
+fn region(zone: &str) -> &str {
+    zone.rsplit_once('-').map(|(r, _)| r).unwrap_or(zone)
+}
+
+/// One zonal operation.
+#[derive(Debug, Clone)]
+pub(crate) struct Operation {
+    /// Numeric id.
+    pub id: u64,
+    /// `operation-...` name.
+    pub name: String,
+    /// The zone.
+    pub zone: String,
+    /// What it does.
+    pub op_type: OpType,
+    /// The target instance's name.
+    pub target: String,
+    /// The target instance's id.
+    pub target_id: u64,
+    /// The principal that asked.
+    pub user: String,
+    /// When it was accepted (wall clock, for the timestamps).
+    pub inserted_wall: OffsetDateTime,
+    /// When it was accepted.
+    pub inserted: Instant,
+    /// When it goes `RUNNING`.
+    pub started: Instant,
+    /// When it goes `DONE`.
+    pub done: Instant,
+    /// Set when it ends in failure.
+    pub failure: Option<Failure>,
+}
+
+/// `error` of a failed operation.
+#[derive(Serialize)]
+struct ErrorView<'a> {
+    errors: [ErrorItem<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ErrorItem<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// The wire shape of an operation.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationView<'a> {
+    kind: &'static str,
+    id: String,
+    name: &'a str,
+    zone: String,
+    operation_type: &'static str,
+    target_link: String,
+    target_id: String,
+    status: &'static str,
+    user: &'a str,
+    progress: u8,
+    insert_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_error_status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_error_message: Option<&'static str>,
+    self_link: String,
+}
+
+impl Operation {
+    /// `PENDING`, `RUNNING` or `DONE` at `now`.
+    pub(crate) fn status(&self, now: Instant) -> &'static str {
+        if now >= self.done {
+            "DONE"
+        } else if now >= self.started {
+            "RUNNING"
+        } else {
+            "PENDING"
+        }
+    }
+
+    fn wall(&self, at: Instant) -> String {
+        let offset = at.saturating_duration_since(self.inserted);
+        rfc3339(self.inserted_wall + offset)
+    }
+
+    /// The operation as JSON, at `now`, with links against `base`.
+    pub(crate) fn render(&self, base: &Base, project: &str, now: Instant) -> Vec<u8> {
+        let status = self.status(now);
+        let progress = match status {
+            "DONE" => 100,
+            "PENDING" => 0,
+            _ => {
+                let total = self.done.saturating_duration_since(self.started);
+                let gone = now.saturating_duration_since(self.started);
+                if total.is_zero() {
+                    0
+                } else {
+                    ((gone.as_secs_f64() / total.as_secs_f64()) * 100.0).clamp(0.0, 99.0) as u8
+                }
+            }
+        };
+        let zone_rel = format!("projects/{project}/zones/{}", self.zone);
+        let done = status == "DONE";
+        let failure = self.failure.as_ref().filter(|_| done);
+        let view = OperationView {
+            kind: "compute#operation",
+            id: self.id.to_string(),
+            name: &self.name,
+            zone: base.link(&zone_rel),
+            operation_type: self.op_type.as_str(),
+            target_link: base.link(&format!("{zone_rel}/instances/{}", self.target)),
+            target_id: self.target_id.to_string(),
+            status,
+            user: &self.user,
+            progress,
+            insert_time: self.wall(self.inserted),
+            start_time: (status != "PENDING").then(|| self.wall(self.started)),
+            end_time: done.then(|| self.wall(self.done)),
+            error: failure.map(|f| ErrorView {
+                errors: [ErrorItem {
+                    code: &f.code,
+                    message: &f.message,
+                }],
+            }),
+            http_error_status_code: failure.map(|f| f.http_status),
+            http_error_message: failure.map(|f| f.http_message),
+            self_link: base.link(&format!("{zone_rel}/operations/{}", self.name)),
+        };
+        // Serializing a struct of strings and numbers cannot fail.
+        serde_json::to_vec(&view).unwrap_or_default()
+    }
+
+    /// How long until the operation is `DONE` (zero if it is).
+    pub(crate) fn remaining(&self, now: Instant) -> Duration {
+        self.done.saturating_duration_since(now)
+    }
 }

@@ -14,7 +14,7 @@ use http::{header, HeaderValue, StatusCode};
 use crate::ctx::{Cloud, DropConnection, FaultEffect, OperationName};
 
 use super::config::GceConfig;
-use super::errors::GceError;
+use super::error::GceError;
 use super::links::Base;
 use super::throttle::{self, Group};
 use super::Gce;
@@ -258,7 +258,7 @@ impl Gce {
                     now: Instant::now(),
                     ..call
                 };
-                super::operations::render_named(self, &call, &op).map(json_ok)
+                super::methods::operations::render_named(self, &call, &op).map(json_ok)
             }
         }
     }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::RwLock;
 use std::time::Instant;
 
-use super::instance::Instance;
-use super::operation::Operation;
+use super::instances::Instance;
+use super::operations::Operation;
 
 /// One project's instances, operations and seen request ids.
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@
 use crate::ctx::{Cloud, Ctx};
 
 use super::config::GceThrottle;
-use super::errors::GceError;
+use super::error::GceError;
 
 /// The quota group a method counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

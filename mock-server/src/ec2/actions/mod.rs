@@ -300,7 +300,6 @@ fn tag_pairs(p: &Params, prefix: &str) -> Result<Vec<(String, Option<String>)>, 
     Ok(out)
 }
 
-
 /// The `DryRun` flag. It is parsed with the other parameters but answered
 /// where EC2 answers it: after the checks that need state (an unknown id
 /// wins over `DryRunOperation`), so a malformed value is kept until then.

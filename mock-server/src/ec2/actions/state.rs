@@ -190,4 +190,3 @@ fn write_change(x: &mut Xml, id: &str, current: State, previous: State) {
     previous.write(x, "previousState");
     x.close("item");
 }
-

@@ -1,19 +1,13 @@
-//! The Instance resource: the body `instances.insert` takes (validated as
-//! Compute validates it), the record the store keeps, and its wire shape.
+//! The body `instances.insert` takes, validated as Compute validates it:
+//! name, machine type, disks, network interfaces, labels, metadata,
+//! scheduling, service accounts and tags.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::errors::GceError;
-use super::lifecycle::{Status, Timeline};
-use super::links::{relative, rfc3339, Base};
+use super::error::GceError;
+use super::links::relative;
 
 /// The most labels an instance may carry.
 const MAX_LABELS: usize = 64;
@@ -21,22 +15,22 @@ const MAX_LABELS: usize = 64;
 /// A disk attached at insert.
 #[derive(Debug, Clone)]
 pub(crate) struct Disk {
-    boot: bool,
-    auto_delete: bool,
-    device_name: String,
+    pub(super) boot: bool,
+    pub(super) auto_delete: bool,
+    pub(super) device_name: String,
     /// Relative link of the disk.
-    source: String,
-    size_gb: Option<String>,
-    mode: String,
+    pub(super) source: String,
+    pub(super) size_gb: Option<String>,
+    pub(super) mode: String,
 }
 
 /// A network interface.
 #[derive(Debug, Clone)]
 pub(crate) struct Nic {
-    network: String,
-    subnetwork: Option<String>,
-    network_ip: Option<String>,
-    access_configs: Vec<Value>,
+    pub(super) network: String,
+    pub(super) subnetwork: Option<String>,
+    pub(super) network_ip: Option<String>,
+    pub(super) access_configs: Vec<Value>,
 }
 
 /// What an insert body asks for, validated.
@@ -44,56 +38,17 @@ pub(crate) struct Nic {
 pub(crate) struct Spec {
     /// RFC 1035 name.
     pub name: String,
-    description: Option<String>,
+    pub(super) description: Option<String>,
     /// Relative link of the machine type.
-    machine_type: String,
-    disks: Vec<Disk>,
-    nics: Vec<Nic>,
+    pub(super) machine_type: String,
+    pub(super) disks: Vec<Disk>,
+    pub(super) nics: Vec<Nic>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
-    metadata_items: Vec<Value>,
-    scheduling: Option<Value>,
-    service_accounts: Vec<Value>,
-    tags: Vec<String>,
-}
-
-/// A stored instance.
-#[derive(Debug)]
-pub(crate) struct Instance {
-    /// Numeric id.
-    pub id: u64,
-    /// What was asked for.
-    pub spec: Spec,
-    /// The zone.
-    pub zone: String,
-    /// `creationTimestamp`.
-    pub created: String,
-    /// Wall clock of the creation, for `lastStartTimestamp` and friends.
-    pub created_at: Instant,
-    /// Status over time.
-    pub timeline: Timeline,
-    /// Reads that still answer 404 (the `not_found_reads` fault).
-    pub hidden_reads: AtomicU32,
-    created_wall: time::OffsetDateTime,
-    /// What never changes after insert, computed once for fast reads.
-    fixed: Fixed,
-}
-
-/// Derived values computed at insert (reads are the hot path).
-#[derive(Debug)]
-struct Fixed {
-    tags_fingerprint: String,
-    metadata_fingerprint: String,
-    label_fingerprint: String,
-    nic_fingerprints: Vec<String>,
-    nic_ips: Vec<String>,
-    scheduling: Value,
-}
-
-fn fingerprint<T: Hash>(v: &T) -> String {
-    let mut h = DefaultHasher::new();
-    v.hash(&mut h);
-    STANDARD.encode(h.finish().to_be_bytes())
+    pub(super) metadata_items: Vec<Value>,
+    pub(super) scheduling: Option<Value>,
+    pub(super) service_accounts: Vec<Value>,
+    pub(super) tags: Vec<String>,
 }
 
 /// Is `name` an RFC 1035 label of at most 63 characters, as Compute wants?
@@ -405,264 +360,6 @@ impl Spec {
             service_accounts,
             tags,
         })
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DiskView<'a> {
-    kind: &'static str,
-    #[serde(rename = "type")]
-    disk_type: &'static str,
-    mode: &'a str,
-    source: String,
-    device_name: &'a str,
-    index: usize,
-    boot: bool,
-    auto_delete: bool,
-    interface: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    disk_size_gb: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NicView<'a> {
-    kind: &'static str,
-    name: String,
-    network: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subnetwork: Option<String>,
-    #[serde(rename = "networkIP")]
-    network_ip: &'a str,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    access_configs: &'a [Value],
-    fingerprint: &'a str,
-    stack_type: &'static str,
-}
-
-#[derive(Serialize)]
-struct MetadataView<'a> {
-    kind: &'static str,
-    fingerprint: &'a str,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    items: &'a [Value],
-}
-
-#[derive(Serialize)]
-struct TagsView<'a> {
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    items: &'a [String],
-    fingerprint: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InstanceView<'a> {
-    kind: &'static str,
-    id: String,
-    creation_timestamp: &'a str,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    tags: TagsView<'a>,
-    machine_type: String,
-    status: &'static str,
-    zone: String,
-    can_ip_forward: bool,
-    network_interfaces: Vec<NicView<'a>>,
-    disks: Vec<DiskView<'a>>,
-    metadata: MetadataView<'a>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    service_accounts: &'a [Value],
-    self_link: String,
-    scheduling: &'a Value,
-    cpu_platform: &'static str,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
-    label_fingerprint: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_start_timestamp: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_stop_timestamp: Option<String>,
-    start_restricted: bool,
-    deletion_protection: bool,
-    fingerprint: String,
-}
-
-/// A private IPv4 address derived from the instance id.
-fn ip(id: u64, nic: usize) -> String {
-    let n = id.wrapping_add(nic as u64 * 7919);
-    format!(
-        "10.{}.{}.{}",
-        128 + (n >> 16 & 0x3f),
-        n >> 8 & 0xff,
-        (n & 0xfd) + 2
-    )
-}
-
-impl Instance {
-    /// A new instance record.
-    pub(crate) fn new(id: u64, spec: Spec, zone: &str, now: Instant, timeline: Timeline) -> Self {
-        let wall = time::OffsetDateTime::now_utc();
-        let mut scheduling = match &spec.scheduling {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        };
-        for (k, v) in [
-            ("onHostMaintenance", Value::from("MIGRATE")),
-            ("automaticRestart", Value::from(true)),
-            ("preemptible", Value::from(false)),
-            ("provisioningModel", Value::from("STANDARD")),
-        ] {
-            scheduling.entry(k).or_insert(v);
-        }
-        let fixed = Fixed {
-            tags_fingerprint: fingerprint(&spec.tags),
-            metadata_fingerprint: fingerprint(
-                &spec
-                    .metadata_items
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            label_fingerprint: fingerprint(&spec.labels),
-            nic_fingerprints: (0..spec.nics.len())
-                .map(|i| fingerprint(&(id, i)))
-                .collect(),
-            nic_ips: spec
-                .nics
-                .iter()
-                .enumerate()
-                .map(|(i, n)| n.network_ip.clone().unwrap_or_else(|| ip(id, i)))
-                .collect(),
-            scheduling: Value::Object(scheduling),
-        };
-        Instance {
-            id,
-            spec,
-            zone: zone.to_string(),
-            created: rfc3339(wall),
-            created_at: now,
-            created_wall: wall,
-            timeline,
-            hidden_reads: AtomicU32::new(0),
-            fixed,
-        }
-    }
-
-    /// The machine type's relative link.
-    pub(crate) fn spec_machine_type(&self) -> &str {
-        &self.spec.machine_type
-    }
-
-    /// The status at `now`.
-    pub(crate) fn status(&self, now: Instant) -> Status {
-        self.timeline.status(now)
-    }
-
-    /// Whether the instance exists (is not deleted) at `now`.
-    pub(crate) fn live(&self, now: Instant) -> bool {
-        self.status(now) != Status::Gone
-    }
-
-    /// Uses up one hidden read; true when this read must answer 404.
-    pub(crate) fn take_hidden_read(&self) -> bool {
-        self.hidden_reads
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
-    }
-
-    fn wall(&self, at: Instant) -> String {
-        rfc3339(self.created_wall + at.saturating_duration_since(self.created_at))
-    }
-
-    /// The instance as JSON at `now`, with links against `base`.
-    pub(crate) fn render(&self, base: &Base, project: &str, now: Instant) -> Vec<u8> {
-        let view = self.view(base, project, now);
-        // Serializing strings, numbers and JSON values cannot fail.
-        serde_json::to_vec(&view).unwrap_or_default()
-    }
-
-    /// The instance as a JSON value (for lists).
-    pub(crate) fn to_value(&self, base: &Base, project: &str, now: Instant) -> Value {
-        serde_json::to_value(self.view(base, project, now)).unwrap_or(Value::Null)
-    }
-
-    fn view<'a>(&'a self, base: &Base, project: &str, now: Instant) -> InstanceView<'a> {
-        let status = self.status(now);
-        let s = &self.spec;
-        let zone_rel = format!("projects/{project}/zones/{}", self.zone);
-        let since = self.timeline.since(now).map(|t| self.wall(t));
-        InstanceView {
-            kind: "compute#instance",
-            id: self.id.to_string(),
-            creation_timestamp: &self.created,
-            name: &s.name,
-            description: s.description.as_deref(),
-            tags: TagsView {
-                items: &s.tags,
-                fingerprint: &self.fixed.tags_fingerprint,
-            },
-            machine_type: base.link(&s.machine_type),
-            status: status.as_str(),
-            zone: base.link(&zone_rel),
-            can_ip_forward: false,
-            network_interfaces: s
-                .nics
-                .iter()
-                .enumerate()
-                .map(|(i, n)| NicView {
-                    kind: "compute#networkInterface",
-                    name: format!("nic{i}"),
-                    network: base.link(&n.network),
-                    subnetwork: n.subnetwork.as_deref().map(|l| base.link(l)),
-                    network_ip: self.fixed.nic_ips.get(i).map_or("", String::as_str),
-                    access_configs: &n.access_configs,
-                    fingerprint: self
-                        .fixed
-                        .nic_fingerprints
-                        .get(i)
-                        .map_or("", String::as_str),
-                    stack_type: "IPV4_ONLY",
-                })
-                .collect(),
-            disks: s
-                .disks
-                .iter()
-                .enumerate()
-                .map(|(i, d)| DiskView {
-                    kind: "compute#attachedDisk",
-                    disk_type: "PERSISTENT",
-                    mode: &d.mode,
-                    source: base.link(&d.source),
-                    device_name: &d.device_name,
-                    index: i,
-                    boot: d.boot,
-                    auto_delete: d.auto_delete,
-                    interface: "SCSI",
-                    disk_size_gb: d.size_gb.as_deref(),
-                })
-                .collect(),
-            metadata: MetadataView {
-                kind: "compute#metadata",
-                fingerprint: &self.fixed.metadata_fingerprint,
-                items: &s.metadata_items,
-            },
-            service_accounts: &s.service_accounts,
-            self_link: base.link(&format!("{zone_rel}/instances/{}", s.name)),
-            scheduling: &self.fixed.scheduling,
-            cpu_platform: "Intel Broadwell",
-            labels: &s.labels,
-            label_fingerprint: &self.fixed.label_fingerprint,
-            last_start_timestamp: matches!(status, Status::Staging | Status::Running)
-                .then(|| since.clone())
-                .flatten(),
-            last_stop_timestamp: (status == Status::Terminated).then_some(since).flatten(),
-            start_restricted: false,
-            deletion_protection: false,
-            fingerprint: fingerprint(&(self.id, status.as_str())),
-        }
     }
 }
 

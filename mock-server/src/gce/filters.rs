@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::ctx::glob_match;
 
-use super::errors::GceError;
+use super::error::GceError;
 
 /// A parsed filter.
 #[derive(Debug, Clone, PartialEq)]
