@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::arm::ArmConfig;
-use crate::ec2::Ec2Config;
-use crate::gce::GceConfig;
+pub use crate::arm::{ArmConfig, ArmDurations, ArmThrottle, BucketLimit as ArmBucketLimit};
+pub use crate::ec2::{BucketLimit as Ec2BucketLimit, Ec2Config, Ec2Throttle};
+pub use crate::gce::{GceConfig, GceThrottle};
 
 /// The configuration of the whole mock.
 ///

@@ -150,6 +150,8 @@ impl Recorder {
     }
 
     /// Forgets counts and journal.
+    // Read by the tests (with the `testing` feature) only.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn clear(&self) {
         let mut r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         r.total = 0;

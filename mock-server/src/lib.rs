@@ -20,17 +20,32 @@
 //! Routing: `POST /` is EC2; `/subscriptions/...` and the Azure token
 //! endpoints are ARM; `/compute/v1/...` and `POST /token` are Compute
 //! Engine; `/_mock/...` is the control API (see the crate README).
+//!
+//! The public API is the builder ([`MockCloud::builder`]), the
+//! configuration ([`MockConfig`] and the [`config`] module), the running
+//! server's handle with its router ([`MockCloud::router`]) and fault context
+//! ([`Ctx`]). The per-cloud internals are public only with the `testing`
+//! feature, for the mock's own tests, examples and fuzz targets; they are not
+//! a stable API.
 
-pub mod app;
-pub mod arm;
+#![warn(missing_docs)]
+
+/// Declares an internal module: public with the `testing` feature (not a
+/// stable API), private otherwise.
+macro_rules! internal {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "testing")]
+            pub mod $name;
+            #[cfg(not(feature = "testing"))]
+            mod $name;
+        )*
+    };
+}
+
+internal!(app, arm, control, ctx, ec2, gce, journal, tls);
 pub mod config;
-pub mod control;
-pub mod ctx;
-pub mod ec2;
-pub mod gce;
-pub mod journal;
 mod serve;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,7 +55,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::config::MockConfig;
-pub use crate::ctx::Ctx;
+pub use crate::ctx::{Cloud, Ctx, DropConnection, FaultEffect, FaultRule, ResourceView};
+pub use crate::ec2::account_for_access_key;
 
 /// Why the mock could not start.
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +245,7 @@ impl MockCloud {
 
     /// The application router, to drive in-process without a socket (for
     /// example with `tower::ServiceExt::oneshot`). A response carrying
-    /// [`ctx::DropConnection`] is one the socket server would not send.
+    /// [`DropConnection`] is one the socket server would not send.
     pub fn router(&self) -> axum::Router {
         self.router.clone()
     }

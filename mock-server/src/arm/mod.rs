@@ -101,6 +101,8 @@ impl Arm {
     }
 
     /// The settings in force.
+    // Read by the tests (with the `testing` feature) only.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn config(&self) -> ArmConfig {
         (**self.config.read().unwrap_or_else(|e| e.into_inner())).clone()
     }

@@ -89,7 +89,7 @@ async fn region_endpoint_and_credentials_from_the_environment() {
     assert_eq!(live.as_array().map(Vec::len), Some(1), "{live}");
     assert_eq!(
         live[0]["partition"].as_str(),
-        Some(skyfleet_mock::ec2::account_for_access_key("AKIDFROMENVIRONMENT").as_str())
+        Some(skyfleet_mock::account_for_access_key("AKIDFROMENVIRONMENT").as_str())
     );
     p.remove(&mut w, &SystemClock, Duration::from_secs(10))
         .await
