@@ -189,7 +189,7 @@ impl Arm {
         let op = request::operation_name(&target, &parts.method);
         let admitted = match request::admit(parts, sub, target) {
             Ok(a) => a,
-            Err(res) => return (op, res, None),
+            Err(res) => return (op, *res, None),
         };
         let class = routes::class(&parts.method);
         let cfg = self.cfg();

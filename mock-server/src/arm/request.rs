@@ -269,14 +269,15 @@ pub struct Admitted<'a> {
 
 /// The checks before any bucket or resource provider sees a request, in
 /// ARM's order: bearer token (401), `api-version` (400), a routable path
-/// with a subscription (404), a method the target allows (405).
+/// with a subscription (404), a method the target allows (405). The
+/// refusal is boxed: a `Response` is large and this is the hot path's `Ok`.
 pub fn admit<'a>(
     parts: &Parts,
     sub: Option<&'a str>,
     target: Result<Target, NoRoute>,
-) -> Result<Admitted<'a>, Response> {
+) -> Result<Admitted<'a>, Box<Response>> {
     if !has_bearer(&parts.headers) {
-        return Err(unauthorized());
+        return Err(Box::new(unauthorized()));
     }
     let query = query(parts.uri.query());
     let Some(api_version) = query.api_version.clone() else {
@@ -284,17 +285,17 @@ pub fn admit<'a>(
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         );
-        return Err(e.into_response());
+        return Err(Box::new(e.into_response()));
     };
     let (sub, target) = match (sub, target) {
         (Some(s), Ok(t)) => (s, t),
-        (_, Err(nr)) => return Err(error_response(404, nr.code, &nr.message)),
+        (_, Err(nr)) => return Err(Box::new(error_response(404, nr.code, &nr.message))),
         (None, Ok(_)) => {
-            return Err(error_response(
+            return Err(Box::new(error_response(
                 404,
                 "NotFound",
                 "No subscription in the path.",
-            ))
+            )))
         }
     };
     if !routes::allowed(&target, &parts.method) {
@@ -306,7 +307,7 @@ pub fn admit<'a>(
                 parts.method
             ),
         );
-        return Err(e.into_response());
+        return Err(Box::new(e.into_response()));
     }
     Ok(Admitted {
         sub,
