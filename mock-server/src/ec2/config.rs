@@ -187,7 +187,8 @@ impl Ec2Throttle {
         Ok(())
     }
 
-    /// The bucket limit of a class name used by [`super::Action`].
+    /// The bucket limit of a class name used by the EC2 actions
+    /// (`run_instances`, `tags`, ...).
     pub fn limit(&self, class: &str) -> Option<BucketLimit> {
         Some(match class {
             "non_mutating" => self.non_mutating,

@@ -2,7 +2,7 @@
 //! Google OAuth token endpoint (`POST /token`).
 //!
 //! Layout, one concept per module:
-//! - [`config`]: [`GceConfig`], durations and the throttle model;
+//! - `config`: [`GceConfig`], durations and the throttle model;
 //! - `request`: the path every request takes (auth, quota, faults, method);
 //! - `spec`: the body `instances.insert` takes, validated;
 //! - `instances`: the Instance record and its wire shape;
