@@ -11,7 +11,7 @@ use crate::ec2::config::Ec2Config;
 use crate::ec2::error::Ec2Error;
 use crate::ec2::instances::{write_groups, Instance, Phase, Spot, State};
 use crate::ec2::query::Params;
-use crate::ec2::store::TokenEntry;
+use crate::ec2::store::{Partition, TokenEntry};
 use crate::ec2::xml::Xml;
 use crate::ec2::{Caller, Ec2, Injected};
 
@@ -288,39 +288,7 @@ impl Ec2 {
         let fingerprint = p.fingerprint(&["ClientToken", "Version", "DryRun"]);
         if !client_token.is_empty() {
             if let Some(entry) = part.tokens.get(&token_key) {
-                if entry.fingerprint != fingerprint {
-                    return Err(Ec2Error::new(
-                        400,
-                        "IdempotentParameterMismatch",
-                        "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
-                    ));
-                }
-                let existing: Vec<&Instance> = entry
-                    .instance_ids
-                    .iter()
-                    .filter_map(|id| part.get(id, now))
-                    .collect();
-                let all_terminated = existing.is_empty()
-                    || existing
-                        .iter()
-                        .all(|i| i.seen(now).state == State::Terminated);
-                if all_terminated {
-                    return Err(Ec2Error::new(
-                        400,
-                        "IdempotentInstanceTerminated",
-                        format!(
-                            "The client token '{client_token}' is associated with an instance that has been terminated. Use a different client token."
-                        ),
-                    ));
-                }
-                return Ok(write_reservation(
-                    request_id,
-                    &entry.reservation_id,
-                    &caller.account,
-                    &groups,
-                    &existing,
-                    now,
-                ));
+                return replay(&part, entry, &fingerprint, client_token, caller, &groups, request_id, now);
             }
         }
 
@@ -417,6 +385,54 @@ impl Ec2 {
             now,
         ))
     }
+}
+
+/// A RunInstances repeating a ClientToken: the original reservation, unless
+/// the parameters differ or all its instances are terminated.
+#[allow(clippy::too_many_arguments)]
+fn replay(
+    part: &Partition,
+    entry: &TokenEntry,
+    fingerprint: &[(String, String)],
+    client_token: &str,
+    caller: &Caller,
+    groups: &[String],
+    request_id: &str,
+    now: Instant,
+) -> Result<String, Ec2Error> {
+    if entry.fingerprint != fingerprint {
+        return Err(Ec2Error::new(
+            400,
+            "IdempotentParameterMismatch",
+            "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+        ));
+    }
+    let existing: Vec<&Instance> = entry
+        .instance_ids
+        .iter()
+        .filter_map(|id| part.get(id, now))
+        .collect();
+    let all_terminated = existing.is_empty()
+        || existing
+            .iter()
+            .all(|i| i.seen(now).state == State::Terminated);
+    if all_terminated {
+        return Err(Ec2Error::new(
+            400,
+            "IdempotentInstanceTerminated",
+            format!(
+                "The client token '{client_token}' is associated with an instance that has been terminated. Use a different client token."
+            ),
+        ));
+    }
+    Ok(write_reservation(
+        request_id,
+        &entry.reservation_id,
+        &caller.account,
+        groups,
+        &existing,
+        now,
+    ))
 }
 
 /// The RunInstances answer: the reservation fields under the root.
