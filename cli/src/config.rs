@@ -346,13 +346,13 @@ credential = { kind = "static_token", token = "t" }
         )
         .unwrap();
         for (id, section) in &f.providers {
-            let p = crate::clouds::from_config(id, section)
+            let p = crate::providers::from_config(id, section)
                 .await
                 .unwrap_or_else(|e| panic!("{id}: {e}"));
             assert_eq!(p.id(), id);
         }
         let bad = parse("[providers.x]\nkind = \"static\"\nfoo = 1\n", "f.toml").unwrap();
-        let e = crate::clouds::from_config("x", &bad.providers["x"])
+        let e = crate::providers::from_config("x", &bad.providers["x"])
             .await
             .err()
             .unwrap();

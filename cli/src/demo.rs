@@ -13,7 +13,8 @@ use skyfleet_core::Worker;
 use skyfleet_mock::MockCloud;
 use tokio_util::sync::CancellationToken;
 
-use crate::clouds::{self, DemoCloud};
+use crate::bench::stats::Distribution;
+use crate::mock_clouds::{self, DemoCloud};
 use crate::mockctl;
 
 /// Fault presets.
@@ -149,14 +150,6 @@ pub fn fault_rules(f: Faults) -> serde_json::Value {
     serde_json::Value::Array(rules)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 async fn pool_workers(store: &Arc<dyn WorkerStore>, pool: &str) -> Vec<Worker> {
     store
         .list_workers(&WorkerFilter::pool(pool))
@@ -241,7 +234,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
     let mock = MockCloud::builder()
         .tls(true)
         .seed(7)
-        .time_scale(clouds::DEMO_TIME_SCALE)
+        .time_scale(mock_clouds::DEMO_TIME_SCALE)
         .start()
         .await
         .map_err(|e| format!("starting the mock cloud: {e}"))?;
@@ -253,7 +246,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
     let store = skyfleet_core::store::open(&store_url)
         .await
         .map_err(|e| format!("opening store {store_url}: {e}"))?;
-    let demo = clouds::demo_clouds(&mock, args.workers).await?;
+    let demo = mock_clouds::demo_clouds(&mock, args.workers).await?;
     // Faults start after the scaffolding (resource group, network) exists.
     mockctl::set_faults(&mock, &fault_rules(args.faults)).await?;
     // A hung call is cut by the client's timeouts; the cap only bounds
@@ -308,14 +301,12 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         }
         tokio::time::sleep(poll_every).await;
     }
-    let mut per_worker: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for r in mockctl::resources(&mock).await? {
-        if let (true, Some(w)) = (clouds::is_vm(&r), clouds::worker_tag(&r)) {
-            let cloud = r["cloud"].as_str().unwrap_or("?").to_string();
-            *per_worker.entry((cloud, w)).or_default() += 1;
-        }
-    }
-    let duplicate_vms = per_worker.values().map(|n| n.saturating_sub(1)).sum();
+    let vms: Vec<mockctl::Resource> = mockctl::resources(&mock)
+        .await?
+        .into_iter()
+        .filter(mockctl::is_vm)
+        .collect();
+    let duplicate_vms = mockctl::duplicates_per_worker(&vms);
     bars.reset();
     bars.phase("teardown: demand dropped to zero");
     for c in &demo {
@@ -344,18 +335,18 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
     }
 
     let resources = mockctl::resources(&mock).await?;
-    let stats = mockctl::stats(&mock).await?;
+    let stats = mockctl::Stats::read(&mock).await?;
     let mut providers = Vec::new();
     let mut unconverged = 0;
     for c in &demo {
         let ws = pool_workers(&store, &c.pool.pool_id).await;
         unconverged += ws.iter().filter(|w| !w.phase.is_final()).count();
-        let mut ttr: Vec<f64> = ws
-            .iter()
-            .filter_map(|w| w.running_at.map(|r| (r - w.created_at).as_seconds_f64()))
-            .collect();
-        ttr.sort_by(|a, b| a.total_cmp(b));
-        let calls = stats["by_cloud"][c.mock_cloud].as_u64().unwrap_or(0);
+        let ttr = Distribution::new(
+            ws.iter()
+                .filter_map(|w| w.running_at.map(|r| (r - w.created_at).as_seconds_f64()))
+                .collect(),
+        );
+        let calls = stats.requests(c.mock_cloud);
         let errors = store
             .list_pool_errors(&c.pool.pool_id, 10_000)
             .await
@@ -366,15 +357,16 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         }
         let leaked = resources
             .iter()
-            .filter(|r| r["cloud"] == c.mock_cloud && clouds::is_worker_resource(r))
+            .filter(|r| r["cloud"] == c.mock_cloud && mockctl::is_worker_resource(r))
             .count();
         providers.push(ProviderSummary {
             provider: c.provider.id().to_string(),
             pool: c.pool.pool_id.clone(),
             reached_running: ttr.len(),
             workers: args.workers,
-            time_to_running_p50_s: percentile(&ttr, 0.5),
-            time_to_running_p95_s: percentile(&ttr, 0.95),
+            // No worker reached running: 0, as before (not NaN/null).
+            time_to_running_p50_s: ttr.median().unwrap_or(0.0),
+            time_to_running_p95_s: ttr.percentile(0.95).unwrap_or(0.0),
             api_calls_per_worker: calls as f64 / (ws.len().max(1)) as f64,
             errors_by_kind,
             leaked_resources: leaked,

@@ -17,10 +17,11 @@ use skyfleet_core::store::WorkerFilter;
 use skyfleet_core::Phase;
 
 mod bench;
-mod clouds;
 mod config;
 mod demo;
+mod mock_clouds;
 mod mockctl;
+mod providers;
 mod run;
 
 /// Provision fleets of cloud workers on AWS, Google Cloud, Azure and static
@@ -136,16 +137,15 @@ fn init_tracing(quiet: bool) {
         .try_init();
 }
 
+/// The name of the runtime's threads (`/proc` shows it), by which `bench
+/// azure` tells the CLI's CPU time from its mock's.
+pub const RUNTIME_THREADS: &str = "sf-rt";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Scenarios that build their own runtimes run outside ours.
-    if let Command::Bench { scenario } = &cli.command {
-        init_tracing(true);
-        if let Some(code) = bench::run_standalone(scenario) {
-            return code;
-        }
-    }
+    // The one runtime: every command, every benchmark scenario runs on it.
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name(RUNTIME_THREADS)
         .enable_all()
         .build()
     {

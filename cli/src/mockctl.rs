@@ -1,10 +1,14 @@
 //! Talking to an in-process mock cloud's control API (`/_mock/...`) without
 //! going over the network: requests go straight into its router.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use skyfleet_mock::MockCloud;
 use tower::ServiceExt;
+
+use crate::bench::stats::Calls;
 
 /// One live resource, as `/_mock/resources` lists it.
 pub type Resource = serde_json::Value;
@@ -76,22 +80,75 @@ async fn list(mock: &MockCloud, path: &str) -> Result<Vec<Resource>, String> {
     }
 }
 
-/// How many of `resources` are extra copies for a worker that already has
-/// one (grouped by the `skyfleet-worker` tag; untagged resources are not
-/// counted): what a lost or replayed create would leave behind.
-pub fn duplicates_per_worker(resources: &[Resource]) -> usize {
-    let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for r in resources {
-        if let Some(w) = r["tags"]["skyfleet-worker"].as_str() {
-            *per.entry(w).or_default() += 1;
-        }
-    }
-    per.values().map(|n| n - 1).sum()
+/// Whether a `/_mock/resources` entry is a worker's resource (not the
+/// network scaffolding set up once before any worker).
+pub fn is_worker_resource(r: &Resource) -> bool {
+    !matches!(
+        r["kind"].as_str(),
+        Some("resourceGroup" | "virtualNetwork" | "subnet")
+    )
 }
 
-/// Request statistics.
-pub async fn stats(mock: &MockCloud) -> Result<serde_json::Value, String> {
-    call(mock, "GET", "/_mock/stats", None).await
+/// Whether a `/_mock/resources` entry is a VM.
+pub fn is_vm(r: &Resource) -> bool {
+    matches!(r["kind"].as_str(), Some("instance" | "virtualMachine"))
+}
+
+/// The worker id a resource is tagged (labelled) with.
+pub fn worker_tag(r: &Resource) -> Option<&str> {
+    r["tags"][skyfleet_core::model::tag::WORKER].as_str()
+}
+
+/// Per cloud, how many of `resources` are extra copies for a worker that
+/// already has one (grouped by the worker tag; untagged resources are not
+/// counted): what a lost or replayed create would leave behind.
+pub fn duplicates_by_cloud(resources: &[Resource]) -> BTreeMap<String, usize> {
+    let mut per: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for r in resources {
+        if let Some(w) = worker_tag(r) {
+            *per.entry((r["cloud"].as_str().unwrap_or("?"), w))
+                .or_default() += 1;
+        }
+    }
+    let mut out = BTreeMap::new();
+    for ((cloud, _), n) in per {
+        *out.entry(cloud.to_string()).or_default() += n - 1;
+    }
+    out
+}
+
+/// [`duplicates_by_cloud`] summed over clouds.
+pub fn duplicates_per_worker(resources: &[Resource]) -> usize {
+    duplicates_by_cloud(resources).values().sum()
+}
+
+/// The mock's request statistics (`/_mock/stats`).
+#[derive(Debug, Clone)]
+pub struct Stats(serde_json::Value);
+
+impl Stats {
+    /// Reads them now.
+    pub async fn read(mock: &MockCloud) -> Result<Stats, String> {
+        call(mock, "GET", "/_mock/stats", None).await.map(Stats)
+    }
+
+    /// Every request `cloud` (`aws`, `gcp`, `azure`) answered.
+    pub fn requests(&self, cloud: &str) -> u64 {
+        self.0["by_cloud"][cloud].as_u64().unwrap_or(0)
+    }
+
+    /// The requests `cloud` answered, by operation; token requests
+    /// (credentials, not the provider's work) excluded.
+    pub fn calls(&self, cloud: &str) -> Calls {
+        let mut out = Calls::new();
+        for o in self.0["operations"].as_array().into_iter().flatten() {
+            if o["cloud"] == cloud && o["operation"] != "oauth2.token" {
+                let op = o["operation"].as_str().unwrap_or("?").to_string();
+                *out.entry(op).or_default() += o["count"].as_u64().unwrap_or(0);
+            }
+        }
+        out
+    }
 }
 
 /// Replaces the fault rules.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use skyfleet_core::fleet::{Demand, FixedDemand, Fleet, HttpDemand, TaskclusterDemand};
 use tokio_util::sync::CancellationToken;
 
-use crate::clouds;
 use crate::config::{self, DemandSection};
+use crate::providers;
 
 /// Builds the demand source a config names.
 fn demand(section: &DemandSection) -> Result<Arc<dyn Demand>, String> {
@@ -38,7 +38,7 @@ pub async fn build(path: &Path, store_override: Option<String>) -> Result<Fleet,
         .map_err(|e| format!("{origin} at {e}"))?;
     let mut builder = Fleet::builder().config(settings);
     for (id, section) in &file.providers {
-        let p = clouds::from_config(id, section)
+        let p = providers::from_config(id, section)
             .await
             .map_err(|e| format!("{origin} at `providers.{id}`: {e}"))?;
         builder = builder.provider(p);

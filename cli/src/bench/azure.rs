@@ -35,11 +35,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use skyfleet_azure::{AzureConfig, AzureProvider, Credential, CredentialConfig, SecretString};
-use skyfleet_core::clock::until;
-use skyfleet_core::provider::apply_step;
 use skyfleet_core::transport::{RequestExt, ReqwestService, Transport};
-use skyfleet_core::{DesiredState, Lifecycle, OwnershipTags, Phase, Provider, Worker, WorkerSpec};
+use skyfleet_core::{DesiredState, Phase, Worker};
 use skyfleet_mock::{MockCloud, MockConfig};
+
+use super::drive::{Drive, NoCrash};
+use super::harness::{self, BenchError, MockThread, Report};
+use super::stats::Distribution;
+use crate::mockctl::{self, Stats};
 
 const SUB: &str = "00000000-0000-0000-0000-00000000beef";
 const RG: &str = "bench";
@@ -53,7 +56,7 @@ pub struct Args {
     workers: usize,
     /// Print one JSON object.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Give every worker a public IP.
     #[arg(long)]
     public_ip: bool,
@@ -66,13 +69,6 @@ pub struct Args {
     /// The mock's time scale.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-}
-
-fn check_args(a: Args) -> Result<Args, String> {
-    if !a.scale.is_finite() || a.scale <= 0.0 {
-        return Err("--scale must be a finite number > 0".into());
-    }
-    Ok(a)
 }
 
 /// CPU nanoseconds of this process's threads whose name starts with `prefix`.
@@ -97,69 +93,30 @@ fn thread_cpu_ns(prefix: &str) -> u64 {
     total
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn percentile(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)]
-}
-
 type Counts = Arc<Mutex<HashMap<String, u64>>>;
 
 fn worker(id: &str, launch: &Value) -> Worker {
-    Worker::new(
-        WorkerSpec {
-            worker_id: id.into(),
-            pool_id: "bench".into(),
-            provider_id: "azure".into(),
-            launch_config_id: "lc".into(),
-            launch: launch.clone(),
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: "bench".into(),
-                pool_id: "bench".into(),
-                worker_id: id.into(),
-                provider_id: "azure".into(),
-                extra: BTreeMap::new(),
-            },
-        },
-        time::OffsetDateTime::now_utc(),
-    )
+    harness::worker(id, "bench", "azure", launch.clone())
 }
 
-/// Steps `w` until its phase is in `target` or final; counts step errors.
-async fn drive(p: &AzureProvider, w: &mut Worker, target: Phase) -> u32 {
-    let mut errors = 0;
-    while w.phase != target && !w.phase.is_final() {
-        let now = time::OffsetDateTime::now_utc();
-        let wait = until(now, w.next_check_at);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        match p.step(w).await {
-            Ok(s) => apply_step(w, &s, time::OffsetDateTime::now_utc()),
-            Err(e) => {
-                errors += 1;
-                if errors > 50 {
-                    eprintln!("worker {}: giving up: {e}", w.id());
-                    return errors;
-                }
-                let back = e.retry_after().unwrap_or(Duration::from_millis(500));
-                w.next_check_at = time::OffsetDateTime::now_utc() + back;
-            }
-        }
+/// Each worker is driven on its own (the Azure chain steps one worker per
+/// call): errors counted, a worker given up after 50.
+fn drive(until: Phase) -> Drive {
+    Drive {
+        until: vec![until],
+        batch: 1,
+        deadline: Duration::from_secs(3600),
+        backoff: Duration::from_millis(500),
+        max_errors: 50,
     }
-    errors
+}
+
+/// Drives one worker; its failed steps.
+async fn drive_one(p: AzureProvider, mut w: Worker, until: Phase) -> Result<(Worker, u32), String> {
+    let driven = drive(until)
+        .run(&p, std::slice::from_mut(&mut w), &mut NoCrash)
+        .await?;
+    Ok((w, driven.errors))
 }
 
 fn min_polls(d: f64, r: f64) -> f64 {
@@ -168,40 +125,22 @@ fn min_polls(d: f64, r: f64) -> f64 {
 
 /// The worker resources the mock holds (the shared resource group and
 /// network excluded). A failed read is an error, never "nothing leaked".
-async fn ours(http: &reqwest::Client, url: &str) -> Result<Vec<Value>, reqwest::Error> {
-    let all: Vec<Value> = http
-        .get(format!("{url}/_mock/resources?cloud=azure"))
-        .send()
+async fn ours(mock: &MockCloud) -> Result<Vec<Value>, String> {
+    Ok(mockctl::resources_of(mock, "azure")
         .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(all
         .into_iter()
-        .filter(|r| {
-            !matches!(
-                r["kind"].as_str(),
-                Some("resourceGroup") | Some("virtualNetwork")
-            )
-        })
+        .filter(mockctl::is_worker_resource)
         .collect())
 }
 
-/// Runs the benchmark with `args` (the words after `skyfleet bench azure`).
-pub fn main_with(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let args = check_args(args)?;
-    // The mock on its own runtime (threads "mock-*"), the provider on
-    // another ("sf-*"), so the provider's CPU time can be measured alone.
-    let mock_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("mock-rt")
-        .enable_all()
-        .build()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("sf-rt")
-        .enable_all()
-        .build()?;
+/// Runs `skyfleet bench azure`. The mock is served from its own thread,
+/// so the CPU time of the CLI runtime's threads is the provider's alone.
+pub async fn run(args: &Args) -> Result<Report, BenchError> {
+    if !args.scale.is_finite() || args.scale <= 0.0 {
+        return Err(BenchError::Usage(
+            "--scale must be a finite number > 0".into(),
+        ));
+    }
     let r = args.retry_after as f64;
     // Durations are multiples of Retry-After (seconds, before the scale).
     let (pip_s, nic_s, disk_s, vm_s, vm_del_s) = (r, r, r, 9.0 * r, 6.0 * r);
@@ -212,31 +151,15 @@ pub fn main_with(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "vm_delete_s": vm_del_s, "delete_s": r, "virtual_network_s": 0.1}}})
         .to_string(),
     )?;
-    let mock = mock_rt.block_on(MockCloud::builder().tls(true).config(mock_cfg).start())?;
-    let url = mock.url().to_string();
-    let pem = mock.cert_pem().unwrap_or_default().to_string();
-    let out = rt.block_on(run(
-        &args,
-        &url,
-        &pem,
-        [pip_s, nic_s, disk_s, vm_s, vm_del_s],
-    ))?;
+    let mock = MockThread::start(MockCloud::builder().tls(true).config(mock_cfg)).await?;
+    let out = measure(args, mock.mock(), [pip_s, nic_s, disk_s, vm_s, vm_del_s]).await?;
     drop(mock);
-    drop(mock_rt);
-    if args.json {
-        println!("{}", serde_json::to_string(&out)?);
-    } else {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    }
-    Ok(())
+    Ok(Report::pretty(out))
 }
 
-async fn run(
-    args: &Args,
-    url: &str,
-    pem: &str,
-    durations: [f64; 5],
-) -> Result<Value, Box<dyn std::error::Error>> {
+async fn measure(args: &Args, mock: &MockCloud, durations: [f64; 5]) -> Result<Value, BenchError> {
+    let url = mock.url();
+    let pem = mock.cert_pem().unwrap_or_default();
     let [pip_s, nic_s, disk_s, vm_s, vm_del_s] = durations.map(|d| d * args.scale);
     let r = args.retry_after as f64;
     let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())?;
@@ -254,7 +177,7 @@ async fn run(
     ] {
         let resp = http.put(format!("{url}{path}")).bearer_auth("bench").json(&body).send().await?;
         if !resp.status().is_success() {
-            return Err(format!("seeding {path}: {}", resp.status()).into());
+            return Err(BenchError::Failed(format!("seeding {path}: {}", resp.status())));
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -302,87 +225,70 @@ async fn run(
         "public_ip": args.public_ip, "data_disks": disks,
     });
     let n = args.workers;
-    let cpu0 = thread_cpu_ns("sf-");
+    let cpu0 = thread_cpu_ns(crate::RUNTIME_THREADS);
     let wall0 = Instant::now();
 
     // Phase 1: every worker to running.
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
         let p = provider.clone();
-        let mut w = worker(&format!("b-{i}"), &launch);
-        handles.push(tokio::spawn(async move {
-            let errors = drive(&p, &mut w, Phase::Running).await;
-            (w, errors)
-        }));
+        let w = worker(&format!("b-{i}"), &launch);
+        handles.push(tokio::spawn(drive_one(p, w, Phase::Running)));
     }
     let mut workers = Vec::with_capacity(n);
     let mut step_errors = 0u32;
     for h in handles {
-        let (w, e) = h.await?;
+        let (w, e) = h.await??;
         step_errors += e;
         workers.push(w);
     }
     let create_wall = wall0.elapsed().as_secs_f64();
     let create_counts = std::mem::take(&mut *counts.lock().unwrap_or_else(|e| e.into_inner()));
     let running = workers.iter().filter(|w| w.phase == Phase::Running).count();
-    let snapshot = ours(&http, url).await?;
-    let mut vms_per_worker: HashMap<String, u64> = HashMap::new();
-    let mut vms = 0u64;
-    for r in snapshot.iter().filter(|r| r["kind"] == "virtualMachine") {
-        vms += 1;
-        let w = r["tags"]["skyfleet-worker"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        *vms_per_worker.entry(w).or_default() += 1;
-    }
-    let duplicate_vms: u64 = vms_per_worker
-        .values()
-        .map(|c| c.saturating_sub(1))
-        .sum::<u64>()
-        + vms_per_worker.get("").copied().unwrap_or(0);
+    let vm_list: Vec<Value> = ours(mock)
+        .await?
+        .into_iter()
+        .filter(|r| r["kind"] == "virtualMachine")
+        .collect();
+    let vms = vm_list.len();
+    // An untagged VM is a duplicate too: no worker can own it.
+    let duplicate_vms = mockctl::duplicates_per_worker(&vm_list)
+        + vm_list
+            .iter()
+            .filter(|r| mockctl::worker_tag(r).is_none())
+            .count();
     let chain_sum =
         if args.public_ip { pip_s } else { 0.0 } + nic_s + disk_s * args.data_disks as f64 + vm_s;
-    let mut ttr: Vec<f64> = workers
+    let ttr: Vec<f64> = workers
         .iter()
         .filter_map(|w| w.running_at.map(|t| (t - w.created_at).as_seconds_f64()))
         .collect();
-    let mut overheads: Vec<f64> = ttr.iter().map(|t| (t - chain_sum) / chain_sum).collect();
-    ttr.sort_by(|a, b| a.total_cmp(b));
+    let overheads = Distribution::new(ttr.iter().map(|t| (t - chain_sum) / chain_sum).collect());
+    let ttr = Distribution::new(ttr);
 
     // Phase 2: every worker removed.
     let t1 = Instant::now();
     let mut handles = Vec::with_capacity(n);
     for mut w in workers {
-        let p = provider.clone();
-        handles.push(tokio::spawn(async move {
-            w.desired = DesiredState::Removed;
-            w.next_check_at = time::OffsetDateTime::now_utc();
-            let errors = drive(&p, &mut w, Phase::Stopped).await;
-            (w, errors)
-        }));
+        w.desired = DesiredState::Removed;
+        w.next_check_at = time::OffsetDateTime::now_utc();
+        handles.push(tokio::spawn(drive_one(provider.clone(), w, Phase::Stopped)));
     }
     let mut stopped = 0;
     for h in handles {
-        let (w, e) = h.await?;
+        let (w, e) = h.await??;
         step_errors += e;
         if w.phase == Phase::Stopped {
             stopped += 1;
         }
     }
     let delete_wall = t1.elapsed().as_secs_f64();
-    let cpu_ns = thread_cpu_ns("sf-").saturating_sub(cpu0);
+    let cpu_ns = thread_cpu_ns(crate::RUNTIME_THREADS).saturating_sub(cpu0);
     let delete_counts = std::mem::take(&mut *counts.lock().unwrap_or_else(|e| e.into_inner()));
     // Deletes the mock finishes with the VM may end a moment later.
     tokio::time::sleep(Duration::from_secs_f64((r * args.scale).max(0.5))).await;
-    let leaked = ours(&http, url).await?.len();
-    let stats: Value = http
-        .get(format!("{url}/_mock/stats"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let mock_total = stats["by_cloud"]["azure"].as_f64().unwrap_or(0.0);
+    let leaked = ours(mock).await?.len();
+    let mock_total = Stats::read(mock).await?.requests("azure") as f64;
 
     let per = |m: &HashMap<String, u64>| -> (BTreeMap<String, f64>, f64) {
         let mut out = BTreeMap::new();
@@ -427,8 +333,12 @@ async fn run(
         "min_calls_per_worker": {"create": min_create, "delete": min_delete, "total": min_total},
         "calls_vs_min": total / min_total,
         "mock_requests_per_worker": mock_total / n as f64,
-        "time_to_running_overhead": median(&mut overheads),
-        "time_to_running_s": {"median": percentile(&ttr, 0.5), "p95": percentile(&ttr, 0.95), "max": percentile(&ttr, 1.0)},
+        "time_to_running_overhead": overheads.median().unwrap_or(f64::NAN),
+        "time_to_running_s": {
+            "median": ttr.median().unwrap_or(f64::NAN),
+            "p95": ttr.percentile(0.95).unwrap_or(f64::NAN),
+            "max": ttr.percentile(1.0).unwrap_or(f64::NAN),
+        },
         "mock_create_durations_s": chain_sum,
         "mock_retry_after_s": r,
         "time_scale": args.scale,

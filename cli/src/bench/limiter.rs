@@ -33,12 +33,15 @@ use skyfleet_core::transport::{
 };
 use tower::ServiceExt;
 
+use super::harness::{BenchError, Report};
+use super::stats::Distribution;
+
 /// Options of `skyfleet bench limiter`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// The shared limit, calls per second.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     rps: u32,
@@ -72,21 +75,8 @@ fn request(url: &str) -> Request<Bytes> {
         .with_operation("Get")
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
-/// Runs the benchmark with `args` (the words after `skyfleet bench limiter`).
-pub fn main_with(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(run(args))
-}
-
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs `skyfleet bench limiter`.
+pub async fn run(args: &Args) -> Result<Report, BenchError> {
     let received = Arc::new(AtomicU64::new(0));
     let r = received.clone();
     let app = axum::Router::new().route(
@@ -167,11 +157,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let samples = bare_lat.len();
-    let bare_median = median(bare_lat);
-    let stack_median = median(stack_lat);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    let overhead = us(stack_median) - us(bare_median);
-    let share = overhead / us(bare_median);
+    let median_us = |v: Vec<Duration>| Distribution::new(v.into_iter().map(us).collect()).median();
+    let bare_median = median_us(bare_lat).unwrap_or(f64::NAN);
+    let stack_median = median_us(stack_lat).unwrap_or(f64::NAN);
+    let overhead = stack_median - bare_median;
+    let share = overhead / bare_median;
 
     // 3. The stack's own cost, without a network: the same stack over an
     // in-process service that answers at once.
@@ -203,23 +194,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "stack_calls": snapshot.calls,
         "failed_calls": failures,
         "overhead_samples": samples,
-        "bare_median_us": (us(bare_median) * 10.0).round() / 10.0,
-        "stack_median_us": (us(stack_median) * 10.0).round() / 10.0,
+        "bare_median_us": (bare_median * 10.0).round() / 10.0,
+        "stack_median_us": (stack_median * 10.0).round() / 10.0,
         "overhead_us": (overhead * 10.0).round() / 10.0,
         "overhead_share": (share * 10000.0).round() / 10000.0,
         "stack_only_us": (stack_only_us * 100.0).round() / 100.0,
     });
-    if args.json {
-        println!("{out}");
-    } else {
-        println!(
-            "saturation: {} clones x {} callers, configured {} rps (burst {}), observed {:.1} rps over {:.2} s, ratio {:.4}",
-            args.clones, args.tasks, args.rps, args.burst, observed_rps, window, ratio
-        );
-        println!(
-            "overhead: bare reqwest median {:.1} us, whole stack median {:.1} us, +{:.1} us ({:.1} %) over {} sequential requests each",
-            us(bare_median), us(stack_median), overhead, share * 100.0, samples
-        );
-    }
-    Ok(())
+    let text = format!(
+        "saturation: {} clones x {} callers, configured {} rps (burst {}), observed {:.1} rps over {:.2} s, ratio {:.4}\n\
+         overhead: bare reqwest median {:.1} us, whole stack median {:.1} us, +{:.1} us ({:.1} %) over {} sequential requests each",
+        args.clones, args.tasks, args.rps, args.burst, observed_rps, window, ratio,
+        bare_median, stack_median, overhead, share * 100.0, samples
+    );
+    Ok(Report {
+        value: out,
+        ok: true,
+        text: Some(text),
+    })
 }

@@ -1,0 +1,198 @@
+//! `skyfleet bench crash`: a fleet in a child process, SIGKILLed at random
+//! (seeded) moments and restarted from the same store; then leaks,
+//! duplicates and unconverged workers are counted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use skyfleet_core::fleet::{FixedDemand, Fleet, FleetConfig};
+use skyfleet_core::store::WorkerFilter;
+use skyfleet_core::Phase;
+use skyfleet_mock::MockCloud;
+use tokio_util::sync::CancellationToken;
+
+use super::harness::{fast_fleet, BenchError, Report};
+use crate::mock_clouds;
+use crate::mockctl;
+
+/// The child of `bench crash`: a fleet on the demo clouds of an external
+/// mock, wanting `workers` per cloud, until killed.
+pub async fn child(mock_url: String, cert: PathBuf, store: PathBuf, workers: u32) -> ExitCode {
+    let pem = match std::fs::read_to_string(&cert) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("crash-child: {}: {e}", cert.display());
+            return ExitCode::from(2);
+        }
+    };
+    let demo = match mock_clouds::demo_clouds_at(&mock_url, &pem).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("crash-child: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match skyfleet_core::store::open(&format!("sqlite:{}", store.display())).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("crash-child: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let demand = FixedDemand::new();
+    let mut b = Fleet::builder()
+        .config(FleetConfig {
+            // A killed replica's leases block its workers until they expire:
+            // keep them short so restarts converge quickly.
+            lease: Duration::from_secs(6),
+            step_timeout: Duration::from_secs(5),
+            ..fast_fleet("bench-crash")
+        })
+        .owner(format!("crash-child-{}", std::process::id()))
+        .store(store)
+        .demand(Arc::new(demand.clone()));
+    for c in &demo {
+        demand.set_pending(&c.pool.pool_id, workers as u64);
+        b = b.provider(c.provider.clone()).pool(c.pool.clone());
+    }
+    let fleet = match b.build() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("crash-child: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match fleet.run(CancellationToken::new()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crash-child: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Child(tokio::process::Child);
+
+impl Child {
+    async fn kill(mut self) {
+        // SIGKILL: no cleanup, no lease release.
+        let _ = self.0.start_kill();
+        let _ = self.0.wait().await;
+    }
+}
+
+pub async fn run(kills: u32, workers: u32, seed: u64) -> Result<Report, BenchError> {
+    let started = Instant::now();
+    let mock = MockCloud::builder()
+        .tls(true)
+        .time_scale(mock_clouds::DEMO_TIME_SCALE)
+        .start()
+        .await
+        .map_err(|e| format!("mock: {e}"))?;
+    mock_clouds::scaffold(&mock).await?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cert = dir.path().join("mock.pem");
+    std::fs::write(&cert, mock.cert_pem().unwrap_or_default()).map_err(|e| e.to_string())?;
+    let db = dir.path().join("crash.db");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let spawn = |n: u32| -> Result<Child, String> {
+        tokio::process::Command::new(&exe)
+            .args(["bench", "crash-child", "--mock-url", mock.url(), "--cert"])
+            .arg(&cert)
+            .arg("--store")
+            .arg(&db)
+            .args(["--workers", &n.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map(Child)
+            .map_err(|e| format!("spawning the fleet: {e}"))
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let store = skyfleet_core::store::open(&format!("sqlite:{}", db.display()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut duplicates: BTreeMap<String, usize> = BTreeMap::new();
+    let phases = [(workers, kills / 2), (0, kills - kills / 2)];
+    let mut done_kills = 0;
+    for (want, n_kills) in phases {
+        for _ in 0..n_kills {
+            let child = spawn(want)?;
+            let wait = Duration::from_millis(rng.random_range(100..1500));
+            tokio::time::sleep(wait).await;
+            child.kill().await;
+            done_kills += 1;
+        }
+        // Converge this phase without kills.
+        let child = spawn(want)?;
+        let limit = Instant::now() + Duration::from_secs(240);
+        loop {
+            let ws = store
+                .list_workers(&WorkerFilter::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let converged = if want > 0 {
+                let mut per_pool: BTreeMap<&str, usize> = BTreeMap::new();
+                for w in ws.iter().filter(|w| w.phase == Phase::Running) {
+                    *per_pool.entry(w.spec.pool_id.as_str()).or_default() += 1;
+                }
+                per_pool.len() == 3 && per_pool.values().all(|n| *n >= want as usize)
+            } else {
+                ws.iter().all(|w| w.phase.is_final())
+            };
+            if converged || Instant::now() > limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if want > 0 {
+            // Count VMs per worker while everything runs.
+            let vms: Vec<mockctl::Resource> = mockctl::resources(&mock)
+                .await?
+                .into_iter()
+                .filter(mockctl::is_vm)
+                .collect();
+            for (cloud, n) in mockctl::duplicates_by_cloud(&vms) {
+                *duplicates.entry(cloud).or_default() += n;
+            }
+        }
+        child.kill().await;
+    }
+    let ws = store
+        .list_workers(&WorkerFilter::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let unconverged = ws.iter().filter(|w| !w.phase.is_final()).count();
+    let mut leaked: BTreeMap<String, usize> = BTreeMap::new();
+    for r in mockctl::resources(&mock).await? {
+        if mockctl::is_worker_resource(&r) {
+            *leaked
+                .entry(r["cloud"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+    }
+    let total_leaked: usize = leaked.values().sum();
+    let total_dupes: usize = duplicates.values().sum();
+    let out = json!({
+        "scenario": "crash",
+        "kills": done_kills,
+        "workers": ws.len(),
+        "workers_per_cloud": workers,
+        "seed": seed,
+        "leaked_resources": total_leaked,
+        "leaked_by_cloud": leaked,
+        "duplicate_vms": duplicates,
+        "unconverged_workers": unconverged,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    Ok(Report {
+        ok: total_leaked == 0 && total_dupes == 0 && unconverged == 0,
+        ..Report::json(out)
+    })
+}

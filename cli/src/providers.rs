@@ -1,0 +1,134 @@
+//! Providers built from `fleet.toml`'s `[providers.ID]` sections: the
+//! production path of `skyfleet run`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use skyfleet_aws::{AwsConfig, AwsProvider};
+use skyfleet_azure::{AzureConfig, AzureProvider};
+use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
+use skyfleet_core::transport::{Transport, TransportConfig};
+use skyfleet_core::DynProvider;
+use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
+
+use crate::config::ProviderSection;
+
+/// AWS settings in `fleet.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsSection {
+    regions: Vec<String>,
+    #[serde(default)]
+    endpoint_url: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    access_key_id: Option<String>,
+    #[serde(default)]
+    secret_access_key: Option<String>,
+    #[serde(default)]
+    ca_pem_file: Option<String>,
+}
+
+/// GCP settings in `fleet.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcpSection {
+    project: String,
+    #[serde(default)]
+    zones: Vec<String>,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    service_account_file: Option<String>,
+    #[serde(default)]
+    static_token: Option<String>,
+    #[serde(default)]
+    ca_pem_file: Option<String>,
+}
+
+fn transport(ca_pem: Option<&str>) -> Result<Transport, String> {
+    let mut cfg = TransportConfig::default();
+    if let Some(pem) = ca_pem {
+        cfg = cfg.with_root_certificate_pem(pem.as_bytes().to_vec());
+    }
+    Transport::builder()
+        .config(cfg)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn read_pem(path: &Option<String>) -> Result<Option<String>, String> {
+    path.as_ref()
+        .map(|p| std::fs::read_to_string(p).map_err(|e| format!("ca_pem_file {p}: {e}")))
+        .transpose()
+}
+
+fn settings<T: serde::de::DeserializeOwned>(section: &ProviderSection) -> Result<T, String> {
+    let v = serde_json::Value::Object(section.settings.clone());
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        format!("at `{path}`: {}", e.into_inner())
+    })
+}
+
+/// Builds a provider from a `[providers.ID]` section.
+pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvider, String> {
+    match section.kind.as_str() {
+        "testing" => Ok(Arc::new(TestingProvider::new(
+            id,
+            TestingCloud::new(TestingConfig::default()),
+        ))),
+        "aws" => {
+            let s: AwsSection = settings(section)?;
+            let mut c = AwsConfig::new(id, s.regions);
+            if let Some(u) = s.endpoint_url {
+                c = c.with_endpoint_url(u);
+            }
+            if let Some(p) = s.profile {
+                c = c.with_profile(p);
+            }
+            if let (Some(k), Some(sk)) = (s.access_key_id, s.secret_access_key) {
+                c = c.with_static_credentials(k, sk, None);
+            }
+            let t = transport(read_pem(&s.ca_pem_file)?.as_deref())?;
+            Ok(Arc::new(
+                AwsProvider::new(c, &t).await.map_err(|e| e.to_string())?,
+            ))
+        }
+        "gcp" => {
+            let s: GcpSection = settings(section)?;
+            let mut c = GcpConfig::new(s.project).with_id(id).with_zones(s.zones);
+            if let Some(e) = s.endpoint {
+                c = c.with_endpoint(e);
+            }
+            c = c.with_credentials(match (s.static_token, s.service_account_file) {
+                (Some(t), _) => Credentials::static_token(t),
+                (None, Some(f)) => Credentials::ServiceAccountFile(f.into()),
+                (None, None) => Credentials::Auto,
+            });
+            let t = transport(read_pem(&s.ca_pem_file)?.as_deref())?;
+            c = c.with_transport(t);
+            Ok(Arc::new(GcpProvider::new(c).map_err(|e| e.to_string())?))
+        }
+        "azure" => {
+            let mut v = section.settings.clone();
+            v.insert("id".into(), serde_json::Value::String(id.into()));
+            let c: AzureConfig = serde_path_to_error::deserialize(serde_json::Value::Object(v))
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    format!("at `{path}`: {}", e.into_inner())
+                })?;
+            Ok(Arc::new(AzureProvider::new(c).map_err(|e| e.to_string())?))
+        }
+        "static" => {
+            if let Some(k) = section.settings.keys().next() {
+                return Err(format!("at `{k}`: static providers take no settings"));
+            }
+            Ok(Arc::new(skyfleet_static::StaticProvider::new(id)))
+        }
+        other => Err(format!(
+            "unknown provider kind `{other}` (expected testing, aws, gcp, azure or static)"
+        )),
+    }
+}
