@@ -63,6 +63,7 @@ mod client;
 mod concurrency;
 mod config;
 mod key;
+mod limit;
 mod metrics;
 mod pipeline;
 mod profile;
