@@ -115,7 +115,11 @@ fn script_statements(script: &str) -> Vec<String> {
 async fn use_released_database(s: &dyn WorkerStore) {
     use skyfleet_core::store::{Claim, PartitionFilter};
     let now = skyfleet_core::clock::from_millis(1_750_000_000_000);
-    let old = s.get_worker("w-old").await.unwrap().expect("the old worker");
+    let old = s
+        .get_worker("w-old")
+        .await
+        .unwrap()
+        .expect("the old worker");
     assert_eq!(old.partition.as_deref(), Some("us-east-1"));
     let claim = Claim {
         provider_id: "aws".into(),
@@ -169,7 +173,8 @@ async fn sqlite_database_at_schema_3_opens_unchanged() {
         .execute(&raw)
         .await
         .unwrap();
-    let schema = "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master ORDER BY name";
+    let schema =
+        "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master ORDER BY name";
     let before: Vec<String> = sqlx::query_scalar(schema).fetch_all(&raw).await.unwrap();
     raw.close().await;
 
@@ -180,10 +185,11 @@ async fn sqlite_database_at_schema_3_opens_unchanged() {
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
     let after: Vec<String> = sqlx::query_scalar(schema).fetch_all(&raw).await.unwrap();
     assert_eq!(after, before, "the schema is untouched");
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
-        .fetch_all(&raw)
-        .await
-        .unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
     assert_eq!(versions, vec![1, 2, 3], "no migration re-ran");
 }
 
@@ -239,10 +245,11 @@ async fn postgres_database_at_schema_3_opens_unchanged() {
         .await
         .unwrap();
     assert_eq!(after, before, "the schema is untouched");
-    let versions: Vec<i32> = sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
-        .fetch_all(&mut raw)
-        .await
-        .unwrap();
+    let versions: Vec<i32> =
+        sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
+            .fetch_all(&mut raw)
+            .await
+            .unwrap();
     assert_eq!(versions, vec![1, 2, 3], "no migration re-ran");
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut raw)

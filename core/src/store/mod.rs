@@ -26,9 +26,9 @@ use crate::model::{Phase, Worker};
 pub mod conformance;
 mod memory;
 mod migrations;
-mod sql;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod sql;
 mod sqlite;
 
 pub use memory::MemoryStore;

@@ -217,7 +217,11 @@ impl TestingCloud {
         Ok(())
     }
 
-    pub(super) async fn get(&self, name: &str, region: Option<&str>) -> Result<Option<InstanceStatus>> {
+    pub(super) async fn get(
+        &self,
+        name: &str,
+        region: Option<&str>,
+    ) -> Result<Option<InstanceStatus>> {
         self.enter(CallKind::Get, region).await?;
         let now = self.clock.now();
         let mut s = self.lock();

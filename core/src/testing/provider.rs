@@ -202,9 +202,9 @@ impl Provider for TestingProvider {
 mod tests {
     use super::*;
     use crate::clock::{Clock, TokioClock};
+    use crate::provider::ProviderExt;
     use crate::testing::{fixtures, CallKind, TestingConfig};
     use time::OffsetDateTime;
-    use crate::provider::ProviderExt;
 
     fn worker(id: &str, now: OffsetDateTime) -> Worker {
         fixtures::worker(id).build(now)

@@ -191,7 +191,10 @@ where
             .fetch_all(self.sql_pool())
             .await
             .map_err(|e| db_err("claim due workers", e))?;
-        let mut v = claimed.iter().map(rows::worker).collect::<Result<Vec<_>>>()?;
+        let mut v = claimed
+            .iter()
+            .map(rows::worker)
+            .collect::<Result<Vec<_>>>()?;
         v.sort_by_key(|w| w.next_check_at);
         Ok(v)
     }
