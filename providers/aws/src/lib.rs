@@ -17,6 +17,7 @@ pub mod client;
 pub mod config;
 pub mod connector;
 pub mod launch;
+pub mod profile;
 pub mod provider;
 pub mod state;
 pub mod token;
