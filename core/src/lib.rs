@@ -14,7 +14,8 @@
 //! - [`transport`]: the tower stack every cloud call flows through.
 //! - [`fleet`]: the runtime a worker-manager embeds: provisioner, per-provider
 //!   scanners, estimator, orphan sweeper.
-//! - [`testing`]: an in-memory fake cloud and provider for tests.
+//! - `testing` (feature `testing`, not a stable API): an in-memory fake
+//!   cloud and provider, shared fixtures and the store conformance suite.
 #![warn(missing_docs)]
 
 pub mod clock;
@@ -25,6 +26,7 @@ pub mod model;
 pub mod operation;
 pub mod provider;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transport;
 

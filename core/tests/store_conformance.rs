@@ -94,3 +94,165 @@ async fn postgres_store_conforms() {
             .unwrap();
     }
 }
+
+/// The statements of a checked-in script (comments dropped; the scripts
+/// have no semicolons inside literals).
+fn script_statements(script: &str) -> Vec<String> {
+    let code: String = script
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    code.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Uses a store opened on a database created by an earlier skyfleet at
+/// schema 3: its worker is there and claimable, and new ones can be written.
+async fn use_released_database(s: &dyn WorkerStore) {
+    use skyfleet_core::store::{Claim, PartitionFilter};
+    let now = skyfleet_core::clock::from_millis(1_750_000_000_000);
+    let old = s
+        .get_worker("w-old")
+        .await
+        .unwrap()
+        .expect("the old worker");
+    assert_eq!(old.partition.as_deref(), Some("us-east-1"));
+    let claim = Claim {
+        provider_id: "aws".into(),
+        partition: PartitionFilter::Only(Some("us-east-1".into())),
+        owner: "r".into(),
+        lease: std::time::Duration::from_secs(60),
+        limit: 10,
+    };
+    let mut got = s.claim_due(&claim, now).await.unwrap();
+    assert_eq!(got.len(), 1, "the old worker is claimed");
+    let mut w = got.remove(0);
+    w.partition = Some("us-west-2".into());
+    s.update_worker(&w).await.unwrap();
+    s.create_worker(&conformance::worker("w-new", "p", "aws", now))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.partitions("aws").await.unwrap(),
+        vec![None, Some("us-west-2".to_string())]
+    );
+}
+
+/// A row as the released code wrote it (schema 3), for the scripts above.
+const RELEASED_ROW: &str = "INSERT INTO workers (worker_id, pool_id, provider_id, phase, \
+    next_check_at, version, lease_owner, lease_expires_at, created_at, body, scan_partition) \
+    VALUES ('w-old', 'p', 'aws', 'requested', 1750000000000, 1, NULL, NULL, 1750000000000, $1, \
+    'us-east-1')";
+
+fn released_body() -> String {
+    let now = skyfleet_core::clock::from_millis(1_750_000_000_000);
+    let mut w = conformance::worker("w-old", "p", "aws", now);
+    w.version = 1;
+    w.phase = skyfleet_core::Phase::Requested;
+    w.partition = Some("us-east-1".into());
+    serde_json::to_string(&w).unwrap()
+}
+
+/// A SQLite database created by the released code (schema 3, its exact DDL
+/// and bookkeeping) opens without re-running or altering a migration.
+#[tokio::test]
+async fn sqlite_database_at_schema_3_opens_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("released.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for stmt in script_statements(include_str!("fixtures/schema3-sqlite.sql")) {
+        sqlx::query(&stmt).execute(&raw).await.unwrap();
+    }
+    sqlx::query(RELEASED_ROW)
+        .bind(released_body())
+        .execute(&raw)
+        .await
+        .unwrap();
+    let schema =
+        "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master ORDER BY name";
+    let before: Vec<String> = sqlx::query_scalar(schema).fetch_all(&raw).await.unwrap();
+    raw.close().await;
+
+    let s = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    use_released_database(&s).await;
+    drop(s);
+
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let after: Vec<String> = sqlx::query_scalar(schema).fetch_all(&raw).await.unwrap();
+    assert_eq!(after, before, "the schema is untouched");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(versions, vec![1, 2, 3], "no migration re-ran");
+}
+
+/// A PostgreSQL database created by the released code (schema 3) opens
+/// without re-running or altering a migration.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_database_at_schema_3_opens_unchanged() {
+    use skyfleet_core::store::PostgresStore;
+    use sqlx::Connection;
+    let Ok(url) = std::env::var("SKYFLEET_TEST_POSTGRES_URL") else {
+        eprintln!("SKYFLEET_TEST_POSTGRES_URL is unset: PostgreSQL schema-3 test SKIPPED");
+        return;
+    };
+    let schema = format!("sf_released_{}", uuid::Uuid::new_v4().simple());
+    let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    sqlx::query(&format!("SET search_path TO {schema}"))
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    for stmt in script_statements(include_str!("fixtures/schema3-postgres.sql")) {
+        sqlx::query(&stmt).execute(&mut raw).await.unwrap();
+    }
+    sqlx::query(RELEASED_ROW)
+        .bind(released_body())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let describe = "SELECT c.relname || ' ' || c.relkind::text || ' ' || COALESCE(string_agg(a.attname || ':' \
+        || format_type(a.atttypid, a.atttypmod), ',' ORDER BY a.attnum), '') \
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+        WHERE n.nspname = $1 GROUP BY c.relname, c.relkind ORDER BY c.relname";
+    let before: Vec<String> = sqlx::query_scalar(describe)
+        .bind(&schema)
+        .fetch_all(&mut raw)
+        .await
+        .unwrap();
+
+    let s = PostgresStore::connect_in_schema(&url, Some(&schema))
+        .await
+        .unwrap();
+    use_released_database(&s).await;
+    s.pool().close().await;
+
+    let after: Vec<String> = sqlx::query_scalar(describe)
+        .bind(&schema)
+        .fetch_all(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "the schema is untouched");
+    let versions: Vec<i32> =
+        sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
+            .fetch_all(&mut raw)
+            .await
+            .unwrap();
+    assert_eq!(versions, vec![1, 2, 3], "no migration re-ran");
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut raw)
+        .await
+        .unwrap();
+}

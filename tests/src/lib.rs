@@ -28,10 +28,9 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::provider::apply_step;
-use skyfleet_core::testing::{CallKind, TestingCloud};
+use skyfleet_core::testing::{fixtures, CallKind, TestingCloud};
 use skyfleet_core::{
-    DesiredState, Error, ErrorKind, Lifecycle, OwnershipScope, OwnershipTags, Phase, Provider,
-    Result, Worker, WorkerSpec,
+    DesiredState, Error, ErrorKind, OwnershipScope, Phase, Provider, Result, Worker,
 };
 use skyfleet_static::StaticProvider;
 
@@ -118,26 +117,12 @@ pub struct Subject {
 impl Subject {
     /// A new worker record for `id` with this subject's launch config.
     pub fn worker(&self, id: &str) -> Worker {
-        let tags = OwnershipTags {
-            manager_id: self.manager_id.clone(),
-            pool_id: "conformance/pool".into(),
-            worker_id: id.into(),
-            provider_id: self.provider.id().to_string(),
-            extra: BTreeMap::new(),
-        };
-        Worker::new(
-            WorkerSpec {
-                worker_id: id.into(),
-                pool_id: "conformance/pool".into(),
-                provider_id: self.provider.id().to_string(),
-                launch_config_id: "lc".into(),
-                launch: self.launch.clone(),
-                capacity: 1,
-                lifecycle: Lifecycle::default(),
-                tags,
-            },
-            SystemClock.now(),
-        )
+        fixtures::worker(id)
+            .pool("conformance/pool")
+            .provider(self.provider.id())
+            .manager(self.manager_id.as_str())
+            .launch(self.launch.clone())
+            .build(SystemClock.now())
     }
 
     fn scope(&self) -> OwnershipScope {

@@ -7,15 +7,13 @@
 //! persisted states. Whatever comes back, a step must end with `Ok` or a
 //! classified `Err`, never a panic or a hang.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use skyfleet_core::testing::fixtures;
 use skyfleet_core::transport::{Transport, TransportConfig};
-use skyfleet_core::{
-    DesiredState, DynProvider, Lifecycle, OwnershipTags, Phase, Worker, WorkerSpec,
-};
+use skyfleet_core::{DesiredState, DynProvider, Phase, Worker};
 
 #[derive(Clone, Default)]
 struct Answer {
@@ -146,25 +144,12 @@ fn worker(
     state: serde_json::Value,
     removing: bool,
 ) -> Worker {
-    let mut w = Worker::new(
-        WorkerSpec {
-            worker_id: "w-fuzz".into(),
-            pool_id: "p".into(),
-            provider_id: provider.into(),
-            launch_config_id: "lc".into(),
-            launch,
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: "m".into(),
-                pool_id: "p".into(),
-                worker_id: "w-fuzz".into(),
-                provider_id: provider.into(),
-                extra: BTreeMap::new(),
-            },
-        },
-        time::OffsetDateTime::now_utc(),
-    );
+    let mut w = fixtures::worker("w-fuzz")
+        .pool("p")
+        .provider(provider)
+        .manager("m")
+        .launch(launch)
+        .build_now();
     w.provider_state = state;
     if removing {
         w.desired = DesiredState::Removed;

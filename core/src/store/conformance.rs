@@ -4,9 +4,10 @@
 //! Each case gets two handles on one fresh, empty database (two connections
 //! or pools, as two replicas would have), from the caller's factory. A
 //! failing case panics with its name: this module is test support, like
-//! object_store's `integration` module.
+//! object_store's `integration` module. Behind the `testing` feature: not
+//! a stable API.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,32 +16,21 @@ use time::OffsetDateTime;
 
 use super::{Claim, PartitionFilter, PoolError, WorkerFilter, WorkerStore};
 use crate::error::ErrorKind;
-use crate::model::{Lifecycle, OwnershipTags, Phase, Worker, WorkerSpec};
+use crate::model::{Phase, Worker};
+use crate::testing::fixtures;
 
 /// Two handles on one fresh database.
 pub type StorePair = (Arc<dyn WorkerStore>, Arc<dyn WorkerStore>);
 
-/// A worker record for tests.
+/// A worker record for tests: [`fixtures::worker`] in `pool` and `provider`,
+/// launch config `lc-0` with launch `{"size": "small"}`.
 pub fn worker(id: &str, pool: &str, provider: &str, now: OffsetDateTime) -> Worker {
-    Worker::new(
-        WorkerSpec {
-            worker_id: id.into(),
-            pool_id: pool.into(),
-            provider_id: provider.into(),
-            launch_config_id: "lc-0".into(),
-            launch: serde_json::json!({"size": "small"}),
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: "mgr".into(),
-                pool_id: pool.into(),
-                worker_id: id.into(),
-                provider_id: provider.into(),
-                extra: BTreeMap::new(),
-            },
-        },
-        now,
-    )
+    fixtures::worker(id)
+        .pool(pool)
+        .provider(provider)
+        .launch_config("lc-0")
+        .launch(serde_json::json!({"size": "small"}))
+        .build(now)
 }
 
 fn t0() -> OffsetDateTime {

@@ -1,74 +1,50 @@
 //! Schema migrations, embedded and applied automatically on open.
 //!
-//! Each dialect has an ordered list; the applied count is kept in
-//! `skyfleet_schema`. A migration is never edited once released: a change is a
-//! new entry. Both dialects store times as Unix milliseconds (`BIGINT`) and
-//! the worker record as JSON text, with the columns the queries filter on
-//! (phase, provider, partition, due time, lease, version) kept beside it.
+//! One ordered list serves both dialects: each migration is written once,
+//! with `{int}` (a 64-bit integer column) and `{serial_key}` (an
+//! auto-incrementing 64-bit primary key) substituted per dialect by
+//! [`rendered`]. The applied count is kept in `skyfleet_schema`. A migration
+//! is never edited once released: a change is a new entry (the rendered
+//! text of migrations 1 to 3 is pinned by a test against the DDL released
+//! databases were created with). Times are Unix milliseconds and the worker
+//! record is JSON text, with the columns the queries filter on (phase,
+//! provider, partition, due time, lease, version) kept beside it.
 
-/// SQLite migrations.
-pub const SQLITE: &[&str] = &[
-    r#"
-CREATE TABLE workers (
-    worker_id        TEXT PRIMARY KEY NOT NULL,
-    pool_id          TEXT NOT NULL,
-    provider_id      TEXT NOT NULL,
-    phase            TEXT NOT NULL,
-    next_check_at    INTEGER NOT NULL,
-    version          INTEGER NOT NULL,
-    lease_owner      TEXT,
-    lease_expires_at INTEGER,
-    created_at       INTEGER NOT NULL,
-    body             TEXT NOT NULL
-);
-CREATE INDEX workers_due ON workers (provider_id, next_check_at)
-    WHERE phase NOT IN ('stopped', 'failed');
-CREATE INDEX workers_pool ON workers (pool_id, phase);
-CREATE INDEX workers_lease_owner ON workers (lease_owner) WHERE lease_owner IS NOT NULL;
-CREATE TABLE pool_errors (
-    error_id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    pool_id          TEXT NOT NULL,
-    kind             TEXT NOT NULL,
-    title            TEXT NOT NULL,
-    message          TEXT NOT NULL,
-    launch_config_id TEXT,
-    reported_at      INTEGER NOT NULL
-);
-CREATE INDEX pool_errors_pool ON pool_errors (pool_id, error_id);
-"#,
-    r#"
-CREATE TABLE pool_leases (
-    pool_id          TEXT PRIMARY KEY NOT NULL,
-    owner            TEXT NOT NULL,
-    expires_at       INTEGER NOT NULL
-);
-"#,
-    // Scheduling partitions (regions, zones): one scanner per partition
-    // claims through this index. Older rows stay NULL until their next step.
-    // It replaces `workers_due`: every step moves `next_check_at`, so each
-    // extra index on it costs every update (28 % of claim+update cycles).
-    r#"
-ALTER TABLE workers ADD COLUMN scan_partition TEXT;
-CREATE INDEX workers_due_partition ON workers (provider_id, scan_partition, next_check_at)
-    WHERE phase NOT IN ('stopped', 'failed');
-DROP INDEX workers_due;
-"#,
-];
+/// The column types that differ between dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Types {
+    /// A 64-bit integer (`{int}`).
+    pub int: &'static str,
+    /// An auto-incrementing 64-bit primary key (`{serial_key}`).
+    pub serial_key: &'static str,
+}
 
-/// PostgreSQL migrations.
+/// SQLite's types.
+pub(crate) const SQLITE: Types = Types {
+    int: "INTEGER",
+    serial_key: "INTEGER PRIMARY KEY AUTOINCREMENT",
+};
+
+/// PostgreSQL's types.
 #[cfg(feature = "postgres")]
-pub const POSTGRES: &[&str] = &[
+pub(crate) const POSTGRES: Types = Types {
+    int: "BIGINT",
+    serial_key: "BIGSERIAL PRIMARY KEY",
+};
+
+/// The migrations, in order, before type substitution.
+const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE workers (
     worker_id        TEXT PRIMARY KEY NOT NULL,
     pool_id          TEXT NOT NULL,
     provider_id      TEXT NOT NULL,
     phase            TEXT NOT NULL,
-    next_check_at    BIGINT NOT NULL,
-    version          BIGINT NOT NULL,
+    next_check_at    {int} NOT NULL,
+    version          {int} NOT NULL,
     lease_owner      TEXT,
-    lease_expires_at BIGINT,
-    created_at       BIGINT NOT NULL,
+    lease_expires_at {int},
+    created_at       {int} NOT NULL,
     body             TEXT NOT NULL
 );
 CREATE INDEX workers_due ON workers (provider_id, next_check_at)
@@ -76,13 +52,13 @@ CREATE INDEX workers_due ON workers (provider_id, next_check_at)
 CREATE INDEX workers_pool ON workers (pool_id, phase);
 CREATE INDEX workers_lease_owner ON workers (lease_owner) WHERE lease_owner IS NOT NULL;
 CREATE TABLE pool_errors (
-    error_id         BIGSERIAL PRIMARY KEY,
+    error_id         {serial_key},
     pool_id          TEXT NOT NULL,
     kind             TEXT NOT NULL,
     title            TEXT NOT NULL,
     message          TEXT NOT NULL,
     launch_config_id TEXT,
-    reported_at      BIGINT NOT NULL
+    reported_at      {int} NOT NULL
 );
 CREATE INDEX pool_errors_pool ON pool_errors (pool_id, error_id);
 "#,
@@ -90,13 +66,13 @@ CREATE INDEX pool_errors_pool ON pool_errors (pool_id, error_id);
 CREATE TABLE pool_leases (
     pool_id          TEXT PRIMARY KEY NOT NULL,
     owner            TEXT NOT NULL,
-    expires_at       BIGINT NOT NULL
+    expires_at       {int} NOT NULL
 );
 "#,
     // Scheduling partitions (regions, zones): one scanner per partition
     // claims through this index. Older rows stay NULL until their next step.
     // It replaces `workers_due`: every step moves `next_check_at`, so each
-    // extra index on it costs every update (28 % of claim+update cycles).
+    // extra index on it slows every update (BENCHMARKS.md, store).
     r#"
 ALTER TABLE workers ADD COLUMN scan_partition TEXT;
 CREATE INDEX workers_due_partition ON workers (provider_id, scan_partition, next_check_at)
@@ -104,12 +80,59 @@ CREATE INDEX workers_due_partition ON workers (provider_id, scan_partition, next
 DROP INDEX workers_due;
 "#,
 ];
+
+/// The migrations in order, with `types` substituted.
+pub(crate) fn rendered(types: Types) -> impl ExactSizeIterator<Item = String> {
+    MIGRATIONS.iter().map(move |m| {
+        m.replace("{int}", types.int)
+            .replace("{serial_key}", types.serial_key)
+    })
+}
 
 /// Splits a migration into statements (they contain no semicolons inside
 /// literals, so a plain split is exact).
-pub fn statements(migration: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn statements(migration: &str) -> impl Iterator<Item = &str> {
     migration
         .split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The DDL statements of a checked-in schema-3 database script, without
+    /// its comments and `skyfleet_schema` bookkeeping.
+    fn released_ddl(script: &str) -> Vec<String> {
+        let code: String = script
+            .lines()
+            .filter(|l| !l.starts_with("--"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        statements(&code)
+            .filter(|s| !s.contains("skyfleet_schema"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn rendered_ddl(types: Types) -> Vec<String> {
+        rendered(types)
+            .take(3)
+            .flat_map(|m| statements(&m).map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Released migrations are never edited: rendered, migrations 1 to 3 are
+    /// the exact statements released databases were created with.
+    #[test]
+    fn released_migrations_render_unchanged() {
+        let sqlite = include_str!("../../tests/fixtures/schema3-sqlite.sql");
+        assert_eq!(rendered_ddl(SQLITE)[..], released_ddl(sqlite)[..]);
+        #[cfg(feature = "postgres")]
+        {
+            let postgres = include_str!("../../tests/fixtures/schema3-postgres.sql");
+            assert_eq!(rendered_ddl(POSTGRES)[..], released_ddl(postgres)[..]);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Worker stores: where worker records, leases and pool errors live.
 //!
-//! Three implementations share one contract, checked by one
-//! [`conformance`] suite:
+//! Three implementations share one contract, checked by one conformance
+//! suite (`store::conformance`, feature `testing`):
 //! - [`MemoryStore`]: for tests;
 //! - [`SqliteStore`]: the embedded default, one file, WAL mode;
 //! - `PostgresStore` (feature `postgres`): several replicas on one database,
@@ -22,11 +22,13 @@ use time::OffsetDateTime;
 use crate::error::Result;
 use crate::model::{Phase, Worker};
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod memory;
 mod migrations;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod sql;
 mod sqlite;
 
 pub use memory::MemoryStore;

@@ -1,0 +1,51 @@
+//! What the SQL stores share: the SQL text, row decoding, the claim and the
+//! migration runner. A dialect ([`SqliteStore`](super::SqliteStore),
+//! `PostgresStore`) brings only its connection setup and the few clauses
+//! that differ, through [`SqlDialect`].
+//!
+//! Queries use `$N` placeholders, which both PostgreSQL and (through sqlx)
+//! SQLite accept, so one text serves both.
+
+use sqlx::{Database, Pool};
+
+use super::migrations::Types;
+use crate::error::{Error, ErrorKind};
+
+mod migrate;
+mod rows;
+mod store;
+
+pub(crate) use migrate::migrate;
+
+/// What one SQL dialect adds to the shared store logic. A store type
+/// implementing it is a [`WorkerStore`](super::WorkerStore).
+///
+/// Public only so the blanket `WorkerStore` impl may name it; it lives in a
+/// private module and cannot be implemented outside this crate.
+pub trait SqlDialect: Send + Sync + std::fmt::Debug {
+    /// The sqlx database.
+    type Db: Database;
+    /// Appended to the claim's inner `SELECT` (row locking), or empty.
+    const CLAIM_LOCK: &'static str;
+    /// Run first in the migration transaction to serialise concurrent
+    /// migrations of replicas, or empty.
+    const MIGRATION_LOCK: &'static str;
+    /// The column types substituted into the migrations.
+    const TYPES: Types;
+
+    /// The connection pool.
+    fn sql_pool(&self) -> &Pool<Self::Db>;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &<Self::Db as Database>::QueryResult) -> u64;
+}
+
+/// A database error, as a skyfleet error: pool timeouts and I/O are
+/// transient, everything else internal.
+pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
+    let kind = match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ErrorKind::Transient,
+        _ => ErrorKind::Internal,
+    };
+    Error::new(kind, format!("store: {context}: {e}")).with_source(e)
+}

@@ -1,0 +1,309 @@
+//! The [`WorkerStore`] contract on SQL, once for every dialect.
+//!
+//! Claims are one `UPDATE ... WHERE worker_id IN (SELECT ... LIMIT n)
+//! RETURNING` statement, atomic without an explicit transaction; PostgreSQL
+//! adds `FOR UPDATE SKIP LOCKED` to the inner select
+//! ([`SqlDialect::CLAIM_LOCK`]) so replicas claiming at the same instant get
+//! disjoint sets instead of waiting on each other's row locks.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
+use time::OffsetDateTime;
+
+use super::rows::{self, POOL_ERROR_COLUMNS, WORKER_COLUMNS};
+use super::{db_err, SqlDialect};
+use crate::clock::to_millis;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::Worker;
+use crate::store::{Claim, PartitionFilter, PoolError, WorkerFilter, WorkerStore};
+
+/// The final phases, which claims and partitions skip.
+const NOT_FINAL: &str = "phase NOT IN ('stopped', 'failed')";
+
+/// The SQL condition (appended to a `WHERE`) selecting `filter`'s partition,
+/// with `mark` as the placeholder, and the value to bind to it if any.
+/// `IS NULL` and `=` are written out (rather than a null-safe comparison) so
+/// both dialects can use the `(provider_id, scan_partition, next_check_at)`
+/// index.
+fn partition_condition<'a>(filter: &'a PartitionFilter, mark: &str) -> (String, Option<&'a str>) {
+    match filter {
+        PartitionFilter::Any => (String::new(), None),
+        PartitionFilter::Only(None) => (" AND scan_partition IS NULL".into(), None),
+        PartitionFilter::Only(Some(p)) => (format!(" AND scan_partition = {mark}"), Some(p)),
+    }
+}
+
+#[async_trait]
+impl<S> WorkerStore for S
+where
+    S: SqlDialect,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    for<'q> <S::Db as Database>::Arguments<'q>: IntoArguments<'q, S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Decode<'q, S::Db> + Type<S::Db>,
+    for<'q> String: Decode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Decode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db>,
+    for<'q> Option<i64>: Encode<'q, S::Db>,
+    &'static str: ColumnIndex<<S::Db as Database>::Row>,
+{
+    async fn create_worker(&self, worker: &Worker) -> Result<Worker> {
+        let mut w = worker.clone();
+        w.version = 1;
+        let body = serde_json::to_string(&w)?;
+        let r = sqlx::query(
+            "INSERT INTO workers (worker_id, pool_id, provider_id, phase, next_check_at, version, \
+             lease_owner, lease_expires_at, created_at, body, scan_partition) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(w.id())
+        .bind(w.spec.pool_id.as_str())
+        .bind(w.spec.provider_id.as_str())
+        .bind(w.phase.as_str())
+        .bind(to_millis(w.next_check_at))
+        .bind(w.version)
+        .bind(w.lease_owner.as_deref())
+        .bind(w.lease_expires_at.map(to_millis))
+        .bind(to_millis(w.created_at))
+        .bind(body.as_str())
+        .bind(w.partition.as_deref())
+        .execute(self.sql_pool())
+        .await;
+        match r {
+            Ok(_) => Ok(w),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("worker {} already exists", w.id()),
+            )),
+            Err(e) => Err(db_err("create worker", e)),
+        }
+    }
+
+    async fn get_worker(&self, worker_id: &str) -> Result<Option<Worker>> {
+        let sql = format!("SELECT {WORKER_COLUMNS} FROM workers WHERE worker_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(worker_id)
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(|e| db_err("get worker", e))?;
+        row.as_ref().map(rows::worker).transpose()
+    }
+
+    async fn update_worker(&self, worker: &Worker) -> Result<Worker> {
+        let mut w = worker.clone();
+        w.version = worker.version + 1;
+        let body = serde_json::to_string(&w)?;
+        let r = sqlx::query(
+            "UPDATE workers SET phase = $1, next_check_at = $2, version = $3, lease_owner = $4, \
+             lease_expires_at = $5, body = $6, scan_partition = $7 \
+             WHERE worker_id = $8 AND version = $9",
+        )
+        .bind(w.phase.as_str())
+        .bind(to_millis(w.next_check_at))
+        .bind(w.version)
+        .bind(w.lease_owner.as_deref())
+        .bind(w.lease_expires_at.map(to_millis))
+        .bind(body.as_str())
+        .bind(w.partition.as_deref())
+        .bind(w.id())
+        .bind(worker.version)
+        .execute(self.sql_pool())
+        .await
+        .map_err(|e| db_err("update worker", e))?;
+        if S::rows_affected(&r) == 1 {
+            return Ok(w);
+        }
+        match self.get_worker(worker.id()).await? {
+            None => Err(Error::not_found(format!(
+                "worker {} not found",
+                worker.id()
+            ))),
+            Some(cur) => Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "worker {} changed: version {} in store, {} in update",
+                    worker.id(),
+                    cur.version,
+                    worker.version
+                ),
+            )),
+        }
+    }
+
+    async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>> {
+        let mut sql = format!("SELECT {WORKER_COLUMNS} FROM workers WHERE 1 = 1");
+        let mut marks = 0;
+        let mut mark = || {
+            marks += 1;
+            format!("${marks}")
+        };
+        if filter.pool_id.is_some() {
+            sql.push_str(&format!(" AND pool_id = {}", mark()));
+        }
+        if filter.provider_id.is_some() {
+            sql.push_str(&format!(" AND provider_id = {}", mark()));
+        }
+        if !filter.phases.is_empty() {
+            let phases: Vec<String> = filter.phases.iter().map(|_| mark()).collect();
+            sql.push_str(&format!(" AND phase IN ({})", phases.join(", ")));
+        }
+        sql.push_str(" ORDER BY created_at, worker_id");
+        let mut q = sqlx::query(&sql);
+        if let Some(p) = &filter.pool_id {
+            q = q.bind(p.as_str());
+        }
+        if let Some(p) = &filter.provider_id {
+            q = q.bind(p.as_str());
+        }
+        for p in &filter.phases {
+            q = q.bind(p.as_str());
+        }
+        let found = q
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(|e| db_err("list workers", e))?;
+        found.iter().map(rows::worker).collect()
+    }
+
+    async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>> {
+        let (partition_sql, partition) = partition_condition(&claim.partition, "$6");
+        let sql = format!(
+            "UPDATE workers SET lease_owner = $1, lease_expires_at = $2, version = version + 1 \
+             WHERE worker_id IN (SELECT worker_id FROM workers \
+               WHERE provider_id = $3{partition_sql} AND {NOT_FINAL} \
+               AND next_check_at <= $4 \
+               AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= $4) \
+               ORDER BY next_check_at LIMIT $5{lock}) \
+             RETURNING {WORKER_COLUMNS}",
+            lock = S::CLAIM_LOCK,
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(claim.owner.as_str())
+            .bind(to_millis(now + claim.lease))
+            .bind(claim.provider_id.as_str())
+            .bind(to_millis(now))
+            .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX));
+        if let Some(p) = partition {
+            q = q.bind(p);
+        }
+        let claimed = q
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(|e| db_err("claim due workers", e))?;
+        let mut v = claimed
+            .iter()
+            .map(rows::worker)
+            .collect::<Result<Vec<_>>>()?;
+        v.sort_by_key(|w| w.next_check_at);
+        Ok(v)
+    }
+
+    async fn partitions(&self, provider_id: &str) -> Result<Vec<Option<String>>> {
+        let sql = format!(
+            "SELECT DISTINCT scan_partition FROM workers WHERE provider_id = $1 AND {NOT_FINAL} \
+             ORDER BY scan_partition NULLS FIRST"
+        );
+        let found = sqlx::query(&sql)
+            .bind(provider_id)
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(|e| db_err("list partitions", e))?;
+        found
+            .iter()
+            .map(|r| {
+                r.try_get("scan_partition")
+                    .map_err(|e| db_err("reading a partition", e))
+            })
+            .collect()
+    }
+
+    async fn release(&self, worker_id: &str, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE workers SET lease_owner = NULL, lease_expires_at = NULL, version = version + 1 \
+             WHERE worker_id = $1 AND lease_owner = $2",
+        )
+        .bind(worker_id)
+        .bind(owner)
+        .execute(self.sql_pool())
+        .await
+        .map_err(|e| db_err("release lease", e))?;
+        Ok(())
+    }
+
+    async fn release_all(&self, owner: &str) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE workers SET lease_owner = NULL, lease_expires_at = NULL, version = version + 1 \
+             WHERE lease_owner = $1",
+        )
+        .bind(owner)
+        .execute(self.sql_pool())
+        .await
+        .map_err(|e| db_err("release leases", e))?;
+        Ok(S::rows_affected(&r))
+    }
+
+    async fn delete_worker(&self, worker_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM workers WHERE worker_id = $1")
+            .bind(worker_id)
+            .execute(self.sql_pool())
+            .await
+            .map_err(|e| db_err("delete worker", e))?;
+        Ok(())
+    }
+
+    async fn acquire_pool_lease(
+        &self,
+        pool_id: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<bool> {
+        // One statement: insert, or take over if ours or expired; a row
+        // held by someone else is left alone (0 rows affected).
+        let r = sqlx::query(
+            "INSERT INTO pool_leases (pool_id, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (pool_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE pool_leases.owner = excluded.owner OR pool_leases.expires_at <= $4",
+        )
+        .bind(pool_id)
+        .bind(owner)
+        .bind(to_millis(now + lease))
+        .bind(to_millis(now))
+        .execute(self.sql_pool())
+        .await
+        .map_err(|e| db_err("acquire pool lease", e))?;
+        Ok(S::rows_affected(&r) == 1)
+    }
+
+    async fn record_pool_error(&self, error: &PoolError) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pool_errors (pool_id, kind, title, message, launch_config_id, reported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(error.pool_id.as_str())
+        .bind(error.kind.as_str())
+        .bind(error.title.as_str())
+        .bind(error.message.as_str())
+        .bind(error.launch_config_id.as_deref())
+        .bind(to_millis(error.reported_at))
+        .execute(self.sql_pool())
+        .await
+        .map_err(|e| db_err("record pool error", e))?;
+        Ok(())
+    }
+
+    async fn list_pool_errors(&self, pool_id: &str, limit: usize) -> Result<Vec<PoolError>> {
+        let sql = format!(
+            "SELECT {POOL_ERROR_COLUMNS} FROM pool_errors \
+             WHERE pool_id = $1 ORDER BY error_id DESC LIMIT $2"
+        );
+        let found = sqlx::query(&sql)
+            .bind(pool_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(|e| db_err("list pool errors", e))?;
+        found.iter().map(rows::pool_error).collect()
+    }
+}
