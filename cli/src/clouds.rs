@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use skyfleet_aws::{AwsConfig, AwsProvider};
+use skyfleet_aws::AwsBuilder;
 use skyfleet_azure::credential::CredentialConfig;
 use skyfleet_azure::{AzureConfig, AzureProvider, SecretString};
 use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
@@ -114,7 +114,7 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
         ))),
         "aws" => {
             let s: AwsSection = settings(section)?;
-            let mut c = AwsConfig::new(id, s.regions);
+            let mut c = AwsBuilder::new().with_id(id).with_regions(s.regions);
             if let Some(u) = s.endpoint_url {
                 c = c.with_endpoint_url(u);
             }
@@ -126,7 +126,10 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
             }
             let t = transport(read_pem(&s.ca_pem_file)?.as_deref())?;
             Ok(Arc::new(
-                AwsProvider::new(c, &t).await.map_err(|e| e.to_string())?,
+                c.with_transport(t)
+                    .build()
+                    .await
+                    .map_err(|e| e.to_string())?,
             ))
         }
         "gcp" => {
@@ -248,18 +251,18 @@ fn mock_transport(ca_pem: &str) -> Result<Transport, String> {
 /// assuming [`scaffold`] ran.
 pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, String> {
     let t = mock_transport(ca_pem)?;
-    let aws = AwsProvider::new(
-        AwsConfig::new("aws", ["us-east-1"])
-            .with_endpoint_url(url)
-            .with_static_credentials("AKIDSKYFLEETDEMO", "demo-secret", None)
-            .with_timings(skyfleet_aws::Timings {
-                poll_interval: Duration::from_millis(200),
-                ..skyfleet_aws::Timings::default()
-            }),
-        &t,
-    )
-    .await
-    .map_err(|e| format!("aws provider: {e}"))?;
+    let aws = AwsBuilder::new()
+        .with_regions(["us-east-1"])
+        .with_endpoint_url(url)
+        .with_static_credentials("AKIDSKYFLEETDEMO", "demo-secret", None)
+        .with_timings(skyfleet_aws::Timings {
+            poll_interval: Duration::from_millis(200),
+            ..skyfleet_aws::Timings::default()
+        })
+        .with_transport(t.clone())
+        .build()
+        .await
+        .map_err(|e| format!("aws provider: {e}"))?;
     let gcp = GcpProvider::new(
         GcpConfig::new(PROJECT)
             .with_id("gcp")

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::mockctl;
-use skyfleet_aws::{AwsConfig, AwsProvider, Timings};
+use skyfleet_aws::{AwsBuilder, AwsProvider, Timings};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
@@ -216,15 +216,17 @@ async fn run(a: Args) -> Result<Value, String> {
         .config(tc)
         .build()
         .map_err(|e| e.to_string())?;
-    let config = AwsConfig::new("aws", ["us-east-1"])
+    let p = AwsBuilder::new()
+        .with_regions(["us-east-1"])
         .with_endpoint_url(&url)
         .with_static_credentials("AKIDSKYFLEETBENCH", "bench-secret", None)
         .with_timings(Timings {
             poll_interval: Duration::from_millis(20),
             check_interval: Duration::from_secs(3600),
             not_found_grace: Duration::from_secs(2),
-        });
-    let p = AwsProvider::new(config, &transport)
+        })
+        .with_transport(transport.clone())
+        .build()
         .await
         .map_err(|e| e.to_string())?;
 
