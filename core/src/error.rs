@@ -8,6 +8,7 @@
 //! alongside, for humans and for pool error reports.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A convenient alias for results whose error is [`Error`].
@@ -96,6 +97,52 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
         }
     }
+
+    /// The kind whose [`ErrorKind::name`] is `name`, for records stored by
+    /// name. Details a name does not carry are empty (`Throttled` without a
+    /// delay, `InvalidConfig` with an empty field); an unknown name is
+    /// [`ErrorKind::Internal`].
+    pub fn from_name(name: &str) -> ErrorKind {
+        match name {
+            "not_found" => ErrorKind::NotFound,
+            "already_exists" => ErrorKind::AlreadyExists,
+            "throttled" => ErrorKind::Throttled { retry_after: None },
+            "capacity_or_quota" => ErrorKind::CapacityOrQuota,
+            "unauthenticated" => ErrorKind::Unauthenticated,
+            "permission_denied" => ErrorKind::PermissionDenied,
+            "invalid_config" => ErrorKind::InvalidConfig {
+                field: String::new(),
+            },
+            "operation_failed" => ErrorKind::OperationFailed,
+            "timeout" => ErrorKind::Timeout,
+            "transient" => ErrorKind::Transient,
+            "conflict" => ErrorKind::Conflict,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Compares a kind with a stable name (`kind == "timeout"`), as records
+/// read back from a store are compared.
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+/// Stored by [`ErrorKind::name`], as every store and JSON summary has done.
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Read with [`ErrorKind::from_name`]: an unknown name is `Internal`.
+impl<'de> serde::Deserialize<'de> for ErrorKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(ErrorKind::from_name(&name))
+    }
 }
 
 /// A classified failure, with the provider's own code and message kept.
@@ -109,12 +156,16 @@ impl ErrorKind {
 /// assert_eq!(err.code(), Some("AllocationFailed"));
 /// assert!(!err.is_retryable());
 /// ```
+///
+/// `Clone` (the source is shared behind an `Arc`), so one failure can be
+/// recorded, returned to several waiters and kept for a report.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     provider: Option<String>,
     code: Option<String>,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -164,7 +215,7 @@ impl Error {
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
     }
 
@@ -270,6 +321,44 @@ mod tests {
         assert!(!Error::not_found("x").is_retryable());
         assert!(!Error::invalid_config("a.b", "bad").is_retryable());
         assert_eq!(Error::not_found("x").retry_after(), None);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let kinds = [
+            ErrorKind::NotFound,
+            ErrorKind::AlreadyExists,
+            ErrorKind::Throttled { retry_after: None },
+            ErrorKind::CapacityOrQuota,
+            ErrorKind::Unauthenticated,
+            ErrorKind::PermissionDenied,
+            ErrorKind::InvalidConfig {
+                field: String::new(),
+            },
+            ErrorKind::OperationFailed,
+            ErrorKind::Timeout,
+            ErrorKind::Transient,
+            ErrorKind::Conflict,
+            ErrorKind::Internal,
+        ];
+        for k in kinds {
+            assert_eq!(ErrorKind::from_name(k.name()), k);
+            assert_eq!(k, k.name());
+        }
+        assert_eq!(ErrorKind::from_name("no_such_kind"), ErrorKind::Internal);
+        let json = serde_json::to_string(&ErrorKind::CapacityOrQuota).unwrap();
+        assert_eq!(json, r#""capacity_or_quota""#);
+        let back: ErrorKind = serde_json::from_str(r#""something_new""#).unwrap();
+        assert_eq!(back, ErrorKind::Internal);
+    }
+
+    #[test]
+    fn clones_share_the_source() {
+        let io = std::io::Error::other("reset");
+        let e = Error::new(ErrorKind::Transient, "x").with_source(io);
+        let c = e.clone();
+        assert_eq!(c.to_string(), e.to_string());
+        assert!(std::error::Error::source(&c).is_some());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod failure;
 pub mod fleet;
 pub mod model;
 pub mod operation;
@@ -28,6 +29,7 @@ pub mod testing;
 pub mod transport;
 
 pub use error::{Error, ErrorKind, Result};
+pub use failure::Failure;
 pub use model::{
     DesiredState, LaunchConfig, Lifecycle, OwnedResource, OwnershipScope, OwnershipTags, Phase,
     PoolConfig, Worker, WorkerError, WorkerSpec,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::failure::Failure;
 
 /// Tag (label) keys every cloud resource skyfleet creates carries, so the
 /// orphan sweeper can tell our resources from everyone else's.
@@ -421,32 +422,9 @@ impl WorkerSpec {
     }
 }
 
-/// The last error a worker hit, kept on its record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkerError {
-    /// The error kind's stable name (`capacity_or_quota`, `timeout`, ...).
-    pub kind: String,
-    /// The cloud's code, when it gave one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// The message.
-    pub message: String,
-    /// When it happened.
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-}
-
-impl WorkerError {
-    /// Records `err` as seen at `at`.
-    pub fn from_error(err: &Error, at: OffsetDateTime) -> Self {
-        WorkerError {
-            kind: err.kind().name().to_string(),
-            code: err.code().map(str::to_string),
-            message: err.message().to_string(),
-            at,
-        }
-    }
-}
+/// The last error recorded on a worker: a [`Failure`] stamped with when it
+/// happened.
+pub type WorkerError = Failure;
 
 /// The persisted record of one worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //!
 //! Two rules make an operation end, whatever the cloud does:
 //! - the **deadline**: an operation still running past it is failed with
-//!   [`ErrorKind::Timeout`](crate::ErrorKind::Timeout);
+//!   [`ErrorKind::Timeout`];
 //! - a bounded streak of **consecutive poll errors**: Taskcluster treated a
 //!   failing poll as "still running" and waited forever; here the streak ends
 //!   the operation with the last error.

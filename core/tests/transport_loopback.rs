@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use bytes::Bytes;
 use http::Request;
 use skyfleet_core::transport::{
-    ApiClass, Key, Limit, RequestExt, RetryInfo, StopReason, Transport, TransportConfig,
+    body_contains, retry_after, ApiClass, CloudProfile, Key, Limit, Outcome, RequestExt, RetryInfo,
+    StopReason, Transport, TransportConfig,
 };
 use skyfleet_core::ErrorKind;
 
@@ -64,6 +65,17 @@ async fn transport_ec2_throttle_pauses_then_succeeds() {
     );
     let url = serve(app).await;
     let t = Transport::builder().config(config()).build().unwrap();
+    // The throttle is in the body, as EC2 sends it: the cloud's profile
+    // (registered on the shared transport) reads it.
+    let ec2_like = |resp: &http::Response<Bytes>| {
+        body_contains(resp.body(), &[b"<Code>RequestLimitExceeded</Code>"]).then(|| {
+            Outcome::Throttled {
+                retry_after: retry_after(resp.headers()),
+            }
+        })
+    };
+    t.register_profile(CloudProfile::new("test").with_classifier(ec2_like))
+        .unwrap();
     let start = Instant::now();
     let resp = t.send(get(&format!("{url}/"))).await.unwrap();
     assert_eq!(resp.status(), 200);

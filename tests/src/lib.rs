@@ -407,7 +407,7 @@ pub async fn capacity_is_classified(s: &Subject) {
         Some(e) => e.kind() == &ErrorKind::CapacityOrQuota,
         None => {
             w.phase == Phase::Failed
-                && w.last_error.as_ref().map(|e| e.kind.as_str()) == Some("capacity_or_quota")
+                && w.last_error.as_ref().map(|e| e.kind.name()) == Some("capacity_or_quota")
         }
     };
     assert!(

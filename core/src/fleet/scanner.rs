@@ -243,11 +243,7 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
                     shared.partitions_changed.notify_waiters();
                 }
                 if let Some(e) = &step.error {
-                    let err = Error::new(kind_from_name(&e.kind), e.message.clone());
-                    let err = match &e.code {
-                        Some(c) => err.with_code(c.clone()),
-                        None => err,
-                    };
+                    let err = e.to_error();
                     shared.report(&w, &err, "cloud operation failed").await;
                 }
                 if w.phase.is_final() {
@@ -285,19 +281,6 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
             }
             Err(e) => tracing::error!(worker = w.id(), error = %e, "could not persist a step"),
         }
-    }
-}
-
-fn kind_from_name(name: &str) -> ErrorKind {
-    match name {
-        "capacity_or_quota" => ErrorKind::CapacityOrQuota,
-        "timeout" => ErrorKind::Timeout,
-        "throttled" => ErrorKind::Throttled { retry_after: None },
-        "not_found" => ErrorKind::NotFound,
-        "transient" => ErrorKind::Transient,
-        "unauthenticated" => ErrorKind::Unauthenticated,
-        "permission_denied" => ErrorKind::PermissionDenied,
-        _ => ErrorKind::OperationFailed,
     }
 }
 

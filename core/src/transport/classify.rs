@@ -1,11 +1,15 @@
 //! What a response means for the transport: success, throttle, transient
 //! failure or a final answer; and how long the cloud asked us to wait.
 //!
-//! Throttles do not look the same on every cloud: ARM and most HTTP APIs send
-//! `429`; EC2 sends `503` (sometimes `400`) with `RequestLimitExceeded` or
-//! `Throttling` in its XML body; GCE sends `403` with `rateLimitExceeded` or
-//! `userRateLimitExceeded`. The rate limiter (to pause the key) and the retry
-//! policy (to retry) both rely on [`classify_response`], so they always agree.
+//! [`classify_response`] is the cloud-neutral reading: status and headers
+//! (`429` is a throttle, 5xx but 501 transient). Clouds that say more in
+//! their bodies (EC2's `RequestLimitExceeded` in a `503`, GCE's
+//! `rateLimitExceeded` in a `403`, capacity shortages in a `500`) register a
+//! [`CloudProfile`](super::CloudProfile) whose classifier reads them first
+//! ([`TransportConfig::classify`](super::TransportConfig::classify)). The
+//! rate limiter (to pause the key) and the retry policy (to retry) both use
+//! that one reading, so they always agree, and the final response carries it
+//! (an [`Outcome`] extension) for [`error_for_status`].
 
 use std::time::{Duration, SystemTime};
 
@@ -33,22 +37,16 @@ pub enum Outcome {
     Final,
 }
 
-/// How many bytes of a body are searched for throttle codes.
-const BODY_SCAN_LIMIT: usize = 8 * 1024;
-
-/// Classifies a response (status, headers and, for EC2 and GCE throttles,
-/// the error code in the body).
+/// Classifies a response by its status and headers alone (the neutral
+/// reading; see the module doc).
 pub fn classify_response(resp: &Response<Bytes>) -> Outcome {
     let status = resp.status();
-    if status == StatusCode::TOO_MANY_REQUESTS || body_says_throttled(status, resp.body()) {
+    if status == StatusCode::TOO_MANY_REQUESTS {
         return Outcome::Throttled {
             retry_after: retry_after(resp.headers()),
         };
     }
-    if status.is_server_error()
-        && status != StatusCode::NOT_IMPLEMENTED
-        && !body_says_no_capacity(resp.body())
-    {
+    if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
         return Outcome::Transient;
     }
     if status.is_client_error() || status.is_server_error() {
@@ -57,39 +55,16 @@ pub fn classify_response(resp: &Response<Bytes>) -> Outcome {
     Outcome::Success
 }
 
-fn body_says_throttled(status: StatusCode, body: &Bytes) -> bool {
-    let code = status.as_u16();
-    if code != 503 && code != 400 && code != 403 {
-        return false;
-    }
-    let head = &body[..body.len().min(BODY_SCAN_LIMIT)];
-    let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
-    match code {
-        // EC2 query API errors: <Code>RequestLimitExceeded</Code>.
-        503 | 400 => {
-            has(b"<Code>RequestLimitExceeded</Code>")
-                || has(b"<Code>Throttling</Code>")
-                || has(b"<Code>ThrottlingException</Code>")
-        }
-        // GCE: {"error": {"errors": [{"reason": "rateLimitExceeded"}]}}
-        _ => has(b"rateLimitExceeded") || has(b"userRateLimitExceeded"),
-    }
-}
+/// How many bytes of a body [`body_contains`] searches.
+pub const BODY_SCAN_LIMIT: usize = 8 * 1024;
 
-/// Whether a 5xx body reports a capacity or quota shortage (EC2 sends
-/// `InsufficientInstanceCapacity` with 500). Retrying at once only delays
-/// the answer the caller needs: that this launch config has no capacity now,
-/// so it can steer to another one.
-fn body_says_no_capacity(body: &Bytes) -> bool {
+/// Whether the first [`BODY_SCAN_LIMIT`] bytes of `body` contain one of
+/// `needles` (for cloud classifiers looking for error codes).
+pub fn body_contains(body: &[u8], needles: &[&[u8]]) -> bool {
     let head = &body[..body.len().min(BODY_SCAN_LIMIT)];
-    let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
-    has(b"<Code>InsufficientInstanceCapacity</Code>")
-        || has(b"<Code>InsufficientHostCapacity</Code>")
-        || has(b"<Code>InsufficientReservedInstanceCapacity</Code>")
-        || has(b"<Code>InsufficientCapacity</Code>")
-        || has(b"ZONE_RESOURCE_POOL_EXHAUSTED")
-        || has(b"\"AllocationFailed\"")
-        || has(b"\"ZonalAllocationFailed\"")
+    needles
+        .iter()
+        .any(|n| !n.is_empty() && head.windows(n.len()).any(|w| w == *n))
 }
 
 /// The delay a response asks for, from (in this order) `x-ms-retry-after-ms`,
@@ -133,13 +108,19 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// Turns a non-success response into an [`Error`] (the usual ending of a
-/// provider's call when it has no better mapping for the cloud's codes):
+/// provider's call when it has no better mapping for the cloud's codes),
+/// by the transport's [`Outcome`] of it (see the module doc), or the
+/// neutral one for a response that did not come through a transport:
 /// throttles become [`ErrorKind::Throttled`], 5xx [`ErrorKind::Transient`],
 /// 401 `Unauthenticated`, 403 `PermissionDenied`, 404 `NotFound`, 409
 /// `Conflict`, other statuses `Internal`. The message says how many attempts
 /// were made and why the retries stopped, from the response's [`RetryInfo`].
 pub fn error_for_status(resp: Response<Bytes>) -> Result<Response<Bytes>> {
-    let outcome = classify_response(&resp);
+    let outcome = resp
+        .extensions()
+        .get::<Outcome>()
+        .copied()
+        .unwrap_or_else(|| classify_response(&resp));
     let status = resp.status();
     let kind = match outcome {
         Outcome::Success => return Ok(resp),
@@ -176,24 +157,12 @@ mod tests {
     }
 
     #[test]
-    fn throttles_of_every_cloud() {
+    fn neutral_reading_of_status_and_headers() {
         assert_eq!(
             classify_response(&resp(429, &[("retry-after", "7")], "")),
             Outcome::Throttled {
                 retry_after: Some(Duration::from_secs(7))
             }
-        );
-        let ec2 = "<Response><Errors><Error><Code>RequestLimitExceeded</Code></Error></Errors></Response>";
-        assert_eq!(
-            classify_response(&resp(503, &[("x-amz-retry-after", "1500")], ec2)),
-            Outcome::Throttled {
-                retry_after: Some(Duration::from_millis(1500))
-            }
-        );
-        let gce = r#"{"error":{"code":403,"errors":[{"reason":"rateLimitExceeded"}]}}"#;
-        assert_eq!(
-            classify_response(&resp(403, &[], gce)),
-            Outcome::Throttled { retry_after: None }
         );
         assert_eq!(
             classify_response(&resp(429, &[("x-ms-retry-after-ms", "250")], "")),
@@ -201,16 +170,23 @@ mod tests {
                 retry_after: Some(Duration::from_millis(250))
             }
         );
-        assert_eq!(classify_response(&resp(403, &[], "{}")), Outcome::Final);
+        // Bodies are the clouds' business (their profiles).
+        let ec2 = "<Response><Errors><Error><Code>RequestLimitExceeded</Code></Error></Errors></Response>";
+        assert_eq!(classify_response(&resp(503, &[], ec2)), Outcome::Transient);
+        let gce = r#"{"error":{"code":403,"errors":[{"reason":"rateLimitExceeded"}]}}"#;
+        assert_eq!(classify_response(&resp(403, &[], gce)), Outcome::Final);
         assert_eq!(classify_response(&resp(503, &[], "")), Outcome::Transient);
         assert_eq!(classify_response(&resp(501, &[], "")), Outcome::Final);
-        let stockout = "<Response><Errors><Error><Code>InsufficientInstanceCapacity</Code></Error></Errors></Response>";
-        assert_eq!(classify_response(&resp(500, &[], stockout)), Outcome::Final);
-        assert_eq!(
-            classify_response(&resp(500, &[], "<Code>InternalError</Code>")),
-            Outcome::Transient
-        );
         assert_eq!(classify_response(&resp(200, &[], "")), Outcome::Success);
+    }
+
+    #[test]
+    fn error_for_status_uses_the_transports_outcome() {
+        let mut r = resp(403, &[], "");
+        r.extensions_mut()
+            .insert(Outcome::Throttled { retry_after: None });
+        let e = error_for_status(r).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Throttled { .. }));
     }
 
     #[test]

@@ -1,113 +1,25 @@
-//! [`TransportConfig`]: limits, timeouts, backoff and budget, with per-cloud
-//! defaults calibrated on the published limits.
+//! [`TransportConfig`]: limits, timeouts, backoff and budget.
 //!
-//! The defaults are deliberately at or just under what each cloud publishes,
-//! so a fleet that keeps to them is not throttled in steady state; they are
-//! all overridable because real accounts get raised limits and because other
-//! tools may share the same account's quota.
-//!
-//! | provider | class | default | published limit |
-//! |---|---|---|---|
-//! | `aws` | read | 20/s, burst 100 | non-mutating bucket 100, refill 20/s |
-//! | `aws` | poll | 10/s, burst 50 | `DescribeInstances` unfiltered bucket 50, refill 10/s |
-//! | `aws` | write | 5/s, burst 50 | mutating bucket 50, refill 5/s |
-//! | `aws` | delete | 5/s, burst 100 | `TerminateInstances` bucket 100, refill 5/s |
-//! | `aws` | op `RunInstances`, `StartInstances` | 2/s, burst 5 | bucket 5, refill 2/s |
-//! | `aws` | op `CreateTags`, `DeleteTags` | 10/s, burst 100 | bucket 100, refill 10/s |
-//! | `azure` | read, poll | 25/s, burst 250 | reads bucket 250, refill 25/s |
-//! | `azure` | write, delete | 10/s, burst 200 | writes/deletes bucket 200, refill 10/s |
-//! | `gcp` | every class | 1440/min, burst 60 | 1500/min per group, synchronised windows |
-//!
-//! ARM polls are reads, so the `azure` poll class shares the read bucket
-//! ([`TransportConfig::with_shared_bucket`]); GCE deletes are mutations and
-//! share the write group. GCE counts per fixed, synchronised minute, which a
-//! GCRA cannot mirror exactly, so its defaults are chosen such that any 60 s
-//! window admits at most `60 + 24 × 60 = 1500` calls: never more than the
-//! published group limit, whichever way the windows fall.
+//! The defaults are cloud-neutral: every key draws on
+//! [`TransportConfig::with_default_limit`]'s bucket (10/s, bursts of 50)
+//! until its cloud's [`CloudProfile`] is registered, which each provider
+//! does on the transport it is given, with the limits its cloud publishes
+//! (the tables are in each provider's `profile` module). Explicit settings
+//! here (`with_limit`, `with_operation_limit`, `with_shared_bucket`) take
+//! precedence over a profile's, because real accounts get raised limits and
+//! other tools may share the same account's quota.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::Response;
+
+use super::classify::{classify_response, Outcome};
 use super::key::ApiClass;
+pub use super::limit::Limit;
+use super::profile::{CloudProfile, Profiles};
 use crate::{Error, Result};
-
-/// A rate limit: `count` calls per `per`, with bursts of up to `burst` calls.
-///
-/// This is a token bucket (GCRA) of capacity `burst` refilled at
-/// `count / per`; the clouds publish theirs in exactly these terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    /// Calls admitted per `per` in steady state.
-    pub count: u32,
-    /// The period `count` is measured over.
-    pub per: Duration,
-    /// The largest burst admitted after a quiet period.
-    pub burst: u32,
-}
-
-impl Limit {
-    /// `count` calls per second, bursts of `burst`.
-    pub const fn per_second(count: u32, burst: u32) -> Limit {
-        Limit {
-            count,
-            per: Duration::from_secs(1),
-            burst,
-        }
-    }
-
-    /// `count` calls per minute, bursts of `burst`.
-    pub const fn per_minute(count: u32, burst: u32) -> Limit {
-        Limit {
-            count,
-            per: Duration::from_secs(60),
-            burst,
-        }
-    }
-
-    /// The steady rate in calls per second.
-    pub fn rate_per_second(&self) -> f64 {
-        if self.per.is_zero() {
-            return 0.0;
-        }
-        f64::from(self.count) / self.per.as_secs_f64()
-    }
-
-    /// The time between two tokens (`per / count`).
-    pub fn replenish_interval(&self) -> Duration {
-        if self.count == 0 {
-            return Duration::MAX;
-        }
-        self.per / self.count
-    }
-
-    fn validate(&self, field: &str) -> Result<()> {
-        if self.count == 0 {
-            return Err(Error::invalid_config(
-                format!("{field}.count"),
-                "a rate limit must admit at least one call per period",
-            ));
-        }
-        if self.per.is_zero() {
-            return Err(Error::invalid_config(
-                format!("{field}.per"),
-                "a rate limit period must be longer than zero",
-            ));
-        }
-        if self.replenish_interval().is_zero() {
-            return Err(Error::invalid_config(
-                format!("{field}.count"),
-                "rate too high: more than one call per nanosecond",
-            ));
-        }
-        if self.burst == 0 {
-            return Err(Error::invalid_config(
-                format!("{field}.burst"),
-                "a burst of zero would never admit a call",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// The two timeouts of an [`ApiClass`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +75,8 @@ impl Default for Budget {
 
 /// Everything the transport stack is configured with.
 ///
-/// Start from [`TransportConfig::default`] (which carries the per-cloud
-/// defaults of the module doc) and override with the `with_*` builders;
+/// Start from [`TransportConfig::default`] (cloud-neutral, see the module
+/// doc), add cloud profiles and override with the `with_*` builders;
 /// [`TransportConfig::validate`] (called when the stack is built) refuses
 /// invalid values with [`crate::ErrorKind::InvalidConfig`] naming the field.
 ///
@@ -194,9 +106,10 @@ pub struct TransportConfig {
     pub(crate) limiter_jitter: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) root_certificates: Vec<Vec<u8>>,
+    pub(crate) profiles: Profiles,
 }
 
-fn class_index(class: ApiClass) -> usize {
+pub(crate) fn class_index(class: ApiClass) -> usize {
     match class {
         ApiClass::Read => 0,
         ApiClass::Write => 1,
@@ -207,42 +120,14 @@ fn class_index(class: ApiClass) -> usize {
 
 impl Default for TransportConfig {
     fn default() -> Self {
-        use ApiClass::*;
-        let mut limits: HashMap<String, [Option<Limit>; 4]> = HashMap::new();
-        let mut set = |p: &str, c: ApiClass, l: Limit| {
-            limits.entry(p.to_owned()).or_default()[class_index(c)] = Some(l);
-        };
-        set("aws", Read, Limit::per_second(20, 100));
-        set("aws", Poll, Limit::per_second(10, 50));
-        set("aws", Write, Limit::per_second(5, 50));
-        set("aws", Delete, Limit::per_second(5, 100));
-        set("azure", Read, Limit::per_second(25, 250));
-        set("azure", Poll, Limit::per_second(25, 250));
-        set("azure", Write, Limit::per_second(10, 200));
-        set("azure", Delete, Limit::per_second(10, 200));
-        for c in ApiClass::ALL {
-            set("gcp", c, Limit::per_minute(1440, 60));
-        }
-        let mut aws_ops = HashMap::new();
-        for op in ["RunInstances", "StartInstances"] {
-            aws_ops.insert(op.to_owned(), Limit::per_second(2, 5));
-        }
-        for op in ["CreateTags", "DeleteTags"] {
-            aws_ops.insert(op.to_owned(), Limit::per_second(10, 100));
-        }
-        let mut operation_limits = HashMap::new();
-        operation_limits.insert("aws".to_owned(), aws_ops);
-        let mut shared_buckets: HashMap<String, [Option<ApiClass>; 4]> = HashMap::new();
-        shared_buckets.entry("azure".to_owned()).or_default()[class_index(Poll)] = Some(Read);
-        shared_buckets.entry("gcp".to_owned()).or_default()[class_index(Delete)] = Some(Write);
         let t = |attempt: u64, overall: u64| Timeouts {
             attempt: Duration::from_secs(attempt),
             overall: Duration::from_secs(overall),
         };
         TransportConfig {
-            limits,
-            operation_limits,
-            shared_buckets,
+            limits: HashMap::new(),
+            operation_limits: HashMap::new(),
+            shared_buckets: HashMap::new(),
             default_limit: Limit::per_second(10, 50),
             // read, write, delete, poll
             timeouts: [t(30, 120), t(60, 300), t(60, 300), t(30, 120)],
@@ -258,6 +143,7 @@ impl Default for TransportConfig {
             limiter_jitter: Duration::from_millis(5),
             connect_timeout: Duration::from_secs(10),
             root_certificates: Vec::new(),
+            profiles: Profiles::default(),
         }
     }
 }
@@ -280,12 +166,49 @@ impl TransportConfig {
     }
 
     /// Makes `class` calls of `provider` draw on the bucket of `into`
-    /// (ARM polls are reads), or on their own again when `class == into`.
+    /// (ARM polls are reads), or on their own again when `class == into`
+    /// (whatever the provider's profile says).
     pub fn with_shared_bucket(mut self, provider: &str, class: ApiClass, into: ApiClass) -> Self {
-        let slot =
-            &mut self.shared_buckets.entry(provider.to_owned()).or_default()[class_index(class)];
-        *slot = (class != into).then_some(into);
+        self.shared_buckets.entry(provider.to_owned()).or_default()[class_index(class)] =
+            Some(into);
         self
+    }
+
+    /// Adds (or replaces) the profile of a cloud (see [`CloudProfile`]).
+    pub fn with_profile(self, profile: CloudProfile) -> Self {
+        self.profiles.register(profile);
+        self
+    }
+
+    /// Validates `profile` and adds (or replaces) it; see
+    /// [`Transport::register_profile`](super::Transport::register_profile).
+    pub(crate) fn register_profile(&self, profile: CloudProfile) -> Result<()> {
+        profile.validate()?;
+        self.profiles.register(profile);
+        Ok(())
+    }
+
+    /// The registered profile of `provider`, if any.
+    pub fn profile(&self, provider: &str) -> Option<std::sync::Arc<CloudProfile>> {
+        self.profiles.get(provider)
+    }
+
+    /// What a response of `provider` means: its profile's classifier first,
+    /// then the neutral [`classify_response`].
+    pub fn classify(&self, provider: &str, resp: &Response<Bytes>) -> Outcome {
+        self.profiles
+            .with(provider, |p| p.and_then(|p| p.classify(resp)))
+            .unwrap_or_else(|| classify_response(resp))
+    }
+
+    /// Whether some operation of `provider` has its own bucket.
+    pub fn has_operation_limits(&self, provider: &str) -> bool {
+        self.operation_limits
+            .get(provider)
+            .is_some_and(|ops| !ops.is_empty())
+            || self.profiles.with(provider, |p| {
+                p.is_some_and(CloudProfile::has_operation_limits)
+            })
     }
 
     /// The limit for providers and classes without one of their own.
@@ -359,27 +282,41 @@ impl TransportConfig {
     }
 
     /// The limit applying to `class` calls of `provider`, and the class whose
-    /// bucket they draw on.
+    /// bucket they draw on: this config's settings, else the provider's
+    /// profile, else the default limit.
     pub fn limit_for(&self, provider: &str, class: ApiClass) -> (ApiClass, Limit) {
-        let bucket_class = self
-            .shared_buckets
-            .get(provider)
-            .and_then(|s| s[class_index(class)])
-            .unwrap_or(class);
-        let limit = self
-            .limits
-            .get(provider)
-            .and_then(|l| l[class_index(bucket_class)])
-            .unwrap_or(self.default_limit);
-        (bucket_class, limit)
+        self.profiles.with(provider, |profile| {
+            let bucket_class = self
+                .shared_buckets
+                .get(provider)
+                .and_then(|s| s[class_index(class)])
+                .or_else(|| profile.and_then(|p| p.shared_bucket(class)))
+                .unwrap_or(class);
+            let limit = self
+                .limits
+                .get(provider)
+                .and_then(|l| l[class_index(bucket_class)])
+                .or_else(|| profile.and_then(|p| p.limit(bucket_class)))
+                .unwrap_or(self.default_limit);
+            (bucket_class, limit)
+        })
     }
 
-    /// The limit of `operation` of `provider` when it has its own bucket.
+    /// The limit of `operation` of `provider` when it has its own bucket
+    /// (this config's setting, else the provider's profile).
     pub fn operation_limit(&self, provider: &str, operation: &str) -> Option<Limit> {
         if operation.is_empty() {
             return None;
         }
-        self.operation_limits.get(provider)?.get(operation).copied()
+        if let Some(l) = self
+            .operation_limits
+            .get(provider)
+            .and_then(|ops| ops.get(operation))
+        {
+            return Some(*l);
+        }
+        self.profiles
+            .with(provider, |p| p.and_then(|p| p.operation_limit(operation)))
     }
 
     /// The timeouts of `class`.
@@ -428,6 +365,11 @@ impl TransportConfig {
             limit.validate(&format!("operation_limits.{provider}.{op}"))?;
         }
         self.default_limit.validate("default_limit")?;
+        for provider in self.profiles.providers() {
+            if let Some(p) = self.profiles.get(&provider) {
+                p.validate()?;
+            }
+        }
         for class in ApiClass::ALL {
             let t = self.timeouts(class);
             if t.attempt.is_zero() {
@@ -508,28 +450,47 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid_and_calibrated() {
+    fn defaults_are_valid_and_neutral() {
         let c = TransportConfig::default();
         c.validate().unwrap();
+        for p in ["aws", "azure", "gcp", "other"] {
+            assert_eq!(
+                c.limit_for(p, ApiClass::Poll),
+                (ApiClass::Poll, Limit::per_second(10, 50))
+            );
+            assert_eq!(c.operation_limit(p, "RunInstances"), None);
+        }
+    }
+
+    #[test]
+    fn settings_override_profiles() {
+        let profile = CloudProfile::new("c")
+            .with_limit(ApiClass::Read, Limit::per_second(25, 250))
+            .with_shared_bucket(ApiClass::Poll, ApiClass::Read)
+            .with_operation_limit("Run", Limit::per_second(2, 5));
+        let c = TransportConfig::default().with_profile(profile);
         assert_eq!(
-            c.limit_for("azure", ApiClass::Read),
+            c.limit_for("c", ApiClass::Poll),
             (ApiClass::Read, Limit::per_second(25, 250))
         );
+        assert_eq!(c.operation_limit("c", "Run"), Some(Limit::per_second(2, 5)));
+        assert!(c.has_operation_limits("c"));
+        let c = c
+            .with_shared_bucket("c", ApiClass::Poll, ApiClass::Poll)
+            .with_limit("c", ApiClass::Read, Limit::per_second(1, 1))
+            .with_operation_limit("c", "Run", Limit::per_second(3, 3));
         assert_eq!(
-            c.limit_for("azure", ApiClass::Poll),
-            (ApiClass::Read, Limit::per_second(25, 250))
+            c.limit_for("c", ApiClass::Poll),
+            (ApiClass::Poll, Limit::per_second(10, 50))
         );
-        assert_eq!(
-            c.limit_for("azure", ApiClass::Delete).1,
-            Limit::per_second(10, 200)
-        );
-        assert_eq!(
-            c.operation_limit("aws", "RunInstances"),
-            Some(Limit::per_second(2, 5))
-        );
-        let gcp = c.limit_for("gcp", ApiClass::Read).1;
-        // Any 60 s window admits burst + rate * 60 calls: at most the published 1500/min.
-        assert!(f64::from(gcp.burst) + gcp.rate_per_second() * 60.0 <= 1500.0);
+        assert_eq!(c.limit_for("c", ApiClass::Read).1, Limit::per_second(1, 1));
+        assert_eq!(c.operation_limit("c", "Run"), Some(Limit::per_second(3, 3)));
+        // A clone is independent of later registrations.
+        let copy = c.clone();
+        c.register_profile(CloudProfile::new("d")).unwrap();
+        assert!(copy.profile("d").is_none() && c.profile("d").is_some());
+        let bad = CloudProfile::new("e").with_limit(ApiClass::Write, Limit::per_second(0, 1));
+        assert_eq!(field(c.register_profile(bad)), "profiles.e.write.count");
     }
 
     #[test]

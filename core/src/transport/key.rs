@@ -254,9 +254,9 @@ impl fmt::Display for Key {
 /// The name of the API operation (`RunInstances`, `virtualMachines.get`), for
 /// tracing, metrics and per-operation limits. A request extension.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Operation(pub Cow<'static, str>);
+pub struct OperationName(pub Cow<'static, str>);
 
-impl Operation {
+impl OperationName {
     /// The operation name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -309,7 +309,7 @@ impl<B> RequestExt for Request<B> {
     }
 
     fn with_operation(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.extensions_mut().insert(Operation(name.into()));
+        self.extensions_mut().insert(OperationName(name.into()));
         self
     }
 
@@ -327,8 +327,8 @@ impl<B> RequestExt for Request<B> {
 
     fn operation(&self) -> &str {
         self.extensions()
-            .get::<Operation>()
-            .map(Operation::as_str)
+            .get::<OperationName>()
+            .map(OperationName::as_str)
             .unwrap_or("")
     }
 

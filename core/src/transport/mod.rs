@@ -63,8 +63,10 @@ mod client;
 mod concurrency;
 mod config;
 mod key;
+mod limit;
 mod metrics;
 mod pipeline;
+mod profile;
 mod rate_limit;
 mod retry;
 mod timeout;
@@ -80,16 +82,20 @@ use tower::{Service, ServiceBuilder};
 
 use pipeline::{Pipeline, Stack};
 
-pub use classify::{classify_response, error_for_status, parse_retry_after, retry_after, Outcome};
+pub use classify::{
+    body_contains, classify_response, error_for_status, parse_retry_after, retry_after, Outcome,
+    BODY_SCAN_LIMIT,
+};
 pub use client::ReqwestService;
 pub use concurrency::{Concurrency, ConcurrencyLayer};
 pub use config::{Backoff, Budget, Limit, Timeouts, TransportConfig};
-pub use key::{is_idempotent, ApiClass, Attempt, Idempotent, Key, Operation, RequestExt};
+pub use key::{is_idempotent, ApiClass, Attempt, Idempotent, Key, OperationName, RequestExt};
 pub use metrics::{
     AttemptMetrics, AttemptMetricsLayer, CallMetrics, CallMetricsLayer, KeyStats, Metrics,
     MetricsSnapshot,
 };
-pub use rate_limit::{RateLimit, RateLimitLayer, TokioClock, TokioInstant};
+pub use profile::{Classifier, CloudProfile};
+pub use rate_limit::{LimiterClock, LimiterInstant, RateLimit, RateLimitLayer};
 pub use retry::{RetryBudget, RetryInfo, RetryPolicy, StopReason};
 pub use timeout::{Timeout, TimeoutLayer, TimeoutScope};
 
@@ -116,6 +122,12 @@ impl TransportBuilder {
     /// default: a fresh [`Metrics`].
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Adds (or replaces) a cloud's profile (see [`CloudProfile`]).
+    pub fn profile(mut self, profile: CloudProfile) -> Self {
+        self.config = self.config.with_profile(profile);
         self
     }
 
@@ -264,6 +276,19 @@ impl Transport {
     /// The validated config.
     pub fn config(&self) -> &TransportConfig {
         &self.config
+    }
+
+    /// Teaches the transport (and every clone of it) a cloud: its default
+    /// limits, per-operation limits, shared buckets and response classifier.
+    /// Each provider registers its own on the transport it is given, so one
+    /// transport can serve several providers. Idempotent: registering a
+    /// profile again replaces it with itself. Keys already used keep the
+    /// limiter they were given, so register before the first call (a
+    /// provider does so when it is built). An invalid limit is
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming
+    /// it, and nothing is registered.
+    pub fn register_profile(&self, profile: CloudProfile) -> Result<()> {
+        self.config.register_profile(profile)
     }
 }
 

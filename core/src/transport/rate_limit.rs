@@ -13,7 +13,7 @@
 //! instant.
 //!
 //! When a response says the cloud throttled us (see
-//! [`classify_response`](super::classify_response)), the whole key is
+//! [`TransportConfig::classify`]), the whole key is
 //! **paused** until the delay the cloud named (clamped to
 //! [`TransportConfig::with_max_throttle_pause`](super::TransportConfig::with_max_throttle_pause)),
 //! like a queue pause: the other callers of that key wait instead of each
@@ -42,7 +42,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
-use super::classify::{classify_response, Outcome};
+use super::classify::Outcome;
 use super::config::{Limit, TransportConfig};
 use super::key::{Key, KeyMap, RequestExt};
 use super::metrics::Metrics;
@@ -50,23 +50,23 @@ use crate::Error;
 
 /// A [`governor`] time reference on tokio's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TokioInstant(Instant);
+pub struct LimiterInstant(Instant);
 
-impl Add<Nanos> for TokioInstant {
-    type Output = TokioInstant;
-    fn add(self, n: Nanos) -> TokioInstant {
-        TokioInstant(self.0 + Duration::from(n))
+impl Add<Nanos> for LimiterInstant {
+    type Output = LimiterInstant;
+    fn add(self, n: Nanos) -> LimiterInstant {
+        LimiterInstant(self.0 + Duration::from(n))
     }
 }
 
-impl Reference for TokioInstant {
+impl Reference for LimiterInstant {
     fn duration_since(&self, earlier: Self) -> Nanos {
         Nanos::from(self.0.saturating_duration_since(earlier.0))
     }
 
     fn saturating_sub(&self, d: Nanos) -> Self {
         match self.0.checked_sub(Duration::from(d)) {
-            Some(i) => TokioInstant(i),
+            Some(i) => LimiterInstant(i),
             None => *self,
         }
     }
@@ -74,16 +74,16 @@ impl Reference for TokioInstant {
 
 /// A [`governor`] clock reading `tokio::time::Instant::now()`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TokioClock;
+pub struct LimiterClock;
 
-impl Clock for TokioClock {
-    type Instant = TokioInstant;
-    fn now(&self) -> TokioInstant {
-        TokioInstant(Instant::now())
+impl Clock for LimiterClock {
+    type Instant = LimiterInstant;
+    fn now(&self) -> LimiterInstant {
+        LimiterInstant(Instant::now())
     }
 }
 
-type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
+type Gcra = RateLimiter<NotKeyed, InMemoryState, LimiterClock, NoOpMiddleware<LimiterInstant>>;
 
 /// Which bucket a request draws on: its key with the class replaced by the
 /// bucket class, plus the operation when it has its own limit.
@@ -107,7 +107,7 @@ impl Bucket {
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN));
         Bucket {
-            limiter: RateLimiter::direct_with_clock(quota, TokioClock),
+            limiter: RateLimiter::direct_with_clock(quota, LimiterClock),
             paused_until: Mutex::new(None),
         }
     }
@@ -201,10 +201,7 @@ impl Shared {
     }
 
     fn has_operation_limits(&self, key: &Key) -> bool {
-        self.config
-            .operation_limits
-            .get(key.provider())
-            .is_some_and(|ops| !ops.is_empty())
+        self.config.has_operation_limits(key.provider())
     }
 
     fn jitter(&self) -> Duration {
@@ -238,7 +235,7 @@ impl Shared {
             match bucket.limiter.check() {
                 Ok(()) => return,
                 Err(not_until) => {
-                    let wait = not_until.wait_time_from(TokioClock.now());
+                    let wait = not_until.wait_time_from(LimiterClock.now());
                     tokio::time::sleep(wait + self.jitter()).await;
                 }
             }
@@ -250,7 +247,7 @@ impl Shared {
     /// its own bucket still belongs to its class).
     fn observe(&self, key: &Key, bucket: &Arc<Bucket>, res: &Result<Response<Bytes>, Error>) {
         let Ok(resp) = res else { return };
-        let Outcome::Throttled { retry_after } = classify_response(resp) else {
+        let Outcome::Throttled { retry_after } = self.config.classify(key.provider(), resp) else {
             return;
         };
         self.throttled(key, bucket, retry_after);

@@ -26,7 +26,8 @@
 //! The request is cloned for each attempt: the body (`Bytes`, shared, not
 //! copied) and headers are identical, so idempotency tokens (EC2
 //! `ClientToken`, GCE `requestId`, `Idempotency-Key`) are sent verbatim on
-//! every attempt. The final response carries a [`RetryInfo`] extension.
+//! every attempt. The final response carries a [`RetryInfo`] extension, and
+//! the transport's [`Outcome`] of it (read with the cloud's profile).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,7 +38,7 @@ use http::{Request, Response, StatusCode};
 use rand::Rng;
 use tower::retry::Policy;
 
-use super::classify::{classify_response, retry_after, Outcome};
+use super::classify::{retry_after, Outcome};
 use super::config::{Budget, TransportConfig};
 use super::key::{is_idempotent, Attempt, Key, KeyMap, RequestExt};
 use super::metrics::Metrics;
@@ -193,6 +194,7 @@ struct Verdict {
 fn verdict(
     req: &Request<Bytes>,
     result: &Result<Response<Bytes>, Error>,
+    outcome: Option<Outcome>,
     budget: &Budget,
 ) -> Option<Verdict> {
     let idempotent = is_idempotent(req);
@@ -204,7 +206,7 @@ fn verdict(
         })
     };
     match result {
-        Ok(resp) => match classify_response(resp) {
+        Ok(resp) => match outcome.unwrap_or(Outcome::Success) {
             Outcome::Success => None,
             Outcome::Final => v(false, None, 0),
             Outcome::Throttled { retry_after } => v(true, retry_after, budget.retry_cost),
@@ -227,10 +229,17 @@ fn verdict(
     }
 }
 
-fn annotate(result: &mut Result<Response<Bytes>, Error>, info: RetryInfo) {
+fn annotate(
+    result: &mut Result<Response<Bytes>, Error>,
+    outcome: Option<Outcome>,
+    info: RetryInfo,
+) {
     match result {
         Ok(resp) => {
             resp.extensions_mut().insert(info);
+            if let Some(o) = outcome {
+                resp.extensions_mut().insert(o);
+            }
         }
         Err(e) => {
             if info.attempts == 1 && info.stop == StopReason::NotRetryable {
@@ -267,11 +276,17 @@ impl Policy<Request<Bytes>, Response<Bytes>, Error> for RetryPolicy {
     ) -> Option<Self::Future> {
         let key = req.transport_key();
         let budget_cfg = self.shared.config.budget();
+        // The cloud's reading of the answer (its profile's classifier),
+        // kept on the final response for `error_for_status`.
+        let outcome = match result {
+            Ok(resp) => Some(self.shared.config.classify(key.provider(), resp)),
+            Err(_) => None,
+        };
         let stop = |result: &mut Result<Response<Bytes>, Error>, attempts, stop| {
-            annotate(result, RetryInfo { attempts, stop });
+            annotate(result, outcome, RetryInfo { attempts, stop });
             None
         };
-        let Some(v) = verdict(req, result, &budget_cfg) else {
+        let Some(v) = verdict(req, result, outcome, &budget_cfg) else {
             let refund = if self.attempt > 1 {
                 self.last_cost
             } else {

@@ -19,7 +19,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::config::TransportConfig;
-use super::key::{Key, Operation, RequestExt};
+use super::key::{Key, OperationName, RequestExt};
 use super::metrics::Metrics;
 use crate::{Error, ErrorKind};
 
@@ -101,7 +101,7 @@ where
         };
         // Only the error path reads the operation: clone the extension (a
         // `Cow`, usually borrowed) rather than allocating a `String` per call.
-        let operation = req.extensions().get::<Operation>().cloned();
+        let operation = req.extensions().get::<OperationName>().cloned();
         let attempt = req.attempt();
         let metrics = self.layer.metrics.clone();
         let fut = self.inner.call(req);
@@ -111,7 +111,7 @@ where
                 Err(_elapsed) => Err(timed_out(
                     &metrics,
                     &key,
-                    operation.as_ref().map(Operation::as_str).unwrap_or(""),
+                    operation.as_ref().map(OperationName::as_str).unwrap_or(""),
                     attempt,
                     scope,
                     limit,

@@ -13,7 +13,7 @@ use aws_sdk_ec2::types::{
     SpotInstanceType, SpotMarketOptions, Tag, TagSpecification, VolumeType,
 };
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use skyfleet_core::{Error, Result};
+use skyfleet_core::Result;
 use time::OffsetDateTime;
 
 use crate::builder::Settings;
@@ -326,17 +326,4 @@ impl Ec2 {
             .map_err(|e| classify("TerminateInstances", &e))?;
         Ok(())
     }
-}
-
-/// Clones an error (kind, message, code, provider), for answering several
-/// workers from one failed batched call.
-pub fn dup(e: &Error) -> Error {
-    let mut d = Error::new(e.kind().clone(), e.message());
-    if let Some(c) = e.code() {
-        d = d.with_code(c);
-    }
-    if let Some(p) = e.provider() {
-        d = d.with_provider(p);
-    }
-    d
 }

@@ -92,6 +92,7 @@ impl TransportConnector {
     /// A connector sending through `transport`, keying calls by `account` and
     /// `region`.
     pub fn new(transport: &Transport, account: &str, region: &str) -> Self {
+        crate::profile::register(transport);
         TransportConnector::from_service(transport.service(), account, region)
     }
 

@@ -56,9 +56,10 @@ fn ended(st: &AwsState) -> Result<Step> {
     };
     if let Some(c) = &td.cause {
         s.error = Some(StepError {
-            kind: c.kind.clone(),
+            kind: ErrorKind::from_name(&c.kind),
             code: c.code.clone(),
             message: c.message.clone(),
+            at: None,
         });
     }
     Ok(s)

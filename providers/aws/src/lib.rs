@@ -31,6 +31,7 @@ mod decide;
 mod idempotency;
 mod launch;
 mod plan;
+mod profile;
 mod provider;
 mod state;
 

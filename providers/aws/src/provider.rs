@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
 use crate::builder::{Settings, Timings};
-use crate::client::{dup, Ec2, InstanceView};
+use crate::client::{Ec2, InstanceView};
 use crate::decide::{decide, launched, pick_by_tag, terminated};
 use crate::launch::Ec2Launch;
 use crate::plan::{plan, Call, Lookup, Plan, Rules};
@@ -238,7 +238,7 @@ impl Provider for AwsProvider {
                     };
                     decide(&rules, w, st, f, now)
                 }
-                Some(Err(e)) => Plan::Done(Err(dup(e))),
+                Some(Err(e)) => Plan::Done(Err(e.clone())),
                 None => Plan::Done(Err(Error::internal("no describe result for the region"))),
             };
             match next {

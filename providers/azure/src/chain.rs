@@ -142,9 +142,10 @@ impl From<&Error> for Failure {
 impl Failure {
     fn step_error(&self) -> StepError {
         StepError {
-            kind: self.kind.clone(),
+            kind: ErrorKind::from_name(&self.kind),
             code: self.code.clone(),
             message: self.message.clone(),
+            at: None,
         }
     }
 }
@@ -516,7 +517,8 @@ async fn create(p: &AzureProvider, worker: &Worker, mut st: ChainState) -> Resul
                     }
                     Lookup::Missing => {
                         note = Some(StepError {
-                            kind: "not_found".into(),
+                            at: None,
+                            kind: ErrorKind::NotFound,
                             code: Some("OperationExpired".into()),
                             message: format!(
                                 "{put_op}: operation URL expired and {name} does not exist; \

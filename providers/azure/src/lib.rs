@@ -36,6 +36,7 @@ pub mod config;
 pub mod credential;
 pub mod health;
 pub mod naming;
+pub mod profile;
 pub mod provider;
 pub mod resources;
 

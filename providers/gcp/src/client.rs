@@ -132,6 +132,7 @@ impl ComputeClient {
         endpoint: &str,
         project: &str,
     ) -> Self {
+        crate::profile::register(&transport);
         ComputeClient {
             transport,
             tokens,

@@ -31,6 +31,7 @@ pub mod classify;
 pub mod client;
 pub mod config;
 pub mod labels;
+pub mod profile;
 pub mod provider;
 pub mod request_id;
 pub mod state;

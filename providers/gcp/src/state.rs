@@ -41,9 +41,10 @@ impl Teardown {
     /// The error to record on the final step.
     pub fn step_error(&self) -> StepError {
         StepError {
-            kind: self.kind.clone(),
+            kind: skyfleet_core::ErrorKind::from_name(&self.kind),
             code: self.code.clone(),
             message: self.message.clone(),
+            at: None,
         }
     }
 }

@@ -213,6 +213,7 @@ pub fn transport_config(config: &AzureConfig) -> TransportConfig {
 impl ArmClient {
     /// A client for `config`'s subscription and endpoint over `transport`.
     pub fn new(config: &AzureConfig, transport: Transport, credential: Arc<Credential>) -> Self {
+        crate::profile::register(&transport);
         ArmClient {
             transport,
             base: config.base_url().to_string(),

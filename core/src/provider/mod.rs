@@ -12,6 +12,10 @@
 //!
 //! Callers that want plain create / check / remove verbs use [`ProviderExt`],
 //! which drives steps in a loop.
+//!
+//! [`support`] holds what every cloud's implementation shares (pagination,
+//! batched fan-out, operation polling, secrets, token caching, the request
+//! shape), and [`names`] the provider type names.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -22,7 +26,11 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
+use crate::failure::Failure;
 use crate::model::{DesiredState, OwnedResource, OwnershipScope, Phase, Worker};
+
+pub mod names;
+pub mod support;
 
 /// The answer to one [`Provider::step`].
 #[derive(Debug, Clone, PartialEq)]
@@ -39,27 +47,11 @@ pub struct Step {
     pub error: Option<StepError>,
 }
 
-/// An error a step handled, with whether it came from capacity or quota (so a
-/// provisioner can steer away from that launch config).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepError {
-    /// The error kind's stable name.
-    pub kind: String,
-    /// The cloud's code.
-    pub code: Option<String>,
-    /// The message.
-    pub message: String,
-}
-
-impl From<&Error> for StepError {
-    fn from(e: &Error) -> Self {
-        StepError {
-            kind: e.kind().name().to_string(),
-            code: e.code().map(str::to_string),
-            message: e.message().to_string(),
-        }
-    }
-}
+/// An error a step handled, for the worker's record (unstamped until the
+/// step is applied; see [`apply_step`]). Its [`ErrorKind`] says whether it
+/// came from capacity or quota, so a provisioner can steer away from that
+/// launch config.
+pub type StepError = Failure;
 
 impl Step {
     /// A step that stays in `phase` with `state`, to be looked at again after
@@ -184,12 +176,9 @@ pub fn apply_step(worker: &mut Worker, step: &Step, now: OffsetDateTime) {
     worker.phase = step.phase;
     worker.next_check_at = now + step.next_check_in;
     if let Some(e) = &step.error {
-        worker.last_error = Some(crate::model::WorkerError {
-            kind: e.kind.clone(),
-            code: e.code.clone(),
-            message: e.message.clone(),
-            at: now,
-        });
+        let mut e = e.clone();
+        e.at.get_or_insert(now);
+        worker.last_error = Some(e);
     }
 }
 
