@@ -13,6 +13,7 @@ use aws_sdk_ec2::types::{
     SpotInstanceType, SpotMarketOptions, Tag, TagSpecification, VolumeType,
 };
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use skyfleet_core::provider::support::{paginate, Page};
 use skyfleet_core::Result;
 use time::OffsetDateTime;
 
@@ -245,47 +246,37 @@ impl Ec2 {
             .ok_or_else(|| malformed("RunInstances", "an instance without an instance id"))
     }
 
-    /// DescribeInstances with `filters`, every page.
+    /// DescribeInstances with `filters`, every page (up to core's one
+    /// runaway cap on pages).
     pub async fn describe(&self, filters: Vec<Filter>) -> Result<Vec<InstanceView>> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        // A page limit guards against an endpoint that keeps answering with
-        // a next token.
-        for _ in 0..10_000 {
-            let page = self
+        paginate("DescribeInstances", |next: Option<String>| {
+            let call = self
                 .client
                 .describe_instances()
                 .set_filters(Some(filters.clone()))
                 .max_results(PAGE_SIZE)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| classify("DescribeInstances", &e))?;
-            for r in page.reservations() {
-                for i in r.instances() {
-                    match InstanceView::from_sdk(i, r.owner_id()) {
-                        Some(v) => out.push(v),
-                        None => {
-                            return Err(malformed(
-                                "DescribeInstances",
-                                "an instance without an instance id",
-                            ))
-                        }
+                .set_next_token(next);
+            async move {
+                let page = call
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeInstances", &e))?;
+                let mut items = Vec::new();
+                for r in page.reservations() {
+                    for i in r.instances() {
+                        items.push(InstanceView::from_sdk(i, r.owner_id()).ok_or_else(|| {
+                            malformed("DescribeInstances", "an instance without an instance id")
+                        })?);
                     }
                 }
+                let next = page
+                    .next_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+                Ok(Page { items, next })
             }
-            next = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if next.is_none() {
-                return Ok(out);
-            }
-        }
-        Err(malformed(
-            "DescribeInstances",
-            "more than 10000 pages: the endpoint keeps answering with a next token",
-        ))
+        })
+        .await
     }
 
     /// DescribeInstances of the instances with these ids (filtered, so a

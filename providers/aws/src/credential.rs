@@ -1,36 +1,13 @@
 //! Where the provider's AWS credentials come from ([`CredentialsSource`]),
 //! and the aws-sdk-ec2 config builder each source starts from.
 
-use std::fmt;
-
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_ec2::config::Region;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use skyfleet_core::provider::support::Secret;
 use skyfleet_core::{Error, Result};
-
-/// A secret string that never shows in `Debug` or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(**redacted**)")
-    }
-}
 
 /// Where the provider's AWS credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -37,7 +37,9 @@ mod state;
 
 pub use builder::{AwsBuilder, Timings};
 pub use connector::TransportConnector;
-pub use credential::{CredentialsSource, Secret};
+pub use credential::CredentialsSource;
 pub use launch::{BlockDevice, Ebs, Ec2Launch, MarketOptions, Placement, SpotOptions};
 pub use provider::AwsProvider;
+/// A secret string that never shows in `Debug` or logs (core's one type).
+pub use skyfleet_core::provider::support::Secret;
 pub use state::{AwsState, Cause, Teardown, TeardownReason};
