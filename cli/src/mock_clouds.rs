@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use skyfleet_aws::{AwsConfig, AwsProvider};
+use skyfleet_aws::AwsBuilder;
 use skyfleet_azure::credential::CredentialConfig;
 use skyfleet_azure::{AzureConfig, AzureProvider, SecretString};
 use skyfleet_core::transport::{Transport, TransportConfig};
@@ -127,18 +127,18 @@ fn mock_transport(ca_pem: &str) -> Result<Transport, String> {
 /// assuming [`scaffold`] ran.
 pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, String> {
     let t = mock_transport(ca_pem)?;
-    let aws = AwsProvider::new(
-        AwsConfig::new("aws", ["us-east-1"])
-            .with_endpoint_url(url)
-            .with_static_credentials("AKIDSKYFLEETDEMO", "demo-secret", None)
-            .with_timings(skyfleet_aws::Timings {
-                poll_interval: Duration::from_millis(200),
-                ..skyfleet_aws::Timings::default()
-            }),
-        &t,
-    )
-    .await
-    .map_err(|e| format!("aws provider: {e}"))?;
+    let aws = AwsBuilder::new()
+        .with_regions(["us-east-1"])
+        .with_endpoint_url(url)
+        .with_static_credentials("AKIDSKYFLEETDEMO", "demo-secret", None)
+        .with_timings(skyfleet_aws::Timings {
+            poll_interval: Duration::from_millis(200),
+            ..skyfleet_aws::Timings::default()
+        })
+        .with_transport(t.clone())
+        .build()
+        .await
+        .map_err(|e| format!("aws provider: {e}"))?;
     let gcp = GcpProvider::new(
         GcpConfig::new(PROJECT)
             .with_id("gcp")

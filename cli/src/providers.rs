@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use skyfleet_aws::{AwsConfig, AwsProvider};
+use skyfleet_aws::AwsBuilder;
 use skyfleet_azure::{AzureConfig, AzureProvider};
 use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
 use skyfleet_core::transport::{Transport, TransportConfig};
@@ -81,7 +81,7 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
         ))),
         "aws" => {
             let s: AwsSection = settings(section)?;
-            let mut c = AwsConfig::new(id, s.regions);
+            let mut c = AwsBuilder::new().with_id(id).with_regions(s.regions);
             if let Some(u) = s.endpoint_url {
                 c = c.with_endpoint_url(u);
             }
@@ -93,7 +93,10 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
             }
             let t = transport(read_pem(&s.ca_pem_file)?.as_deref())?;
             Ok(Arc::new(
-                AwsProvider::new(c, &t).await.map_err(|e| e.to_string())?,
+                c.with_transport(t)
+                    .build()
+                    .await
+                    .map_err(|e| e.to_string())?,
             ))
         }
         "gcp" => {

@@ -113,15 +113,17 @@ async fn aws_conforms_on_the_mock() {
         .await
         .expect("the mock starts");
     let transport = fast_transport("aws");
-    let config = skyfleet_aws::AwsConfig::new("aws", ["us-east-1"])
+    let provider = skyfleet_aws::AwsBuilder::new()
+        .with_regions(["us-east-1"])
         .with_endpoint_url(mock.url())
         .with_static_credentials("AKIDSKYFLEETTEST", "not-a-real-secret", None)
         .with_timings(skyfleet_aws::Timings {
             poll_interval: Duration::from_millis(20),
             check_interval: Duration::from_secs(5),
             not_found_grace: Duration::from_millis(800),
-        });
-    let provider = skyfleet_aws::AwsProvider::new(config, &transport)
+        })
+        .with_transport(transport.clone())
+        .build()
         .await
         .expect("valid config");
     run_all(&Subject {

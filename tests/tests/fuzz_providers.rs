@@ -95,14 +95,14 @@ fn transport(ca_pem: &str) -> Transport {
 
 async fn providers(url: &str, ca_pem: &str) -> Vec<(DynProvider, serde_json::Value)> {
     let t = transport(ca_pem);
-    let aws = skyfleet_aws::AwsProvider::new(
-        skyfleet_aws::AwsConfig::new("aws", ["us-east-1"])
-            .with_endpoint_url(url)
-            .with_static_credentials("AKIDFUZZ", "fuzz-secret", None),
-        &t,
-    )
-    .await
-    .unwrap();
+    let aws = skyfleet_aws::AwsBuilder::new()
+        .with_regions(["us-east-1"])
+        .with_endpoint_url(url)
+        .with_static_credentials("AKIDFUZZ", "fuzz-secret", None)
+        .with_transport(t.clone())
+        .build()
+        .await
+        .unwrap();
     let gcp = skyfleet_gcp::GcpProvider::new(
         skyfleet_gcp::GcpConfig::new("fuzz-project")
             .with_id("gcp")

@@ -2,7 +2,7 @@
 
 #[test]
 fn provider_configs_redact_secrets_in_debug() {
-    let aws = skyfleet_aws::AwsConfig::new("aws", ["us-east-1"]).with_static_credentials(
+    let aws = skyfleet_aws::AwsBuilder::new().with_static_credentials(
         "AKIDVISIBLE",
         "aws-secret-must-not-leak",
         Some("aws-session-token-must-not-leak".to_string()),

@@ -26,7 +26,7 @@ use super::drive::{self, Crashes, Drive, NoCrash};
 use super::harness::{self, BenchError, Report, MANAGER};
 use super::stats::{diff, per, total};
 use crate::mockctl::{self, Stats};
-use skyfleet_aws::{AwsConfig, AwsProvider, AwsState, Timings};
+use skyfleet_aws::{AwsBuilder, AwsProvider, AwsState, Timings};
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::{DesiredState, OwnershipScope, Phase, Provider, Worker};
 use skyfleet_mock::MockCloud;
@@ -81,17 +81,20 @@ async fn provider(url: &str) -> Result<AwsProvider, String> {
         .config(tc)
         .build()
         .map_err(|e| e.to_string())?;
-    let config = AwsConfig::new("aws", ["us-east-1"])
+    let p = AwsBuilder::new()
+        .with_regions(["us-east-1"])
         .with_endpoint_url(url)
         .with_static_credentials("AKIDSKYFLEETBENCH", "bench-secret", None)
         .with_timings(Timings {
             poll_interval: Duration::from_millis(20),
             check_interval: Duration::from_secs(3600),
             not_found_grace: Duration::from_secs(2),
-        });
-    AwsProvider::new(config, &transport)
+        })
+        .with_transport(transport)
+        .build()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(p)
 }
 
 /// Loses the launch step of every `every`-th worker once: the instance is

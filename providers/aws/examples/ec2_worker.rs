@@ -6,7 +6,7 @@
 //! cargo run -p skyfleet-aws --example ec2_worker
 //! ```
 //!
-//! Against real AWS, drop the mock, use `AwsConfig::from_env("aws")` (the
+//! Against real AWS, drop the mock, use `AwsBuilder::from_env()` (the
 //! default credential chain: environment, profile, SSO, web identity, IMDS)
 //! and a real AMI.
 
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use skyfleet_aws::{AwsConfig, AwsProvider, Timings};
+use skyfleet_aws::{AwsBuilder, AwsProvider, Timings};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{
@@ -35,14 +35,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let transport = Transport::builder()
         .config(TransportConfig::default())
         .build()?;
-    let config = AwsConfig::new("aws", ["us-east-1"])
+    let provider = AwsBuilder::new()
+        .with_regions(["us-east-1"])
         .with_endpoint_url(mock.url())
         .with_static_credentials("AKIDEXAMPLE", "example-secret", None)
         .with_timings(Timings {
             poll_interval: Duration::from_millis(50),
             ..Timings::default()
-        });
-    let provider = AwsProvider::new(config, &transport).await?;
+        })
+        .with_transport(transport)
+        .build()
+        .await?;
 
     // The launch config a pool would carry; validated before any worker uses it.
     let launch = json!({

@@ -1,13 +1,10 @@
-//! [`Ec2`]: one aws-sdk-ec2 client per region, sending every request through
-//! the shared transport (via [`crate::connector`]) with the SDK's own
+//! `Ec2`: one aws-sdk-ec2 client per region, sending every request through
+//! the shared transport (via the transport connector) with the SDK's own
 //! retries off, and the few EC2 calls the provider makes, with their answers
-//! reduced to what it needs ([`InstanceView`]).
+//! reduced to what it needs (`InstanceView`).
 
 use std::collections::BTreeMap;
 
-use aws_config::BehaviorVersion;
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
 use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::config::Region;
 use aws_sdk_ec2::types::{
@@ -16,11 +13,12 @@ use aws_sdk_ec2::types::{
     SpotInstanceType, SpotMarketOptions, Tag, TagSpecification, VolumeType,
 };
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use skyfleet_core::{Error, Result};
+use skyfleet_core::provider::support::{paginate, Page};
+use skyfleet_core::Result;
 use time::OffsetDateTime;
 
+use crate::builder::Settings;
 use crate::classify::{classify, malformed};
-use crate::config::{AwsConfig, CredentialsSource};
 use crate::launch::Ec2Launch;
 
 /// The most filter values EC2 takes in one call (beyond it answers 400
@@ -101,52 +99,25 @@ pub struct RunRequest {
 /// The EC2 client of one region.
 #[derive(Debug, Clone)]
 pub struct Ec2 {
-    region: String,
     client: aws_sdk_ec2::Client,
 }
 
-/// Builds the SDK config of `region` over `http`, from `config`.
-pub async fn sdk_config(
-    config: &AwsConfig,
+/// Builds the SDK config of `region` over `http`, from `settings`: its
+/// credentials, the SDK's own retries off, the endpoint override.
+pub(crate) async fn sdk_config(
+    settings: &Settings,
     region: &str,
     http: SharedHttpClient,
 ) -> aws_sdk_ec2::Config {
-    let mut builder = match &config.credentials {
-        CredentialsSource::Static {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        } => {
-            let creds = Credentials::new(
-                access_key_id.clone(),
-                secret_access_key.expose().to_string(),
-                session_token.as_ref().map(|s| s.expose().to_string()),
-                None,
-                "skyfleet-static",
-            );
-            aws_sdk_ec2::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .credentials_provider(SharedCredentialsProvider::new(creds))
-        }
-        CredentialsSource::DefaultChain => {
-            // The chain's own HTTP traffic (IMDS, SSO, STS) also goes through
-            // the transport: the SDK has no other HTTP client in this build.
-            let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .region(Region::new(region.to_string()))
-                .http_client(http.clone());
-            if let Some(p) = &config.profile {
-                loader = loader.profile_name(p);
-            }
-            let shared = loader.load().await;
-            aws_sdk_ec2::config::Builder::from(&shared)
-        }
-    };
-    builder = builder
+    let mut builder = settings
+        .credentials
+        .sdk_builder(settings.profile.as_deref(), region, &http)
+        .await
         .region(Region::new(region.to_string()))
         .http_client(http)
         // The transport retries; SDK retries would multiply attempts.
         .retry_config(RetryConfig::disabled());
-    if let Some(url) = &config.endpoint_url {
+    if let Some(url) = &settings.endpoint_url {
         builder = builder.endpoint_url(url.clone());
     }
     builder.build()
@@ -159,20 +130,15 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 impl Ec2 {
-    /// A client for `region` from an SDK config.
-    pub fn new(region: impl Into<String>, config: aws_sdk_ec2::Config) -> Self {
+    /// A client from an SDK config (which names its region).
+    pub fn new(config: aws_sdk_ec2::Config) -> Self {
         Ec2 {
-            region: region.into(),
             client: aws_sdk_ec2::Client::from_conf(config),
         }
     }
 
-    /// The region.
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
     /// The underlying SDK client.
+    #[cfg(feature = "testing")]
     pub fn sdk(&self) -> &aws_sdk_ec2::Client {
         &self.client
     }
@@ -280,47 +246,37 @@ impl Ec2 {
             .ok_or_else(|| malformed("RunInstances", "an instance without an instance id"))
     }
 
-    /// DescribeInstances with `filters`, every page.
+    /// DescribeInstances with `filters`, every page (up to core's one
+    /// runaway cap on pages).
     pub async fn describe(&self, filters: Vec<Filter>) -> Result<Vec<InstanceView>> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        // A page limit guards against an endpoint that keeps answering with
-        // a next token.
-        for _ in 0..10_000 {
-            let page = self
+        paginate("DescribeInstances", |next: Option<String>| {
+            let call = self
                 .client
                 .describe_instances()
                 .set_filters(Some(filters.clone()))
                 .max_results(PAGE_SIZE)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| classify("DescribeInstances", &e))?;
-            for r in page.reservations() {
-                for i in r.instances() {
-                    match InstanceView::from_sdk(i, r.owner_id()) {
-                        Some(v) => out.push(v),
-                        None => {
-                            return Err(malformed(
-                                "DescribeInstances",
-                                "an instance without an instance id",
-                            ))
-                        }
+                .set_next_token(next);
+            async move {
+                let page = call
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeInstances", &e))?;
+                let mut items = Vec::new();
+                for r in page.reservations() {
+                    for i in r.instances() {
+                        items.push(InstanceView::from_sdk(i, r.owner_id()).ok_or_else(|| {
+                            malformed("DescribeInstances", "an instance without an instance id")
+                        })?);
                     }
                 }
+                let next = page
+                    .next_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+                Ok(Page { items, next })
             }
-            next = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if next.is_none() {
-                return Ok(out);
-            }
-        }
-        Err(malformed(
-            "DescribeInstances",
-            "more than 10000 pages: the endpoint keeps answering with a next token",
-        ))
+        })
+        .await
     }
 
     /// DescribeInstances of the instances with these ids (filtered, so a
@@ -361,17 +317,4 @@ impl Ec2 {
             .map_err(|e| classify("TerminateInstances", &e))?;
         Ok(())
     }
-}
-
-/// Clones an error (kind, message, code, provider), for answering several
-/// workers from one failed batched call.
-pub fn dup(e: &Error) -> Error {
-    let mut d = Error::new(e.kind().clone(), e.message());
-    if let Some(c) = e.code() {
-        d = d.with_code(c);
-    }
-    if let Some(p) = e.provider() {
-        d = d.with_provider(p);
-    }
-    d
 }

@@ -31,7 +31,7 @@
 //! ```no_run
 //! # async fn run() -> skyfleet_core::Result<()> {
 //! use aws_sdk_ec2::config::{BehaviorVersion, Region, retry::RetryConfig};
-//! use skyfleet_aws::connector::TransportConnector;
+//! use skyfleet_aws::TransportConnector;
 //! use skyfleet_core::transport::{Transport, TransportConfig};
 //!
 //! let transport = Transport::builder().config(TransportConfig::default()).build()?;

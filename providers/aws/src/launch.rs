@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use skyfleet_core::{Error, Result, WorkerSpec};
 
-use crate::config::is_region_name;
+use crate::builder::is_region_name;
 
 /// The largest UserData EC2 accepts, in bytes before base64 encoding.
 pub const MAX_USER_DATA: usize = 16 * 1024;

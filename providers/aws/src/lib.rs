@@ -1,28 +1,45 @@
 //! skyfleet provider for AWS EC2: instances through aws-sdk-ec2, with every
 //! call routed through the shared transport.
 //!
-//! - [`config`]: the provider's regions, endpoint and credentials;
-//! - [`launch`]: the launch config of a pool (EC2's field names) and the
+//! Build one with [`AwsBuilder`]; it is an [`skyfleet_core::Provider`].
+//! Inside, one module per concept:
+//!
+//! - `builder`: the settings (regions, endpoint, credentials, timings) and
+//!   the one way to construct the provider;
+//! - `credential`: where credentials come from;
+//! - `launch`: the launch config of a pool (EC2's field names) and the
 //!   UserData skyfleet writes;
-//! - [`token`]: the RunInstances `ClientToken`, derived from the worker id;
-//! - [`state`]: what is persisted on each worker between steps;
-//! - [`client`]: one aws-sdk-ec2 client per region over the transport;
-//! - [`classify`]: EC2 error codes as skyfleet error kinds;
-//! - [`provider`]: the [`skyfleet_core::Provider`] implementation;
-//! - [`connector`]: the aws-smithy HTTP client over the shared transport.
+//! - `idempotency`: the RunInstances `ClientToken`, derived from the worker;
+//! - `state`: what is persisted on each worker between steps;
+//! - `plan` and `decide`: the step machine, as pure functions;
+//! - `client`: one aws-sdk-ec2 client per region, the few calls made;
+//! - `classify`: EC2 error codes as skyfleet error kinds;
+//! - `connector`: the aws-smithy HTTP client over the shared transport;
+//! - `provider`: the [`skyfleet_core::Provider`] implementation carrying
+//!   the steps out.
+//!
+//! The `testing` feature adds test hooks (`AwsProvider::sdk_client`);
+//! they are not stable API.
 #![warn(missing_docs)]
 
-pub mod classify;
-pub mod client;
-pub mod config;
-pub mod connector;
-pub mod launch;
-pub mod profile;
-pub mod provider;
-pub mod state;
-pub mod token;
+mod builder;
+mod classify;
+mod client;
+mod connector;
+mod credential;
+mod decide;
+mod idempotency;
+mod launch;
+mod plan;
+mod profile;
+mod provider;
+mod state;
 
-pub use config::{AwsConfig, CredentialsSource, Secret, Timings};
-pub use launch::Ec2Launch;
+pub use builder::{AwsBuilder, Timings};
+pub use connector::TransportConnector;
+pub use credential::CredentialsSource;
+pub use launch::{BlockDevice, Ebs, Ec2Launch, MarketOptions, Placement, SpotOptions};
 pub use provider::AwsProvider;
-pub use state::AwsState;
+/// A secret string that never shows in `Debug` or logs (core's one type).
+pub use skyfleet_core::provider::support::Secret;
+pub use state::{AwsState, Cause, Teardown, TeardownReason};

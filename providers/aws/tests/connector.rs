@@ -11,7 +11,7 @@ use aws_smithy_types::retry::RetryConfig;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use skyfleet_aws::connector::TransportConnector;
+use skyfleet_aws::TransportConnector;
 use skyfleet_core::transport::{ApiClass, Key, Limit, Transport, TransportConfig};
 
 const THROTTLE: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>req-throttle</RequestID></Response>";

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use skyfleet_aws::{AwsConfig, AwsProvider, CredentialsSource};
+use skyfleet_aws::{AwsBuilder, CredentialsSource, Timings};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{Lifecycle, OwnershipTags, Phase, ProviderExt, Worker, WorkerSpec};
@@ -37,17 +37,23 @@ async fn region_endpoint_and_credentials_from_the_environment() {
     std::env::remove_var("SKYFLEET_AWS_REGIONS");
     std::env::remove_var("AWS_PROFILE");
 
-    let mut config = AwsConfig::from_env("aws").expect("config from env");
-    assert_eq!(config.regions, ["eu-west-1"]);
-    assert_eq!(config.endpoint_url.as_deref(), Some(mock.url()));
-    assert_eq!(config.credentials, CredentialsSource::DefaultChain);
-    config.timings.poll_interval = Duration::from_millis(20);
+    let builder = AwsBuilder::from_env().expect("config from env");
+    assert_eq!(builder.regions(), ["eu-west-1"]);
+    assert_eq!(builder.endpoint_url(), Some(mock.url()));
+    assert_eq!(builder.credentials(), &CredentialsSource::DefaultChain);
+    let timings = Timings {
+        poll_interval: Duration::from_millis(20),
+        ..builder.timings()
+    };
+    let builder = builder.with_timings(timings);
 
     let transport = Transport::builder()
         .config(TransportConfig::default())
         .build()
         .expect("transport");
-    let p = AwsProvider::new(config, &transport)
+    let p = builder
+        .with_transport(transport)
+        .build()
         .await
         .expect("provider");
     let id = "w-env";

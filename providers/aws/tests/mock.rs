@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skyfleet_aws::{AwsConfig, AwsProvider, AwsState, Timings};
+use skyfleet_aws::{AwsBuilder, AwsProvider, AwsState, Timings};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
@@ -33,8 +33,9 @@ fn transport(max_attempts: u32) -> Transport {
         .expect("transport")
 }
 
-fn aws_config(url: &str) -> AwsConfig {
-    AwsConfig::new("aws", ["us-east-1", "eu-west-1"])
+fn aws_config(url: &str) -> AwsBuilder {
+    AwsBuilder::new()
+        .with_regions(["us-east-1", "eu-west-1"])
         .with_endpoint_url(url)
         .with_static_credentials("AKIDSKYFLEETTEST", "not-a-real-secret", None)
         .with_timings(Timings {
@@ -53,7 +54,9 @@ async fn mock() -> MockCloud {
 }
 
 async fn provider(url: &str, t: &Transport) -> AwsProvider {
-    AwsProvider::new(aws_config(url), t)
+    aws_config(url)
+        .with_transport(t.clone())
+        .build()
         .await
         .expect("provider")
 }
@@ -427,9 +430,8 @@ async fn an_instance_terminated_behind_our_back_ends_the_worker() {
         .await
         .expect("create");
     let id = AwsProvider::instance_id(&w).unwrap();
-    p.client("us-east-1")
+    p.sdk_client("us-east-1")
         .unwrap()
-        .sdk()
         .terminate_instances()
         .instance_ids(&id)
         .send()
@@ -459,9 +461,8 @@ async fn spot_subnet_and_user_data_reach_ec2() {
     assert!(r.is_ok(), "{r:?} {:?}", w.last_error);
     let id = AwsProvider::instance_id(&w).unwrap();
     let out = p
-        .client("us-east-1")
+        .sdk_client("us-east-1")
         .unwrap()
-        .sdk()
         .describe_instances()
         .instance_ids(&id)
         .send()

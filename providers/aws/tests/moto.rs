@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use skyfleet_aws::{AwsConfig, AwsProvider, Timings};
+use skyfleet_aws::{AwsBuilder, AwsProvider, Timings};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{
@@ -30,15 +30,18 @@ async fn create_running_remove_against_moto() {
         .config(TransportConfig::default())
         .build()
         .expect("transport");
-    let config = AwsConfig::new("aws-moto", ["us-east-1"])
+    let p = AwsBuilder::new()
+        .with_id("aws-moto")
+        .with_regions(["us-east-1"])
         .with_endpoint_url(url.trim_end_matches('/'))
         .with_static_credentials("testing", "testing", None)
         .with_timings(Timings {
             poll_interval: Duration::from_millis(100),
             check_interval: Duration::from_secs(5),
             not_found_grace: Duration::from_secs(5),
-        });
-    let p = AwsProvider::new(config, &transport)
+        })
+        .with_transport(transport)
+        .build()
         .await
         .expect("provider");
 
@@ -97,9 +100,8 @@ async fn create_running_remove_against_moto() {
 
     // The instance is terminated in moto's own view.
     let out = p
-        .client("us-east-1")
+        .sdk_client("us-east-1")
         .expect("client")
-        .sdk()
         .describe_instances()
         .instance_ids(&id)
         .send()

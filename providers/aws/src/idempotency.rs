@@ -1,4 +1,4 @@
-//! The EC2 `ClientToken` of a worker's RunInstances.
+//! Idempotency: the EC2 `ClientToken` of a worker's RunInstances.
 //!
 //! EC2 answers a RunInstances whose token it has already seen (with the same
 //! parameters, in the same region or zone) with the instance it launched the
@@ -17,23 +17,11 @@ use sha2::{Digest, Sha256};
 use skyfleet_core::OwnershipTags;
 
 /// EC2's limit on a client token's length.
-pub const MAX_TOKEN_LEN: usize = 64;
+pub(crate) const MAX_TOKEN_LEN: usize = 64;
 
-/// The client token of the worker whose resources carry `tags`.
-///
-/// ```
-/// use std::collections::BTreeMap;
-/// use skyfleet_core::OwnershipTags;
-/// let tags = OwnershipTags {
-///     manager_id: "m".into(), pool_id: "p".into(), worker_id: "w-1".into(),
-///     provider_id: "aws".into(), extra: BTreeMap::new(),
-/// };
-/// let token = skyfleet_aws::token::client_token(&tags);
-/// assert!(token.starts_with("sf-w-1-"));
-/// assert_eq!(token, skyfleet_aws::token::client_token(&tags));
-/// assert!(token.len() <= 64 && token.is_ascii());
-/// ```
-pub fn client_token(tags: &OwnershipTags) -> String {
+/// The client token of the worker whose resources carry `tags`: the same
+/// on every retry, in every process.
+pub(crate) fn client_token(tags: &OwnershipTags) -> String {
     let mut h = Sha256::new();
     for part in [
         &tags.manager_id,
@@ -76,6 +64,7 @@ mod tests {
     #[test]
     fn stable_bounded_and_distinct() {
         let a = client_token(&tags("m1", "w-1"));
+        assert!(a.starts_with("sf-w-1-"), "{a}");
         assert_eq!(a, client_token(&tags("m1", "w-1")));
         assert_ne!(a, client_token(&tags("m2", "w-1")));
         assert_ne!(a, client_token(&tags("m1", "w-2")));
