@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use skyfleet_azure::chain::ChainState;
+use skyfleet_azure::testing::ChainState;
 use skyfleet_fuzz::{
     azure_launch, azure_network, azure_provider, drive, mock_router, runtime, worker, Backend,
     ManualClock,

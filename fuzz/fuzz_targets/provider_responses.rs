@@ -50,7 +50,7 @@ fn parse_directly(a: &RawAnswer, azure: &skyfleet_azure::AzureProvider) {
     let _ = skyfleet_azure::classify::parse_error_body(&a.body);
     let e = skyfleet_azure::classify::from_response(a.status, &a.body, ra, "fuzz");
     assert!(!e.message().is_empty());
-    let resp = skyfleet_azure::arm::ArmResponse {
+    let resp = skyfleet_azure::client::ArmResponse {
         status: a.status,
         headers: a.headers.clone(),
         body: a.body.clone(),
@@ -58,14 +58,14 @@ fn parse_directly(a: &RawAnswer, azure: &skyfleet_azure::AzureProvider) {
     let _ = resp.json::<serde_json::Value>("fuzz");
     let _ = resp.error_code();
     let client = azure.client();
-    let url = client.resource_url("rg", skyfleet_azure::arm::ResourceType::Nic, "n");
+    let url = client.resource_url("rg", skyfleet_azure::client::ResourceType::Nic, "n");
     let now = time::OffsetDateTime::UNIX_EPOCH;
     for (method, fs) in [
         (http::Method::PUT, FinalState::OriginalUri),
         (http::Method::PUT, FinalState::Location),
         (http::Method::DELETE, FinalState::None),
     ] {
-        let _ = skyfleet_azure::arm::ArmOperation::start(
+        let _ = skyfleet_azure::client::ArmOperation::start(
             client,
             &resp,
             &method,
@@ -145,7 +145,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let mut w = worker("azure", azure_launch(), state, remove, clock_now(&clock));
                 let check = |w: &skyfleet_core::Worker| {
-                    skyfleet_azure::chain::ChainState::from_worker(w).unwrap_or_else(|e| {
+                    skyfleet_azure::testing::ChainState::from_worker(w).unwrap_or_else(|e| {
                         panic!("a state the chain wrote does not read back: {e}")
                     });
                 };

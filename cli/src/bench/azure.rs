@@ -196,7 +196,7 @@ async fn measure(args: &Args, mock: &MockCloud, durations: [f64; 5]) -> Result<V
     cfg.transport.overall_timeout_ms = Some(120_000);
     // Count every HTTP exchange by the operation name the chain gave it.
     let counts: Counts = Arc::default();
-    let tc = skyfleet_azure::arm::client::transport_config(&cfg);
+    let tc = skyfleet_azure::AzureBuilder::from_config(cfg.clone()).transport_config();
     let inner = ReqwestService::from_config(&tc)?;
     let c2 = counts.clone();
     let svc = tower::service_fn(move |req: http::Request<Bytes>| {
@@ -214,7 +214,7 @@ async fn measure(args: &Args, mock: &MockCloud, durations: [f64; 5]) -> Result<V
     });
     let transport = Transport::builder().config(tc).build_with(svc)?;
     let provider =
-        AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("bench")));
+        AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("bench")))?;
 
     let disks: Vec<Value> = (0..args.data_disks)
         .map(|_| json!({"size_gb": 8}))

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use skyfleet_azure::{AzureConfig, AzureProvider, CredentialConfig, SecretString};
+use skyfleet_azure::{AzureBuilder, CredentialConfig, SecretString};
 use skyfleet_core::clock::SystemClock;
 use skyfleet_core::{Lifecycle, OwnershipTags, Provider, ProviderExt, Worker, WorkerSpec};
 use skyfleet_mock::MockCloud;
@@ -58,17 +58,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The provider: a service principal authenticating at the mock's Azure
     // AD endpoint through azure_identity, ARM at the mock, the mock's CA.
-    let mut config = AzureConfig::new(SUB);
-    config.endpoint = mock.url().to_string();
-    config.resource_groups = vec!["workers".into()];
-    config.ca_pem = Some(ca);
-    config.credential = CredentialConfig::ClientSecret {
-        tenant_id: "00000000-0000-0000-0000-0000000000te".into(),
-        client_id: "skyfleet-example".into(),
-        client_secret: SecretString::new("not-a-real-secret"),
-        authority_host: Some(mock.url().to_string()),
-    };
-    let provider = AzureProvider::new(config)?;
+    let provider = AzureBuilder::new(SUB)
+        .with_endpoint(mock.url())
+        .with_resource_groups(["workers"])
+        .with_ca_pem(ca)
+        .with_credential(CredentialConfig::ClientSecret {
+            tenant_id: "00000000-0000-0000-0000-0000000000te".into(),
+            client_id: "skyfleet-example".into(),
+            client_secret: SecretString::new("not-a-real-secret"),
+            authority_host: Some(mock.url().to_string()),
+        })
+        .build()?;
 
     // A pool's launch config, checked before any worker uses it.
     let launch = json!({

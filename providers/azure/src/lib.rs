@@ -6,40 +6,46 @@
 //! instant. Taskcluster's worker-manager met all of this in production; this
 //! crate makes its lessons structural:
 //!
-//! - [`chain`]: one step at a time, at most one mutating ARM call per step,
+//! - `chain`: one step at a time, at most one mutating ARM call per step,
 //!   names derived from the worker id and persisted with the first call, GET
 //!   by name as the source of truth, teardown of whatever may exist;
-//! - [`arm::lro`]: long-running operations as persisted handles, polled on
-//!   the server's `Retry-After`, with a deadline and a bounded error streak;
-//! - [`arm::client`]: every ARM request through the shared transport
-//!   (timeouts, retries, rate limits per subscription and API class);
-//! - [`credential`]: `azure_identity` credentials, cached and refreshed
+//! - `client`: every ARM request through the shared transport (timeouts,
+//!   retries, rate limits per subscription and API class), long-running
+//!   operations as persisted handles polled on the server's `Retry-After`;
+//! - `credential`: `azure_identity` credentials, cached and refreshed
 //!   before expiry;
-//! - [`classify`]: ARM error codes to skyfleet error kinds;
-//! - [`health`]: instance-view power state of running workers;
-//! - [`provider`]: the [`skyfleet_core::Provider`] implementation.
+//! - `classify`: ARM error codes to skyfleet error kinds;
+//! - `idempotency`: resource names derived from the worker id;
+//! - [`AzureBuilder`]: the one way to build an [`AzureProvider`].
 //!
 //! ```no_run
 //! # async fn demo() -> skyfleet_core::Result<()> {
-//! use skyfleet_azure::{AzureConfig, AzureProvider};
-//! let mut config = AzureConfig::new("00000000-0000-0000-0000-000000000000");
-//! config.resource_groups = vec!["workers".into()];
-//! let provider = AzureProvider::new(config)?;
+//! use skyfleet_azure::AzureBuilder;
+//! let provider = AzureBuilder::new("00000000-0000-0000-0000-000000000000")
+//!     .with_resource_groups(["workers"])
+//!     .build()?;
 //! # let _ = provider; Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
-pub mod arm;
-pub mod chain;
+mod builder;
+mod chain;
 pub mod classify;
-pub mod config;
+pub mod client;
 pub mod credential;
-pub mod health;
-pub mod naming;
+mod idempotency;
+mod launch;
+mod provider;
+mod resources;
 pub mod profile;
-pub mod provider;
-pub mod resources;
 
-pub use config::{AzureConfig, AzureLaunch, DataDisk, ImageRef, OsDisk, TransportSettings};
+pub use builder::{AzureBuilder, AzureConfig, TransportSettings};
 pub use credential::{Credential, CredentialConfig, SecretString};
+pub use launch::{AzureLaunch, DataDisk, ImageRef, OsDisk};
 pub use provider::AzureProvider;
+
+/// Internals reached by tests and the fuzz crate: NOT a stable API.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::chain::ChainState;
+}

@@ -1,7 +1,7 @@
 //! [`AzureProvider`]: the [`Provider`] implementation.
 //!
 //! It is stateless between steps: everything a worker needs is in its
-//! provider state ([`ChainState`](crate::chain::ChainState)), so a provider
+//! provider state (the chain's state), so a provider
 //! rebuilt from its [`AzureConfig`] alone (after a crash, on another
 //! replica) carries on where the last one stopped.
 
@@ -10,55 +10,77 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use http::Method;
 use serde_json::Value;
-use skyfleet_core::clock::{Clock, SystemClock};
+use skyfleet_core::clock::Clock;
 use skyfleet_core::model::tag;
 use skyfleet_core::transport::{ApiClass, Transport};
 use skyfleet_core::{Error, OwnedResource, OwnershipScope, Provider, Result, Step, Worker};
 use time::OffsetDateTime;
 
-use crate::arm::{ArmClient, ResourceType};
-use crate::config::{AzureConfig, AzureLaunch};
+use crate::builder::{AzureBuilder, AzureConfig, Settings};
+use crate::chain::Ctx;
+use crate::client::{ArmClient, ResourceType};
 use crate::credential::Credential;
+use crate::launch::AzureLaunch;
 
-/// The Azure provider: one subscription.
-#[derive(Debug, Clone)]
+/// The Azure provider: one subscription. Built by
+/// [`AzureBuilder`](crate::AzureBuilder).
+#[derive(Clone)]
 pub struct AzureProvider {
-    pub(crate) config: Arc<AzureConfig>,
-    pub(crate) client: ArmClient,
+    id: String,
+    settings: Arc<Settings>,
+    client: ArmClient,
     clock: Arc<dyn Clock>,
 }
 
+impl std::fmt::Debug for AzureProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureProvider")
+            .field("id", &self.id)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AzureProvider {
-    /// Builds the provider from its config: credential, transport (with the
-    /// config's CA, timeouts and limits) and ARM client.
+    pub(crate) fn from_parts(
+        id: String,
+        settings: Settings,
+        client: ArmClient,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        AzureProvider {
+            id,
+            settings: Arc::new(settings),
+            client,
+            clock,
+        }
+    }
+
+    /// Builds the provider from its config (same as
+    /// `AzureBuilder::from_config(config).build()`).
     pub fn new(config: AzureConfig) -> Result<Self> {
-        config.validate()?;
-        let transport = Transport::builder()
-            .config(crate::arm::client::transport_config(&config))
-            .build()?;
-        Self::with_transport(config, transport)
+        AzureBuilder::from_config(config).build()
     }
 
-    /// Like [`AzureProvider::new`] over an existing transport (to share its
-    /// limits and budgets with other providers of the same account).
+    /// Like [`AzureProvider::new`] over an existing transport (same as
+    /// `AzureBuilder::from_config(config).with_transport(transport).build()`).
     pub fn with_transport(config: AzureConfig, transport: Transport) -> Result<Self> {
-        config.validate()?;
-        let credential = Credential::from_config(&config.credential, config.ca_pem.as_deref())?;
-        Ok(Self::with_parts(config, transport, Arc::new(credential)))
+        AzureBuilder::from_config(config)
+            .with_transport(transport)
+            .build()
     }
 
-    /// Assembles a provider from its parts (the config is assumed valid).
+    /// Assembles a provider from its parts (same as the builder with
+    /// `.with_transport(transport).with_token_source(credential)`).
     pub fn with_parts(
         config: AzureConfig,
         transport: Transport,
         credential: Arc<Credential>,
-    ) -> Self {
-        let client = ArmClient::new(&config, transport, credential);
-        AzureProvider {
-            config: Arc::new(config),
-            client,
-            clock: Arc::new(SystemClock),
-        }
+    ) -> Result<Self> {
+        AzureBuilder::from_config(config)
+            .with_transport(transport)
+            .with_token_source(credential)
+            .build()
     }
 
     /// Uses `clock` for deadlines and schedules (default: the system clock).
@@ -67,33 +89,17 @@ impl AzureProvider {
         self
     }
 
-    /// The config.
-    pub fn config(&self) -> &AzureConfig {
-        &self.config
-    }
-
     /// The ARM client.
     pub fn client(&self) -> &ArmClient {
         &self.client
     }
 
-    pub(crate) fn now(&self) -> OffsetDateTime {
-        self.clock.now()
-    }
-
-    /// The resource group of a launch config: its own, else the provider's
-    /// first.
-    pub(crate) fn resource_group_for(&self, launch: &AzureLaunch) -> Result<String> {
-        launch
-            .resource_group
-            .clone()
-            .or_else(|| self.config.resource_groups.first().cloned())
-            .ok_or_else(|| {
-                Error::invalid_config(
-                    "launch.resource_group",
-                    "no resource group: set launch.resource_group or the provider's resource_groups",
-                )
-            })
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            client: &self.client,
+            config: &self.settings,
+            clock: self.clock.as_ref(),
+        }
     }
 
     async fn list_type(&self, rg: &str, ty: ResourceType) -> Result<Vec<Value>> {
@@ -104,7 +110,10 @@ impl AzureProvider {
         for _ in 0..1000 {
             let resp = self
                 .client
-                .send(Method::GET, &url, None, ApiClass::Read, "", op.clone())
+                .request(Method::GET, &url)
+                .class(ApiClass::Read)
+                .operation(&op)
+                .send()
                 .await?;
             if resp.status == 404 && resp.error_code().as_deref() == Some("ResourceGroupNotFound") {
                 // A group that does not exist holds nothing of ours.
@@ -114,9 +123,10 @@ impl AzureProvider {
                 return Err(resp.error(&op));
             }
             let body: Value = resp.json(&op)?;
-            let items = body.get("value").and_then(Value::as_array).ok_or_else(|| {
-                crate::arm::client::garbled(&op, resp.status, "list without `value`")
-            })?;
+            let items = body
+                .get("value")
+                .and_then(Value::as_array)
+                .ok_or_else(|| crate::client::garbled(&op, resp.status, "list without `value`"))?;
             out.extend(items.iter().cloned());
             match body.get("nextLink").and_then(Value::as_str) {
                 Some(next) if !next.is_empty() => url = next.to_string(),
@@ -157,7 +167,7 @@ fn owned(v: &Value, ty: ResourceType) -> Option<OwnedResource> {
 #[async_trait]
 impl Provider for AzureProvider {
     fn id(&self) -> &str {
-        &self.config.id
+        &self.id
     }
 
     fn kind(&self) -> &'static str {
@@ -166,7 +176,7 @@ impl Provider for AzureProvider {
 
     fn validate(&self, launch: &Value) -> Result<()> {
         let l = AzureLaunch::parse(launch)?;
-        self.resource_group_for(&l).map(|_| ())
+        self.settings.resource_group_for(&l).map(|_| ())
     }
 
     fn partition(&self, worker: &Worker) -> Option<String> {
@@ -179,12 +189,12 @@ impl Provider for AzureProvider {
     }
 
     async fn step(&self, worker: &Worker) -> Result<Step> {
-        crate::chain::step(self, worker).await
+        crate::chain::step(&self.ctx(), worker).await
     }
 
     async fn list_owned(&self, scope: &OwnershipScope) -> Result<Vec<OwnedResource>> {
         let mut out = Vec::new();
-        for rg in &self.config.resource_groups {
+        for rg in &self.settings.resource_groups {
             for ty in ResourceType::ALL {
                 for v in self.list_type(rg, ty).await? {
                     if let Some(r) = owned(&v, ty) {
@@ -214,7 +224,10 @@ impl Provider for AzureProvider {
         let op = format!("{}_Delete", ty.op_prefix());
         let resp = self
             .client
-            .send(Method::DELETE, &url, None, ApiClass::Delete, "", op.clone())
+            .request(Method::DELETE, &url)
+            .class(ApiClass::Delete)
+            .operation(&op)
+            .send()
             .await?;
         if resp.is_success() || resp.status == 404 {
             Ok(())

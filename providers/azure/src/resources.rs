@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use crate::config::AzureLaunch;
+use crate::launch::AzureLaunch;
 
 /// The tags of every resource of a worker: the launch config's extras, then
 /// the ownership tags (which win).

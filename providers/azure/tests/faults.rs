@@ -213,8 +213,10 @@ fn garbling_provider(
     pred: fn(&http::Request<Bytes>) -> bool,
 ) -> AzureProvider {
     let cfg = env.config();
-    let inner =
-        ReqwestService::from_config(&skyfleet_azure::arm::client::transport_config(&cfg)).unwrap();
+    let inner = ReqwestService::from_config(
+        &skyfleet_azure::AzureBuilder::from_config(cfg.clone()).transport_config(),
+    )
+    .unwrap();
     let left = Arc::new(AtomicUsize::new(n));
     let svc = tower::service_fn(move |req: http::Request<Bytes>| {
         let mut inner = inner.clone();
@@ -238,10 +240,10 @@ fn garbling_provider(
         }
     });
     let transport = Transport::builder()
-        .config(skyfleet_azure::arm::client::transport_config(&cfg))
+        .config(skyfleet_azure::AzureBuilder::from_config(cfg.clone()).transport_config())
         .build_with(svc)
         .unwrap();
-    AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t")))
+    AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t"))).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,7 +87,7 @@ async fn a_deallocated_vm_fails_the_worker_and_is_removed() {
 
     let env = Env::start().await;
     let cfg = env.config();
-    let tc = skyfleet_azure::arm::client::transport_config(&cfg);
+    let tc = skyfleet_azure::AzureBuilder::from_config(cfg.clone()).transport_config();
     let inner = ReqwestService::from_config(&tc).unwrap();
     let deallocated = Arc::new(AtomicBool::new(false));
     let flag = deallocated.clone();
@@ -106,7 +106,8 @@ async fn a_deallocated_vm_fails_the_worker_and_is_removed() {
         }
     });
     let transport = Transport::builder().config(tc).build_with(svc).unwrap();
-    let p = AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t")));
+    let p =
+        AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t"))).unwrap();
     let mut w = worker("hv-3", launch(false, 1));
     drive(&p, &mut w, &[Phase::Running]).await;
     assert_eq!(w.phase, Phase::Running);

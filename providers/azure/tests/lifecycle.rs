@@ -95,7 +95,8 @@ async fn list_owned_filters_by_ownership_tags_across_pages() {
         )
     });
     let transport = Transport::builder().build_with(svc).unwrap();
-    let p = AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t")));
+    let p =
+        AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t"))).unwrap();
     let mut owned = p
         .list_owned(&OwnershipScope {
             manager_id: MANAGER.into(),

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use skyfleet_azure::arm::{ArmClient, ArmOperation, ArmResponse, PollKind, PollOutcome, Started};
-use skyfleet_azure::{AzureConfig, Credential};
+use skyfleet_azure::client::{
+    ArmClient, ArmOperation, ArmResponse, PollKind, PollOutcome, Started,
+};
+use skyfleet_azure::{AzureBuilder, Credential};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{ErrorKind, FinalState, PollPolicy};
 
@@ -19,8 +21,6 @@ const RES: &str = "https://arm.test/subscriptions/s/resourceGroups/rg/providers/
 type Script = Arc<Mutex<VecDeque<(u16, Vec<(&'static str, String)>, &'static str)>>>;
 
 fn client(script: Script) -> ArmClient {
-    let mut cfg = AzureConfig::new("s");
-    cfg.endpoint = BASE.into();
     let svc = tower::service_fn(move |_req: http::Request<Bytes>| {
         let script = script.clone();
         async move {
@@ -41,7 +41,14 @@ fn client(script: Script) -> ArmClient {
         .config(TransportConfig::default().with_max_attempts(1))
         .build_with(svc)
         .unwrap();
-    ArmClient::new(&cfg, transport, Arc::new(Credential::static_token("t")))
+    AzureBuilder::new("s")
+        .with_endpoint(BASE)
+        .with_transport(transport)
+        .with_token_source(Arc::new(Credential::static_token("t")))
+        .build()
+        .unwrap()
+        .client()
+        .clone()
 }
 
 fn resp(status: u16, headers: &[(&str, &str)], body: &'static str) -> ArmResponse {

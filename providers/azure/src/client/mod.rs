@@ -6,6 +6,10 @@
 //! shared per subscription and class as ARM meters them, and an operation
 //! name (`VirtualMachines_CreateOrUpdate`) for metrics and tracing.
 //!
+//! Requests are built in one shape ([`ArmClient::request`]: method and URL,
+//! then body, class, region and operation), and long-running operations
+//! are followed by [`ArmOperation`] (the `lro` module).
+//!
 //! The bearer token is only ever sent to the configured endpoint: an
 //! operation URL from a response header that points elsewhere is refused
 //! rather than followed.
@@ -16,14 +20,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use serde::de::DeserializeOwned;
-use skyfleet_core::transport::{
-    retry_after, ApiClass, Key, Limit, RequestExt, Transport, TransportConfig,
-};
+use skyfleet_core::transport::{retry_after, ApiClass, Key, RequestExt, Transport};
 use skyfleet_core::{Error, ErrorKind, Result};
 
 use crate::classify;
-use crate::config::AzureConfig;
 use crate::credential::Credential;
+
+mod lro;
+
+pub use lro::{ArmOperation, PollKind, PollOutcome, Started};
 
 /// The kinds of resource the chain creates, with their ARM types and the
 /// api-versions used (checked against the REST specs; see
@@ -168,57 +173,79 @@ pub struct ArmClient {
     credential: Arc<Credential>,
 }
 
-/// The transport config an [`AzureConfig`] asks for: the shared defaults
-/// with its overrides and its CA.
-pub fn transport_config(config: &AzureConfig) -> TransportConfig {
-    let t = &config.transport;
-    let mut tc = TransportConfig::default();
-    if t.attempt_timeout_ms.is_some() || t.overall_timeout_ms.is_some() {
-        for class in ApiClass::ALL {
-            let cur = tc.timeouts(class);
-            let attempt = t
-                .attempt_timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(cur.attempt);
-            let overall = t
-                .overall_timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(cur.overall)
-                .max(attempt);
-            tc = tc.with_timeouts(class, attempt, overall);
-        }
+/// One ARM request being built: method and URL first, then the body, the
+/// API class, the region and the operation name, then [`ArmRequest::send`].
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is sent"]
+pub struct ArmRequest<'a> {
+    client: &'a ArmClient,
+    method: Method,
+    url: &'a str,
+    body: Option<&'a serde_json::Value>,
+    class: ApiClass,
+    region: &'a str,
+    operation: String,
+}
+
+impl<'a> ArmRequest<'a> {
+    /// A JSON body.
+    pub fn json(mut self, body: &'a serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
     }
-    if let Some(n) = t.max_attempts {
-        tc = tc.with_max_attempts(n);
+
+    /// The API class ARM meters it in (default: read).
+    pub fn class(mut self, class: ApiClass) -> Self {
+        self.class = class;
+        self
     }
-    if let Some(r) = t.reads_per_s {
-        tc = tc
-            .with_limit("azure", ApiClass::Read, Limit::per_second(r, r))
-            .with_limit("azure", ApiClass::Poll, Limit::per_second(r, r));
+
+    /// The region of the transport key (default: none).
+    pub fn region(mut self, region: &'a str) -> Self {
+        self.region = region;
+        self
     }
-    if let Some(w) = t.writes_per_s {
-        tc = tc
-            .with_limit("azure", ApiClass::Write, Limit::per_second(w, w))
-            .with_limit("azure", ApiClass::Delete, Limit::per_second(w, w));
+
+    /// The REST spec's operation name, for metrics and tracing.
+    pub fn operation(mut self, operation: impl Into<String>) -> Self {
+        self.operation = operation.into();
+        self
     }
-    if let Some(c) = t.max_concurrency {
-        tc = tc.with_max_concurrency(c);
+
+    /// Sends it. Any status is an `Ok` answer; only failures without one
+    /// (timeouts, connection errors, token errors) are `Err`.
+    pub async fn send(self) -> Result<ArmResponse> {
+        self.client.execute(self).await
     }
-    if let Some(pem) = &config.ca_pem {
-        tc = tc.with_root_certificate_pem(pem.as_bytes().to_vec());
-    }
-    tc
 }
 
 impl ArmClient {
-    /// A client for `config`'s subscription and endpoint over `transport`.
-    pub fn new(config: &AzureConfig, transport: Transport, credential: Arc<Credential>) -> Self {
+    /// A client for `subscription` at `endpoint` over `transport`.
+    pub(crate) fn new(
+        endpoint: &str,
+        subscription: &str,
+        transport: Transport,
+        credential: Arc<Credential>,
+    ) -> Self {
         crate::profile::register(&transport);
         ArmClient {
             transport,
-            base: config.base_url().to_string(),
-            subscription: config.subscription_id.clone(),
+            base: endpoint.trim_end_matches('/').to_string(),
+            subscription: subscription.to_string(),
             credential,
+        }
+    }
+
+    /// A request of `method` to `url` (on this client's endpoint).
+    pub fn request<'a>(&'a self, method: Method, url: &'a str) -> ArmRequest<'a> {
+        ArmRequest {
+            client: self,
+            method,
+            url,
+            body: None,
+            class: ApiClass::Read,
+            region: "",
+            operation: String::new(),
         }
     }
 
@@ -249,6 +276,16 @@ impl ArmClient {
     /// The absolute URL of an ARM id of type `ty`.
     pub fn id_url(&self, id: &str, ty: ResourceType) -> String {
         format!("{}{id}?api-version={}", self.base, ty.api_version())
+    }
+
+    /// The instance view URL of VM `name` in `rg`.
+    pub fn instance_view_url(&self, rg: &str, name: &str) -> String {
+        format!(
+            "{}{}/instanceView?api-version={}",
+            self.base,
+            self.resource_id(rg, ResourceType::Vm, name),
+            ResourceType::Vm.api_version()
+        )
     }
 
     /// The list URL of every resource of `ty` in `rg`.
@@ -283,17 +320,16 @@ impl ArmClient {
         }
     }
 
-    /// Sends one request. Any status is an `Ok` answer; only failures
-    /// without one (timeouts, connection errors, token errors) are `Err`.
-    pub async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&serde_json::Value>,
-        class: ApiClass,
-        region: &str,
-        operation: String,
-    ) -> Result<ArmResponse> {
+    async fn execute(&self, req: ArmRequest<'_>) -> Result<ArmResponse> {
+        let ArmRequest {
+            method,
+            url,
+            body,
+            class,
+            region,
+            operation,
+            ..
+        } = req;
         self.check_url(url)?;
         let token = self.credential.token().await?;
         let bytes = match body {

@@ -32,7 +32,7 @@ use skyfleet_core::transport::ApiClass;
 use skyfleet_core::{Error, FinalState, Operation, OperationStatus, PollPolicy, Result};
 use time::OffsetDateTime;
 
-use super::client::{garbled, ArmClient, ArmResponse};
+use super::{garbled, ArmClient, ArmResponse};
 use crate::classify;
 
 /// What an [`ArmOperation`] polls.
@@ -258,14 +258,11 @@ impl ArmOperation {
         what: &str,
     ) -> Result<Option<(OperationStatus, Option<Duration>)>> {
         let resp = client
-            .send(
-                Method::GET,
-                &self.op.poll_url,
-                None,
-                ApiClass::Poll,
-                region,
-                format!("{what}.poll"),
-            )
+            .request(Method::GET, &self.op.poll_url)
+            .class(ApiClass::Poll)
+            .region(region)
+            .operation(format!("{what}.poll"))
+            .send()
             .await?;
         let ra = resp.retry_after();
         let is_delete = self.op.method == "DELETE";

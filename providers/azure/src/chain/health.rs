@@ -9,11 +9,19 @@
 //! An instance view 404 on a VM that still exists is tolerated for a bounded
 //! streak (Taskcluster PR #8315: ARM sometimes answers 404 transiently).
 
+use http::Method;
 use serde_json::Value;
+use skyfleet_core::transport::ApiClass;
+use skyfleet_core::{Error, ErrorKind, Phase, Result, Step};
+
+use super::advance::{lookup, Lookup};
+use super::state::ChainState;
+use super::{fail, out, Ctx};
+use crate::client::{garbled, ResourceType};
 
 /// What the instance view says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
+enum Health {
     /// Fine (running or starting).
     Ok,
     /// Failed, with the status code that says so.
@@ -21,7 +29,7 @@ pub enum Health {
 }
 
 /// Reads an instance view (`GET .../instanceView`).
-pub fn from_instance_view(view: &Value) -> Option<Health> {
+fn from_instance_view(view: &Value) -> Option<Health> {
     let statuses = view.get("statuses")?.as_array()?;
     let codes: Vec<&str> = statuses
         .iter()
@@ -49,6 +57,69 @@ pub fn from_instance_view(view: &Value) -> Option<Health> {
         }
     }
     Some(Health::Ok)
+}
+
+/// One health check of a running worker: its VM's instance view.
+pub(super) async fn step(cx: &Ctx<'_>, mut st: ChainState) -> Result<Step> {
+    let interval = cx.config.health_interval;
+    let url = cx
+        .client
+        .instance_view_url(&st.resource_group, &st.names.vm);
+    let op = "VirtualMachines_InstanceView";
+    let resp = cx
+        .client
+        .request(Method::GET, &url)
+        .class(ApiClass::Read)
+        .region(&st.location)
+        .operation(op)
+        .send()
+        .await?;
+    let vm = st.names.vm.clone();
+    let failure = match resp.status {
+        200..=299 => match from_instance_view(&resp.json(op)?) {
+            Some(Health::Ok) => {
+                st.instance_view_404s = 0;
+                return out(&st, Phase::Running, interval, None);
+            }
+            Some(Health::Failed(code)) => {
+                Error::new(ErrorKind::OperationFailed, format!("VM {vm} is {code}"))
+                    .with_code(code)
+                    .with_provider("azure")
+            }
+            None => {
+                let detail = "instance view without `statuses`";
+                return Err(garbled(op, resp.status, detail));
+            }
+        },
+        404 => {
+            let found = lookup(cx, &st.resource_group, &st.location, ResourceType::Vm, &vm).await?;
+            if let Lookup::Missing = found {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("VM {vm} disappeared (deleted outside skyfleet?)"),
+                )
+                .with_code("VmMissing")
+                .with_provider("azure")
+            } else {
+                st.instance_view_404s += 1;
+                if st.instance_view_404s <= cx.config.max_instance_view_404s {
+                    let e = resp.error(op);
+                    return out(&st, Phase::Running, interval, Some((&e).into()));
+                }
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "VM {vm} exists but its instance view answered 404 {} times in a row",
+                        st.instance_view_404s
+                    ),
+                )
+                .with_code("InstanceViewMissing")
+                .with_provider("azure")
+            }
+        }
+        _ => return Err(resp.error(op)),
+    };
+    fail(&mut st, &failure)
 }
 
 #[cfg(test)]

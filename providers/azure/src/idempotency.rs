@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PREFIX: usize = 8;
 /// The most data disks a launch config may ask for (names stay < 64 chars).
 pub const MAX_DATA_DISKS: usize = 16;
+#[cfg(test)]
 /// Azure's limit on VM names (Linux).
 pub const MAX_VM_NAME: usize = 64;
 
@@ -75,6 +76,7 @@ impl Names {
         }
     }
 
+    #[cfg(test)]
     /// Every name, for checks.
     pub fn all(&self) -> impl Iterator<Item = &str> {
         [self.vm.as_str(), self.nic.as_str(), self.os_disk.as_str()]
