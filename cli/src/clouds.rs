@@ -11,7 +11,7 @@ use skyfleet_azure::{AzureConfig, AzureProvider, SecretString};
 use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{DynProvider, PollPolicy, PoolConfig};
-use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
+use skyfleet_gcp::{Credentials, GcpBuilder};
 use skyfleet_mock::MockCloud;
 
 use crate::config::ProviderSection;
@@ -131,7 +131,7 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
         }
         "gcp" => {
             let s: GcpSection = settings(section)?;
-            let mut c = GcpConfig::new(s.project).with_id(id).with_zones(s.zones);
+            let mut c = GcpBuilder::new(s.project).with_id(id).with_zones(s.zones);
             if let Some(e) = s.endpoint {
                 c = c.with_endpoint(e);
             }
@@ -142,7 +142,7 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
             });
             let t = transport(read_pem(&s.ca_pem_file)?.as_deref())?;
             c = c.with_transport(t);
-            Ok(Arc::new(GcpProvider::new(c).map_err(|e| e.to_string())?))
+            Ok(Arc::new(c.build().map_err(|e| e.to_string())?))
         }
         "azure" => {
             let mut v = section.settings.clone();
@@ -158,7 +158,7 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
             if let Some(k) = section.settings.keys().next() {
                 return Err(format!("at `{k}`: static providers take no settings"));
             }
-            Ok(Arc::new(skyfleet_static::StaticProvider::new(id)))
+            Ok(Arc::new(skyfleet_static::StaticBuilder::new(id).build()))
         }
         other => Err(format!(
             "unknown provider kind `{other}` (expected testing, aws, gcp, azure or static)"
@@ -260,17 +260,16 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
     )
     .await
     .map_err(|e| format!("aws provider: {e}"))?;
-    let gcp = GcpProvider::new(
-        GcpConfig::new(PROJECT)
-            .with_id("gcp")
-            .with_endpoint(url)
-            .with_credentials(Credentials::static_token("demo-token"))
-            .with_zones([ZONE])
-            .with_poll(poll())
-            .with_check_intervals(Duration::from_secs(30), Duration::from_millis(100))
-            .with_transport(t.clone()),
-    )
-    .map_err(|e| format!("gcp provider: {e}"))?;
+    let gcp = GcpBuilder::new(PROJECT)
+        .with_id("gcp")
+        .with_endpoint(url)
+        .with_credentials(Credentials::static_token("demo-token"))
+        .with_zones([ZONE])
+        .with_poll(poll())
+        .with_check_intervals(Duration::from_secs(30), Duration::from_millis(100))
+        .with_transport(t.clone())
+        .build()
+        .map_err(|e| format!("gcp provider: {e}"))?;
     let mut az = AzureConfig::new(SUBSCRIPTION);
     az.resource_groups = vec![RESOURCE_GROUP.into()];
     az.endpoint = url.trim_end_matches('/').to_string();

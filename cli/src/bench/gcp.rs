@@ -28,7 +28,7 @@ use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::{
     DesiredState, Lifecycle, OwnershipTags, Phase, PollPolicy, Provider, Worker, WorkerSpec,
 };
-use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
+use skyfleet_gcp::{Credentials, GcpBuilder, GcpProvider};
 use skyfleet_mock::MockCloud;
 
 /// Options of `skyfleet bench gcp`.
@@ -206,7 +206,7 @@ async fn run(a: Args) -> Result<Value, String> {
         .config(tc)
         .build()
         .map_err(|e| e.to_string())?;
-    let config = GcpConfig::new("bench-project")
+    let config = GcpBuilder::new("bench-project")
         .with_endpoint(mock.url())
         .with_credentials(Credentials::static_token("bench"))
         .with_zones(zones.clone())
@@ -219,7 +219,7 @@ async fn run(a: Args) -> Result<Value, String> {
         })
         .with_check_intervals(Duration::from_millis(1), Duration::from_millis(20))
         .with_transport(transport);
-    let p = GcpProvider::new(config).map_err(|e| e.to_string())?;
+    let p = config.build().map_err(|e| e.to_string())?;
     let mut workers: Vec<Worker> = (0..a.workers)
         .map(|i| worker(i, &zones[i % zones.len()]))
         .collect();

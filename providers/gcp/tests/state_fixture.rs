@@ -13,7 +13,7 @@ use skyfleet_core::{
     DesiredState, Lifecycle, OwnershipTags, Phase, PollPolicy, Provider, ProviderExt, Worker,
     WorkerSpec,
 };
-use skyfleet_gcp::{Credentials, GceState, GcpConfig, GcpProvider};
+use skyfleet_gcp::{Credentials, GceState, GcpBuilder, GcpProvider};
 use skyfleet_mock::MockCloud;
 
 const PROJECT: &str = "skyfleet-test";
@@ -84,22 +84,21 @@ fn provider(url: &str) -> GcpProvider {
         c = c.with_limit("gcp", class, Limit::per_second(5000, 5000));
     }
     let transport = Transport::builder().config(c).build().unwrap();
-    GcpProvider::new(
-        GcpConfig::new(PROJECT)
-            .with_endpoint(url)
-            .with_credentials(Credentials::static_token("test-token"))
-            .with_zones([ZONE])
-            .with_poll(PollPolicy {
-                min_interval: Duration::from_millis(10),
-                max_interval: Duration::from_millis(100),
-                default_interval: Duration::from_millis(20),
-                deadline: Duration::from_secs(30),
-                max_consecutive_errors: 5,
-            })
-            .with_check_intervals(Duration::from_secs(60), Duration::from_millis(20))
-            .with_transport(transport),
-    )
-    .unwrap()
+    GcpBuilder::new(PROJECT)
+        .with_endpoint(url)
+        .with_credentials(Credentials::static_token("test-token"))
+        .with_zones([ZONE])
+        .with_poll(PollPolicy {
+            min_interval: Duration::from_millis(10),
+            max_interval: Duration::from_millis(100),
+            default_interval: Duration::from_millis(20),
+            deadline: Duration::from_secs(30),
+            max_consecutive_errors: 5,
+        })
+        .with_check_intervals(Duration::from_secs(60), Duration::from_millis(20))
+        .with_transport(transport)
+        .build()
+        .unwrap()
 }
 
 async fn get_json(url: String) -> Value {

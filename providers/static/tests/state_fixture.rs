@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::{DesiredState, ErrorKind, Phase, Provider, Worker};
-use skyfleet_static::{example_worker, StaticProvider, StaticState};
+use skyfleet_static::{example_worker, StaticBuilder, StaticState};
 
 /// One captured record and the secret it was given.
 struct Entry {
@@ -50,7 +50,7 @@ fn every_captured_state_reads_and_writes_back_unchanged() {
 
 #[tokio::test]
 async fn captured_states_step_and_register() {
-    let p = StaticProvider::new("static");
+    let p = StaticBuilder::new("static").build();
     let all = fixture();
 
     // Requested: still waiting, no new secret; the old secret registers it.
