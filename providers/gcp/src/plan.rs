@@ -145,8 +145,8 @@ pub(crate) fn retry_delete(mut st: GceState) -> GceState {
     st
 }
 
-/// What one step of `worker` must do at `now`, for provider `provider_id`
-/// in `project`.
+/// What one step of `worker` must do at `now`, in `project`; a delete whose
+/// operation failed is sent again after `poll_min`.
 pub(crate) fn plan(
     project: &str,
     poll_min: Duration,
