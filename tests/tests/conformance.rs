@@ -9,7 +9,7 @@ use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::PollPolicy;
 use skyfleet_mock::MockCloud;
-use skyfleet_static::StaticProvider;
+use skyfleet_static::StaticBuilder;
 use skyfleet_tests::{
     run_all, MockCloudKind, MockInspector, StaticInspector, Subject, TestingInspector,
 };
@@ -92,7 +92,7 @@ async fn gcp_conforms_on_the_mock() {
 
 #[tokio::test]
 async fn static_conforms() {
-    let provider = skyfleet_static::StaticBuilder::new("static")
+    let provider = StaticBuilder::new("static")
         .with_check_interval(Duration::from_secs(60))
         .build();
     run_all(&Subject {
