@@ -11,7 +11,7 @@ use skyfleet_azure::credential::CredentialConfig;
 use skyfleet_azure::{AzureConfig, AzureProvider, SecretString};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{DynProvider, PollPolicy, PoolConfig};
-use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
+use skyfleet_gcp::{Credentials, GcpBuilder};
 use skyfleet_mock::MockCloud;
 
 use crate::mockctl;
@@ -139,17 +139,16 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
         .build()
         .await
         .map_err(|e| format!("aws provider: {e}"))?;
-    let gcp = GcpProvider::new(
-        GcpConfig::new(PROJECT)
-            .with_id("gcp")
-            .with_endpoint(url)
-            .with_credentials(Credentials::static_token("demo-token"))
-            .with_zones([ZONE])
-            .with_poll(poll())
-            .with_check_intervals(Duration::from_secs(30), Duration::from_millis(100))
-            .with_transport(t.clone()),
-    )
-    .map_err(|e| format!("gcp provider: {e}"))?;
+    let gcp = GcpBuilder::new(PROJECT)
+        .with_id("gcp")
+        .with_endpoint(url)
+        .with_credentials(Credentials::static_token("demo-token"))
+        .with_zones([ZONE])
+        .with_poll(poll())
+        .with_check_intervals(Duration::from_secs(30), Duration::from_millis(100))
+        .with_transport(t.clone())
+        .build()
+        .map_err(|e| format!("gcp provider: {e}"))?;
     let mut az = AzureConfig::new(SUBSCRIPTION);
     az.resource_groups = vec![RESOURCE_GROUP.into()];
     az.endpoint = url.trim_end_matches('/').to_string();

@@ -9,7 +9,7 @@ use skyfleet_azure::{AzureConfig, AzureProvider};
 use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::DynProvider;
-use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
+use skyfleet_gcp::{Credentials, GcpBuilder};
 
 use crate::config::ProviderSection;
 
@@ -101,7 +101,7 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
         }
         "gcp" => {
             let s: GcpSection = settings(section)?;
-            let mut c = GcpConfig::new(s.project).with_id(id).with_zones(s.zones);
+            let mut c = GcpBuilder::new(s.project).with_id(id).with_zones(s.zones);
             if let Some(e) = s.endpoint {
                 c = c.with_endpoint(e);
             }
@@ -112,7 +112,7 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
             });
             let t = transport(read_pem(&s.ca_pem_file)?.as_deref())?;
             c = c.with_transport(t);
-            Ok(Arc::new(GcpProvider::new(c).map_err(|e| e.to_string())?))
+            Ok(Arc::new(c.build().map_err(|e| e.to_string())?))
         }
         "azure" => {
             let mut v = section.settings.clone();
@@ -128,7 +128,7 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
             if let Some(k) = section.settings.keys().next() {
                 return Err(format!("at `{k}`: static providers take no settings"));
             }
-            Ok(Arc::new(skyfleet_static::StaticProvider::new(id)))
+            Ok(Arc::new(skyfleet_static::StaticBuilder::new(id).build()))
         }
         other => Err(format!(
             "unknown provider kind `{other}` (expected testing, aws, gcp, azure or static)"

@@ -77,12 +77,12 @@ fn parse_directly(a: &RawAnswer, azure: &skyfleet_azure::AzureProvider) {
         );
     }
     // Compute Engine.
-    let e = skyfleet_gcp::classify::api_error("fuzz", a.status, &a.body, ra);
+    let e = skyfleet_gcp::testing::api_error("fuzz", a.status, &a.body, ra);
     assert!(!e.message().is_empty());
-    if let Ok(op) = serde_json::from_slice::<skyfleet_gcp::client::ZoneOperation>(&a.body) {
+    if let Ok(op) = serde_json::from_slice::<skyfleet_gcp::testing::ZoneOperation>(&a.body) {
         let _ = (op.is_done(), op.failure());
     }
-    let _ = serde_json::from_slice::<skyfleet_gcp::client::Instance>(&a.body);
+    let _ = serde_json::from_slice::<skyfleet_gcp::testing::Instance>(&a.body);
 }
 
 fuzz_target!(|data: &[u8]| {

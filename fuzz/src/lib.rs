@@ -488,15 +488,14 @@ pub async fn azure_network(router: &axum::Router) {
 /// A Compute Engine provider (project `fuzz-project`, zone
 /// `europe-west1-b`, a static token) over `backend`, on `clock`.
 pub fn gcp_provider(backend: Backend, clock: Arc<ManualClock>) -> skyfleet_gcp::GcpProvider {
-    skyfleet_gcp::GcpProvider::new(
-        skyfleet_gcp::GcpConfig::new("fuzz-project")
+    skyfleet_gcp::GcpBuilder::new("fuzz-project")
             .with_id("gcp")
             .with_endpoint(GCE_ENDPOINT)
             .with_credentials(skyfleet_gcp::Credentials::static_token("t"))
             .with_zones(["europe-west1-b"])
             .with_transport(transport(backend))
-            .with_clock(clock),
-    )
+            .with_clock(clock)
+            .build()
     .expect("a valid GCP config")
 }
 

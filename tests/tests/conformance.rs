@@ -9,7 +9,7 @@ use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::PollPolicy;
 use skyfleet_mock::MockCloud;
-use skyfleet_static::StaticProvider;
+use skyfleet_static::StaticBuilder;
 use skyfleet_tests::{
     run_all, MockCloudKind, MockInspector, StaticInspector, Subject, TestingInspector,
 };
@@ -55,7 +55,7 @@ async fn testing_provider_conforms() {
 #[tokio::test]
 async fn gcp_conforms_on_the_mock() {
     let mock = mock().await;
-    let config = skyfleet_gcp::GcpConfig::new("conformance")
+    let config = skyfleet_gcp::GcpBuilder::new("conformance")
         .with_endpoint(mock.url())
         .with_credentials(skyfleet_gcp::Credentials::static_token("test-token"))
         .with_zones(["us-central1-a"])
@@ -68,7 +68,7 @@ async fn gcp_conforms_on_the_mock() {
         })
         .with_check_intervals(Duration::from_secs(60), Duration::from_millis(20))
         .with_transport(fast_transport("gcp"));
-    let provider = skyfleet_gcp::GcpProvider::new(config).expect("valid config");
+    let provider = config.build().expect("valid config");
     run_all(&Subject {
         name: "gcp".into(),
         provider: Arc::new(provider),
@@ -92,7 +92,9 @@ async fn gcp_conforms_on_the_mock() {
 
 #[tokio::test]
 async fn static_conforms() {
-    let provider = StaticProvider::new("static").with_check_interval(Duration::from_secs(60));
+    let provider = StaticBuilder::new("static")
+        .with_check_interval(Duration::from_secs(60))
+        .build();
     run_all(&Subject {
         name: "static".into(),
         provider: Arc::new(provider.clone()),

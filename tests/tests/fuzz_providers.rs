@@ -103,15 +103,14 @@ async fn providers(url: &str, ca_pem: &str) -> Vec<(DynProvider, serde_json::Val
         .build()
         .await
         .unwrap();
-    let gcp = skyfleet_gcp::GcpProvider::new(
-        skyfleet_gcp::GcpConfig::new("fuzz-project")
-            .with_id("gcp")
-            .with_endpoint(url)
-            .with_credentials(skyfleet_gcp::Credentials::static_token("t"))
-            .with_zones(["europe-west1-b"])
-            .with_transport(t.clone()),
-    )
-    .unwrap();
+    let gcp = skyfleet_gcp::GcpBuilder::new("fuzz-project")
+        .with_id("gcp")
+        .with_endpoint(url)
+        .with_credentials(skyfleet_gcp::Credentials::static_token("t"))
+        .with_zones(["europe-west1-b"])
+        .with_transport(t.clone())
+        .build()
+        .unwrap();
     let mut az = skyfleet_azure::AzureConfig::new("00000000-0000-0000-0000-00000000f022");
     az.resource_groups = vec!["rg".into()];
     az.endpoint = url.to_string();

@@ -18,7 +18,7 @@ fn provider_configs_redact_secrets_in_debug() {
     let d = format!("{az:?} {:?}", az.credential);
     assert!(!d.contains("azure-token-must-not-leak"), "{d}");
 
-    let gcp = skyfleet_gcp::GcpConfig::new("p").with_credentials(
+    let gcp = skyfleet_gcp::GcpBuilder::new("p").with_credentials(
         skyfleet_gcp::Credentials::static_token("gcp-token-must-not-leak"),
     );
     let d = format!("{gcp:?}");

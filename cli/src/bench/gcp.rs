@@ -28,7 +28,7 @@ use super::stats::{diff, per, total};
 use crate::mockctl::{self, Stats};
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::{DesiredState, Phase, PollPolicy, Worker};
-use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
+use skyfleet_gcp::{Credentials, GcpBuilder, GcpProvider};
 use skyfleet_mock::MockCloud;
 
 /// The seed of the crash decisions: every run loses the same steps.
@@ -81,7 +81,7 @@ fn provider(mock: &MockCloud, zones: &[String]) -> Result<GcpProvider, String> {
         .config(tc)
         .build()
         .map_err(|e| e.to_string())?;
-    let config = GcpConfig::new("bench-project")
+    let config = GcpBuilder::new("bench-project")
         .with_endpoint(mock.url())
         .with_credentials(Credentials::static_token("bench"))
         .with_zones(zones.to_vec())
@@ -94,7 +94,7 @@ fn provider(mock: &MockCloud, zones: &[String]) -> Result<GcpProvider, String> {
         })
         .with_check_intervals(Duration::from_millis(1), Duration::from_millis(20))
         .with_transport(transport);
-    GcpProvider::new(config).map_err(|e| e.to_string())
+    config.build().map_err(|e| e.to_string())
 }
 
 /// Loses a share of the steps, drawn from a seeded generator.

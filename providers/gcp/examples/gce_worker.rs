@@ -14,7 +14,7 @@ use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::{
     Lifecycle, OwnershipScope, OwnershipTags, PollPolicy, Provider, ProviderExt, Worker, WorkerSpec,
 };
-use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
+use skyfleet_gcp::{Credentials, GcpBuilder};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,20 +25,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("mock Compute Engine at {}", mock.url());
 
-    let provider = GcpProvider::new(
-        GcpConfig::new("example-project")
-            .with_endpoint(mock.url())
-            .with_credentials(Credentials::static_token("example-token"))
-            .with_zones(["europe-west1-b"])
-            .with_poll(PollPolicy {
-                min_interval: Duration::from_millis(50),
-                max_interval: Duration::from_secs(2),
-                default_interval: Duration::from_millis(100),
-                deadline: Duration::from_secs(120),
-                max_consecutive_errors: 5,
-            })
-            .with_check_intervals(Duration::from_secs(60), Duration::from_millis(100)),
-    )?;
+    let provider = GcpBuilder::new("example-project")
+        .with_endpoint(mock.url())
+        .with_credentials(Credentials::static_token("example-token"))
+        .with_zones(["europe-west1-b"])
+        .with_poll(PollPolicy {
+            min_interval: Duration::from_millis(50),
+            max_interval: Duration::from_secs(2),
+            default_interval: Duration::from_millis(100),
+            deadline: Duration::from_secs(120),
+            max_consecutive_errors: 5,
+        })
+        .with_check_intervals(Duration::from_secs(60), Duration::from_millis(100))
+        .build()?;
 
     let launch = json!({
         "zone": "europe-west1-b",

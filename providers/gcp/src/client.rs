@@ -18,7 +18,7 @@ use skyfleet_core::{Error, ErrorKind, Result};
 use uuid::Uuid;
 
 use crate::classify;
-use crate::token::TokenSource;
+use crate::credential::TokenSource;
 
 /// A zone operation, as much of it as the provider reads.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -10,25 +10,26 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
+use skyfleet_core::model::tag;
 use skyfleet_core::OwnershipTags;
 
 /// The most characters of a key or value.
 const MAX: usize = 63;
 
 /// Whether `k` is a valid label key.
-pub fn valid_key(k: &str) -> bool {
+pub(crate) fn valid_key(k: &str) -> bool {
     k.starts_with(|c: char| c.is_ascii_lowercase()) && valid_value(k) && !k.is_empty()
 }
 
 /// Whether `v` is a valid label value.
-pub fn valid_value(v: &str) -> bool {
+pub(crate) fn valid_value(v: &str) -> bool {
     v.len() <= MAX
         && v.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
 }
 
 /// `v` made a valid label value (unchanged when it already is one).
-pub fn value(v: &str) -> String {
+pub(crate) fn value(v: &str) -> String {
     if valid_value(v) {
         return v.to_string();
     }
@@ -52,7 +53,7 @@ pub fn value(v: &str) -> String {
 }
 
 /// `k` made a valid label key.
-pub fn key(k: &str) -> String {
+pub(crate) fn key(k: &str) -> String {
     let v = value(k);
     if v.starts_with(|c: char| c.is_ascii_lowercase()) {
         v
@@ -64,11 +65,23 @@ pub fn key(k: &str) -> String {
 }
 
 /// The labels every instance of a worker carries.
-pub fn ownership(tags: &OwnershipTags) -> BTreeMap<String, String> {
+pub(crate) fn ownership(tags: &OwnershipTags) -> BTreeMap<String, String> {
     tags.to_map()
         .into_iter()
         .map(|(k, v)| (key(&k), value(&v)))
         .collect()
+}
+
+/// The `instances.list` filter selecting the instances of `manager_id` made
+/// by provider `provider_id`.
+pub(crate) fn owner_filter(manager_id: &str, provider_id: &str) -> String {
+    format!(
+        "(labels.{} = \"{}\") AND (labels.{} = \"{}\")",
+        tag::MANAGER,
+        value(manager_id),
+        tag::PROVIDER,
+        value(provider_id)
+    )
 }
 
 #[cfg(test)]
@@ -85,5 +98,9 @@ mod tests {
         assert!(valid_value(&long));
         assert!(valid_key(&key("9lives")));
         assert!(!valid_key(""));
+        assert_eq!(
+            owner_filter("mgr", "gcp"),
+            "(labels.skyfleet-manager = \"mgr\") AND (labels.skyfleet-provider = \"gcp\")"
+        );
     }
 }

@@ -11,32 +11,48 @@
 //! zone instead of one `instances.get` per worker.
 //!
 //! ```no_run
-//! # async fn demo() -> skyfleet_core::Result<()> {
-//! use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
-//! let provider = GcpProvider::new(
-//!     GcpConfig::new("my-project")
-//!         .with_credentials(Credentials::Auto)
-//!         .with_zones(["us-central1-a"]),
-//! )?;
+//! # fn demo() -> skyfleet_core::Result<()> {
+//! use skyfleet_gcp::{Credentials, GcpBuilder};
+//! let provider = GcpBuilder::new("my-project")
+//!     .with_credentials(Credentials::Auto)
+//!     .with_zones(["us-central1-a"])
+//!     .build()?;
 //! # let _ = provider; Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (provider and launch configs), [`token`] (cached
-//! tokens), [`request_id`], [`client`] (Compute REST), [`classify`] (Google
-//! errors), [`labels`] (ownership labels), [`state`] (what is persisted per
-//! worker) and [`provider`] (the step machine).
+//! Inside, the crate has the shape every skyfleet cloud crate has: `builder`
+//! ([`GcpBuilder`]), `credential` ([`Credentials`] and the token cache),
+//! `client` (Compute REST), `classify` (Google errors to
+//! [`ErrorKind`](skyfleet_core::ErrorKind)s), `idempotency` (instance names
+//! and `requestId`s), `labels` (ownership labels), `launch` ([`GceLaunch`]),
+//! `state` ([`GceState`], what is persisted per worker), and the step machine:
+//! `plan` (what a step must do, from the worker alone), `decide` (what the
+//! answer means) and `provider` ([`GcpProvider`], which makes the calls).
 #![warn(missing_docs)]
 
-pub mod classify;
-pub mod client;
-pub mod config;
-pub mod labels;
+mod builder;
+mod classify;
+mod client;
+mod credential;
+mod decide;
+mod idempotency;
+mod labels;
+mod launch;
+mod plan;
+mod provider;
+mod state;
 pub mod profile;
-pub mod provider;
-pub mod request_id;
-pub mod state;
-pub mod token;
 
-pub use config::{Credentials, GceLaunch, GcpConfig, ServiceAccount};
+pub use builder::{GcpBuilder, DEFAULT_ENDPOINT};
+pub use credential::{Credentials, COMPUTE_SCOPE};
+pub use launch::{GceLaunch, ServiceAccount};
 pub use provider::GcpProvider;
-pub use state::GceState;
+pub use state::{GceState, Teardown};
+
+/// Internals for the fuzz targets and tests: **not stable API**, available
+/// with the `testing` feature only.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::classify::api_error;
+    pub use crate::client::{Instance, OperationError, OperationErrors, ZoneOperation};
+}

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use skyfleet_core::provider::StepError;
 use skyfleet_core::{Error, Operation, Phase, Result, Worker};
 
+use crate::idempotency::Purpose;
+
 /// Why a worker whose desired state is still `Running` is being torn down.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +115,14 @@ impl GceState {
         self.insert_op
             .as_ref()
             .is_some_and(|o| !o.status.is_terminal())
+    }
+
+    /// The insert's or the delete's operation handle, if any.
+    pub(crate) fn operation(&self, purpose: Purpose) -> Option<&Operation> {
+        match purpose {
+            Purpose::Insert => self.insert_op.as_ref(),
+            Purpose::Delete => self.delete_op.as_ref(),
+        }
     }
 
     /// Whether the delete's operation is known and still running.

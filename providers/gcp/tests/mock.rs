@@ -13,7 +13,7 @@ use skyfleet_core::{
     ErrorKind, Lifecycle, OwnershipScope, OwnershipTags, Phase, PollPolicy, Provider, ProviderExt,
     Worker, WorkerSpec,
 };
-use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
+use skyfleet_gcp::{Credentials, GcpBuilder, GcpProvider};
 use skyfleet_mock::{MockCloud, MockConfig};
 
 const PROJECT: &str = "skyfleet-test";
@@ -62,8 +62,8 @@ fn transport() -> Transport {
     Transport::builder().config(c).build().unwrap()
 }
 
-fn config(url: &str) -> GcpConfig {
-    GcpConfig::new(PROJECT)
+fn config(url: &str) -> GcpBuilder {
+    GcpBuilder::new(PROJECT)
         .with_endpoint(url)
         .with_credentials(Credentials::static_token("test-token"))
         .with_zones([ZONE])
@@ -128,7 +128,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn create_run_remove() {
     let mock = mock().await;
-    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let p = config(mock.url()).build().unwrap();
     let mut w = worker("w-create", ZONE);
     p.create(&mut w, &SystemClock, LIMIT).await.unwrap();
     assert_eq!(w.phase, Phase::Running);
@@ -151,7 +151,7 @@ async fn create_run_remove() {
 #[tokio::test]
 async fn request_id_replay_after_a_crash_creates_one_instance() {
     let mock = mock().await;
-    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let p = config(mock.url()).build().unwrap();
     let mut w = worker("w-replay", ZONE);
     let s = p.step(&w).await.unwrap(); // persists the name
     apply_step(&mut w, &s, SystemClock.now());
@@ -159,7 +159,7 @@ async fn request_id_replay_after_a_crash_creates_one_instance() {
     let lost = p.step(&w).await.unwrap(); // inserts; the answer is never persisted
     assert!(lost.state["insert_sent"].as_bool().unwrap());
     // A new process, even a new provider, resumes from the old record.
-    let p2 = GcpProvider::new(config(mock.url())).unwrap();
+    let p2 = config(mock.url()).build().unwrap();
     let s = p2.step(&before_insert).await.unwrap();
     assert_eq!(
         s.state["insert_op"]["poll_url"], lost.state["insert_op"]["poll_url"],
@@ -196,7 +196,10 @@ async fn drive_all(p: &GcpProvider, workers: &mut [Worker], until: Phase) {
 #[tokio::test]
 async fn batched_check_makes_one_list_call_per_zone() {
     let mock = mock().await;
-    let p = GcpProvider::new(config(mock.url()).with_zones([ZONE, "europe-west1-b"])).unwrap();
+    let p = config(mock.url())
+        .with_zones([ZONE, "europe-west1-b"])
+        .build()
+        .unwrap();
     let mut workers: Vec<Worker> = (0..30)
         .map(|i| {
             let zone = if i % 2 == 0 { ZONE } else { "europe-west1-b" };
@@ -253,7 +256,7 @@ async fn failed_operation_is_capacity_and_leaves_nothing() {
                 "message": "The zone does not have enough resources available to fulfill the request."}}]),
     )
     .await;
-    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let p = config(mock.url()).build().unwrap();
     let mut w = worker("w-cap", ZONE);
     let e = p.create(&mut w, &SystemClock, LIMIT).await.unwrap_err();
     assert_eq!(w.phase, Phase::Failed, "{e}");
@@ -276,7 +279,7 @@ async fn throttles_and_transient_errors_are_retried() {
         ]),
     )
     .await;
-    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let p = config(mock.url()).build().unwrap();
     let mut w = worker("w-throttle", ZONE);
     p.create(&mut w, &SystemClock, LIMIT).await.unwrap();
     assert_eq!(instances_of(&mock, "w-throttle").await.len(), 1);
@@ -292,7 +295,7 @@ async fn provisioning_deadline_tears_down() {
         .start()
         .await
         .unwrap();
-    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let p = config(mock.url()).build().unwrap();
     let mut w = worker("w-slow", ZONE);
     w.spec.lifecycle.provisioning_deadline = Duration::from_millis(500);
     p.drive(&mut w, &[Phase::Running], &SystemClock, LIMIT, 5)
@@ -305,7 +308,7 @@ async fn provisioning_deadline_tears_down() {
 
 #[tokio::test]
 async fn validate_names_the_field() {
-    let p = GcpProvider::new(config("http://127.0.0.1:9")).unwrap();
+    let p = config("http://127.0.0.1:9").build().unwrap();
     let field = |v: Value| match p.validate(&v).unwrap_err().kind().clone() {
         ErrorKind::InvalidConfig { field } => field,
         k => panic!("{k:?}"),
@@ -326,7 +329,7 @@ async fn validate_names_the_field() {
     let s = p.step(&w).await.unwrap();
     assert_eq!(s.phase, Phase::Failed);
     assert_eq!(s.error.unwrap().kind, "invalid_config");
-    assert!(GcpProvider::new(GcpConfig::new("Bad Project")).is_err());
+    assert!(GcpBuilder::new("Bad Project").build().is_err());
 }
 
 #[tokio::test]
@@ -342,7 +345,10 @@ async fn malformed_json_is_a_clear_error() {
         )
     });
     let t = Transport::builder().build_with(garbage).unwrap();
-    let p = GcpProvider::new(config("http://compute.invalid").with_transport(t)).unwrap();
+    let p = config("http://compute.invalid")
+        .with_transport(t)
+        .build()
+        .unwrap();
     let mut w = worker("w-garbage", ZONE);
     let s = p.step(&w).await.unwrap();
     apply_step(&mut w, &s, SystemClock.now());
@@ -374,12 +380,14 @@ async fn service_account_key_gets_a_token_from_the_mock() {
     });
     let creds = Credentials::ServiceAccountJson(sa.to_string());
     assert!(!format!("{creds:?}").contains("PRIVATE KEY"));
-    let p = GcpProvider::new(config(mock.url()).with_credentials(creds)).unwrap();
+    let p = config(mock.url()).with_credentials(creds).build().unwrap();
     let mut w = worker("w-sa", ZONE);
     p.create(&mut w, &SystemClock, LIMIT).await.unwrap();
     assert_eq!(calls(&mock, "oauth2.token").await, 1);
     // Without credentials the mock refuses, and the error says so.
-    let p = GcpProvider::new(config(mock.url()).with_credentials(Credentials::static_token("")))
+    let p = config(mock.url())
+        .with_credentials(Credentials::static_token(""))
+        .build()
         .unwrap();
     let mut w = worker("w-anon", ZONE);
     let s = p.step(&w).await.unwrap();
@@ -420,7 +428,7 @@ async fn compute(
 #[tokio::test]
 async fn a_stopped_instance_is_removed() {
     let mock = mock().await;
-    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let p = config(mock.url()).build().unwrap();
     let mut w = worker("w-stopped", ZONE);
     p.create(&mut w, &SystemClock, LIMIT).await.unwrap();
     // Stopped behind our back (or preempted): TERMINATED is dead.
@@ -452,7 +460,7 @@ async fn read_after_write_lag_is_tolerated() {
                 "count": 1, "effect": {"kind": "not_found_reads", "count": 2}}]),
     )
     .await;
-    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let p = config(mock.url()).build().unwrap();
     let mut w = worker("w-lag", ZONE);
     p.create(&mut w, &SystemClock, LIMIT).await.unwrap();
     assert_eq!(w.phase, Phase::Running);
@@ -471,7 +479,7 @@ async fn a_name_held_by_a_stranger_fails_without_touching_it() {
         "labels": {"owner": "someone-else"}
     });
     compute(&mock, reqwest::Method::POST, "instances", Some(stranger)).await;
-    let p = GcpProvider::new(config(mock.url())).unwrap();
+    let p = config(mock.url()).build().unwrap();
     let mut w = worker("w-taken", ZONE);
     assert!(p.create(&mut w, &SystemClock, LIMIT).await.is_err());
     assert_eq!(w.phase, Phase::Failed);
@@ -484,9 +492,10 @@ async fn a_name_held_by_a_stranger_fails_without_touching_it() {
 
 #[tokio::test]
 async fn list_owned_without_zones_is_an_error_not_an_empty_answer() {
-    let mut c = config("http://127.0.0.1:9");
-    c.zones.clear();
-    let p = GcpProvider::new(c).unwrap();
+    let p = config("http://127.0.0.1:9")
+        .with_zones(Vec::<String>::new())
+        .build()
+        .unwrap();
     let scope = OwnershipScope {
         manager_id: "mgr".into(),
         provider_id: "gcp".into(),

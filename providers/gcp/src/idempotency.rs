@@ -1,4 +1,8 @@
-//! Compute Engine `requestId`s derived from the worker id.
+//! Idempotency: the names and `requestId`s that make every mutation safe to
+//! repeat, each a pure function of the worker id.
+//!
+//! An instance is named after its worker ([`instance_name`]), so a resumed
+//! insert can only ever target that one name.
 //!
 //! Compute de-duplicates a mutation whose `requestId` it has seen (for at
 //! least an hour): the repeat answers the original operation and changes
@@ -11,12 +15,19 @@
 
 use uuid::Uuid;
 
+/// The instance name of a worker: a pure function of its id (a worker id is
+/// 1-38 of `a-z0-9-` starting with a letter, so this is a valid Compute
+/// name).
+pub(crate) fn instance_name(worker_id: &str) -> String {
+    format!("{worker_id}-vm")
+}
+
 /// The namespace of skyfleet's GCE request ids (a fixed random UUID).
 const NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_3a1e_9d2b_4c57_8e0a_57f3_2b91_d4c6);
 
 /// What the request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// `instances.insert`.
     Insert,
     /// `instances.delete`.
@@ -35,7 +46,7 @@ impl Purpose {
 /// The request id of `purpose` for `worker_id` in `project`, attempt
 /// `attempt` (0 for the first; a new attempt gets a new id, for when the
 /// previous one's operation is known to have failed).
-pub fn request_id(project: &str, worker_id: &str, purpose: Purpose, attempt: u32) -> Uuid {
+pub(crate) fn request_id(project: &str, worker_id: &str, purpose: Purpose, attempt: u32) -> Uuid {
     let name = format!(
         "skyfleet-gcp/{project}/{worker_id}/{}/{attempt}",
         purpose.as_str()
@@ -56,5 +67,6 @@ mod tests {
         assert_ne!(a, request_id("p", "w-2", Purpose::Insert, 0));
         assert!(!a.is_nil());
         assert_eq!(a.get_version_num(), 5);
+        assert_eq!(instance_name("w-1"), "w-1-vm");
     }
 }

@@ -1,17 +1,69 @@
-//! [`TokenSource`]: bearer tokens for Compute calls, from `gcp_auth` or a
-//! fixed token, cached until shortly before they expire.
+//! Credentials: where Compute bearer tokens come from ([`Credentials`]) and
+//! the cached source the client asks for them ([`TokenSource`]).
 //!
 //! `gcp_auth`'s providers cache too; the cache here also spares the
 //! provider's lock and the allocation of its answer on every call, and lets
 //! a 401 drop the cached token so the next call fetches a fresh one.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use skyfleet_core::{Error, ErrorKind, Result};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::config::{Credentials, COMPUTE_SCOPE};
+/// The OAuth scope requested for Compute calls.
+pub const COMPUTE_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// Where access tokens come from.
+///
+/// Everything except [`Credentials::StaticToken`] goes through `gcp_auth`,
+/// which caches tokens until shortly before they expire. `Debug` never shows
+/// a token or key.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// `gcp_auth`'s discovery, in its order: `GOOGLE_APPLICATION_CREDENTIALS`
+    /// (a service-account key), gcloud's application-default credentials,
+    /// the metadata server, then `gcloud auth print-access-token`.
+    Auto,
+    /// A service-account key file.
+    ServiceAccountFile(PathBuf),
+    /// A service-account key, as JSON text.
+    ServiceAccountJson(String),
+    /// The metadata server of the VM the process runs on.
+    MetadataServer,
+    /// gcloud's application-default credentials
+    /// (`~/.config/gcloud/application_default_credentials.json`).
+    ApplicationDefault,
+    /// A fixed bearer token (tests, mocks, or a token minted elsewhere).
+    StaticToken(String),
+    /// Any `gcp_auth` token provider.
+    Provider(Arc<dyn gcp_auth::TokenProvider>),
+}
+
+impl Credentials {
+    /// A fixed bearer token.
+    pub fn static_token(token: impl Into<String>) -> Self {
+        Credentials::StaticToken(token.into())
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Auto => f.write_str("Auto"),
+            Credentials::ServiceAccountFile(p) => {
+                f.debug_tuple("ServiceAccountFile").field(p).finish()
+            }
+            Credentials::ServiceAccountJson(_) => f.write_str("ServiceAccountJson(****)"),
+            Credentials::MetadataServer => f.write_str("MetadataServer"),
+            Credentials::ApplicationDefault => f.write_str("ApplicationDefault"),
+            Credentials::StaticToken(_) => f.write_str("StaticToken(****)"),
+            Credentials::Provider(_) => f.write_str("Provider(..)"),
+        }
+    }
+}
 
 /// Seconds before expiry at which a cached token is refreshed.
 const REFRESH_MARGIN_S: i64 = 60;
@@ -24,7 +76,7 @@ struct Cached {
 }
 
 /// A cached source of bearer tokens. `Debug` shows no token.
-pub struct TokenSource {
+pub(crate) struct TokenSource {
     credentials: Credentials,
     provider: OnceCell<Arc<dyn gcp_auth::TokenProvider>>,
     cached: Mutex<Option<Cached>>,
@@ -50,7 +102,7 @@ fn auth_error(e: gcp_auth::Error) -> Error {
 
 impl TokenSource {
     /// A source over `credentials`; nothing is fetched until the first call.
-    pub fn new(credentials: Credentials) -> Self {
+    pub(crate) fn new(credentials: Credentials) -> Self {
         TokenSource {
             credentials,
             provider: OnceCell::new(),
@@ -100,7 +152,7 @@ impl TokenSource {
     }
 
     /// A valid bearer token.
-    pub async fn token(&self) -> Result<Arc<str>> {
+    pub(crate) async fn token(&self) -> Result<Arc<str>> {
         if let Credentials::StaticToken(t) = &self.credentials {
             return Ok(Arc::from(t.as_str()));
         }
@@ -122,7 +174,22 @@ impl TokenSource {
     }
 
     /// Forgets the cached token (after a 401), so the next call fetches one.
-    pub async fn invalidate(&self) {
+    pub(crate) async fn invalidate(&self) {
         *self.cached.lock().await = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_debug_hides_secrets() {
+        let s = format!(
+            "{:?} {:?}",
+            Credentials::static_token("tok-123"),
+            Credentials::ServiceAccountJson("{\"private_key\":\"k\"}".into())
+        );
+        assert!(!s.contains("tok-123") && !s.contains("private_key"), "{s}");
     }
 }
