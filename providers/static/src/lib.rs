@@ -41,7 +41,7 @@ mod step;
 
 pub use builder::StaticBuilder;
 pub use provider::StaticProvider;
-/// The per-worker secret type: core's one [`Secret`](skyfleet_core::provider::support::Secret).
+/// The per-worker secret type: core's one `Secret`.
 pub use skyfleet_core::provider::support::Secret;
 pub use state::StaticState;
 
