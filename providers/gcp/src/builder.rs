@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skyfleet_core::clock::{Clock, SystemClock};
+use skyfleet_core::provider::names::GCP;
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{Error, PollPolicy, Result};
 
@@ -69,7 +70,7 @@ impl GcpBuilder {
     /// grace after an insert, a transport of its own, the system clock.
     pub fn new(project: impl Into<String>) -> Self {
         GcpBuilder {
-            id: "gcp".into(),
+            id: GCP.into(),
             project: project.into(),
             endpoint: DEFAULT_ENDPOINT.into(),
             credentials: Credentials::Auto,

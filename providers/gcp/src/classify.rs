@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use skyfleet_core::provider::names::GCP;
 use skyfleet_core::{Error, ErrorKind};
 
 /// The body of a Google API error.
@@ -85,7 +86,7 @@ pub fn operation_error(code: &str, message: &str) -> Error {
     let kind = kind_of_code(code).unwrap_or(ErrorKind::OperationFailed);
     Error::new(kind, format!("operation failed: {message}"))
         .with_code(code)
-        .with_provider("gcp")
+        .with_provider(GCP)
 }
 
 /// The field named in a Compute message such as "Invalid value for field
@@ -133,9 +134,7 @@ pub fn api_error(method: &str, status: u16, body: &[u8], retry_after: Option<Dur
     let code = reason
         .or(api.status)
         .unwrap_or_else(|| format!("HTTP{status}"));
-    Error::new(kind, message)
-        .with_code(code)
-        .with_provider("gcp")
+    Error::new(kind, message).with_code(code).with_provider(GCP)
 }
 
 /// An answer that is not the JSON it should be.
@@ -144,7 +143,7 @@ pub fn malformed(method: &str, what: &str, e: &dyn std::fmt::Display) -> Error {
         "{method}: malformed answer from Compute Engine ({what}): {e}"
     ))
     .with_code("MalformedResponse")
-    .with_provider("gcp")
+    .with_provider(GCP)
 }
 
 #[cfg(test)]

@@ -1,19 +1,23 @@
 //! [`ComputeClient`]: the few Compute Engine REST methods the provider uses,
 //! over the shared transport, with bearer tokens and Google's error JSON.
 //!
-//! Every call carries a transport key `("gcp", project, zone, class)` and the
-//! discovery method id as its operation name, so rate limits, retries and
-//! metrics are per project, zone and kind of call. Mutations carry a
+//! Every call is core's one request shape, [`ApiRequest`]: method and URL, a
+//! body, then the transport key `("gcp", project, zone)`, the API class and
+//! the discovery method id as its operation name, so rate limits, retries and
+//! metrics are per project, zone and kind of call; [`ComputeClient::send`]
+//! adds the bearer token and reads Google's answer. Mutations carry a
 //! `requestId`, which also tells the transport they are safe to retry.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request};
+use http::Method;
 use serde::Deserialize;
 use serde_json::Value;
-use skyfleet_core::transport::{retry_after, ApiClass, Key, RequestExt, Transport};
+use skyfleet_core::provider::names::GCP;
+use skyfleet_core::provider::support::ApiRequest;
+use skyfleet_core::transport::{ApiClass, Key, Transport};
 use skyfleet_core::{Error, ErrorKind, Result};
 use uuid::Uuid;
 
@@ -154,51 +158,36 @@ impl ComputeClient {
         &self.project
     }
 
-    /// Sends one request; `Ok(None)` for a 404 when `absent_ok`.
-    async fn call(
-        &self,
-        method: Method,
-        url: String,
-        zone: &str,
-        class: ApiClass,
-        op: &'static str,
-        body: Option<&Value>,
-    ) -> Result<Option<Bytes>> {
+    /// The transport key of calls in `zone` (their class is set per call).
+    fn key(&self, zone: &str) -> Key {
+        Key::new(GCP, self.project.as_str(), zone, ApiClass::Read)
+    }
+
+    /// Sends `req` (operation `op`) with a bearer token: the body of a 2xx,
+    /// `None` for a 404, Google's error JSON classified otherwise (a 401
+    /// also drops the cached token).
+    async fn send(&self, req: ApiRequest, op: &'static str) -> Result<Option<Bytes>> {
         let token = self.tokens.token().await?;
-        let body = match body {
-            Some(v) => Bytes::from(serde_json::to_vec(v)?),
-            None => Bytes::new(),
-        };
-        let mut b = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(http::header::ACCEPT, "application/json");
-        if !body.is_empty() {
-            b = b.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        let req = b
-            .body(body)
-            .map_err(|e| Error::internal(format!("{op}: cannot build request: {e}")))?
-            .with_key(Key::new("gcp", self.project.as_str(), zone, class))
-            .with_operation(op);
-        let resp = self
-            .transport
-            .send(req)
+        let resp = req
+            .bearer(&token)
+            .send(&self.transport)
             .await
-            .map_err(|e| e.with_provider("gcp"))?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(Some(resp.into_body()));
+            .map_err(|e| e.with_provider(GCP))?;
+        if resp.is_success() {
+            return Ok(Some(resp.body));
         }
-        if status == http::StatusCode::NOT_FOUND {
+        if resp.status == http::StatusCode::NOT_FOUND.as_u16() {
             return Ok(None);
         }
-        if status == http::StatusCode::UNAUTHORIZED {
+        if resp.status == http::StatusCode::UNAUTHORIZED.as_u16() {
             self.tokens.invalidate().await;
         }
-        let ra = retry_after(resp.headers());
-        Err(classify::api_error(op, status.as_u16(), resp.body(), ra))
+        Err(classify::api_error(
+            op,
+            resp.status,
+            &resp.body,
+            resp.retry_after(),
+        ))
     }
 
     fn parse<T: serde::de::DeserializeOwned>(op: &str, what: &str, body: &[u8]) -> Result<T> {
@@ -218,16 +207,18 @@ impl ComputeClient {
     ) -> Result<ZoneOperation> {
         const OP: &str = "compute.instances.insert";
         let url = format!("{}/instances?requestId={request_id}", self.zone_url(zone));
-        match self
-            .call(Method::POST, url, zone, ApiClass::Write, OP, Some(body))
-            .await?
-        {
+        let req = ApiRequest::new(Method::POST, url)
+            .json(body.clone())
+            .key(self.key(zone))
+            .class(ApiClass::Write)
+            .operation(OP);
+        match self.send(req, OP).await? {
             Some(b) => Self::parse(OP, "operation", &b),
             None => Err(Error::new(
                 ErrorKind::NotFound,
                 format!("{OP}: zone {zone} or a resource the instance refers to was not found"),
             )
-            .with_provider("gcp")),
+            .with_provider(GCP)),
         }
     }
 
@@ -235,10 +226,11 @@ impl ComputeClient {
     pub async fn get_instance(&self, zone: &str, name: &str) -> Result<Option<Instance>> {
         const OP: &str = "compute.instances.get";
         let url = format!("{}/instances/{name}", self.zone_url(zone));
-        match self
-            .call(Method::GET, url, zone, ApiClass::Read, OP, None)
-            .await?
-        {
+        let req = ApiRequest::new(Method::GET, url)
+            .key(self.key(zone))
+            .class(ApiClass::Read)
+            .operation(OP);
+        match self.send(req, OP).await? {
             Some(b) => Self::parse(OP, "instance", &b).map(Some),
             None => Ok(None),
         }
@@ -258,10 +250,11 @@ impl ComputeClient {
             if let Some(p) = &page {
                 url.push_str(&format!("&pageToken={}", encode(p)));
             }
-            let Some(b) = self
-                .call(Method::GET, url, zone, ApiClass::Read, OP, None)
-                .await?
-            else {
+            let req = ApiRequest::new(Method::GET, url)
+                .key(self.key(zone))
+                .class(ApiClass::Read)
+                .operation(OP);
+            let Some(b) = self.send(req, OP).await? else {
                 return Ok(out);
             };
             let list: InstanceList = Self::parse(OP, "instance list", &b)?;
@@ -286,10 +279,11 @@ impl ComputeClient {
         if let Some(r) = request_id {
             url.push_str(&format!("?requestId={r}"));
         }
-        match self
-            .call(Method::DELETE, url, zone, ApiClass::Delete, OP, None)
-            .await?
-        {
+        let req = ApiRequest::new(Method::DELETE, url)
+            .key(self.key(zone))
+            .class(ApiClass::Delete)
+            .operation(OP);
+        match self.send(req, OP).await? {
             Some(b) => Self::parse(OP, "operation", &b).map(Some),
             None => Ok(None),
         }
@@ -299,10 +293,11 @@ impl ComputeClient {
     pub async fn get_operation(&self, zone: &str, name: &str) -> Result<Option<ZoneOperation>> {
         const OP: &str = "compute.zoneOperations.get";
         let url = format!("{}/operations/{name}", self.zone_url(zone));
-        match self
-            .call(Method::GET, url, zone, ApiClass::Poll, OP, None)
-            .await?
-        {
+        let req = ApiRequest::new(Method::GET, url)
+            .key(self.key(zone))
+            .class(ApiClass::Poll)
+            .operation(OP);
+        match self.send(req, OP).await? {
             Some(b) => Self::parse(OP, "operation", &b).map(Some),
             None => Ok(None),
         }

@@ -1,16 +1,22 @@
 //! Credentials: where Compute bearer tokens come from ([`Credentials`]) and
 //! the cached source the client asks for them ([`TokenSource`]).
 //!
-//! `gcp_auth`'s providers cache too; the cache here also spares the
-//! provider's lock and the allocation of its answer on every call, and lets
-//! a 401 drop the cached token so the next call fetches a fresh one.
+//! `gcp_auth`'s providers cache too; the cache here (core's
+//! [`TokenCache`]) also spares the provider's lock and the allocation of its
+//! answer on every call, bounds a refresh by a timeout (a hung metadata
+//! server fails the call, not every call forever), and lets a 401 drop the
+//! cached token so the next call fetches a fresh one.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use skyfleet_core::provider::names::GCP;
+use skyfleet_core::provider::support::{Secret, Token, TokenCache};
 use skyfleet_core::{Error, ErrorKind, Result};
-use tokio::sync::{Mutex, OnceCell};
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
 
 /// The OAuth scope requested for Compute calls.
 pub const COMPUTE_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -65,21 +71,17 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Seconds before expiry at which a cached token is refreshed.
-const REFRESH_MARGIN_S: i64 = 60;
+/// How long before expiry a cached token is refreshed.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-#[derive(Clone)]
-struct Cached {
-    token: Arc<str>,
-    /// Unix seconds after which to refresh; `None` never (a static token).
-    refresh_at: Option<i64>,
-}
+/// How long one token refresh (the identity endpoint's answer) may take.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A cached source of bearer tokens. `Debug` shows no token.
 pub(crate) struct TokenSource {
     credentials: Credentials,
     provider: OnceCell<Arc<dyn gcp_auth::TokenProvider>>,
-    cached: Mutex<Option<Cached>>,
+    cache: TokenCache,
 }
 
 impl fmt::Debug for TokenSource {
@@ -95,7 +97,7 @@ fn auth_error(e: gcp_auth::Error) -> Error {
         ErrorKind::Unauthenticated,
         format!("cannot get a Google access token: {e}"),
     )
-    .with_provider("gcp")
+    .with_provider(GCP)
     .with_code("TokenUnavailable")
     .with_source(e)
 }
@@ -106,7 +108,7 @@ impl TokenSource {
         TokenSource {
             credentials,
             provider: OnceCell::new(),
-            cached: Mutex::new(None),
+            cache: TokenCache::new(REFRESH_MARGIN, REFRESH_TIMEOUT),
         }
     }
 
@@ -151,31 +153,30 @@ impl TokenSource {
             .await
     }
 
-    /// A valid bearer token.
-    pub(crate) async fn token(&self) -> Result<Arc<str>> {
+    /// A valid bearer token: a static one as is, otherwise the cached one
+    /// or, within [`REFRESH_MARGIN`] of its expiry, a fresh one (bounded by
+    /// [`REFRESH_TIMEOUT`]).
+    pub(crate) async fn token(&self) -> Result<Secret> {
         if let Credentials::StaticToken(t) = &self.credentials {
-            return Ok(Arc::from(t.as_str()));
+            return Ok(Secret::new(t.as_str()));
         }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref() {
-            if c.refresh_at.is_none_or(|t| now < t) {
-                return Ok(c.token.clone());
-            }
-        }
-        let provider = self.provider().await?;
-        let token = provider.token(&[COMPUTE_SCOPE]).await.map_err(auth_error)?;
-        let c = Cached {
-            token: Arc::from(token.as_str()),
-            refresh_at: Some(token.expires_at().timestamp() - REFRESH_MARGIN_S),
-        };
-        *cached = Some(c.clone());
-        Ok(c.token)
+        self.cache
+            .get(|| async {
+                let provider = self.provider().await?;
+                let token = provider.token(&[COMPUTE_SCOPE]).await.map_err(auth_error)?;
+                Ok(Token {
+                    secret: Secret::new(token.as_str()),
+                    expires_at: OffsetDateTime::from_unix_timestamp(token.expires_at().timestamp())
+                        .ok(),
+                })
+            })
+            .await
+            .map_err(|e| e.with_provider(GCP))
     }
 
     /// Forgets the cached token (after a 401), so the next call fetches one.
     pub(crate) async fn invalidate(&self) {
-        *self.cached.lock().await = None;
+        self.cache.invalidate().await;
     }
 }
 

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use skyfleet_core::clock::until;
 use skyfleet_core::model::tag;
-use skyfleet_core::provider::StepError;
+use skyfleet_core::provider::names::GCP;
 use skyfleet_core::{
-    Error, ErrorKind, FinalState, Operation, OperationStatus, Phase, PollPolicy, Result, Step,
-    Worker,
+    Error, ErrorKind, Failure, FinalState, Operation, OperationStatus, Phase, PollPolicy, Result,
+    Step, Worker,
 };
 use time::OffsetDateTime;
 
@@ -141,7 +141,7 @@ pub(crate) fn deleted(
 enum Polled {
     /// Still running: poll again after this long (with the poll error seen,
     /// if any).
-    Pending(Duration, Option<StepError>),
+    Pending(Duration, Option<Failure>),
     /// Succeeded (or no longer known, or given up); the target id if the
     /// answer had one.
     Done(Option<String>),
@@ -167,7 +167,7 @@ fn record(
                 Ok(()) => Polled::Pending(h.wait(now), None),
                 Err(e) => Polled::Failed(match failure {
                     Some((code, message)) => classify::operation_error(&code, &message),
-                    None => e.with_provider("gcp"),
+                    None => e.with_provider(GCP),
                 }),
             }
         }
@@ -178,7 +178,7 @@ fn record(
             Polled::Done(None)
         }
         Err(e) => {
-            let seen = StepError::from(&e);
+            let seen = Failure::from(&e);
             match h.record_poll_error(e, now, poll) {
                 Ok(()) => Polled::Pending(h.wait(now), Some(seen)),
                 Err(_) => {
@@ -255,7 +255,7 @@ pub(crate) fn checked(
         };
         let e = Error::new(ErrorKind::NotFound, msg)
             .with_code("InstanceGone")
-            .with_provider("gcp");
+            .with_provider(GCP);
         return Ok(step(&st, phase, Duration::ZERO)?.with_error(&e));
     };
     st.not_found = 0;
@@ -284,7 +284,7 @@ pub(crate) fn checked(
             format!("instance {name} is {} (preempted or stopped)", inst.status),
         )
         .with_code(inst.status.clone())
-        .with_provider("gcp");
+        .with_provider(GCP);
         return tear_down(st, &e, Phase::Stopped);
     }
     // An unknown status: look again later.

@@ -39,9 +39,9 @@ mod idempotency;
 mod labels;
 mod launch;
 mod plan;
+pub mod profile;
 mod provider;
 mod state;
-pub mod profile;
 
 pub use builder::{GcpBuilder, DEFAULT_ENDPOINT};
 pub use credential::{Credentials, COMPUTE_SCOPE};

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::Value;
 use skyfleet_core::model::tag;
+use skyfleet_core::provider::names::GCP;
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{
     Error, ErrorKind, OwnedResource, OwnershipScope, Provider, Result, Step, Worker,
@@ -185,17 +186,6 @@ impl GcpProvider {
     }
 }
 
-fn copy_error(e: &Error) -> Error {
-    let mut c = Error::new(e.kind().clone(), e.message().to_string());
-    if let Some(code) = e.code() {
-        c = c.with_code(code.to_string());
-    }
-    if let Some(p) = e.provider() {
-        c = c.with_provider(p.to_string());
-    }
-    c
-}
-
 #[async_trait]
 impl Provider for GcpProvider {
     fn id(&self) -> &str {
@@ -203,7 +193,7 @@ impl Provider for GcpProvider {
     }
 
     fn kind(&self) -> &'static str {
-        "gcp"
+        GCP
     }
 
     fn validate(&self, launch: &Value) -> Result<()> {
@@ -274,7 +264,7 @@ impl Provider for GcpProvider {
                     let r = match listing {
                         None => me.carry_out(&w, plan, None).await,
                         Some(Ok(m)) => me.carry_out(&w, plan, Some(&m)).await,
-                        Some(Err(e)) => Err(copy_error(&e)),
+                        Some(Err(e)) => Err(Error::clone(&e)),
                     };
                     (i, r)
                 });

@@ -8,8 +8,8 @@
 //! without resending the request that started them.
 
 use serde::{Deserialize, Serialize};
-use skyfleet_core::provider::StepError;
-use skyfleet_core::{Error, Operation, Phase, Result, Worker};
+use skyfleet_core::provider::names::GCP;
+use skyfleet_core::{Error, ErrorKind, Failure, Operation, Phase, Result, Worker};
 
 use crate::idempotency::Purpose;
 
@@ -40,13 +40,12 @@ impl Teardown {
         }
     }
 
-    /// The error to record on the final step.
-    pub fn step_error(&self) -> StepError {
-        StepError {
-            kind: skyfleet_core::ErrorKind::from_name(&self.kind),
+    /// The failure to record on the final step (core's one failure record,
+    /// not yet stamped).
+    pub fn step_error(&self) -> Failure {
+        Failure {
             code: self.code.clone(),
-            message: self.message.clone(),
-            at: None,
+            ..Failure::new(ErrorKind::from_name(&self.kind), self.message.clone())
         }
     }
 }
@@ -106,7 +105,7 @@ impl GceState {
                 worker.id()
             ))
             .with_code("InvalidProviderState")
-            .with_provider("gcp")
+            .with_provider(GCP)
         })
     }
 

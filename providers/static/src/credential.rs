@@ -1,50 +1,26 @@
 //! The per-worker registration secret: generated once, shown to the caller
-//! once ([`WorkerSecret`]), kept on the record only as a SHA-256 digest
+//! once (core's [`Secret`]), kept on the record only as a SHA-256 digest
 //! bound to the worker id, and checked in constant time.
-
-use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use skyfleet_core::provider::support::Secret;
 use subtle::ConstantTimeEq;
 
-/// A worker's registration secret, shown to the caller once. `Debug` and
-/// `Display` never show it; [`WorkerSecret::expose`] does.
-#[derive(Clone, PartialEq, Eq)]
-pub struct WorkerSecret(String);
-
-impl WorkerSecret {
-    /// The secret text, to hand to the machine.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// A new random secret (32 bytes, base64url).
-    pub(crate) fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        // ThreadRng is a CSPRNG seeded from the operating system.
-        rand::rng().fill_bytes(&mut bytes);
-        WorkerSecret(URL_SAFE_NO_PAD.encode(bytes))
-    }
-
-    /// The digest stored for this secret on `worker_id`'s record (hex).
-    pub(crate) fn stored_digest(&self, worker_id: &str) -> String {
-        hex(&digest(worker_id, self.expose()))
-    }
+/// A new random registration secret (32 bytes, base64url), as core's
+/// [`Secret`]: `Debug` and `Display` never show it.
+pub(crate) fn generate() -> Secret {
+    let mut bytes = [0u8; 32];
+    // ThreadRng is a CSPRNG seeded from the operating system.
+    rand::rng().fill_bytes(&mut bytes);
+    Secret::new(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-impl fmt::Debug for WorkerSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WorkerSecret(****)")
-    }
-}
-
-impl fmt::Display for WorkerSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
+/// The digest stored for `secret` on `worker_id`'s record (hex).
+pub(crate) fn stored_digest(secret: &Secret, worker_id: &str) -> String {
+    hex(&digest(worker_id, secret.expose()))
 }
 
 /// Whether `secret`, presented for `worker_id`, matches the `stored` digest
@@ -86,13 +62,15 @@ mod tests {
 
     #[test]
     fn a_secret_verifies_only_for_its_worker() {
-        let s = WorkerSecret::generate();
-        let stored = s.stored_digest("w-1");
+        let s = generate();
+        let stored = stored_digest(&s, "w-1");
         assert!(verify("w-1", s.expose(), Some(&stored)));
         assert!(!verify("w-2", s.expose(), Some(&stored)));
         assert!(!verify("w-1", "wrong", Some(&stored)));
         assert!(!verify("w-1", s.expose(), None));
         assert!(!verify("w-1", s.expose(), Some("zz")));
-        assert_eq!(format!("{s:?} {s}"), "WorkerSecret(****) ****");
+        let shown = format!("{s:?} {s}");
+        assert_eq!(shown, "Secret([redacted]) [redacted]");
+        assert!(!shown.contains(s.expose()));
     }
 }

@@ -11,8 +11,8 @@
 //! constant time and moves the worker from `Requested` to `Running`.
 //! Removing a worker (`Stopped`) revokes its secret.
 //!
-//! Secrets never appear in `Debug` output or logs: [`WorkerSecret`] prints
-//! as `WorkerSecret(****)`.
+//! Secrets never appear in `Debug` output or logs: they are core's
+//! [`Secret`], which prints as `Secret([redacted])` (re-exported here).
 //!
 //! Modules: `builder` ([`StaticBuilder`]), `credential` (the secret),
 //! `state` ([`StaticState`]), `step` (the step logic, pure) and `provider`
@@ -40,8 +40,9 @@ mod state;
 mod step;
 
 pub use builder::StaticBuilder;
-pub use credential::WorkerSecret;
 pub use provider::StaticProvider;
+/// The per-worker secret type: core's one `Secret`.
+pub use skyfleet_core::provider::support::Secret;
 pub use state::StaticState;
 
 use skyfleet_core::Worker;

@@ -8,7 +8,9 @@ use skyfleet_core::clock::until;
 use skyfleet_core::{DesiredState, Error, ErrorKind, Phase, Result, Step, Worker};
 use time::OffsetDateTime;
 
-use crate::credential::{verify, WorkerSecret};
+use skyfleet_core::provider::support::Secret;
+
+use crate::credential::{self, verify};
 use crate::state::StaticState;
 
 /// What happens to the secret waiting to be taken for a worker.
@@ -17,7 +19,7 @@ pub(crate) enum Outbox {
     /// Nothing.
     Keep,
     /// A new secret, to hand out once (after the step is persisted).
-    Issue(WorkerSecret),
+    Issue(Secret),
     /// Forget any secret not taken: the worker is removed or failed.
     Revoke,
 }
@@ -40,8 +42,8 @@ pub(crate) fn decide(
     }
     let mut outbox = Outbox::Keep;
     if st.secret_sha256.is_none() {
-        let secret = WorkerSecret::generate();
-        st.secret_sha256 = Some(secret.stored_digest(worker.id()));
+        let secret = credential::generate();
+        st.secret_sha256 = Some(credential::stored_digest(&secret, worker.id()));
         outbox = Outbox::Issue(secret);
     }
     if st.registered_at.is_some() {
