@@ -2,14 +2,13 @@
 //! worker fixture, the fleet settings of fleet scenarios, and a mock served
 //! from its own thread.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
-use skyfleet_core::clock::{Clock, SystemClock};
+
 use skyfleet_core::fleet::FleetConfig;
-use skyfleet_core::{Lifecycle, OwnershipTags, Worker, WorkerSpec};
+use skyfleet_core::Worker;
 use skyfleet_mock::{MockCloud, MockCloudBuilder};
 
 /// The manager id of the provider benchmarks' workers.
@@ -76,25 +75,12 @@ impl Report {
 
 /// A worker of the provider benchmarks, created now.
 pub fn worker(id: &str, pool: &str, provider: &str, launch: Value) -> Worker {
-    Worker::new(
-        WorkerSpec {
-            worker_id: id.into(),
-            pool_id: pool.into(),
-            provider_id: provider.into(),
-            launch_config_id: "lc".into(),
-            launch,
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: MANAGER.into(),
-                pool_id: pool.into(),
-                worker_id: id.into(),
-                provider_id: provider.into(),
-                extra: BTreeMap::new(),
-            },
-        },
-        SystemClock.now(),
-    )
+    skyfleet_core::testing::fixtures::worker(id)
+        .pool(pool)
+        .provider(provider)
+        .manager(MANAGER)
+        .launch(launch)
+        .build_now()
 }
 
 /// The fleet settings of the fleet scenarios: short intervals, so a run

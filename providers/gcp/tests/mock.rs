@@ -1,6 +1,6 @@
 //! The GCP provider against the mock's Compute Engine.
 
-use std::collections::BTreeMap;
+use skyfleet_core::testing::fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +9,7 @@ use serde_json::{json, Value};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
-use skyfleet_core::{
-    ErrorKind, Lifecycle, OwnershipScope, OwnershipTags, Phase, PollPolicy, Provider, ProviderExt,
-    Worker, WorkerSpec,
-};
+use skyfleet_core::{ErrorKind, OwnershipScope, Phase, PollPolicy, Provider, ProviderExt, Worker};
 use skyfleet_gcp::{Credentials, GcpBuilder, GcpProvider};
 use skyfleet_mock::{MockCloud, MockConfig};
 
@@ -32,25 +29,11 @@ fn launch(zone: &str) -> Value {
 }
 
 fn worker(id: &str, zone: &str) -> Worker {
-    Worker::new(
-        WorkerSpec {
-            worker_id: id.into(),
-            pool_id: "ci/linux".into(),
-            provider_id: "gcp".into(),
-            launch_config_id: "lc".into(),
-            launch: launch(zone),
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: "mgr".into(),
-                pool_id: "ci/linux".into(),
-                worker_id: id.into(),
-                provider_id: "gcp".into(),
-                extra: BTreeMap::new(),
-            },
-        },
-        SystemClock.now(),
-    )
+    fixtures::worker(id)
+        .pool("ci/linux")
+        .provider("gcp")
+        .launch(launch(zone))
+        .build_now()
 }
 
 fn transport() -> Transport {
