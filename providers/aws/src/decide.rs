@@ -17,7 +17,6 @@ use skyfleet_core::provider::StepError;
 use skyfleet_core::{Error, ErrorKind, Phase, Result, Step, Worker};
 use time::OffsetDateTime;
 
-use crate::builder::Timings;
 use crate::client::InstanceView;
 use crate::plan::{step, Call, Plan, Rules};
 use crate::state::{AwsState, Cause, Teardown, TeardownReason};
@@ -250,11 +249,12 @@ pub(crate) fn launched(
 
 /// The step after TerminateInstances answered `answer`.
 pub(crate) fn terminated(
+    rules: &Rules<'_>,
     mut st: AwsState,
     answer: Result<()>,
-    timings: Timings,
     now: OffsetDateTime,
 ) -> Result<Step> {
+    let timings = rules.timings;
     match answer {
         Ok(()) => {
             if let Some(td) = st.teardown.as_mut() {
@@ -263,10 +263,7 @@ pub(crate) fn terminated(
             step(&st, Phase::Stopping, timings.poll_interval)
         }
         Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => {
-            let young = st
-                .launched_at
-                .is_some_and(|t| now < t + timings.not_found_grace);
-            if young {
+            if rules.within_grace(st.launched_at, now) {
                 // Not visible yet: try again after a poll interval.
                 step(&st, Phase::Stopping, timings.poll_interval)
             } else {

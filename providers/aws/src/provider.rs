@@ -15,11 +15,11 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
 use skyfleet_core::clock::Clock;
 use skyfleet_core::model::tag;
+use skyfleet_core::provider::support::{bounded, group_by};
 use skyfleet_core::{
     Error, ErrorKind, OwnedResource, OwnershipScope, Provider, Result, Step, Worker,
 };
 use time::OffsetDateTime;
-use tokio::task::JoinSet;
 
 use crate::builder::{Settings, Timings};
 use crate::client::{Ec2, InstanceView};
@@ -103,28 +103,33 @@ impl AwsProvider {
     }
 
     /// One batched DescribeInstances per region (and per lookup kind) for
-    /// every worker that needs a look.
+    /// every worker that needs a look, the regions concurrently. Answers
+    /// what each region's describe found, by region.
     async fn look(
         &self,
         workers: &[Worker],
         looks: &[(usize, AwsState, Lookup)],
-    ) -> HashMap<String, Result<Found>> {
-        let mut wanted: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
-        for (i, st, l) in looks {
-            let e = wanted.entry(st.region.clone()).or_default();
-            match l {
-                Lookup::Id(id) => e.0.push(id.clone()),
-                Lookup::Tag => e.1.push(workers[*i].id().to_string()),
+    ) -> BTreeMap<String, Result<Found>> {
+        let groups: Vec<(String, Vec<usize>)> =
+            group_by(looks, |_, (_, st, _)| Some(st.region.clone()))
+                .into_iter()
+                .collect();
+        let found = bounded(groups.len(), groups.len(), |g| {
+            let (region, members) = &groups[g];
+            let mut ids = Vec::new();
+            let mut tagged = Vec::new();
+            for &k in members {
+                match &looks[k] {
+                    (_, _, Lookup::Id(id)) => ids.push(id.clone()),
+                    (i, _, Lookup::Tag) => tagged.push(workers[*i].id().to_string()),
+                }
             }
-        }
-        let mut found = HashMap::new();
-        for (region, (mut ids, mut tagged)) in wanted {
             ids.sort();
             ids.dedup();
             tagged.sort();
             tagged.dedup();
-            let r = async {
-                let ec2 = self.ec2(&region)?;
+            async move {
+                let ec2 = self.ec2(region)?;
                 let by_id = if ids.is_empty() {
                     HashMap::new()
                 } else {
@@ -141,23 +146,64 @@ impl AwsProvider {
                 };
                 Ok((by_id, by_tag))
             }
-            .await;
-            found.insert(region, r);
-        }
-        found
+        })
+        .await;
+        groups.into_iter().map(|(r, _)| r).zip(found).collect()
+    }
+
+    /// The live instances of one region tagged as owned by `scope`.
+    async fn list_region(
+        &self,
+        region: &str,
+        scope: &OwnershipScope,
+    ) -> Result<Vec<OwnedResource>> {
+        let ec2 = self.ec2(region)?;
+        let filters = vec![
+            Filter::builder()
+                .name(format!("tag:{}", tag::MANAGER))
+                .values(&scope.manager_id)
+                .build(),
+            Filter::builder()
+                .name(format!("tag:{}", tag::PROVIDER))
+                .values(&scope.provider_id)
+                .build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(
+                    ["pending", "running", "shutting-down", "stopping", "stopped"]
+                        .map(String::from)
+                        .to_vec(),
+                ))
+                .build(),
+        ];
+        let instances = ec2.describe(filters).await?;
+        Ok(instances
+            .into_iter()
+            .map(|i| {
+                let account = i.owner_id.clone().unwrap_or_default();
+                OwnedResource {
+                    id: format!("arn:aws:ec2:{region}:{account}:instance/{}", i.id),
+                    kind: "instance".into(),
+                    worker_id: i.tags.get(tag::WORKER).cloned(),
+                    created_at: i.launch_time,
+                    tags: i.tags,
+                }
+            })
+            .collect())
     }
 
     /// Makes one mutating call and turns its answer into the step.
-    async fn call(
-        ec2: Ec2,
-        call: Call,
-        timings: Timings,
-        pending: std::time::Duration,
-        now: OffsetDateTime,
-    ) -> Result<Step> {
+    async fn call(&self, worker: &Worker, call: &Call, now: OffsetDateTime) -> Result<Step> {
+        let rules = self.rules();
+        let ec2 = self.ec2(call.region())?;
         match call {
-            Call::Launch { st, req } => launched(st, ec2.run_instance(&req).await, pending, now),
-            Call::Terminate { st, id } => terminated(st, ec2.terminate(&id).await, timings, now),
+            Call::Launch { st, req } => {
+                let pending = rules.pending_interval(worker, now);
+                launched(st.clone(), ec2.run_instance(req).await, pending, now)
+            }
+            Call::Terminate { st, id } => {
+                terminated(&rules, st.clone(), ec2.terminate(id).await, now)
+            }
         }
     }
 }
@@ -250,67 +296,32 @@ impl Provider for AwsProvider {
             }
         }
 
-        // The mutating calls, concurrently (the transport limits them).
-        let mut set = JoinSet::new();
-        for (i, c) in calls {
-            let ec2 = match self.ec2(c.region()) {
-                Ok(e) => e.clone(),
-                Err(e) => {
-                    out[i] = Some(Err(e));
-                    continue;
-                }
-            };
-            let pending = rules.pending_interval(&workers[i], now);
-            let timings = rules.timings;
-            set.spawn(async move { (i, Self::call(ec2, c, timings, pending, now).await) });
-        }
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok((i, r)) => out[i] = Some(r),
-                Err(e) => {
-                    // A panicked call task: every worker still without an
-                    // answer gets an error below.
-                    tracing::error!(error = %e, "an EC2 call task failed");
-                }
-            }
+        // The mutating calls, all concurrently (the transport limits them).
+        let answers = bounded(calls.len(), calls.len(), |k| {
+            let (i, c) = &calls[k];
+            self.call(&workers[*i], c, now)
+        })
+        .await;
+        for ((i, _), r) in calls.iter().zip(answers) {
+            out[*i] = Some(r);
         }
         out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::internal("the step's EC2 call task failed"))))
+            .map(|r| r.unwrap_or_else(|| Err(Error::internal("a worker got no step"))))
             .collect()
     }
 
+    /// One filtered DescribeInstances listing (every page, through core's
+    /// `paginate`) per configured region, the regions concurrently; the
+    /// first failed region (in configuration order) fails the listing.
     async fn list_owned(&self, scope: &OwnershipScope) -> Result<Vec<OwnedResource>> {
+        let regions = &self.settings.regions;
+        let per_region = bounded(regions.len(), regions.len(), |r| {
+            self.list_region(&regions[r], scope)
+        })
+        .await;
         let mut out = Vec::new();
-        for region in &self.settings.regions {
-            let ec2 = self.ec2(region)?;
-            let filters = vec![
-                Filter::builder()
-                    .name(format!("tag:{}", tag::MANAGER))
-                    .values(&scope.manager_id)
-                    .build(),
-                Filter::builder()
-                    .name(format!("tag:{}", tag::PROVIDER))
-                    .values(&scope.provider_id)
-                    .build(),
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(
-                        ["pending", "running", "shutting-down", "stopping", "stopped"]
-                            .map(String::from)
-                            .to_vec(),
-                    ))
-                    .build(),
-            ];
-            for i in ec2.describe(filters).await? {
-                let account = i.owner_id.clone().unwrap_or_default();
-                out.push(OwnedResource {
-                    id: format!("arn:aws:ec2:{region}:{account}:instance/{}", i.id),
-                    kind: "instance".into(),
-                    worker_id: i.tags.get(tag::WORKER).cloned(),
-                    created_at: i.launch_time,
-                    tags: i.tags,
-                });
-            }
+        for found in per_region {
+            out.extend(found?);
         }
         Ok(out)
     }
