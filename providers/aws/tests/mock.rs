@@ -2,17 +2,16 @@
 //! shared transport: lifecycle, crash replay, batched checks, error
 //! classification, throttles, eventual consistency, deadlines, bad input.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use skyfleet_aws::{AwsBuilder, AwsProvider, AwsState, Timings};
 use skyfleet_core::clock::{Clock, SystemClock};
 use skyfleet_core::provider::apply_step;
+use skyfleet_core::testing::fixtures;
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::{
-    DesiredState, ErrorKind, Lifecycle, OwnershipScope, OwnershipTags, Phase, Provider,
-    ProviderExt, Worker, WorkerSpec,
+    DesiredState, ErrorKind, OwnershipScope, Phase, Provider, ProviderExt, Worker,
 };
 use skyfleet_mock::MockCloud;
 
@@ -71,25 +70,13 @@ fn launch() -> Value {
 }
 
 fn worker(id: &str, launch: Value) -> Worker {
-    Worker::new(
-        WorkerSpec {
-            worker_id: id.into(),
-            pool_id: "proj/linux".into(),
-            provider_id: "aws".into(),
-            launch_config_id: "lc-1".into(),
-            launch,
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: MANAGER.into(),
-                pool_id: "proj/linux".into(),
-                worker_id: id.into(),
-                provider_id: "aws".into(),
-                extra: BTreeMap::new(),
-            },
-        },
-        SystemClock.now(),
-    )
+    fixtures::worker(id)
+        .pool("proj/linux")
+        .provider("aws")
+        .manager(MANAGER)
+        .launch_config("lc-1")
+        .launch(launch)
+        .build_now()
 }
 
 async fn control(url: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
