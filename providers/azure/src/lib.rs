@@ -35,9 +35,9 @@ pub mod client;
 pub mod credential;
 mod idempotency;
 mod launch;
+pub mod profile;
 mod provider;
 mod resources;
-pub mod profile;
 
 pub use builder::{AzureBuilder, AzureConfig, TransportSettings};
 pub use credential::{Credential, CredentialConfig, SecretString};
