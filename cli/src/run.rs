@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use skyfleet_core::fleet::{Demand, FixedDemand, Fleet, HttpDemand, TaskclusterDemand};
+use skyfleet_core::fleet::{Demand, FixedDemand, Fleet};
+use skyfleet_demand::{HttpDemand, TaskclusterDemand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, DemandSection};

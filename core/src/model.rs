@@ -512,12 +512,13 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::names;
     use serde_json::json;
 
     pub(crate) fn pool() -> PoolConfig {
         serde_json::from_value(json!({
             "pool_id": "ci/linux",
-            "provider_id": "aws",
+            "provider_id": names::AWS,
             "min_capacity": 0,
             "max_capacity": 10,
             "launch_configs": [{"id": "a", "launch": {"instance_type": "m5.large"}}]
@@ -527,8 +528,8 @@ mod tests {
 
     #[test]
     fn pool_validation_names_the_field() {
-        assert!(pool().validate(&["aws"]).is_ok());
-        let field = |p: PoolConfig| match p.validate(&["aws"]).unwrap_err().kind().clone() {
+        assert!(pool().validate(&[names::AWS]).is_ok());
+        let field = |p: PoolConfig| match p.validate(&[names::AWS]).unwrap_err().kind().clone() {
             crate::ErrorKind::InvalidConfig { field } => field,
             k => panic!("unexpected {k:?}"),
         };
@@ -552,7 +553,7 @@ mod tests {
     #[test]
     fn unknown_pool_keys_are_refused() {
         let e = serde_json::from_value::<PoolConfig>(json!({
-            "pool_id": "p", "provider_id": "aws", "max_capacity": 1, "launch_configs": [],
+            "pool_id": "p", "provider_id": names::AWS, "max_capacity": 1, "launch_configs": [],
             "max_capacty": 3
         }))
         .unwrap_err();
@@ -565,7 +566,7 @@ mod tests {
         let spec = WorkerSpec {
             worker_id: "w-1".into(),
             pool_id: "p".into(),
-            provider_id: "aws".into(),
+            provider_id: names::AWS.into(),
             launch_config_id: "a".into(),
             launch: json!({}),
             capacity: 1,
@@ -574,7 +575,7 @@ mod tests {
                 manager_id: "m".into(),
                 pool_id: "p".into(),
                 worker_id: "w-1".into(),
-                provider_id: "aws".into(),
+                provider_id: names::AWS.into(),
                 extra: BTreeMap::new(),
             },
         };

@@ -1,14 +1,14 @@
-//! Where demand comes from: the [`Demand`] trait and its sources.
+//! Where demand comes from: the [`Demand`] trait and the fixed source.
+//!
+//! Sources that poll a service (a JSON endpoint, Taskcluster's queue) live in
+//! the `skyfleet-demand` crate.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use async_trait::async_trait;
-use serde::Deserialize;
 
 use super::estimator::PoolDemand;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+use async_trait::async_trait;
 
 /// Pending and claimed work per pool.
 #[async_trait]
@@ -60,122 +60,5 @@ impl Demand for FixedDemand {
             .get(pool_id)
             .copied()
             .unwrap_or_default())
-    }
-}
-
-fn http_client(timeout: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| Error::internal(format!("demand: building HTTP client: {e}")))
-}
-
-async fn get_json<T: serde::de::DeserializeOwned>(
-    client: &reqwest::Client,
-    url: &str,
-) -> Result<T> {
-    let resp = client.get(url).send().await.map_err(|e| {
-        let kind = if e.is_timeout() {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Transient
-        };
-        Error::new(kind, format!("demand: GET {url}: {e}"))
-    })?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(Error::new(
-            if status.is_server_error() {
-                ErrorKind::Transient
-            } else {
-                ErrorKind::Internal
-            },
-            format!("demand: GET {url}: HTTP {status}"),
-        ));
-    }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| Error::new(ErrorKind::Transient, format!("demand: GET {url}: {e}")))?;
-    serde_json::from_slice(&body)
-        .map_err(|e| Error::internal(format!("demand: GET {url}: unexpected body: {e}")))
-}
-
-/// Demand from a JSON endpoint: `GET {url}?pool={pool_id}` answering
-/// `{"pending": N, "claimed": M}`.
-#[derive(Debug, Clone)]
-pub struct HttpDemand {
-    url: String,
-    client: reqwest::Client,
-}
-
-impl HttpDemand {
-    /// A source polling `url` with a 10 s timeout.
-    pub fn new(url: impl Into<String>) -> Result<Self> {
-        Ok(HttpDemand {
-            url: url.into(),
-            client: http_client(Duration::from_secs(10))?,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct HttpAnswer {
-    pending: u64,
-    #[serde(default)]
-    claimed: u64,
-}
-
-#[async_trait]
-impl Demand for HttpDemand {
-    async fn demand(&self, pool_id: &str) -> Result<PoolDemand> {
-        let mut url = url::Url::parse(&self.url)
-            .map_err(|e| Error::invalid_config("demand.url", format!("{e}")))?;
-        url.query_pairs_mut().append_pair("pool", pool_id);
-        let a: HttpAnswer = get_json(&self.client, url.as_str()).await?;
-        Ok(PoolDemand {
-            pending: a.pending,
-            claimed: a.claimed,
-        })
-    }
-}
-
-/// Demand from Taskcluster's queue: the task queue's pending and claimed
-/// counts (`GET {root_url}/api/queue/v1/task-queues/{id}/counts`). The task
-/// queue id is the pool id (`provisionerId/workerType`), as in Taskcluster.
-#[derive(Debug, Clone)]
-pub struct TaskclusterDemand {
-    root_url: String,
-    client: reqwest::Client,
-}
-
-impl TaskclusterDemand {
-    /// A source for the deployment at `root_url`.
-    pub fn new(root_url: impl Into<String>) -> Result<Self> {
-        Ok(TaskclusterDemand {
-            root_url: root_url.into().trim_end_matches('/').to_string(),
-            client: http_client(Duration::from_secs(10))?,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct QueueCounts {
-    pending_tasks: u64,
-    #[serde(default)]
-    claimed_tasks: u64,
-}
-
-#[async_trait]
-impl Demand for TaskclusterDemand {
-    async fn demand(&self, pool_id: &str) -> Result<PoolDemand> {
-        let id = pool_id.replace('/', "%2F");
-        let url = format!("{}/api/queue/v1/task-queues/{id}/counts", self.root_url);
-        let c: QueueCounts = get_json(&self.client, &url).await?;
-        Ok(PoolDemand {
-            pending: c.pending_tasks,
-            claimed: c.claimed_tasks,
-        })
     }
 }

@@ -50,7 +50,7 @@ pub mod provisioner;
 mod scanner;
 pub mod sweeper;
 
-pub use demand::{Demand, FixedDemand, HttpDemand, TaskclusterDemand};
+pub use demand::{Demand, FixedDemand};
 pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
 pub use provisioner::PoolReport;
 pub use sweeper::SweepReport;

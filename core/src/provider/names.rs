@@ -11,5 +11,5 @@ pub const AZURE: &str = "azure";
 pub const GCP: &str = "gcp";
 /// A fixed set of machines.
 pub const STATIC: &str = "static";
-/// The in-memory provider of [`crate::testing`].
+/// The in-memory provider of core's `testing` module (feature `testing`).
 pub const TESTING: &str = "testing";

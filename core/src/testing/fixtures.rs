@@ -5,7 +5,7 @@
 //! let now = time::OffsetDateTime::now_utc();
 //! let w = fixtures::worker("w-1")
 //!     .pool("ci/linux")
-//!     .provider("aws")
+//!     .provider(skyfleet_core::provider::names::AWS)
 //!     .launch(serde_json::json!({"region": "us-east-1"}))
 //!     .build(now);
 //! assert_eq!(w.spec.tags.pool_id, "ci/linux");
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use crate::model::{Lifecycle, OwnershipTags, Worker, WorkerSpec};
+use crate::provider::names;
 
 /// A worker fixture with every field defaulted: pool `pool`, provider
 /// `testing`, manager `mgr`, launch config `lc`, launch `{}`, capacity 1.
@@ -24,7 +25,7 @@ pub fn worker(worker_id: impl Into<String>) -> WorkerFixture {
     WorkerFixture {
         worker_id: worker_id.into(),
         pool_id: "pool".into(),
-        provider_id: "testing".into(),
+        provider_id: names::TESTING.into(),
         manager_id: "mgr".into(),
         launch_config_id: "lc".into(),
         launch: serde_json::json!({}),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::cloud::{InstanceStatus, TestingCloud};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{tag, DesiredState, OwnedResource, OwnershipScope, Phase, Worker};
-use crate::provider::{Provider, Step};
+use crate::provider::{names, Provider, Step};
 
 /// The resumable state the testing provider keeps on each worker.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -85,7 +85,7 @@ impl Provider for TestingProvider {
     }
 
     fn kind(&self) -> &'static str {
-        "testing"
+        names::TESTING
     }
 
     fn partition(&self, worker: &Worker) -> Option<String> {
@@ -213,7 +213,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn create_then_remove_leaves_nothing() {
         let cloud = TestingCloud::new(TestingConfig::default());
-        let p = TestingProvider::new("testing", cloud.clone());
+        let p = TestingProvider::new(names::TESTING, cloud.clone());
         let clock = TokioClock::new();
         let mut w = worker("w-1", clock.now());
         p.create(&mut w, &clock, Duration::from_secs(10))
@@ -224,7 +224,7 @@ mod tests {
         let owned = p
             .list_owned(&OwnershipScope {
                 manager_id: "mgr".into(),
-                provider_id: "testing".into(),
+                provider_id: names::TESTING.into(),
             })
             .await
             .unwrap();
@@ -240,7 +240,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_replayed_step_creates_nothing_new() {
         let cloud = TestingCloud::new(TestingConfig::default());
-        let p = TestingProvider::new("testing", cloud.clone());
+        let p = TestingProvider::new(names::TESTING, cloud.clone());
         let clock = TokioClock::new();
         let mut w = worker("w-2", clock.now());
         // Step 1 persists the name; step 2 sends the create.
@@ -261,7 +261,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn injected_failure_is_returned_and_retried() {
         let cloud = TestingCloud::new(TestingConfig::default());
-        let p = TestingProvider::new("testing", cloud.clone());
+        let p = TestingProvider::new(names::TESTING, cloud.clone());
         cloud.inject(CallKind::Create, Error::new(ErrorKind::Transient, "boom"));
         let clock = TokioClock::new();
         let mut w = worker("w-3", clock.now());
@@ -278,7 +278,7 @@ mod tests {
             boot_time: Duration::from_secs(3600),
             ..TestingConfig::default()
         });
-        let p = TestingProvider::new("testing", cloud.clone());
+        let p = TestingProvider::new(names::TESTING, cloud.clone());
         let clock = TokioClock::new();
         let mut w = worker("w-4", clock.now());
         w.spec.lifecycle.provisioning_deadline = Duration::from_secs(5);
@@ -299,7 +299,7 @@ mod tests {
     #[tokio::test]
     async fn garbled_state_is_an_error_for_that_worker() {
         let cloud = TestingCloud::new(TestingConfig::default());
-        let p = TestingProvider::new("testing", cloud);
+        let p = TestingProvider::new(names::TESTING, cloud);
         let mut w = worker("w-5", OffsetDateTime::now_utc());
         w.provider_state = serde_json::json!({"name": 7});
         let e = p.step(&w).await.unwrap_err();

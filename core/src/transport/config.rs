@@ -437,6 +437,7 @@ impl TransportConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::names;
     use crate::ErrorKind;
 
     fn field(r: Result<()>) -> String {
@@ -453,7 +454,7 @@ mod tests {
     fn defaults_are_valid_and_neutral() {
         let c = TransportConfig::default();
         c.validate().unwrap();
-        for p in ["aws", "azure", "gcp", "other"] {
+        for p in [names::AWS, names::AZURE, names::GCP, "other"] {
             assert_eq!(
                 c.limit_for(p, ApiClass::Poll),
                 (ApiClass::Poll, Limit::per_second(10, 50))
@@ -498,14 +499,14 @@ mod tests {
         let d = TransportConfig::default;
         assert_eq!(
             field(
-                d().with_limit("aws", ApiClass::Read, Limit::per_second(0, 5))
+                d().with_limit(names::AWS, ApiClass::Read, Limit::per_second(0, 5))
                     .validate()
             ),
             "limits.aws.read.count"
         );
         assert_eq!(
             field(
-                d().with_limit("aws", ApiClass::Write, Limit::per_second(5, 0))
+                d().with_limit(names::AWS, ApiClass::Write, Limit::per_second(5, 0))
                     .validate()
             ),
             "limits.aws.write.burst"
@@ -523,7 +524,7 @@ mod tests {
         );
         assert_eq!(
             field(
-                d().with_operation_limit("aws", "RunInstances", Limit::per_minute(3, 0))
+                d().with_operation_limit(names::AWS, "RunInstances", Limit::per_minute(3, 0))
                     .validate()
             ),
             "operation_limits.aws.RunInstances.burst"

@@ -339,6 +339,7 @@ pub(crate) fn clone_request(req: &Request<Bytes>) -> Request<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::names;
     use crate::transport::ApiClass;
 
     #[test]
@@ -349,7 +350,7 @@ mod tests {
             timeout_cost: 10,
             success_refund: 1,
         });
-        let k = Key::new("aws", "a", "r", ApiClass::Read);
+        let k = Key::new(names::AWS, "a", "r", ApiClass::Read);
         assert!(b.try_withdraw(&k, 5));
         assert!(b.try_withdraw(&k, 5));
         assert!(!b.try_withdraw(&k, 5));

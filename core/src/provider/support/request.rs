@@ -244,10 +244,11 @@ impl ApiResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::names;
 
     #[test]
     fn builds_key_class_operation_and_headers() {
-        let key = Key::new("gcp", "p", "z", ApiClass::Read);
+        let key = Key::new(names::GCP, "p", "z", ApiClass::Read);
         let req = ApiRequest::new(Method::POST, "https://cloud.example/v1/things")
             .json(serde_json::json!({"a": 1}))
             .bearer(&Secret::new("tok"))
@@ -265,7 +266,7 @@ mod tests {
         assert!(req.headers()[AUTHORIZATION].is_sensitive());
         assert_eq!(req.headers()["x-extra"], "1");
         assert_eq!(req.transport_key().class(), ApiClass::Write);
-        assert_eq!(req.transport_key().provider(), "gcp");
+        assert_eq!(req.transport_key().provider(), names::GCP);
         assert_eq!(req.operation(), "things.insert");
         assert!(crate::transport::is_idempotent(&req));
     }
