@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use skyfleet_aws::AwsBuilder;
 use skyfleet_azure::credential::CredentialConfig;
-use skyfleet_azure::{AzureConfig, AzureProvider, SecretString};
+use skyfleet_azure::{AzureConfig, AzureProvider, Secret};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{DynProvider, PollPolicy, PoolConfig};
 use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
@@ -154,7 +154,7 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
     az.resource_groups = vec![RESOURCE_GROUP.into()];
     az.endpoint = url.trim_end_matches('/').to_string();
     az.credential = CredentialConfig::StaticToken {
-        token: SecretString::new("demo-token"),
+        token: Secret::new("demo-token"),
     };
     az.ca_pem = Some(ca_pem.to_string());
     az.poll = poll();

@@ -420,7 +420,7 @@ pub fn azure_provider(backend: Backend, clock: Arc<ManualClock>) -> skyfleet_azu
     az.resource_groups = vec!["rg".into()];
     az.endpoint = AZURE_ENDPOINT.to_string();
     az.credential = skyfleet_azure::CredentialConfig::StaticToken {
-        token: skyfleet_azure::SecretString::new("t"),
+        token: skyfleet_azure::Secret::new("t"),
     };
     skyfleet_azure::AzureProvider::with_transport(az, transport(backend))
         .expect("a valid Azure config")

@@ -194,7 +194,7 @@ async fn azure_conforms_on_the_mock() {
     config.endpoint = mock.url().to_string();
     config.resource_groups = vec!["workers".into()];
     config.credential = skyfleet_azure::CredentialConfig::StaticToken {
-        token: skyfleet_azure::SecretString::new("test-token"),
+        token: skyfleet_azure::Secret::new("test-token"),
     };
     config.ca_pem = Some(pem);
     config.poll = PollPolicy {

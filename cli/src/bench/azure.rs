@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use skyfleet_azure::{AzureConfig, AzureProvider, Credential, CredentialConfig, SecretString};
+use skyfleet_azure::{AzureConfig, AzureProvider, Credential, CredentialConfig, Secret};
 use skyfleet_core::transport::{RequestExt, ReqwestService, Transport};
 use skyfleet_core::{DesiredState, Phase, Worker};
 use skyfleet_mock::{MockCloud, MockConfig};
@@ -186,7 +186,7 @@ async fn measure(args: &Args, mock: &MockCloud, durations: [f64; 5]) -> Result<V
     cfg.endpoint = url.to_string();
     cfg.resource_groups = vec![RG.into()];
     cfg.credential = CredentialConfig::StaticToken {
-        token: SecretString::new("bench"),
+        token: Secret::new("bench"),
     };
     cfg.ca_pem = Some(pem.to_string());
     cfg.transport.reads_per_s = Some(100_000);

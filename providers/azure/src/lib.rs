@@ -35,14 +35,15 @@ pub mod client;
 pub mod credential;
 mod idempotency;
 mod launch;
+pub mod profile;
 mod provider;
 mod resources;
-pub mod profile;
 
 pub use builder::{AzureBuilder, AzureConfig, TransportSettings};
-pub use credential::{Credential, CredentialConfig, SecretString};
+pub use credential::{Credential, CredentialConfig};
 pub use launch::{AzureLaunch, DataDisk, ImageRef, OsDisk};
 pub use provider::AzureProvider;
+pub use skyfleet_core::provider::support::Secret;
 
 /// Internals reached by tests and the fuzz crate: NOT a stable API.
 #[cfg(feature = "testing")]

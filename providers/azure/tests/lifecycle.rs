@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use serde_json::json;
-use skyfleet_azure::{AzureProvider, Credential, CredentialConfig, SecretString};
+use skyfleet_azure::{AzureProvider, Credential, CredentialConfig, Secret};
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{OwnershipScope, Phase, Provider};
 
@@ -39,7 +39,7 @@ async fn client_secret_credential_gets_tokens_from_azure_ad() {
     let cfg = CredentialConfig::ClientSecret {
         tenant_id: "00000000-0000-0000-0000-00000000000a".into(),
         client_id: "app".into(),
-        client_secret: SecretString::new("s3cret"),
+        client_secret: Secret::new("s3cret"),
         authority_host: Some(env.mock.url().to_string()),
     };
     let c = Credential::from_config(&cfg, env.mock.cert_pem()).unwrap();
@@ -56,7 +56,7 @@ async fn client_secret_credential_gets_tokens_from_azure_ad() {
     let bad = CredentialConfig::ClientSecret {
         tenant_id: "t".into(),
         client_id: "app".into(),
-        client_secret: SecretString::new("s"),
+        client_secret: Secret::new("s"),
         authority_host: Some("http://login.invalid".into()),
     };
     assert!(Credential::from_config(&bad, None).is_err());
