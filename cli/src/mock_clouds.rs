@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skyfleet_aws::AwsBuilder;
-use skyfleet_azure::credential::CredentialConfig;
-use skyfleet_azure::{AzureConfig, AzureProvider, Secret};
+use skyfleet_azure::CredentialConfig;
+use skyfleet_azure::{AzureBuilder, AzureConfig, Secret};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{DynProvider, PollPolicy, PoolConfig};
 use skyfleet_gcp::{Credentials, GcpConfig, GcpProvider};
@@ -160,7 +160,10 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
     az.poll = poll();
     az.health_interval_s = 30.0;
     az.busy_retry_s = 0.5;
-    let azure = AzureProvider::with_transport(az, t).map_err(|e| format!("azure provider: {e}"))?;
+    let azure = AzureBuilder::from_config(az)
+        .with_transport(t)
+        .build()
+        .map_err(|e| format!("azure provider: {e}"))?;
     let subnet = format!(
         "/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Network/virtualNetworks/demo-vnet/subnets/workers"
     );

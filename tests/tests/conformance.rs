@@ -205,7 +205,9 @@ async fn azure_conforms_on_the_mock() {
         max_consecutive_errors: 5,
     };
     config.busy_retry_s = 0.2;
-    let provider = skyfleet_azure::AzureProvider::new(config).expect("valid config");
+    let provider = skyfleet_azure::AzureBuilder::from_config(config)
+        .build()
+        .expect("valid config");
     run_all(&Subject {
         name: "azure".into(),
         provider: Arc::new(provider),

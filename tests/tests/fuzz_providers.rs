@@ -119,7 +119,10 @@ async fn providers(url: &str, ca_pem: &str) -> Vec<(DynProvider, serde_json::Val
         token: skyfleet_azure::Secret::new("t"),
     };
     az.ca_pem = Some(ca_pem.to_string());
-    let azure = skyfleet_azure::AzureProvider::with_transport(az, t).unwrap();
+    let azure = skyfleet_azure::AzureBuilder::from_config(az)
+        .with_transport(t)
+        .build()
+        .unwrap();
     vec![
         (
             Arc::new(aws) as DynProvider,

@@ -12,14 +12,13 @@ use http::Method;
 use serde_json::Value;
 use skyfleet_core::clock::Clock;
 use skyfleet_core::model::tag;
-use skyfleet_core::transport::{ApiClass, Transport};
+use skyfleet_core::transport::ApiClass;
 use skyfleet_core::{Error, OwnedResource, OwnershipScope, Provider, Result, Step, Worker};
 use time::OffsetDateTime;
 
-use crate::builder::{AzureBuilder, AzureConfig, Settings};
+use crate::builder::Settings;
 use crate::chain::Ctx;
 use crate::client::{ArmClient, ResourceType};
-use crate::credential::Credential;
 use crate::launch::AzureLaunch;
 
 /// The Azure provider: one subscription. Built by
@@ -54,39 +53,6 @@ impl AzureProvider {
             client,
             clock,
         }
-    }
-
-    /// Builds the provider from its config (same as
-    /// `AzureBuilder::from_config(config).build()`).
-    pub fn new(config: AzureConfig) -> Result<Self> {
-        AzureBuilder::from_config(config).build()
-    }
-
-    /// Like [`AzureProvider::new`] over an existing transport (same as
-    /// `AzureBuilder::from_config(config).with_transport(transport).build()`).
-    pub fn with_transport(config: AzureConfig, transport: Transport) -> Result<Self> {
-        AzureBuilder::from_config(config)
-            .with_transport(transport)
-            .build()
-    }
-
-    /// Assembles a provider from its parts (same as the builder with
-    /// `.with_transport(transport).with_token_source(credential)`).
-    pub fn with_parts(
-        config: AzureConfig,
-        transport: Transport,
-        credential: Arc<Credential>,
-    ) -> Result<Self> {
-        AzureBuilder::from_config(config)
-            .with_transport(transport)
-            .with_token_source(credential)
-            .build()
-    }
-
-    /// Uses `clock` for deadlines and schedules (default: the system clock).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// The ARM client.

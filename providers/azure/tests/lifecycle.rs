@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use serde_json::json;
-use skyfleet_azure::{AzureProvider, Credential, CredentialConfig, Secret};
+use skyfleet_azure::{AzureBuilder, Credential, CredentialConfig, Secret};
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{OwnershipScope, Phase, Provider};
 
@@ -48,7 +48,7 @@ async fn client_secret_credential_gets_tokens_from_azure_ad() {
     assert_eq!(c.token().await.unwrap(), t1, "cached");
     let mut pc = env.config();
     pc.credential = cfg;
-    let p = AzureProvider::new(pc).unwrap();
+    let p = AzureBuilder::from_config(pc).build().unwrap();
     let mut w = worker("cred-1", launch(false, 0));
     drive(&p, &mut w, &[Phase::Running]).await;
     assert_eq!(w.phase, Phase::Running, "{:?}", w.last_error);
@@ -95,8 +95,11 @@ async fn list_owned_filters_by_ownership_tags_across_pages() {
         )
     });
     let transport = Transport::builder().build_with(svc).unwrap();
-    let p =
-        AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t"))).unwrap();
+    let p = AzureBuilder::from_config(cfg)
+        .with_transport(transport)
+        .with_token_source(Arc::new(Credential::static_token("t")))
+        .build()
+        .unwrap();
     let mut owned = p
         .list_owned(&OwnershipScope {
             manager_id: MANAGER.into(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skyfleet_azure::{AzureConfig, AzureProvider, CredentialConfig, Secret};
+use skyfleet_azure::{AzureBuilder, AzureConfig, AzureProvider, CredentialConfig, Secret};
 use skyfleet_core::clock::SystemClock;
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::{Lifecycle, OwnershipTags, Phase, PollPolicy, Provider, Worker, WorkerSpec};
@@ -106,7 +106,9 @@ impl Env {
     }
 
     pub fn provider(&self) -> AzureProvider {
-        AzureProvider::new(self.config()).expect("provider")
+        AzureBuilder::from_config(self.config())
+            .build()
+            .expect("provider")
     }
 
     /// Every ARM resource of ours (not the group or the network).
