@@ -310,7 +310,8 @@ impl Credential {
     }
 
     /// A valid bearer token for ARM, from the cache unless it expires within
-    /// [`REFRESH_MARGIN`].
+    /// five minutes; a refresh that takes over 30 seconds fails this call
+    /// (kind `Timeout`, code `TokenRefreshTimeout`).
     pub async fn token(&self) -> Result<String> {
         match &self.source {
             Source::Static(t) => Ok(t.expose().to_string()),

@@ -30,9 +30,9 @@
 
 mod builder;
 mod chain;
-pub mod classify;
-pub mod client;
-pub mod credential;
+mod classify;
+mod client;
+mod credential;
 mod idempotency;
 mod launch;
 pub mod profile;
@@ -49,4 +49,13 @@ pub use skyfleet_core::provider::support::Secret;
 #[cfg(feature = "testing")]
 pub mod testing {
     pub use crate::chain::ChainState;
+    pub use crate::classify::{from_response, parse_error_body};
+    pub use crate::client::{
+        ArmClient, ArmOperation, ArmResponse, PollKind, PollOutcome, ResourceType, Started,
+    };
+
+    /// The ARM client `provider` sends through.
+    pub fn client(provider: &crate::AzureProvider) -> &ArmClient {
+        provider.client()
+    }
 }

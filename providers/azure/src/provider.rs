@@ -56,7 +56,8 @@ impl AzureProvider {
     }
 
     /// The ARM client.
-    pub fn client(&self) -> &ArmClient {
+    #[cfg(feature = "testing")]
+    pub(crate) fn client(&self) -> &ArmClient {
         &self.client
     }
 

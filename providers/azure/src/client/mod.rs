@@ -249,11 +249,6 @@ impl ArmClient {
         }
     }
 
-    /// The transport (shared state, metrics).
-    pub fn transport(&self) -> &Transport {
-        &self.transport
-    }
-
     /// The subscription id.
     pub fn subscription(&self) -> &str {
         &self.subscription
