@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skyfleet_aws::AwsBuilder;
-use skyfleet_azure::credential::CredentialConfig;
-use skyfleet_azure::{AzureConfig, AzureProvider, SecretString};
+use skyfleet_azure::CredentialConfig;
+use skyfleet_azure::{AzureBuilder, AzureConfig, Secret};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{DynProvider, PollPolicy, PoolConfig};
 use skyfleet_gcp::{Credentials, GcpBuilder};
@@ -153,13 +153,16 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
     az.resource_groups = vec![RESOURCE_GROUP.into()];
     az.endpoint = url.trim_end_matches('/').to_string();
     az.credential = CredentialConfig::StaticToken {
-        token: SecretString::new("demo-token"),
+        token: Secret::new("demo-token"),
     };
     az.ca_pem = Some(ca_pem.to_string());
     az.poll = poll();
     az.health_interval_s = 30.0;
     az.busy_retry_s = 0.5;
-    let azure = AzureProvider::with_transport(az, t).map_err(|e| format!("azure provider: {e}"))?;
+    let azure = AzureBuilder::from_config(az)
+        .with_transport(t)
+        .build()
+        .map_err(|e| format!("azure provider: {e}"))?;
     let subnet = format!(
         "/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Network/virtualNetworks/demo-vnet/subnets/workers"
     );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use skyfleet_aws::AwsBuilder;
-use skyfleet_azure::{AzureConfig, AzureProvider};
+use skyfleet_azure::{AzureBuilder, AzureConfig};
 use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::DynProvider;
@@ -122,7 +122,11 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
                     let path = e.path().to_string();
                     format!("at `{path}`: {}", e.into_inner())
                 })?;
-            Ok(Arc::new(AzureProvider::new(c).map_err(|e| e.to_string())?))
+            Ok(Arc::new(
+                AzureBuilder::from_config(c)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ))
         }
         "static" => {
             if let Some(k) = section.settings.keys().next() {

@@ -47,25 +47,25 @@ fn parse_directly(a: &RawAnswer, azure: &skyfleet_azure::AzureProvider) {
         let _ = skyfleet_core::transport::parse_retry_after(v);
     }
     // Azure.
-    let _ = skyfleet_azure::classify::parse_error_body(&a.body);
-    let e = skyfleet_azure::classify::from_response(a.status, &a.body, ra, "fuzz");
+    let _ = skyfleet_azure::testing::parse_error_body(&a.body);
+    let e = skyfleet_azure::testing::from_response(a.status, &a.body, ra, "fuzz");
     assert!(!e.message().is_empty());
-    let resp = skyfleet_azure::client::ArmResponse {
+    let resp = skyfleet_azure::testing::ArmResponse {
         status: a.status,
         headers: a.headers.clone(),
         body: a.body.clone(),
     };
     let _ = resp.json::<serde_json::Value>("fuzz");
     let _ = resp.error_code();
-    let client = azure.client();
-    let url = client.resource_url("rg", skyfleet_azure::client::ResourceType::Nic, "n");
+    let client = skyfleet_azure::testing::client(azure);
+    let url = client.resource_url("rg", skyfleet_azure::testing::ResourceType::Nic, "n");
     let now = time::OffsetDateTime::UNIX_EPOCH;
     for (method, fs) in [
         (http::Method::PUT, FinalState::OriginalUri),
         (http::Method::PUT, FinalState::Location),
         (http::Method::DELETE, FinalState::None),
     ] {
-        let _ = skyfleet_azure::client::ArmOperation::start(
+        let _ = skyfleet_azure::testing::ArmOperation::start(
             client,
             &resp,
             &method,

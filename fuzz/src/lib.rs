@@ -420,11 +420,13 @@ pub fn azure_provider(backend: Backend, clock: Arc<ManualClock>) -> skyfleet_azu
     az.resource_groups = vec!["rg".into()];
     az.endpoint = AZURE_ENDPOINT.to_string();
     az.credential = skyfleet_azure::CredentialConfig::StaticToken {
-        token: skyfleet_azure::SecretString::new("t"),
+        token: skyfleet_azure::Secret::new("t"),
     };
-    skyfleet_azure::AzureProvider::with_transport(az, transport(backend))
-        .expect("a valid Azure config")
+    skyfleet_azure::AzureBuilder::from_config(az)
+        .with_transport(transport(backend))
         .with_clock(clock)
+        .build()
+        .expect("a valid Azure config")
 }
 
 /// The Azure launch config the targets use: a public IP, one data disk and

@@ -196,7 +196,7 @@ async fn azure_conforms_on_the_mock() {
     config.endpoint = mock.url().to_string();
     config.resource_groups = vec!["workers".into()];
     config.credential = skyfleet_azure::CredentialConfig::StaticToken {
-        token: skyfleet_azure::SecretString::new("test-token"),
+        token: skyfleet_azure::Secret::new("test-token"),
     };
     config.ca_pem = Some(pem);
     config.poll = PollPolicy {
@@ -207,7 +207,9 @@ async fn azure_conforms_on_the_mock() {
         max_consecutive_errors: 5,
     };
     config.busy_retry_s = 0.2;
-    let provider = skyfleet_azure::AzureProvider::new(config).expect("valid config");
+    let provider = skyfleet_azure::AzureBuilder::from_config(config)
+        .build()
+        .expect("valid config");
     run_all(&Subject {
         name: "azure".into(),
         provider: Arc::new(provider),

@@ -115,10 +115,13 @@ async fn providers(url: &str, ca_pem: &str) -> Vec<(DynProvider, serde_json::Val
     az.resource_groups = vec!["rg".into()];
     az.endpoint = url.to_string();
     az.credential = skyfleet_azure::CredentialConfig::StaticToken {
-        token: skyfleet_azure::SecretString::new("t"),
+        token: skyfleet_azure::Secret::new("t"),
     };
     az.ca_pem = Some(ca_pem.to_string());
-    let azure = skyfleet_azure::AzureProvider::with_transport(az, t).unwrap();
+    let azure = skyfleet_azure::AzureBuilder::from_config(az)
+        .with_transport(t)
+        .build()
+        .unwrap();
     vec![
         (
             Arc::new(aws) as DynProvider,

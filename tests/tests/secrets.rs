@@ -13,7 +13,7 @@ fn provider_configs_redact_secrets_in_debug() {
 
     let mut az = skyfleet_azure::AzureConfig::new("00000000-0000-0000-0000-000000000001");
     az.credential = skyfleet_azure::CredentialConfig::StaticToken {
-        token: skyfleet_azure::SecretString::new("azure-token-must-not-leak"),
+        token: skyfleet_azure::Secret::new("azure-token-must-not-leak"),
     };
     let d = format!("{az:?} {:?}", az.credential);
     assert!(!d.contains("azure-token-must-not-leak"), "{d}");

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use skyfleet_azure::{AzureConfig, AzureProvider, Credential, CredentialConfig, SecretString};
+use skyfleet_azure::{
+    AzureBuilder, AzureConfig, AzureProvider, Credential, CredentialConfig, Secret,
+};
 use skyfleet_core::transport::{RequestExt, ReqwestService, Transport};
 use skyfleet_core::{DesiredState, Phase, Worker};
 use skyfleet_mock::{MockCloud, MockConfig};
@@ -186,7 +188,7 @@ async fn measure(args: &Args, mock: &MockCloud, durations: [f64; 5]) -> Result<V
     cfg.endpoint = url.to_string();
     cfg.resource_groups = vec![RG.into()];
     cfg.credential = CredentialConfig::StaticToken {
-        token: SecretString::new("bench"),
+        token: Secret::new("bench"),
     };
     cfg.ca_pem = Some(pem.to_string());
     cfg.transport.reads_per_s = Some(100_000);
@@ -213,8 +215,10 @@ async fn measure(args: &Args, mock: &MockCloud, durations: [f64; 5]) -> Result<V
         }
     });
     let transport = Transport::builder().config(tc).build_with(svc)?;
-    let provider =
-        AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("bench")))?;
+    let provider = AzureBuilder::from_config(cfg)
+        .with_transport(transport)
+        .with_token_source(Arc::new(Credential::static_token("bench")))
+        .build()?;
 
     let disks: Vec<Value> = (0..args.data_disks)
         .map(|_| json!({"size_gb": 8}))

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use skyfleet_azure::{AzureBuilder, CredentialConfig, SecretString};
+use skyfleet_azure::{AzureBuilder, CredentialConfig, Secret};
 use skyfleet_core::clock::SystemClock;
 use skyfleet_core::{Lifecycle, OwnershipTags, Provider, ProviderExt, Worker, WorkerSpec};
 use skyfleet_mock::MockCloud;
@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_credential(CredentialConfig::ClientSecret {
             tenant_id: "00000000-0000-0000-0000-0000000000te".into(),
             client_id: "skyfleet-example".into(),
-            client_secret: SecretString::new("not-a-real-secret"),
+            client_secret: Secret::new("not-a-real-secret"),
             authority_host: Some(mock.url().to_string()),
         })
         .build()?;

@@ -26,7 +26,7 @@ pub const PUBLIC_ENDPOINT: &str = "https://management.azure.com";
 
 /// The configuration of one [`AzureProvider`](crate::AzureProvider): one
 /// subscription, its credentials, endpoint and pacing.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AzureConfig {
     /// The provider id (unique in a fleet), also the `skyfleet-provider` tag.
@@ -47,7 +47,7 @@ pub struct AzureConfig {
     pub credential: CredentialConfig,
     /// Extra PEM root certificates trusted for ARM (and the token authority),
     /// for private endpoints and test servers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ca_pem: Option<String>,
     /// Transport tuning (timeouts, attempts, rate limits).
     #[serde(default)]

@@ -13,20 +13,20 @@
 //! minutes before expiry, so thousands of concurrent steps never stampede
 //! the token endpoint and never send a token that expires mid-call.
 //!
-//! Secrets ([`SecretString`]) print as `<redacted>` in `Debug` and are never
-//! logged.
+//! Secrets (core's [`Secret`]) print as `[redacted]` and are never logged;
+//! the token refresh runs under core's [`TokenCache`], bounded by a timeout,
+//! so a hung identity endpoint fails that call instead of every later one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
-use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::credentials::TokenCredential;
 use azure_core::http::ClientOptions;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use skyfleet_core::provider::support::{Secret, Token, TokenCache};
 use skyfleet_core::{Error, ErrorKind, Result};
-use time::OffsetDateTime;
-use tokio::sync::Mutex;
 
 /// The scope of Azure Resource Manager tokens.
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
@@ -34,31 +34,11 @@ pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 /// How long before expiry a cached token is refreshed.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
-/// A string that never shows in `Debug` output.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        SecretString(s.into())
-    }
-
-    /// The secret itself; callers must not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// How long one token refresh may take before that call fails.
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which credential the provider authenticates with.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CredentialConfig {
     /// Pick from the environment, as the Azure SDKs do (see the module doc).
@@ -67,7 +47,7 @@ pub enum CredentialConfig {
     /// A fixed bearer token (tests, mocks, short scripts). Never refreshed.
     StaticToken {
         /// The token.
-        token: SecretString,
+        token: Secret,
     },
     /// A service principal with a client secret.
     ClientSecret {
@@ -76,40 +56,40 @@ pub enum CredentialConfig {
         /// Application (client) id.
         client_id: String,
         /// The secret.
-        client_secret: SecretString,
+        client_secret: Secret,
         /// The authority host (default `https://login.microsoftonline.com`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         authority_host: Option<String>,
     },
     /// The managed identity of the machine the process runs on.
     ManagedIdentity {
         /// The client id of a user-assigned identity (system-assigned if unset).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         client_id: Option<String>,
     },
     /// Workload identity federation (Kubernetes): a service account token
     /// file exchanged for an Entra token.
     WorkloadIdentity {
         /// Tenant id (default `AZURE_TENANT_ID`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         tenant_id: Option<String>,
         /// Client id (default `AZURE_CLIENT_ID`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         client_id: Option<String>,
         /// Token file (default `AZURE_FEDERATED_TOKEN_FILE`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         token_file: Option<PathBuf>,
         /// The authority host (default `https://login.microsoftonline.com`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         authority_host: Option<String>,
     },
     /// The signed-in Azure CLI (`az account get-access-token`).
     AzureCli {
         /// Tenant to get tokens for.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         tenant_id: Option<String>,
         /// Subscription whose tenant to use.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         subscription: Option<String>,
     },
 }
@@ -156,17 +136,11 @@ impl CredentialConfig {
     }
 }
 
-#[derive(Debug)]
-struct Cached {
-    token: Secret,
-    expires_on: OffsetDateTime,
-}
-
 enum Source {
-    Static(SecretString),
+    Static(Secret),
     Identity {
         credential: Arc<dyn TokenCredential>,
-        cache: Mutex<Option<Cached>>,
+        cache: TokenCache,
     },
 }
 
@@ -217,7 +191,7 @@ impl Credential {
     /// A credential that always answers `token` (tests and mocks).
     pub fn static_token(token: impl Into<String>) -> Self {
         Credential {
-            source: Source::Static(SecretString::new(token)),
+            source: Source::Static(Secret::new(token)),
         }
     }
 
@@ -226,7 +200,7 @@ impl Credential {
         Credential {
             source: Source::Identity {
                 credential,
-                cache: Mutex::new(None),
+                cache: TokenCache::new(REFRESH_MARGIN, REFRESH_TIMEOUT),
             },
         }
     }
@@ -252,7 +226,7 @@ impl Credential {
                 azure_identity::ClientSecretCredential::new(
                     tenant_id,
                     client_id.clone(),
-                    Secret::new(client_secret.expose().to_string()),
+                    azure_core::credentials::Secret::new(client_secret.expose().to_string()),
                     Some(options),
                 )
                 .map_err(|e| cred_error("client secret", e))?
@@ -319,7 +293,7 @@ impl Credential {
             CredentialConfig::ClientSecret {
                 tenant_id,
                 client_id,
-                client_secret: SecretString::new(secret),
+                client_secret: Secret::new(secret),
                 authority_host: authority,
             }
         } else if var("IDENTITY_ENDPOINT").is_some() || var("MSI_ENDPOINT").is_some() {
@@ -336,34 +310,33 @@ impl Credential {
     }
 
     /// A valid bearer token for ARM, from the cache unless it expires within
-    /// [`REFRESH_MARGIN`].
+    /// five minutes; a refresh that takes over 30 seconds fails this call
+    /// (kind `Timeout`, code `TokenRefreshTimeout`).
     pub async fn token(&self) -> Result<String> {
         match &self.source {
             Source::Static(t) => Ok(t.expose().to_string()),
             Source::Identity { credential, cache } => {
-                let mut guard = cache.lock().await;
-                let now = OffsetDateTime::now_utc();
-                if let Some(c) = guard.as_ref() {
-                    if c.expires_on - now > REFRESH_MARGIN {
-                        return Ok(c.token.secret().to_string());
-                    }
-                }
-                let fresh = credential
-                    .get_token(&[ARM_SCOPE], None)
+                let secret = cache
+                    .get(|| async {
+                        let fresh =
+                            credential
+                                .get_token(&[ARM_SCOPE], None)
+                                .await
+                                .map_err(|e| {
+                                    Error::new(
+                                        ErrorKind::Unauthenticated,
+                                        format!("cannot get an ARM token: {e}"),
+                                    )
+                                    .with_provider("azure")
+                                })?;
+                        Ok(Token {
+                            secret: Secret::new(fresh.token.secret()),
+                            expires_at: Some(fresh.expires_on),
+                        })
+                    })
                     .await
-                    .map_err(|e| {
-                        Error::new(
-                            ErrorKind::Unauthenticated,
-                            format!("cannot get an ARM token: {e}"),
-                        )
-                        .with_provider("azure")
-                    })?;
-                let token = fresh.token.secret().to_string();
-                *guard = Some(Cached {
-                    token: fresh.token,
-                    expires_on: fresh.expires_on,
-                });
-                Ok(token)
+                    .map_err(|e| e.with_provider("azure"))?;
+                Ok(secret.expose().to_string())
             }
         }
     }
@@ -373,6 +346,7 @@ impl Credential {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use time::OffsetDateTime;
 
     #[derive(Debug)]
     struct Counting {
@@ -415,17 +389,39 @@ mod tests {
         assert_eq!(c.token().await.unwrap(), "tok-1");
     }
 
+    #[derive(Debug)]
+    struct Hung;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Hung {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_identity_endpoint_times_out() {
+        let c = Credential::from_token_credential(Arc::new(Hung));
+        let e = c.token().await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::Timeout);
+        assert_eq!(e.code(), Some("TokenRefreshTimeout"));
+    }
+
     #[test]
     fn secrets_never_show_in_debug() {
         let cfg = CredentialConfig::ClientSecret {
             tenant_id: "t".into(),
             client_id: "c".into(),
-            client_secret: SecretString::new("hunter2"),
+            client_secret: Secret::new("hunter2"),
             authority_host: None,
         };
         assert!(!format!("{cfg:?}").contains("hunter2"));
         let st = CredentialConfig::StaticToken {
-            token: SecretString::new("tok-secret"),
+            token: Secret::new("tok-secret"),
         };
         assert!(!format!("{st:?}").contains("tok-secret"));
         assert!(!format!("{:?}", Credential::static_token("tok-secret")).contains("tok-secret"));
@@ -435,7 +431,7 @@ mod tests {
         assert_eq!(
             back,
             CredentialConfig::StaticToken {
-                token: SecretString::new("x")
+                token: Secret::new("x")
             }
         );
     }

@@ -30,9 +30,9 @@
 
 mod builder;
 mod chain;
-pub mod classify;
-pub mod client;
-pub mod credential;
+mod classify;
+mod client;
+mod credential;
 mod idempotency;
 mod launch;
 pub mod profile;
@@ -40,12 +40,22 @@ mod provider;
 mod resources;
 
 pub use builder::{AzureBuilder, AzureConfig, TransportSettings};
-pub use credential::{Credential, CredentialConfig, SecretString};
+pub use credential::{Credential, CredentialConfig};
 pub use launch::{AzureLaunch, DataDisk, ImageRef, OsDisk};
 pub use provider::AzureProvider;
+pub use skyfleet_core::provider::support::Secret;
 
 /// Internals reached by tests and the fuzz crate: NOT a stable API.
 #[cfg(feature = "testing")]
 pub mod testing {
     pub use crate::chain::ChainState;
+    pub use crate::classify::{from_response, parse_error_body};
+    pub use crate::client::{
+        ArmClient, ArmOperation, ArmResponse, PollKind, PollOutcome, ResourceType, Started,
+    };
+
+    /// The ARM client `provider` sends through.
+    pub fn client(provider: &crate::AzureProvider) -> &ArmClient {
+        provider.client()
+    }
 }

@@ -12,14 +12,14 @@ use http::Method;
 use serde_json::Value;
 use skyfleet_core::clock::Clock;
 use skyfleet_core::model::tag;
-use skyfleet_core::transport::{ApiClass, Transport};
+use skyfleet_core::provider::support::{self, Page};
+use skyfleet_core::transport::ApiClass;
 use skyfleet_core::{Error, OwnedResource, OwnershipScope, Provider, Result, Step, Worker};
 use time::OffsetDateTime;
 
-use crate::builder::{AzureBuilder, AzureConfig, Settings};
+use crate::builder::Settings;
 use crate::chain::Ctx;
 use crate::client::{ArmClient, ResourceType};
-use crate::credential::Credential;
 use crate::launch::AzureLaunch;
 
 /// The Azure provider: one subscription. Built by
@@ -56,41 +56,9 @@ impl AzureProvider {
         }
     }
 
-    /// Builds the provider from its config (same as
-    /// `AzureBuilder::from_config(config).build()`).
-    pub fn new(config: AzureConfig) -> Result<Self> {
-        AzureBuilder::from_config(config).build()
-    }
-
-    /// Like [`AzureProvider::new`] over an existing transport (same as
-    /// `AzureBuilder::from_config(config).with_transport(transport).build()`).
-    pub fn with_transport(config: AzureConfig, transport: Transport) -> Result<Self> {
-        AzureBuilder::from_config(config)
-            .with_transport(transport)
-            .build()
-    }
-
-    /// Assembles a provider from its parts (same as the builder with
-    /// `.with_transport(transport).with_token_source(credential)`).
-    pub fn with_parts(
-        config: AzureConfig,
-        transport: Transport,
-        credential: Arc<Credential>,
-    ) -> Result<Self> {
-        AzureBuilder::from_config(config)
-            .with_transport(transport)
-            .with_token_source(credential)
-            .build()
-    }
-
-    /// Uses `clock` for deadlines and schedules (default: the system clock).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// The ARM client.
-    pub fn client(&self) -> &ArmClient {
+    #[cfg(feature = "testing")]
+    pub(crate) fn client(&self) -> &ArmClient {
         &self.client
     }
 
@@ -103,37 +71,44 @@ impl AzureProvider {
     }
 
     async fn list_type(&self, rg: &str, ty: ResourceType) -> Result<Vec<Value>> {
-        let mut url = self.client.list_url(rg, ty);
-        let mut out = Vec::new();
         let op = format!("{}_List", ty.op_prefix());
-        // Bounded paging: a nextLink loop never runs away.
-        for _ in 0..1000 {
-            let resp = self
-                .client
-                .request(Method::GET, &url)
-                .class(ApiClass::Read)
-                .operation(&op)
-                .send()
-                .await?;
-            if resp.status == 404 && resp.error_code().as_deref() == Some("ResourceGroupNotFound") {
-                // A group that does not exist holds nothing of ours.
-                return Ok(out);
+        let first = self.client.list_url(rg, ty);
+        // Core's paging: a nextLink loop is cut at its one runaway cap.
+        support::paginate(&op, |next: Option<String>| {
+            let url = next.unwrap_or_else(|| first.clone());
+            let op = &op;
+            async move {
+                let resp = self
+                    .client
+                    .request(Method::GET, &url)
+                    .class(ApiClass::Read)
+                    .operation(op)
+                    .send()
+                    .await?;
+                if resp.status == 404
+                    && resp.error_code().as_deref() == Some("ResourceGroupNotFound")
+                {
+                    // A group that does not exist holds nothing of ours.
+                    return Ok(Page::last(Vec::new()));
+                }
+                if !resp.is_success() {
+                    return Err(resp.error(op));
+                }
+                let body: Value = resp.json(op)?;
+                let items = body
+                    .get("value")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| crate::client::garbled(op, resp.status, "list without `value`"))?
+                    .clone();
+                let next = body
+                    .get("nextLink")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string);
+                Ok(Page { items, next })
             }
-            if !resp.is_success() {
-                return Err(resp.error(&op));
-            }
-            let body: Value = resp.json(&op)?;
-            let items = body
-                .get("value")
-                .and_then(Value::as_array)
-                .ok_or_else(|| crate::client::garbled(&op, resp.status, "list without `value`"))?;
-            out.extend(items.iter().cloned());
-            match body.get("nextLink").and_then(Value::as_str) {
-                Some(next) if !next.is_empty() => url = next.to_string(),
-                _ => return Ok(out),
-            }
-        }
-        Ok(out)
+        })
+        .await
     }
 }
 

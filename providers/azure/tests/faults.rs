@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use serde_json::json;
-use skyfleet_azure::{AzureProvider, Credential};
+use skyfleet_azure::{AzureBuilder, AzureProvider, Credential};
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::transport::{ReqwestService, Transport};
 use skyfleet_core::{ErrorKind, Phase, Provider};
@@ -99,7 +99,7 @@ async fn a_hung_call_is_cut_by_the_transport_timeout() {
     cfg.transport.attempt_timeout_ms = Some(800);
     cfg.transport.overall_timeout_ms = Some(1_000);
     cfg.transport.max_attempts = Some(1);
-    let p = AzureProvider::new(cfg).unwrap();
+    let p = AzureBuilder::from_config(cfg).build().unwrap();
     let mut w = worker("h-1", launch(false, 0));
     let started = Instant::now();
     let errors = drive(&p, &mut w, &[Phase::Running]).await;
@@ -243,7 +243,11 @@ fn garbling_provider(
         .config(skyfleet_azure::AzureBuilder::from_config(cfg.clone()).transport_config())
         .build_with(svc)
         .unwrap();
-    AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t"))).unwrap()
+    AzureBuilder::from_config(cfg)
+        .with_transport(transport)
+        .with_token_source(Arc::new(Credential::static_token("t")))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

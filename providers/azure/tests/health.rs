@@ -82,7 +82,7 @@ async fn a_deallocated_vm_fails_the_worker_and_is_removed() {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use skyfleet_azure::{AzureProvider, Credential};
+    use skyfleet_azure::{AzureBuilder, Credential};
     use skyfleet_core::transport::{ReqwestService, Transport};
 
     let env = Env::start().await;
@@ -106,8 +106,11 @@ async fn a_deallocated_vm_fails_the_worker_and_is_removed() {
         }
     });
     let transport = Transport::builder().config(tc).build_with(svc).unwrap();
-    let p =
-        AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t"))).unwrap();
+    let p = AzureBuilder::from_config(cfg)
+        .with_transport(transport)
+        .with_token_source(Arc::new(Credential::static_token("t")))
+        .build()
+        .unwrap();
     let mut w = worker("hv-3", launch(false, 1));
     drive(&p, &mut w, &[Phase::Running]).await;
     assert_eq!(w.phase, Phase::Running);

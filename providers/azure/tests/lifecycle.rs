@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use serde_json::json;
-use skyfleet_azure::{AzureProvider, Credential, CredentialConfig, SecretString};
+use skyfleet_azure::{AzureBuilder, Credential, CredentialConfig, Secret};
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{OwnershipScope, Phase, Provider};
 
@@ -39,7 +39,7 @@ async fn client_secret_credential_gets_tokens_from_azure_ad() {
     let cfg = CredentialConfig::ClientSecret {
         tenant_id: "00000000-0000-0000-0000-00000000000a".into(),
         client_id: "app".into(),
-        client_secret: SecretString::new("s3cret"),
+        client_secret: Secret::new("s3cret"),
         authority_host: Some(env.mock.url().to_string()),
     };
     let c = Credential::from_config(&cfg, env.mock.cert_pem()).unwrap();
@@ -48,7 +48,7 @@ async fn client_secret_credential_gets_tokens_from_azure_ad() {
     assert_eq!(c.token().await.unwrap(), t1, "cached");
     let mut pc = env.config();
     pc.credential = cfg;
-    let p = AzureProvider::new(pc).unwrap();
+    let p = AzureBuilder::from_config(pc).build().unwrap();
     let mut w = worker("cred-1", launch(false, 0));
     drive(&p, &mut w, &[Phase::Running]).await;
     assert_eq!(w.phase, Phase::Running, "{:?}", w.last_error);
@@ -56,7 +56,7 @@ async fn client_secret_credential_gets_tokens_from_azure_ad() {
     let bad = CredentialConfig::ClientSecret {
         tenant_id: "t".into(),
         client_id: "app".into(),
-        client_secret: SecretString::new("s"),
+        client_secret: Secret::new("s"),
         authority_host: Some("http://login.invalid".into()),
     };
     assert!(Credential::from_config(&bad, None).is_err());
@@ -95,8 +95,11 @@ async fn list_owned_filters_by_ownership_tags_across_pages() {
         )
     });
     let transport = Transport::builder().build_with(svc).unwrap();
-    let p =
-        AzureProvider::with_parts(cfg, transport, Arc::new(Credential::static_token("t"))).unwrap();
+    let p = AzureBuilder::from_config(cfg)
+        .with_transport(transport)
+        .with_token_source(Arc::new(Credential::static_token("t")))
+        .build()
+        .unwrap();
     let mut owned = p
         .list_owned(&OwnershipScope {
             manager_id: MANAGER.into(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use skyfleet_azure::client::{
+use skyfleet_azure::testing::{
     ArmClient, ArmOperation, ArmResponse, PollKind, PollOutcome, Started,
 };
 use skyfleet_azure::{AzureBuilder, Credential};
@@ -41,14 +41,13 @@ fn client(script: Script) -> ArmClient {
         .config(TransportConfig::default().with_max_attempts(1))
         .build_with(svc)
         .unwrap();
-    AzureBuilder::new("s")
+    let provider = AzureBuilder::new("s")
         .with_endpoint(BASE)
         .with_transport(transport)
         .with_token_source(Arc::new(Credential::static_token("t")))
         .build()
-        .unwrap()
-        .client()
-        .clone()
+        .unwrap();
+    skyfleet_azure::testing::client(&provider).clone()
 }
 
 fn resp(status: u16, headers: &[(&str, &str)], body: &'static str) -> ArmResponse {

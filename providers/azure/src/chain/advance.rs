@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::Method;
 use serde_json::Value;
 use skyfleet_core::clock::until;
+use skyfleet_core::provider::support::{self, OnStreak, Rung};
 use skyfleet_core::provider::StepError;
 use skyfleet_core::transport::ApiClass;
 use skyfleet_core::{Error, ErrorKind, FinalState, Operation, Result};
@@ -20,7 +21,10 @@ use time::OffsetDateTime;
 use super::state::Item;
 use super::Ctx;
 use crate::classify;
-use crate::client::{ArmOperation, ArmResponse, PollKind, PollOutcome, ResourceType, Started};
+use crate::client::{
+    poll_status, reclassify, shown_poll_error, ArmOperation, ArmResponse, PollKind, ResourceType,
+    Started,
+};
 
 /// Which way the chain runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,15 +326,31 @@ pub(super) async fn advance(
                 // `plan` polls only an item with an operation.
                 return Ok(Outcome::later(Duration::ZERO, None));
             };
-            let polled = op
-                .poll(cx.client, at.region, &what, || cx.now(), &cx.config.poll)
-                .await;
-            match polled {
-                PollOutcome::InProgress(e) => {
-                    let wait = op.wait(cx.now());
-                    return Ok(Outcome::later(wait, e.as_ref().map(StepError::from)));
+            let (rg, region, ty, name) = (at.rg, at.region, item.ty, item.name.as_str());
+            let kind = op.kind;
+            let rung = support::advance(
+                &mut op.op,
+                cx.clock,
+                &cx.config.poll,
+                OnStreak::Fail,
+                // The future may not borrow the handle being recorded on.
+                |o| {
+                    let o = o.clone();
+                    let what = &what;
+                    async move { poll_status(cx.client, kind, &o, region, what).await }
+                },
+                || async { Ok(lookup(cx, rg, region, ty, name).await) },
+            )
+            .await?;
+            let found = match rung {
+                Rung::NotDue(wait) => return Ok(Outcome::later(wait, None)),
+                Rung::InProgress { wait, error } => {
+                    let note = error
+                        .as_ref()
+                        .map(|e| StepError::from(&shown_poll_error(e)));
+                    return Ok(Outcome::later(wait, note));
                 }
-                PollOutcome::Succeeded => {
+                Rung::Succeeded => {
                     item.op = None;
                     return Ok(Outcome::Done {
                         sent: false,
@@ -338,14 +358,21 @@ pub(super) async fn advance(
                         note: None,
                     });
                 }
-                PollOutcome::Failed(e) => {
+                Rung::Failed(e) => {
+                    // A failed status is the cloud's verdict (capacity codes
+                    // reclassified); a poll error streak is reported as is.
+                    let e = if op.op.consecutive_errors == 0 {
+                        reclassify(e, &what)
+                    } else {
+                        e
+                    };
                     item.op = None;
                     return Ok(Outcome::Failed(e));
                 }
-                PollOutcome::Expired => {}
-            }
-            // The operation's record expired: ask the resource by name.
-            let found = match lookup(cx, at.rg, at.region, item.ty, &item.name).await {
+                // The operation's record expired: what the resource by name says.
+                Rung::LookedUp(found) => found,
+            };
+            let found = match found {
                 Ok(found) => found,
                 Err(e) if dir == Direction::Delete => {
                     // Keep the expired handle; it is re-checked next time.

@@ -21,13 +21,15 @@
 //! deadline (10 minutes by default) and after a bounded streak of poll
 //! errors. Taskcluster treated a failing poll as "still running" and waited
 //! forever. A 404 on a status URL means the operation record expired: the
-//! caller asks the resource by name ([`PollOutcome::Expired`]).
+//! caller asks the resource by name ([`Polled::Gone`]). The ladder itself
+//! (not due / poll / gone -> look up) is core's `support::advance`.
 
 use std::time::Duration;
 
 use http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use skyfleet_core::provider::support::Polled;
 use skyfleet_core::transport::ApiClass;
 use skyfleet_core::{Error, FinalState, Operation, OperationStatus, PollPolicy, Result};
 use time::OffsetDateTime;
@@ -69,6 +71,7 @@ pub enum Started {
 
 /// What one poll made of an operation.
 #[derive(Debug)]
+#[cfg(feature = "testing")]
 pub enum PollOutcome {
     /// Still running (possibly after a poll error within the streak, given
     /// here for the record).
@@ -215,7 +218,10 @@ impl ArmOperation {
     }
 
     /// Polls once (one GET, never a mutation) and records the answer on the
-    /// handle.
+    /// handle, whether or not a poll is due: the ARM polling under test. The
+    /// chain goes through core's ladder
+    /// ([`advance`](skyfleet_core::provider::support::advance)) instead.
+    #[cfg(feature = "testing")]
     pub async fn poll(
         &mut self,
         client: &ArmClient,
@@ -224,11 +230,11 @@ impl ArmOperation {
         now: impl Fn() -> OffsetDateTime,
         policy: &PollPolicy,
     ) -> PollOutcome {
-        let answer = self.fetch(client, region, what).await;
+        let answer = poll_status(client, self.kind, &self.op, region, what).await;
         let at = now();
         match answer {
-            Ok(None) => PollOutcome::Expired,
-            Ok(Some((status, retry_after))) => {
+            Ok(Polled::Gone) => PollOutcome::Expired,
+            Ok(Polled::Status(status, retry_after)) => {
                 match self.op.record_status(status, retry_after, at, policy) {
                     Ok(()) if self.op.status == OperationStatus::Succeeded => {
                         PollOutcome::Succeeded
@@ -238,9 +244,7 @@ impl ArmOperation {
                 }
             }
             Err(e) => {
-                let shown = Error::new(e.kind().clone(), e.message().to_string())
-                    .with_code(e.code().unwrap_or("PollError").to_string())
-                    .with_provider("azure");
+                let shown = shown_poll_error(&e);
                 match self.op.record_poll_error(e, at, policy) {
                     Ok(()) => PollOutcome::InProgress(Some(shown)),
                     Err(e) => PollOutcome::Failed(e),
@@ -248,64 +252,89 @@ impl ArmOperation {
             }
         }
     }
+}
 
-    /// One poll's answer: `None` when the operation (or, for a PUT polled by
-    /// its resource, the resource) is not found.
-    async fn fetch(
-        &self,
-        client: &ArmClient,
-        region: &str,
-        what: &str,
-    ) -> Result<Option<(OperationStatus, Option<Duration>)>> {
-        let resp = client
-            .request(Method::GET, &self.op.poll_url)
-            .class(ApiClass::Poll)
-            .region(region)
-            .operation(format!("{what}.poll"))
-            .send()
-            .await?;
-        let ra = resp.retry_after();
-        let is_delete = self.op.method == "DELETE";
-        match (self.kind, resp.status) {
-            (PollKind::Resource, 404) if is_delete => Ok(Some((OperationStatus::Succeeded, ra))),
-            (_, 404) => Ok(None),
-            (_, 429) | (_, 500..=599) => Err(resp.error(&format!("{what} poll"))),
-            (PollKind::AsyncOperation, 200..=299) => {
-                let body: Value = resp.json(&format!("{what} operation status"))?;
-                let status = body.get("status").and_then(Value::as_str).ok_or_else(|| {
-                    garbled(
-                        &format!("{what} operation status"),
-                        resp.status,
-                        "no `status` field",
-                    )
-                })?;
-                Ok(Some((status_of(status, body.get("error")), ra)))
-            }
-            (PollKind::Location, 202) => Ok(Some((OperationStatus::InProgress, ra))),
-            (PollKind::Location, 200..=299) => Ok(Some((OperationStatus::Succeeded, ra))),
-            (PollKind::Location, _) => {
-                // A Location URL answers the operation's own error when it failed.
-                let (code, message) = classify::parse_error_body(&resp.body)
-                    .unwrap_or_else(|| (format!("HTTP{}", resp.status), String::new()));
-                Ok(Some((OperationStatus::Failed { code, message }, ra)))
-            }
-            (PollKind::Resource, 200..=299) => {
-                let body: Value = resp.json(&format!("{what} resource"))?;
-                let state = provisioning_state(&body).unwrap_or("Succeeded");
-                let st = if is_delete && !is_terminal_failure(state) {
-                    OperationStatus::InProgress
-                } else {
-                    status_of(state, None)
-                };
-                Ok(Some((st, ra)))
-            }
-            (_, _) => Err(resp.error(&format!("{what} poll"))),
+/// One GET of `op`'s status, polled as `kind`, as core's ladder
+/// ([`advance`](skyfleet_core::provider::support::advance)) reads it:
+/// [`Polled::Gone`] when the operation (or, for a PUT polled by its
+/// resource, the resource) is not found.
+pub(crate) async fn poll_status(
+    client: &ArmClient,
+    kind: PollKind,
+    op: &Operation,
+    region: &str,
+    what: &str,
+) -> Result<Polled> {
+    Ok(match fetch(client, kind, op, region, what).await? {
+        Some((status, retry_after)) => Polled::Status(status, retry_after),
+        None => Polled::Gone,
+    })
+}
+
+/// One poll's answer: `None` when the operation (or, for a PUT polled by
+/// its resource, the resource) is not found.
+async fn fetch(
+    client: &ArmClient,
+    kind: PollKind,
+    op: &Operation,
+    region: &str,
+    what: &str,
+) -> Result<Option<(OperationStatus, Option<Duration>)>> {
+    let resp = client
+        .request(Method::GET, &op.poll_url)
+        .class(ApiClass::Poll)
+        .region(region)
+        .operation(format!("{what}.poll"))
+        .send()
+        .await?;
+    let ra = resp.retry_after();
+    let is_delete = op.method == "DELETE";
+    match (kind, resp.status) {
+        (PollKind::Resource, 404) if is_delete => Ok(Some((OperationStatus::Succeeded, ra))),
+        (_, 404) => Ok(None),
+        (_, 429) | (_, 500..=599) => Err(resp.error(&format!("{what} poll"))),
+        (PollKind::AsyncOperation, 200..=299) => {
+            let body: Value = resp.json(&format!("{what} operation status"))?;
+            let status = body.get("status").and_then(Value::as_str).ok_or_else(|| {
+                garbled(
+                    &format!("{what} operation status"),
+                    resp.status,
+                    "no `status` field",
+                )
+            })?;
+            Ok(Some((status_of(status, body.get("error")), ra)))
         }
+        (PollKind::Location, 202) => Ok(Some((OperationStatus::InProgress, ra))),
+        (PollKind::Location, 200..=299) => Ok(Some((OperationStatus::Succeeded, ra))),
+        (PollKind::Location, _) => {
+            // A Location URL answers the operation's own error when it failed.
+            let (code, message) = classify::parse_error_body(&resp.body)
+                .unwrap_or_else(|| (format!("HTTP{}", resp.status), String::new()));
+            Ok(Some((OperationStatus::Failed { code, message }, ra)))
+        }
+        (PollKind::Resource, 200..=299) => {
+            let body: Value = resp.json(&format!("{what} resource"))?;
+            let state = provisioning_state(&body).unwrap_or("Succeeded");
+            let st = if is_delete && !is_terminal_failure(state) {
+                OperationStatus::InProgress
+            } else {
+                status_of(state, None)
+            };
+            Ok(Some((st, ra)))
+        }
+        (_, _) => Err(resp.error(&format!("{what} poll"))),
     }
 }
 
+/// A poll error tolerated within the streak, as reported on the step.
+pub(crate) fn shown_poll_error(e: &Error) -> Error {
+    Error::new(e.kind().clone(), e.message().to_string())
+        .with_code(e.code().unwrap_or("PollError").to_string())
+        .with_provider("azure")
+}
+
 /// Failed operations with capacity codes become `CapacityOrQuota`.
-fn reclassify(e: Error, what: &str) -> Error {
+pub(crate) fn reclassify(e: Error, what: &str) -> Error {
     match e.code() {
         Some(code) if classify::is_capacity(code) => {
             classify::operation_failed(code, e.message(), what)

@@ -28,7 +28,10 @@ use crate::credential::Credential;
 
 mod lro;
 
-pub use lro::{ArmOperation, PollKind, PollOutcome, Started};
+#[cfg(feature = "testing")]
+pub use lro::PollOutcome;
+pub(crate) use lro::{poll_status, reclassify, shown_poll_error};
+pub use lro::{ArmOperation, PollKind, Started};
 
 /// The kinds of resource the chain creates, with their ARM types and the
 /// api-versions used (checked against the REST specs; see
@@ -247,11 +250,6 @@ impl ArmClient {
             region: "",
             operation: String::new(),
         }
-    }
-
-    /// The transport (shared state, metrics).
-    pub fn transport(&self) -> &Transport {
-        &self.transport
     }
 
     /// The subscription id.

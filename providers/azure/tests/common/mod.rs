@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skyfleet_azure::{AzureConfig, AzureProvider, CredentialConfig, SecretString};
+use skyfleet_azure::{AzureBuilder, AzureConfig, AzureProvider, CredentialConfig, Secret};
 use skyfleet_core::clock::SystemClock;
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::{Lifecycle, OwnershipTags, Phase, PollPolicy, Provider, Worker, WorkerSpec};
@@ -89,7 +89,7 @@ impl Env {
         c.endpoint = self.mock.url().to_string();
         c.resource_groups = vec![RG.into()];
         c.credential = CredentialConfig::StaticToken {
-            token: SecretString::new("test-token"),
+            token: Secret::new("test-token"),
         };
         c.ca_pem = self.mock.cert_pem().map(str::to_string);
         c.poll = PollPolicy {
@@ -106,7 +106,9 @@ impl Env {
     }
 
     pub fn provider(&self) -> AzureProvider {
-        AzureProvider::new(self.config()).expect("provider")
+        AzureBuilder::from_config(self.config())
+            .build()
+            .expect("provider")
     }
 
     /// Every ARM resource of ours (not the group or the network).
