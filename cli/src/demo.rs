@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
-use skyfleet_core::fleet::{FixedDemand, Fleet, FleetConfig};
+use skyfleet_core::fleet::{FixedDemand, FleetConfig};
 use skyfleet_core::store::{WorkerFilter, WorkerStore};
 use skyfleet_core::Worker;
 use skyfleet_mock::MockCloud;
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bench::stats::Distribution;
 use crate::mock_clouds::{self, DemoCloud};
-use crate::mockctl;
+use crate::{mockctl, wait};
 
 /// Fault presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -253,7 +253,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
     // what a forgotten request can hold on the mock.
     mock.ctx().set_max_hang(Duration::from_secs(60));
     let demand = FixedDemand::new();
-    let mut builder = Fleet::builder()
+    let fleet = mock_clouds::fleet(&demo, store.clone(), &demand)
         .config(FleetConfig {
             manager_id: "skyfleet-demo".into(),
             scan_interval: Duration::from_millis(50),
@@ -264,12 +264,8 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
             error_backoff_max: Duration::from_secs(5),
             ..FleetConfig::default()
         })
-        .store(store.clone())
-        .demand(Arc::new(demand.clone()));
-    for c in &demo {
-        builder = builder.provider(c.provider.clone()).pool(c.pool.clone());
-    }
-    let fleet = builder.build().map_err(|e| format!("fleet: {e}"))?;
+        .build()
+        .map_err(|e| format!("fleet: {e}"))?;
     let cancel = CancellationToken::new();
     let runner = tokio::spawn({
         let (f, c) = (fleet.clone(), cancel.clone());
@@ -287,8 +283,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
     for c in &demo {
         demand.set_pending(&c.pool.pool_id, args.workers as u64);
     }
-    let deadline = Instant::now() + args.timeout;
-    loop {
+    wait::until(args.timeout, poll_every, || async {
         let mut done = true;
         for (i, c) in demo.iter().enumerate() {
             let ws = pool_workers(&store, &c.pool.pool_id).await;
@@ -296,11 +291,9 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
             bars.update(i, running as u64, describe(&ws));
             done &= running >= args.workers as usize;
         }
-        if done || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(poll_every).await;
-    }
+        Ok::<_, String>(done)
+    })
+    .await?;
     let vms: Vec<mockctl::Resource> = mockctl::resources(&mock)
         .await?
         .into_iter()
@@ -312,8 +305,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
     for c in &demo {
         demand.set_pending(&c.pool.pool_id, 0);
     }
-    let deadline = Instant::now() + args.timeout;
-    loop {
+    wait::until(args.timeout, poll_every, || async {
         let mut done = true;
         for (i, c) in demo.iter().enumerate() {
             let ws = pool_workers(&store, &c.pool.pool_id).await;
@@ -321,11 +313,9 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
             bars.update(i, gone as u64, describe(&ws));
             done &= gone == ws.len();
         }
-        if done || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(poll_every).await;
-    }
+        Ok::<_, String>(done)
+    })
+    .await?;
     bars.finish();
     cancel.cancel();
     match runner.await {
@@ -353,7 +343,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
             .map_err(|e| format!("reading pool errors: {e}"))?;
         let mut errors_by_kind = BTreeMap::new();
         for e in errors {
-            *errors_by_kind.entry(e.kind).or_default() += 1;
+            *errors_by_kind.entry(e.kind.name().to_string()).or_default() += 1;
         }
         let leaked = resources
             .iter()

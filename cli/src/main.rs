@@ -23,6 +23,7 @@ mod mock_clouds;
 mod mockctl;
 mod providers;
 mod run;
+mod wait;
 
 /// Provision fleets of cloud workers on AWS, Google Cloud, Azure and static
 /// machines, or try it all on the built-in mock cloud.
@@ -354,7 +355,7 @@ async fn errors(url: &str, pool: &str, limit: usize) -> ExitCode {
                 println!(
                     "{}  {:<18} {:<10} {}  {}",
                     e.reported_at,
-                    e.kind,
+                    e.kind.name(),
                     e.launch_config_id.unwrap_or_default(),
                     e.title,
                     e.message

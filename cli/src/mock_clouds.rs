@@ -9,6 +9,8 @@ use std::time::Duration;
 use skyfleet_aws::AwsBuilder;
 use skyfleet_azure::CredentialConfig;
 use skyfleet_azure::{AzureBuilder, AzureConfig, Secret};
+use skyfleet_core::fleet::{FixedDemand, Fleet, FleetBuilder};
+use skyfleet_core::store::WorkerStore;
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{DynProvider, PollPolicy, PoolConfig};
 use skyfleet_gcp::{Credentials, GcpBuilder};
@@ -33,6 +35,22 @@ pub struct DemoCloud {
     pub pool: PoolConfig,
     /// The mock's name for the cloud (`aws`, `azure`, `gcp`).
     pub mock_cloud: &'static str,
+}
+
+/// A fleet builder over the demo's providers and pools, reading `store` and
+/// `demand`; the caller sets the config (and anything else) and builds.
+pub fn fleet(
+    demo: &[DemoCloud],
+    store: Arc<dyn WorkerStore>,
+    demand: &FixedDemand,
+) -> FleetBuilder {
+    let mut b = Fleet::builder()
+        .store(store)
+        .demand(Arc::new(demand.clone()));
+    for c in demo {
+        b = b.provider(c.provider.clone()).pool(c.pool.clone());
+    }
+    b
 }
 
 fn poll() -> PollPolicy {

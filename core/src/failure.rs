@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind};
 /// assert_eq!(f.kind, "capacity_or_quota");
 /// assert_eq!(f.to_error().code(), Some("AllocationFailed"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// The classification (stored by its stable name: `capacity_or_quota`,
     /// `timeout`, ...).

@@ -35,6 +35,7 @@
 use std::sync::{Arc, Mutex};
 
 use libfuzzer_sys::fuzz_target;
+use skyfleet_azure::testing::ArmAnswer as _;
 use skyfleet_core::{FinalState, OwnershipScope, PollPolicy, Provider};
 use skyfleet_fuzz::{
     azure_launch, azure_network, azure_provider, drive, gcp_launch, gcp_provider, mock_router,

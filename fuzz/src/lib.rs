@@ -491,14 +491,14 @@ pub async fn azure_network(router: &axum::Router) {
 /// `europe-west1-b`, a static token) over `backend`, on `clock`.
 pub fn gcp_provider(backend: Backend, clock: Arc<ManualClock>) -> skyfleet_gcp::GcpProvider {
     skyfleet_gcp::GcpBuilder::new("fuzz-project")
-            .with_id("gcp")
-            .with_endpoint(GCE_ENDPOINT)
-            .with_credentials(skyfleet_gcp::Credentials::static_token("t"))
-            .with_zones(["europe-west1-b"])
-            .with_transport(transport(backend))
-            .with_clock(clock)
-            .build()
-    .expect("a valid GCP config")
+        .with_id("gcp")
+        .with_endpoint(GCE_ENDPOINT)
+        .with_credentials(skyfleet_gcp::Credentials::static_token("t"))
+        .with_zones(["europe-west1-b"])
+        .with_transport(transport(backend))
+        .with_clock(clock)
+        .build()
+        .expect("a valid GCP config")
 }
 
 /// The Compute Engine launch config the targets use.
@@ -519,26 +519,14 @@ pub fn worker(
     removing: bool,
     now: OffsetDateTime,
 ) -> skyfleet_core::Worker {
-    use skyfleet_core::{DesiredState, Lifecycle, OwnershipTags, Phase, Worker, WorkerSpec};
-    let mut w = Worker::new(
-        WorkerSpec {
-            worker_id: "w-fuzz".into(),
-            pool_id: "p".into(),
-            provider_id: provider.into(),
-            launch_config_id: "lc".into(),
-            launch,
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: "m".into(),
-                pool_id: "p".into(),
-                worker_id: "w-fuzz".into(),
-                provider_id: provider.into(),
-                extra: std::collections::BTreeMap::new(),
-            },
-        },
-        now,
-    );
+    use skyfleet_core::testing::fixtures;
+    use skyfleet_core::{DesiredState, Phase};
+    let mut w = fixtures::worker("w-fuzz")
+        .pool("p")
+        .provider(provider)
+        .manager("m")
+        .launch(launch)
+        .build(now);
     w.provider_state = state;
     if removing {
         w.desired = DesiredState::Removed;

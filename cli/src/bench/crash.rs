@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use skyfleet_core::fleet::{FixedDemand, Fleet, FleetConfig};
+use skyfleet_core::fleet::{FixedDemand, FleetConfig};
 use skyfleet_core::store::WorkerFilter;
 use skyfleet_core::Phase;
 use skyfleet_mock::MockCloud;
@@ -18,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::harness::{fast_fleet, BenchError, Report};
 use crate::mock_clouds;
-use crate::mockctl;
+use crate::{mockctl, wait};
 
 /// The child of `bench crash`: a fleet on the demo clouds of an external
 /// mock, wanting `workers` per cloud, until killed.
@@ -45,7 +44,10 @@ pub async fn child(mock_url: String, cert: PathBuf, store: PathBuf, workers: u32
         }
     };
     let demand = FixedDemand::new();
-    let mut b = Fleet::builder()
+    for c in &demo {
+        demand.set_pending(&c.pool.pool_id, workers as u64);
+    }
+    let b = mock_clouds::fleet(&demo, store, &demand)
         .config(FleetConfig {
             // A killed replica's leases block its workers until they expire:
             // keep them short so restarts converge quickly.
@@ -53,13 +55,7 @@ pub async fn child(mock_url: String, cert: PathBuf, store: PathBuf, workers: u32
             step_timeout: Duration::from_secs(5),
             ..fast_fleet("bench-crash")
         })
-        .owner(format!("crash-child-{}", std::process::id()))
-        .store(store)
-        .demand(Arc::new(demand.clone()));
-    for c in &demo {
-        demand.set_pending(&c.pool.pool_id, workers as u64);
-        b = b.provider(c.provider.clone()).pool(c.pool.clone());
-    }
+        .owner(format!("crash-child-{}", std::process::id()));
     let fleet = match b.build() {
         Ok(f) => f,
         Err(e) => {
@@ -131,26 +127,26 @@ pub async fn run(kills: u32, workers: u32, seed: u64) -> Result<Report, BenchErr
         }
         // Converge this phase without kills.
         let child = spawn(want)?;
-        let limit = Instant::now() + Duration::from_secs(240);
-        loop {
-            let ws = store
-                .list_workers(&WorkerFilter::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let converged = if want > 0 {
-                let mut per_pool: BTreeMap<&str, usize> = BTreeMap::new();
-                for w in ws.iter().filter(|w| w.phase == Phase::Running) {
-                    *per_pool.entry(w.spec.pool_id.as_str()).or_default() += 1;
-                }
-                per_pool.len() == 3 && per_pool.values().all(|n| *n >= want as usize)
-            } else {
-                ws.iter().all(|w| w.phase.is_final())
-            };
-            if converged || Instant::now() > limit {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        wait::until(
+            Duration::from_secs(240),
+            Duration::from_millis(250),
+            || async {
+                let ws = store
+                    .list_workers(&WorkerFilter::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(if want > 0 {
+                    let mut per_pool: BTreeMap<&str, usize> = BTreeMap::new();
+                    for w in ws.iter().filter(|w| w.phase == Phase::Running) {
+                        *per_pool.entry(w.spec.pool_id.as_str()).or_default() += 1;
+                    }
+                    per_pool.len() == 3 && per_pool.values().all(|n| *n >= want as usize)
+                } else {
+                    ws.iter().all(|w| w.phase.is_final())
+                })
+            },
+        )
+        .await?;
         if want > 0 {
             // Count VMs per worker while everything runs.
             let vms: Vec<mockctl::Resource> = mockctl::resources(&mock)

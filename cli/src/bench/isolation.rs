@@ -3,10 +3,10 @@
 //! without it, and what becomes of the Azure workers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use skyfleet_core::fleet::{FixedDemand, Fleet};
+use skyfleet_core::fleet::FixedDemand;
 use skyfleet_core::store::{WorkerFilter, WorkerStore};
 use skyfleet_mock::MockCloud;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::harness::{fast_fleet, BenchError, Report};
 use super::stats::Distribution;
 use crate::mock_clouds::{self, DemoCloud};
-use crate::mockctl;
+use crate::{mockctl, wait};
 
 async fn workers_of(store: &Arc<dyn WorkerStore>, pool: &str) -> Vec<skyfleet_core::Worker> {
     store
@@ -51,14 +51,10 @@ async fn isolation_run(workers: u32, hang_azure: bool) -> Result<serde_json::Val
             .await
             .map_err(|e| e.to_string())?;
     let demand = FixedDemand::new();
-    let mut b = Fleet::builder()
+    let fleet = mock_clouds::fleet(&demo, store.clone(), &demand)
         .config(fast_fleet("bench-isolation"))
-        .store(store.clone())
-        .demand(Arc::new(demand.clone()));
-    for c in &demo {
-        b = b.provider(c.provider.clone()).pool(c.pool.clone());
-    }
-    let fleet = b.build().map_err(|e| e.to_string())?;
+        .build()
+        .map_err(|e| e.to_string())?;
     let cancel = CancellationToken::new();
     let runner = tokio::spawn({
         let (f, c) = (fleet.clone(), cancel.clone());
@@ -68,18 +64,19 @@ async fn isolation_run(workers: u32, hang_azure: bool) -> Result<serde_json::Val
     for c in &demo {
         demand.set_pending(&c.pool.pool_id, workers as u64);
     }
-    let limit = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut done = true;
-        for c in &others {
-            let ws = workers_of(&store, &c.pool.pool_id).await;
-            done &= ws.iter().filter(|w| w.running_at.is_some()).count() >= workers as usize;
-        }
-        if done || Instant::now() > limit {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::until(
+        Duration::from_secs(120),
+        Duration::from_millis(50),
+        || async {
+            let mut done = true;
+            for c in &others {
+                let ws = workers_of(&store, &c.pool.pool_id).await;
+                done &= ws.iter().filter(|w| w.running_at.is_some()).count() >= workers as usize;
+            }
+            Ok::<_, String>(done)
+        },
+    )
+    .await?;
     let mut ttr = Vec::new();
     for c in &others {
         for w in workers_of(&store, &c.pool.pool_id).await {
@@ -96,63 +93,58 @@ async fn isolation_run(workers: u32, hang_azure: bool) -> Result<serde_json::Val
             .find(|c| c.mock_cloud == "azure")
             .map(|c| c.pool.pool_id.clone());
         if let Some(az) = az {
-            let limit = Instant::now() + deadline + Duration::from_secs(60);
-            loop {
-                let ws = workers_of(&store, &az).await;
-                let removed = ws
+            let every = Duration::from_millis(200);
+            wait::until(deadline + Duration::from_secs(60), every, || async {
+                let removed = workers_of(&store, &az)
+                    .await
                     .iter()
                     .filter(|w| {
                         w.removal_reason.as_deref() == Some("provisioning deadline exceeded")
                     })
                     .count();
-                if (removed >= workers as usize) || Instant::now() > limit {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+                Ok::<_, String>(removed >= workers as usize)
+            })
+            .await?;
             // Lift the hang so teardown can finish, then drop all demand.
             mockctl::set_faults(&mock, &json!([])).await?;
             for c in &demo {
                 demand.set_pending(&c.pool.pool_id, 0);
             }
-            let limit = Instant::now() + Duration::from_secs(120);
-            loop {
+            wait::until(Duration::from_secs(120), every, || async {
                 let ws = workers_of(&store, &az).await;
-                if ws.iter().all(|w| w.phase.is_final()) || Instant::now() > limit {
-                    let removed_at_deadline = ws
-                        .iter()
-                        .filter(|w| {
-                            w.removal_reason.as_deref() == Some("provisioning deadline exceeded")
-                        })
-                        .count();
-                    azure = json!({
-                        "workers": ws.len(),
-                        "removed_at_provisioning_deadline": removed_at_deadline,
-                        "final": ws.iter().filter(|w| w.phase.is_final()).count(),
-                    });
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+                Ok::<_, String>(ws.iter().all(|w| w.phase.is_final()))
+            })
+            .await?;
+            let ws = workers_of(&store, &az).await;
+            let removed_at_deadline = ws
+                .iter()
+                .filter(|w| w.removal_reason.as_deref() == Some("provisioning deadline exceeded"))
+                .count();
+            azure = json!({
+                "workers": ws.len(),
+                "removed_at_provisioning_deadline": removed_at_deadline,
+                "final": ws.iter().filter(|w| w.phase.is_final()).count(),
+            });
         }
     }
     for c in &demo {
         demand.set_pending(&c.pool.pool_id, 0);
     }
-    let limit = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut done = true;
-        for c in &demo {
-            done &= workers_of(&store, &c.pool.pool_id)
-                .await
-                .iter()
-                .all(|w| w.phase.is_final());
-        }
-        if done || Instant::now() > limit {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait::until(
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+        || async {
+            let mut done = true;
+            for c in &demo {
+                done &= workers_of(&store, &c.pool.pool_id)
+                    .await
+                    .iter()
+                    .all(|w| w.phase.is_final());
+            }
+            Ok::<_, String>(done)
+        },
+    )
+    .await?;
     cancel.cancel();
     let _ = runner.await;
     let leaked = mockctl::resources(&mock)

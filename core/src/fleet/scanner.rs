@@ -298,7 +298,7 @@ impl Shared {
         }
         let pe = PoolError {
             pool_id: w.spec.pool_id.clone(),
-            kind: e.kind().name().to_string(),
+            kind: e.kind().clone(),
             title: title.to_string(),
             message: format!("worker {}: {e}", w.id()),
             launch_config_id: Some(w.spec.launch_config_id.clone()),

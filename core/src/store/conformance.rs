@@ -321,7 +321,7 @@ async fn pool_errors((s, _): StorePair) {
     for i in 0..3 {
         s.record_pool_error(&PoolError {
             pool_id: "p".into(),
-            kind: "capacity_or_quota".into(),
+            kind: ErrorKind::CapacityOrQuota,
             title: format!("error {i}"),
             message: "AllocationFailed".into(),
             launch_config_id: Some("lc-0".into()),
@@ -332,7 +332,7 @@ async fn pool_errors((s, _): StorePair) {
     }
     s.record_pool_error(&PoolError {
         pool_id: "other".into(),
-        kind: "timeout".into(),
+        kind: ErrorKind::Timeout,
         title: "x".into(),
         message: "y".into(),
         launch_config_id: None,

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::model::{Phase, Worker};
 
 #[cfg(any(test, feature = "testing"))]
@@ -118,8 +118,8 @@ pub struct Claim {
 pub struct PoolError {
     /// The pool.
     pub pool_id: String,
-    /// The error kind's stable name.
-    pub kind: String,
+    /// The error kind (stored by its stable name).
+    pub kind: ErrorKind,
     /// A short title.
     pub title: String,
     /// The full message.

@@ -14,20 +14,12 @@ use std::time::Duration;
 
 use skyfleet_core::model::tag;
 use skyfleet_core::provider::StepError;
-use skyfleet_core::{Error, ErrorKind, Phase, Result, Step, Worker};
+use skyfleet_core::{Error, ErrorKind, Failure, Phase, Result, Step, Worker};
 use time::OffsetDateTime;
 
 use crate::client::InstanceView;
 use crate::plan::{step, Call, Plan, Rules};
-use crate::state::{AwsState, Cause, Teardown, TeardownReason};
-
-fn cause_of(e: &Error) -> Cause {
-    Cause {
-        kind: e.kind().name().to_string(),
-        code: e.code().map(str::to_string),
-        message: e.message().to_string(),
-    }
-}
+use crate::state::{AwsState, Teardown, TeardownReason};
 
 /// The final step of a teardown that is complete.
 fn ended(st: &AwsState) -> Result<Step> {
@@ -55,10 +47,8 @@ fn ended(st: &AwsState) -> Result<Step> {
     };
     if let Some(c) = &td.cause {
         s.error = Some(StepError {
-            kind: ErrorKind::from_name(&c.kind),
-            code: c.code.clone(),
-            message: c.message.clone(),
             at: None,
+            ..c.clone()
         });
     }
     Ok(s)
@@ -136,11 +126,13 @@ fn decide_missing(rules: &Rules<'_>, mut st: AwsState, now: OffsetDateTime) -> P
         reason: TeardownReason::InstanceEnded,
         since: now,
         terminate_sent_at: Some(now),
-        cause: Some(Cause {
-            kind: ErrorKind::NotFound.name().into(),
-            code: Some("InvalidInstanceID.NotFound".into()),
-            message: format!("instance {id} no longer exists"),
-        }),
+        cause: Some(
+            Failure::new(
+                ErrorKind::NotFound,
+                format!("instance {id} no longer exists"),
+            )
+            .with_code("InvalidInstanceID.NotFound"),
+        ),
     });
     Plan::Done(ended(&st))
 }
@@ -192,10 +184,11 @@ fn decide_live(
                 reason: TeardownReason::InstanceEnded,
                 since: now,
                 terminate_sent_at: ending.then_some(now),
-                cause: Some(Cause {
-                    kind: kind.name().into(),
+                cause: Some(Failure {
+                    kind,
                     code,
                     message,
+                    at: None,
                 }),
             });
             if other == "terminated" {
@@ -236,7 +229,7 @@ pub(crate) fn launched(
                 reason: TeardownReason::LaunchFailed,
                 since: now,
                 terminate_sent_at: None,
-                cause: Some(cause_of(&e)),
+                cause: Some(Failure::from(&e)),
             });
             Ok(step(&st, Phase::Stopping, Duration::ZERO)?.with_error(&e))
         }

@@ -42,4 +42,4 @@ pub use launch::{BlockDevice, Ebs, Ec2Launch, MarketOptions, Placement, SpotOpti
 pub use provider::AwsProvider;
 /// A secret string that never shows in `Debug` or logs (core's one type).
 pub use skyfleet_core::provider::support::Secret;
-pub use state::{AwsState, Cause, Teardown, TeardownReason};
+pub use state::{AwsState, Teardown, TeardownReason};

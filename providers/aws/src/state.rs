@@ -7,7 +7,7 @@
 //! (its reason and whether TerminateInstances was sent) as soon as it starts.
 
 use serde::{Deserialize, Serialize};
-use skyfleet_core::{Error, Result, Worker};
+use skyfleet_core::{Error, Failure, Result, Worker};
 use time::OffsetDateTime;
 
 /// Why a worker's instance is being torn down.
@@ -40,19 +40,7 @@ pub struct Teardown {
     /// The error to record when the teardown ends (a failed launch's
     /// reason), as kind name, code and message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<Cause>,
-}
-
-/// A recorded error: what made a worker end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cause {
-    /// The error kind name (`capacity_or_quota`, `operation_failed`, ...).
-    pub kind: String,
-    /// EC2's code (`Server.InsufficientInstanceCapacity`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// The message.
-    pub message: String,
+    pub cause: Option<Failure>,
 }
 
 /// The AWS provider's resumable state of one worker.

@@ -51,7 +51,8 @@ pub mod testing {
     pub use crate::chain::ChainState;
     pub use crate::classify::{from_response, parse_error_body};
     pub use crate::client::{
-        ArmClient, ArmOperation, ArmResponse, PollKind, PollOutcome, ResourceType, Started,
+        ArmAnswer, ArmClient, ArmOperation, ArmResponse, PollKind, PollOutcome, ResourceType,
+        Started,
     };
 
     /// The ARM client `provider` sends through.

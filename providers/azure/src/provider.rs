@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::builder::Settings;
 use crate::chain::Ctx;
-use crate::client::{ArmClient, ResourceType};
+use crate::client::{ArmAnswer, ArmClient, ResourceType};
 use crate::launch::AzureLaunch;
 
 /// The Azure provider: one subscription. Built by
@@ -94,7 +94,7 @@ impl AzureProvider {
                 if !resp.is_success() {
                     return Err(resp.error(op));
                 }
-                let body: Value = resp.json(op)?;
+                let body: Value = resp.arm_json(op)?;
                 let items = body
                     .get("value")
                     .and_then(Value::as_array)

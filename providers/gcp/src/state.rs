@@ -17,8 +17,9 @@ use crate::idempotency::Purpose;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Teardown {
-    /// The error kind's stable name (`capacity_or_quota`, `timeout`, ...).
-    pub kind: String,
+    /// The error kind (stored by its stable name: `capacity_or_quota`,
+    /// `timeout`, ...).
+    pub kind: ErrorKind,
     /// The cloud's code, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
@@ -33,7 +34,7 @@ impl Teardown {
     /// A teardown caused by `err`, ending in `final_phase`.
     pub fn from_error(err: &Error, final_phase: Phase) -> Self {
         Teardown {
-            kind: err.kind().name().to_string(),
+            kind: err.kind().clone(),
             code: err.code().map(str::to_string),
             message: err.message().to_string(),
             final_phase,
@@ -45,7 +46,7 @@ impl Teardown {
     pub fn step_error(&self) -> Failure {
         Failure {
             code: self.code.clone(),
-            ..Failure::new(ErrorKind::from_name(&self.kind), self.message.clone())
+            ..Failure::new(self.kind.clone(), self.message.clone())
         }
     }
 }

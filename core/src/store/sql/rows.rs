@@ -4,7 +4,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::db_err;
 use crate::clock::from_millis;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Phase, Worker};
 use crate::store::PoolError;
 
@@ -49,7 +49,7 @@ where
     let get = |e: sqlx::Error| db_err("reading a pool error row", e);
     Ok(PoolError {
         pool_id: row.try_get("pool_id").map_err(get)?,
-        kind: row.try_get("kind").map_err(get)?,
+        kind: ErrorKind::from_name(&row.try_get::<String, _>("kind").map_err(get)?),
         title: row.try_get("title").map_err(get)?,
         message: row.try_get("message").map_err(get)?,
         launch_config_id: row.try_get("launch_config_id").map_err(get)?,

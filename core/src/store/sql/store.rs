@@ -282,7 +282,7 @@ where
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(error.pool_id.as_str())
-        .bind(error.kind.as_str())
+        .bind(error.kind.name())
         .bind(error.title.as_str())
         .bind(error.message.as_str())
         .bind(error.launch_config_id.as_deref())

@@ -22,8 +22,8 @@ use super::state::Item;
 use super::Ctx;
 use crate::classify;
 use crate::client::{
-    poll_status, reclassify, shown_poll_error, ArmOperation, ArmResponse, PollKind, ResourceType,
-    Started,
+    poll_status, reclassify, shown_poll_error, ArmAnswer, ArmOperation, ArmResponse, PollKind,
+    ResourceType, Started,
 };
 
 /// Which way the chain runs.
@@ -280,7 +280,7 @@ pub(super) async fn lookup(
     match resp.status {
         404 => Ok(Lookup::Missing),
         200..=299 => {
-            let body: Value = resp.json(&op)?;
+            let body: Value = resp.arm_json(&op)?;
             let state = body
                 .get("properties")
                 .and_then(|p| p.get("provisioningState"))

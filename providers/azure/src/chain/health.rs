@@ -17,7 +17,7 @@ use skyfleet_core::{Error, ErrorKind, Phase, Result, Step};
 use super::advance::{lookup, Lookup};
 use super::state::ChainState;
 use super::{fail, out, Ctx};
-use crate::client::{garbled, ResourceType};
+use crate::client::{garbled, ArmAnswer, ResourceType};
 
 /// What the instance view says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub(super) async fn step(cx: &Ctx<'_>, mut st: ChainState) -> Result<Step> {
         .await?;
     let vm = st.names.vm.clone();
     let failure = match resp.status {
-        200..=299 => match from_instance_view(&resp.json(op)?) {
+        200..=299 => match from_instance_view(&resp.arm_json(op)?) {
             Some(Health::Ok) => {
                 st.instance_view_404s = 0;
                 return out(&st, Phase::Running, interval, None);

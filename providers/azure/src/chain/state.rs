@@ -8,8 +8,7 @@
 //! [`Item`], moved forward by the same code whichever way the chain runs.
 
 use serde::{Deserialize, Serialize};
-use skyfleet_core::provider::StepError;
-use skyfleet_core::{Error, ErrorKind, Result, Worker};
+use skyfleet_core::{Error, Failure, Result, Worker};
 use time::OffsetDateTime;
 
 use crate::client::{ArmOperation, ResourceType};
@@ -109,41 +108,6 @@ impl Teardown {
                 t.done = true;
                 t.op = None;
             }
-        }
-    }
-}
-
-/// A failure kept on the state (so the final step reports it again).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Failure {
-    /// The error kind's stable name.
-    pub kind: String,
-    /// The ARM code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// The message.
-    pub message: String,
-}
-
-impl From<&Error> for Failure {
-    fn from(e: &Error) -> Self {
-        Failure {
-            kind: e.kind().name().to_string(),
-            code: e.code().map(str::to_string),
-            message: e.message().to_string(),
-        }
-    }
-}
-
-impl Failure {
-    /// The failure as a step's error.
-    pub fn step_error(&self) -> StepError {
-        StepError {
-            kind: ErrorKind::from_name(&self.kind),
-            code: self.code.clone(),
-            message: self.message.clone(),
-            at: None,
         }
     }
 }

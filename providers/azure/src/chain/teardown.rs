@@ -15,7 +15,7 @@ fn final_phase(worker: &Worker, st: &ChainState) -> Result<Step> {
     } else {
         Phase::Stopped
     };
-    let error = st.failure.as_ref().map(|f| f.step_error());
+    let error = st.failure.clone();
     out(st, phase, std::time::Duration::ZERO, error)
 }
 

@@ -34,7 +34,7 @@ use skyfleet_core::transport::ApiClass;
 use skyfleet_core::{Error, FinalState, Operation, OperationStatus, PollPolicy, Result};
 use time::OffsetDateTime;
 
-use super::{garbled, ArmClient, ArmResponse};
+use super::{garbled, ArmAnswer, ArmClient, ArmResponse};
 use crate::classify;
 
 /// What an [`ArmOperation`] polls.
@@ -294,7 +294,7 @@ async fn fetch(
         (_, 404) => Ok(None),
         (_, 429) | (_, 500..=599) => Err(resp.error(&format!("{what} poll"))),
         (PollKind::AsyncOperation, 200..=299) => {
-            let body: Value = resp.json(&format!("{what} operation status"))?;
+            let body: Value = resp.arm_json(&format!("{what} operation status"))?;
             let status = body.get("status").and_then(Value::as_str).ok_or_else(|| {
                 garbled(
                     &format!("{what} operation status"),
@@ -313,7 +313,7 @@ async fn fetch(
             Ok(Some((OperationStatus::Failed { code, message }, ra)))
         }
         (PollKind::Resource, 200..=299) => {
-            let body: Value = resp.json(&format!("{what} resource"))?;
+            let body: Value = resp.arm_json(&format!("{what} resource"))?;
             let state = provisioning_state(&body).unwrap_or("Succeeded");
             let st = if is_delete && !is_terminal_failure(state) {
                 OperationStatus::InProgress

@@ -15,12 +15,11 @@
 //! rather than followed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::Method;
 use serde::de::DeserializeOwned;
-use skyfleet_core::transport::{retry_after, ApiClass, Key, RequestExt, Transport};
+use skyfleet_core::provider::support::{ApiRequest, ApiResponse, Secret};
+use skyfleet_core::transport::{ApiClass, Key, Transport};
 use skyfleet_core::{Error, ErrorKind, Result};
 
 use crate::classify;
@@ -109,50 +108,33 @@ impl ResourceType {
     }
 }
 
-/// A response: status, headers and the whole body.
-#[derive(Debug, Clone)]
-pub struct ArmResponse {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body.
-    pub body: Bytes,
+/// An ARM answer: core's [`ApiResponse`] (status, headers, the whole body);
+/// [`ArmAnswer`] adds what ARM's error body says.
+pub type ArmResponse = ApiResponse;
+
+/// What a non-success ARM answer's error body says.
+pub trait ArmAnswer {
+    /// The body parsed as `T`; a garbled body is an [`ErrorKind::Internal`]
+    /// error with code `GarbledResponse` naming `what` (see [`garbled`]).
+    fn arm_json<T: DeserializeOwned>(&self, what: &str) -> Result<T>;
+
+    /// This (non-success) answer as a classified error.
+    fn error(&self, what: &str) -> Error;
+
+    /// The ARM error code of a non-success answer, if any.
+    fn error_code(&self) -> Option<String>;
 }
 
-impl ArmResponse {
-    /// Whether the status is 2xx.
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// The delay the response asked for (`Retry-After` and ms variants).
-    pub fn retry_after(&self) -> Option<Duration> {
-        retry_after(&self.headers)
-    }
-
-    /// A header as a string, if present and ASCII.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    }
-
-    /// The body parsed as `T`; a garbled body is an
-    /// [`ErrorKind::Internal`] error with code `GarbledResponse` naming `what`.
-    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
+impl ArmAnswer for ApiResponse {
+    fn arm_json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| garbled(what, self.status, &e.to_string()))
     }
 
-    /// This (non-success) answer as a classified error.
-    pub fn error(&self, what: &str) -> Error {
+    fn error(&self, what: &str) -> Error {
         classify::from_response(self.status, &self.body, self.retry_after(), what)
     }
 
-    /// The ARM error code of a non-success answer, if any.
-    pub fn error_code(&self) -> Option<String> {
+    fn error_code(&self) -> Option<String> {
         classify::parse_error_body(&self.body).map(|(c, _)| c)
     }
 }
@@ -329,42 +311,26 @@ impl ArmClient {
             ..
         } = req;
         self.check_url(url)?;
-        let token = self.credential.token().await?;
-        let bytes = match body {
-            Some(v) => Bytes::from(serde_json::to_vec(v)?),
-            None => Bytes::new(),
-        };
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(http::header::ACCEPT, "application/json");
-        if body.is_some() {
-            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        let req = builder
-            .body(bytes)
-            .map_err(|e| Error::internal(format!("cannot build ARM request for {url}: {e}")))?
-            .with_key(Key::new(
+        let token = Secret::new(self.credential.token().await?);
+        let mut api = ApiRequest::new(method, url)
+            .bearer(&token)
+            .key(Key::new(
                 "azure",
                 self.subscription.as_str(),
                 region.to_string(),
                 class,
             ))
-            .with_operation(operation.clone());
-        let resp = self.transport.send(req).await.map_err(|e| {
+            .operation(operation.clone());
+        if let Some(v) = body {
+            api = api.json(v.clone());
+        }
+        api.send(&self.transport).await.map_err(|e| {
             let kind = e.kind().clone();
             let code = e.code().unwrap_or("transport").to_string();
             Error::new(kind, format!("{operation}: {}", e.message()))
                 .with_code(code)
                 .with_provider("azure")
                 .with_source(e)
-        })?;
-        let (parts, body) = resp.into_parts();
-        Ok(ArmResponse {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
         })
     }
 }

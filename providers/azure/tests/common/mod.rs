@@ -2,14 +2,14 @@
 //! and a subnet, and helpers to build providers and workers against it.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use skyfleet_azure::{AzureBuilder, AzureConfig, AzureProvider, CredentialConfig, Secret};
 use skyfleet_core::clock::SystemClock;
 use skyfleet_core::provider::apply_step;
-use skyfleet_core::{Lifecycle, OwnershipTags, Phase, PollPolicy, Provider, Worker, WorkerSpec};
+use skyfleet_core::testing::fixtures;
+use skyfleet_core::{Phase, PollPolicy, Provider, Worker};
 use skyfleet_mock::MockCloud;
 
 pub const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
@@ -187,25 +187,11 @@ pub fn explicit_os_launch() -> Value {
 }
 
 pub fn worker(id: &str, launch: Value) -> Worker {
-    Worker::new(
-        WorkerSpec {
-            worker_id: id.into(),
-            pool_id: "pool".into(),
-            provider_id: "azure".into(),
-            launch_config_id: "lc".into(),
-            launch,
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: MANAGER.into(),
-                pool_id: "pool".into(),
-                worker_id: id.into(),
-                provider_id: "azure".into(),
-                extra: BTreeMap::new(),
-            },
-        },
-        time::OffsetDateTime::now_utc(),
-    )
+    fixtures::worker(id)
+        .provider(skyfleet_core::provider::names::AZURE)
+        .manager(MANAGER)
+        .launch(launch)
+        .build_now()
 }
 
 /// Steps `w` (sleeping as asked) until its phase is in `until` or final;
