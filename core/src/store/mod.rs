@@ -11,7 +11,7 @@
 //! runtime instance is stepping a worker; a replica that dies loses its
 //! leases when they expire. A **version** makes every update conditional on
 //! the record not having changed since it was read (optimistic concurrency);
-//! a stale update fails with [`ErrorKind::Conflict`](crate::ErrorKind::Conflict).
+//! a stale update fails with [`ErrorKind::Conflict`].
 
 use std::time::Duration;
 
