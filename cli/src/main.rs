@@ -3,26 +3,34 @@
 //! - `skyfleet demo`: a fleet on the embedded mock cloud and SQLite;
 //! - `skyfleet mock`: serve the mock cloud;
 //! - `skyfleet run --config fleet.toml`: run a fleet;
-//! - `skyfleet workers`, `skyfleet errors`: read the store;
+//! - `skyfleet status`, `skyfleet workers`, `skyfleet errors`: read the store
+//!   (and the replicas' metrics);
+//! - `skyfleet remove`: mark workers for removal by an operator;
 //! - `skyfleet bench <scenario> --json`: benchmarks.
+//!
+//! `--log-level` and `--log-format` apply to every command (see
+//! [`logging`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use skyfleet_core::store::WorkerFilter;
-use skyfleet_core::Phase;
+
+use logging::{LogFormat, LogLevel};
 
 mod bench;
 mod config;
 mod demo;
+mod inspect;
+mod logging;
 mod mock_clouds;
 mod mockctl;
 mod providers;
 mod run;
+mod status;
+mod store_url;
 mod wait;
 
 /// Provision fleets of cloud workers on AWS, Google Cloud, Azure and static
@@ -32,6 +40,14 @@ mod wait;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log level of skyfleet's own lines (others log warnings only);
+    /// `RUST_LOG`, when set, wins. Default: info for `run` and `mock`,
+    /// error for `demo` and `bench`, warn otherwise.
+    #[arg(long, global = true, value_enum)]
+    log_level: Option<LogLevel>,
+    /// Log line format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,9 +83,13 @@ enum Command {
         /// Write the certificate PEM here (with --tls).
         #[arg(long, requires = "tls")]
         cert_out: Option<PathBuf>,
-        /// Allow a non-loopback listen address (the mock has no auth).
+        /// Allow a non-loopback listen address. Requires --control-token.
         #[arg(long)]
         allow_non_loopback: bool,
+        /// Require `Authorization: Bearer TOKEN` on the control API
+        /// (`/_mock/...`; the dashboard at /_mock/ui asks for it once).
+        #[arg(long, env = "SKYFLEET_MOCK_CONTROL_TOKEN", hide_env_values = true)]
+        control_token: Option<ControlToken>,
     },
     /// Run a fleet from a config file until SIGINT or SIGTERM, then release
     /// its leases and stop.
@@ -86,7 +106,7 @@ enum Command {
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
     },
-    /// List workers in a store.
+    /// List workers in a store: phase, last transition and removal reason.
     Workers {
         /// Store URL.
         #[arg(long, default_value = "sqlite:skyfleet.db")]
@@ -101,7 +121,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List a pool's recent errors.
+    /// A pool's errors: counts by kind over the last hour, then the most
+    /// recent entries.
     Errors {
         /// Store URL.
         #[arg(long, default_value = "sqlite:skyfleet.db")]
@@ -109,33 +130,53 @@ enum Command {
         /// The pool.
         #[arg(long)]
         pool: String,
-        /// At most this many.
+        /// At most this many recent entries.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A fleet at a glance: per pool its bounds, target and workers by
+    /// state, errors of the last hour, avoided launch configs and the oldest
+    /// requested worker; with --metrics, scanner lag and API calls per
+    /// minute from the replicas.
+    Status {
+        /// Store URL.
+        #[arg(long, default_value = "sqlite:skyfleet.db")]
+        store: String,
+        /// One JSON object (one per line with --watch).
+        #[arg(long)]
+        json: bool,
+        /// Redraw every --interval seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between redraws with --watch.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        /// A replica's metrics endpoint (`http://host:port`, as given to
+        /// `run --metrics-listen`); repeat for several replicas.
+        #[arg(long = "metrics", value_name = "URL", num_args = 1..)]
+        metrics: Vec<String>,
+        /// Seconds a one-shot status samples the metrics endpoints for.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+        sample: u64,
+    },
+    /// Mark workers for removal (reason `operator`); the fleet stepping them
+    /// tears them down.
+    Remove {
+        /// Store URL.
+        #[arg(long, default_value = "sqlite:skyfleet.db")]
+        store: String,
+        /// The workers.
+        #[arg(required = true)]
+        worker_ids: Vec<String>,
     },
     /// Run a benchmark scenario and print one JSON object.
     Bench {
         #[command(subcommand)]
         scenario: bench::Scenario,
     },
-}
-
-fn init_tracing(quiet: bool) {
-    // aws-smithy's connection-poisoning interceptor logs an error whenever a
-    // retryable failure happens on a connector that does not expose its
-    // connection (ours sends through the shared tower stack, which manages
-    // its own pool): noise, not a fault, so it is silenced by default.
-    let default = if quiet {
-        "error,aws_smithy_runtime::client::http::connection_poisoning=off"
-    } else {
-        "warn,aws_smithy_runtime::client::http::connection_poisoning=off"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// The name of the runtime's threads (`/proc` shows it), by which `bench
@@ -156,6 +197,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let default_level = match cli.command {
+        Command::Run { .. } | Command::Mock { .. } => LogLevel::Info,
+        Command::Demo { .. } | Command::Bench { .. } => LogLevel::Error,
+        _ => LogLevel::Warn,
+    };
+    logging::init(cli.log_level.unwrap_or(default_level), cli.log_format);
     rt.block_on(dispatch(cli.command))
 }
 
@@ -168,7 +215,6 @@ async fn dispatch(command: Command) -> ExitCode {
             store,
             timeout_s,
         } => {
-            init_tracing(true);
             let args = demo::DemoArgs {
                 workers,
                 faults,
@@ -213,51 +259,86 @@ async fn dispatch(command: Command) -> ExitCode {
             tls,
             cert_out,
             allow_non_loopback,
-        } => {
-            init_tracing(false);
-            mock(listen, tls, cert_out, allow_non_loopback).await
-        }
+            control_token,
+        } => mock(listen, tls, cert_out, allow_non_loopback, control_token).await,
         Command::Run {
             config,
             store,
             metrics_listen,
-        } => {
-            init_tracing(false);
-            if let Some(addr) = metrics_listen {
-                if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new()
-                    .with_http_listener(addr)
-                    .install()
-                {
-                    eprintln!("skyfleet run: --metrics-listen {addr}: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            run::run(&config, store).await
-        }
+        } => run::run(&config, store, metrics_listen).await,
         Command::Workers {
             store,
             pool,
             phase,
             json,
-        } => workers(&store, pool, phase, json).await,
-        Command::Errors { store, pool, limit } => errors(&store, &pool, limit).await,
-        Command::Bench { scenario } => {
-            init_tracing(true);
-            bench::run(scenario).await
+        } => inspect::workers(&store, pool, phase, json).await,
+        Command::Errors {
+            store,
+            pool,
+            limit,
+            json,
+        } => inspect::errors(&store, &pool, limit, json).await,
+        Command::Status {
+            store,
+            json,
+            watch,
+            interval,
+            metrics,
+            sample,
+        } => {
+            status::run(status::StatusArgs {
+                store,
+                json,
+                watch,
+                interval: Duration::from_secs(interval),
+                metrics,
+                sample: Duration::from_secs(sample),
+            })
+            .await
         }
+        Command::Remove { store, worker_ids } => inspect::remove(&store, &worker_ids).await,
+        Command::Bench { scenario } => bench::run(scenario).await,
     }
 }
 
-async fn mock(listen: SocketAddr, tls: bool, cert_out: Option<PathBuf>, allow: bool) -> ExitCode {
-    let mock = match skyfleet_mock::MockCloud::builder()
+/// The mock's control token from the command line; `Debug` never shows it.
+#[derive(Clone)]
+struct ControlToken(String);
+
+impl std::str::FromStr for ControlToken {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(ControlToken(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for ControlToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+async fn mock(
+    listen: SocketAddr,
+    tls: bool,
+    cert_out: Option<PathBuf>,
+    allow: bool,
+    token: Option<ControlToken>,
+) -> ExitCode {
+    let mut builder = skyfleet_mock::MockCloud::builder()
         .listen(listen)
         .tls(tls)
-        .allow_non_loopback(allow)
-        .start()
-        .await
-    {
+        .allow_non_loopback(allow);
+    if let Some(ControlToken(token)) = token {
+        builder = builder.control_token(token);
+    }
+    let mock = match builder.start().await {
         Ok(m) => m,
-        Err(e @ skyfleet_mock::MockError::NonLoopback(_)) => {
+        Err(
+            e @ (skyfleet_mock::MockError::NonLoopback(_)
+            | skyfleet_mock::MockError::ControlTokenRequired
+            | skyfleet_mock::MockError::Config(_)),
+        ) => {
             eprintln!("skyfleet mock: {e}");
             return ExitCode::from(2);
         }
@@ -273,99 +354,8 @@ async fn mock(listen: SocketAddr, tls: bool, cert_out: Option<PathBuf>, allow: b
         }
     }
     println!("{}", mock.url());
+    eprintln!("skyfleet mock: dashboard at {}", mock.dashboard_url());
     let _ = tokio::signal::ctrl_c().await;
     mock.shutdown().await;
     ExitCode::SUCCESS
-}
-
-async fn open_store(url: &str) -> Result<Arc<dyn skyfleet_core::WorkerStore>, ExitCode> {
-    skyfleet_core::store::open(url).await.map_err(|e| {
-        eprintln!("skyfleet: store {url}: {e}");
-        ExitCode::from(2)
-    })
-}
-
-async fn workers(url: &str, pool: Option<String>, phase: Option<String>, json: bool) -> ExitCode {
-    let store = match open_store(url).await {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    let mut filter = WorkerFilter {
-        pool_id: pool,
-        ..Default::default()
-    };
-    if let Some(p) = phase {
-        match Phase::parse(&p) {
-            Ok(p) => filter.phases = vec![p],
-            Err(_) => {
-                eprintln!(
-                    "skyfleet workers: --phase `{p}`: expected one of requested, running, stopping, stopped, failed"
-                );
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let ws = match store.list_workers(&filter).await {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("skyfleet workers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if json {
-        match serde_json::to_string_pretty(&ws) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("skyfleet workers: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-        return ExitCode::SUCCESS;
-    }
-    println!(
-        "{:<40} {:<20} {:<14} {:<16} {:<10} {:<8} last error",
-        "worker", "pool", "provider", "partition", "phase", "desired"
-    );
-    for w in ws {
-        println!(
-            "{:<40} {:<20} {:<14} {:<16} {:<10} {:<8} {}",
-            w.id(),
-            w.spec.pool_id,
-            w.spec.provider_id,
-            w.partition.as_deref().unwrap_or("-"),
-            w.phase.as_str(),
-            format!("{:?}", w.desired).to_lowercase(),
-            w.last_error
-                .as_ref()
-                .map(|e| format!("{}: {}", e.kind, e.message))
-                .unwrap_or_default()
-        );
-    }
-    ExitCode::SUCCESS
-}
-
-async fn errors(url: &str, pool: &str, limit: usize) -> ExitCode {
-    let store = match open_store(url).await {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    match store.list_pool_errors(pool, limit).await {
-        Ok(v) => {
-            for e in v {
-                println!(
-                    "{}  {:<18} {:<10} {}  {}",
-                    e.reported_at,
-                    e.kind.name(),
-                    e.launch_config_id.unwrap_or_default(),
-                    e.title,
-                    e.message
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("skyfleet errors: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

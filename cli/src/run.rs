@@ -1,5 +1,6 @@
 //! `skyfleet run`: a fleet from a config file, until SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, DemandSection};
 use crate::providers;
+use crate::store_url;
 
 /// Builds the demand source a config names.
 fn demand(section: &DemandSection) -> Result<Arc<dyn Demand>, String> {
@@ -28,9 +30,9 @@ fn demand(section: &DemandSection) -> Result<Arc<dyn Demand>, String> {
     })
 }
 
-/// Validates the config and builds the fleet; errors are configuration
-/// errors (exit 2).
-pub async fn build(path: &Path, store_override: Option<String>) -> Result<Fleet, String> {
+/// Validates the config and builds the fleet, answering it with the store
+/// URL used; errors are configuration errors (exit 2).
+async fn build(path: &Path, store_override: Option<String>) -> Result<(Fleet, String), String> {
     let file = config::load(path).map_err(|e| e.to_string())?;
     let origin = path.display();
     let settings = file
@@ -52,30 +54,98 @@ pub async fn build(path: &Path, store_override: Option<String>) -> Result<Fleet,
     let url = store_override.unwrap_or(file.fleet.store);
     let store = skyfleet_core::store::open(&url)
         .await
-        .map_err(|e| format!("store {url}: {e}"))?;
+        .map_err(|e| format!("store {}: {e}", store_url::redacted(&url)))?;
     builder = builder.store(store);
-    builder.build().map_err(|e| match e.kind() {
+    let fleet = builder.build().map_err(|e| match e.kind() {
         skyfleet_core::ErrorKind::InvalidConfig { field } => {
             format!("{origin} at `{field}`: {}", e.message())
         }
         _ => format!("{origin}: {e}"),
-    })
+    })?;
+    Ok((fleet, url))
+}
+
+/// Histogram buckets (seconds) of every histogram `/metrics` serves: from a
+/// few milliseconds (an API call) to minutes (a scanner far behind).
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// Serves Prometheus metrics on `addr` (`/metrics`).
+fn serve_metrics(addr: SocketAddr) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .map_err(|e| e.to_string())?
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| e.to_string())
+}
+
+/// The startup line: version, store kind and location (no password), pools,
+/// providers with their partitions, and the addresses served.
+fn log_startup(fleet: &Fleet, store: &str, metrics: Option<SocketAddr>) {
+    let (store_kind, store) = store_url::describe(store);
+    let pools = fleet
+        .pools()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} (provider {}, capacity {}..{})",
+                p.pool_id, p.provider_id, p.min_capacity, p.max_capacity
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let providers = fleet
+        .provider_summaries()
+        .iter()
+        .map(|p| {
+            let parts = if p.partitions.is_empty() {
+                "-".to_string()
+            } else {
+                p.partitions.join(",")
+            };
+            format!("{} ({}, partitions {parts})", p.id, p.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let metrics = metrics.map_or_else(|| "none".to_string(), |a| format!("http://{a}/metrics"));
+    tracing::info!(
+        target: "skyfleet::run",
+        event = "startup",
+        version = env!("CARGO_PKG_VERSION"),
+        store_kind,
+        store = store.as_str(),
+        replica = fleet.owner(),
+        pools = pools.as_str(),
+        providers = providers.as_str(),
+        metrics = metrics.as_str(),
+        api = "none",
+        "skyfleet run starting"
+    );
 }
 
 /// Runs until a signal, then stops cleanly (leases released).
-pub async fn run(path: &Path, store: Option<String>) -> ExitCode {
-    let fleet = match build(path, store).await {
+pub async fn run(path: &Path, store: Option<String>, metrics: Option<SocketAddr>) -> ExitCode {
+    let (fleet, url) = match build(path, store).await {
         Ok(f) => f,
         Err(e) => {
             eprintln!("skyfleet run: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(addr) = metrics {
+        if let Err(e) = serve_metrics(addr) {
+            eprintln!("skyfleet run: --metrics-listen {addr}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    log_startup(&fleet, &url, metrics);
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("signal received: stopping");
+        tracing::info!(target: "skyfleet::run", event = "shutdown", "signal received: stopping");
         on_signal.cancel();
     });
     match fleet.run(cancel).await {

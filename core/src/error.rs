@@ -50,6 +50,15 @@ pub enum ErrorKind {
     Transient,
     /// An optimistic-concurrency check failed: the record changed under us.
     Conflict,
+    /// A worker's identity proof was rejected. The message is the same for
+    /// every rejection ("signature validation error"), so that a caller
+    /// cannot tell which check failed; `reason`, a stable label such as
+    /// `bad_signature`, is for logs and metrics only: no `Display` shows it
+    /// (it is empty when read back by name).
+    IdentityRejected {
+        /// Which check failed.
+        reason: &'static str,
+    },
     /// A bug or an unclassifiable failure.
     Internal,
 }
@@ -73,12 +82,30 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Timeout => f.write_str("timed out"),
             ErrorKind::Transient => f.write_str("transient failure"),
             ErrorKind::Conflict => f.write_str("conflict"),
+            ErrorKind::IdentityRejected { .. } => f.write_str("identity rejected"),
             ErrorKind::Internal => f.write_str("internal error"),
         }
     }
 }
 
 impl ErrorKind {
+    /// Every kind's [`ErrorKind::name`], in declaration order (metrics
+    /// register a series per kind at zero).
+    pub const NAMES: [&'static str; 12] = [
+        "not_found",
+        "already_exists",
+        "throttled",
+        "capacity_or_quota",
+        "unauthenticated",
+        "permission_denied",
+        "invalid_config",
+        "operation_failed",
+        "timeout",
+        "transient",
+        "conflict",
+        "internal",
+    ];
+
     /// A short stable name for the kind, used in stores, metrics and JSON
     /// summaries (`"throttled"`, `"capacity_or_quota"`, ...).
     pub fn name(&self) -> &'static str {
@@ -94,6 +121,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Transient => "transient",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::IdentityRejected { .. } => "identity_rejected",
             ErrorKind::Internal => "internal",
         }
     }
@@ -117,6 +145,7 @@ impl ErrorKind {
             "timeout" => ErrorKind::Timeout,
             "transient" => ErrorKind::Transient,
             "conflict" => ErrorKind::Conflict,
+            "identity_rejected" => ErrorKind::IdentityRejected { reason: "" },
             _ => ErrorKind::Internal,
         }
     }
@@ -200,6 +229,27 @@ impl Error {
         Error::new(ErrorKind::Internal, message)
     }
 
+    /// The message every identity rejection carries, whatever failed.
+    pub const IDENTITY_REJECTED_MESSAGE: &'static str = "signature validation error";
+
+    /// An [`ErrorKind::IdentityRejected`] error: its message is always
+    /// [`Error::IDENTITY_REJECTED_MESSAGE`]; `reason` (a stable label such as
+    /// `bad_signature`) is kept in the kind, which `Display` never shows.
+    ///
+    /// ```
+    /// use skyfleet_core::Error;
+    /// let e = Error::identity_rejected("wrong_audience").with_provider("gcp");
+    /// assert_eq!(e.kind(), &"identity_rejected");
+    /// assert_eq!(e.to_string(), "gcp: identity rejected: signature validation error");
+    /// assert_eq!(e.rejection_reason(), Some("wrong_audience"));
+    /// ```
+    pub fn identity_rejected(reason: &'static str) -> Self {
+        Error::new(
+            ErrorKind::IdentityRejected { reason },
+            Self::IDENTITY_REJECTED_MESSAGE,
+        )
+    }
+
     /// Records the cloud's own error code (`AllocationFailed`,
     /// `InvalidInstanceID.NotFound`, `ZONE_RESOURCE_POOL_EXHAUSTED`).
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
@@ -237,6 +287,15 @@ impl Error {
     /// The provider that reported the error, when known.
     pub fn provider(&self) -> Option<&str> {
         self.provider.as_deref()
+    }
+
+    /// Why an identity proof was rejected (for logs and metrics; never in
+    /// `Display`), for an [`ErrorKind::IdentityRejected`] error.
+    pub fn rejection_reason(&self) -> Option<&'static str> {
+        match self.kind {
+            ErrorKind::IdentityRejected { reason } => Some(reason),
+            _ => None,
+        }
     }
 
     /// Whether trying the same request again later may succeed: throttles,
@@ -339,8 +398,11 @@ mod tests {
             ErrorKind::Timeout,
             ErrorKind::Transient,
             ErrorKind::Conflict,
+            ErrorKind::IdentityRejected { reason: "" },
             ErrorKind::Internal,
         ];
+        let names: Vec<&str> = kinds.iter().map(ErrorKind::name).collect();
+        assert_eq!(names, ErrorKind::NAMES, "NAMES lists every kind");
         for k in kinds {
             assert_eq!(ErrorKind::from_name(k.name()), k);
             assert_eq!(k, k.name());
@@ -359,6 +421,20 @@ mod tests {
         let c = e.clone();
         assert_eq!(c.to_string(), e.to_string());
         assert!(std::error::Error::source(&c).is_some());
+    }
+
+    #[test]
+    fn identity_rejections_hide_their_reason_from_display() {
+        let e = Error::identity_rejected("bad_signature").with_provider("aws");
+        assert_eq!(
+            e.to_string(),
+            "aws: identity rejected: signature validation error"
+        );
+        assert!(!e.to_string().contains("bad_signature"));
+        assert_eq!(e.rejection_reason(), Some("bad_signature"));
+        assert!(format!("{e:?}").contains("bad_signature"));
+        assert!(!e.is_retryable());
+        assert_eq!(e.kind(), &"identity_rejected");
     }
 
     #[test]

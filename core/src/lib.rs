@@ -22,6 +22,8 @@ pub mod clock;
 pub mod error;
 pub mod failure;
 pub mod fleet;
+mod log_gate;
+pub mod metrics_catalogue;
 pub mod model;
 pub mod operation;
 pub mod provider;
@@ -37,5 +39,5 @@ pub use model::{
     PoolConfig, Worker, WorkerError, WorkerSpec,
 };
 pub use operation::{FinalState, Operation, OperationStatus, PollPolicy};
-pub use provider::{DynProvider, Provider, ProviderExt, Step};
+pub use provider::{DynProvider, IdentityProof, Provider, ProviderExt, Step, VerifiedIdentity};
 pub use store::WorkerStore;

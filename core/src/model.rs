@@ -466,6 +466,13 @@ pub struct Worker {
     /// When the worker last registered (or renewed its registration).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub registered_at: Option<OffsetDateTime>,
+    /// When the worker last changed phase, desired state or registration
+    /// (requested, running, registered, removed, stopping, stopped,
+    /// failed): what `skyfleet workers` shows as its last transition.
+    /// `None` in records written before it existed, until their next
+    /// transition.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub transitioned_at: Option<OffsetDateTime>,
     /// The scheduling partition (region or zone) the provider placed the
     /// worker in ([`Provider::partition`](crate::Provider::partition)). The
     /// runtime runs one scanner per (provider, partition) and each claims
@@ -494,6 +501,7 @@ impl Worker {
             created_at: now,
             running_at: None,
             registered_at: None,
+            transitioned_at: Some(now),
             partition: None,
         }
     }

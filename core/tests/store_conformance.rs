@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use skyfleet_core::store::{conformance, MemoryStore, SqliteStore, WorkerStore};
+use skyfleet_core::store::{conformance, MemoryStore, PoolDecision, SqliteStore, WorkerStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_conforms() {
@@ -140,6 +140,37 @@ async fn use_released_database(s: &dyn WorkerStore) {
         s.partitions("aws").await.unwrap(),
         vec![None, Some("us-west-2".to_string())]
     );
+    // Written before last-transition times existed: none, until the next.
+    assert_eq!(w.transitioned_at, None);
+    // What migration 4 added works on the old database.
+    let d = PoolDecision {
+        pool_id: "p".into(),
+        provider_id: "aws".into(),
+        min_capacity: 0,
+        max_capacity: 3,
+        demand: Default::default(),
+        have: Default::default(),
+        estimate: Default::default(),
+        created: 0,
+        removed: 0,
+        owner: "r".into(),
+        decided_at: now,
+    };
+    s.put_pool_decision(&d).await.unwrap();
+    assert_eq!(s.list_pool_decisions().await.unwrap(), vec![d]);
+    assert!(s.pool_error_groups(now).await.unwrap().is_empty());
+}
+
+/// The schema objects a migration-4 database has beyond a schema-3 one.
+fn added_by_migration_4(before: &[String], after: &[String]) -> Vec<String> {
+    for b in before {
+        assert!(after.contains(b), "{b} was changed or dropped");
+    }
+    after
+        .iter()
+        .filter(|a| !before.contains(a))
+        .map(|a| a.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 /// A row as the released code wrote it (schema 3), for the scripts above.
@@ -154,13 +185,17 @@ fn released_body() -> String {
     w.version = 1;
     w.phase = skyfleet_core::Phase::Requested;
     w.partition = Some("us-east-1".into());
-    serde_json::to_string(&w).unwrap()
+    // As the released code wrote it: no last-transition time.
+    let mut v = serde_json::to_value(&w).unwrap();
+    v.as_object_mut().unwrap().remove("transitioned_at");
+    v.to_string()
 }
 
 /// A SQLite database created by the released code (schema 3, its exact DDL
-/// and bookkeeping) opens without re-running or altering a migration.
+/// and bookkeeping) opens: migration 4 alone runs, adding its table and
+/// index and altering nothing that was there.
 #[tokio::test]
-async fn sqlite_database_at_schema_3_opens_unchanged() {
+async fn sqlite_database_at_schema_3_opens_and_gains_only_migration_4() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("released.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -184,20 +219,32 @@ async fn sqlite_database_at_schema_3_opens_unchanged() {
 
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
     let after: Vec<String> = sqlx::query_scalar(schema).fetch_all(&raw).await.unwrap();
-    assert_eq!(after, before, "the schema is untouched");
+    assert_eq!(
+        added_by_migration_4(&before, &after),
+        vec![
+            "table pool_decisions",
+            "index pool_errors_reported",
+            "index sqlite_autoindex_pool_decisions_1"
+        ],
+        "only migration 4's objects are new"
+    );
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3], "no migration re-ran");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4],
+        "no migration re-ran; 4 ran once"
+    );
 }
 
-/// A PostgreSQL database created by the released code (schema 3) opens
-/// without re-running or altering a migration.
+/// A PostgreSQL database created by the released code (schema 3) opens:
+/// migration 4 alone runs, altering nothing that was there.
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn postgres_database_at_schema_3_opens_unchanged() {
+async fn postgres_database_at_schema_3_opens_and_gains_only_migration_4() {
     use skyfleet_core::store::PostgresStore;
     use sqlx::Connection;
     let Ok(url) = std::env::var("SKYFLEET_TEST_POSTGRES_URL") else {
@@ -244,13 +291,25 @@ async fn postgres_database_at_schema_3_opens_unchanged() {
         .fetch_all(&mut raw)
         .await
         .unwrap();
-    assert_eq!(after, before, "the schema is untouched");
+    assert_eq!(
+        added_by_migration_4(&before, &after),
+        vec![
+            "pool_decisions r",
+            "pool_decisions_pkey i",
+            "pool_errors_reported i"
+        ],
+        "only migration 4's objects are new"
+    );
     let versions: Vec<i32> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
             .fetch_all(&mut raw)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3], "no migration re-ran");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4],
+        "no migration re-ran; 4 ran once"
+    );
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut raw)
         .await

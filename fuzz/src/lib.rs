@@ -604,3 +604,6 @@ mod tests {
         assert_eq!(parse_answer(b"garbage").status, 200);
     }
 }
+
+pub mod identity;
+pub use identity::{b64, gcp_jwks};

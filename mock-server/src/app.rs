@@ -1,7 +1,7 @@
 //! The one router: every cloud's routes, the control API, the body limit,
 //! cloud-appropriate 404/405 answers and request accounting.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -13,9 +13,12 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::arm::{self, Arm, ArmConfig};
 use crate::config::MockConfig;
+use crate::control_guard::ControlAccess;
 use crate::ctx::{Cloud, Ctx, OperationName};
 use crate::ec2::{self, Ec2, Ec2Config};
 use crate::gce::{self, Gce, GceConfig};
+use crate::imds::trust::Trust;
+use crate::imds::Imds;
 use crate::journal::Recorder;
 
 /// Largest request body accepted; larger ones get 413 in the cloud's format.
@@ -31,11 +34,15 @@ pub struct Shared {
     pub arm: Arc<Arm>,
     /// Compute Engine.
     pub gce: Arc<Gce>,
+    /// The instance-metadata services.
+    pub imds: Arc<Imds>,
     /// The cloud settings last applied (the cloud modules do not report
     /// theirs back).
     pub configs: Mutex<CloudConfigs>,
     /// Stats and journal.
     pub recorder: Recorder,
+    /// Who may call the control API.
+    access: RwLock<ControlAccess>,
 }
 
 /// The per-cloud settings in force.
@@ -51,15 +58,42 @@ pub struct CloudConfigs {
 
 impl Shared {
     /// A fresh mock with empty clouds.
+    // Used by the tests (with the `testing` feature) only.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn new(ctx: Ctx) -> Arc<Shared> {
+        Shared::with_trust(ctx, None)
+    }
+
+    /// A fresh mock whose metadata services sign with `trust` (made on
+    /// first use when `None`).
+    pub fn with_trust(ctx: Ctx, trust: Option<Trust>) -> Arc<Shared> {
+        let ec2 = Ec2::new(ctx.clone());
+        let arm = Arm::new(ctx.clone());
+        let gce = Gce::new(ctx.clone());
+        let imds = Imds::new(ec2.clone(), gce.clone(), arm.clone(), trust);
         Arc::new(Shared {
-            ec2: Ec2::new(ctx.clone()),
-            arm: Arm::new(ctx.clone()),
-            gce: Gce::new(ctx.clone()),
+            ec2,
+            arm,
+            gce,
+            imds,
             ctx,
             configs: Mutex::new(CloudConfigs::default()),
             recorder: Recorder::default(),
+            access: RwLock::new(ControlAccess::default()),
         })
+    }
+
+    /// The control API's access rules in force.
+    pub fn control_access(&self) -> ControlAccess {
+        self.access
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets the control API's access rules.
+    pub fn set_control_access(&self, access: ControlAccess) {
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) = access;
     }
 
     /// Applies a configuration document (validated first; nothing changes
@@ -105,6 +139,18 @@ impl Shared {
 pub fn cloud_for_path(path: &str) -> Option<Cloud> {
     if path.starts_with("/_mock/") || path == "/_mock" {
         None
+    } else if let Some(rest) = path.strip_prefix("/_imds") {
+        // The metadata services, by the cloud their path names.
+        let cloud = rest.trim_start_matches('/').split('/').next();
+        match cloud {
+            Some("aws") => Some(Cloud::Aws),
+            Some("gcp") => Some(Cloud::Gcp),
+            Some("azure") => Some(Cloud::Azure),
+            _ => None,
+        }
+    } else if path.starts_with("/oauth2/") {
+        // Google's key URLs (`/oauth2/v3/certs`).
+        Some(Cloud::Gcp)
     } else if path.starts_with("/subscriptions") || path.starts_with("/metadata/identity") {
         Some(Cloud::Azure)
     } else if path.starts_with("/compute/") || path == "/token" {
@@ -129,6 +175,11 @@ fn is_entra_path(path: &str) -> bool {
 /// An error in the format of the cloud that owns `path` (control API paths
 /// answer JSON `{"error": ...}`).
 pub fn error_for_path(path: &str, status: u16, code: &str, message: &str) -> Response {
+    if path.starts_with("/_imds") {
+        // The metadata services answer plain text.
+        let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+        return crate::imds::plain(status, "text/plain", format!("{message}\n"));
+    }
     match cloud_for_path(path) {
         Some(Cloud::Aws) => ec2::error_response(status, code, message),
         Some(Cloud::Azure) => arm::error_response(status, code, message),
@@ -154,7 +205,25 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(shared.ec2.router())
         .merge(shared.arm.router())
         .merge(shared.gce.router())
+        .merge(shared.imds.router())
+        .merge(shared.imds.control_router())
         .merge(crate::control::router(shared.clone()))
+        .merge(crate::ui::router(shared.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn_with_state(shared.clone(), record))
+        .layer(middleware::from_fn_with_state(
+            shared,
+            crate::control_guard::guard,
+        ))
+}
+
+/// The router of the plain-HTTP metadata listener a TLS mock opens: the
+/// metadata paths only, with the same body limit and accounting.
+pub fn imds_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .merge(shared.imds.router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(limit_body))
@@ -242,6 +311,14 @@ async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> 
     let resp = next.run(req).await;
     // The control API's own traffic would only blur the numbers tests read.
     let Some(cloud) = cloud_for_path(&path) else {
+        // The dashboards hear about changes made by anyone.
+        let changed = method != http::Method::GET && method != http::Method::HEAD;
+        if changed && resp.status().is_success() {
+            shared
+                .recorder
+                .feed()
+                .publish(|| crate::ui::feed::FeedEvent::control(method.as_str(), &path));
+        }
         return resp;
     };
     let cloud = cloud.as_str();

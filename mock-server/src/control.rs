@@ -57,6 +57,7 @@ async fn reset(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
     s.ec2.reset(scope);
     s.arm.reset(scope);
     s.gce.reset(scope);
+    s.imds.reset(scope);
     s.ctx.reset_throttles(scope);
     Json(serde_json::json!({ "status": "ok", "scope": scope })).into_response()
 }

@@ -1,11 +1,14 @@
 //! Request accounting: counts per (cloud, operation, status) for
-//! `GET /_mock/stats`, and a bounded ring of recent requests for
-//! `GET /_mock/requests`.
+//! `GET /_mock/stats`, a bounded ring of recent requests for
+//! `GET /_mock/requests`, and the live feed of those requests for
+//! `GET /_mock/events` (see [`crate::ui::feed`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+
+use crate::ui::feed::{Feed, FeedEvent, Subscription, TooManyClients};
 
 /// How many requests the journal keeps; older ones are forgotten.
 pub const JOURNAL_CAPACITY: usize = 2000;
@@ -64,6 +67,7 @@ pub struct Stats {
 #[derive(Default)]
 pub struct Recorder {
     inner: Mutex<RecorderInner>,
+    feed: Feed,
 }
 
 #[derive(Default)]
@@ -104,7 +108,7 @@ impl Recorder {
         if r.ring.len() >= JOURNAL_CAPACITY {
             r.ring.pop_front();
         }
-        r.ring.push_back(JournalEntry {
+        let entry = JournalEntry {
             seq,
             time,
             method: method.to_string(),
@@ -113,7 +117,27 @@ impl Recorder {
             operation: operation.to_string(),
             status,
             ms,
-        });
+        };
+        // Published under the lock, so every client sees entries in
+        // sequence order; publishing never waits.
+        self.feed
+            .publish(|| FeedEvent::Request(Arc::new(entry.clone())));
+        r.ring.push_back(entry);
+    }
+
+    /// Subscribes to the live feed. Answers the sequence number of the last
+    /// entry recorded before the subscription: every later entry comes
+    /// through the subscription, so `since(that)` plus the feed misses
+    /// nothing.
+    pub fn subscribe(&self) -> Result<(u64, Subscription), TooManyClients> {
+        let r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let sub = self.feed.subscribe()?;
+        Ok((r.next_seq, sub))
+    }
+
+    /// The live feed (for control events and its counters).
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// Journal entries with a sequence number above `since`, oldest first.

@@ -19,7 +19,10 @@
 //!
 //! Routing: `POST /` is EC2; `/subscriptions/...` and the Azure token
 //! endpoints are ARM; `/compute/v1/...` and `POST /token` are Compute
-//! Engine; `/_mock/...` is the control API (see the crate README).
+//! Engine; `/_imds/{aws,gcp,azure}/...` are each VM's instance-metadata
+//! service (plain HTTP: under TLS they are also on [`MockCloud::imds_url`]);
+//! `/_mock/...` is the control API (see the crate README), and `/_mock/ui`
+//! its dashboard ([`MockCloud::dashboard_url`]).
 //!
 //! The public API is the builder ([`MockCloud::builder`]), the
 //! configuration ([`MockConfig`] and the [`config`] module), the running
@@ -43,11 +46,13 @@ macro_rules! internal {
     };
 }
 
-internal!(app, arm, control, ctx, ec2, gce, journal, tls);
+internal!(app, arm, control, ctx, ec2, gce, imds, journal, tls);
+internal!(control_guard, ui);
 pub mod config;
 mod serve;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -57,6 +62,7 @@ use tokio::task::JoinHandle;
 pub use crate::config::MockConfig;
 pub use crate::ctx::{Cloud, Ctx, DropConnection, FaultEffect, FaultRule, ResourceView};
 pub use crate::ec2::account_for_access_key;
+pub use crate::imds::{TrustError, TrustKeys};
 
 /// Why the mock could not start.
 #[derive(Debug, thiserror::Error)]
@@ -81,17 +87,46 @@ pub enum MockError {
     /// The configuration was refused.
     #[error("configuration: {0}")]
     Config(String),
+    /// The trust keys (`--trust-keys DIR`) could not be loaded.
+    #[error("trust keys: {0}")]
+    Trust(#[from] TrustError),
+    /// Non-loopback listening was allowed without a control token: the
+    /// control API would be open to the network.
+    #[error(
+        "a control token is required when non-loopback listening is allowed (anyone who can reach the mock could reset it)"
+    )]
+    ControlTokenRequired,
 }
 
 /// Builds and starts a [`MockCloud`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MockCloudBuilder {
     seed: u64,
     time_scale: f64,
     tls: bool,
     listen: SocketAddr,
     allow_non_loopback: bool,
+    control_token: Option<String>,
     config: MockConfig,
+    trust_keys: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for MockCloudBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockCloudBuilder")
+            .field("seed", &self.seed)
+            .field("time_scale", &self.time_scale)
+            .field("tls", &self.tls)
+            .field("listen", &self.listen)
+            .field("allow_non_loopback", &self.allow_non_loopback)
+            .field(
+                "control_token",
+                &self.control_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("config", &self.config)
+            .field("trust_keys", &self.trust_keys)
+            .finish()
+    }
 }
 
 impl Default for MockCloudBuilder {
@@ -102,7 +137,9 @@ impl Default for MockCloudBuilder {
             tls: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             allow_non_loopback: false,
+            control_token: None,
             config: MockConfig::default(),
+            trust_keys: None,
         }
     }
 }
@@ -134,10 +171,25 @@ impl MockCloudBuilder {
         self
     }
 
-    /// Allows a non-loopback listen address. The mock has no
-    /// authentication, so this is off by default.
+    /// Allows a non-loopback listen address. Off by default; when on, a
+    /// [`control_token`](MockCloudBuilder::control_token) is required, or
+    /// [`start`](MockCloudBuilder::start) fails with
+    /// [`MockError::ControlTokenRequired`].
     pub fn allow_non_loopback(mut self, allow: bool) -> Self {
         self.allow_non_loopback = allow;
+        self
+    }
+
+    /// Protects the control API (`/_mock/...`) with a bearer token: every
+    /// call must carry `Authorization: Bearer TOKEN` or gets 401 (the
+    /// dashboard asks for it once per browser session). 16 to 512 visible
+    /// ASCII characters. The cloud APIs are unaffected.
+    ///
+    /// Whatever the token, a mock bound to a loopback address answers
+    /// control calls only for loopback `Host` headers (403 otherwise), so a
+    /// web page cannot reach it through DNS rebinding.
+    pub fn control_token(mut self, token: impl Into<String>) -> Self {
+        self.control_token = Some(token.into());
         self
     }
 
@@ -147,16 +199,37 @@ impl MockCloudBuilder {
         self
     }
 
+    /// Signs identity documents with the keys in `dir` instead of fresh
+    /// ones (file names in [`TrustKeys`]; `--trust-keys DIR`), so a test
+    /// suite can pin what it trusts across mock starts.
+    pub fn trust_keys(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.trust_keys = Some(dir.into());
+        self
+    }
+
     /// Binds, starts serving in the background and returns the handle.
     /// Must be called within a Tokio runtime.
     pub async fn start(self) -> Result<MockCloud, MockError> {
         if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
             return Err(MockError::NonLoopback(self.listen));
         }
+        let token = match self.control_token {
+            Some(t) => Some(control_guard::ControlToken::new(t).map_err(MockError::Config)?),
+            None if self.allow_non_loopback => return Err(MockError::ControlTokenRequired),
+            None => None,
+        };
         let ctx = Ctx::new(self.seed);
         ctx.set_time_scale(self.time_scale)
             .map_err(MockError::Config)?;
-        let shared = app::Shared::new(ctx.clone());
+        let trust = match &self.trust_keys {
+            Some(dir) => Some(imds::trust::Trust::pinned(TrustKeys::load(dir)?)?),
+            None => None,
+        };
+        let shared = app::Shared::with_trust(ctx.clone(), trust);
+        shared.set_control_access(control_guard::ControlAccess {
+            loopback_hosts_only: self.listen.ip().is_loopback(),
+            token,
+        });
         // ARM hands out absolute operation URLs and must know their scheme.
         shared.arm.set_tls(self.tls);
         shared
@@ -179,8 +252,29 @@ impl MockCloudBuilder {
         })?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{addr}");
+        shared.imds.set_address(&url, addr.ip());
         let router = app::router(shared.clone());
         let (shutdown, shutdown_rx) = watch::channel(());
+        // The metadata services are plain HTTP, as the real ones are: a
+        // TLS mock serves them on a second, plain listener too.
+        let imds_url = if tls.is_some() {
+            let bind = SocketAddr::new(addr.ip(), 0);
+            let plain = TcpListener::bind(bind)
+                .await
+                .map_err(|source| MockError::Bind { addr: bind, source })?;
+            let plain_addr = plain
+                .local_addr()
+                .map_err(|source| MockError::Bind { addr: bind, source })?;
+            tokio::spawn(serve::serve(
+                plain,
+                None,
+                app::imds_router(shared.clone()),
+                shutdown_rx.clone(),
+            ));
+            format!("http://{plain_addr}")
+        } else {
+            url.clone()
+        };
         let (cert_pem, acceptor) = match tls {
             Some(t) => (Some(t.cert_pem), Some(t.acceptor)),
             None => (None, None),
@@ -193,6 +287,7 @@ impl MockCloudBuilder {
         ));
         Ok(MockCloud {
             url,
+            imds_url,
             addr,
             cert_pem,
             shared,
@@ -207,6 +302,7 @@ impl MockCloudBuilder {
 /// connections.
 pub struct MockCloud {
     url: String,
+    imds_url: String,
     addr: SocketAddr,
     cert_pem: Option<String>,
     shared: Arc<app::Shared>,
@@ -226,6 +322,21 @@ impl MockCloud {
     /// the endpoint for every cloud's client.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The base URL of the instance-metadata services, always plain HTTP
+    /// (`http://127.0.0.1:PORT`): [`MockCloud::url`] without TLS, a second
+    /// listener's with it. Each VM's metadata is under
+    /// `/_imds/aws/{instance-id}`, `/_imds/gcp/{project}/{zone}/{instance}`
+    /// and `/_imds/azure/{vmId}`.
+    pub fn imds_url(&self) -> &str {
+        &self.imds_url
+    }
+
+    /// The dashboard's address, `URL/_mock/ui`: a page showing resources,
+    /// requests, fault rules and configuration, updated live.
+    pub fn dashboard_url(&self) -> String {
+        format!("{}/_mock/ui", self.url)
     }
 
     /// The bound address.
@@ -262,6 +373,7 @@ impl MockCloud {
 
     /// Stops serving and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
+        self.shared.imds.shutdown();
         self.shutdown.take();
         let _ = (&mut self.task).await;
     }
@@ -269,7 +381,8 @@ impl MockCloud {
 
 impl Drop for MockCloud {
     fn drop(&mut self) {
-        // Dropping the sender wakes the accept loop and every connection.
+        // Dropping the sender wakes the accept loops and every connection.
+        self.shared.imds.shutdown();
         self.shutdown.take();
         self.task.abort();
     }

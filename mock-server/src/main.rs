@@ -1,15 +1,19 @@
 //! `skyfleet-mock`: the mock cloud as a standalone server.
 //!
 //! ```text
-//! skyfleet-mock --listen 127.0.0.1:8600 [--tls --cert-out PATH] [--config FILE] [--seed N] [--allow-non-loopback]
+//! skyfleet-mock --listen 127.0.0.1:8600 [--tls --cert-out PATH] [--config FILE] [--seed N]
+//!               [--trust-keys DIR] [--allow-non-loopback --control-token TOKEN]
+//! skyfleet-mock --write-trust-keys DIR
 //! ```
+//!
+//! The dashboard is at `URL/_mock/ui`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use skyfleet_mock::{MockCloud, MockConfig, MockError};
+use skyfleet_mock::{MockCloud, MockConfig, MockError, TrustKeys};
 
 /// A mock cloud speaking the EC2 Query, Azure Resource Manager and Compute
 /// Engine wire protocols on one address.
@@ -33,10 +37,42 @@ struct Args {
     /// Seed for ids and probabilistic fault rules.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Allow listening on a non-loopback address (the mock has no
-    /// authentication).
+    /// Allow listening on a non-loopback address. Requires
+    /// --control-token.
     #[arg(long)]
     allow_non_loopback: bool,
+    /// Sign identity documents with the PEM keys in DIR (aws.key.pem,
+    /// google.key.pem, azure-root.key.pem; optionally
+    /// azure-intermediate.key.pem, azure-signer.key.pem) instead of fresh
+    /// ones.
+    #[arg(long, value_name = "DIR")]
+    trust_keys: Option<PathBuf>,
+    /// Write a fresh set of trust keys to DIR (for --trust-keys) and exit.
+    #[arg(long, value_name = "DIR", conflicts_with = "trust_keys")]
+    write_trust_keys: Option<PathBuf>,
+    /// Require `Authorization: Bearer TOKEN` on every control API call
+    /// (`/_mock/...`; the dashboard asks for it once). 16 to 512 visible
+    /// ASCII characters. Prefer the environment variable: a command line is
+    /// visible to other users of the machine.
+    #[arg(long, env = "SKYFLEET_MOCK_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<Token>,
+}
+
+/// The control token from the command line; `Debug` never shows it.
+#[derive(Clone)]
+struct Token(String);
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Token(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 fn main() -> ExitCode {
@@ -49,9 +85,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    if let Some(dir) = &args.write_trust_keys {
+        return match TrustKeys::generate().and_then(|k| k.write(dir)) {
+            Ok(()) => {
+                println!("{}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("skyfleet-mock: cannot write trust keys: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
         eprintln!(
-            "skyfleet-mock: refusing to listen on {}: not a loopback address. The mock has no authentication; pass --allow-non-loopback to do it anyway.",
+            "skyfleet-mock: refusing to listen on {}: not a loopback address. Pass --allow-non-loopback with --control-token to do it anyway.",
             args.listen
         );
         return ExitCode::from(2);
@@ -88,17 +136,27 @@ fn load_config(path: &PathBuf) -> Result<MockConfig, String> {
 }
 
 async fn run(args: Args, config: MockConfig) -> ExitCode {
-    let started = MockCloud::builder()
+    let mut builder = MockCloud::builder()
         .listen(args.listen)
         .tls(args.tls)
         .seed(args.seed)
         .allow_non_loopback(args.allow_non_loopback)
-        .config(config)
-        .start()
-        .await;
-    let mock = match started {
+        .config(config);
+    if let Some(Token(token)) = args.control_token {
+        builder = builder.control_token(token);
+    }
+    if let Some(dir) = &args.trust_keys {
+        builder = builder.trust_keys(dir);
+    }
+    let mock = match builder.start().await {
         Ok(m) => m,
-        Err(e @ (MockError::NonLoopback(_) | MockError::Config(_))) => {
+        Err(MockError::ControlTokenRequired) => {
+            eprintln!(
+                "skyfleet-mock: --allow-non-loopback requires --control-token TOKEN (or SKYFLEET_MOCK_CONTROL_TOKEN): without it anyone who can reach the mock could reset it"
+            );
+            return ExitCode::from(2);
+        }
+        Err(e @ (MockError::NonLoopback(_) | MockError::Config(_) | MockError::Trust(_))) => {
             eprintln!("skyfleet-mock: {e}");
             return ExitCode::from(2);
         }
@@ -116,9 +174,11 @@ async fn run(args: Args, config: MockConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    // The URL on stdout, alone on its line, for scripts that start us.
+    // The URL on stdout, alone on its line, for scripts that start us; the
+    // metadata services' (plain HTTP) URL on the next line.
     println!("{}", mock.url());
-    tracing::info!(url = %mock.url(), "skyfleet-mock listening");
+    println!("{}", mock.imds_url());
+    tracing::info!(url = %mock.url(), imds_url = %mock.imds_url(), dashboard = %mock.dashboard_url(), "skyfleet-mock listening");
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("skyfleet-mock: cannot wait for Ctrl-C: {e}");
     }

@@ -1,6 +1,7 @@
 //! `skyfleet bench <scenario> --json`: every benchmark scenario that needs
 //! more than one crate (see BENCHMARKS.md): the shared limiter, the Azure
-//! chain, AWS and GCP providers, isolation, crash and soak.
+//! chain, AWS and GCP providers, identity verification, isolation, crash
+//! and soak.
 //!
 //! Every scenario runs on the CLI's one runtime and prints one [`harness::Report`];
 //! the provider scenarios step workers through the one drive loop
@@ -17,6 +18,7 @@ mod crash;
 mod drive;
 pub mod gcp;
 mod harness;
+pub mod identity;
 mod isolation;
 pub mod limiter;
 mod soak;
@@ -40,6 +42,9 @@ pub enum Scenario {
     /// The GCP provider: create, check (batched) and delete N workers on the
     /// mock; calls per worker, leaks, duplicates.
     Gcp(gcp::Args),
+    /// Worker identity proofs: verifications per second per cloud on one
+    /// core with warm caches, p50/p99, and p99 with cold caches.
+    Identity(identity::Args),
     /// Pools on all three mock clouds; every Azure call hangs. Compares the
     /// AWS and GCP time to running with and without the hung Azure, and
     /// checks that the Azure workers are removed at their provisioning
@@ -112,6 +117,7 @@ pub async fn run(scenario: Scenario) -> ExitCode {
         Scenario::Azure(args) => (azure::run(&args).await, args.json),
         Scenario::Aws(args) => (aws::run(&args).await, args.json),
         Scenario::Gcp(args) => (gcp::run(&args).await, args.json),
+        Scenario::Identity(args) => (identity::run(&args).await, args.json),
         Scenario::Isolation { workers, .. } => (isolation::run(workers).await, true),
         Scenario::Crash {
             kills,

@@ -64,6 +64,10 @@ pub struct Estimate {
     pub surplus: u64,
     /// The desired total capacity.
     pub desired: u64,
+    /// Idle capacity: requested, plus running beyond the claimed tasks.
+    pub idle: u64,
+    /// The scale-down target: capacity above it, and not busy, is surplus.
+    pub target: u64,
 }
 
 /// Computes what a pool needs.
@@ -88,6 +92,8 @@ pub fn estimate(bounds: Bounds, have: Capacity, demand: PoolDemand) -> Estimate 
         to_spawn,
         surplus,
         desired,
+        idle,
+        target,
     }
 }
 

@@ -39,20 +39,24 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
+use crate::log_gate::LogGate;
 use crate::model::{DesiredState, Phase, PoolConfig};
 use crate::provider::DynProvider;
 use crate::store::WorkerStore;
 
 pub mod demand;
 pub mod estimator;
+pub mod events;
 pub mod lifecycle;
 pub mod provisioner;
 mod scanner;
+mod startup;
 pub mod sweeper;
 
 pub use demand::{Demand, FixedDemand};
 pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
 pub use provisioner::PoolReport;
+pub use startup::ProviderSummary;
 pub use sweeper::SweepReport;
 
 /// Runtime settings; every loop, lease and step is bounded by one of these.
@@ -180,6 +184,11 @@ pub(crate) struct Shared {
     capacity_errors: Mutex<HashMap<(String, String), OffsetDateTime>>,
     /// Woken when workers may have entered a partition without a scanner.
     partitions_changed: tokio::sync::Notify,
+    /// Each pool's last (desired, target), so only a change is logged
+    /// (one entry per configured pool).
+    last_targets: Mutex<HashMap<String, (u64, u64)>>,
+    /// Rate limit of throttle and capacity warnings, per key.
+    warnings: LogGate,
 }
 
 /// The fleet runtime.
@@ -319,6 +328,8 @@ impl FleetBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 capacity_errors: Mutex::new(HashMap::new()),
                 partitions_changed: tokio::sync::Notify::new(),
+                last_targets: Mutex::new(HashMap::new()),
+                warnings: LogGate::default(),
             }),
         })
     }
@@ -363,6 +374,7 @@ impl Fleet {
     /// beside its next passes rather than inside them, so a pool whose cloud
     /// hangs delays neither its own next pass nor any other pool.
     pub async fn run(&self, cancel: CancellationToken) -> Result<()> {
+        startup::register_metrics(&self.shared);
         let mut tasks = JoinSet::new();
         for provider in self.shared.providers.values() {
             let (s, p, c) = (self.shared.clone(), provider.clone(), cancel.clone());
@@ -374,9 +386,16 @@ impl Fleet {
                 let mut first_steps = JoinSet::new();
                 loop {
                     while first_steps.try_join_next().is_some() {}
-                    if let Err(e) = provisioner::provision_pass(&s, &pool, &mut first_steps).await
-                    {
-                        tracing::warn!(pool = %pool.pool_id, error = %e, "provisioning pass failed");
+                    if let Err(e) = provisioner::provision_pass(&s, &pool, &mut first_steps).await {
+                        if let Some(held_back) =
+                            s.warnings.admit(&format!("provision/{}", pool.pool_id))
+                        {
+                            tracing::warn!(
+                                target: events::TARGET, event = "pool.pass_failed",
+                                pool = %pool.pool_id, error = %e, held_back,
+                                "provisioning pass failed (one line per pool per minute)"
+                            );
+                        }
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(s.config.provision_interval) => {}
@@ -395,10 +414,8 @@ impl Fleet {
                     _ = tokio::time::sleep(s.shared.config.sweep_interval) => {}
                     _ = c.cancelled() => break,
                 }
-                match sweeper::sweep(&s.shared, &mut first_seen).await {
-                    Ok(r) if r.deleted > 0 => tracing::info!(deleted = r.deleted, "orphan sweep"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+                if let Err(e) = sweeper::sweep(&s.shared, &mut first_seen).await {
+                    tracing::warn!(target: events::TARGET, error = %e, "orphan sweep failed");
                 }
             }
         });
@@ -411,7 +428,7 @@ impl Fleet {
             }
         }
         let released = self.shared.store.release_all(&self.shared.owner).await?;
-        tracing::info!(released, "fleet stopped");
+        tracing::info!(target: events::TARGET, event = "stopped", released, "fleet stopped");
         Ok(())
     }
 
@@ -445,9 +462,19 @@ impl Fleet {
                     format!("worker {worker_id} is {:?}, not running", w.phase),
                 ));
             }
-            w.registered_at = Some(self.shared.clock.now());
+            let first = w.registered_at.is_none();
+            let now = self.shared.clock.now();
+            w.registered_at = Some(now);
+            if first {
+                w.transitioned_at = Some(now);
+            }
             match self.shared.store.update_worker(&w).await {
-                Ok(_) => return Ok(()),
+                Ok(stored) => {
+                    if first {
+                        events::emit(&stored, &events::Transition::Registered);
+                    }
+                    return Ok(());
+                }
                 Err(e) if e.kind() == &ErrorKind::Conflict => continue,
                 Err(e) => return Err(e),
             }

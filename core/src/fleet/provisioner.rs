@@ -16,13 +16,15 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::estimator::{estimate, Bounds, Capacity, Estimate};
+use super::events::{self, ScaleIn, Transition};
 use super::lifecycle::{mark_removed, RemovalReason};
 use super::{scanner, Shared};
 use crate::error::{Error, Result};
+use crate::metrics_catalogue as names;
 use crate::model::{
     DesiredState, LaunchConfig, OwnershipTags, Phase, PoolConfig, Worker, WorkerSpec,
 };
-use crate::store::WorkerFilter;
+use crate::store::{PoolDecision, WorkerFilter};
 
 /// What one provisioning pass did for a pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,6 +121,11 @@ pub(super) async fn provision_pass(
         .acquire_pool_lease(&pool.pool_id, &shared.owner, now, lease)
         .await?
     {
+        // The holder reports this pool; zeros here keep `max` and `sum`
+        // over replicas true after a lease moves.
+        record_worker_gauges(pool, &[], now);
+        metrics::gauge!(names::POOL_DESIRED, "pool" => pool.pool_id.clone()).set(0.0);
+        metrics::gauge!(names::POOL_PENDING, "pool" => pool.pool_id.clone()).set(0.0);
         return Ok(PoolReport {
             skipped: true,
             ..Default::default()
@@ -142,10 +149,7 @@ pub(super) async fn provision_pass(
             _ => {}
         }
     }
-    for phase in Phase::ALL {
-        let n = workers.iter().filter(|w| w.phase == phase).count();
-        metrics::gauge!("skyfleet_workers", "pool" => pool.pool_id.clone(), "phase" => phase.as_str()).set(n as f64);
-    }
+    record_worker_gauges(pool, &workers, now);
     let demand = shared.demand.demand(&pool.pool_id).await?;
     let est = estimate(
         Bounds {
@@ -156,6 +160,8 @@ pub(super) async fn provision_pass(
         have,
         demand,
     );
+    metrics::gauge!(names::POOL_DESIRED, "pool" => pool.pool_id.clone()).set(est.desired as f64);
+    metrics::gauge!(names::POOL_PENDING, "pool" => pool.pool_id.clone()).set(demand.pending as f64);
     let mut report = PoolReport {
         estimate: est,
         ..Default::default()
@@ -212,6 +218,7 @@ pub(super) async fn provision_pass(
         w.lease_owner = Some(shared.owner.clone());
         w.lease_expires_at = Some(now + shared.config.lease);
         let w = shared.store.create_worker(&w).await?;
+        events::emit(&w, &Transition::Requested);
         to_spawn = to_spawn.saturating_sub(lc.capacity_per_worker.max(1) as u64);
         report.created += 1;
         fresh.push(w);
@@ -256,15 +263,80 @@ pub(super) async fn provision_pass(
             let mut w = w.clone();
             mark_removed(&mut w, RemovalReason::ScaleDown, now);
             match shared.store.update_worker(&w).await {
-                Ok(_) => {
+                Ok(stored) => {
                     left -= cap;
                     report.removed += 1;
+                    let scale = ScaleIn {
+                        demand,
+                        have,
+                        estimate: est,
+                    };
+                    events::emit(
+                        &stored,
+                        &Transition::Removed {
+                            reason: RemovalReason::ScaleDown,
+                            scale: Some(scale),
+                        },
+                    );
                 }
                 Err(e) => tracing::debug!(worker = w.id(), error = %e, "scale-down skipped"),
             }
         }
     }
+    let changed = {
+        let mut last = shared
+            .last_targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        last.insert(pool.pool_id.clone(), (est.desired, est.target))
+            != Some((est.desired, est.target))
+    };
+    if changed || report.created > 0 || report.removed > 0 {
+        events::pool_target(pool, demand, have, est, report.created, report.removed);
+    }
+    let decision = PoolDecision {
+        pool_id: pool.pool_id.clone(),
+        provider_id: pool.provider_id.clone(),
+        min_capacity: pool.min_capacity.into(),
+        max_capacity: pool.max_capacity.into(),
+        demand,
+        have,
+        estimate: est,
+        created: report.created,
+        removed: report.removed,
+        owner: shared.owner.clone(),
+        decided_at: now,
+    };
+    if let Err(e) = shared.store.put_pool_decision(&decision).await {
+        tracing::debug!(pool = %pool.pool_id, error = %e, "could not record the pool decision");
+    }
     Ok(report)
+}
+
+/// Sets the pool's worker gauges from its live workers: counts by phase,
+/// the oldest requested worker's wait, and how many requested workers are
+/// past half their provisioning deadline.
+fn record_worker_gauges(pool: &PoolConfig, workers: &[Worker], now: time::OffsetDateTime) {
+    let id = &pool.pool_id;
+    for phase in Phase::ALL {
+        let n = workers.iter().filter(|w| w.phase == phase).count();
+        metrics::gauge!(names::WORKERS, "pool" => id.clone(), "phase" => phase.as_str())
+            .set(n as f64);
+    }
+    let requested: Vec<&Worker> = workers
+        .iter()
+        .filter(|w| w.phase == Phase::Requested && w.desired == DesiredState::Running)
+        .collect();
+    let oldest = requested
+        .iter()
+        .map(|w| (now - w.created_at).as_seconds_f64().max(0.0))
+        .fold(0.0, f64::max);
+    let stuck = requested
+        .iter()
+        .filter(|w| now - w.created_at >= w.spec.lifecycle.provisioning_deadline / 2)
+        .count();
+    metrics::gauge!(names::OLDEST_REQUESTED, "pool" => id.clone()).set(oldest);
+    metrics::gauge!(names::REQUESTED_PAST_HALF_DEADLINE, "pool" => id.clone()).set(stuck as f64);
 }
 
 /// The default cooldown after a capacity error on a launch config.

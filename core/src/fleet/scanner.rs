@@ -33,8 +33,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::events::{self, Transition};
+use super::startup::NO_PARTITION;
 use super::{lifecycle, Shared};
 use crate::error::{Error, ErrorKind};
+use crate::metrics_catalogue as names;
 use crate::model::{Worker, WorkerError};
 use crate::provider::{apply_step, DynProvider, Step};
 use crate::store::{Claim, PartitionFilter, PoolError};
@@ -95,7 +98,7 @@ pub(super) async fn run(shared: Arc<Shared>, provider: DynProvider, cancel: Canc
                 tracing::warn!(provider = provider.id(), error = %e, "listing partitions failed")
             }
         }
-        metrics::gauge!("skyfleet_scanners", "provider" => provider.id().to_string())
+        metrics::gauge!(names::SCANNERS, "provider" => provider.id().to_string())
             .set(scanners.len() as f64);
         tokio::select! {
             _ = tokio::time::sleep(shared.config.partition_interval) => {}
@@ -147,6 +150,7 @@ async fn scan_partition(
                 Vec::new()
             }
         };
+        record_lag(&provider, &partition, &claimed, shared.clock.now());
         if claimed.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(cfg.scan_interval) => {}
@@ -181,10 +185,15 @@ async fn scan_partition(
 /// Steps a chunk of claimed workers of one partition and persists the answers.
 pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut workers: Vec<Worker>) {
     let now = shared.clock.now();
-    for w in workers.iter_mut() {
+    // The transitions of each worker, logged once the store accepts them.
+    let mut transitions: Vec<Vec<Transition>> = vec![Vec::new(); workers.len()];
+    for (w, seen) in workers.iter_mut().zip(transitions.iter_mut()) {
         if let Some(reason) = lifecycle::expired(w, now) {
-            tracing::info!(worker = w.id(), reason = reason.as_str(), "removing worker");
             lifecycle::mark_removed(w, reason, now);
+            seen.push(Transition::Removed {
+                reason,
+                scale: None,
+            });
             if reason == lifecycle::RemovalReason::ProvisioningDeadline {
                 shared
                     .report(
@@ -231,10 +240,15 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
     };
     let per_step = started.elapsed().as_secs_f64() / workers.len().max(1) as f64;
     let now = shared.clock.now();
-    for (mut w, r) in workers.into_iter().zip(results) {
+    for ((mut w, r), mut seen) in workers.into_iter().zip(results).zip(transitions) {
+        let before = w.phase;
         let outcome = match r {
             Ok(step) => {
                 apply_step(&mut w, &step, now);
+                if let Some(t) = Transition::after_step(before, &w) {
+                    w.transitioned_at = Some(now);
+                    seen.push(t);
+                }
                 w.step_errors = 0;
                 // The answer may place the worker (a zone chosen at create).
                 let partition = provider.partition(&w);
@@ -249,6 +263,9 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
                 if w.phase.is_final() {
                     // Nothing more to do; keep it out of claims.
                     w.next_check_at = now + Duration::from_secs(365 * 24 * 3600);
+                } else if let Some(limit) = lifecycle::next_limit(&w) {
+                    // Back when its next lifecycle limit passes, not later.
+                    w.next_check_at = w.next_check_at.min(limit.max(now));
                 }
                 "ok"
             }
@@ -263,17 +280,34 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
                 if !e.is_retryable() || w.step_errors == 1 {
                     shared.report(&w, &e, "step failed").await;
                 }
+                if matches!(e.kind(), ErrorKind::Throttled { .. }) {
+                    let partition = w.partition.as_deref().unwrap_or(NO_PARTITION);
+                    let key = format!("throttled/{}/{partition}", provider.id());
+                    if let Some(held_back) = shared.warnings.admit(&key) {
+                        tracing::warn!(
+                            target: events::TARGET, event = "step.throttled",
+                            provider = provider.id(), partition, worker = w.id(),
+                            retry_in_s = backoff.as_secs_f64(), held_back,
+                            "steps throttled by the cloud (one line per provider and partition \
+                             per minute)"
+                        );
+                    }
+                }
                 tracing::debug!(worker = w.id(), error = %e, "step failed");
                 e.kind().name()
             }
         };
-        metrics::counter!("skyfleet_steps_total", "provider" => provider.id().to_string(), "outcome" => outcome).increment(1);
-        metrics::histogram!("skyfleet_step_seconds", "provider" => provider.id().to_string())
+        metrics::counter!(names::STEPS, "provider" => provider.id().to_string(), "outcome" => outcome).increment(1);
+        metrics::histogram!(names::STEP_SECONDS, "provider" => provider.id().to_string())
             .record(per_step);
         w.lease_owner = None;
         w.lease_expires_at = None;
         match shared.store.update_worker(&w).await {
-            Ok(_) => {}
+            Ok(stored) => {
+                for t in &seen {
+                    events::emit(&stored, t);
+                }
+            }
             Err(e) if e.kind() == &ErrorKind::Conflict => {
                 // Our lease expired and another replica took the worker: its
                 // answer wins; ours was an idempotent step.
@@ -307,6 +341,39 @@ impl Shared {
         if let Err(err) = self.store.record_pool_error(&pe).await {
             tracing::warn!(error = %err, "could not record a pool error");
         }
-        metrics::counter!("skyfleet_errors_total", "pool" => w.spec.pool_id.clone(), "kind" => e.kind().name()).increment(1);
+        metrics::counter!(names::ERRORS, "pool" => w.spec.pool_id.clone(), "kind" => e.kind().name()).increment(1);
+        if e.kind() == &ErrorKind::CapacityOrQuota {
+            let key = format!("capacity/{}/{}", w.spec.pool_id, w.spec.launch_config_id);
+            if let Some(held_back) = self.warnings.admit(&key) {
+                tracing::warn!(
+                    target: events::TARGET, event = "pool.capacity",
+                    pool = w.spec.pool_id.as_str(), launch_config = w.spec.launch_config_id.as_str(),
+                    worker = w.id(), error = %e, held_back,
+                    "capacity or quota exhausted: launch config avoided for the cooldown \
+                     (one line per pool and launch config per minute)"
+                );
+            }
+        }
+    }
+}
+
+/// Records how late each claimed worker is: the time from falling due to
+/// being claimed.
+fn record_lag(
+    provider: &DynProvider,
+    partition: &Option<String>,
+    claimed: &[Worker],
+    now: time::OffsetDateTime,
+) {
+    if claimed.is_empty() {
+        return;
+    }
+    let h = metrics::histogram!(
+        names::SCANNER_LAG,
+        "provider" => provider.id().to_string(),
+        "partition" => partition.clone().unwrap_or_else(|| NO_PARTITION.to_string())
+    );
+    for w in claimed {
+        h.record((now - w.next_check_at).as_seconds_f64().max(0.0));
     }
 }

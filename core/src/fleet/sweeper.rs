@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::Shared;
+use super::{events, Shared};
 use crate::error::Result;
+use crate::metrics_catalogue as names;
 use crate::model::OwnershipScope;
 
 /// What one sweep found and did.
@@ -76,7 +77,13 @@ pub(super) async fn sweep(
             match provider.delete_owned(&r).await {
                 Ok(()) => {
                     report.deleted += 1;
-                    tracing::info!(provider = provider.id(), resource = %r.id, kind = %r.kind, "deleted orphan");
+                    metrics::counter!(names::ORPHANS_DELETED, "provider" => provider.id().to_string())
+                        .increment(1);
+                    tracing::info!(
+                        target: events::TARGET, event = "sweep.deleted", provider = provider.id(),
+                        resource = %r.id, kind = %r.kind,
+                        worker = r.worker_id.as_deref().unwrap_or("-"), "deleted orphan"
+                    );
                 }
                 Err(e) => {
                     report.failed += 1;
@@ -86,6 +93,6 @@ pub(super) async fn sweep(
         }
     }
     first_seen.retain(|k, _| still_there.contains(k));
-    metrics::counter!("skyfleet_orphans_deleted_total").increment(report.deleted);
+    events::sweep(&report);
     Ok(report)
 }

@@ -15,7 +15,8 @@
 //!
 //! [`support`] holds what every cloud's implementation shares (pagination,
 //! batched fan-out, operation polling, secrets, token caching, the request
-//! shape), and [`names`] the provider type names.
+//! shape), [`names`] the provider type names, and [`identity`] the proofs a
+//! machine presents when it registers ([`Provider::verify_identity`]).
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -29,8 +30,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::failure::Failure;
 use crate::model::{DesiredState, OwnedResource, OwnershipScope, Phase, Worker};
 
+pub mod identity;
 pub mod names;
 pub mod support;
+
+pub use identity::{IdentityProof, VerifiedIdentity};
 
 /// The answer to one [`Provider::step`].
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +134,28 @@ pub trait Provider: Send + Sync + Debug {
     /// Deletes one resource found by [`Provider::list_owned`] (orphan sweep).
     /// Idempotent: a resource already gone is success.
     async fn delete_owned(&self, resource: &OwnedResource) -> Result<()>;
+
+    /// Checks that `proof` shows the machine presenting it to be `worker`'s:
+    /// the proof's signature against the cloud's trust roots, then its
+    /// facts against what this provider stored for the worker.
+    ///
+    /// Every rejection is an [`ErrorKind::IdentityRejected`] error with the
+    /// same message whatever failed (see [`identity::rejected`]); other
+    /// errors mean the check could not be made (the cloud did not answer).
+    /// The default rejects every proof: a provider that issues no identity
+    /// verifies none.
+    async fn verify_identity(
+        &self,
+        worker: &Worker,
+        proof: &IdentityProof,
+    ) -> Result<VerifiedIdentity> {
+        let _ = proof;
+        Err(identity::rejected(
+            self.id(),
+            worker,
+            identity::WRONG_PROOF_TYPE,
+        ))
+    }
 }
 
 /// Create / check / remove verbs on top of [`Provider::step`], for callers

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{Claim, PartitionFilter, PoolError, WorkerFilter, WorkerStore};
+use super::{Claim, PartitionFilter, PoolDecision, PoolError, WorkerFilter, WorkerStore};
 use crate::error::ErrorKind;
+use crate::fleet::{Capacity, Estimate, PoolDemand};
 use crate::model::{Phase, Worker};
 use crate::testing::fixtures;
 
@@ -61,6 +62,7 @@ where
     partitioned_claims(make().await).await;
     lease_expiry_and_release(make().await).await;
     pool_errors(make().await).await;
+    pool_decisions(make().await).await;
     pool_leases(make().await).await;
     concurrent_claims_are_disjoint(make().await).await;
 }
@@ -349,6 +351,90 @@ async fn pool_errors((s, _): StorePair) {
     );
     assert_eq!(v[0].launch_config_id.as_deref(), Some("lc-0"));
     assert_eq!(v[0].reported_at, t0() + Duration::from_secs(2));
+
+    // Counted per pool, kind and launch config since a time.
+    s.record_pool_error(&PoolError {
+        pool_id: "p".into(),
+        kind: ErrorKind::Timeout,
+        title: "old".into(),
+        message: "before the window".into(),
+        launch_config_id: None,
+        reported_at: t0() - Duration::from_secs(3600),
+    })
+    .await
+    .expect("record");
+    let groups = s.pool_error_groups(t0()).await.expect("groups");
+    let got: Vec<(&str, &str, Option<&str>, u64)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.pool_id.as_str(),
+                g.kind.as_str(),
+                g.launch_config_id.as_deref(),
+                g.count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("other", "timeout", None, 1),
+            ("p", "capacity_or_quota", Some("lc-0"), 3),
+        ],
+        "pool error groups: counted since the window, sorted"
+    );
+    assert_eq!(groups[1].last_at, t0() + Duration::from_secs(2), "latest");
+    let all = s
+        .pool_error_groups(t0() - Duration::from_secs(7200))
+        .await
+        .expect("groups");
+    assert_eq!(all.len(), 3, "a wider window counts the old one too");
+    assert_eq!((all[2].kind.as_str(), all[2].count), ("timeout", 1));
+}
+
+async fn pool_decisions((a, b): StorePair) {
+    assert!(a.list_pool_decisions().await.expect("list").is_empty());
+    let mut d = PoolDecision {
+        pool_id: "p".into(),
+        provider_id: "aws".into(),
+        min_capacity: 1,
+        max_capacity: 10,
+        demand: PoolDemand {
+            pending: 4,
+            claimed: 1,
+        },
+        have: Capacity {
+            requested: 2,
+            running: 1,
+            stopping: 0,
+        },
+        estimate: Estimate {
+            to_spawn: 2,
+            surplus: 0,
+            desired: 5,
+            idle: 2,
+            target: 5,
+        },
+        created: 2,
+        removed: 0,
+        owner: "r1".into(),
+        decided_at: t0(),
+    };
+    a.put_pool_decision(&d).await.expect("put");
+    let mut other = d.clone();
+    other.pool_id = "a-first".into();
+    a.put_pool_decision(&other).await.expect("put");
+    d.estimate.desired = 3;
+    d.decided_at = t0() + Duration::from_secs(5);
+    b.put_pool_decision(&d)
+        .await
+        .expect("replace from another replica");
+    let got = a.list_pool_decisions().await.expect("list");
+    assert_eq!(
+        got,
+        vec![other, d],
+        "pool decisions: latest per pool, by id"
+    );
 }
 
 async fn pool_leases((a, b): StorePair) {

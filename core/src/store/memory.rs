@@ -1,12 +1,14 @@
 //! The in-memory store, for tests and single-process experiments.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Claim, PoolError, WorkerFilter, WorkerStore};
+use super::{
+    sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup, WorkerFilter, WorkerStore,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Worker;
 
@@ -21,6 +23,7 @@ struct Inner {
     workers: HashMap<String, Worker>,
     errors: Vec<PoolError>,
     pool_leases: HashMap<String, (String, OffsetDateTime)>,
+    decisions: BTreeMap<String, PoolDecision>,
 }
 
 impl MemoryStore {
@@ -196,5 +199,41 @@ impl WorkerStore for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn pool_error_groups(&self, since: OffsetDateTime) -> Result<Vec<PoolErrorGroup>> {
+        let g = self.lock();
+        let mut groups: BTreeMap<(String, String, Option<String>), PoolErrorGroup> =
+            BTreeMap::new();
+        for e in g.errors.iter().filter(|e| e.reported_at >= since) {
+            let key = (
+                e.pool_id.clone(),
+                e.kind.name().to_string(),
+                e.launch_config_id.clone(),
+            );
+            let group = groups.entry(key).or_insert_with(|| PoolErrorGroup {
+                pool_id: e.pool_id.clone(),
+                kind: e.kind.name().to_string(),
+                launch_config_id: e.launch_config_id.clone(),
+                count: 0,
+                last_at: e.reported_at,
+            });
+            group.count += 1;
+            group.last_at = group.last_at.max(e.reported_at);
+        }
+        let mut v: Vec<PoolErrorGroup> = groups.into_values().collect();
+        sort_error_groups(&mut v);
+        Ok(v)
+    }
+
+    async fn put_pool_decision(&self, decision: &PoolDecision) -> Result<()> {
+        self.lock()
+            .decisions
+            .insert(decision.pool_id.clone(), decision.clone());
+        Ok(())
+    }
+
+    async fn list_pool_decisions(&self) -> Result<Vec<PoolDecision>> {
+        Ok(self.lock().decisions.values().cloned().collect())
     }
 }

@@ -79,6 +79,18 @@ CREATE INDEX workers_due_partition ON workers (provider_id, scan_partition, next
     WHERE phase NOT IN ('stopped', 'failed');
 DROP INDEX workers_due;
 "#,
+    // Each pool's latest provisioning decision (bounds, demand, capacity,
+    // target) for `skyfleet status`, one row per pool; and pool errors by
+    // time, which `skyfleet errors` and `skyfleet status` count per kind
+    // over the last hour across pools.
+    r#"
+CREATE TABLE pool_decisions (
+    pool_id          TEXT PRIMARY KEY NOT NULL,
+    decided_at       {int} NOT NULL,
+    body             TEXT NOT NULL
+);
+CREATE INDEX pool_errors_reported ON pool_errors (reported_at);
+"#,
 ];
 
 /// The migrations in order, with `types` substituted.

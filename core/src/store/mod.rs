@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{ErrorKind, Result};
+
+use crate::fleet::{Capacity, Estimate, PoolDemand};
 use crate::model::{Phase, Worker};
 
 #[cfg(any(test, feature = "testing"))]
@@ -132,6 +134,54 @@ pub struct PoolError {
     pub reported_at: OffsetDateTime,
 }
 
+/// Pool errors of one pool, kind and launch config reported since some
+/// time: what `skyfleet errors` and `skyfleet status` count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolErrorGroup {
+    /// The pool.
+    pub pool_id: String,
+    /// The error kind's stable name.
+    pub kind: String,
+    /// The launch config involved, if any.
+    pub launch_config_id: Option<String>,
+    /// How many.
+    pub count: u64,
+    /// When the latest was reported.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_at: OffsetDateTime,
+}
+
+/// A provisioner's latest decision for a pool: its bounds, the demand and
+/// capacity it saw and the estimator's answer. Written at every
+/// provisioning pass by the replica holding the pool, so a separate process
+/// (`skyfleet status`) can show a pool's target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolDecision {
+    /// The pool.
+    pub pool_id: String,
+    /// Its provider.
+    pub provider_id: String,
+    /// Its minimum capacity.
+    pub min_capacity: u64,
+    /// Its maximum capacity.
+    pub max_capacity: u64,
+    /// The demand seen.
+    pub demand: PoolDemand,
+    /// The capacity counted.
+    pub have: Capacity,
+    /// The estimator's answer (`desired`, `target`, `idle`, ...).
+    pub estimate: Estimate,
+    /// Workers created by the pass.
+    pub created: u64,
+    /// Workers marked for removal by the pass.
+    pub removed: u64,
+    /// The replica that decided.
+    pub owner: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub decided_at: OffsetDateTime,
+}
+
 /// Where worker records live.
 ///
 /// All methods are cancel-safe at statement granularity: a cancelled call
@@ -191,6 +241,23 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
 
     /// A pool's errors, newest first, at most `limit`.
     async fn list_pool_errors(&self, pool_id: &str, limit: usize) -> Result<Vec<PoolError>>;
+
+    /// Pool errors reported at or after `since`, counted per pool, kind and
+    /// launch config, sorted by pool, kind and launch config (`None` first).
+    async fn pool_error_groups(&self, since: OffsetDateTime) -> Result<Vec<PoolErrorGroup>>;
+
+    /// Records a pool's latest decision, replacing the previous one.
+    async fn put_pool_decision(&self, decision: &PoolDecision) -> Result<()>;
+
+    /// Every pool's latest decision, by pool id.
+    async fn list_pool_decisions(&self) -> Result<Vec<PoolDecision>>;
+}
+
+/// Sorts error groups as [`WorkerStore::pool_error_groups`] returns them.
+pub(crate) fn sort_error_groups(groups: &mut [PoolErrorGroup]) {
+    groups.sort_by(|a, b| {
+        (&a.pool_id, &a.kind, &a.launch_config_id).cmp(&(&b.pool_id, &b.kind, &b.launch_config_id))
+    });
 }
 
 /// Opens a store from a URL: `memory:`, `sqlite:PATH` (or a bare path
@@ -215,8 +282,12 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn WorkerStore>> {
     if url.ends_with(".db") {
         return Ok(std::sync::Arc::new(SqliteStore::open(url).await?));
     }
+    // Only the scheme is echoed: the rest of a URL may hold a password.
+    let scheme = url.split_once(':').map_or(url, |(s, _)| s);
     Err(crate::Error::invalid_config(
         "store",
-        format!("unrecognised store URL `{url}` (expected memory:, sqlite:PATH or postgres://...)"),
+        format!(
+            "unrecognised store URL scheme `{scheme}` (expected memory:, sqlite:PATH or postgres://...)"
+        ),
     ))
 }

@@ -2,7 +2,7 @@
 //! counters and histograms per key and status, and an in-process
 //! [`Metrics`] handle whose [`Metrics::snapshot`] tests and benches read.
 //!
-//! Metric names (labels `provider`, `account`, `region`, `class`, plus
+//! Metric names ([`crate::metrics_catalogue`]; labels `provider`, `account`, `region`, `class`, plus
 //! `status` where it applies; export them with any `metrics` recorder, e.g. a
 //! Prometheus exporter):
 //!
@@ -27,6 +27,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::key::{Key, KeyMap, RequestExt};
+use crate::metrics_catalogue as names;
 use crate::Error;
 
 /// The counters and metric handles of one key.
@@ -88,12 +89,12 @@ impl Counters {
             let l = with_label(self, "status", value);
             match series {
                 Series::Call => (
-                    metrics::counter!("skyfleet_transport_calls_total", l.clone()),
-                    metrics::histogram!("skyfleet_transport_call_seconds", l),
+                    metrics::counter!(names::TRANSPORT_CALLS, l.clone()),
+                    metrics::histogram!(names::TRANSPORT_CALL_SECONDS, l),
                 ),
                 Series::Attempt => (
-                    metrics::counter!("skyfleet_transport_attempts_total", l.clone()),
-                    metrics::histogram!("skyfleet_transport_attempt_seconds", l),
+                    metrics::counter!(names::TRANSPORT_ATTEMPTS, l.clone()),
+                    metrics::histogram!(names::TRANSPORT_ATTEMPT_SECONDS, l),
                 ),
             }
         }
@@ -295,30 +296,26 @@ impl Metrics {
     pub(crate) fn record_retry(&self, key: &Key) {
         let c = self.counters(key);
         bump(&c.retries);
-        metrics::counter!("skyfleet_transport_retries_total", c.labels.clone()).increment(1);
+        metrics::counter!(names::TRANSPORT_RETRIES, c.labels.clone()).increment(1);
     }
 
     pub(crate) fn record_throttle(&self, key: &Key) {
         let c = self.counters(key);
         bump(&c.throttles);
-        metrics::counter!("skyfleet_transport_throttles_total", c.labels.clone()).increment(1);
+        metrics::counter!(names::TRANSPORT_THROTTLES, c.labels.clone()).increment(1);
     }
 
     pub(crate) fn record_timeout(&self, key: &Key, scope: &'static str) {
         let c = self.counters(key);
         bump(&c.timeouts);
         let l = with_label(&c, "scope", scope.to_owned());
-        metrics::counter!("skyfleet_transport_timeouts_total", l).increment(1);
+        metrics::counter!(names::TRANSPORT_TIMEOUTS, l).increment(1);
     }
 
     pub(crate) fn record_budget_exhausted(&self, key: &Key) {
         let c = self.counters(key);
         bump(&c.budget_exhausted);
-        metrics::counter!(
-            "skyfleet_transport_retry_budget_exhausted_total",
-            c.labels.clone()
-        )
-        .increment(1);
+        metrics::counter!(names::TRANSPORT_BUDGET_EXHAUSTED, c.labels.clone()).increment(1);
     }
 }
 

@@ -46,6 +46,7 @@ use super::classify::Outcome;
 use super::config::{Limit, TransportConfig};
 use super::key::{Key, KeyMap, RequestExt};
 use super::metrics::Metrics;
+use crate::log_gate::LogGate;
 use crate::Error;
 
 /// A [`governor`] time reference on tokio's clock.
@@ -151,6 +152,8 @@ struct Shared {
     config: Arc<TransportConfig>,
     metrics: Metrics,
     buckets: Mutex<Buckets>,
+    /// One throttle warning per key per minute, however many throttles.
+    warnings: LogGate,
 }
 
 impl Shared {
@@ -266,7 +269,20 @@ impl Shared {
         let pause = retry_after
             .unwrap_or(self.config.default_throttle_pause)
             .min(self.config.max_throttle_pause);
-        tracing::info!(key = %key, pause_ms = pause.as_millis() as u64, "throttled: pausing key");
+        if let Some(held_back) = self.warnings.admit(&key.to_string()) {
+            tracing::warn!(
+                target: "skyfleet::transport",
+                event = "transport.throttled",
+                provider = key.provider(),
+                account = key.account(),
+                region = key.region(),
+                class = key.class().as_str(),
+                pause_ms = pause.as_millis() as u64,
+                held_back,
+                "throttled by the cloud: pausing this key (one line per key per minute; \
+                 held_back counts the throttles not logged since the last line)"
+            );
+        }
         self.metrics.record_throttle(key);
         bucket.pause_until(Instant::now() + pause);
     }
@@ -293,6 +309,7 @@ impl RateLimitLayer {
                 config,
                 metrics,
                 buckets: Mutex::new(Buckets::default()),
+                warnings: LogGate::default(),
             }),
         }
     }

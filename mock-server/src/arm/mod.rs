@@ -12,6 +12,7 @@ mod compute;
 mod config;
 mod error;
 mod lro;
+mod metadata;
 mod network;
 mod path;
 mod request;

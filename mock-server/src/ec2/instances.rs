@@ -3,6 +3,7 @@
 //! `shutting-down -> terminated -> gone`) without background tasks.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::xml::Xml;
@@ -80,6 +81,54 @@ pub struct Spot {
     pub kind: String,
 }
 
+/// `MetadataOptions` of RunInstances: how the instance's metadata service
+/// answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataOptions {
+    /// `HttpTokens=required`: every GET needs an IMDSv2 token.
+    pub tokens_required: bool,
+    /// `HttpEndpoint=enabled` (the default).
+    pub endpoint_enabled: bool,
+    /// `HttpPutResponseHopLimit` (1 to 64, default 1).
+    pub hop_limit: u8,
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        MetadataOptions {
+            tokens_required: false,
+            endpoint_enabled: true,
+            hop_limit: 1,
+        }
+    }
+}
+
+impl MetadataOptions {
+    /// Writes `<metadataOptions>` as DescribeInstances does.
+    fn write(&self, x: &mut Xml) {
+        x.open("metadataOptions");
+        x.leaf("state", "applied");
+        x.leaf(
+            "httpTokens",
+            if self.tokens_required {
+                "required"
+            } else {
+                "optional"
+            },
+        );
+        x.num("httpPutResponseHopLimit", self.hop_limit);
+        x.leaf(
+            "httpEndpoint",
+            if self.endpoint_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+        );
+        x.close("metadataOptions");
+    }
+}
+
 /// One instance.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -117,6 +166,10 @@ pub struct Instance {
     pub launch_time: String,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// `UserData`, decoded (the metadata service serves it).
+    pub user_data: Option<Arc<[u8]>>,
+    /// `MetadataOptions`.
+    pub metadata: MetadataOptions,
     /// Current transition.
     pub phase: Phase,
     /// When the current transition completes.
@@ -257,6 +310,7 @@ impl Instance {
         write_tags(x, &self.tags);
         x.leaf("hypervisor", "xen");
         x.leaf("ebsOptimized", "false");
+        self.metadata.write(x);
         x.close("item");
     }
 }

@@ -121,6 +121,39 @@ impl Ec2 {
         }
     }
 
+    /// What the metadata service serves for instance `id`: `None` unless
+    /// it exists, runs, and has its metadata endpoint enabled. Instance
+    /// ids are unique across accounts and regions (random 17 hex digits).
+    pub fn imds_vm(&self, id: &str) -> Option<crate::imds::facts::AwsVm> {
+        let now = std::time::Instant::now();
+        for ((account, region), part) in self.store.all_with_region() {
+            let part = part.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(i) = part.get(id, now) else {
+                continue;
+            };
+            if i.seen(now).state != InstanceState::Running || !i.metadata.endpoint_enabled {
+                return None;
+            }
+            return Some(crate::imds::facts::AwsVm {
+                account,
+                region,
+                instance_id: i.id.clone(),
+                image_id: i.image_id.clone(),
+                instance_type: i.instance_type.clone(),
+                zone: i.zone.clone(),
+                private_ip: i.private_ip.clone(),
+                private_dns: i.private_dns.clone(),
+                reservation_id: i.reservation_id.clone(),
+                launch_index: i.launch_index,
+                spot: i.spot.is_some(),
+                launch_time: i.launch_time.clone(),
+                user_data: i.user_data.clone(),
+                tokens_required: i.metadata.tokens_required,
+            });
+        }
+        None
+    }
+
     fn partition(&self, caller: &Caller) -> Option<Arc<Mutex<Partition>>> {
         self.store.partition(caller)
     }

@@ -50,6 +50,16 @@ impl Store {
             .collect()
     }
 
+    /// Every partition with its account and region.
+    pub fn all_with_region(&self) -> Vec<(PartitionKey, Arc<Mutex<Partition>>)> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Keeps only the partitions of the accounts `keep` accepts.
     pub fn retain_accounts(&self, keep: impl Fn(&str) -> bool) {
         self.partitions

@@ -223,6 +223,52 @@ impl Instance {
         rfc3339(self.created_wall + at.saturating_duration_since(self.created_at))
     }
 
+    /// What the metadata service serves for this instance in `project`.
+    pub(crate) fn imds_facts(&self, project: &str) -> crate::imds::facts::GceVm {
+        let s = &self.spec;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+        let attributes = s
+            .metadata_items
+            .iter()
+            .map(|item| (text(item.get("key")), text(item.get("value"))))
+            .collect();
+        let service_account = s.service_accounts.first().map(|sa| {
+            let scopes = sa
+                .get("scopes")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (text(sa.get("email")), scopes)
+        });
+        let sched = &self.fixed.scheduling;
+        let preemptible = sched.get("preemptible") == Some(&Value::Bool(true))
+            || sched.get("provisioningModel").and_then(Value::as_str) == Some("SPOT");
+        crate::imds::facts::GceVm {
+            project: project.to_string(),
+            zone: self.zone.clone(),
+            name: s.name.clone(),
+            id: self.id,
+            created_unix: self.created_wall.unix_timestamp(),
+            machine_type: s
+                .machine_type
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            description: s.description.clone(),
+            tags: s.tags.clone(),
+            network_ip: self.fixed.nic_ips.first().cloned(),
+            attributes,
+            service_account,
+            preemptible,
+        }
+    }
+
     /// The instance as JSON at `now`, with links against `base`.
     pub(crate) fn render(&self, base: &Base, project: &str, now: Instant) -> Vec<u8> {
         let view = self.view(base, project, now);

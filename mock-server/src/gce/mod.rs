@@ -235,6 +235,21 @@ impl Gce {
             .collect()
     }
 
+    /// What the metadata service serves for instance `name` in
+    /// `project`/`zone`: `None` unless it exists and is `RUNNING`.
+    pub fn imds_vm(
+        &self,
+        project: &str,
+        zone: &str,
+        name: &str,
+    ) -> Option<crate::imds::facts::GceVm> {
+        let now = Instant::now();
+        self.store.read(project, |p| {
+            let i = p?.instance(zone, name, now)?;
+            (i.status(now) == lifecycle::Status::Running).then(|| i.imds_facts(project))
+        })
+    }
+
     /// Clears one project (`scope` is a project id), or every project.
     pub fn reset(&self, scope: Option<&str>) {
         self.store.clear(scope);

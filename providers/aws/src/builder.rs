@@ -21,7 +21,9 @@ use skyfleet_core::{Error, Result};
 use crate::client::{sdk_config, Ec2};
 use crate::connector::TransportConnector;
 use crate::credential::CredentialsSource;
+use crate::identity::Identity;
 use crate::provider::AwsProvider;
+use skyfleet_identity::aws::AwsTrust;
 
 /// How often the provider looks at workers, and how long it tolerates
 /// EC2's eventual consistency.
@@ -85,6 +87,8 @@ pub struct AwsBuilder {
     transport: Option<Transport>,
     clock: Arc<dyn Clock>,
     http: Option<HttpClients>,
+    identity_trust: Option<AwsTrust>,
+    account_id: Option<String>,
 }
 
 impl fmt::Debug for AwsBuilder {
@@ -93,6 +97,7 @@ impl fmt::Debug for AwsBuilder {
             .field("settings", &self.settings)
             .field("transport", &self.transport.is_some())
             .field("http_clients", &self.http.is_some())
+            .field("account_id", &self.account_id)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +126,8 @@ impl AwsBuilder {
             transport: None,
             clock: Arc::new(SystemClock),
             http: None,
+            identity_trust: None,
+            account_id: None,
         }
     }
 
@@ -233,6 +240,21 @@ impl AwsBuilder {
         self
     }
 
+    /// Checks instance identity documents with the certificates of `trust`
+    /// (default: AWS's published RSA certificates, bundled; add the
+    /// RSA-2048 ones, or a mock's, here).
+    pub fn with_identity_trust(mut self, trust: AwsTrust) -> Self {
+        self.identity_trust = Some(trust);
+        self
+    }
+
+    /// The account workers run in: instance identity documents must name
+    /// it (12 digits).
+    pub fn with_account_id(mut self, account_id: impl Into<String>) -> Self {
+        self.account_id = Some(account_id.into());
+        self
+    }
+
     /// The provider id.
     pub fn id(&self) -> &str {
         &self.settings.provider_id
@@ -294,6 +316,14 @@ impl AwsBuilder {
             }
         }
         s.credentials.validate()?;
+        if let Some(a) = &self.account_id {
+            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::invalid_config(
+                    "account_id",
+                    format!("`{a}` is not a 12-digit AWS account id"),
+                ));
+            }
+        }
         let t = &s.timings;
         for (name, d) in [
             ("timings.poll_interval", t.poll_interval),
@@ -329,7 +359,16 @@ impl AwsBuilder {
             let sdk = sdk_config(&self.settings, region, http(region)).await;
             clients.insert(region.clone(), Ec2::new(sdk));
         }
-        Ok(AwsProvider::from_parts(self.settings, clients, self.clock))
+        let identity = Identity::new(
+            self.identity_trust.unwrap_or_else(AwsTrust::bundled),
+            self.account_id,
+        );
+        Ok(AwsProvider::from_parts(
+            self.settings,
+            clients,
+            self.clock,
+            identity,
+        ))
     }
 }
 
@@ -371,6 +410,8 @@ mod tests {
             field(empty_secret.validate().unwrap_err()),
             "credentials.secret_access_key"
         );
+        let bad_account = ok.clone().with_account_id("12345");
+        assert_eq!(field(bad_account.validate().unwrap_err()), "account_id");
         let no_id = ok.clone().with_id(" ");
         assert_eq!(field(no_id.validate().unwrap_err()), "provider_id");
         let zero = ok.with_timings(Timings {

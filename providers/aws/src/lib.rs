@@ -16,7 +16,9 @@
 //! - `classify`: EC2 error codes as skyfleet error kinds;
 //! - `connector`: the aws-smithy HTTP client over the shared transport;
 //! - `provider`: the [`skyfleet_core::Provider`] implementation carrying
-//!   the steps out.
+//!   the steps out;
+//! - `identity`: worker identity proofs (instance identity documents),
+//!   checked with `skyfleet-identity`.
 //!
 //! The `testing` feature adds test hooks (`AwsProvider::sdk_client`);
 //! they are not stable API.
@@ -29,6 +31,7 @@ mod connector;
 mod credential;
 mod decide;
 mod idempotency;
+mod identity;
 mod launch;
 mod plan;
 mod profile;
@@ -42,4 +45,6 @@ pub use launch::{BlockDevice, Ebs, Ec2Launch, MarketOptions, Placement, SpotOpti
 pub use provider::AwsProvider;
 /// A secret string that never shows in `Debug` or logs (core's one type).
 pub use skyfleet_core::provider::support::Secret;
+/// The trust of instance identity documents (certificates per region).
+pub use skyfleet_identity::aws::{AwsTrust, SignatureForm};
 pub use state::{AwsState, Teardown, TeardownReason};

@@ -17,13 +17,15 @@ use skyfleet_core::clock::Clock;
 use skyfleet_core::model::tag;
 use skyfleet_core::provider::support::{bounded, group_by};
 use skyfleet_core::{
-    Error, ErrorKind, OwnedResource, OwnershipScope, Provider, Result, Step, Worker,
+    Error, ErrorKind, IdentityProof, OwnedResource, OwnershipScope, Provider, Result, Step,
+    VerifiedIdentity, Worker,
 };
 use time::OffsetDateTime;
 
 use crate::builder::{Settings, Timings};
 use crate::client::{Ec2, InstanceView};
 use crate::decide::{decide, launched, pick_by_tag, terminated};
+use crate::identity::{self, Identity};
 use crate::launch::Ec2Launch;
 use crate::plan::{plan, Call, Lookup, Plan, Rules};
 use crate::state::AwsState;
@@ -36,6 +38,7 @@ pub struct AwsProvider {
     settings: Arc<Settings>,
     clients: Arc<HashMap<String, Ec2>>,
     clock: Arc<dyn Clock>,
+    identity: Arc<Identity>,
 }
 
 impl std::fmt::Debug for AwsProvider {
@@ -57,11 +60,13 @@ impl AwsProvider {
         settings: Settings,
         clients: HashMap<String, Ec2>,
         clock: Arc<dyn Clock>,
+        identity: Identity,
     ) -> Self {
         AwsProvider {
             settings: Arc::new(settings),
             clients: Arc::new(clients),
             clock,
+            identity: Arc::new(identity),
         }
     }
 
@@ -350,6 +355,14 @@ impl Provider for AwsProvider {
             Err(e) if e.kind() == &ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn verify_identity(
+        &self,
+        worker: &Worker,
+        proof: &IdentityProof,
+    ) -> Result<VerifiedIdentity> {
+        identity::verify(&self.settings.provider_id, &self.identity, worker, proof)
     }
 }
 

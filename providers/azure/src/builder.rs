@@ -295,6 +295,7 @@ pub struct AzureBuilder {
     transport: Option<Transport>,
     credential: Option<Arc<Credential>>,
     clock: Arc<dyn Clock>,
+    attestation: Option<skyfleet_identity::azure::AzureConfig>,
 }
 
 impl AzureBuilder {
@@ -322,7 +323,16 @@ impl AzureBuilder {
             transport: None,
             credential: None,
             clock: Arc::new(SystemClock),
+            attestation: None,
         }
+    }
+
+    /// Verifies workers' attested data documents with `config` (default:
+    /// Microsoft's roots, intermediates fetched from the allow-listed AIA
+    /// hosts, signer `metadata.azure.com`).
+    pub fn with_attestation(mut self, config: skyfleet_identity::azure::AzureConfig) -> Self {
+        self.attestation = Some(config);
+        self
     }
 
     /// The provider id (default `azure`).
@@ -427,6 +437,9 @@ impl AzureBuilder {
             Some(cred) => cred,
             None => Arc::new(Credential::from_config(&c.credential, c.ca_pem.as_deref())?),
         };
+        let attestation =
+            skyfleet_identity::azure::AzureVerifier::new(self.attestation.unwrap_or_default())
+                .map_err(crate::identity::config_error)?;
         let client = ArmClient::new(c.base_url(), &c.subscription_id, transport, credential);
         let settings = Settings {
             resource_groups: c.resource_groups.clone(),
@@ -436,7 +449,11 @@ impl AzureBuilder {
             max_instance_view_404s: c.max_instance_view_404s,
         };
         Ok(AzureProvider::from_parts(
-            c.id, settings, client, self.clock,
+            c.id,
+            settings,
+            client,
+            self.clock,
+            attestation,
         ))
     }
 }

@@ -16,6 +16,8 @@
 //!   before expiry;
 //! - `classify`: ARM error codes to skyfleet error kinds;
 //! - `idempotency`: resource names derived from the worker id;
+//! - `identity`: workers' attested data documents, checked with
+//!   `skyfleet-identity`;
 //! - [`AzureBuilder`]: the one way to build an [`AzureProvider`].
 //!
 //! ```no_run
@@ -34,6 +36,7 @@ mod classify;
 mod client;
 mod credential;
 mod idempotency;
+mod identity;
 mod launch;
 pub mod profile;
 mod provider;
@@ -44,6 +47,9 @@ pub use credential::{Credential, CredentialConfig};
 pub use launch::{AzureLaunch, DataDisk, ImageRef, OsDisk};
 pub use provider::AzureProvider;
 pub use skyfleet_core::provider::support::Secret;
+/// How attested data documents are verified (roots, AIA, signer domain):
+/// [`AzureBuilder::with_attestation`].
+pub use skyfleet_identity::azure::AzureConfig as AttestationConfig;
 
 /// Internals reached by tests and the fuzz crate: NOT a stable API.
 #[cfg(feature = "testing")]

@@ -14,7 +14,11 @@ use skyfleet_core::clock::Clock;
 use skyfleet_core::model::tag;
 use skyfleet_core::provider::support::{self, Page};
 use skyfleet_core::transport::ApiClass;
-use skyfleet_core::{Error, OwnedResource, OwnershipScope, Provider, Result, Step, Worker};
+use skyfleet_core::{
+    Error, IdentityProof, OwnedResource, OwnershipScope, Provider, Result, Step, VerifiedIdentity,
+    Worker,
+};
+use skyfleet_identity::azure::AzureVerifier;
 use time::OffsetDateTime;
 
 use crate::builder::Settings;
@@ -30,6 +34,7 @@ pub struct AzureProvider {
     settings: Arc<Settings>,
     client: ArmClient,
     clock: Arc<dyn Clock>,
+    attestation: Arc<AzureVerifier>,
 }
 
 impl std::fmt::Debug for AzureProvider {
@@ -47,12 +52,14 @@ impl AzureProvider {
         settings: Settings,
         client: ArmClient,
         clock: Arc<dyn Clock>,
+        attestation: AzureVerifier,
     ) -> Self {
         AzureProvider {
             id,
             settings: Arc::new(settings),
             client,
             clock,
+            attestation: Arc::new(attestation),
         }
     }
 
@@ -209,5 +216,21 @@ impl Provider for AzureProvider {
         } else {
             Err(resp.error(&op))
         }
+    }
+
+    async fn verify_identity(
+        &self,
+        worker: &Worker,
+        proof: &IdentityProof,
+    ) -> Result<VerifiedIdentity> {
+        crate::identity::verify(
+            &self.id,
+            &self.attestation,
+            &self.client,
+            worker,
+            proof,
+            self.clock.now(),
+        )
+        .await
     }
 }

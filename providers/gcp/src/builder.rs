@@ -10,8 +10,10 @@ use skyfleet_core::transport::Transport;
 use skyfleet_core::{Error, PollPolicy, Result};
 
 use crate::credential::{Credentials, TokenSource};
+use crate::identity::Identity;
 use crate::launch::valid_name;
 use crate::provider::GcpProvider;
+use skyfleet_identity::gcp::{GcpConfig, ServiceAccount};
 
 /// The public Compute Engine endpoint (without `/compute/v1`).
 pub const DEFAULT_ENDPOINT: &str = "https://compute.googleapis.com";
@@ -43,6 +45,8 @@ pub struct GcpBuilder {
     not_found_grace: u32,
     transport: Option<Transport>,
     clock: Arc<dyn Clock>,
+    identity: Option<GcpConfig>,
+    service_account: Option<ServiceAccount>,
 }
 
 /// What the step machine reads of the built configuration.
@@ -87,6 +91,8 @@ impl GcpBuilder {
             not_found_grace: 3,
             transport: None,
             clock: Arc::new(SystemClock),
+            identity: None,
+            service_account: None,
         }
     }
 
@@ -175,6 +181,22 @@ impl GcpBuilder {
         self
     }
 
+    /// Verifies instances' identity tokens with `config` (its audience is
+    /// the manager's root URL; Google's JWKS unless set). Without it,
+    /// [`verify_identity`](skyfleet_core::Provider::verify_identity) fails
+    /// with `InvalidConfig`.
+    pub fn with_identity(mut self, config: GcpConfig) -> Self {
+        self.identity = Some(config);
+        self
+    }
+
+    /// Tokens must be for this service account (its numeric id, the
+    /// token's `sub`, or its email).
+    pub fn with_worker_service_account(mut self, account: ServiceAccount) -> Self {
+        self.service_account = Some(account);
+        self
+    }
+
     /// Checks the settings, naming the bad field.
     fn validate(&self) -> Result<()> {
         if self.id.is_empty() {
@@ -220,6 +242,10 @@ impl GcpBuilder {
             Some(t) => t,
             None => Transport::builder().build()?,
         };
+        let identity = match self.identity {
+            Some(config) => Some(Identity::new(config, self.service_account)?),
+            None => None,
+        };
         let tokens = TokenSource::new(self.credentials);
         let settings = Settings {
             id: self.id,
@@ -236,6 +262,7 @@ impl GcpBuilder {
             &self.endpoint,
             &self.project,
             self.zones,
+            identity,
         ))
     }
 }
@@ -273,6 +300,10 @@ mod tests {
         assert_eq!(
             field(ok().with_check_intervals(Duration::ZERO, Duration::from_secs(1))),
             "check_interval"
+        );
+        assert_eq!(
+            field(ok().with_identity(GcpConfig::new(""))),
+            "identity.gcp.audience"
         );
     }
 

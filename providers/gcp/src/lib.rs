@@ -27,7 +27,8 @@
 //! and `requestId`s), `labels` (ownership labels), `launch` ([`GceLaunch`]),
 //! `state` ([`GceState`], what is persisted per worker), and the step machine:
 //! `plan` (what a step must do, from the worker alone), `decide` (what the
-//! answer means) and `provider` ([`GcpProvider`], which makes the calls).
+//! answer means) and `provider` ([`GcpProvider`], which makes the calls);
+//! `identity` verifies the instances' identity tokens.
 #![warn(missing_docs)]
 
 mod builder;
@@ -36,6 +37,7 @@ mod client;
 mod credential;
 mod decide;
 mod idempotency;
+mod identity;
 mod labels;
 mod launch;
 mod plan;
@@ -47,6 +49,11 @@ pub use builder::{GcpBuilder, DEFAULT_ENDPOINT};
 pub use credential::{Credentials, COMPUTE_SCOPE};
 pub use launch::{GceLaunch, ServiceAccount};
 pub use provider::GcpProvider;
+/// The identity token settings ([`GcpBuilder::with_identity`]) and the
+/// worker service account ([`GcpBuilder::with_worker_service_account`]).
+pub use skyfleet_identity::gcp::{
+    GcpConfig as IdentityConfig, ServiceAccount as WorkerServiceAccount,
+};
 pub use state::{GceState, Teardown};
 
 /// Internals for the fuzz targets and tests: **not stable API**, available

@@ -12,7 +12,8 @@ use skyfleet_core::model::tag;
 use skyfleet_core::provider::names::GCP;
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{
-    Error, ErrorKind, OwnedResource, OwnershipScope, Provider, Result, Step, Worker,
+    Error, ErrorKind, IdentityProof, OwnedResource, OwnershipScope, Provider, Result, Step,
+    VerifiedIdentity, Worker,
 };
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
@@ -22,6 +23,7 @@ use crate::client::{ComputeClient, Instance};
 use crate::credential::TokenSource;
 use crate::decide;
 use crate::idempotency::instance_name;
+use crate::identity::{self, Identity};
 use crate::labels;
 use crate::launch::GceLaunch;
 use crate::plan::{plan, Look, Plan};
@@ -42,6 +44,7 @@ struct Inner {
     settings: Settings,
     client: ComputeClient,
     zones: Mutex<BTreeSet<String>>,
+    identity: Option<Identity>,
 }
 
 /// The instances of one zone found by one list, by name; what a batched
@@ -57,6 +60,7 @@ impl GcpProvider {
         endpoint: &str,
         project: &str,
         zones: Vec<String>,
+        identity: Option<Identity>,
     ) -> Self {
         let client = ComputeClient::new(transport, Arc::new(tokens), endpoint, project);
         GcpProvider {
@@ -64,6 +68,7 @@ impl GcpProvider {
                 settings,
                 client,
                 zones: Mutex::new(zones.into_iter().collect()),
+                identity,
             }),
         }
     }
@@ -327,5 +332,21 @@ impl Provider for GcpProvider {
         }
         self.inner.client.delete_instance(zone, name, None).await?;
         Ok(())
+    }
+
+    async fn verify_identity(
+        &self,
+        worker: &Worker,
+        proof: &IdentityProof,
+    ) -> Result<VerifiedIdentity> {
+        identity::verify(
+            &self.inner.settings.id,
+            self.project(),
+            self.inner.identity.as_ref(),
+            worker,
+            proof,
+            self.now(),
+        )
+        .await
     }
 }

@@ -1,13 +1,12 @@
 //! The per-worker registration secret: generated once, shown to the caller
 //! once (core's [`Secret`]), kept on the record only as a SHA-256 digest
-//! bound to the worker id, and checked in constant time.
+//! bound to the worker id, and checked in constant time
+//! (`skyfleet_identity::static_secret`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use skyfleet_core::provider::support::Secret;
-use subtle::ConstantTimeEq;
 
 /// A new random registration secret (32 bytes, base64url), as core's
 /// [`Secret`]: `Debug` and `Display` never show it.
@@ -18,42 +17,16 @@ pub(crate) fn generate() -> Secret {
     Secret::new(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// The digest stored for `secret` on `worker_id`'s record (hex).
+/// The digest stored for `secret` on `worker_id`'s record (hex): the
+/// identity crate's, so that any replica verifies it the same way.
 pub(crate) fn stored_digest(secret: &Secret, worker_id: &str) -> String {
-    hex(&digest(worker_id, secret.expose()))
+    skyfleet_identity::static_secret::digest(worker_id, secret.expose())
 }
 
 /// Whether `secret`, presented for `worker_id`, matches the `stored` digest
 /// (compared in constant time; no digest matches nothing).
 pub(crate) fn verify(worker_id: &str, secret: &str, stored: Option<&str>) -> bool {
-    let given = digest(worker_id, secret);
-    match stored.and_then(unhex) {
-        Some(s) => bool::from(s.as_slice().ct_eq(&given)),
-        None => false,
-    }
-}
-
-fn digest(worker_id: &str, secret: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"skyfleet-static/v1\0");
-    h.update(worker_id.as_bytes());
-    h.update(b"\0");
-    h.update(secret.as_bytes());
-    h.finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    skyfleet_identity::static_secret::verify(worker_id, secret, stored).is_ok()
 }
 
 #[cfg(test)]

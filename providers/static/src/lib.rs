@@ -15,8 +15,9 @@
 //! [`Secret`], which prints as `Secret([redacted])` (re-exported here).
 //!
 //! Modules: `builder` ([`StaticBuilder`]), `credential` (the secret),
-//! `state` ([`StaticState`]), `step` (the step logic, pure) and `provider`
-//! ([`StaticProvider`]).
+//! `state` ([`StaticState`]), `step` (the step logic, pure), `identity`
+//! ([`Provider::verify_identity`](skyfleet_core::Provider::verify_identity)
+//! with an `IdentityProof::StaticSecret`) and `provider` ([`StaticProvider`]).
 //!
 //! ```
 //! # async fn demo() -> skyfleet_core::Result<()> {
@@ -35,6 +36,7 @@
 
 mod builder;
 mod credential;
+mod identity;
 mod provider;
 mod state;
 mod step;

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use skyfleet_core::clock::Clock;
 use skyfleet_core::provider::support::Secret;
 use skyfleet_core::{
-    Error, ErrorKind, OwnedResource, OwnershipScope, Provider, Result, Step, Worker,
+    Error, ErrorKind, IdentityProof, OwnedResource, OwnershipScope, Provider, Result, Step,
+    VerifiedIdentity, Worker,
 };
 
 use crate::credential;
@@ -125,5 +126,13 @@ impl Provider for StaticProvider {
 
     async fn delete_owned(&self, _resource: &OwnedResource) -> Result<()> {
         Ok(())
+    }
+
+    async fn verify_identity(
+        &self,
+        worker: &Worker,
+        proof: &IdentityProof,
+    ) -> Result<VerifiedIdentity> {
+        crate::identity::verify(&self.id, worker, proof)
     }
 }

@@ -6,7 +6,7 @@ use super::db_err;
 use crate::clock::from_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Phase, Worker};
-use crate::store::PoolError;
+use crate::store::{PoolError, PoolErrorGroup};
 
 /// The columns [`worker`] reads, in a `SELECT` or `RETURNING` list.
 pub(super) const WORKER_COLUMNS: &str =
@@ -54,5 +54,24 @@ where
         message: row.try_get("message").map_err(get)?,
         launch_config_id: row.try_get("launch_config_id").map_err(get)?,
         reported_at: from_millis(row.try_get("reported_at").map_err(get)?),
+    })
+}
+
+/// Reads a row of counted pool errors (`pool_id`, `kind`,
+/// `launch_config_id`, `n`, `last_at`).
+pub(super) fn pool_error_group<R: Row>(row: &R) -> Result<PoolErrorGroup>
+where
+    &'static str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let get = |e: sqlx::Error| db_err("reading a pool error count", e);
+    let n: i64 = row.try_get("n").map_err(get)?;
+    Ok(PoolErrorGroup {
+        pool_id: row.try_get("pool_id").map_err(get)?,
+        kind: row.try_get("kind").map_err(get)?,
+        launch_config_id: row.try_get("launch_config_id").map_err(get)?,
+        count: u64::try_from(n).unwrap_or(0),
+        last_at: from_millis(row.try_get("last_at").map_err(get)?),
     })
 }

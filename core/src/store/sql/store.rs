@@ -17,7 +17,10 @@ use super::{db_err, SqlDialect};
 use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Worker;
-use crate::store::{Claim, PartitionFilter, PoolError, WorkerFilter, WorkerStore};
+use crate::store::{
+    sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError, PoolErrorGroup,
+    WorkerFilter, WorkerStore,
+};
 
 /// The final phases, which claims and partitions skip.
 const NOT_FINAL: &str = "phase NOT IN ('stopped', 'failed')";
@@ -305,5 +308,56 @@ where
             .await
             .map_err(|e| db_err("list pool errors", e))?;
         found.iter().map(rows::pool_error).collect()
+    }
+
+    async fn pool_error_groups(&self, since: OffsetDateTime) -> Result<Vec<PoolErrorGroup>> {
+        let found = sqlx::query(
+            "SELECT pool_id, kind, launch_config_id, CAST(COUNT(*) AS BIGINT) AS n, \
+             CAST(MAX(reported_at) AS BIGINT) AS last_at FROM pool_errors \
+             WHERE reported_at >= $1 GROUP BY pool_id, kind, launch_config_id",
+        )
+        .bind(to_millis(since))
+        .fetch_all(self.sql_pool())
+        .await
+        .map_err(|e| db_err("count pool errors", e))?;
+        let mut groups = found
+            .iter()
+            .map(rows::pool_error_group)
+            .collect::<Result<Vec<_>>>()?;
+        sort_error_groups(&mut groups);
+        Ok(groups)
+    }
+
+    async fn put_pool_decision(&self, decision: &PoolDecision) -> Result<()> {
+        let body = serde_json::to_string(decision)?;
+        sqlx::query(
+            "INSERT INTO pool_decisions (pool_id, decided_at, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (pool_id) DO UPDATE SET decided_at = excluded.decided_at, \
+             body = excluded.body",
+        )
+        .bind(decision.pool_id.as_str())
+        .bind(to_millis(decision.decided_at))
+        .bind(body.as_str())
+        .execute(self.sql_pool())
+        .await
+        .map_err(|e| db_err("record pool decision", e))?;
+        Ok(())
+    }
+
+    async fn list_pool_decisions(&self) -> Result<Vec<PoolDecision>> {
+        let found = sqlx::query("SELECT body FROM pool_decisions ORDER BY pool_id")
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(|e| db_err("list pool decisions", e))?;
+        found
+            .iter()
+            .map(|r| {
+                let body: &str = r
+                    .try_get("body")
+                    .map_err(|e| db_err("reading a pool decision", e))?;
+                serde_json::from_str(body)
+                    .map_err(|e| Error::internal(format!("store: unreadable pool decision: {e}")))
+            })
+            .collect()
     }
 }

@@ -2,6 +2,7 @@
 //! instance limit, and the reservation it answers with.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
@@ -9,7 +10,7 @@ use base64::Engine;
 use super::{check_tag, tag_pairs, well_formed, zones, DryRun, MAX_TAGS, MAX_TAG_SPECS};
 use crate::ec2::config::Ec2Config;
 use crate::ec2::error::Ec2Error;
-use crate::ec2::instances::{write_groups, Instance, Phase, Spot, State};
+use crate::ec2::instances::{write_groups, Instance, MetadataOptions, Phase, Spot, State};
 use crate::ec2::query::Params;
 use crate::ec2::store::{Partition, TokenEntry};
 use crate::ec2::xml::Xml;
@@ -36,6 +37,9 @@ struct RunInput<'p> {
     client_token: &'p str,
     groups: Vec<String>,
     key_name: Option<&'p str>,
+    /// `UserData`, decoded.
+    user_data: Option<Arc<[u8]>>,
+    metadata: MetadataOptions,
     dry_run: DryRun,
 }
 
@@ -79,7 +83,8 @@ impl<'p> RunInput<'p> {
             }
         }
         let zone = zone(p, subnet_id, &region_zones)?;
-        check_user_data(p)?;
+        let user_data = user_data(p)?;
+        let metadata = metadata_options(p)?;
         let tags = instance_tags(p)?;
         let spot = spot(p)?;
         let client_token = p.get("ClientToken").unwrap_or("");
@@ -106,6 +111,8 @@ impl<'p> RunInput<'p> {
             client_token,
             groups,
             key_name: p.get("KeyName"),
+            user_data,
+            metadata,
             dry_run: DryRun::parse(p),
         })
     }
@@ -154,18 +161,62 @@ fn zone(
 }
 
 /// `UserData`: base64, at most [`MAX_USER_DATA`] bytes decoded.
-fn check_user_data(p: &Params) -> Result<(), Ec2Error> {
-    if let Some(ud) = p.get("UserData") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(ud.trim())
-            .map_err(|_| Ec2Error::invalid_value("Invalid BASE64 encoding of user data."))?;
-        if decoded.len() > MAX_USER_DATA {
+fn user_data(p: &Params) -> Result<Option<Arc<[u8]>>, Ec2Error> {
+    let Some(ud) = p.get("UserData") else {
+        return Ok(None);
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(ud.trim())
+        .map_err(|_| Ec2Error::invalid_value("Invalid BASE64 encoding of user data."))?;
+    if decoded.len() > MAX_USER_DATA {
+        return Err(Ec2Error::invalid_value(format!(
+            "User data is limited to {MAX_USER_DATA} bytes"
+        )));
+    }
+    Ok(Some(decoded.into()))
+}
+
+/// `MetadataOptions.HttpTokens` (`optional`, `required`),
+/// `.HttpEndpoint` (`enabled`, `disabled`) and
+/// `.HttpPutResponseHopLimit` (1 to 64).
+fn metadata_options(p: &Params) -> Result<MetadataOptions, Ec2Error> {
+    let mut m = MetadataOptions::default();
+    match p.get("MetadataOptions.HttpTokens") {
+        None | Some("optional") => {}
+        Some("required") => m.tokens_required = true,
+        Some(other) => {
             return Err(Ec2Error::invalid_value(format!(
-                "User data is limited to {MAX_USER_DATA} bytes"
-            )));
+                "Invalid value '{}' for HttpTokens. Valid values: optional, required.",
+                clip(other)
+            )))
         }
     }
-    Ok(())
+    match p.get("MetadataOptions.HttpEndpoint") {
+        None | Some("enabled") => {}
+        Some("disabled") => m.endpoint_enabled = false,
+        Some(other) => {
+            return Err(Ec2Error::invalid_value(format!(
+                "Invalid value '{}' for HttpEndpoint. Valid values: enabled, disabled.",
+                clip(other)
+            )))
+        }
+    }
+    if let Some(hops) = p.int("MetadataOptions.HttpPutResponseHopLimit")? {
+        m.hop_limit = u8::try_from(hops)
+            .ok()
+            .filter(|h| (1..=64).contains(h))
+            .ok_or_else(|| {
+                Ec2Error::invalid_value(format!(
+                    "Invalid value '{hops}' for HttpPutResponseHopLimit. Valid values: 1 to 64."
+                ))
+            })?;
+    }
+    Ok(m)
+}
+
+/// At most 64 characters of a value echoed in a message.
+fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
 }
 
 /// The tags of the `TagSpecification.N` whose resource type is `instance`
@@ -257,6 +308,8 @@ impl Ec2 {
             client_token,
             groups,
             key_name,
+            user_data,
+            metadata,
             dry_run,
         } = input;
         dry_run.answer()?;
@@ -355,6 +408,8 @@ impl Ec2 {
                 }),
                 launch_time: launch_time.clone(),
                 tags: tags.clone(),
+                user_data: user_data.clone(),
+                metadata,
                 phase: Phase::Launching,
                 ready_at,
                 gone_at,

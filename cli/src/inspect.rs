@@ -1,0 +1,279 @@
+//! `skyfleet workers`, `skyfleet errors` and `skyfleet remove`: a store
+//! read (or one removal written) by a process separate from the fleet.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use skyfleet_core::fleet::lifecycle::{request_removal, RemovalReason, RemovalRequest};
+use skyfleet_core::store::{PoolError, PoolErrorGroup, WorkerFilter};
+use skyfleet_core::{Phase, Worker, WorkerStore};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::store_url;
+
+/// The window `skyfleet errors` and `skyfleet status` count errors over.
+pub const ERROR_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Opens a store; an error names the (redacted) URL and exits 2.
+pub async fn open_store(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
+    skyfleet_core::store::open(url).await.map_err(|e| {
+        eprintln!("skyfleet: store {}: {e}", store_url::redacted(url));
+        ExitCode::from(2)
+    })
+}
+
+/// A time as RFC 3339 to the second, `-` when unknown.
+pub fn timestamp(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Prints `value` as pretty JSON; a failure is exit 1.
+pub fn print_json<T: Serialize>(command: &str, value: &T) -> ExitCode {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("skyfleet {command}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One row of `skyfleet workers`.
+fn worker_row(w: &Worker) -> String {
+    format!(
+        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<20} {:<30} {}",
+        w.id(),
+        w.spec.pool_id,
+        w.spec.provider_id,
+        w.partition.as_deref().unwrap_or("-"),
+        w.phase.as_str(),
+        format!("{:?}", w.desired).to_lowercase(),
+        timestamp(w.transitioned_at),
+        w.removal_reason.as_deref().unwrap_or("-"),
+        w.last_error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.kind, e.message))
+            .unwrap_or_default()
+    )
+}
+
+/// `skyfleet workers`: the workers of a store, with why each is being (or
+/// was) removed and when it last changed.
+pub async fn workers(
+    url: &str,
+    pool: Option<String>,
+    phase: Option<String>,
+    json: bool,
+) -> ExitCode {
+    let store = match open_store(url).await {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let mut filter = WorkerFilter {
+        pool_id: pool,
+        ..Default::default()
+    };
+    if let Some(p) = phase {
+        match Phase::parse(&p) {
+            Ok(p) => filter.phases = vec![p],
+            Err(_) => {
+                eprintln!(
+                    "skyfleet workers: --phase `{p}`: expected one of requested, running, stopping, stopped, failed"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let ws = match store.list_workers(&filter).await {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("skyfleet workers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        return print_json("workers", &ws);
+    }
+    println!(
+        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<20} {:<30} last error",
+        "worker",
+        "pool",
+        "provider",
+        "partition",
+        "phase",
+        "desired",
+        "last transition",
+        "removal reason"
+    );
+    for w in &ws {
+        println!("{}", worker_row(w));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Error counts of one kind over the window, across launch configs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KindCount {
+    /// The error kind.
+    pub kind: String,
+    /// How many.
+    pub count: u64,
+    /// The latest.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_at: OffsetDateTime,
+}
+
+/// Sums `groups` of `pool` per kind, most frequent first.
+pub fn counts_by_kind(groups: &[PoolErrorGroup], pool: &str) -> Vec<KindCount> {
+    let mut by_kind: Vec<KindCount> = Vec::new();
+    for g in groups.iter().filter(|g| g.pool_id == pool) {
+        match by_kind.iter_mut().find(|k| k.kind == g.kind) {
+            Some(k) => {
+                k.count += g.count;
+                k.last_at = k.last_at.max(g.last_at);
+            }
+            None => by_kind.push(KindCount {
+                kind: g.kind.clone(),
+                count: g.count,
+                last_at: g.last_at,
+            }),
+        }
+    }
+    by_kind.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.kind.cmp(&b.kind)));
+    by_kind
+}
+
+/// `skyfleet errors --json`.
+#[derive(Debug, Serialize)]
+struct ErrorsReport {
+    pool: String,
+    window_s: u64,
+    by_kind: Vec<KindCount>,
+    recent: Vec<PoolError>,
+}
+
+/// `skyfleet errors`: a pool's errors counted by kind over the last hour,
+/// then the most recent entries.
+pub async fn errors(url: &str, pool: &str, limit: usize, json: bool) -> ExitCode {
+    let store = match open_store(url).await {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let since = OffsetDateTime::now_utc() - ERROR_WINDOW;
+    let (groups, recent) = match tokio::try_join!(
+        store.pool_error_groups(since),
+        store.list_pool_errors(pool, limit)
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("skyfleet errors: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let by_kind = counts_by_kind(&groups, pool);
+    if json {
+        return print_json(
+            "errors",
+            &ErrorsReport {
+                pool: pool.to_string(),
+                window_s: ERROR_WINDOW.as_secs(),
+                by_kind,
+                recent,
+            },
+        );
+    }
+    println!("errors of pool {pool} in the last hour, by kind:");
+    if by_kind.is_empty() {
+        println!("  (none)");
+    }
+    for k in &by_kind {
+        println!(
+            "  {:<18} {:>6}   latest {}",
+            k.kind,
+            k.count,
+            timestamp(Some(k.last_at))
+        );
+    }
+    println!();
+    println!("most recent (at most {limit}):");
+    for e in recent {
+        println!(
+            "  {}  {:<18} {:<10} {}  {}",
+            timestamp(Some(e.reported_at)),
+            e.kind,
+            e.launch_config_id.unwrap_or_else(|| "-".into()),
+            e.title,
+            e.message
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `skyfleet remove`: marks workers for removal with the reason
+/// `operator`; the fleet that steps them tears them down.
+pub async fn remove(url: &str, worker_ids: &[String]) -> ExitCode {
+    let store = match open_store(url).await {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let mut code = ExitCode::SUCCESS;
+    for id in worker_ids {
+        let now = OffsetDateTime::now_utc();
+        match request_removal(store.as_ref(), id, RemovalReason::Operator, now).await {
+            Ok(RemovalRequest::Marked(_)) => println!("{id}: marked for removal (operator)"),
+            Ok(RemovalRequest::AlreadyRemoving(w)) => println!(
+                "{id}: already {} ({})",
+                if w.phase.is_final() {
+                    w.phase.as_str()
+                } else {
+                    "being removed"
+                },
+                w.removal_reason.as_deref().unwrap_or("no reason recorded")
+            ),
+            Err(e) => {
+                eprintln!("skyfleet remove: {id}: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_sum_launch_configs_per_kind_most_frequent_first() {
+        let t = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+        let g = |pool: &str, kind: &str, lc: Option<&str>, count, s| PoolErrorGroup {
+            pool_id: pool.into(),
+            kind: kind.into(),
+            launch_config_id: lc.map(str::to_string),
+            count,
+            last_at: t + Duration::from_secs(s),
+        };
+        let groups = [
+            g("p", "capacity_or_quota", Some("a"), 2, 5),
+            g("p", "capacity_or_quota", Some("b"), 3, 9),
+            g("p", "timeout", None, 7, 1),
+            g("q", "timeout", None, 100, 1),
+        ];
+        let c = counts_by_kind(&groups, "p");
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].kind.as_str(), c[0].count), ("timeout", 7));
+        assert_eq!((c[1].kind.as_str(), c[1].count), ("capacity_or_quota", 5));
+        assert_eq!(c[1].last_at, t + Duration::from_secs(9));
+        assert!(counts_by_kind(&groups, "none").is_empty());
+        assert_eq!(timestamp(None), "-");
+        assert_eq!(timestamp(Some(t)), "2025-06-15T15:06:40Z");
+    }
+}

@@ -1,0 +1,324 @@
+//! What `skyfleet status` shows, gathered from the store (pools, workers,
+//! errors, decisions) and from the replicas' metrics (scanner lag, API
+//! calls), as one serialisable report.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use skyfleet_core::fleet::provisioner::DEFAULT_CAPACITY_COOLDOWN;
+use skyfleet_core::metrics_catalogue as names;
+use skyfleet_core::store::{PoolDecision, PoolErrorGroup, WorkerFilter};
+use skyfleet_core::{DesiredState, Phase, Worker, WorkerStore};
+use time::OffsetDateTime;
+
+use super::prom::{self, Round};
+use crate::inspect::{counts_by_kind, KindCount, ERROR_WINDOW};
+
+/// A pool's launch config avoided after capacity or quota errors.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unavailable {
+    /// The launch config.
+    pub launch_config_id: String,
+    /// Capacity or quota errors in the last hour.
+    pub errors: u64,
+    /// Until when new workers avoid it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+}
+
+/// The pool's oldest worker still requested.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Oldest {
+    /// Its id.
+    pub worker_id: String,
+    /// Seconds since it was requested.
+    pub waiting_s: f64,
+    /// Seconds until its provisioning deadline removes it (negative: due).
+    pub deadline_in_s: f64,
+}
+
+/// One pool's row. Counts are capacity-free worker counts. `idle`, `busy`
+/// and `draining` are `null` until workers report them (heartbeats and
+/// the drain handshake); `min`, `max` and `target` are `null` until a
+/// fleet has decided for the pool.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolRow {
+    /// The pool.
+    pub pool_id: String,
+    /// Its provider, when known.
+    pub provider_id: Option<String>,
+    /// Minimum capacity.
+    pub min: Option<u64>,
+    /// Maximum capacity.
+    pub max: Option<u64>,
+    /// Desired capacity at the last decision.
+    pub target: Option<u64>,
+    /// Workers being provisioned.
+    pub requested: u64,
+    /// Workers running.
+    pub running: u64,
+    /// Running workers that registered.
+    pub registered: u64,
+    /// Registered workers without work (not yet reported).
+    pub idle: Option<u64>,
+    /// Registered workers with work (not yet reported).
+    pub busy: Option<u64>,
+    /// Workers finishing their work before removal (not yet reported).
+    pub draining: Option<u64>,
+    /// Workers being torn down.
+    pub stopping: u64,
+    /// When the target was decided, and by which replica.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    /// The replica that decided.
+    pub decided_by: Option<String>,
+    /// Errors in the last hour, by kind.
+    pub errors_last_hour: Vec<KindCount>,
+    /// Launch configs avoided after capacity errors.
+    pub unavailable: Vec<Unavailable>,
+    /// The oldest requested worker.
+    pub oldest_requested: Option<Oldest>,
+}
+
+/// Scanner lag of one provider partition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScannerRow {
+    /// The provider id.
+    pub provider: String,
+    /// The partition (`-`: none).
+    pub partition: String,
+    /// p99 seconds from due to claimed over the window (`null`: no claims).
+    pub lag_p99_s: Option<f64>,
+    /// Workers claimed in the window.
+    pub claims: f64,
+}
+
+/// API calls of one provider region and class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiRow {
+    /// The provider kind (`aws`, `gcp`, `azure`).
+    pub provider: String,
+    /// The region or zone.
+    pub region: String,
+    /// `read`, `write`, `delete` or `poll`.
+    pub class: String,
+    /// Calls per minute over the window, summed over replicas.
+    pub per_minute: f64,
+    /// Of which throttled (per minute).
+    pub throttled_per_minute: f64,
+}
+
+/// Figures from the replicas' metrics endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsPart {
+    /// The endpoints read.
+    pub endpoints: Vec<String>,
+    /// Endpoints that did not answer, with why.
+    pub unreachable: Vec<String>,
+    /// The window the figures cover, in seconds.
+    pub window_s: f64,
+    /// Per provider and partition.
+    pub scanners: Vec<ScannerRow>,
+    /// Per provider, region and class.
+    pub api_calls: Vec<ApiRow>,
+}
+
+/// Everything `status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+    /// The store (no password).
+    pub store: String,
+    /// Per pool.
+    pub pools: Vec<PoolRow>,
+    /// From `--metrics`, when given.
+    pub metrics: Option<MetricsPart>,
+}
+
+fn secs(d: time::Duration) -> f64 {
+    d.as_seconds_f64()
+}
+
+fn pool_row(
+    pool_id: &str,
+    workers: &[&Worker],
+    decision: Option<&PoolDecision>,
+    groups: &[PoolErrorGroup],
+    now: OffsetDateTime,
+) -> PoolRow {
+    let live = |w: &&&Worker| w.desired == DesiredState::Running;
+    let requested: Vec<&&Worker> = workers
+        .iter()
+        .filter(live)
+        .filter(|w| w.phase == Phase::Requested)
+        .collect();
+    let running: Vec<&&Worker> = workers
+        .iter()
+        .filter(live)
+        .filter(|w| w.phase == Phase::Running)
+        .collect();
+    let stopping = workers
+        .iter()
+        .filter(|w| {
+            !w.phase.is_final()
+                && (w.desired == DesiredState::Removed || w.phase == Phase::Stopping)
+        })
+        .count() as u64;
+    let oldest = requested
+        .iter()
+        .min_by_key(|w| w.created_at)
+        .map(|w| Oldest {
+            worker_id: w.id().to_string(),
+            waiting_s: secs(now - w.created_at).max(0.0),
+            deadline_in_s: secs(w.provisioning_deadline() - now),
+        });
+    let cooldown = time::Duration::try_from(DEFAULT_CAPACITY_COOLDOWN).unwrap_or_default();
+    let unavailable = groups
+        .iter()
+        .filter(|g| g.pool_id == pool_id && g.kind == "capacity_or_quota")
+        .filter_map(|g| {
+            let until = g.last_at + cooldown;
+            Some(Unavailable {
+                launch_config_id: g.launch_config_id.clone()?,
+                errors: g.count,
+                until,
+            })
+            .filter(|_| until > now)
+        })
+        .collect();
+    PoolRow {
+        pool_id: pool_id.to_string(),
+        provider_id: decision
+            .map(|d| d.provider_id.clone())
+            .or_else(|| workers.first().map(|w| w.spec.provider_id.clone())),
+        min: decision.map(|d| d.min_capacity),
+        max: decision.map(|d| d.max_capacity),
+        target: decision.map(|d| d.estimate.desired),
+        requested: requested.len() as u64,
+        running: running.len() as u64,
+        registered: running.iter().filter(|w| w.registered_at.is_some()).count() as u64,
+        idle: None,
+        busy: None,
+        draining: None,
+        stopping,
+        decided_at: decision.map(|d| d.decided_at),
+        decided_by: decision.map(|d| d.owner.clone()),
+        errors_last_hour: counts_by_kind(groups, pool_id),
+        unavailable,
+        oldest_requested: oldest,
+    }
+}
+
+/// Reads the store's part of the report.
+pub async fn from_store(
+    store: &dyn WorkerStore,
+    store_label: &str,
+    now: OffsetDateTime,
+) -> skyfleet_core::Result<Report> {
+    let filter =
+        WorkerFilter::default().with_phases(&[Phase::Requested, Phase::Running, Phase::Stopping]);
+    let (workers, decisions, groups) = tokio::try_join!(
+        store.list_workers(&filter),
+        store.list_pool_decisions(),
+        store.pool_error_groups(now - ERROR_WINDOW),
+    )?;
+    let mut by_pool: BTreeMap<&str, Vec<&Worker>> = BTreeMap::new();
+    for w in &workers {
+        by_pool.entry(w.spec.pool_id.as_str()).or_default().push(w);
+    }
+    let pools: BTreeSet<&str> = by_pool
+        .keys()
+        .copied()
+        .chain(decisions.iter().map(|d| d.pool_id.as_str()))
+        .chain(groups.iter().map(|g| g.pool_id.as_str()))
+        .collect();
+    let rows = pools
+        .into_iter()
+        .map(|p| {
+            let ws = by_pool.get(p).map(Vec::as_slice).unwrap_or(&[]);
+            let d = decisions.iter().find(|d| d.pool_id == p);
+            pool_row(p, ws, d, &groups, now)
+        })
+        .collect();
+    Ok(Report {
+        generated_at: now,
+        store: store_label.to_string(),
+        pools: rows,
+        metrics: None,
+    })
+}
+
+/// The metrics part from two rounds of scrapes of `endpoints`.
+pub fn from_metrics(endpoints: &[String], before: &Round, after: &Round) -> MetricsPart {
+    let window = after.at.saturating_duration_since(before.at);
+    let per_minute = |n: f64| {
+        if window.is_zero() {
+            0.0
+        } else {
+            n * 60.0 / window.as_secs_f64()
+        }
+    };
+    let unreachable = endpoints
+        .iter()
+        .zip(&after.scrapes)
+        .filter(|(_, s)| s.is_none())
+        .map(|(e, _)| e.clone())
+        .collect();
+    let growth = prom::summed_growth(before, after);
+    let scanners = prom::histograms(&growth, names::SCANNER_LAG, &["provider", "partition"])
+        .into_iter()
+        .map(|(k, buckets)| ScannerRow {
+            provider: k[0].clone(),
+            partition: k[1].clone(),
+            lag_p99_s: prom::quantile(0.99, &buckets),
+            claims: buckets.last().map_or(0.0, |b| b.1),
+        })
+        .collect();
+    let by = ["provider", "region", "class"];
+    let calls = prom::sum_by(&growth, names::TRANSPORT_CALLS, &by);
+    let throttles = prom::sum_by(&growth, names::TRANSPORT_THROTTLES, &by);
+    let keys: BTreeSet<&Vec<String>> = calls.keys().chain(throttles.keys()).collect();
+    let api_calls = keys
+        .into_iter()
+        // Series registered at zero carry no region: not a real key.
+        .filter(|k| !k[1].is_empty())
+        .map(|k| ApiRow {
+            provider: k[0].clone(),
+            region: k[1].clone(),
+            class: k[2].clone(),
+            per_minute: per_minute(calls.get(k).copied().unwrap_or(0.0)),
+            throttled_per_minute: per_minute(throttles.get(k).copied().unwrap_or(0.0)),
+        })
+        .collect();
+    MetricsPart {
+        endpoints: endpoints.to_vec(),
+        unreachable,
+        window_s: window.as_secs_f64(),
+        scanners,
+        api_calls,
+    }
+}
+
+/// Scrapes every endpoint once, concurrently; answers the round and the
+/// errors of the endpoints that failed.
+pub async fn round(client: &reqwest::Client, endpoints: &[String]) -> (Round, Vec<String>) {
+    let at = std::time::Instant::now();
+    let handles: Vec<_> = endpoints
+        .iter()
+        .map(|e| {
+            let (client, e) = (client.clone(), e.clone());
+            tokio::spawn(async move { prom::scrape(&client, &e).await })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    let mut scrapes = Vec::with_capacity(handles.len());
+    for h in handles {
+        let r = h
+            .await
+            .unwrap_or_else(|e| Err(format!("scrape task failed: {e}")));
+        scrapes.push(r.map_err(|e| errors.push(e)).ok());
+    }
+    (Round { at, scrapes }, errors)
+}
