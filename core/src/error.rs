@@ -91,7 +91,7 @@ impl fmt::Display for ErrorKind {
 impl ErrorKind {
     /// Every kind's [`ErrorKind::name`], in declaration order (metrics
     /// register a series per kind at zero).
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "not_found",
         "already_exists",
         "throttled",
@@ -103,6 +103,7 @@ impl ErrorKind {
         "timeout",
         "transient",
         "conflict",
+        "identity_rejected",
         "internal",
     ];
 

@@ -31,6 +31,7 @@ pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transport;
+mod wire_secs;
 
 pub use error::{Error, ErrorKind, Result};
 pub use failure::Failure;

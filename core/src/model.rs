@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::failure::Failure;
+use crate::wire_secs::{opt_secs, secs};
 
 /// Tag (label) keys every cloud resource skyfleet creates carries, so the
 /// orphan sweeper can tell our resources from everyone else's.
@@ -151,35 +152,6 @@ impl Default for Lifecycle {
             reregistration_timeout: Self::default_reregistration(),
             inactivity_timeout: None,
         }
-    }
-}
-
-/// Durations as whole seconds on the wire.
-mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
-    }
-}
-
-mod opt_secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<f64>::deserialize(d)?
-            .map(|v| Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom))
-            .transpose()
     }
 }
 

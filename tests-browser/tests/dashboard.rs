@@ -12,9 +12,7 @@
 #[cfg(not(feature = "chromium"))]
 #[test]
 fn dashboard_in_chromium() {
-    skyfleet_tests_browser::skipped(
-        "built without the `chromium` feature (it is on by default)",
-    );
+    skyfleet_tests_browser::skipped("built without the `chromium` feature (it is on by default)");
 }
 
 #[cfg(feature = "chromium")]
