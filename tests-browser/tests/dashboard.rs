@@ -5,7 +5,8 @@
 //! shown; the rule applied to the next call), works with a control token
 //! entered once per tab, and renders a full 2,000-entry journal quickly.
 //!
-//! Needs the `chromium` feature (on by default) and Debian's chromium +
+//! Needs the `chromium` feature (on in the README's test command, `cargo
+//! test --workspace --all-features`) and Debian's chromium +
 //! chromium-driver; otherwise each test prints "browser test skipped: ..."
 //! and passes.
 
