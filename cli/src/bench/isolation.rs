@@ -23,6 +23,28 @@ async fn workers_of(store: &Arc<dyn WorkerStore>, pool: &str) -> Vec<skyfleet_co
         .unwrap_or_default()
 }
 
+/// Whether every pool's workers satisfy `pred`; a store error is an error,
+/// not an empty (and so trivially satisfied) pool.
+async fn every_pool(
+    store: &Arc<dyn WorkerStore>,
+    pools: &[&DemoCloud],
+    pred: impl Fn(&[skyfleet_core::Worker]) -> bool,
+) -> Result<bool, String> {
+    for c in pools {
+        let ws = store
+            .list_workers(&WorkerFilter::pool(&c.pool.pool_id))
+            .await
+            .map_err(|e| format!("listing pool {}: {e}", c.pool.pool_id))?;
+        if !pred(&ws) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The removal reason of a worker past its provisioning deadline.
+const DEADLINE_REASON: &str = "provisioning deadline exceeded";
+
 /// One isolation run: time to running of the non-Azure pools.
 async fn isolation_run(workers: u32, hang_azure: bool) -> Result<serde_json::Value, String> {
     let mock = MockCloud::builder()
@@ -64,18 +86,11 @@ async fn isolation_run(workers: u32, hang_azure: bool) -> Result<serde_json::Val
     for c in &demo {
         demand.set_pending(&c.pool.pool_id, workers as u64);
     }
-    wait::until(
-        Duration::from_secs(120),
-        Duration::from_millis(50),
-        || async {
-            let mut done = true;
-            for c in &others {
-                let ws = workers_of(&store, &c.pool.pool_id).await;
-                done &= ws.iter().filter(|w| w.running_at.is_some()).count() >= workers as usize;
-            }
-            Ok::<_, String>(done)
-        },
-    )
+    wait::until(Duration::from_secs(120), Duration::from_millis(50), || {
+        every_pool(&store, &others, |ws| {
+            ws.iter().filter(|w| w.running_at.is_some()).count() >= workers as usize
+        })
+    })
     .await?;
     let mut ttr = Vec::new();
     for c in &others {
@@ -88,21 +103,15 @@ async fn isolation_run(workers: u32, hang_azure: bool) -> Result<serde_json::Val
     let mut azure = json!(null);
     if hang_azure {
         // Wait past the deadline: every Azure worker must be marked removed.
-        let az = demo
-            .iter()
-            .find(|c| c.mock_cloud == "azure")
-            .map(|c| c.pool.pool_id.clone());
-        if let Some(az) = az {
+        if let Some(azc) = demo.iter().find(|c| c.mock_cloud == "azure") {
+            let (az, azure_pool) = (azc.pool.pool_id.clone(), [azc]);
             let every = Duration::from_millis(200);
-            wait::until(deadline + Duration::from_secs(60), every, || async {
-                let removed = workers_of(&store, &az)
-                    .await
-                    .iter()
-                    .filter(|w| {
-                        w.removal_reason.as_deref() == Some("provisioning deadline exceeded")
-                    })
-                    .count();
-                Ok::<_, String>(removed >= workers as usize)
+            let at_deadline =
+                |w: &&skyfleet_core::Worker| w.removal_reason.as_deref() == Some(DEADLINE_REASON);
+            wait::until(deadline + Duration::from_secs(60), every, || {
+                every_pool(&store, &azure_pool, |ws| {
+                    ws.iter().filter(at_deadline).count() >= workers as usize
+                })
             })
             .await?;
             // Lift the hang so teardown can finish, then drop all demand.
@@ -110,16 +119,14 @@ async fn isolation_run(workers: u32, hang_azure: bool) -> Result<serde_json::Val
             for c in &demo {
                 demand.set_pending(&c.pool.pool_id, 0);
             }
-            wait::until(Duration::from_secs(120), every, || async {
-                let ws = workers_of(&store, &az).await;
-                Ok::<_, String>(ws.iter().all(|w| w.phase.is_final()))
+            wait::until(Duration::from_secs(120), every, || {
+                every_pool(&store, &azure_pool, |ws| {
+                    ws.iter().all(|w| w.phase.is_final())
+                })
             })
             .await?;
             let ws = workers_of(&store, &az).await;
-            let removed_at_deadline = ws
-                .iter()
-                .filter(|w| w.removal_reason.as_deref() == Some("provisioning deadline exceeded"))
-                .count();
+            let removed_at_deadline = ws.iter().filter(at_deadline).count();
             azure = json!({
                 "workers": ws.len(),
                 "removed_at_provisioning_deadline": removed_at_deadline,
@@ -130,20 +137,10 @@ async fn isolation_run(workers: u32, hang_azure: bool) -> Result<serde_json::Val
     for c in &demo {
         demand.set_pending(&c.pool.pool_id, 0);
     }
-    wait::until(
-        Duration::from_secs(120),
-        Duration::from_millis(100),
-        || async {
-            let mut done = true;
-            for c in &demo {
-                done &= workers_of(&store, &c.pool.pool_id)
-                    .await
-                    .iter()
-                    .all(|w| w.phase.is_final());
-            }
-            Ok::<_, String>(done)
-        },
-    )
+    let all: Vec<&DemoCloud> = demo.iter().collect();
+    wait::until(Duration::from_secs(120), Duration::from_millis(100), || {
+        every_pool(&store, &all, |ws| ws.iter().all(|w| w.phase.is_final()))
+    })
     .await?;
     cancel.cancel();
     let _ = runner.await;
