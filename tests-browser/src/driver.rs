@@ -184,15 +184,25 @@ impl Browser {
         }
     }
 
-    /// Clicks the element `css` selects.
+    /// Clicks the element `css` selects. The page redraws panels as events
+    /// arrive, so an element found can be replaced before the click lands
+    /// ("stale element reference"): then it is found again, up to 5 times.
     pub async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            let el = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no element {css}: {e}"));
+            match el.click().await {
+                Ok(_) => return,
+                Err(e) if attempt < ATTEMPTS && e.to_string().contains("stale element") => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot click {css}: {e}"),
+            }
+        }
     }
 
     /// Replaces the text of the input `css` selects, as a user types it.
