@@ -92,15 +92,20 @@ async fn setup(mock: &MockCloud, clock: Arc<ShiftedClock>) -> Subject {
     )
 }
 
-/// The VM's `vmId`, read from ARM as anyone outside the VM would.
-async fn vm_id(mock: &MockCloud, w: &Worker) -> String {
+/// The ARM URL of `w`'s VM, from the provider's state.
+fn vm_url(mock: &MockCloud, w: &Worker) -> String {
     let st = &w.provider_state;
     let rg = st["resource_group"].as_str().expect("a resource group");
     let vm = st["names"]["vm"].as_str().expect("a VM name");
-    let url = format!(
+    format!(
         "{}/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}?api-version=2024-07-01",
         mock.url()
-    );
+    )
+}
+
+/// The VM's `vmId`, read from ARM as anyone outside the VM would.
+async fn vm_id(mock: &MockCloud, w: &Worker) -> String {
+    let url = vm_url(mock, w);
     let body: Value = api_client(mock)
         .get(url)
         .bearer_auth("test")
@@ -114,6 +119,33 @@ async fn vm_id(mock: &MockCloud, w: &Worker) -> String {
         .as_str()
         .expect("a vmId")
         .to_string()
+}
+
+/// Deletes `w`'s VM with ARM directly, and waits until a GET finds none.
+async fn delete_vm_out_of_band(mock: &MockCloud, w: &Worker) {
+    let url = vm_url(mock, w);
+    let http = api_client(mock);
+    let r = http
+        .delete(&url)
+        .bearer_auth("test")
+        .send()
+        .await
+        .expect("DELETE VM");
+    assert!(r.status().is_success(), "DELETE VM: {}", r.status());
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http
+            .get(&url)
+            .bearer_auth("test")
+            .send()
+            .await
+            .expect("GET VM");
+        if r.status() == 404 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "the VM is not gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The attested document's `signature`, asked with `nonce`.
@@ -232,7 +264,20 @@ async fn azure_identity_end_to_end() {
         .await
         .expect("a document under the new intermediate verifies");
 
-    // The VM deleted, the document fetched before.
+    // A VM deleted behind the provider's back (its worker record still
+    // says running): the GET of the VM finds nothing.
+    let id2 = vm_id(&mock, &w2).await;
+    let sig2 = attested(&mock, &id2, NONCE).await;
+    p.verify_identity(&w2, &proof(&sig2, Some(NONCE)))
+        .await
+        .expect("verifies before the deletion");
+    delete_vm_out_of_band(&mock, &w2).await;
+    assert_eq!(
+        reason(p.verify_identity(&w2, &proof(&sig2, Some(NONCE))).await),
+        "unknown_worker"
+    );
+
+    // The VM deleted by the provider, the document fetched before.
     remove(&s, &mut w1).await;
     assert_eq!(
         reason(p.verify_identity(&w1, &proof(&fresh, Some(NONCE))).await),
