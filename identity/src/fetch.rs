@@ -64,10 +64,30 @@ impl HttpFetch {
 
     /// A fetcher whose every fetch gives up after `timeout`.
     pub fn with_timeout(timeout: Duration) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
+        Self::build(timeout, None)
+    }
+
+    /// A fetcher that also trusts the CA certificates in `pem` (PEM text,
+    /// one or more): for a JWKS or AIA host behind a private CA, or a test
+    /// cloud's self-signed certificate. The system's roots stay trusted.
+    pub fn with_extra_roots_pem(timeout: Duration, pem: &[u8]) -> Result<Self, FetchError> {
+        Self::build(timeout, Some(pem))
+    }
+
+    fn build(timeout: Duration, extra_roots_pem: Option<&[u8]>) -> Result<Self, FetchError> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = extra_roots_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| FetchError::new(format!("extra roots: bad PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(FetchError::new("extra roots: no certificate in the PEM"));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
             .build()
             .map_err(|e| FetchError::new(format!("HTTP client: {e}")))?;
         Ok(HttpFetch {
@@ -134,5 +154,12 @@ mod tests {
         let e = f.get(&format!("http://{addr}/cert")).await.unwrap_err();
         assert!(e.to_string().contains("302"), "{e}");
         server.join().unwrap();
+    }
+
+    #[test]
+    fn extra_roots_must_be_certificates() {
+        let e =
+            HttpFetch::with_extra_roots_pem(Duration::from_secs(1), b"no PEM here").unwrap_err();
+        assert!(e.to_string().contains("extra roots"), "{e}");
     }
 }

@@ -49,6 +49,8 @@ pub struct InstanceView {
     pub launch_time: Option<OffsetDateTime>,
     /// The owning account (from the reservation).
     pub owner_id: Option<String>,
+    /// The primary private IPv4 address, once EC2 assigned one.
+    pub private_ip: Option<String>,
 }
 
 impl InstanceView {
@@ -78,6 +80,10 @@ impl InstanceView {
                 .launch_time()
                 .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
             owner_id: owner.map(str::to_string),
+            private_ip: i
+                .private_ip_address()
+                .filter(|ip| !ip.is_empty())
+                .map(str::to_string),
         })
     }
 }

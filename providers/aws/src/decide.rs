@@ -69,6 +69,9 @@ pub(crate) fn decide(
             st.launched_at.get_or_insert(now);
         }
         st.last_state = i.state.clone();
+        if i.private_ip.is_some() {
+            st.private_ip = i.private_ip.clone();
+        }
     }
     let Some(td) = st.teardown.clone() else {
         return match found {
@@ -216,6 +219,9 @@ pub(crate) fn launched(
             st.instance_id = Some(i.id);
             st.launched_at = Some(now);
             st.last_state = i.state;
+            if i.private_ip.is_some() {
+                st.private_ip = i.private_ip;
+            }
             step(&st, Phase::Requested, pending)
         }
         // Throttles, timeouts, 5xx and unreadable answers: the instance may

@@ -1,8 +1,9 @@
 //! Worker identity on AWS: the instance identity document (with its base64
 //! `signature` or as the `rsa2048` PKCS#7) checked with the region's AWS
 //! certificate, then compared with what this provider stored for the
-//! worker: the instance id and region (its state), the AMI, instance type
-//! and availability zone (its launch config) and the account (when
+//! worker: the instance id, region and private IP (its state, the IP once a
+//! describe saw it), the AMI, instance type and availability zone (its
+//! launch config) and the account (when
 //! configured with [`AwsBuilder::with_account_id`](crate::AwsBuilder::with_account_id)).
 
 use skyfleet_core::provider::identity::{self, IdentityProof, VerifiedIdentity};
@@ -51,7 +52,7 @@ fn expected(
         availability_zone: launch.placement.and_then(|p| p.availability_zone),
         image_id: Some(launch.image_id),
         instance_type: Some(launch.instance_type),
-        private_ip: None,
+        private_ip: st.private_ip,
     }))
 }
 
@@ -118,6 +119,7 @@ mod tests {
             last_state: Some("running".into()),
             seen_running: true,
             teardown: None,
+            private_ip: None,
         };
         w.provider_state = st.to_value().unwrap();
         w
@@ -183,6 +185,33 @@ mod tests {
         assert_eq!(
             label(verify("aws", &bundled, &w, &proof).unwrap_err()),
             "bad_signature"
+        );
+    }
+
+    #[test]
+    fn the_private_ip_is_compared_when_stored() {
+        let issuer = AwsIssuer::new("us-east-1");
+        let id = Identity::new(issuer.trust(), None);
+        let facts = issuer.instance(9);
+        let doc = issuer.document(&facts);
+        let ip = facts.private_ip.clone().expect("the issuer gives an IP");
+        let proof = IdentityProof::AwsDocument {
+            document: doc.clone(),
+            signature: issuer.signature(&doc),
+        };
+        let with_ip = |ip: Option<&str>| {
+            let mut w = worker("w-ip", Some(&facts.instance_id));
+            let mut st = AwsState::of(&w).unwrap().unwrap();
+            st.private_ip = ip.map(str::to_string);
+            w.provider_state = st.to_value().unwrap();
+            w
+        };
+        // Unknown (a state persisted before the field): not compared.
+        verify("aws", &id, &with_ip(None), &proof).unwrap();
+        verify("aws", &id, &with_ip(Some(&ip)), &proof).unwrap();
+        assert_eq!(
+            label(verify("aws", &id, &with_ip(Some("10.255.255.254")), &proof).unwrap_err()),
+            "wrong_instance"
         );
     }
 }

@@ -173,6 +173,7 @@ pub(crate) fn plan(rules: &Rules<'_>, worker: &Worker, now: OffsetDateTime) -> P
             last_state: None,
             seen_running: false,
             teardown: None,
+            private_ip: None,
         };
         return Plan::Done(step(&st, Phase::Requested, Duration::ZERO));
     };

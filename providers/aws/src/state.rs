@@ -73,6 +73,11 @@ pub struct AwsState {
     /// The teardown in progress, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown: Option<Teardown>,
+    /// The instance's primary private IPv4 address, as the last describe
+    /// (or RunInstances) gave it; instance identity documents must name it.
+    /// Absent in states persisted before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
 }
 
 impl AwsState {
@@ -120,8 +125,25 @@ mod tests {
                 terminate_sent_at: None,
                 cause: None,
             }),
+            private_ip: Some("10.0.0.7".into()),
         };
         let back: AwsState = serde_json::from_value(s.to_value().unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// A state persisted before `private_ip` existed reads as unknown, and
+    /// an unknown address is not written.
+    #[test]
+    fn private_ip_is_optional() {
+        let old = serde_json::json!({
+            "region": "us-east-1",
+            "client_token": "sf-w-1",
+            "token_at": "2024-01-01T00:00:00Z",
+            "instance_id": "i-0abc",
+            "seen_running": true
+        });
+        let st: AwsState = serde_json::from_value(old).unwrap();
+        assert_eq!(st.private_ip, None);
+        assert!(st.to_value().unwrap().get("private_ip").is_none());
     }
 }
