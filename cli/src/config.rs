@@ -4,6 +4,8 @@
 //! [fleet]
 //! manager_id = "my-manager"
 //! store = "sqlite:fleet.db"          # or postgres://..., memory:
+//! root_url = "https://manager.example" # the manager's API URL, written
+//!                                    # into each worker's bootstrap document
 //! step_timeout = 60                  # optional runtime settings, seconds
 //! concurrency_per_partition = 32     # (see FleetSection)
 //!
@@ -99,6 +101,12 @@ pub struct FleetSection {
     /// Concurrent steps per provider partition (region, zone).
     #[serde(default)]
     pub concurrency_per_partition: Option<usize>,
+    /// The manager's API URL, given to every provider: each writes it as
+    /// `rootUrl` into its workers' bootstrap documents (AWS UserData, the
+    /// GCE metadata item `taskcluster`, Azure `userData`), and GCP takes it
+    /// as the identity tokens' audience.
+    #[serde(default)]
+    pub root_url: Option<String>,
 }
 
 fn default_manager() -> String {
@@ -124,6 +132,7 @@ impl Default for FleetSection {
             claim_batch: None,
             batch_size: None,
             concurrency_per_partition: None,
+            root_url: None,
         }
     }
 }
@@ -180,6 +189,17 @@ impl FleetSection {
             }
         }
         Ok(c)
+    }
+
+    /// The manager's root URL, checked (no trailing slash), if set.
+    pub fn root_url(&self) -> Result<Option<String>, ConfigError> {
+        self.root_url
+            .as_deref()
+            .map(|u| {
+                skyfleet_core::provider::bootstrap::check_root_url("fleet.root_url", u)
+                    .map_err(|e| ConfigError(format!("`fleet.root_url`: {}", e.message())))
+            })
+            .transpose()
     }
 }
 
@@ -291,6 +311,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("step_timeot"), "{e}");
+        let f = parse("[fleet]\nroot_url = \"https://m.example/\"\n", "f.toml").unwrap();
+        assert_eq!(
+            f.fleet.root_url().unwrap().as_deref(),
+            Some("https://m.example")
+        );
+        let f = parse("[fleet]\nroot_url = \"m.example\"\n", "f.toml").unwrap();
+        let e = f.fleet.root_url().unwrap_err().to_string();
+        assert!(e.contains("fleet.root_url"), "{e}");
+        assert_eq!(parse("", "f.toml").unwrap().fleet.root_url().unwrap(), None);
     }
 
     #[test]
@@ -346,13 +375,13 @@ credential = { kind = "static_token", token = "t" }
         )
         .unwrap();
         for (id, section) in &f.providers {
-            let p = crate::providers::from_config(id, section)
+            let p = crate::providers::from_config(id, section, Some("https://m.example"))
                 .await
                 .unwrap_or_else(|e| panic!("{id}: {e}"));
             assert_eq!(p.id(), id);
         }
         let bad = parse("[providers.x]\nkind = \"static\"\nfoo = 1\n", "f.toml").unwrap();
-        let e = crate::providers::from_config("x", &bad.providers["x"])
+        let e = crate::providers::from_config("x", &bad.providers["x"], None)
             .await
             .err()
             .unwrap();

@@ -72,8 +72,14 @@ fn settings<T: serde::de::DeserializeOwned>(section: &ProviderSection) -> Result
     })
 }
 
-/// Builds a provider from a `[providers.ID]` section.
-pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvider, String> {
+/// Builds a provider from a `[providers.ID]` section; `root_url` is the
+/// manager's API URL (`fleet.root_url`), written into each worker's
+/// bootstrap document (an Azure section's own `root_url` wins).
+pub async fn from_config(
+    id: &str,
+    section: &ProviderSection,
+    root_url: Option<&str>,
+) -> Result<DynProvider, String> {
     match section.kind.as_str() {
         "testing" => Ok(Arc::new(TestingProvider::new(
             id,
@@ -82,6 +88,9 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
         "aws" => {
             let s: AwsSection = settings(section)?;
             let mut c = AwsBuilder::new().with_id(id).with_regions(s.regions);
+            if let Some(u) = root_url {
+                c = c.with_root_url(u);
+            }
             if let Some(u) = s.endpoint_url {
                 c = c.with_endpoint_url(u);
             }
@@ -102,6 +111,9 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
         "gcp" => {
             let s: GcpSection = settings(section)?;
             let mut c = GcpBuilder::new(s.project).with_id(id).with_zones(s.zones);
+            if let Some(u) = root_url {
+                c = c.with_root_url(u);
+            }
             if let Some(e) = s.endpoint {
                 c = c.with_endpoint(e);
             }
@@ -117,11 +129,14 @@ pub async fn from_config(id: &str, section: &ProviderSection) -> Result<DynProvi
         "azure" => {
             let mut v = section.settings.clone();
             v.insert("id".into(), serde_json::Value::String(id.into()));
-            let c: AzureConfig = serde_path_to_error::deserialize(serde_json::Value::Object(v))
+            let mut c: AzureConfig = serde_path_to_error::deserialize(serde_json::Value::Object(v))
                 .map_err(|e| {
                     let path = e.path().to_string();
                     format!("at `{path}`: {}", e.into_inner())
                 })?;
+            if c.root_url.is_none() {
+                c.root_url = root_url.map(str::to_string);
+            }
             Ok(Arc::new(
                 AzureBuilder::from_config(c)
                     .build()

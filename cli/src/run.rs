@@ -39,9 +39,13 @@ async fn build(path: &Path, store_override: Option<String>) -> Result<(Fleet, St
         .fleet
         .to_config()
         .map_err(|e| format!("{origin} at {e}"))?;
+    let root_url = file
+        .fleet
+        .root_url()
+        .map_err(|e| format!("{origin} at {e}"))?;
     let mut builder = Fleet::builder().config(settings);
     for (id, section) in &file.providers {
-        let p = providers::from_config(id, section)
+        let p = providers::from_config(id, section, root_url.as_deref())
             .await
             .map_err(|e| format!("{origin} at `providers.{id}`: {e}"))?;
         builder = builder.provider(p);

@@ -40,5 +40,8 @@ pub use model::{
     PoolConfig, Worker, WorkerError, WorkerSpec,
 };
 pub use operation::{FinalState, Operation, OperationStatus, PollPolicy};
-pub use provider::{DynProvider, IdentityProof, Provider, ProviderExt, Step, VerifiedIdentity};
+pub use provider::{
+    Bootstrap, BootstrapError, DynProvider, IdentityProof, Provider, ProviderExt, Step,
+    VerifiedIdentity,
+};
 pub use store::WorkerStore;

@@ -16,7 +16,9 @@
 //! [`support`] holds what every cloud's implementation shares (pagination,
 //! batched fan-out, operation polling, secrets, token caching, the request
 //! shape), [`names`] the provider type names, and [`identity`] the proofs a
-//! machine presents when it registers ([`Provider::verify_identity`]).
+//! machine presents when it registers ([`Provider::verify_identity`]), and
+//! [`bootstrap`] the document a provider gives each machine so its agent
+//! knows who it is and where its manager is.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -30,10 +32,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::failure::Failure;
 use crate::model::{DesiredState, OwnedResource, OwnershipScope, Phase, Worker};
 
+pub mod bootstrap;
 pub mod identity;
 pub mod names;
 pub mod support;
 
+pub use bootstrap::{Bootstrap, BootstrapError};
 pub use identity::{IdentityProof, VerifiedIdentity};
 
 /// The answer to one [`Provider::step`].

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use skyfleet_core::clock::{Clock, SystemClock};
+use skyfleet_core::provider::bootstrap::check_root_url;
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{Error, Result};
 
@@ -68,6 +69,9 @@ pub(crate) struct Settings {
     pub(crate) profile: Option<String>,
     /// Step timings.
     pub(crate) timings: Timings,
+    /// The manager's API URL, written into each worker's UserData
+    /// (`rootUrl`); checked and without a trailing slash once built.
+    pub(crate) root_url: Option<String>,
 }
 
 /// Builds an [`AwsProvider`] (one account, several regions).
@@ -122,6 +126,7 @@ impl AwsBuilder {
                 credentials: CredentialsSource::DefaultChain,
                 profile: None,
                 timings: Timings::default(),
+                root_url: None,
             },
             transport: None,
             clock: Arc::new(SystemClock),
@@ -255,6 +260,15 @@ impl AwsBuilder {
         self
     }
 
+    /// The manager's API URL (`https://manager.example`), written as
+    /// `rootUrl` into each worker's bootstrap document (its UserData), so
+    /// the worker's agent knows where to register. Without one, the
+    /// document has no `rootUrl`.
+    pub fn with_root_url(mut self, root_url: impl Into<String>) -> Self {
+        self.settings.root_url = Some(root_url.into());
+        self
+    }
+
     /// The provider id.
     pub fn id(&self) -> &str {
         &self.settings.provider_id
@@ -316,6 +330,9 @@ impl AwsBuilder {
             }
         }
         s.credentials.validate()?;
+        if let Some(url) = &s.root_url {
+            check_root_url("root_url", url)?;
+        }
         if let Some(a) = &self.account_id {
             if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Error::invalid_config(
@@ -339,8 +356,11 @@ impl AwsBuilder {
     /// The provider: one aws-sdk-ec2 client per region, each sending
     /// through the transport (built here when none was given) or the
     /// [`with_http_clients`](Self::with_http_clients) factory.
-    pub async fn build(self) -> Result<AwsProvider> {
+    pub async fn build(mut self) -> Result<AwsProvider> {
         self.validate()?;
+        if let Some(url) = &self.settings.root_url {
+            self.settings.root_url = Some(check_root_url("root_url", url)?);
+        }
         let http: HttpClients = match self.http {
             Some(h) => h,
             None => {
@@ -412,6 +432,8 @@ mod tests {
         );
         let bad_account = ok.clone().with_account_id("12345");
         assert_eq!(field(bad_account.validate().unwrap_err()), "account_id");
+        let bad_root = ok.clone().with_root_url("manager.example");
+        assert_eq!(field(bad_root.validate().unwrap_err()), "root_url");
         let no_id = ok.clone().with_id(" ");
         assert_eq!(field(no_id.validate().unwrap_err()), "provider_id");
         let zero = ok.with_timings(Timings {

@@ -1,5 +1,6 @@
 //! The EC2 launch config a pool gives ([`Ec2Launch`]), its validation, and
-//! the UserData skyfleet writes for each worker.
+//! the UserData skyfleet writes for each worker (its
+//! [`Bootstrap`] document).
 //!
 //! The field names are EC2's own (`ImageId`, `InstanceType`, `SubnetId`,
 //! `Placement.AvailabilityZone`, `InstanceMarketOptions`, ...), as in
@@ -28,6 +29,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use skyfleet_core::provider::bootstrap::{Bootstrap, MAX_ROOT_URL};
 use skyfleet_core::{Error, Result, WorkerSpec};
 
 use crate::builder::is_region_name;
@@ -350,11 +352,15 @@ impl Ec2Launch {
         }
         // The UserData of any worker must fit: check with the largest
         // identity fields a worker can have.
-        let worst = self.user_data_json(&UserDataIdentity {
-            worker_pool_id: &"p".repeat(256),
-            provider_id: &"p".repeat(64),
-            worker_id: &"w".repeat(38),
-            launch_config_id: &"l".repeat(128),
+        let worst = self.user_data_json(Bootstrap {
+            root_url: "u".repeat(MAX_ROOT_URL),
+            worker_pool_id: "p".repeat(256),
+            provider_id: "p".repeat(64),
+            worker_group: self.region.clone(),
+            worker_id: "w".repeat(38),
+            launch_config_id: "l".repeat(128),
+            worker_config: Value::Object(Map::new()),
+            extra: Map::new(),
         });
         if worst.len() > MAX_USER_DATA {
             return Err(Error::invalid_config(
@@ -383,35 +389,23 @@ impl Ec2Launch {
             .is_some_and(|m| m.market_type == "spot")
     }
 
-    fn user_data_json(&self, id: &UserDataIdentity<'_>) -> Vec<u8> {
-        let mut doc = self.additional_user_data.clone().unwrap_or_default();
-        doc.insert("workerPoolId".into(), id.worker_pool_id.into());
-        doc.insert("providerId".into(), id.provider_id.into());
-        doc.insert("workerGroup".into(), self.region.clone().into());
-        doc.insert("workerId".into(), id.worker_id.into());
-        doc.insert("launchConfigId".into(), id.launch_config_id.into());
-        doc.insert(
-            "workerConfig".into(),
-            self.worker_config
-                .clone()
-                .unwrap_or(Value::Object(Map::new())),
-        );
-        // Serialising a map of JSON values cannot fail.
-        serde_json::to_vec(&Value::Object(doc)).unwrap_or_default()
+    /// `doc` with this config's worker config and extra keys, in JSON.
+    fn user_data_json(&self, doc: Bootstrap) -> Vec<u8> {
+        let mut doc = doc.with_worker_config(self.worker_config.as_ref());
+        if let Some(extra) = &self.additional_user_data {
+            doc = doc.with_extra(extra);
+        }
+        doc.to_json()
     }
 
-    /// The base64 UserData for a worker: a JSON document with the worker's
-    /// identity (`workerPoolId`, `providerId`, `workerGroup` (the region),
-    /// `workerId`, `launchConfigId`), its `workerConfig` and the
-    /// `additionalUserData` keys. Fails with `InvalidConfig` when it is
-    /// larger than EC2's 16 KB.
-    pub fn user_data(&self, spec: &WorkerSpec) -> Result<String> {
-        let raw = self.user_data_json(&UserDataIdentity {
-            worker_pool_id: &spec.pool_id,
-            provider_id: &spec.provider_id,
-            worker_id: &spec.worker_id,
-            launch_config_id: &spec.launch_config_id,
-        });
+    /// The base64 UserData for a worker: its bootstrap document
+    /// ([`Bootstrap`]: `rootUrl` (the provider's root URL, when it has one),
+    /// `workerPoolId`, `providerId`, `workerGroup` (the region), `workerId`,
+    /// `launchConfigId`, `workerConfig`) with the `additionalUserData` keys
+    /// beside them. Fails with `InvalidConfig` when it is larger than EC2's
+    /// 16 KB.
+    pub fn user_data(&self, spec: &WorkerSpec, root_url: Option<&str>) -> Result<String> {
+        let raw = self.user_data_json(Bootstrap::new(spec, self.region.clone(), root_url));
         if raw.len() > MAX_USER_DATA {
             return Err(Error::invalid_config(
                 "launch.workerConfig",
@@ -423,13 +417,6 @@ impl Ec2Launch {
         }
         Ok(base64::engine::general_purpose::STANDARD.encode(raw))
     }
-}
-
-struct UserDataIdentity<'a> {
-    worker_pool_id: &'a str,
-    provider_id: &'a str,
-    worker_id: &'a str,
-    launch_config_id: &'a str,
 }
 
 #[cfg(test)]
@@ -467,6 +454,25 @@ mod tests {
         }
         assert_eq!(field_of(with("Colour", json!("red"))), "launch.Colour");
         assert_eq!(field_of(json!([])), "launch");
+    }
+
+    #[test]
+    fn user_data_is_the_bootstrap_document() {
+        let mut v = base();
+        v["workerConfig"] = json!({"threads": 4});
+        v["additionalUserData"] = json!({"workerId": "forged", "site": "lab"});
+        let launch = Ec2Launch::parse(&v).unwrap();
+        let spec = skyfleet_core::testing::fixtures::worker("w-1")
+            .pool("ci/linux")
+            .spec();
+        let ud = launch.user_data(&spec, Some("https://m.example")).unwrap();
+        let doc = Bootstrap::parse_base64(&ud).unwrap();
+        assert_eq!(doc.root_url, "https://m.example");
+        assert_eq!(doc.worker_id, "w-1", "skyfleet's keys win");
+        assert_eq!(doc.worker_pool_id, "ci/linux");
+        assert_eq!(doc.worker_group, "us-east-1");
+        assert_eq!(doc.worker_config, json!({"threads": 4}));
+        assert_eq!(doc.extra["site"], "lab");
     }
 
     #[test]

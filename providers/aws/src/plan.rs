@@ -39,6 +39,8 @@ pub(crate) struct Rules<'a> {
     pub(crate) regions: &'a [String],
     /// The step timings.
     pub(crate) timings: Timings,
+    /// The manager's API URL written into each worker's UserData.
+    pub(crate) root_url: Option<&'a str>,
 }
 
 impl Rules<'_> {
@@ -200,7 +202,7 @@ pub(crate) fn plan(rules: &Rules<'_>, worker: &Worker, now: OffsetDateTime) -> P
                 Ok(l) => l,
                 Err(e) => return refused(&e),
             };
-            let user_data = match launch.user_data(&worker.spec) {
+            let user_data = match launch.user_data(&worker.spec, rules.root_url) {
                 Ok(u) => u,
                 Err(e) => {
                     return Plan::Done(

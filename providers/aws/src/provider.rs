@@ -97,6 +97,7 @@ impl AwsProvider {
             provider_id: &self.settings.provider_id,
             regions: &self.settings.regions,
             timings: self.settings.timings,
+            root_url: self.settings.root_url.as_deref(),
         }
     }
 

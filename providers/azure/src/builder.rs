@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use skyfleet_core::clock::{Clock, SystemClock};
+use skyfleet_core::provider::bootstrap::check_root_url;
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::{Error, PollPolicy, Result};
 
@@ -67,6 +68,11 @@ pub struct AzureConfig {
     /// dependent or another operation still holds the resource (default 5).
     #[serde(default = "AzureConfig::default_busy_retry")]
     pub busy_retry_s: f64,
+    /// The manager's API URL (`https://manager.example`), written as
+    /// `rootUrl` into each worker's bootstrap document (the VM's
+    /// `userData`). Without it, the document has no `rootUrl`.
+    #[serde(default)]
+    pub root_url: Option<String>,
 }
 
 impl std::fmt::Debug for AzureConfig {
@@ -80,6 +86,7 @@ impl std::fmt::Debug for AzureConfig {
             .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
             .field("transport", &self.transport)
             .field("poll", &self.poll)
+            .field("root_url", &self.root_url)
             .finish_non_exhaustive()
     }
 }
@@ -140,6 +147,7 @@ impl AzureConfig {
             health_interval_s: Self::default_health_interval(),
             max_instance_view_404s: Self::default_iv_404s(),
             busy_retry_s: Self::default_busy_retry(),
+            root_url: None,
         }
     }
 
@@ -184,6 +192,9 @@ impl AzureConfig {
             return Err(Error::invalid_config("busy_retry_s", "must be > 0"));
         }
         self.credential.validate()?;
+        if let Some(url) = &self.root_url {
+            check_root_url("root_url", url)?;
+        }
         Ok(())
     }
 
@@ -218,6 +229,8 @@ pub(crate) struct Settings {
     pub busy_retry: Duration,
     /// Consecutive instance-view 404s tolerated on a VM that exists.
     pub max_instance_view_404s: u32,
+    /// The manager's API URL written into each worker's bootstrap document.
+    pub root_url: Option<String>,
 }
 
 impl Settings {
@@ -341,6 +354,12 @@ impl AzureBuilder {
         self
     }
 
+    /// The manager's API URL (see [`AzureConfig::root_url`]).
+    pub fn with_root_url(mut self, root_url: impl Into<String>) -> Self {
+        self.config.root_url = Some(root_url.into());
+        self
+    }
+
     /// The resource groups `list_owned` scans; the first is the default of
     /// launch configs that name none.
     pub fn with_resource_groups<S: Into<String>>(
@@ -447,6 +466,10 @@ impl AzureBuilder {
             health_interval: c.health_interval(),
             busy_retry: c.busy_retry(),
             max_instance_view_404s: c.max_instance_view_404s,
+            root_url: match &c.root_url {
+                Some(url) => Some(check_root_url("root_url", url)?),
+                None => None,
+            },
         };
         Ok(AzureProvider::from_parts(
             c.id,
@@ -489,5 +512,10 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "busy_retry_s"));
+        let e = AzureBuilder::new("sub-1")
+            .with_root_url("manager.example")
+            .build()
+            .unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "root_url"));
     }
 }

@@ -7,9 +7,13 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use skyfleet_core::{Error, Result};
+use skyfleet_core::provider::bootstrap::Bootstrap;
+use skyfleet_core::{Error, Result, WorkerSpec};
 
 use crate::idempotency as naming;
+
+/// The largest `userData` ARM accepts: 64 KB of base64.
+pub const MAX_USER_DATA: usize = 64 * 1024;
 
 /// A marketplace image, or an image by ARM id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +166,10 @@ pub struct AzureLaunch {
     /// base64-encoded on the wire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<String>,
+    /// The worker's own configuration (a JSON object), passed in its
+    /// bootstrap document (`workerConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_config: Option<serde_json::Value>,
     /// Availability zones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
@@ -272,6 +280,12 @@ impl AzureLaunch {
                 format!("at most {} data disks", naming::MAX_DATA_DISKS),
             ));
         }
+        if self.worker_config.as_ref().is_some_and(|c| !c.is_object()) {
+            return Err(Error::invalid_config(
+                "launch.worker_config",
+                "must be a JSON object",
+            ));
+        }
         if self.admin_username.trim().is_empty() {
             return Err(Error::invalid_config(
                 "launch.admin_username",
@@ -289,6 +303,32 @@ impl AzureLaunch {
     /// The VM size (validated present).
     pub fn vm_size(&self) -> &str {
         self.vm_size.as_deref().unwrap_or_default()
+    }
+
+    /// The VM's `userData` for the worker `spec`: its bootstrap document
+    /// ([`Bootstrap`]: `workerGroup` is the location), pointing at
+    /// `root_url`, base64-encoded. With an explicit OS disk ARM takes no
+    /// `osProfile`, so the custom data travels in the document, as
+    /// `customData`. Fails with `InvalidConfig` when the encoded document is
+    /// over ARM's [`MAX_USER_DATA`].
+    pub fn user_data(&self, spec: &WorkerSpec, root_url: Option<&str>) -> Result<String> {
+        let mut doc = Bootstrap::new(spec, self.location(), root_url)
+            .with_worker_config(self.worker_config.as_ref());
+        if let (true, Some(cd)) = (self.os_disk.explicit, &self.custom_data) {
+            doc.extra
+                .insert("customData".into(), serde_json::Value::from(cd.clone()));
+        }
+        let encoded = doc.to_base64();
+        if encoded.len() > MAX_USER_DATA {
+            return Err(Error::invalid_config(
+                "launch.worker_config",
+                format!(
+                    "the VM's userData would be {} bytes of base64; Azure accepts at most {MAX_USER_DATA}",
+                    encoded.len()
+                ),
+            ));
+        }
+        Ok(encoded)
     }
 
     /// The subnet id (validated present).
@@ -346,5 +386,38 @@ mod tests {
             "launch.vmsize"
         );
         assert_eq!(field(json!([1])), "launch");
+        assert_eq!(
+            field(
+                json!({"location": "x", "vm_size": "y", "subnet_id": SUBNET, "worker_config": 3})
+            ),
+            "launch.worker_config"
+        );
+    }
+
+    #[test]
+    fn user_data_is_the_bootstrap_document() {
+        let spec = skyfleet_core::testing::fixtures::worker("w-1").spec();
+        let mut v = json!({"location": "eastus", "vm_size": "Standard_D2s_v5", "subnet_id": SUBNET,
+                           "worker_config": {"a": 1}, "custom_data": "#cloud-config"});
+        let l = AzureLaunch::parse(&v).unwrap();
+        let doc = Bootstrap::parse_base64(&l.user_data(&spec, Some("https://m.example")).unwrap())
+            .unwrap();
+        assert_eq!(doc.worker_group, "eastus");
+        assert_eq!(doc.worker_config, json!({"a": 1}));
+        assert!(doc.extra.is_empty(), "custom data goes to osProfile");
+        v["os_disk"] = json!({"explicit": true});
+        v["image"] = json!({"id": "/subscriptions/s/images/i"});
+        let l = AzureLaunch::parse(&v).unwrap();
+        let doc = Bootstrap::parse_base64(&l.user_data(&spec, Some("https://m.example")).unwrap())
+            .unwrap();
+        assert_eq!(doc.extra["customData"], "#cloud-config");
+        v["worker_config"] = json!({"blob": "x".repeat(MAX_USER_DATA)});
+        let e = AzureLaunch::parse(&v)
+            .unwrap()
+            .user_data(&spec, None)
+            .unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "launch.worker_config")
+        );
     }
 }

@@ -44,7 +44,7 @@ mod resources;
 
 pub use builder::{AzureBuilder, AzureConfig, TransportSettings};
 pub use credential::{Credential, CredentialConfig};
-pub use launch::{AzureLaunch, DataDisk, ImageRef, OsDisk};
+pub use launch::{AzureLaunch, DataDisk, ImageRef, OsDisk, MAX_USER_DATA};
 pub use provider::AzureProvider;
 pub use skyfleet_core::provider::support::Secret;
 /// How attested data documents are verified (roots, AIA, signer domain):

@@ -110,8 +110,10 @@ pub fn os_disk(launch: &AzureLaunch, tags: &Value, subscription: &str) -> Value 
 
 /// The VM: OS disk from the image (named, so teardown can find it) or the
 /// explicit OS disk attached, data disks attached, the NIC, custom data
-/// (base64; as `userData` with an attached OS disk, which takes no
-/// `osProfile`) and an SSH key.
+/// (base64, in `osProfile`; an attached OS disk takes no `osProfile`, and
+/// [`AzureLaunch::user_data`] carries it instead) and an SSH key. The
+/// caller adds the worker's bootstrap document as `userData`
+/// ([`with_user_data`]).
 pub fn vm(
     launch: &AzureLaunch,
     tags: &Value,
@@ -194,13 +196,17 @@ pub fn vm(
             "osType": "Linux",
             "managedDisk": {"id": os_disk_id},
         });
-        if let Some(cd) = &launch.custom_data {
-            props["userData"] =
-                json!(base64::engine::general_purpose::STANDARD.encode(cd.as_bytes()));
-        }
     }
     if !launch.zones.is_empty() {
         body["zones"] = json!(launch.zones);
     }
     body
+}
+
+/// `vm` with `userData` (base64, from [`AzureLaunch::user_data`]): the
+/// worker's bootstrap document, which Azure's metadata service serves at
+/// `/metadata/instance/compute/userData`.
+pub fn with_user_data(mut vm: Value, user_data: &str) -> Value {
+    vm["properties"]["userData"] = json!(user_data);
+    vm
 }

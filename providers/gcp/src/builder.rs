@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skyfleet_core::clock::{Clock, SystemClock};
+use skyfleet_core::provider::bootstrap::check_root_url;
 use skyfleet_core::provider::names::GCP;
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{Error, PollPolicy, Result};
@@ -47,6 +48,7 @@ pub struct GcpBuilder {
     clock: Arc<dyn Clock>,
     identity: Option<GcpConfig>,
     service_account: Option<ServiceAccount>,
+    root_url: Option<String>,
 }
 
 /// What the step machine reads of the built configuration.
@@ -64,6 +66,8 @@ pub(crate) struct Settings {
     pub(crate) not_found_grace: u32,
     /// The wall clock (deadlines are persisted as wall time).
     pub(crate) clock: Arc<dyn Clock>,
+    /// The manager's API URL written into each worker's bootstrap document.
+    pub(crate) root_url: Option<String>,
 }
 
 impl GcpBuilder {
@@ -93,6 +97,7 @@ impl GcpBuilder {
             clock: Arc::new(SystemClock),
             identity: None,
             service_account: None,
+            root_url: None,
         }
     }
 
@@ -182,11 +187,24 @@ impl GcpBuilder {
     }
 
     /// Verifies instances' identity tokens with `config` (its audience is
-    /// the manager's root URL; Google's JWKS unless set). Without it,
+    /// the manager's root URL; Google's JWKS unless set). Without it, the
+    /// audience is the [root URL](Self::with_root_url) with Google's JWKS,
+    /// and without either,
     /// [`verify_identity`](skyfleet_core::Provider::verify_identity) fails
     /// with `InvalidConfig`.
     pub fn with_identity(mut self, config: GcpConfig) -> Self {
         self.identity = Some(config);
+        self
+    }
+
+    /// The manager's API URL (`https://manager.example`), written as
+    /// `rootUrl` into each worker's bootstrap document (the instance
+    /// metadata item `taskcluster`), so the worker's agent knows where to
+    /// register; also the identity tokens' audience unless
+    /// [`with_identity`](Self::with_identity) sets one. Without it, the
+    /// document has no `rootUrl`.
+    pub fn with_root_url(mut self, root_url: impl Into<String>) -> Self {
+        self.root_url = Some(root_url.into());
         self
     }
 
@@ -238,11 +256,19 @@ impl GcpBuilder {
     /// The provider (the transport is built when none was given).
     pub fn build(self) -> Result<GcpProvider> {
         self.validate()?;
+        let root_url = match &self.root_url {
+            Some(url) => Some(check_root_url("root_url", url)?),
+            None => None,
+        };
         let transport = match self.transport {
             Some(t) => t,
             None => Transport::builder().build()?,
         };
-        let identity = match self.identity {
+        // Taskcluster's audience is its root URL: the natural default.
+        let identity = match self
+            .identity
+            .or_else(|| root_url.clone().map(GcpConfig::new))
+        {
             Some(config) => Some(Identity::new(config, self.service_account)?),
             None => None,
         };
@@ -254,6 +280,7 @@ impl GcpBuilder {
             boot_check_interval: self.boot_check_interval,
             not_found_grace: self.not_found_grace,
             clock: self.clock,
+            root_url,
         };
         Ok(GcpProvider::assemble(
             settings,
@@ -301,6 +328,7 @@ mod tests {
             field(ok().with_check_intervals(Duration::ZERO, Duration::from_secs(1))),
             "check_interval"
         );
+        assert_eq!(field(ok().with_root_url("/relative")), "root_url");
         assert_eq!(
             field(ok().with_identity(GcpConfig::new(""))),
             "identity.gcp.audience"

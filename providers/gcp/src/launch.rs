@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use skyfleet_core::{Error, Result};
+use skyfleet_core::provider::bootstrap::{Bootstrap, GCE_METADATA_KEY};
+use skyfleet_core::{Error, Result, WorkerSpec};
 
 use crate::credential::COMPUTE_SCOPE;
 
@@ -71,9 +72,14 @@ pub struct GceLaunch {
     /// The service account and scopes.
     #[serde(default)]
     pub service_account: Option<ServiceAccount>,
-    /// Metadata entries (startup scripts, worker config).
+    /// Metadata entries (startup scripts). The key `taskcluster` is
+    /// skyfleet's: it carries the worker's bootstrap document.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The worker's own configuration, passed in its bootstrap document
+    /// (`workerConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_config: Option<Value>,
     /// Extra labels (GCE rules: lowercase keys and values, at most 63).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -200,6 +206,19 @@ impl GceLaunch {
                 "at most 60 labels (64 minus the ownership labels)",
             ));
         }
+        if self.metadata.contains_key(GCE_METADATA_KEY) {
+            return Err(Error::invalid_config(
+                format!("launch.metadata.{GCE_METADATA_KEY}"),
+                "skyfleet writes this item (the worker's bootstrap document); \
+                 put worker settings in `workerConfig`",
+            ));
+        }
+        if self.worker_config.as_ref().is_some_and(|c| !c.is_object()) {
+            return Err(Error::invalid_config(
+                "launch.workerConfig",
+                "must be a JSON object",
+            ));
+        }
         if let Some(sa) = &self.service_account {
             if sa.email.is_empty() {
                 return Err(Error::invalid_config(
@@ -209,6 +228,22 @@ impl GceLaunch {
             }
         }
         Ok(())
+    }
+
+    /// The region of the zone (`us-central1` of `us-central1-a`), the
+    /// worker group of its workers.
+    pub fn region(&self) -> &str {
+        self.zone
+            .rsplit_once('-')
+            .map_or(self.zone.as_str(), |(region, _)| region)
+    }
+
+    /// The bootstrap document of the worker `spec` launched from this
+    /// config, pointing at `root_url`: written as the instance metadata item
+    /// [`GCE_METADATA_KEY`].
+    pub fn bootstrap(&self, spec: &WorkerSpec, root_url: Option<&str>) -> Bootstrap {
+        Bootstrap::new(spec, self.region(), root_url)
+            .with_worker_config(self.worker_config.as_ref())
     }
 
     /// The `machineType` link relative to the project.
@@ -352,6 +387,24 @@ mod tests {
         v["preemptible"] = json!(true);
         assert_eq!(field(v), "launch.spot");
         assert_eq!(field(json!([1])), "launch");
+        let mut v = ok();
+        v["metadata"] = json!({"taskcluster": "{}"});
+        assert_eq!(field(v), "launch.metadata.taskcluster");
+        let mut v = ok();
+        v["workerConfig"] = json!([1]);
+        assert_eq!(field(v), "launch.workerConfig");
+    }
+
+    #[test]
+    fn bootstrap_names_the_region_and_worker_config() {
+        let mut v = ok();
+        v["workerConfig"] = json!({"threads": 2});
+        let l = GceLaunch::parse(&v).unwrap();
+        let spec = skyfleet_core::testing::fixtures::worker("w-1").spec();
+        let b = l.bootstrap(&spec, Some("https://m.example"));
+        assert_eq!(b.worker_group, "us-central1");
+        assert_eq!(b.worker_config, json!({"threads": 2}));
+        assert_eq!(b.root_url, "https://m.example");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! 1. persist the instance name (`{worker id}-vm`) and zone;
 //! 2. `instances.insert` with a `requestId` derived from the worker id,
 //!    ownership labels, scheduling (spot, preemptible), service account and
-//!    metadata; keep the zone operation as an [`Operation`] handle;
+//!    metadata (with the worker's bootstrap document as item `taskcluster`,
+//!    see [`skyfleet_core::Bootstrap`]); keep the zone operation as an [`Operation`] handle;
 //! 3. poll the operation (`zoneOperations.get`) on the handle's backoff
 //!    schedule, Compute giving no `Retry-After`; a failed operation is
 //!    classified by its error code and leads to teardown;
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
+use skyfleet_core::provider::bootstrap::GCE_METADATA_KEY;
 use skyfleet_core::{DesiredState, Error, ErrorKind, OperationStatus, Phase, Result, Step, Worker};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -146,10 +148,12 @@ pub(crate) fn retry_delete(mut st: GceState) -> GceState {
 }
 
 /// What one step of `worker` must do at `now`, in `project`; a delete whose
-/// operation failed is sent again after `poll_min`.
+/// operation failed is sent again after `poll_min`; an insert carries the
+/// worker's bootstrap document pointing at `root_url`.
 pub(crate) fn plan(
     project: &str,
     poll_min: Duration,
+    root_url: Option<&str>,
     worker: &Worker,
     now: OffsetDateTime,
 ) -> Plan {
@@ -207,6 +211,10 @@ pub(crate) fn plan(
         let metadata = BTreeMap::from([
             ("skyfleet-worker-id".to_string(), worker.id().to_string()),
             ("skyfleet-pool-id".to_string(), worker.spec.pool_id.clone()),
+            (
+                GCE_METADATA_KEY.to_string(),
+                launch.bootstrap(&worker.spec, root_url).to_json_string(),
+            ),
         ]);
         let body = launch.instance_body(&name, &owner, &metadata);
         // One insert per worker: a worker whose instance is lost is

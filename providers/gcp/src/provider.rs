@@ -109,6 +109,7 @@ impl GcpProvider {
         let p = plan(
             self.project(),
             self.inner.settings.poll.min_interval,
+            self.inner.settings.root_url.as_deref(),
             worker,
             self.now(),
         );

@@ -23,6 +23,10 @@ pub(super) async fn step(cx: &Ctx<'_>, worker: &Worker, mut st: ChainState) -> R
         Err(e) => return fail(&mut st, &e),
     };
     let tags = resources::tags(&launch, &worker.spec.tags.to_map());
+    let user_data = match launch.user_data(&worker.spec, cx.config.root_url.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return fail(&mut st, &e),
+    };
     // A wait never runs past the provisioning deadline.
     let cap = |wait: Duration| wait.min(until(cx.now(), worker.provisioning_deadline()));
     loop {
@@ -40,7 +44,11 @@ pub(super) async fn step(cx: &Ctx<'_>, worker: &Worker, mut st: ChainState) -> R
         let at = Place { rg, region };
         let item = &mut create[i];
         let (ty, name) = (item.ty, item.name.clone());
-        let put = || body(cx, rg, names, &launch, &tags, ty, &name);
+        let vm = VmData {
+            launch: &launch,
+            user_data: &user_data,
+        };
+        let put = || body(cx, rg, names, &vm, &tags, ty, &name);
         match advance(cx, Direction::Create, &at, item, put).await? {
             Outcome::Done { sent, note, .. } => {
                 item.done = true;
@@ -54,16 +62,23 @@ pub(super) async fn step(cx: &Ctx<'_>, worker: &Worker, mut st: ChainState) -> R
     }
 }
 
+/// The launch config and the VM's `userData` (the bootstrap document).
+struct VmData<'a> {
+    launch: &'a AzureLaunch,
+    user_data: &'a str,
+}
+
 /// The PUT body of resource `name` of type `ty`.
 fn body(
     cx: &Ctx<'_>,
     rg: &str,
     n: &Names,
-    launch: &AzureLaunch,
+    vm: &VmData<'_>,
     tags: &Value,
     ty: ResourceType,
     name: &str,
 ) -> Result<Option<Value>> {
+    let launch = vm.launch;
     let id_of = |t: ResourceType, n: &str| cx.client.resource_id(rg, t, n);
     let body = match ty {
         ResourceType::PublicIp => resources::public_ip(launch, tags),
@@ -98,7 +113,7 @@ fn body(
                 .os_disk
                 .explicit
                 .then(|| id_of(ResourceType::Disk, &n.os_disk));
-            resources::vm(
+            let body = resources::vm(
                 launch,
                 tags,
                 &n.vm,
@@ -106,7 +121,8 @@ fn body(
                 &id_of(ResourceType::Nic, &n.nic),
                 &disks,
                 explicit_os.as_deref(),
-            )
+            );
+            resources::with_user_data(body, vm.user_data)
         }
     };
     Ok(Some(body))
