@@ -84,7 +84,7 @@ use pipeline::{Pipeline, Stack};
 
 pub use classify::{
     body_contains, classify_response, error_for_status, parse_retry_after, retry_after, Outcome,
-    BODY_SCAN_LIMIT,
+    BODY_SCAN_LIMIT, MAX_SERVER_DELAY,
 };
 pub use client::ReqwestService;
 pub use concurrency::{Concurrency, ConcurrencyLayer};
