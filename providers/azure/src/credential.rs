@@ -205,6 +205,22 @@ impl Credential {
         }
     }
 
+    /// Bounds each token refresh by `timeout` instead of
+    /// [`REFRESH_TIMEOUT`]: a refresh that takes longer fails that call
+    /// (kind `Timeout`), and the next call tries again. A static token has
+    /// nothing to refresh and is unchanged.
+    pub fn with_refresh_timeout(self, timeout: Duration) -> Self {
+        match self.source {
+            Source::Identity { credential, .. } => Credential {
+                source: Source::Identity {
+                    credential,
+                    cache: TokenCache::new(REFRESH_MARGIN, timeout),
+                },
+            },
+            s @ Source::Static(_) => Credential { source: s },
+        }
+    }
+
     /// Builds the credential `config` names; `ca_pem` is trusted when
     /// talking to the token authority.
     pub fn from_config(config: &CredentialConfig, ca_pem: Option<&str>) -> Result<Self> {
@@ -409,6 +425,24 @@ mod tests {
         let e = c.token().await.unwrap_err();
         assert_eq!(e.kind(), &ErrorKind::Timeout);
         assert_eq!(e.code(), Some("TokenRefreshTimeout"));
+    }
+
+    #[tokio::test]
+    async fn a_token_endpoint_that_never_answers_fails_within_the_configured_timeout() {
+        let c = Credential::from_token_credential(Arc::new(Hung))
+            .with_refresh_timeout(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let e = c.token().await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::Timeout);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // The next call is not stuck behind the hung one: it too times out.
+        let started = std::time::Instant::now();
+        assert!(c.token().await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
