@@ -332,7 +332,7 @@ impl Shared {
             pool_id: w.spec.pool_id.clone(),
             kind: e.kind().clone(),
             title: title.to_string(),
-            message: format!("worker {}: {e}", w.id()),
+            message: crate::failure::truncate_message(&format!("worker {}: {e}", w.id())),
             launch_config_id: Some(w.spec.launch_config_id.clone()),
             reported_at: self.clock.now(),
         };

@@ -88,7 +88,7 @@ pub use classify::{
 };
 pub use client::ReqwestService;
 pub use concurrency::{Concurrency, ConcurrencyLayer};
-pub use config::{Backoff, Budget, Limit, Timeouts, TransportConfig};
+pub use config::{Backoff, Budget, Limit, Timeouts, TransportConfig, DEFAULT_MAX_BODY_BYTES};
 pub use key::{is_idempotent, ApiClass, Attempt, Idempotent, Key, OperationName, RequestExt};
 pub use metrics::{
     AttemptMetrics, AttemptMetricsLayer, CallMetrics, CallMetricsLayer, KeyStats, Metrics,
