@@ -459,11 +459,16 @@ async fn a_server_delay_of_centuries_or_a_day_waits_at_most_error_backoff_max() 
         async move { f.run(c).await }
     });
     demand.set_pending("p", 1);
-    wait_for("running after two throttles", Duration::from_secs(5), || async {
-        count(&store, "p", &[Phase::Running]).await == 1
-    })
+    wait_for(
+        "running after two throttles",
+        Duration::from_secs(5),
+        || async { count(&store, "p", &[Phase::Running]).await == 1 },
+    )
     .await;
-    assert!(cloud.calls(CallKind::Create) >= 3, "both throttles were seen");
+    assert!(
+        cloud.calls(CallKind::Create) >= 3,
+        "both throttles were seen"
+    );
     cancel.cancel();
     run.await.unwrap().unwrap();
 }

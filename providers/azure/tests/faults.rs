@@ -291,7 +291,7 @@ async fn an_absurd_retry_after_is_clamped_to_max_server_delay() {
     let env = Env::start().await;
     env.set_faults(json!([{"cloud": "azure", "operation": "*",
         "effect": {"kind": "throttle", "retry_after_s": 999_999_999_999u64}}]))
-    .await;
+        .await;
     let mut c = env.config();
     c.transport.max_attempts = Some(1);
     let p = AzureBuilder::from_config(c).build().expect("provider");
