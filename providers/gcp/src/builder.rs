@@ -290,10 +290,10 @@ fn valid_project(p: &str) -> bool {
 
 /// Whether `url`'s host is a loopback address or `localhost`.
 fn is_loopback_url(url: &str) -> bool {
-    let Ok(u) = reqwest::Url::parse(url) else {
+    let Ok(u) = url.parse::<http::Uri>() else {
         return false;
     };
-    let Some(host) = u.host_str() else {
+    let Some(host) = u.host() else {
         return false;
     };
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -350,6 +350,7 @@ mod tests {
             "http://10.0.0.1:8600",
             "http://localhost.evil.com",
             "http://127.0.0.1.nip.io",
+            "http://localhost@evil.example.com",
         ] {
             assert_eq!(field(b(e)), "endpoint", "{e}");
         }
