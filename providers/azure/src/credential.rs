@@ -206,7 +206,7 @@ impl Credential {
     }
 
     /// Bounds each token refresh by `timeout` instead of
-    /// [`REFRESH_TIMEOUT`]: a refresh that takes longer fails that call
+    /// `REFRESH_TIMEOUT` (30 s): a refresh that takes longer fails that call
     /// (kind `Timeout`), and the next call tries again. A static token has
     /// nothing to refresh and is unchanged.
     pub fn with_refresh_timeout(self, timeout: Duration) -> Self {
