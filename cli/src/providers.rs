@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use skyfleet_aws::AwsBuilder;
+use skyfleet_aws::{AwsBuilder, CredentialsSource};
 use skyfleet_azure::{AzureBuilder, AzureConfig};
 use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
 use skyfleet_core::transport::{Transport, TransportConfig};
@@ -97,9 +97,11 @@ pub async fn from_config(
             if let Some(p) = s.profile {
                 c = c.with_profile(p);
             }
-            if let (Some(k), Some(sk)) = (s.access_key_id, s.secret_access_key) {
-                c = c.with_static_credentials(k, sk, None);
-            }
+            // Half-given keys are refused, not a fall back to the ambient chain.
+            c = c.with_credentials(
+                CredentialsSource::from_keys(s.access_key_id, s.secret_access_key, None)
+                    .map_err(|e| e.to_string())?,
+            );
             let t = transport(read_pem(&s.ca_pem_file)?.as_deref())?;
             Ok(Arc::new(
                 c.with_transport(t)
@@ -117,11 +119,10 @@ pub async fn from_config(
             if let Some(e) = s.endpoint {
                 c = c.with_endpoint(e);
             }
-            c = c.with_credentials(match (s.static_token, s.service_account_file) {
-                (Some(t), _) => Credentials::static_token(t),
-                (None, Some(f)) => Credentials::ServiceAccountFile(f.into()),
-                (None, None) => Credentials::Auto,
-            });
+            c = c.with_credentials(
+                Credentials::from_keys(s.static_token, s.service_account_file.map(Into::into))
+                    .map_err(|e| e.to_string())?,
+            );
             let t = transport(read_pem(&s.ca_pem_file)?.as_deref())?;
             c = c.with_transport(t);
             Ok(Arc::new(c.build().map_err(|e| e.to_string())?))

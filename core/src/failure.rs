@@ -44,13 +44,33 @@ pub struct Failure {
     pub at: Option<OffsetDateTime>,
 }
 
+/// The longest message kept on a record (worker errors, pool errors), in
+/// bytes: a cloud that answers a megabyte of error text does not fill the
+/// store with it.
+pub const MAX_STORED_MESSAGE: usize = 1024;
+
+/// `message` cut to at most [`MAX_STORED_MESSAGE`] bytes on a char
+/// boundary, with `…` at the end when something was cut.
+pub fn truncate_message(message: &str) -> String {
+    if message.len() <= MAX_STORED_MESSAGE {
+        return message.to_string();
+    }
+    const MARK: &str = "…";
+    let mut end = MAX_STORED_MESSAGE - MARK.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &message[..end])
+}
+
 impl Failure {
-    /// A failure of `kind` with `message`, no code, not yet stamped.
+    /// A failure of `kind` with `message` (cut to [`MAX_STORED_MESSAGE`]),
+    /// no code, not yet stamped.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Failure {
             kind,
             code: None,
-            message: message.into(),
+            message: truncate_message(&message.into()),
             at: None,
         }
     }
@@ -86,8 +106,8 @@ impl From<&Error> for Failure {
     fn from(e: &Error) -> Self {
         Failure {
             kind: e.kind().clone(),
-            code: e.code().map(str::to_string),
-            message: e.message().to_string(),
+            code: e.code().map(truncate_message),
+            message: truncate_message(e.message()),
             at: None,
         }
     }
@@ -96,6 +116,25 @@ impl From<&Error> for Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_messages_are_cut_to_one_kib_on_a_char_boundary() {
+        // 3-byte chars: no boundary falls on 1024 - 3.
+        let huge = "€".repeat(100_000);
+        let f =
+            Failure::from(&Error::new(ErrorKind::Internal, huge.clone()).with_code(huge.clone()));
+        assert!(f.message.len() <= MAX_STORED_MESSAGE, "{}", f.message.len());
+        assert!(f.message.len() > MAX_STORED_MESSAGE - 8);
+        assert!(f.message.ends_with('…'));
+        assert!(f.code.as_ref().unwrap().len() <= MAX_STORED_MESSAGE);
+        assert!(
+            Failure::new(ErrorKind::Internal, "x".repeat(5000))
+                .message
+                .len()
+                <= MAX_STORED_MESSAGE
+        );
+        assert_eq!(truncate_message("short"), "short");
+    }
 
     /// A worker error as stored today (kind by name, RFC 3339 `at`) reads,
     /// and writes back the same JSON.

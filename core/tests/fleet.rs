@@ -425,3 +425,91 @@ async fn replicas_share_the_work_and_survive_a_dead_replica() {
             .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_delay_of_centuries_or_a_day_waits_at_most_error_backoff_max() {
+    use skyfleet_core::{Error, ErrorKind};
+    let cloud = TestingCloud::new(TestingConfig::default());
+    // Today's `now + 31,000 years` overflowed the date; a day parked the
+    // worker a day. Both are held to error_backoff_max (200 ms here).
+    for secs in [999_999_999_999, 86_400] {
+        cloud.inject(
+            CallKind::Create,
+            Error::new(
+                ErrorKind::Throttled {
+                    retry_after: Some(Duration::from_secs(secs)),
+                },
+                "slow down",
+            ),
+        );
+    }
+    let store: Arc<dyn WorkerStore> = Arc::new(MemoryStore::new());
+    let demand = FixedDemand::new();
+    let fleet = Fleet::builder()
+        .config(fast())
+        .store(store.clone())
+        .provider(Arc::new(TestingProvider::new("testing", cloud.clone())))
+        .pool(pool("p", "testing", 1, 60))
+        .demand(Arc::new(demand.clone()))
+        .build()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn({
+        let (f, c) = (fleet.clone(), cancel.clone());
+        async move { f.run(c).await }
+    });
+    demand.set_pending("p", 1);
+    wait_for(
+        "running after two throttles",
+        Duration::from_secs(5),
+        || async { count(&store, "p", &[Phase::Running]).await == 1 },
+    )
+    .await;
+    assert!(
+        cloud.calls(CallKind::Create) >= 3,
+        "both throttles were seen"
+    );
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_megabyte_error_message_is_stored_cut_to_one_kib() {
+    use skyfleet_core::failure::MAX_STORED_MESSAGE;
+    use skyfleet_core::{Error, ErrorKind};
+    let cloud = TestingCloud::new(TestingConfig::default());
+    cloud.inject(
+        CallKind::Create,
+        Error::new(ErrorKind::Internal, "é".repeat(512 * 1024)),
+    );
+    let store: Arc<dyn WorkerStore> = Arc::new(MemoryStore::new());
+    let demand = FixedDemand::new();
+    let fleet = Fleet::builder()
+        .config(fast())
+        .store(store.clone())
+        .provider(Arc::new(TestingProvider::new("testing", cloud.clone())))
+        .pool(pool("p", "testing", 1, 60))
+        .demand(Arc::new(demand.clone()))
+        .build()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn({
+        let (f, c) = (fleet.clone(), cancel.clone());
+        async move { f.run(c).await }
+    });
+    demand.set_pending("p", 1);
+    wait_for("the pool error", Duration::from_secs(5), || async {
+        !store.list_pool_errors("p", 10).await.unwrap().is_empty()
+    })
+    .await;
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+    for e in store.list_pool_errors("p", 10).await.unwrap() {
+        assert!(e.message.len() <= MAX_STORED_MESSAGE, "{}", e.message.len());
+    }
+    for w in store.list_workers(&WorkerFilter::pool("p")).await.unwrap() {
+        if let Some(f) = &w.last_error {
+            assert!(f.message.len() <= MAX_STORED_MESSAGE, "{}", f.message.len());
+        }
+    }
+}

@@ -8,6 +8,9 @@ use skyfleet_core::{Error, ErrorKind, Result};
 /// How long one demand query may take.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest demand answer read (they are a few dozen bytes).
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
+
 /// A client whose every request is bounded by `timeout`.
 pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -43,12 +46,34 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
             format!("demand: GET {url}: HTTP {status}"),
         ));
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| Error::new(ErrorKind::Transient, format!("demand: GET {url}: {e}")))?;
+    let body = read_capped(resp, MAX_BODY, url).await?;
     serde_json::from_slice(&body)
         .map_err(|e| Error::internal(format!("demand: GET {url}: unexpected body: {e}")))
+}
+
+/// The body, at most `max` bytes: a longer `Content-Length` is refused
+/// before reading, a longer stream when it passes `max`.
+async fn read_capped(mut resp: reqwest::Response, max: usize, url: &str) -> Result<Vec<u8>> {
+    let too_large =
+        || Error::internal(format!("demand: GET {url}: answer larger than {max} bytes"));
+    if resp
+        .content_length()
+        .is_some_and(|l| l > u64::try_from(max).unwrap_or(u64::MAX))
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| Error::new(ErrorKind::Transient, format!("demand: GET {url}: {e}")))?
+    {
+        if chunk.len() > max - body.len() {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -121,6 +146,17 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::Internal));
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_body_limit_is_refused() {
+        let big = format!(r#"{{"n": 3, "pad": "{}"}}"#, "x".repeat(MAX_BODY));
+        let s = serve(200, Box::leak(big.into_boxed_str())).await;
+        let e = get_json::<Answer>(&client(TIMEOUT).unwrap(), &s.base)
+            .await
+            .unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Internal));
+        assert!(e.to_string().contains("larger than"), "{e}");
     }
 
     #[tokio::test]

@@ -70,19 +70,25 @@ pub struct Estimate {
     pub target: u64,
 }
 
-/// Computes what a pool needs.
+/// Computes what a pool needs. Demand is untrusted input (a pending count
+/// near `u64::MAX` from a broken queue): every sum saturates and the result
+/// is clamped to `bounds.max`.
 pub fn estimate(bounds: Bounds, have: Capacity, demand: PoolDemand) -> Estimate {
-    let existing = have.requested + have.running;
+    let existing = have.requested.saturating_add(have.running);
     // Claimed tasks run on running workers; requested workers are idle
     // capacity on its way.
-    let idle = have.requested + have.running.saturating_sub(demand.claimed);
+    let idle = have
+        .requested
+        .saturating_add(have.running.saturating_sub(demand.claimed));
     let adjusted = demand.pending.saturating_sub(idle);
-    let non_stopped = existing + have.stopping;
-    let wanted = (adjusted as f64 * bounds.ratio).ceil() as u64 + non_stopped;
+    let non_stopped = existing.saturating_add(have.stopping);
+    // `as u64` saturates on floats past u64::MAX.
+    let wanted = ((adjusted as f64 * bounds.ratio).ceil() as u64).saturating_add(non_stopped);
     let desired = wanted.min(bounds.max).max(bounds.min);
     let to_spawn = desired.saturating_sub(non_stopped);
 
-    let target = (((demand.pending + demand.claimed) as f64 * bounds.ratio).ceil() as u64)
+    let work = demand.pending.saturating_add(demand.claimed);
+    let target = ((work as f64 * bounds.ratio).ceil() as u64)
         .min(bounds.max)
         .max(bounds.min);
     // Never count busy (claimed) capacity as surplus.
@@ -101,6 +107,21 @@ pub fn estimate(bounds: Bounds, have: Capacity, demand: PoolDemand) -> Estimate 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_pending_count_near_u64_max_saturates_and_is_clamped_to_max_capacity() {
+        let have = Capacity {
+            requested: 3,
+            running: 5,
+            stopping: 2,
+        };
+        for (pending, claimed) in [(u64::MAX, 0), (u64::MAX - 1, u64::MAX), (u64::MAX, 7)] {
+            let e = estimate(b(0, 40), have, PoolDemand { pending, claimed });
+            assert_eq!(e.desired, 40, "{pending} {claimed}");
+            assert_eq!(e.target, 40);
+            assert_eq!(e.to_spawn, 40 - 10);
+        }
+    }
 
     fn b(min: u64, max: u64) -> Bounds {
         Bounds {

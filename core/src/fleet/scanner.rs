@@ -29,13 +29,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, Transition};
 use super::startup::NO_PARTITION;
-use super::{lifecycle, Shared};
+use super::{lifecycle, FleetConfig, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::metrics_catalogue as names;
 use crate::model::{Worker, WorkerError};
@@ -272,11 +273,8 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
             Err(e) => {
                 w.step_errors = w.step_errors.saturating_add(1);
                 w.last_error = Some(WorkerError::from_error(&e, now));
-                let backoff = e.retry_after().unwrap_or_else(|| {
-                    let exp = shared.config.error_backoff_min * 2u32.pow(w.step_errors.min(16));
-                    exp.min(shared.config.error_backoff_max)
-                });
-                w.next_check_at = now + backoff;
+                let backoff = error_backoff(&shared.config, &e, w.step_errors);
+                w.next_check_at = later(now, backoff);
                 if !e.is_retryable() || w.step_errors == 1 {
                     shared.report(&w, &e, "step failed").await;
                 }
@@ -334,7 +332,7 @@ impl Shared {
             pool_id: w.spec.pool_id.clone(),
             kind: e.kind().clone(),
             title: title.to_string(),
-            message: format!("worker {}: {e}", w.id()),
+            message: crate::failure::truncate_message(&format!("worker {}: {e}", w.id())),
             launch_config_id: Some(w.spec.launch_config_id.clone()),
             reported_at: self.clock.now(),
         };
@@ -376,4 +374,28 @@ fn record_lag(
     for w in claimed {
         h.record((now - w.next_check_at).as_seconds_f64().max(0.0));
     }
+}
+
+/// How long a worker whose step failed (for the `errors`th time in a row)
+/// waits: the cloud's requested delay or the exponential backoff, never
+/// more than `error_backoff_max` (a server asking for a day must not park
+/// a worker past it). Saturating: no overflow on any configuration.
+fn error_backoff(config: &FleetConfig, e: &crate::Error, errors: u32) -> Duration {
+    let max = config.error_backoff_max;
+    e.retry_after()
+        .unwrap_or_else(|| {
+            config
+                .error_backoff_min
+                .checked_mul(2u32.saturating_pow(errors.min(16)))
+                .unwrap_or(max)
+        })
+        .min(max)
+}
+
+/// `now + d`, or the latest representable time when that is out of range.
+fn later(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| now.checked_add(d))
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
 }

@@ -67,14 +67,21 @@ pub fn body_contains(body: &[u8], needles: &[&[u8]]) -> bool {
         .any(|n| !n.is_empty() && head.windows(n.len()).any(|w| w == *n))
 }
 
+/// The longest delay a server may ask for: longer values (a
+/// `Retry-After: 999999999999`, a date in year 9999) are read as this, so
+/// every later `now + delay` stays in range. The scanner and the retry
+/// policy clamp further to their own maxima.
+pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(3600);
+
 /// The delay a response asks for, from (in this order) `x-ms-retry-after-ms`,
 /// `retry-after-ms`, `x-amz-retry-after` (all milliseconds) and `Retry-After`
-/// (seconds or an HTTP date). A malformed value is ignored and logged.
+/// (seconds or an HTTP date), at most [`MAX_SERVER_DELAY`]. A malformed value
+/// is ignored and logged.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     for name in ["x-ms-retry-after-ms", "retry-after-ms", "x-amz-retry-after"] {
         if let Some(v) = headers.get(name) {
             match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-                Some(ms) => return Some(Duration::from_millis(ms)),
+                Some(ms) => return Some(Duration::from_millis(ms).min(MAX_SERVER_DELAY)),
                 None => tracing::warn!(header = name, value = ?v, "ignoring malformed retry delay"),
             }
         }
@@ -88,11 +95,18 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Parses a `Retry-After` value: delay-seconds or an IMF-fixdate
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`). A date in the past means no delay.
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`). A date in the past means no delay; a
+/// delay longer than [`MAX_SERVER_DELAY`] (or too many digits for a `u64`)
+/// is read as [`MAX_SERVER_DELAY`].
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            value
+                .parse::<u64>()
+                .map_or(MAX_SERVER_DELAY, Duration::from_secs)
+                .min(MAX_SERVER_DELAY),
+        );
     }
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
@@ -103,7 +117,8 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let at = SystemTime::from(at);
     Some(
         at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_SERVER_DELAY),
     )
 }
 
@@ -204,6 +219,28 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37"), None);
+    }
+
+    #[test]
+    fn absurd_server_delays_are_clamped_to_max_server_delay() {
+        for (name, value) in [
+            ("retry-after", "999999999999"),
+            ("retry-after", "99999999999999999999999999"),
+            ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+            ("x-ms-retry-after-ms", "18446744073709551615"),
+            ("x-amz-retry-after", "86400000"),
+            ("retry-after-ms", "999999999999999"),
+        ] {
+            assert_eq!(
+                classify_response(&resp(429, &[(name, value)], "")),
+                Outcome::Throttled {
+                    retry_after: Some(MAX_SERVER_DELAY)
+                },
+                "{name}: {value}"
+            );
+        }
+        assert_eq!(parse_retry_after("86400"), Some(MAX_SERVER_DELAY));
+        assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
     }
 
     #[test]

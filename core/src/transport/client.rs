@@ -27,12 +27,24 @@ use crate::{Error, ErrorKind, Result};
 #[derive(Debug, Clone)]
 pub struct ReqwestService {
     client: reqwest::Client,
+    max_body: usize,
 }
 
 impl ReqwestService {
-    /// Wraps an existing client.
+    /// Wraps an existing client; bodies are read up to
+    /// [`DEFAULT_MAX_BODY_BYTES`](super::config::DEFAULT_MAX_BODY_BYTES).
     pub fn new(client: reqwest::Client) -> Self {
-        ReqwestService { client }
+        ReqwestService {
+            client,
+            max_body: super::config::DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// Reads response bodies up to `max` bytes (see
+    /// [`TransportConfig::with_max_body_bytes`]).
+    pub fn with_max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body = max;
+        self
     }
 
     /// Builds a rustls client with `config`'s connect timeout and extra root
@@ -65,7 +77,10 @@ impl ReqwestService {
             )
             .with_source(e)
         })?;
-        Ok(ReqwestService { client })
+        Ok(ReqwestService {
+            client,
+            max_body: config.max_body_bytes,
+        })
     }
 
     /// The wrapped client.
@@ -100,6 +115,7 @@ impl Service<Request<Bytes>> for ReqwestService {
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let client = self.client.clone();
+        let max_body = self.max_body;
         Box::pin(async move {
             let req = reqwest::Request::try_from(req).map_err(|e| {
                 Error::new(ErrorKind::Internal, format!("invalid request: {e}"))
@@ -111,8 +127,96 @@ impl Service<Request<Bytes>> for ReqwestService {
             *out.status_mut() = resp.status();
             *out.version_mut() = resp.version();
             *out.headers_mut() = std::mem::take(resp.headers_mut());
-            *out.body_mut() = resp.bytes().await.map_err(classify_reqwest)?;
+            *out.body_mut() = read_body(&mut resp, max_body).await?;
             Ok(out)
         })
+    }
+}
+
+fn too_large(what: String) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("response body too large: {what}"),
+    )
+    .with_code("BodyTooLarge")
+}
+
+/// The body of `resp`, at most `max` bytes: a longer `Content-Length` is
+/// refused before anything is read, a longer stream when it passes `max`.
+async fn read_body(resp: &mut reqwest::Response, max: usize) -> Result<Bytes> {
+    let max64 = u64::try_from(max).unwrap_or(u64::MAX);
+    if let Some(len) = resp.content_length() {
+        if len > max64 {
+            return Err(too_large(format!(
+                "Content-Length {len} exceeds the limit of {max} bytes"
+            )));
+        }
+    }
+    let cap = resp
+        .content_length()
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(0)
+        .min(max);
+    let mut body = bytes::BytesMut::with_capacity(cap);
+    while let Some(chunk) = resp.chunk().await.map_err(classify_reqwest)? {
+        if chunk.len() > max - body.len() {
+            return Err(too_large(format!("more than the limit of {max} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every connection with `answer`, then closes.
+    async fn serve(answer: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let _ = sock.write_all(&answer).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    async fn get(url: &str, max: usize) -> Result<Response<Bytes>> {
+        let mut svc = ReqwestService::new(reqwest::Client::new()).with_max_body_bytes(max);
+        let req = Request::get(url).body(Bytes::new()).unwrap();
+        svc.call(req).await
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_by_length_or_by_stream() {
+        // Content-Length says too much: refused before reading.
+        let url =
+            serve(b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999\r\n\r\nabc".to_vec()).await;
+        let e = get(&url, 1024).await.unwrap_err();
+        assert_eq!(e.code(), Some("BodyTooLarge"), "{e}");
+        assert!(e.to_string().contains("99999999999"), "{e}");
+        // No length, a stream that does not stop at the limit.
+        let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..8 {
+            chunked.extend_from_slice(b"200\r\n");
+            chunked.extend_from_slice(&[b'x'; 0x200]);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let url = serve(chunked).await;
+        let e = get(&url, 1024).await.unwrap_err();
+        assert_eq!(e.code(), Some("BodyTooLarge"), "{e}");
+        // Within the limit: read whole.
+        let r = get(&url, 8 * 0x200).await.unwrap();
+        assert_eq!(r.body().len(), 8 * 0x200);
     }
 }

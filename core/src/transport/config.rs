@@ -105,6 +105,7 @@ pub struct TransportConfig {
     pub(crate) default_throttle_pause: Duration,
     pub(crate) limiter_jitter: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) max_body_bytes: usize,
     pub(crate) root_certificates: Vec<Vec<u8>>,
     pub(crate) profiles: Profiles,
 }
@@ -117,6 +118,9 @@ pub(crate) fn class_index(class: ApiClass) -> usize {
         ApiClass::Poll => 3,
     }
 }
+
+/// The default limit on a response body's size (16 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for TransportConfig {
     fn default() -> Self {
@@ -142,6 +146,7 @@ impl Default for TransportConfig {
             default_throttle_pause: Duration::from_secs(1),
             limiter_jitter: Duration::from_millis(5),
             connect_timeout: Duration::from_secs(10),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             root_certificates: Vec::new(),
             profiles: Profiles::default(),
         }
@@ -271,6 +276,14 @@ impl TransportConfig {
     /// Sets the TCP/TLS connect timeout of the reqwest client.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest response body read (default
+    /// [`DEFAULT_MAX_BODY_BYTES`]): a longer `Content-Length` is refused
+    /// before reading, a longer stream is cut off; either fails the call.
+    pub fn with_max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
         self
     }
 
@@ -428,6 +441,12 @@ impl TransportConfig {
             return Err(Error::invalid_config(
                 "connect_timeout",
                 "a connect timeout of zero would fail every call",
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(Error::invalid_config(
+                "max_body_bytes",
+                "a body limit of zero would fail every answer with a body",
             ));
         }
         Ok(())

@@ -84,11 +84,11 @@ use pipeline::{Pipeline, Stack};
 
 pub use classify::{
     body_contains, classify_response, error_for_status, parse_retry_after, retry_after, Outcome,
-    BODY_SCAN_LIMIT,
+    BODY_SCAN_LIMIT, MAX_SERVER_DELAY,
 };
 pub use client::ReqwestService;
 pub use concurrency::{Concurrency, ConcurrencyLayer};
-pub use config::{Backoff, Budget, Limit, Timeouts, TransportConfig};
+pub use config::{Backoff, Budget, Limit, Timeouts, TransportConfig, DEFAULT_MAX_BODY_BYTES};
 pub use key::{is_idempotent, ApiClass, Attempt, Idempotent, Key, OperationName, RequestExt};
 pub use metrics::{
     AttemptMetrics, AttemptMetricsLayer, CallMetrics, CallMetricsLayer, KeyStats, Metrics,

@@ -42,6 +42,35 @@ impl CredentialsSource {
         }
     }
 
+    /// The source a configuration's optional keys name: none of them is the
+    /// default chain, an access key id with its secret (and perhaps a
+    /// session token) is fixed credentials. Half-given keys (an id without
+    /// its secret, a secret without its id, a session token alone) are a
+    /// configuration error naming the keys, never a silent fall back to the
+    /// ambient chain.
+    pub fn from_keys(
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        session_token: Option<String>,
+    ) -> Result<Self> {
+        match (access_key_id, secret_access_key) {
+            (Some(id), Some(secret)) => Ok(Self::fixed(id, secret, session_token)),
+            (None, None) if session_token.is_none() => Ok(CredentialsSource::DefaultChain),
+            (None, None) => Err(Error::invalid_config(
+                "session_token",
+                "given without access_key_id and secret_access_key",
+            )),
+            (Some(_), None) => Err(Error::invalid_config(
+                "secret_access_key",
+                "access_key_id is given without secret_access_key: give both or neither",
+            )),
+            (None, Some(_)) => Err(Error::invalid_config(
+                "access_key_id",
+                "secret_access_key is given without access_key_id: give both or neither",
+            )),
+        }
+    }
+
     /// Checks fixed credentials are not empty; errors name the field.
     pub(crate) fn validate(&self) -> Result<()> {
         if let CredentialsSource::Static {
@@ -105,5 +134,46 @@ impl CredentialsSource {
                 aws_sdk_ec2::config::Builder::from(&shared)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skyfleet_core::ErrorKind;
+
+    fn field(r: Result<CredentialsSource>) -> String {
+        match r.unwrap_err().kind() {
+            ErrorKind::InvalidConfig { field } => field.clone(),
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn half_given_keys_are_a_config_error_naming_the_missing_key() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            CredentialsSource::from_keys(None, None, None).unwrap(),
+            CredentialsSource::DefaultChain
+        );
+        assert!(matches!(
+            CredentialsSource::from_keys(s("AKID"), s("sk"), None).unwrap(),
+            CredentialsSource::Static { .. }
+        ));
+        assert_eq!(
+            field(CredentialsSource::from_keys(s("AKID"), None, None)),
+            "secret_access_key"
+        );
+        assert_eq!(
+            field(CredentialsSource::from_keys(None, s("sk"), None)),
+            "access_key_id"
+        );
+        assert_eq!(
+            field(CredentialsSource::from_keys(None, None, s("tok"))),
+            "session_token"
+        );
+        // The secret never shows in the error.
+        let e = CredentialsSource::from_keys(None, s("hunter2"), None).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

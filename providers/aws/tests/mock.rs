@@ -587,3 +587,28 @@ async fn each_region_has_its_own_client_and_owned_resources_carry_it() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].worker_id.as_deref(), Some("w-us"));
 }
+
+#[tokio::test]
+async fn an_absurd_retry_after_is_clamped_to_max_server_delay() {
+    use skyfleet_core::transport::MAX_SERVER_DELAY;
+    let m = mock().await;
+    let p = provider(m.url(), &transport(1)).await;
+    set_faults(
+        m.url(),
+        json!([{"cloud": "aws", "operation": "*",
+                "effect": {"kind": "throttle", "retry_after_s": 999_999_999_999u64}}]),
+    )
+    .await;
+    let mut w = worker("w-absurd", launch());
+    let e = loop {
+        match p.step(&w).await {
+            Ok(s) => apply_step(&mut w, &s, SystemClock.now()),
+            Err(e) => break e,
+        }
+        assert!(w.phase != Phase::Running, "the throttle was never seen");
+    };
+    assert!(matches!(e.kind(), ErrorKind::Throttled { .. }), "{e:?}");
+    assert_eq!(e.retry_after(), Some(MAX_SERVER_DELAY));
+    // What the scanner does with it stays in range.
+    let _ = SystemClock.now() + e.retry_after().unwrap();
+}

@@ -205,6 +205,22 @@ impl Credential {
         }
     }
 
+    /// Bounds each token refresh by `timeout` instead of
+    /// `REFRESH_TIMEOUT` (30 s): a refresh that takes longer fails that call
+    /// (kind `Timeout`), and the next call tries again. A static token has
+    /// nothing to refresh and is unchanged.
+    pub fn with_refresh_timeout(self, timeout: Duration) -> Self {
+        match self.source {
+            Source::Identity { credential, .. } => Credential {
+                source: Source::Identity {
+                    credential,
+                    cache: TokenCache::new(REFRESH_MARGIN, timeout),
+                },
+            },
+            s @ Source::Static(_) => Credential { source: s },
+        }
+    }
+
     /// Builds the credential `config` names; `ca_pem` is trusted when
     /// talking to the token authority.
     pub fn from_config(config: &CredentialConfig, ca_pem: Option<&str>) -> Result<Self> {
@@ -276,36 +292,7 @@ impl Credential {
 
     /// Picks a credential from the environment (see the module doc).
     pub fn from_environment(ca_pem: Option<&str>) -> Result<Self> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let authority = var("AZURE_AUTHORITY_HOST");
-        let config = if var("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-            CredentialConfig::WorkloadIdentity {
-                tenant_id: None,
-                client_id: None,
-                token_file: None,
-                authority_host: authority,
-            }
-        } else if let (Some(tenant_id), Some(client_id), Some(secret)) = (
-            var("AZURE_TENANT_ID"),
-            var("AZURE_CLIENT_ID"),
-            var("AZURE_CLIENT_SECRET"),
-        ) {
-            CredentialConfig::ClientSecret {
-                tenant_id,
-                client_id,
-                client_secret: Secret::new(secret),
-                authority_host: authority,
-            }
-        } else if var("IDENTITY_ENDPOINT").is_some() || var("MSI_ENDPOINT").is_some() {
-            CredentialConfig::ManagedIdentity {
-                client_id: var("AZURE_CLIENT_ID"),
-            }
-        } else {
-            CredentialConfig::AzureCli {
-                tenant_id: None,
-                subscription: None,
-            }
-        };
+        let config = pick_from_environment(|k| std::env::var(k).ok())?;
         Self::from_config(&config, ca_pem)
     }
 
@@ -340,6 +327,71 @@ impl Credential {
             }
         }
     }
+}
+
+/// The credential the environment names (`var` reads a variable; empty
+/// counts as unset). A half-given client secret (`AZURE_CLIENT_SECRET`
+/// without `AZURE_TENANT_ID` or `AZURE_CLIENT_ID`, or those two without the
+/// secret and no other credential they could belong to) is a configuration
+/// error naming the missing variables, never a silent fall back to another
+/// credential.
+fn pick_from_environment(var: impl Fn(&str) -> Option<String>) -> Result<CredentialConfig> {
+    let var = |k: &str| var(k).filter(|v| !v.is_empty());
+    let federated = var("AZURE_FEDERATED_TOKEN_FILE").is_some();
+    let identity_endpoint = var("IDENTITY_ENDPOINT").is_some() || var("MSI_ENDPOINT").is_some();
+    let (tenant, client, secret) = (
+        var("AZURE_TENANT_ID").is_some(),
+        var("AZURE_CLIENT_ID").is_some(),
+        var("AZURE_CLIENT_SECRET").is_some(),
+    );
+    let half_secret = secret && !(tenant && client);
+    let secret_missing = !secret && tenant && client && !federated && !identity_endpoint;
+    if half_secret || secret_missing {
+        let missing: Vec<&str> = [
+            ("AZURE_TENANT_ID", tenant),
+            ("AZURE_CLIENT_ID", client),
+            ("AZURE_CLIENT_SECRET", secret),
+        ]
+        .into_iter()
+        .filter(|(_, set)| !set)
+        .map(|(k, _)| k)
+        .collect();
+        return Err(Error::invalid_config(
+            missing.join(", "),
+            "a client-secret credential is half given in the environment: set \
+             AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET together",
+        ));
+    }
+    let authority = var("AZURE_AUTHORITY_HOST");
+    let config = if var("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+        CredentialConfig::WorkloadIdentity {
+            tenant_id: None,
+            client_id: None,
+            token_file: None,
+            authority_host: authority,
+        }
+    } else if let (Some(tenant_id), Some(client_id), Some(secret)) = (
+        var("AZURE_TENANT_ID"),
+        var("AZURE_CLIENT_ID"),
+        var("AZURE_CLIENT_SECRET"),
+    ) {
+        CredentialConfig::ClientSecret {
+            tenant_id,
+            client_id,
+            client_secret: Secret::new(secret),
+            authority_host: authority,
+        }
+    } else if var("IDENTITY_ENDPOINT").is_some() || var("MSI_ENDPOINT").is_some() {
+        CredentialConfig::ManagedIdentity {
+            client_id: var("AZURE_CLIENT_ID"),
+        }
+    } else {
+        CredentialConfig::AzureCli {
+            tenant_id: None,
+            subscription: None,
+        }
+    };
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -409,6 +461,83 @@ mod tests {
         let e = c.token().await.unwrap_err();
         assert_eq!(e.kind(), &ErrorKind::Timeout);
         assert_eq!(e.code(), Some("TokenRefreshTimeout"));
+    }
+
+    #[test]
+    fn a_half_given_client_secret_in_the_environment_is_a_config_error_naming_the_keys() {
+        let pick = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            pick_from_environment(move |k| {
+                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        let field = |r: Result<CredentialConfig>| match r.unwrap_err().kind() {
+            ErrorKind::InvalidConfig { field } => field.clone(),
+            k => panic!("{k:?}"),
+        };
+        assert_eq!(
+            field(pick(&[("AZURE_CLIENT_SECRET", "hunter2")])),
+            "AZURE_TENANT_ID, AZURE_CLIENT_ID"
+        );
+        assert_eq!(
+            field(pick(&[
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_SECRET", "s")
+            ])),
+            "AZURE_TENANT_ID"
+        );
+        assert_eq!(
+            field(pick(&[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")])),
+            "AZURE_CLIENT_SECRET"
+        );
+        let e = pick(&[("AZURE_CLIENT_SECRET", "hunter2")]).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        // Whole settings still pick as before.
+        assert!(matches!(
+            pick(&[
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_SECRET", "s")
+            ]),
+            Ok(CredentialConfig::ClientSecret { .. })
+        ));
+        assert!(matches!(
+            pick(&[
+                ("AZURE_CLIENT_ID", "c"),
+                ("IDENTITY_ENDPOINT", "http://169.254.169.254")
+            ]),
+            Ok(CredentialConfig::ManagedIdentity { client_id: Some(_) })
+        ));
+        assert!(matches!(
+            pick(&[
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_FEDERATED_TOKEN_FILE", "/f")
+            ]),
+            Ok(CredentialConfig::WorkloadIdentity { .. })
+        ));
+        assert!(matches!(pick(&[]), Ok(CredentialConfig::AzureCli { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_token_endpoint_that_never_answers_fails_within_the_configured_timeout() {
+        let c = Credential::from_token_credential(Arc::new(Hung))
+            .with_refresh_timeout(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let e = c.token().await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::Timeout);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // The next call is not stuck behind the hung one: it too times out.
+        let started = std::time::Instant::now();
+        assert!(c.token().await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

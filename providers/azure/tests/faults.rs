@@ -284,3 +284,27 @@ async fn garbled_answers_fail_the_step_clearly_without_panic() {
     }
     assert!(seen_garbled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_retry_after_is_clamped_to_max_server_delay() {
+    use skyfleet_core::transport::MAX_SERVER_DELAY;
+    let env = Env::start().await;
+    env.set_faults(json!([{"cloud": "azure", "operation": "*",
+        "effect": {"kind": "throttle", "retry_after_s": 999_999_999_999u64}}]))
+        .await;
+    let mut c = env.config();
+    c.transport.max_attempts = Some(1);
+    let p = AzureBuilder::from_config(c).build().expect("provider");
+    let mut w = worker("absurd-1", launch(false, 0));
+    let e = loop {
+        match p.step(&w).await {
+            Ok(s) => apply_step(&mut w, &s, time::OffsetDateTime::now_utc()),
+            Err(e) => break e,
+        }
+        assert!(w.phase != Phase::Running, "the throttle was never seen");
+    };
+    assert!(matches!(e.kind(), ErrorKind::Throttled { .. }), "{e:?}");
+    assert_eq!(e.retry_after(), Some(MAX_SERVER_DELAY));
+    // What the scanner does with it stays in range.
+    let _ = time::OffsetDateTime::now_utc() + e.retry_after().unwrap();
+}

@@ -236,6 +236,17 @@ impl GcpBuilder {
                 format!("`{}` must be an http(s) URL without a query", self.endpoint),
             ));
         }
+        if e.starts_with("http://") && !is_loopback_url(e) {
+            // Bearer tokens go with every call: plain HTTP only to this machine.
+            return Err(Error::invalid_config(
+                "endpoint",
+                format!(
+                    "`{}`: plain http:// is allowed only for a loopback host \
+                     (127.0.0.1, ::1, localhost); use https://",
+                    self.endpoint
+                ),
+            ));
+        }
         for (i, z) in self.zones.iter().enumerate() {
             if !valid_name(z) {
                 return Err(Error::invalid_config(
@@ -304,6 +315,21 @@ fn valid_project(p: &str) -> bool {
         })
 }
 
+/// Whether `url`'s host is a loopback address or `localhost`.
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(u) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(host) = u.host() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +359,29 @@ mod tests {
             field(ok().with_identity(GcpConfig::new(""))),
             "identity.gcp.audience"
         );
+    }
+
+    #[test]
+    fn plain_http_endpoint_is_refused_unless_loopback() {
+        let b = |e: &str| GcpBuilder::new("my-project").with_endpoint(e);
+        for e in [
+            "http://127.0.0.1:9",
+            "http://127.3.4.5",
+            "http://[::1]:8600/",
+            "http://localhost:8600",
+            "https://compute.example.com",
+        ] {
+            assert!(b(e).build().is_ok(), "{e}");
+        }
+        for e in [
+            "http://compute.googleapis.com",
+            "http://10.0.0.1:8600",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.nip.io",
+            "http://localhost@evil.example.com",
+        ] {
+            assert_eq!(field(b(e)), "endpoint", "{e}");
+        }
     }
 
     #[test]

@@ -53,6 +53,25 @@ impl Credentials {
     pub fn static_token(token: impl Into<String>) -> Self {
         Credentials::StaticToken(token.into())
     }
+
+    /// The credentials a configuration's optional keys name: a static
+    /// token, a service-account key file, or neither ([`Credentials::Auto`]).
+    /// Both at once is a configuration error naming both keys, not a silent
+    /// choice of one.
+    pub fn from_keys(
+        static_token: Option<String>,
+        service_account_file: Option<PathBuf>,
+    ) -> Result<Self> {
+        match (static_token, service_account_file) {
+            (Some(_), Some(_)) => Err(Error::invalid_config(
+                "static_token, service_account_file",
+                "give at most one of static_token and service_account_file",
+            )),
+            (Some(t), None) => Ok(Credentials::StaticToken(t)),
+            (None, Some(f)) => Ok(Credentials::ServiceAccountFile(f)),
+            (None, None) => Ok(Credentials::Auto),
+        }
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -192,5 +211,30 @@ mod tests {
             Credentials::ServiceAccountJson("{\"private_key\":\"k\"}".into())
         );
         assert!(!s.contains("tok-123") && !s.contains("private_key"), "{s}");
+    }
+
+    #[test]
+    fn a_token_and_a_key_file_both_are_a_config_error_naming_both_keys() {
+        let e =
+            Credentials::from_keys(Some("tok-123".into()), Some("key.json".into())).unwrap_err();
+        match e.kind() {
+            ErrorKind::InvalidConfig { field } => {
+                assert_eq!(field, "static_token, service_account_file")
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(!e.to_string().contains("tok-123"), "{e}");
+        assert!(matches!(
+            Credentials::from_keys(None, None).unwrap(),
+            Credentials::Auto
+        ));
+        assert!(matches!(
+            Credentials::from_keys(Some("t".into()), None).unwrap(),
+            Credentials::StaticToken(_)
+        ));
+        assert!(matches!(
+            Credentials::from_keys(None, Some("k.json".into())).unwrap(),
+            Credentials::ServiceAccountFile(_)
+        ));
     }
 }

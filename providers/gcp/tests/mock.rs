@@ -489,3 +489,36 @@ async fn list_owned_without_zones_is_an_error_not_an_empty_answer() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn an_absurd_retry_after_is_clamped_to_max_server_delay() {
+    use skyfleet_core::transport::MAX_SERVER_DELAY;
+    let mock = mock().await;
+    faults(
+        &mock,
+        json!([{"cloud": "gcp", "operation": "*",
+                "effect": {"kind": "throttle", "retry_after_s": 999_999_999_999u64}}]),
+    )
+    .await;
+    let mut c = TransportConfig::default().with_max_attempts(1);
+    for class in ApiClass::ALL {
+        c = c.with_limit("gcp", class, Limit::per_second(5000, 5000));
+    }
+    let one_attempt = Transport::builder().config(c).build().unwrap();
+    let p = config(mock.url())
+        .with_transport(one_attempt)
+        .build()
+        .unwrap();
+    let mut w = worker("w-absurd", ZONE);
+    let e = loop {
+        match p.step(&w).await {
+            Ok(s) => apply_step(&mut w, &s, SystemClock.now()),
+            Err(e) => break e,
+        }
+        assert!(w.phase != Phase::Running, "the throttle was never seen");
+    };
+    assert!(matches!(e.kind(), ErrorKind::Throttled { .. }), "{e:?}");
+    assert_eq!(e.retry_after(), Some(MAX_SERVER_DELAY));
+    // What the scanner does with it stays in range.
+    let _ = SystemClock.now() + e.retry_after().unwrap();
+}
