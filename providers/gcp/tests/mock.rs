@@ -328,7 +328,7 @@ async fn malformed_json_is_a_clear_error() {
         )
     });
     let t = Transport::builder().build_with(garbage).unwrap();
-    let p = config("http://compute.invalid")
+    let p = config("https://compute.invalid")
         .with_transport(t)
         .build()
         .unwrap();
