@@ -259,6 +259,32 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
+    /// The spec of a worker `worker_id` of this pool from its launch config
+    /// `lc`, with the ownership tags every resource of it carries.
+    pub fn worker_spec(
+        &self,
+        lc: &LaunchConfig,
+        worker_id: String,
+        manager_id: &str,
+    ) -> WorkerSpec {
+        WorkerSpec {
+            pool_id: self.pool_id.clone(),
+            provider_id: self.provider_id.clone(),
+            launch_config_id: lc.id.clone(),
+            launch: lc.launch.clone(),
+            capacity: lc.capacity_per_worker,
+            lifecycle: self.lifecycle.clone(),
+            tags: OwnershipTags {
+                manager_id: manager_id.to_string(),
+                pool_id: self.pool_id.clone(),
+                worker_id: worker_id.clone(),
+                provider_id: self.provider_id.clone(),
+                extra: self.tags.clone(),
+            },
+            worker_id,
+        }
+    }
+
     fn default_ratio() -> f64 {
         1.0
     }

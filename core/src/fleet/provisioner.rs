@@ -21,9 +21,7 @@ use super::lifecycle::{mark_removed, RemovalReason};
 use super::{scanner, Shared};
 use crate::error::{Error, Result};
 use crate::metrics_catalogue as names;
-use crate::model::{
-    DesiredState, LaunchConfig, OwnershipTags, Phase, PoolConfig, Worker, WorkerSpec,
-};
+use crate::model::{DesiredState, LaunchConfig, Phase, PoolConfig, Worker};
 use crate::store::{PoolDecision, WorkerFilter};
 
 /// What one provisioning pass did for a pool.
@@ -193,24 +191,7 @@ pub(super) async fn provision_pass(
             })
             .clone()
         };
-        let spec = WorkerSpec {
-            worker_id: new_worker_id(&pool.pool_id),
-            pool_id: pool.pool_id.clone(),
-            provider_id: pool.provider_id.clone(),
-            launch_config_id: lc.id.clone(),
-            launch: lc.launch.clone(),
-            capacity: lc.capacity_per_worker,
-            lifecycle: pool.lifecycle.clone(),
-            tags: OwnershipTags {
-                manager_id: shared.config.manager_id.clone(),
-                pool_id: pool.pool_id.clone(),
-                worker_id: String::new(),
-                provider_id: pool.provider_id.clone(),
-                extra: pool.tags.clone(),
-            },
-        };
-        let mut spec = spec;
-        spec.tags.worker_id = spec.worker_id.clone();
+        let spec = pool.worker_spec(&lc, new_worker_id(&pool.pool_id), &shared.config.manager_id);
         let mut w = Worker::new(spec, now);
         w.partition = provider.partition(&w);
         // Created already leased to us: we step it right away, and the

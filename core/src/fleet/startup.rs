@@ -10,7 +10,7 @@ use super::lifecycle::RemovalReason;
 use super::{Fleet, Shared};
 use crate::error::ErrorKind;
 use crate::metrics_catalogue as m;
-use crate::model::{OwnershipTags, Phase, Worker, WorkerSpec};
+use crate::model::{Phase, Worker};
 use crate::provider::names;
 use crate::transport::ApiClass;
 
@@ -52,22 +52,7 @@ fn summaries(shared: &Shared) -> Vec<ProviderSummary> {
             {
                 for lc in &pool.launch_configs {
                     let probe = Worker::new(
-                        WorkerSpec {
-                            worker_id: "probe".into(),
-                            pool_id: pool.pool_id.clone(),
-                            provider_id: pool.provider_id.clone(),
-                            launch_config_id: lc.id.clone(),
-                            launch: lc.launch.clone(),
-                            capacity: lc.capacity_per_worker,
-                            lifecycle: pool.lifecycle.clone(),
-                            tags: OwnershipTags {
-                                manager_id: shared.config.manager_id.clone(),
-                                pool_id: pool.pool_id.clone(),
-                                worker_id: "probe".into(),
-                                provider_id: pool.provider_id.clone(),
-                                extra: Default::default(),
-                            },
-                        },
+                        pool.worker_spec(lc, "probe".into(), &shared.config.manager_id),
                         now,
                     );
                     if let Some(part) = p.partition(&probe) {
