@@ -12,6 +12,7 @@
 //! - [`store`]: memory, SQLite (embedded default) and PostgreSQL (replicas),
 //!   with leases and optimistic concurrency.
 //! - [`transport`]: the tower stack every cloud call flows through.
+//! - [`protocol`]: what a worker's agent and the manager say to each other.
 //! - [`fleet`]: the runtime a worker-manager embeds: provisioner, per-provider
 //!   scanners, estimator, orphan sweeper.
 //! - `testing` (feature `testing`, not a stable API): an in-memory fake
@@ -26,6 +27,7 @@ mod log_gate;
 pub mod metrics_catalogue;
 pub mod model;
 pub mod operation;
+pub mod protocol;
 pub mod provider;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, ErrorKind};
@@ -20,9 +20,11 @@ use crate::provider::support::Secret;
 
 /// What a machine presents to prove it is a worker, as its cloud issues it.
 ///
-/// Reads from the JSON a worker sends (`{"kind": "aws_document", ...}`).
-/// `Debug` shows only sizes: a token or document is a credential.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// Reads from the JSON a worker sends (`{"kind": "aws_document", ...}`),
+/// and writes it (an agent sending it; a static secret is written in
+/// clear, as the worker must send it). `Debug` shows only sizes: a token or
+/// document is a credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum IdentityProof {
@@ -60,6 +62,7 @@ pub enum IdentityProof {
     /// Static machines: the per-worker secret handed out at creation.
     StaticSecret {
         /// The secret.
+        #[serde(serialize_with = "crate::provider::support::secret::serialize_exposed")]
         secret: Secret,
     },
 }

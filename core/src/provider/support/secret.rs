@@ -38,6 +38,16 @@ impl Secret {
     }
 }
 
+/// Serializes a secret's value: only for wire types that carry one to its
+/// owner (a proof to the manager, a worker secret to its worker); stored
+/// records never use it.
+pub(crate) fn serialize_exposed<S: serde::Serializer>(
+    secret: &Secret,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Secret(value)
