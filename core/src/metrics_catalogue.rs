@@ -59,6 +59,8 @@ pub const REQUESTED_PAST_HALF_DEADLINE: &str = "skyfleet_workers_requested_past_
 pub const WORKER_TRANSITIONS: &str = "skyfleet_worker_transitions_total";
 /// Workers marked for removal, by reason (counter; `pool`, `reason`).
 pub const WORKER_REMOVALS: &str = "skyfleet_worker_removals_total";
+/// Workers asked to drain, by reason (counter; `pool`, `reason`).
+pub const WORKER_DRAINS: &str = "skyfleet_worker_drains_total";
 /// Errors reported against pools (counter; `pool`, `kind`).
 pub const ERRORS: &str = "skyfleet_errors_total";
 /// Steps taken (counter; `provider`, `outcome`).
@@ -135,7 +137,13 @@ pub const CATALOGUE: &[MetricInfo] = &[
         name: WORKER_REMOVALS,
         kind: MetricType::Counter,
         labels: &["pool", "reason"],
-        help: "Workers marked for removal, by reason: provisioning_deadline, registration_timeout, reregistration_timeout, inactivity_timeout, scale_down, operator.",
+        help: "Workers marked for removal, by reason: provisioning_deadline, registration_timeout, reregistration_timeout, inactivity_timeout, scale_down, operator, heartbeat_timeout, drain_timeout, drained.",
+    },
+    MetricInfo {
+        name: WORKER_DRAINS,
+        kind: MetricType::Counter,
+        labels: &["pool", "reason"],
+        help: "Registered workers asked to drain (they finish their work, confirm, then go), by reason: scale_in, idle_timeout, max_tasks, max_lifetime.",
     },
     MetricInfo {
         name: ERRORS,

@@ -19,8 +19,21 @@
 //! the final subtraction is gone. And since claimed tasks can only run on
 //! running workers, idle capacity is `requested + max(0, running - claimed)`.
 //!
-//! Scale-down uses the target `clamp((pending + claimed) * ratio, min, max)`:
-//! capacity above it, and not busy with claimed work, is surplus.
+//! Scale-down uses the target `clamp(pending + claimed + min_idle, min,
+//! max)`: capacity above it, and not busy with claimed work, is surplus; a
+//! pass that spawns removes nothing. (The ratio is left out of the target on
+//! purpose: Taskcluster's `(pending + claimed) * ratio` target sits below
+//! what its spawn formula climbs back to, so a pool under constant demand
+//! with a ratio below 1 was grown and shrunk on alternate passes.)
+//!
+//! Two additions serve warm pools and registered workers:
+//! - `min_idle` (a pool setting) is idle capacity kept on top of the pending
+//!   work: desired grows until `idle - pending >= min_idle` (within max),
+//!   and the scale-down target keeps it.
+//! - When workers report what they run ([`Capacity::busy`], the sum of the
+//!   capacity their heartbeats say is in use), busy capacity is the larger of
+//!   that and the queue's claimed count, so a queue that lags behind its
+//!   workers never makes busy capacity look idle.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +44,12 @@ pub struct Capacity {
     pub requested: u64,
     /// Capacity of running workers.
     pub running: u64,
-    /// Capacity of workers being torn down.
+    /// Capacity of workers being torn down (or drained).
     pub stopping: u64,
+    /// Capacity in use as reported by heartbeating workers; `None` when no
+    /// worker reports (today's formula then uses the queue's claimed count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy: Option<u64>,
 }
 
 /// Work waiting and work in progress for a pool.
@@ -53,6 +70,8 @@ pub struct Bounds {
     pub max: u64,
     /// Share of pending work to provision for, in (0, 1].
     pub ratio: f64,
+    /// Idle capacity kept on top of pending work (the pool's `min_idle`).
+    pub min_idle: u64,
 }
 
 /// The estimator's answer.
@@ -75,25 +94,45 @@ pub struct Estimate {
 /// is clamped to `bounds.max`.
 pub fn estimate(bounds: Bounds, have: Capacity, demand: PoolDemand) -> Estimate {
     let existing = have.requested.saturating_add(have.running);
+    // What workers say they run, when they say, never below the queue's view.
+    let claimed = have
+        .busy
+        .map_or(demand.claimed, |b| b.max(demand.claimed));
     // Claimed tasks run on running workers; requested workers are idle
     // capacity on its way.
     let idle = have
         .requested
-        .saturating_add(have.running.saturating_sub(demand.claimed));
+        .saturating_add(have.running.saturating_sub(claimed));
     let adjusted = demand.pending.saturating_sub(idle);
+    // Idle capacity left once pending work is placed, short of min_idle.
+    let warm_short = bounds
+        .min_idle
+        .saturating_sub(idle.saturating_sub(demand.pending));
     let non_stopped = existing.saturating_add(have.stopping);
     // `as u64` saturates on floats past u64::MAX.
-    let wanted = ((adjusted as f64 * bounds.ratio).ceil() as u64).saturating_add(non_stopped);
+    let wanted = ((adjusted as f64 * bounds.ratio).ceil() as u64)
+        .saturating_add(warm_short)
+        .saturating_add(non_stopped);
     let desired = wanted.min(bounds.max).max(bounds.min);
     let to_spawn = desired.saturating_sub(non_stopped);
 
-    let work = demand.pending.saturating_add(demand.claimed);
-    let target = ((work as f64 * bounds.ratio).ceil() as u64)
+    // The ratio slows growth; it does not shrink the scale-down target:
+    // a target of `ratio * work` sits below what the spawn formula climbs
+    // back to under constant demand, and the pool would oscillate.
+    let target = demand
+        .pending
+        .saturating_add(claimed)
+        .saturating_add(bounds.min_idle)
         .min(bounds.max)
         .max(bounds.min);
     // Never count busy (claimed) capacity as surplus.
-    let keep = target.max(demand.claimed.min(existing));
-    let surplus = existing.saturating_sub(keep);
+    let keep = target.max(claimed.min(existing));
+    // A pass that grows the pool removes nothing.
+    let surplus = if to_spawn > 0 {
+        0
+    } else {
+        existing.saturating_sub(keep)
+    };
     Estimate {
         to_spawn,
         surplus,
@@ -114,6 +153,7 @@ mod tests {
             requested: 3,
             running: 5,
             stopping: 2,
+            busy: None,
         };
         for (pending, claimed) in [(u64::MAX, 0), (u64::MAX - 1, u64::MAX), (u64::MAX, 7)] {
             let e = estimate(b(0, 40), have, PoolDemand { pending, claimed });
@@ -128,6 +168,7 @@ mod tests {
             min,
             max,
             ratio: 1.0,
+            min_idle: 0,
         }
     }
 
@@ -175,8 +216,8 @@ mod tests {
             ratio in 0.05f64..=1.0,
         ) {
             let max = min + extra;
-            let bounds = Bounds { min, max, ratio };
-            let have = Capacity { requested, running, stopping };
+            let bounds = Bounds { min, max, ratio, min_idle: 0 };
+            let have = Capacity { requested, running, stopping, busy: None };
             let e = estimate(bounds, have, PoolDemand { pending, claimed });
             let non_stopped = requested + running + stopping;
             // Never above max: spawning never takes the total past max.
@@ -190,6 +231,58 @@ mod tests {
             }
             // Surplus never cuts into busy capacity.
             prop_assert!(requested + running - e.surplus >= claimed.min(requested + running));
+        }
+    }
+
+    proptest! {
+        /// With min_idle: never above max; idle capacity left after the
+        /// pending work is placed reaches min_idle unless max stops it; a
+        /// pass never both spawns and removes.
+        #[test]
+        fn warm_pool_invariants(
+            min in 0u64..20, extra in 0u64..100, min_idle in 0u64..30,
+            requested in 0u64..100, running in 0u64..100, stopping in 0u64..20,
+            pending in 0u64..200, claimed in 0u64..150, busy in proptest::option::of(0u64..150),
+            ratio in 0.05f64..=1.0,
+        ) {
+            let max = min + extra;
+            let bounds = Bounds { min, max, ratio, min_idle };
+            let have = Capacity { requested, running, stopping, busy };
+            let e = estimate(bounds, have, PoolDemand { pending, claimed });
+            let non_stopped = requested + running + stopping;
+            prop_assert!(e.to_spawn == 0 || non_stopped + e.to_spawn <= max);
+            prop_assert!(e.to_spawn == 0 || e.surplus == 0);
+            if ratio == 1.0 && e.desired < max {
+                prop_assert!(e.idle + e.to_spawn >= pending + min_idle);
+            }
+            let busy_now = busy.map_or(claimed, |b| b.max(claimed));
+            prop_assert!(requested + running - e.surplus >= busy_now.min(requested + running));
+        }
+
+        /// Under constant demand the pool settles: after a few passes (new
+        /// capacity starting between passes) nothing is spawned or removed,
+        /// and it stays so.
+        #[test]
+        fn no_oscillation_under_constant_demand(
+            min in 0u64..10, extra in 1u64..80, min_idle in 0u64..10,
+            pending in 0u64..60, claimed in 0u64..40, running in 0u64..60,
+            ratio in 0.05f64..=1.0,
+        ) {
+            let max = min + extra;
+            let bounds = Bounds { min, max, ratio, min_idle: min_idle.min(max) };
+            let mut have = Capacity { running, ..Default::default() };
+            let mut quiet_since = None;
+            for pass in 0..200 {
+                let e = estimate(bounds, have, PoolDemand { pending, claimed });
+                if e.to_spawn == 0 && e.surplus == 0 {
+                    quiet_since.get_or_insert(pass);
+                } else {
+                    prop_assert!(quiet_since.is_none(), "moved again at pass {pass} after settling: {e:?}");
+                }
+                have.running = have.running + have.requested + e.to_spawn - e.surplus;
+                have.requested = 0;
+            }
+            prop_assert!(quiet_since.is_some());
         }
     }
 }

@@ -188,6 +188,17 @@ pub(crate) fn emit(w: &Worker, t: &Transition) {
     }
 }
 
+/// Logs that `w` was asked to drain, and counts it.
+pub(crate) fn drain_requested(w: &Worker, reason: crate::model::DrainReason) {
+    let pool = w.spec.pool_id.as_str();
+    metrics::counter!(m::WORKER_DRAINS, "pool" => pool.to_string(), "reason" => reason.as_str())
+        .increment(1);
+    tracing::info!(
+        target: TARGET, event = "worker.draining", pool, worker = w.id(),
+        provider = w.spec.provider_id.as_str(), reason = reason.as_str(), "worker asked to drain"
+    );
+}
+
 /// Logs an estimator decision for `pool`: what it saw and what was done.
 pub(crate) fn pool_target(
     pool: &PoolConfig,

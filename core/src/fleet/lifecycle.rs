@@ -25,18 +25,32 @@ pub enum RemovalReason {
     ScaleDown,
     /// An operator asked for it (`skyfleet remove`, [`request_removal`]).
     Operator,
+    /// Its agent sent no heartbeat within the heartbeat timeout.
+    HeartbeatTimeout,
+    /// It was asked to drain and still reported work at the drain deadline.
+    DrainTimeout,
+    /// It was asked to drain and confirmed it holds no work.
+    Drained,
 }
 
 impl RemovalReason {
     /// Every reason, in a fixed order (metrics register each at zero).
-    pub const ALL: [RemovalReason; 6] = [
+    pub const ALL: [RemovalReason; 9] = [
         RemovalReason::ProvisioningDeadline,
         RemovalReason::RegistrationTimeout,
         RemovalReason::ReregistrationTimeout,
         RemovalReason::Inactive,
         RemovalReason::ScaleDown,
         RemovalReason::Operator,
+        RemovalReason::HeartbeatTimeout,
+        RemovalReason::DrainTimeout,
+        RemovalReason::Drained,
     ];
+
+    /// The reason whose [`label`](Self::label) is `label`.
+    pub fn from_label(label: &str) -> Option<RemovalReason> {
+        Self::ALL.into_iter().find(|r| r.label() == label)
+    }
 
     /// A stable description recorded on the worker and in pool errors.
     pub fn as_str(self) -> &'static str {
@@ -47,6 +61,9 @@ impl RemovalReason {
             RemovalReason::Inactive => "inactivity timeout",
             RemovalReason::ScaleDown => "scale down",
             RemovalReason::Operator => "operator",
+            RemovalReason::HeartbeatTimeout => "heartbeat timeout",
+            RemovalReason::DrainTimeout => "drain timeout",
+            RemovalReason::Drained => "drained",
         }
     }
 
@@ -60,6 +77,9 @@ impl RemovalReason {
             RemovalReason::Inactive => "inactivity_timeout",
             RemovalReason::ScaleDown => "scale_down",
             RemovalReason::Operator => "operator",
+            RemovalReason::HeartbeatTimeout => "heartbeat_timeout",
+            RemovalReason::DrainTimeout => "drain_timeout",
+            RemovalReason::Drained => "drained",
         }
     }
 }
@@ -84,9 +104,9 @@ pub fn expired(worker: &Worker, now: OffsetDateTime) -> Option<RemovalReason> {
                 Some(t) if now >= t + l.reregistration_timeout => {
                     Some(RemovalReason::ReregistrationTimeout)
                 }
-                Some(t) if l.inactivity_timeout.is_some_and(|d| now >= t + d) => {
-                    Some(RemovalReason::Inactive)
-                }
+                // The inactivity timeout counts from the last heartbeat,
+                // which lives in the registration: the provisioner's pass
+                // checks it (`supervision`).
                 _ => None,
             }
         }
@@ -109,10 +129,7 @@ pub fn next_limit(worker: &Worker) -> Option<OffsetDateTime> {
             let running_at = worker.running_at.unwrap_or(worker.created_at);
             match worker.registered_at {
                 None => Some(running_at + l.registration_timeout),
-                Some(t) => {
-                    let renew = t + l.reregistration_timeout;
-                    Some(l.inactivity_timeout.map_or(renew, |d| renew.min(t + d)))
-                }
+                Some(t) => Some(t + l.reregistration_timeout),
             }
         }
         _ => None,
@@ -202,11 +219,11 @@ mod tests {
             Some(RemovalReason::RegistrationTimeout)
         );
         w.registered_at = Some(t + Duration::from_secs(30));
-        w.spec.lifecycle.inactivity_timeout = Some(Duration::from_secs(100));
+        w.spec.lifecycle.reregistration_timeout = Duration::from_secs(100);
         assert_eq!(expired(&w, t + Duration::from_secs(61)), None);
         assert_eq!(
             expired(&w, t + Duration::from_secs(131)),
-            Some(RemovalReason::Inactive)
+            Some(RemovalReason::ReregistrationTimeout)
         );
         mark_removed(&mut w, RemovalReason::ScaleDown, t);
         assert_eq!(expired(&w, t + Duration::from_secs(1000)), None);
@@ -227,7 +244,7 @@ mod tests {
         assert_eq!(expired(&w, at - Duration::from_millis(1)), None);
         assert_eq!(expired(&w, at), Some(RemovalReason::RegistrationTimeout));
         w.registered_at = Some(t + Duration::from_secs(30));
-        w.spec.lifecycle.inactivity_timeout = Some(Duration::from_secs(100));
+        w.spec.lifecycle.reregistration_timeout = Duration::from_secs(100);
         assert_eq!(next_limit(&w), Some(t + Duration::from_secs(130)));
         w.phase = Phase::Stopping;
         assert_eq!(next_limit(&w), None);

@@ -51,7 +51,10 @@ pub mod lifecycle;
 pub mod provisioner;
 mod scanner;
 mod startup;
+mod supervision;
 pub mod sweeper;
+mod worker_api;
+mod worker_secret;
 
 pub use demand::{Demand, FixedDemand};
 pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
@@ -189,6 +192,9 @@ pub(crate) struct Shared {
     last_targets: Mutex<HashMap<String, (u64, u64)>>,
     /// Rate limit of throttle and capacity warnings, per key.
     warnings: LogGate,
+    /// When each pool last scaled in (its `scale_in_cooldown` counts from
+    /// it; one entry per configured pool).
+    last_scale_in: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
 /// The fleet runtime.
@@ -330,6 +336,7 @@ impl FleetBuilder {
                 partitions_changed: tokio::sync::Notify::new(),
                 last_targets: Mutex::new(HashMap::new()),
                 warnings: LogGate::default(),
+                last_scale_in: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -450,7 +457,10 @@ impl Fleet {
         sweeper::sweep(&self.shared, &mut HashMap::new()).await
     }
 
-    /// Records that a worker registered (or renewed its registration).
+    /// Records that a worker registered (or renewed its registration)
+    /// without the worker API: no proof, secret or heartbeats, so scale-in
+    /// may remove it directly. Workers with an agent use
+    /// [`register`](Fleet::register) instead.
     pub async fn register_worker(&self, worker_id: &str) -> Result<()> {
         for _ in 0..5 {
             let Some(mut w) = self.shared.store.get_worker(worker_id).await? else {

@@ -9,7 +9,7 @@
 //! worker **immediately**, so the first cloud request goes out at once rather
 //! than on the next scan. Surplus capacity is removed newest first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +17,10 @@ use rand::Rng;
 
 use super::estimator::{estimate, Bounds, Capacity, Estimate};
 use super::events::{self, ScaleIn, Transition};
-use super::lifecycle::{mark_removed, RemovalReason};
-use super::{scanner, Shared};
+use super::{scanner, supervision, Shared};
 use crate::error::{Error, Result};
 use crate::metrics_catalogue as names;
-use crate::model::{DesiredState, LaunchConfig, Phase, PoolConfig, Worker};
+use crate::model::{DesiredState, LaunchConfig, Phase, PoolConfig, Registration, Worker};
 use crate::store::{PoolDecision, WorkerFilter};
 
 /// What one provisioning pass did for a pool.
@@ -33,6 +32,8 @@ pub struct PoolReport {
     pub created: u64,
     /// Workers marked for removal.
     pub removed: u64,
+    /// Registered workers asked to drain.
+    pub drained: u64,
     /// Whether another replica holds the pool (nothing was done).
     pub skipped: bool,
 }
@@ -137,16 +138,12 @@ pub(super) async fn provision_pass(
             Phase::Stopping,
         ]))
         .await?;
-    let mut have = Capacity::default();
-    for w in &workers {
-        let c = w.spec.capacity as u64;
-        match (w.desired, w.phase) {
-            (DesiredState::Removed, _) | (_, Phase::Stopping) => have.stopping += c,
-            (_, Phase::Requested) => have.requested += c,
-            (_, Phase::Running) => have.running += c,
-            _ => {}
-        }
-    }
+    let registrations = shared.store.list_registrations(&pool.pool_id).await?;
+    let regs: HashMap<&str, &Registration> = registrations
+        .iter()
+        .map(|r| (r.worker_id.as_str(), r))
+        .collect();
+    let have = count_capacity(&workers, &regs);
     record_worker_gauges(pool, &workers, now);
     let demand = shared.demand.demand(&pool.pool_id).await?;
     let est = estimate(
@@ -154,6 +151,7 @@ pub(super) async fn provision_pass(
             min: pool.min_capacity as u64,
             max: pool.max_capacity as u64,
             ratio: pool.scaling_ratio,
+            min_idle: pool.min_idle as u64,
         },
         have,
         demand,
@@ -223,47 +221,34 @@ pub(super) async fn provision_pass(
         }
     }
 
-    if est.surplus > 0 {
-        let mut candidates: Vec<&Worker> = workers
-            .iter()
-            .filter(|w| w.desired == DesiredState::Running && !w.phase.is_final())
-            // Leased workers are being stepped; their version will move anyway.
-            .filter(|w| w.lease_owner.is_none() || w.lease_expires_at.is_none_or(|t| t <= now))
-            .collect();
-        // Newest first; unregistered (idle) before registered.
-        candidates.sort_by_key(|w| (w.registered_at.is_some(), std::cmp::Reverse(w.created_at)));
-        let mut left = est.surplus;
-        for w in candidates {
-            if left == 0 {
-                break;
-            }
-            let cap = w.spec.capacity as u64;
-            if cap > left {
-                continue;
-            }
-            let mut w = w.clone();
-            mark_removed(&mut w, RemovalReason::ScaleDown, now);
-            match shared.store.update_worker(&w).await {
-                Ok(stored) => {
-                    left -= cap;
-                    report.removed += 1;
-                    let scale = ScaleIn {
-                        demand,
-                        have,
-                        estimate: est,
-                    };
-                    events::emit(
-                        &stored,
-                        &Transition::Removed {
-                            reason: RemovalReason::ScaleDown,
-                            scale: Some(scale),
-                        },
-                    );
-                }
-                Err(e) => tracing::debug!(worker = w.id(), error = %e, "scale-down skipped"),
-            }
+    // Lifecycle decisions about registered workers, then the scale-in.
+    let mut decisions = supervision::plan(pool, &workers, &regs, now);
+    let cooled = shared
+        .last_scale_in
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&pool.pool_id)
+        .is_none_or(|t| now >= *t + pool.scale_in_cooldown);
+    if est.surplus > 0 && cooled {
+        let decided: Vec<&str> = decisions.iter().map(|d| d.worker_id()).collect();
+        let picked = supervision::scale_in(&workers, &regs, est.surplus, &shared.owner, &decided, now);
+        if !picked.is_empty() {
+            shared
+                .last_scale_in
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(pool.pool_id.clone(), now);
         }
+        decisions.extend(picked);
     }
+    let scale = ScaleIn {
+        demand,
+        have,
+        estimate: est,
+    };
+    let (removed, drained) = supervision::apply(shared, &decisions, &regs, Some(scale)).await?;
+    report.removed = removed;
+    report.drained = drained;
     let changed = {
         let mut last = shared
             .last_targets
@@ -292,6 +277,30 @@ pub(super) async fn provision_pass(
         tracing::debug!(pool = %pool.pool_id, error = %e, "could not record the pool decision");
     }
     Ok(report)
+}
+
+/// The pool's capacity by state. Workers asked to drain (or being removed)
+/// count as stopping, so a scale-in never picks more for the same surplus;
+/// what registered workers report in use is [`Capacity::busy`].
+fn count_capacity(workers: &[Worker], regs: &HashMap<&str, &Registration>) -> Capacity {
+    let mut have = Capacity::default();
+    for w in workers {
+        let c = u64::from(w.spec.capacity);
+        let reg = regs.get(w.id()).copied();
+        let leaving = reg.is_some_and(|r| r.drain.is_some() || r.removal.is_some());
+        match (w.desired, w.phase) {
+            (DesiredState::Removed, _) | (_, Phase::Stopping) => have.stopping += c,
+            _ if leaving => have.stopping += c,
+            (_, Phase::Requested) => have.requested += c,
+            (_, Phase::Running) => have.running += c,
+            _ => {}
+        }
+        if let Some(r) = reg.filter(|_| w.desired == DesiredState::Running && !leaving) {
+            let used = u64::from(r.capacity_used.min(w.spec.capacity));
+            have.busy = Some(have.busy.unwrap_or(0) + used);
+        }
+    }
+    have
 }
 
 /// Sets the pool's worker gauges from its live workers: counts by phase,

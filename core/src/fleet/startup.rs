@@ -99,6 +99,10 @@ pub(super) fn register_metrics(shared: &Shared) {
             metrics::counter!(m::WORKER_REMOVALS, "pool" => id.clone(), "reason" => r.label())
                 .increment(0);
         }
+        for r in crate::model::DrainReason::ALL {
+            metrics::counter!(m::WORKER_DRAINS, "pool" => id.clone(), "reason" => r.as_str())
+                .increment(0);
+        }
         for kind in ErrorKind::NAMES {
             metrics::counter!(m::ERRORS, "pool" => id.clone(), "kind" => kind).increment(0);
         }

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::{Claim, PartitionFilter, PoolDecision, PoolError, WorkerFilter, WorkerStore};
 use crate::error::ErrorKind;
 use crate::fleet::{Capacity, Estimate, PoolDemand};
-use crate::model::{Phase, Worker};
+use crate::model::{DrainReason, Phase, Registration, Worker};
 use crate::testing::fixtures;
 
 /// Two handles on one fresh database.
@@ -65,6 +65,7 @@ where
     pool_decisions(make().await).await;
     pool_leases(make().await).await;
     concurrent_claims_are_disjoint(make().await).await;
+    registrations(make().await).await;
 }
 
 async fn create_get_and_duplicates((s, _): StorePair) {
@@ -407,6 +408,7 @@ async fn pool_decisions((a, b): StorePair) {
             requested: 2,
             running: 1,
             stopping: 0,
+            busy: Some(1),
         },
         estimate: Estimate {
             to_spawn: 2,
@@ -510,4 +512,52 @@ async fn concurrent_claims_are_disjoint((a, b): StorePair) {
         assert!(seen.insert(id.clone()), "worker {id} was claimed twice");
     }
     assert_eq!(seen.len(), n, "every due worker was claimed");
+}
+
+async fn registrations((a, b): StorePair) {
+    let now = t0();
+    a.create_worker(&worker("w-r1", "p", "aws", now))
+        .await
+        .expect("create");
+    let r = Registration::new("w-r1", "p", "ab".repeat(32), now, now + Duration::from_secs(60));
+    let created = a.create_registration(&r).await.expect("register");
+    assert_eq!(created.version, 1, "registrations: version starts at 1");
+    assert_eq!(
+        b.get_registration("w-r1").await.expect("get"),
+        Some(created.clone()),
+        "registrations: a second replica reads it exactly"
+    );
+    // Registration happens once, whichever replica is asked.
+    let again = b.create_registration(&r).await.expect_err("twice");
+    assert_eq!(again.kind(), &ErrorKind::AlreadyExists, "registrations: {again}");
+    // Updates are fenced by the version.
+    let mut busy = created.clone();
+    busy.activity = crate::protocol::Activity::Busy;
+    busy.idle_since = None;
+    let stored = a.update_registration(&busy).await.expect("update");
+    assert_eq!(stored.version, 2);
+    let mut stale = created.clone();
+    stale.drain = Some(crate::model::Drain {
+        reason: DrainReason::ScaleIn,
+        requested_at: now,
+        deadline: None,
+        drained_at: None,
+    });
+    let e = b.update_registration(&stale).await.expect_err("stale");
+    assert_eq!(e.kind(), &ErrorKind::Conflict, "registrations: {e}");
+    assert_eq!(b.get_registration("w-r1").await.expect("get"), Some(stored));
+    let mut ghost = r.clone();
+    ghost.worker_id = "w-none".into();
+    ghost.version = 1;
+    let e = a.update_registration(&ghost).await.expect_err("missing");
+    assert_eq!(e.kind(), &ErrorKind::NotFound, "registrations: {e}");
+    // Listed per pool; deleted with the worker.
+    let other = Registration::new("w-r2", "q", "cd".repeat(32), now, now);
+    a.create_registration(&other).await.expect("register");
+    let listed = b.list_registrations("p").await.expect("list");
+    assert_eq!(listed.len(), 1, "registrations: per pool");
+    assert_eq!(listed[0].worker_id, "w-r1");
+    a.delete_worker("w-r1").await.expect("delete");
+    assert!(b.get_registration("w-r1").await.expect("get").is_none());
+    assert_eq!(b.list_registrations("q").await.expect("list").len(), 1);
 }

@@ -10,7 +10,7 @@ use super::{
     sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup, WorkerFilter, WorkerStore,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::Worker;
+use crate::model::{Registration, Worker};
 
 /// Worker records in a `HashMap` behind a mutex.
 #[derive(Debug, Default)]
@@ -24,6 +24,7 @@ struct Inner {
     errors: Vec<PoolError>,
     pool_leases: HashMap<String, (String, OffsetDateTime)>,
     decisions: BTreeMap<String, PoolDecision>,
+    registrations: BTreeMap<String, Registration>,
 }
 
 impl MemoryStore {
@@ -164,7 +165,9 @@ impl WorkerStore for MemoryStore {
     }
 
     async fn delete_worker(&self, worker_id: &str) -> Result<()> {
-        self.lock().workers.remove(worker_id);
+        let mut g = self.lock();
+        g.workers.remove(worker_id);
+        g.registrations.remove(worker_id);
         Ok(())
     }
 
@@ -235,5 +238,56 @@ impl WorkerStore for MemoryStore {
 
     async fn list_pool_decisions(&self) -> Result<Vec<PoolDecision>> {
         Ok(self.lock().decisions.values().cloned().collect())
+    }
+
+    async fn create_registration(&self, registration: &Registration) -> Result<Registration> {
+        let mut g = self.lock();
+        if g.registrations.contains_key(&registration.worker_id) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("worker {} registered already", registration.worker_id),
+            ));
+        }
+        let mut r = registration.clone();
+        r.version = 1;
+        g.registrations.insert(r.worker_id.clone(), r.clone());
+        Ok(r)
+    }
+
+    async fn get_registration(&self, worker_id: &str) -> Result<Option<Registration>> {
+        Ok(self.lock().registrations.get(worker_id).cloned())
+    }
+
+    async fn update_registration(&self, registration: &Registration) -> Result<Registration> {
+        let mut g = self.lock();
+        let Some(cur) = g.registrations.get_mut(&registration.worker_id) else {
+            return Err(Error::not_found(format!(
+                "registration of worker {} not found",
+                registration.worker_id
+            )));
+        };
+        if cur.version != registration.version {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "registration of worker {} changed: version {} in store, {} in update",
+                    registration.worker_id, cur.version, registration.version
+                ),
+            ));
+        }
+        let mut r = registration.clone();
+        r.version += 1;
+        *cur = r.clone();
+        Ok(r)
+    }
+
+    async fn list_registrations(&self, pool_id: &str) -> Result<Vec<Registration>> {
+        Ok(self
+            .lock()
+            .registrations
+            .values()
+            .filter(|r| r.pool_id == pool_id)
+            .cloned()
+            .collect())
     }
 }

@@ -91,6 +91,18 @@ CREATE TABLE pool_decisions (
 );
 CREATE INDEX pool_errors_reported ON pool_errors (reported_at);
 "#,
+    // Registrations of workers' agents (secret digest, heartbeats, drain),
+    // apart from the worker rows: heartbeats then never bump a worker's
+    // version under a scanner's step (model::registration).
+    r#"
+CREATE TABLE worker_registrations (
+    worker_id        TEXT PRIMARY KEY NOT NULL,
+    pool_id          TEXT NOT NULL,
+    version          {int} NOT NULL,
+    body             TEXT NOT NULL
+);
+CREATE INDEX worker_registrations_pool ON worker_registrations (pool_id);
+"#,
 ];
 
 /// The migrations in order, with `types` substituted.

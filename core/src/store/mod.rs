@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use crate::error::{ErrorKind, Result};
 
 use crate::fleet::{Capacity, Estimate, PoolDemand};
-use crate::model::{Phase, Worker};
+use crate::model::{Phase, Registration, Worker};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
@@ -221,7 +221,8 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// Drops every lease `owner` holds (clean shutdown).
     async fn release_all(&self, owner: &str) -> Result<u64>;
 
-    /// Deletes a worker record (expiry of stopped workers).
+    /// Deletes a worker record and its registration (expiry of stopped
+    /// workers).
     async fn delete_worker(&self, worker_id: &str) -> Result<()>;
 
     /// Takes or renews the provisioning lease of a pool for `owner` until
@@ -251,6 +252,22 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
 
     /// Every pool's latest decision, by pool id.
     async fn list_pool_decisions(&self) -> Result<Vec<PoolDecision>>;
+
+    /// Records a worker's registration; the stored version is 1.
+    /// `AlreadyExists` if the worker has registered before: registration
+    /// happens once, whichever replica is asked.
+    async fn create_registration(&self, registration: &Registration) -> Result<Registration>;
+
+    /// A worker's registration, if it registered.
+    async fn get_registration(&self, worker_id: &str) -> Result<Option<Registration>>;
+
+    /// Replaces a registration if its stored version equals
+    /// `registration.version`; the returned record has the new version.
+    /// `Conflict` if the version moved, `NotFound` if there is none.
+    async fn update_registration(&self, registration: &Registration) -> Result<Registration>;
+
+    /// A pool's registrations, by worker id.
+    async fn list_registrations(&self, pool_id: &str) -> Result<Vec<Registration>>;
 }
 
 /// Sorts error groups as [`WorkerStore::pool_error_groups`] returns them.

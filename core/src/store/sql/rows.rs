@@ -5,7 +5,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::db_err;
 use crate::clock::from_millis;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Phase, Worker};
+use crate::model::{Phase, Registration, Worker};
 use crate::store::{PoolError, PoolErrorGroup};
 
 /// The columns [`worker`] reads, in a `SELECT` or `RETURNING` list.
@@ -37,6 +37,21 @@ where
         .map_err(get)?
         .map(from_millis);
     Ok(w)
+}
+
+/// Rebuilds a registration from its JSON body and version column.
+pub(super) fn registration<R: Row>(row: &R) -> Result<Registration>
+where
+    &'static str: ColumnIndex<R>,
+    for<'r> &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let get = |e: sqlx::Error| db_err("reading a registration row", e);
+    let body: &str = row.try_get("body").map_err(get)?;
+    let mut r: Registration = serde_json::from_str(body)
+        .map_err(|e| Error::internal(format!("store: unreadable registration: {e}")))?;
+    r.version = row.try_get("version").map_err(get)?;
+    Ok(r)
 }
 
 /// Reads a pool error row.

@@ -7,14 +7,18 @@
 //! reads the record and carries on.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::failure::Failure;
-use crate::wire_secs::{opt_secs, secs};
+
+mod lifecycle;
+mod registration;
+
+pub use lifecycle::Lifecycle;
+pub use registration::{Drain, DrainReason, Registration};
 
 /// Tag (label) keys every cloud resource skyfleet creates carries, so the
 /// orphan sweeper can tell our resources from everyone else's.
@@ -87,71 +91,6 @@ impl Phase {
     /// Whether the phase is final: nothing more happens to the worker.
     pub fn is_final(self) -> bool {
         matches!(self, Phase::Stopped | Phase::Failed)
-    }
-}
-
-/// Time limits of a worker's life; every one leads to removal when exceeded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Lifecycle {
-    /// From creation of the record to the cloud reporting the worker running.
-    /// Taskcluster had none for the stages before a VM exists (#7422).
-    #[serde(with = "secs", default = "Lifecycle::default_provisioning")]
-    pub provisioning_deadline: Duration,
-    /// From running to the worker registering itself.
-    #[serde(with = "secs", default = "Lifecycle::default_registration")]
-    pub registration_timeout: Duration,
-    /// How long a registration stays valid before the worker must renew it.
-    #[serde(with = "secs", default = "Lifecycle::default_reregistration")]
-    pub reregistration_timeout: Duration,
-    /// Remove a worker idle this long, when set.
-    #[serde(with = "opt_secs", default, skip_serializing_if = "Option::is_none")]
-    pub inactivity_timeout: Option<Duration>,
-}
-
-impl Lifecycle {
-    fn default_provisioning() -> Duration {
-        Duration::from_secs(30 * 60)
-    }
-    fn default_registration() -> Duration {
-        Duration::from_secs(30 * 60)
-    }
-    fn default_reregistration() -> Duration {
-        Duration::from_secs(4 * 24 * 3600)
-    }
-
-    /// Checks that every limit is positive.
-    pub fn validate(&self, path: &str) -> Result<()> {
-        for (name, d) in [
-            ("provisioning_deadline", self.provisioning_deadline),
-            ("registration_timeout", self.registration_timeout),
-            ("reregistration_timeout", self.reregistration_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(Error::invalid_config(
-                    format!("{path}.{name}"),
-                    "must be greater than zero",
-                ));
-            }
-        }
-        if self.inactivity_timeout == Some(Duration::ZERO) {
-            return Err(Error::invalid_config(
-                format!("{path}.inactivity_timeout"),
-                "must be greater than zero when set",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Default for Lifecycle {
-    fn default() -> Self {
-        Lifecycle {
-            provisioning_deadline: Self::default_provisioning(),
-            registration_timeout: Self::default_registration(),
-            reregistration_timeout: Self::default_reregistration(),
-            inactivity_timeout: None,
-        }
     }
 }
 
@@ -248,6 +187,14 @@ pub struct PoolConfig {
     /// Share of pending work to provision for (1.0: one capacity per task).
     #[serde(default = "PoolConfig::default_ratio")]
     pub scaling_ratio: f64,
+    /// Idle capacity kept on top of demand (a warm pool), in capacity
+    /// units; counted from what registered workers report.
+    #[serde(default)]
+    pub min_idle: u32,
+    /// Time after a scale-in before the next one (demand that dips for a
+    /// moment does not drain workers it will want back).
+    #[serde(with = "crate::wire_secs::secs", default)]
+    pub scale_in_cooldown: std::time::Duration,
     /// The launch configs, at least one.
     pub launch_configs: Vec<LaunchConfig>,
     /// Time limits.
@@ -312,6 +259,15 @@ impl PoolConfig {
                 format!(
                     "min_capacity {} is greater than max_capacity {}",
                     self.min_capacity, self.max_capacity
+                ),
+            ));
+        }
+        if self.min_idle > self.max_capacity {
+            return Err(Error::invalid_config(
+                "min_idle",
+                format!(
+                    "min_idle {} is greater than max_capacity {}",
+                    self.min_idle, self.max_capacity
                 ),
             ));
         }
@@ -516,85 +472,4 @@ impl Worker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::provider::names;
-    use serde_json::json;
-
-    pub(crate) fn pool() -> PoolConfig {
-        serde_json::from_value(json!({
-            "pool_id": "ci/linux",
-            "provider_id": names::AWS,
-            "min_capacity": 0,
-            "max_capacity": 10,
-            "launch_configs": [{"id": "a", "launch": {"instance_type": "m5.large"}}]
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn pool_validation_names_the_field() {
-        assert!(pool().validate(&[names::AWS]).is_ok());
-        let field = |p: PoolConfig| match p.validate(&[names::AWS]).unwrap_err().kind().clone() {
-            crate::ErrorKind::InvalidConfig { field } => field,
-            k => panic!("unexpected {k:?}"),
-        };
-        let mut p = pool();
-        p.min_capacity = 11;
-        assert_eq!(field(p), "min_capacity");
-        let mut p = pool();
-        p.launch_configs.clear();
-        assert_eq!(field(p), "launch_configs");
-        let mut p = pool();
-        p.launch_configs[0].weight = 0.0;
-        assert_eq!(field(p), "launch_configs[0].weight");
-        let mut p = pool();
-        p.provider_id = "nope".into();
-        assert_eq!(field(p), "provider_id");
-        let mut p = pool();
-        p.launch_configs.push(p.launch_configs[0].clone());
-        assert_eq!(field(p), "launch_configs[1].id");
-    }
-
-    #[test]
-    fn unknown_pool_keys_are_refused() {
-        let e = serde_json::from_value::<PoolConfig>(json!({
-            "pool_id": "p", "provider_id": names::AWS, "max_capacity": 1, "launch_configs": [],
-            "max_capacty": 3
-        }))
-        .unwrap_err();
-        assert!(e.to_string().contains("max_capacty"), "{e}");
-    }
-
-    #[test]
-    fn worker_record_round_trips() {
-        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        let spec = WorkerSpec {
-            worker_id: "w-1".into(),
-            pool_id: "p".into(),
-            provider_id: names::AWS.into(),
-            launch_config_id: "a".into(),
-            launch: json!({}),
-            capacity: 1,
-            lifecycle: Lifecycle::default(),
-            tags: OwnershipTags {
-                manager_id: "m".into(),
-                pool_id: "p".into(),
-                worker_id: "w-1".into(),
-                provider_id: names::AWS.into(),
-                extra: BTreeMap::new(),
-            },
-        };
-        spec.validate().unwrap();
-        let w = Worker::new(spec, now);
-        let back: Worker = serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
-        assert_eq!(back, w);
-        assert_eq!(w.provisioning_deadline() - now, time::Duration::minutes(30));
-        let mut bad = w.spec.clone();
-        bad.worker_id = "Bad_Id".into();
-        assert!(matches!(
-            bad.validate().unwrap_err().kind(),
-            crate::ErrorKind::InvalidConfig { field } if field == "worker_id"
-        ));
-    }
-}
+mod tests;
