@@ -89,8 +89,8 @@ pub struct TaskclusterDemand {
     port: u16,
     client: reqwest::Client,
     credentials: Option<TaskclusterCredentials>,
-    /// Since when this deployment has been asked only the older endpoint.
-    legacy_since: Arc<Mutex<Option<Instant>>>,
+    /// Until when this deployment is asked only the older endpoint.
+    legacy_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl TaskclusterDemand {
@@ -124,7 +124,7 @@ impl TaskclusterDemand {
             port,
             client: fetch::client(fetch::TIMEOUT)?,
             credentials: None,
-            legacy_since: Arc::new(Mutex::new(None)),
+            legacy_until: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -187,12 +187,13 @@ impl TaskclusterDemand {
 
     /// Whether to ask only the older endpoint now.
     fn use_legacy(&self) -> bool {
-        let since = *self.legacy_since.lock().unwrap_or_else(|p| p.into_inner());
-        since.is_some_and(|t| t.elapsed() < LEGACY_RECHECK)
+        let until = *self.legacy_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|t| Instant::now() < t)
     }
 
     fn set_legacy(&self, on: bool) {
-        *self.legacy_since.lock().unwrap_or_else(|p| p.into_inner()) = on.then(Instant::now);
+        *self.legacy_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            on.then(|| Instant::now() + LEGACY_RECHECK);
     }
 
     /// The older endpoint's pending count, claimed 0.

@@ -142,9 +142,11 @@ async fn falls_back_to_pending_on_404_and_remembers() {
         ]
     );
     // After the recheck interval the newer endpoint is asked again.
-    *d.legacy_since.lock().unwrap() = Some(Instant::now() - LEGACY_RECHECK);
+    assert!(d.use_legacy());
+    *d.legacy_until.lock().unwrap() = Some(Instant::now());
     d.demand("prov/linux").await.unwrap();
     assert_eq!(s.lines()[3], format!("GET {COUNTS} HTTP/1.1"));
+    assert_eq!(s.lines().len(), 5, "{:?}", s.lines());
 }
 
 #[tokio::test]
