@@ -24,9 +24,13 @@ fn demand(section: &DemandSection) -> Result<Arc<dyn Demand>, String> {
             Arc::new(d)
         }
         DemandSection::Http { url } => Arc::new(HttpDemand::new(url).map_err(|e| e.to_string())?),
-        DemandSection::Taskcluster { root_url } => {
-            Arc::new(TaskclusterDemand::new(root_url).map_err(|e| e.to_string())?)
-        }
+        // Signed with Hawk when TASKCLUSTER_CLIENT_ID and
+        // TASKCLUSTER_ACCESS_TOKEN are set, as Taskcluster's clients do.
+        DemandSection::Taskcluster { root_url } => Arc::new(
+            TaskclusterDemand::new(root_url)
+                .and_then(|d| d.with_env_credentials())
+                .map_err(|e| e.to_string())?,
+        ),
     })
 }
 

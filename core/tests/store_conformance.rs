@@ -161,8 +161,8 @@ async fn use_released_database(s: &dyn WorkerStore) {
     assert!(s.pool_error_groups(now).await.unwrap().is_empty());
 }
 
-/// The schema objects a migration-4 database has beyond a schema-3 one.
-fn added_by_migration_4(before: &[String], after: &[String]) -> Vec<String> {
+/// The schema objects an up-to-date database has beyond a schema-3 one.
+fn added_by_migrations(before: &[String], after: &[String]) -> Vec<String> {
     for b in before {
         assert!(after.contains(b), "{b} was changed or dropped");
     }
@@ -192,10 +192,10 @@ fn released_body() -> String {
 }
 
 /// A SQLite database created by the released code (schema 3, its exact DDL
-/// and bookkeeping) opens: migration 4 alone runs, adding its table and
+/// and bookkeeping) opens: migrations 4 and 5 alone run, adding their tables and
 /// index and altering nothing that was there.
 #[tokio::test]
-async fn sqlite_database_at_schema_3_opens_and_gains_only_migration_4() {
+async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_and_5() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("released.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -220,13 +220,16 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migration_4() {
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
     let after: Vec<String> = sqlx::query_scalar(schema).fetch_all(&raw).await.unwrap();
     assert_eq!(
-        added_by_migration_4(&before, &after),
+        added_by_migrations(&before, &after),
         vec![
             "table pool_decisions",
             "index pool_errors_reported",
-            "index sqlite_autoindex_pool_decisions_1"
+            "index sqlite_autoindex_pool_decisions_1",
+            "index sqlite_autoindex_worker_registrations_1",
+            "table worker_registrations",
+            "index worker_registrations_pool"
         ],
-        "only migration 4's objects are new"
+        "only migrations 4 and 5's objects are new"
     );
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -235,16 +238,16 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migration_4() {
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4],
-        "no migration re-ran; 4 ran once"
+        vec![1, 2, 3, 4, 5],
+        "no migration re-ran; 4 and 5 ran once"
     );
 }
 
 /// A PostgreSQL database created by the released code (schema 3) opens:
-/// migration 4 alone runs, altering nothing that was there.
+/// migrations 4 and 5 alone run, altering nothing that was there.
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn postgres_database_at_schema_3_opens_and_gains_only_migration_4() {
+async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_and_5() {
     use skyfleet_core::store::PostgresStore;
     use sqlx::Connection;
     let Ok(url) = std::env::var("SKYFLEET_TEST_POSTGRES_URL") else {
@@ -292,13 +295,16 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migration_4() {
         .await
         .unwrap();
     assert_eq!(
-        added_by_migration_4(&before, &after),
+        added_by_migrations(&before, &after),
         vec![
             "pool_decisions r",
             "pool_decisions_pkey i",
-            "pool_errors_reported i"
+            "pool_errors_reported i",
+            "worker_registrations r",
+            "worker_registrations_pkey i",
+            "worker_registrations_pool i"
         ],
-        "only migration 4's objects are new"
+        "only migrations 4 and 5's objects are new"
     );
     let versions: Vec<i32> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -307,8 +313,8 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migration_4() {
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4],
-        "no migration re-ran; 4 ran once"
+        vec![1, 2, 3, 4, 5],
+        "no migration re-ran; 4 and 5 ran once"
     );
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut raw)

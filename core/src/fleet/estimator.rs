@@ -95,9 +95,7 @@ pub struct Estimate {
 pub fn estimate(bounds: Bounds, have: Capacity, demand: PoolDemand) -> Estimate {
     let existing = have.requested.saturating_add(have.running);
     // What workers say they run, when they say, never below the queue's view.
-    let claimed = have
-        .busy
-        .map_or(demand.claimed, |b| b.max(demand.claimed));
+    let claimed = have.busy.map_or(demand.claimed, |b| b.max(demand.claimed));
     // Claimed tasks run on running workers; requested workers are idle
     // capacity on its way.
     let idle = have

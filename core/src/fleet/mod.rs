@@ -451,6 +451,13 @@ impl Fleet {
         Ok(out)
     }
 
+    /// Claims each provider's due workers once and steps them (what the
+    /// scanners do continuously in [`run`](Fleet::run)), for embedders that
+    /// drive their own loop and for tests. Returns how many were stepped.
+    pub async fn scan_once(&self) -> Result<usize> {
+        scanner::scan_once(&self.shared).await
+    }
+
     /// One orphan sweep with no memory of earlier sweeps (the grace period
     /// counts from each resource's creation time when the cloud reports it).
     pub async fn sweep_once(&self) -> Result<SweepReport> {

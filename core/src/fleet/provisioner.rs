@@ -231,7 +231,8 @@ pub(super) async fn provision_pass(
         .is_none_or(|t| now >= *t + pool.scale_in_cooldown);
     if est.surplus > 0 && cooled {
         let decided: Vec<&str> = decisions.iter().map(|d| d.worker_id()).collect();
-        let picked = supervision::scale_in(&workers, &regs, est.surplus, &shared.owner, &decided, now);
+        let picked =
+            supervision::scale_in(&workers, &regs, est.surplus, &shared.owner, &decided, now);
         if !picked.is_empty() {
             shared
                 .last_scale_in

@@ -183,6 +183,31 @@ async fn scan_partition(
     while inflight.join_next().await.is_some() {}
 }
 
+/// Claims every provider's due workers once and steps them, in sequence
+/// ([`Fleet::scan_once`](super::Fleet::scan_once)). Returns how many were
+/// stepped.
+pub(super) async fn scan_once(shared: &Shared) -> crate::Result<usize> {
+    let mut stepped = 0;
+    for provider in shared.providers.values() {
+        let claim = Claim {
+            provider_id: provider.id().to_string(),
+            partition: PartitionFilter::Any,
+            owner: shared.owner.clone(),
+            lease: shared.config.lease,
+            limit: shared.config.claim_batch,
+        };
+        let claimed = shared.store.claim_due(&claim, shared.clock.now()).await?;
+        stepped += claimed.len();
+        let size = shared.config.batch_size.min(provider.batch_limit()).max(1);
+        let mut rest = claimed;
+        while !rest.is_empty() {
+            let chunk: Vec<Worker> = rest.drain(..rest.len().min(size)).collect();
+            step_chunk(shared, provider, chunk).await;
+        }
+    }
+    Ok(stepped)
+}
+
 /// Steps a chunk of claimed workers of one partition and persists the answers.
 pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut workers: Vec<Worker>) {
     let now = shared.clock.now();

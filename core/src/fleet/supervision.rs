@@ -149,10 +149,14 @@ pub(crate) fn scale_in<'a>(
         w.lease_owner.as_deref().is_some_and(|o| o != owner)
             && w.lease_expires_at.is_some_and(|t| t > now)
     };
-    let leased = |w: &Worker| w.lease_owner.is_some() && w.lease_expires_at.is_some_and(|t| t > now);
+    let leased =
+        |w: &Worker| w.lease_owner.is_some() && w.lease_expires_at.is_some_and(|t| t > now);
     // (tier, order key) per candidate; lower first.
     let mut candidates: Vec<(u8, i128, &Worker, Option<&Registration>)> = Vec::new();
-    for w in workers.iter().filter(|w| live(w) && !exclude.contains(&w.id())) {
+    for w in workers
+        .iter()
+        .filter(|w| live(w) && !exclude.contains(&w.id()))
+    {
         let newest_first = -w.created_at.unix_timestamp_nanos();
         match regs.get(w.id()).copied() {
             None if leased(w) => {}
@@ -266,6 +270,3 @@ pub(crate) async fn apply(
     }
     Ok((removed, drained))
 }
-
-#[cfg(test)]
-mod tests;

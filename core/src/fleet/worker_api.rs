@@ -52,6 +52,16 @@ fn refuse_unknown(worker_id: &str, reason: &'static str) -> Error {
     Error::identity_rejected(reason)
 }
 
+/// A refusal stripped of everything that differs between causes (the
+/// provider's name, which says the worker exists): the reason stays in the
+/// error kind for the caller's logs. Other errors pass unchanged.
+fn uniform(e: Error) -> Error {
+    match e.kind() {
+        ErrorKind::IdentityRejected { reason } => Error::identity_rejected(reason),
+        _ => e,
+    }
+}
+
 /// The worker config a registered worker receives: `workerConfig` of its
 /// launch parameters, or `{}`.
 fn worker_config(worker: &Worker) -> Value {
@@ -73,6 +83,10 @@ impl Fleet {
     /// booted fast) is registered at once and stepped now, so it turns
     /// running without waiting for its next scheduled check.
     pub async fn register(&self, req: RegisterRequest) -> Result<RegisterResponse> {
+        self.register_inner(req).await.map_err(uniform)
+    }
+
+    async fn register_inner(&self, req: RegisterRequest) -> Result<RegisterResponse> {
         let Some(worker) = self.shared.store.get_worker(&req.worker_id).await? else {
             return Err(refuse_unknown(&req.worker_id, identity::UNKNOWN_WORKER));
         };
@@ -87,7 +101,13 @@ impl Fleet {
             return Err(rejected(provider_id, &worker, identity::UNKNOWN_WORKER));
         };
         // Before the (costly) proof check: registration happens once.
-        if self.shared.store.get_registration(worker.id()).await?.is_some() {
+        if self
+            .shared
+            .store
+            .get_registration(worker.id())
+            .await?
+            .is_some()
+        {
             return Err(rejected(provider_id, &worker, ALREADY_REGISTERED));
         }
         provider.verify_identity(&worker, &req.proof).await?;
@@ -228,7 +248,10 @@ impl Fleet {
                 Ok(_) => {
                     // The fence is written; the worker record follows (and
                     // the provisioner's pass completes it if this fails).
-                    if let Err(e) = self.remove_registered(worker_id, RemovalReason::Drained).await {
+                    if let Err(e) = self
+                        .remove_registered(worker_id, RemovalReason::Drained)
+                        .await
+                    {
                         tracing::debug!(worker = worker_id, error = %e, "drained worker not marked yet");
                     }
                     return Ok(terminate);

@@ -519,7 +519,13 @@ async fn registrations((a, b): StorePair) {
     a.create_worker(&worker("w-r1", "p", "aws", now))
         .await
         .expect("create");
-    let r = Registration::new("w-r1", "p", "ab".repeat(32), now, now + Duration::from_secs(60));
+    let r = Registration::new(
+        "w-r1",
+        "p",
+        "ab".repeat(32),
+        now,
+        now + Duration::from_secs(60),
+    );
     let created = a.create_registration(&r).await.expect("register");
     assert_eq!(created.version, 1, "registrations: version starts at 1");
     assert_eq!(
@@ -529,7 +535,11 @@ async fn registrations((a, b): StorePair) {
     );
     // Registration happens once, whichever replica is asked.
     let again = b.create_registration(&r).await.expect_err("twice");
-    assert_eq!(again.kind(), &ErrorKind::AlreadyExists, "registrations: {again}");
+    assert_eq!(
+        again.kind(),
+        &ErrorKind::AlreadyExists,
+        "registrations: {again}"
+    );
     // Updates are fenced by the version.
     let mut busy = created.clone();
     busy.activity = crate::protocol::Activity::Busy;

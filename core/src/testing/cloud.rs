@@ -51,6 +51,9 @@ struct Instance {
     created_at: OffsetDateTime,
     ready_at: OffsetDateTime,
     deleting_until: Option<OffsetDateTime>,
+    /// What the instance's "metadata service" hands its agent as proof of
+    /// identity (random per instance).
+    identity: String,
 }
 
 #[derive(Debug, Default)]
@@ -160,6 +163,7 @@ impl TestingCloud {
                 created_at: now,
                 ready_at: now,
                 deleting_until: None,
+                identity: format!("{:032x}", rand::random::<u128>()),
             },
         );
     }
@@ -191,6 +195,17 @@ impl TestingCloud {
         }
     }
 
+    /// The identity proof an agent on instance `name` would read from its
+    /// metadata service: `None` if there is no such instance, or it is
+    /// being deleted. Not a cloud call (the agent runs on the VM).
+    pub fn identity_of(&self, name: &str) -> Option<crate::provider::support::Secret> {
+        let s = self.lock();
+        s.instances
+            .get(name)
+            .filter(|i| i.deleting_until.is_none())
+            .map(|i| crate::provider::support::Secret::new(i.identity.clone()))
+    }
+
     pub(super) async fn create(
         &self,
         name: &str,
@@ -211,6 +226,7 @@ impl TestingCloud {
                     created_at: now,
                     ready_at: now + boot,
                     deleting_until: None,
+                    identity: format!("{:032x}", rand::random::<u128>()),
                 },
             );
         }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::cloud::{InstanceStatus, TestingCloud};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{tag, DesiredState, OwnedResource, OwnershipScope, Phase, Worker};
+use crate::provider::identity::{self, IdentityProof, VerifiedIdentity};
 use crate::provider::{names, Provider, Step};
 
 /// The resumable state the testing provider keeps on each worker.
@@ -106,6 +107,29 @@ impl Provider for TestingProvider {
                 Ok(())
             }
             _ => Err(Error::invalid_config("launch", "must be an object")),
+        }
+    }
+
+    /// Accepts a [`IdentityProof::StaticSecret`] equal to what
+    /// [`TestingCloud::identity_of`] hands the worker's instance.
+    async fn verify_identity(
+        &self,
+        worker: &Worker,
+        proof: &IdentityProof,
+    ) -> Result<VerifiedIdentity> {
+        let IdentityProof::StaticSecret { secret } = proof else {
+            return Err(identity::rejected(
+                &self.id,
+                worker,
+                identity::WRONG_PROOF_TYPE,
+            ));
+        };
+        let name = Self::instance_name(worker.id());
+        match self.cloud.identity_of(&name) {
+            Some(expected) if expected.expose() == secret.expose() => {
+                Ok(VerifiedIdentity::new(worker, &self.id).with_instance(name))
+            }
+            _ => Err(identity::rejected(&self.id, worker, "bad_signature")),
         }
     }
 

@@ -393,13 +393,12 @@ where
     }
 
     async fn get_registration(&self, worker_id: &str) -> Result<Option<Registration>> {
-        let row = sqlx::query(
-            "SELECT body, version FROM worker_registrations WHERE worker_id = $1",
-        )
-        .bind(worker_id)
-        .fetch_optional(self.sql_pool())
-        .await
-        .map_err(|e| db_err("get registration", e))?;
+        let row =
+            sqlx::query("SELECT body, version FROM worker_registrations WHERE worker_id = $1")
+                .bind(worker_id)
+                .fetch_optional(self.sql_pool())
+                .await
+                .map_err(|e| db_err("get registration", e))?;
         row.as_ref().map(rows::registration).transpose()
     }
 
