@@ -467,7 +467,7 @@ proptest! {
             for id in &ids {
                 secrets.push(s.register(id).await);
             }
-            let mut agents = vec![Agent { busy: false, told_drain: false, gone: false }; 6];
+            let mut agents = [Agent { busy: false, told_drain: false, gone: false }; 6];
             // What each agent last reported to the manager.
             let mut reported_busy = [false; 6];
             for op in ops {
@@ -486,11 +486,14 @@ proptest! {
                             }
                         }
                     }
-                    Op::Drained(i) if agents[i].told_drain && !agents[i].busy && !agents[i].gone => {
-                        if s.fleet.drained(&ids[i], &secrets[i]).await.is_ok() {
-                            agents[i].gone = true;
-                            reported_busy[i] = false;
-                        }
+                    Op::Drained(i)
+                        if agents[i].told_drain
+                            && !agents[i].busy
+                            && !agents[i].gone
+                            && s.fleet.drained(&ids[i], &secrets[i]).await.is_ok() =>
+                    {
+                        agents[i].gone = true;
+                        reported_busy[i] = false;
                     }
                     Op::Demand(n) => s.demand.set_pending(POOL, n),
                     Op::Pass(r) => {
