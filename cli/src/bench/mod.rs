@@ -1,7 +1,7 @@
 //! `skyfleet bench <scenario> --json`: every benchmark scenario that needs
 //! more than one crate (see BENCHMARKS.md): the shared limiter, the Azure
-//! chain, AWS and GCP providers, identity verification, isolation, crash
-//! and soak.
+//! chain, AWS and GCP providers, identity verification, scale-in,
+//! isolation, crash and soak.
 //!
 //! Every scenario runs on the CLI's one runtime and prints one [`harness::Report`];
 //! the provider scenarios step workers through the one drive loop
@@ -21,6 +21,7 @@ mod harness;
 pub mod identity;
 mod isolation;
 pub mod limiter;
+mod scale_in;
 mod soak;
 pub mod stats;
 
@@ -45,6 +46,11 @@ pub enum Scenario {
     /// Worker identity proofs: verifications per second per cloud on one
     /// core with warm caches, p50/p99, and p99 with cold caches.
     Identity(identity::Args),
+    /// Scale-in under swinging load: up to N AWS workers on the mock, each
+    /// with a simulated agent running simulated tasks; busy workers
+    /// terminated, tasks lost, idle capacity against `min_idle`, and the
+    /// time from a drop in load to the surplus gone.
+    ScaleIn(scale_in::Args),
     /// Pools on all three mock clouds; every Azure call hangs. Compares the
     /// AWS and GCP time to running with and without the hung Azure, and
     /// checks that the Azure workers are removed at their provisioning
@@ -118,6 +124,7 @@ pub async fn run(scenario: Scenario) -> ExitCode {
         Scenario::Aws(args) => (aws::run(&args).await, args.json),
         Scenario::Gcp(args) => (gcp::run(&args).await, args.json),
         Scenario::Identity(args) => (identity::run(&args).await, args.json),
+        Scenario::ScaleIn(args) => (scale_in::run(&args).await, args.json),
         Scenario::Isolation { workers, .. } => (isolation::run(workers).await, true),
         Scenario::Crash {
             kills,
