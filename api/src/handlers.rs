@@ -18,6 +18,7 @@ use skyfleet_core::protocol::{
     paths, DrainedRequest, HeartbeatRequest, RegisterRequest, ReregisterRequest, MAX_BODY_BYTES,
 };
 use skyfleet_core::provider::support::Secret;
+use skyfleet_core::provider::IdentityProof;
 
 use crate::config::ApiConfig;
 use crate::rate_limit::{Limiter, Source};
@@ -106,12 +107,13 @@ async fn handle(state: Arc<ApiState>, endpoint: Endpoint, req: Request) -> Respo
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
     let mut worker = None;
+    let mut known = Vec::new();
     let outcome = match state.limiters[endpoint.index()].check(Source::of(peer)) {
         Err(retry_after) => Err(Failure::Refused(Refusal::RateLimited { retry_after })),
         Ok(()) => {
             match tokio::time::timeout(
                 state.request_timeout,
-                process(&state, endpoint, req, &mut worker),
+                process(&state, endpoint, req, &mut worker, &mut known),
             )
             .await
             {
@@ -138,12 +140,13 @@ async fn handle(state: Arc<ApiState>, endpoint: Endpoint, req: Request) -> Respo
                 Failure::Refused(r) => (r, None),
                 Failure::Service(e) => {
                     // The full error (with an identity rejection's reason)
-                    // is for operators at debug level; it never holds the
-                    // secret, which the service only compares.
+                    // is for operators at debug level, with this request's
+                    // secret and proof cut out should the service have
+                    // quoted them.
                     tracing::debug!(
                         endpoint = endpoint.name(),
                         worker = ?worker,
-                        error = %e,
+                        error = %redact(&e.to_string(), &known),
                         reason = e.rejection_reason(),
                         "worker API service error"
                     );
@@ -190,24 +193,28 @@ impl From<Refusal> for Failure {
 }
 
 /// Authentication, body, service call. Records the worker id in `worker`
-/// as soon as the body names it, for the log line.
+/// as soon as the body names it, for the log line, and the request's
+/// secret material in `known`, to keep it out of logged errors.
 async fn process(
     state: &ApiState,
     endpoint: Endpoint,
     req: Request,
     worker: &mut Option<String>,
+    known: &mut Vec<Secret>,
 ) -> Result<Response, Failure> {
     let (parts, body) = req.into_parts();
     let secret = match endpoint {
         Endpoint::Register => None,
         _ => Some(bearer(&parts.headers)?),
     };
+    known.extend(secret.clone());
     let bytes = read_body(&parts.headers, body).await?;
     let service = &state.service;
     match (endpoint, secret) {
         (Endpoint::Register, _) => {
             let req: RegisterRequest = parse_body(&bytes)?;
             *worker = Some(req.worker_id.clone());
+            known.extend(proof_material(&req.proof));
             answer(service.register(req).await)
         }
         (Endpoint::Reregister, Some(secret)) => {
@@ -228,6 +235,32 @@ async fn process(
         // Every endpoint but register read its secret above.
         (_, None) => Err(Refusal::Unauthorized.into()),
     }
+}
+
+/// The credential strings of a proof.
+fn proof_material(proof: &IdentityProof) -> Vec<Secret> {
+    let texts: Vec<&str> = match proof {
+        IdentityProof::AwsDocument {
+            document,
+            signature,
+        } => vec![document, signature],
+        IdentityProof::AwsPkcs7 { pkcs7 } => vec![pkcs7],
+        IdentityProof::GcpToken { jwt } => vec![jwt],
+        IdentityProof::AzureAttested { signature, .. } => vec![signature],
+        IdentityProof::StaticSecret { secret } => vec![secret.expose()],
+        _ => Vec::new(),
+    };
+    texts.into_iter().map(Secret::new).collect()
+}
+
+/// `text` with every non-trivial (4 bytes or more) `known` secret replaced
+/// by `[redacted]`.
+fn redact(text: &str, known: &[Secret]) -> String {
+    known
+        .iter()
+        .map(Secret::expose)
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_owned(), |text, s| text.replace(s, "[redacted]"))
 }
 
 /// A service answer as `200` JSON, or its failure.

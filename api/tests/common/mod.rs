@@ -62,7 +62,7 @@ impl Fake {
                 Ok(())
             }
             BROKEN => Err(Error::internal(format!(
-                "database said no to secret {SECRET} and proof {PROOF}"
+                "database said no to secret {SECRET}"
             ))),
             _ => Ok(()),
         }
