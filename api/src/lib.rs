@@ -25,10 +25,10 @@
 //!
 //! | path | body | secret | answer |
 //! |---|---|---|---|
-//! | `REGISTER` | [`RegisterRequest`](skyfleet_core::protocol::RegisterRequest) | no (the proof) | [`RegisterResponse`](skyfleet_core::protocol::RegisterResponse) |
-//! | `REREGISTER` | [`ReregisterRequest`](skyfleet_core::protocol::ReregisterRequest) | `Authorization: Bearer` | [`ReregisterResponse`](skyfleet_core::protocol::ReregisterResponse) |
-//! | `HEARTBEAT` | [`HeartbeatRequest`](skyfleet_core::protocol::HeartbeatRequest) | `Authorization: Bearer` | [`HeartbeatResponse`](skyfleet_core::protocol::HeartbeatResponse) |
-//! | `DRAINED` | [`DrainedRequest`](skyfleet_core::protocol::DrainedRequest) | `Authorization: Bearer` | [`DrainedResponse`](skyfleet_core::protocol::DrainedResponse) |
+//! | `REGISTER` | [`RegisterRequest`] | no (the proof) | [`RegisterResponse`] |
+//! | `REREGISTER` | [`ReregisterRequest`](skyfleet_core::protocol::ReregisterRequest) | `Authorization: Bearer` | [`ReregisterResponse`] |
+//! | `HEARTBEAT` | [`HeartbeatRequest`] | `Authorization: Bearer` | [`HeartbeatResponse`] |
+//! | `DRAINED` | [`DrainedRequest`](skyfleet_core::protocol::DrainedRequest) | `Authorization: Bearer` | [`DrainedResponse`] |
 //!
 //! # Errors
 //!
