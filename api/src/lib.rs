@@ -75,6 +75,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod fleet;
 mod handlers;
 mod rate_limit;
 mod refusal;

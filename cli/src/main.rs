@@ -32,6 +32,7 @@ mod run;
 mod status;
 mod store_url;
 mod wait;
+mod worker_api;
 
 /// Provision fleets of cloud workers on AWS, Google Cloud, Azure and static
 /// machines, or try it all on the built-in mock cloud.
@@ -105,6 +106,9 @@ enum Command {
         /// status.
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
+        /// The worker API.
+        #[command(flatten)]
+        api: worker_api::ApiArgs,
     },
     /// List workers in a store: phase, last transition and removal reason.
     Workers {
@@ -265,7 +269,8 @@ async fn dispatch(command: Command) -> ExitCode {
             config,
             store,
             metrics_listen,
-        } => run::run(&config, store, metrics_listen).await,
+            api,
+        } => run::run(&config, store, metrics_listen, api).await,
         Command::Workers {
             store,
             pool,

@@ -91,7 +91,7 @@ fn serve_metrics(addr: SocketAddr) -> Result<(), String> {
 
 /// The startup line: version, store kind and location (no password), pools,
 /// providers with their partitions, and the addresses served.
-fn log_startup(fleet: &Fleet, store: &str, metrics: Option<SocketAddr>) {
+fn log_startup(fleet: &Fleet, store: &str, metrics: Option<SocketAddr>, api: &str) {
     let (store_kind, store) = store_url::describe(store);
     let pools = fleet
         .pools()
@@ -128,13 +128,22 @@ fn log_startup(fleet: &Fleet, store: &str, metrics: Option<SocketAddr>) {
         pools = pools.as_str(),
         providers = providers.as_str(),
         metrics = metrics.as_str(),
-        api = "none",
+        api,
         "skyfleet run starting"
     );
 }
 
 /// Runs until a signal, then stops cleanly (leases released).
-pub async fn run(path: &Path, store: Option<String>, metrics: Option<SocketAddr>) -> ExitCode {
+pub async fn run(
+    path: &Path,
+    store: Option<String>,
+    metrics: Option<SocketAddr>,
+    api: crate::worker_api::ApiArgs,
+) -> ExitCode {
+    if let Err(e) = api.validate() {
+        eprintln!("skyfleet run: {e}");
+        return ExitCode::from(2);
+    }
     let (fleet, url) = match build(path, store).await {
         Ok(f) => f,
         Err(e) => {
@@ -148,15 +157,26 @@ pub async fn run(path: &Path, store: Option<String>, metrics: Option<SocketAddr>
             return ExitCode::from(2);
         }
     }
-    log_startup(&fleet, &url, metrics);
     let cancel = CancellationToken::new();
+    let server = match api.start(&fleet, cancel.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skyfleet run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log_startup(&fleet, &url, metrics, &api.describe());
     let on_signal = cancel.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!(target: "skyfleet::run", event = "shutdown", "signal received: stopping");
         on_signal.cancel();
     });
-    match fleet.run(cancel).await {
+    let outcome = fleet.run(cancel).await;
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("skyfleet run: {e}");

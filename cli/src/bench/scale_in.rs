@@ -15,9 +15,10 @@
 //! - mean idle capacity (target at most `1.1 * min_idle + 1`), sampled from
 //!   the agents themselves (idle and not draining), and the share of samples
 //!   below `min_idle` while the pool was below its maximum;
-//! - the p95 time from a drop in load to the surplus gone (idle agents back
-//!   to at most `min_idle + 1`; target at most `idle_timeout` plus two scan
-//!   intervals).
+//! - the p95 time from surplus appearing to it gone: surplus episodes run
+//!   from the first sample with more than `min_idle + 1` idle agents (a drop
+//!   in load, or tasks finishing once it dropped) to the first sample
+//!   without (target at most `idle_timeout` plus two scan intervals).
 //!
 //! The run fails unless workers reached running, registered and completed
 //! tasks, so a run where nothing works cannot pass.
@@ -221,17 +222,24 @@ pub async fn run(a: &Args) -> Result<Report, BenchError> {
         .iter()
         .filter(|s| s.idle < u64::from(a.min_idle))
         .count();
-    let gone_s: Vec<f64> = drops
-        .iter()
-        .filter_map(|t0| {
-            samples
-                .iter()
-                .find(|s| s.at >= *t0 && s.idle <= u64::from(a.min_idle) + 1)
-                .map(|s| (s.at - *t0).as_secs_f64())
-        })
-        .collect();
-    let never_gone = drops.len() - gone_s.len();
-    let p95_gone = Distribution::new(gone_s).percentile(0.95);
+    // Surplus episodes: from the first sample with more idle capacity
+    // than min_idle + 1 to the first one without.
+    let limit = u64::from(a.min_idle) + 1;
+    let mut episodes = Vec::new();
+    let mut since: Option<Duration> = None;
+    for smp in &samples {
+        match (since, smp.idle > limit) {
+            (None, true) => since = Some(smp.at),
+            (Some(t0), false) => {
+                episodes.push((smp.at - t0).as_secs_f64());
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    let unsettled = usize::from(since.is_some());
+    let episode_count = episodes.len();
+    let p95_gone = Distribution::new(episodes).percentile(0.95);
     let gone_target = a.idle_timeout_s as f64 + 2.0 * scan_interval.as_secs_f64();
     let idle_target = 1.1 * f64::from(a.min_idle) + 1.0;
     let worked = ran > 0 && tally.registered > 0 && q.completed > 0;
@@ -256,8 +264,9 @@ pub async fn run(a: &Args) -> Result<Report, BenchError> {
             "samples_below_min_idle_while_below_max_pct":
                 100.0 * below_min_idle as f64 / below_max.len().max(1) as f64,
             "load_drops": drops.len(),
-            "drops_never_settled": never_gone,
-            "p95_drop_to_surplus_gone_s": p95_gone,
+            "surplus_episodes": episode_count,
+            "surplus_unsettled_at_end": unsettled,
+            "p95_surplus_to_gone_s": p95_gone,
             "drop_to_surplus_gone_target_s": gone_target,
             "agent_errors": tally.errors,
         }))

@@ -195,6 +195,11 @@ pub(crate) struct Shared {
     /// When each pool last scaled in (its `scale_in_cooldown` counts from
     /// it; one entry per configured pool).
     last_scale_in: Mutex<HashMap<String, OffsetDateTime>>,
+    /// Each pool's scale-in surplus its last pass could not place (too few
+    /// idle workers then): a worker that reports idle before the next pass
+    /// takes one unit and is asked to drain in that heartbeat's answer.
+    /// Reset by every pass, so it is never older than one pass.
+    surplus_left: Mutex<HashMap<String, u64>>,
 }
 
 /// The fleet runtime.
@@ -337,6 +342,7 @@ impl FleetBuilder {
                 last_targets: Mutex::new(HashMap::new()),
                 warnings: LogGate::default(),
                 last_scale_in: Mutex::new(HashMap::new()),
+                surplus_left: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -229,10 +229,13 @@ pub(super) async fn provision_pass(
         .unwrap_or_else(|e| e.into_inner())
         .get(&pool.pool_id)
         .is_none_or(|t| now >= *t + pool.scale_in_cooldown);
+    let mut left = 0;
     if est.surplus > 0 && cooled {
         let decided: Vec<&str> = decisions.iter().map(|d| d.worker_id()).collect();
         let picked =
             supervision::scale_in(&workers, &regs, est.surplus, &shared.owner, &decided, now);
+        let placed: u64 = picked.iter().map(|d| d.capacity()).sum();
+        left = est.surplus.saturating_sub(placed);
         if !picked.is_empty() {
             shared
                 .last_scale_in
@@ -248,6 +251,11 @@ pub(super) async fn provision_pass(
         estimate: est,
     };
     let (removed, drained) = supervision::apply(shared, &decisions, &regs, Some(scale)).await?;
+    shared
+        .surplus_left
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pool.pool_id.clone(), left);
     report.removed = removed;
     report.drained = drained;
     let changed = {

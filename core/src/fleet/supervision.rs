@@ -46,6 +46,15 @@ pub(crate) enum Decision<'a> {
 }
 
 impl Decision<'_> {
+    /// The capacity of the worker decided about.
+    pub(crate) fn capacity(&self) -> u64 {
+        match self {
+            Decision::Remove { worker, .. } | Decision::Drain { worker, .. } => {
+                u64::from(worker.spec.capacity)
+            }
+        }
+    }
+
     /// The worker decided about.
     pub(crate) fn worker_id(&self) -> &str {
         match self {

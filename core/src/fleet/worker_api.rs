@@ -180,6 +180,7 @@ impl Fleet {
         report: HeartbeatRequest,
     ) -> Result<HeartbeatResponse> {
         let worker_id = report.worker_id.as_str();
+        let mut took_surplus = false;
         for _ in 0..ATTEMPTS {
             let (mut reg, worker) = self.authenticate(worker_id, secret).await?;
             let Some(worker) = worker.filter(|w| reg.removal.is_none() && live(w)) else {
@@ -194,6 +195,15 @@ impl Fleet {
             let asked = reg.drain.is_none();
             if asked {
                 reg.drain = due_drain(&reg, &worker, now);
+                // Idle now, and its pool's last pass left surplus it could
+                // not place: drain in this answer rather than after the
+                // next pass and the next heartbeat.
+                if reg.drain.is_none() && reg.is_idle() {
+                    took_surplus = took_surplus || self.take_surplus(&worker);
+                    if took_surplus {
+                        reg.drain = Some(new_drain(DrainReason::ScaleIn, &worker, now));
+                    }
+                }
             }
             match self.shared.store.update_registration(&reg).await {
                 Ok(stored) => {
@@ -219,6 +229,23 @@ impl Fleet {
             }
         }
         Err(busy(worker_id))
+    }
+
+    /// Takes `worker`'s capacity from its pool's unplaced surplus, if
+    /// there is that much left.
+    fn take_surplus(&self, worker: &Worker) -> bool {
+        let mut left = self
+            .shared
+            .surplus_left
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match left.get_mut(&worker.spec.pool_id) {
+            Some(n) if *n >= u64::from(worker.spec.capacity) => {
+                *n -= u64::from(worker.spec.capacity);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The worker confirms that, asked to drain, it holds no work: it is

@@ -182,6 +182,9 @@ async fn agent(inner: Arc<Inner>, worker_id: String, instance: String) {
     let interval = Duration::from_secs(reg.heartbeat_interval_secs.max(1));
     let (mut busy_until, mut draining, mut done) = (None::<Instant>, false, 0u64);
     let mut next_beat = Instant::now();
+    // What the last heartbeat said: a change is reported at once, as a
+    // real agent does, so the manager hears "idle" without waiting.
+    let mut reported = None::<Activity>;
     let killed = |busy: bool| {
         if busy {
             inner.queue.lose();
@@ -203,13 +206,14 @@ async fn agent(inner: Arc<Inner>, worker_id: String, instance: String) {
         }
         let busy = busy_until.is_some();
         lock(&inner.views).insert(worker_id.clone(), View { busy, draining });
-        if now >= next_beat {
+        let state = match (draining, busy) {
+            (true, _) => Activity::Draining,
+            (false, true) => Activity::Busy,
+            (false, false) => Activity::Idle,
+        };
+        if now >= next_beat || reported != Some(state) {
             next_beat = now + interval;
-            let state = match (draining, busy) {
-                (true, _) => Activity::Draining,
-                (false, true) => Activity::Busy,
-                (false, false) => Activity::Idle,
-            };
+            reported = Some(state);
             let report = HeartbeatRequest {
                 worker_id: worker_id.clone(),
                 state,
