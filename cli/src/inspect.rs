@@ -1,12 +1,14 @@
 //! `skyfleet workers`, `skyfleet errors` and `skyfleet remove`: a store
 //! read (or one removal written) by a process separate from the fleet.
 
+use std::collections::{BTreeSet, HashMap};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use skyfleet_core::fleet::lifecycle::{request_removal, RemovalReason, RemovalRequest};
+use skyfleet_core::model::Registration;
 use skyfleet_core::store::{PoolError, PoolErrorGroup, WorkerFilter};
 use skyfleet_core::{Phase, Worker, WorkerStore};
 use time::format_description::well_known::Rfc3339;
@@ -46,16 +48,35 @@ pub fn print_json<T: Serialize>(command: &str, value: &T) -> ExitCode {
     }
 }
 
+/// What a worker's agent last said, as `skyfleet workers` shows it:
+/// `-` (never registered), `registered` (registered without the worker
+/// API), or the registration's state: `idle`, `busy`, `draining`,
+/// `drained`, `removing`.
+pub fn agent_state(w: &Worker, reg: Option<&Registration>) -> &'static str {
+    match reg {
+        None if w.registered_at.is_some() => "registered",
+        None => "-",
+        Some(r) if r.removal.is_some() => "removing",
+        Some(r) => match &r.drain {
+            Some(d) if d.drained_at.is_some() => "drained",
+            Some(_) => "draining",
+            None => r.activity.as_str(),
+        },
+    }
+}
+
 /// One row of `skyfleet workers`.
-fn worker_row(w: &Worker) -> String {
+fn worker_row(w: &Worker, reg: Option<&Registration>) -> String {
     format!(
-        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<20} {:<30} {}",
+        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<10} {:<20} {:<20} {:<30} {}",
         w.id(),
         w.spec.pool_id,
         w.spec.provider_id,
         w.partition.as_deref().unwrap_or("-"),
         w.phase.as_str(),
         format!("{:?}", w.desired).to_lowercase(),
+        agent_state(w, reg),
+        timestamp(reg.map(|r| r.last_heartbeat_at)),
         timestamp(w.transitioned_at),
         w.removal_reason.as_deref().unwrap_or("-"),
         w.last_error
@@ -63,6 +84,21 @@ fn worker_row(w: &Worker) -> String {
             .map(|e| format!("{}: {}", e.kind, e.message))
             .unwrap_or_default()
     )
+}
+
+/// The registrations of the pools of `ws`, by worker id.
+async fn registrations(
+    store: &dyn WorkerStore,
+    ws: &[Worker],
+) -> skyfleet_core::Result<HashMap<String, Registration>> {
+    let pools: BTreeSet<&str> = ws.iter().map(|w| w.spec.pool_id.as_str()).collect();
+    let mut out = HashMap::new();
+    for pool in pools {
+        for r in store.list_registrations(pool).await? {
+            out.insert(r.worker_id.clone(), r);
+        }
+    }
+    Ok(out)
 }
 
 /// `skyfleet workers`: the workers of a store, with why each is being (or
@@ -99,22 +135,55 @@ pub async fn workers(
             return ExitCode::FAILURE;
         }
     };
+    let regs = match registrations(store.as_ref(), &ws).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("skyfleet workers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if json {
-        return print_json("workers", &ws);
+        // Each worker record, with its agent's state and registration
+        // (no secret: the store holds a digest, left out here too).
+        let rows: Vec<serde_json::Value> = ws
+            .iter()
+            .map(|w| {
+                let reg = regs.get(w.id());
+                let mut v = serde_json::to_value(w).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("agent".into(), agent_state(w, reg).into());
+                    o.insert(
+                        "registration".into(),
+                        reg.map(|r| {
+                            let mut r = serde_json::to_value(r).unwrap_or_default();
+                            if let Some(o) = r.as_object_mut() {
+                                o.remove("secret_sha256");
+                            }
+                            r
+                        })
+                        .unwrap_or_default(),
+                    );
+                }
+                v
+            })
+            .collect();
+        return print_json("workers", &rows);
     }
     println!(
-        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<20} {:<30} last error",
+        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<10} {:<20} {:<20} {:<30} last error",
         "worker",
         "pool",
         "provider",
         "partition",
         "phase",
         "desired",
+        "agent",
+        "last heartbeat",
         "last transition",
         "removal reason"
     );
     for w in &ws {
-        println!("{}", worker_row(w));
+        println!("{}", worker_row(w, regs.get(w.id())));
     }
     ExitCode::SUCCESS
 }
