@@ -87,3 +87,60 @@ impl ApiArgs {
         })))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(listen: Option<&str>, cert: bool, remote: bool) -> ApiArgs {
+        ApiArgs {
+            api_listen: listen.map(|a| a.parse().unwrap()),
+            api_cert: cert.then(|| "cert.pem".into()),
+            api_key: cert.then(|| "key.pem".into()),
+            api_allow_non_loopback: remote,
+        }
+    }
+
+    #[test]
+    fn non_loopback_needs_to_be_asked_for_and_tls_needs_an_address() {
+        assert!(args(None, false, false).validate().is_ok());
+        assert!(args(Some("127.0.0.1:8700"), false, false)
+            .validate()
+            .is_ok());
+        assert!(args(Some("[::1]:8700"), true, false).validate().is_ok());
+        let e = args(Some("0.0.0.0:8700"), false, false)
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("--api-allow-non-loopback"), "{e}");
+        assert!(args(Some("0.0.0.0:8700"), true, true).validate().is_ok());
+        let e = args(None, true, false).validate().unwrap_err();
+        assert!(e.contains("--api-listen"), "{e}");
+        assert_eq!(
+            args(Some("127.0.0.1:1"), true, false).describe(),
+            "https://127.0.0.1:1"
+        );
+        assert_eq!(args(None, false, false).describe(), "none");
+    }
+
+    #[tokio::test]
+    async fn a_missing_certificate_file_is_a_startup_error_naming_the_flag() {
+        let store = std::sync::Arc::new(skyfleet_core::store::MemoryStore::new());
+        let fleet = Fleet::builder()
+            .store(store)
+            .demand(std::sync::Arc::new(skyfleet_core::fleet::FixedDemand::new()))
+            .build()
+            .unwrap();
+        let a = ApiArgs {
+            api_cert: Some("/nonexistent/cert.pem".into()),
+            api_key: Some("/nonexistent/key.pem".into()),
+            ..args(Some("127.0.0.1:0"), false, false)
+        };
+        let e = a.start(&fleet, CancellationToken::new()).await.unwrap_err();
+        assert!(e.contains("--api-cert /nonexistent/cert.pem"), "{e}");
+        let served = args(Some("127.0.0.1:0"), false, false)
+            .start(&fleet, CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(served.is_some());
+    }
+}

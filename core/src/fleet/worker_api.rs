@@ -62,13 +62,14 @@ fn uniform(e: Error) -> Error {
     }
 }
 
-/// The worker config a registered worker receives: `workerConfig` of its
-/// launch parameters, or `{}`.
+/// The worker config a registered worker receives: what its bootstrap
+/// document carries, `workerConfig` of its launch parameters (AWS, GCP) or
+/// `worker_config` (Azure), or `{}`.
 fn worker_config(worker: &Worker) -> Value {
-    worker
-        .spec
-        .launch
+    let launch = &worker.spec.launch;
+    launch
         .get("workerConfig")
+        .or_else(|| launch.get("worker_config"))
         .cloned()
         .unwrap_or_else(|| Value::Object(Map::new()))
 }
