@@ -1,6 +1,6 @@
 //! [`ManagerClient`]: the worker API of the manager (register,
 //! reregister, heartbeat, drained) over the bootstrap document's root URL
-//! and [`paths`](skyfleet_core::protocol::paths), with the worker secret as
+//! and [`paths`], with the worker secret as
 //! `Authorization: Bearer`.
 //!
 //! Connection errors, timeouts, 5xx and 429 (pausing for `Retry-After`)

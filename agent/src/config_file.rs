@@ -22,6 +22,7 @@ pub fn contents(reg: &Registration) -> Vec<u8> {
         "rootUrl": reg.root_url,
         "expires": reg.expires.format(&Rfc3339).unwrap_or_default(),
     });
+    // A `Value` of strings and a JSON object always serializes.
     let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');
     out

@@ -341,6 +341,30 @@ fn bootstrap_error(cloud: Cloud) -> impl FnOnce(BootstrapError) -> MetadataError
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_static_identity_reads_files_and_debug_hides_the_secret() {
+        let dir = std::env::temp_dir().join(format!("skyfleet-agent-ut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let boot = r#"{"rootUrl": "https://m.example", "workerPoolId": "p", "providerId": "s",
+            "workerGroup": "g", "workerId": "w-s", "launchConfigId": "l"}"#;
+        std::fs::write(dir.join("b.json"), boot).unwrap();
+        std::fs::write(dir.join("s"), "  hunter2-static\n").unwrap();
+        let source = MetadataSource::Static {
+            bootstrap: dir.join("b.json"),
+            secret: dir.join("s"),
+        };
+        let id = source
+            .identity(RetryPolicy::default(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(id.bootstrap.worker_id, "w-s");
+        assert!(
+            matches!(&id.proof, IdentityProof::StaticSecret { secret } if secret.expose() == "hunter2-static")
+        );
+        assert!(!format!("{id:?} {source:?}").contains("hunter2"));
+    }
+
     #[test]
     fn clouds_parse_by_name_and_unknown_ones_are_named() {
         assert_eq!("AWS".parse::<Cloud>().unwrap(), Cloud::Aws);
