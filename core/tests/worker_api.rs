@@ -13,7 +13,7 @@ use skyfleet_core::fleet::{FixedDemand, Fleet, FleetConfig};
 use skyfleet_core::protocol::{Action, Activity, HeartbeatRequest, RegisterRequest};
 use skyfleet_core::provider::support::Secret;
 use skyfleet_core::store::{MemoryStore, WorkerFilter, WorkerStore};
-use skyfleet_core::testing::{TestingCloud, TestingConfig, TestingProvider};
+use skyfleet_core::testing::{CallKind, TestingCloud, TestingConfig, TestingProvider};
 use skyfleet_core::{DesiredState, ErrorKind, IdentityProof, Phase, PoolConfig, Worker};
 
 const POOL: &str = "ci/linux";
@@ -133,6 +133,32 @@ impl Setup {
             .await
             .unwrap();
         r.secret
+    }
+}
+
+impl Setup {
+    /// Provisions one worker and has its create call sent; once its VM
+    /// booted, no scan runs: the worker is still requested in the store
+    /// while its VM is up (it booted faster than the runtime looked).
+    async fn requested_with_vm_up(&self) -> Worker {
+        self.demand.set_pending(POOL, 1);
+        self.fleet.provision_once().await.unwrap();
+        self.demand.set_pending(POOL, 0);
+        let mut ws = self.workers().await;
+        assert_eq!(ws.len(), 1);
+        let id = ws.remove(0).id().to_string();
+        while self.worker(&id).await.provider_state["create_sent"] != true {
+            assert!(self.fleet.scan_once().await.unwrap() > 0, "nothing to step");
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let w = self.worker(&id).await;
+        assert_eq!(w.phase, Phase::Requested);
+        assert!(w.lease_owner.is_none(), "{w:?}");
+        assert!(self
+            .cloud
+            .identity_of(&TestingProvider::instance_name(&id))
+            .is_some());
+        w
     }
 }
 
@@ -407,6 +433,99 @@ async fn idle_workers_past_idle_timeout_drain_down_to_min_idle() {
             "drains wait"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requested_worker_whose_vm_is_up_turns_running_when_it_registers() {
+    let s = setup(serde_json::json!({}), 0);
+    let w = s.requested_with_vm_up().await;
+    let id = w.id().to_string();
+    let gets = s.cloud.calls(CallKind::Get);
+    let secret = s.register(&id).await;
+    // No scan ran: the registration stepped it, once, under its lease.
+    assert_eq!(s.cloud.calls(CallKind::Get), gets + 1);
+    let w = s.worker(&id).await;
+    assert_eq!(w.phase, Phase::Running, "{w:?}");
+    assert!(w.registered_at.is_some());
+    assert!(w.running_at.is_some());
+    assert_eq!(w.lease_owner, None, "the step released its lease");
+    assert_eq!(w.lease_expires_at, None);
+    // The secret it was given works.
+    let hb = s
+        .fleet
+        .heartbeat(&secret, beat(&id, Activity::Idle, 0))
+        .await
+        .unwrap();
+    assert_eq!(hb.action, Action::Continue);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requested_worker_leased_elsewhere_registers_and_is_left_due_for_the_scanners() {
+    let s = setup(serde_json::json!({}), 0);
+    let mut w = s.requested_with_vm_up().await;
+    let id = w.id().to_string();
+    // Another replica's scanner holds its lease (for the next hour).
+    w.lease_owner = Some("r2".into());
+    w.lease_expires_at = Some(w.created_at + Duration::from_secs(3600));
+    s.store.update_worker(&w).await.unwrap();
+    let gets = s.cloud.calls(CallKind::Get);
+    let secret = s.register(&id).await;
+    assert_eq!(
+        s.cloud.calls(CallKind::Get),
+        gets,
+        "not stepped: leased elsewhere"
+    );
+    let w = s.worker(&id).await;
+    assert_eq!(w.phase, Phase::Requested);
+    assert!(w.registered_at.is_some());
+    assert_eq!(
+        w.lease_owner.as_deref(),
+        Some("r2"),
+        "the lease is untouched"
+    );
+    assert!(
+        w.next_check_at <= w.registered_at.unwrap(),
+        "due now for whoever holds or next takes the lease"
+    );
+    assert!(s
+        .fleet
+        .heartbeat(&secret, beat(&id, Activity::Idle, 0))
+        .await
+        .is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_step_delays_registration_by_one_step_timeout_at_most() {
+    let s = setup(serde_json::json!({}), 0);
+    let w = s.requested_with_vm_up().await;
+    let id = w.id().to_string();
+    s.cloud.set_hang(CallKind::Get, true);
+    let started = tokio::time::Instant::now();
+    let secret = s.register(&id).await;
+    let took = started.elapsed();
+    // The fleet's step timeout is 2 s (see `setup`).
+    assert!(took <= Duration::from_secs(2), "register took {took:?}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "the step was tried: {took:?}"
+    );
+    let w = s.worker(&id).await;
+    assert_eq!(w.phase, Phase::Requested);
+    assert!(w.registered_at.is_some());
+    // The step gives up at its timeout and releases the lease by itself.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let w = s.worker(&id).await;
+    assert_eq!(w.lease_owner, None, "{w:?}");
+    assert!(w.last_error.is_some(), "the timeout is recorded: {w:?}");
+    s.cloud.set_hang(CallKind::Get, false);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    s.fleet.scan_once().await.unwrap();
+    assert_eq!(s.worker(&id).await.phase, Phase::Running);
+    assert!(s
+        .fleet
+        .heartbeat(&secret, beat(&id, Activity::Idle, 0))
+        .await
+        .is_ok());
 }
 
 /// One simulated agent: what it last told the manager and what it was told.

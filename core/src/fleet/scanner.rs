@@ -208,6 +208,51 @@ pub(super) async fn scan_once(shared: &Shared) -> crate::Result<usize> {
     Ok(stepped)
 }
 
+/// Steps one worker now, outside the scan loop, as a scanner would (for a
+/// worker that registered before any scanner saw its VM running).
+///
+/// `worker` is the record as last stored. Its lease is taken the way a
+/// claim takes it, in one write conditional on the record's version: only
+/// if it is in no final phase and its lease is free or expired, so neither
+/// a scanner nor another replica steps it at the same time. The step is
+/// [`step_chunk`]'s (cancelled at the step timeout; its write releases the
+/// lease) and runs in a task of its own, so a caller that gives up never
+/// leaves the lease held until it expires; the caller waits for it at most
+/// the step timeout.
+///
+/// Whether the step finished: `false` when the lease is held, the record
+/// changed since `worker` was read, or the step is still running after the
+/// step timeout (it then finishes on its own). When it was not taken, the
+/// worker's scheduled check (`next_check_at`) stands.
+pub(super) async fn step_now(shared: &Arc<Shared>, mut worker: Worker) -> crate::Result<bool> {
+    let now = shared.clock.now();
+    let held = worker.lease_owner.is_some() && worker.lease_expires_at.is_some_and(|t| t > now);
+    if held || worker.phase.is_final() {
+        return Ok(false);
+    }
+    let Some(provider) = shared.providers.get(&worker.spec.provider_id).cloned() else {
+        return Ok(false);
+    };
+    worker.lease_owner = Some(shared.owner.clone());
+    worker.lease_expires_at = Some(now + shared.config.lease);
+    let claimed = match shared.store.update_worker(&worker).await {
+        Ok(stored) => stored,
+        Err(e) if e.kind() == &ErrorKind::Conflict => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let task_shared = shared.clone();
+    let step =
+        tokio::spawn(async move { step_chunk(&task_shared, &provider, vec![claimed]).await });
+    match tokio::time::timeout(shared.config.step_timeout, step).await {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(e)) => Err(Error::internal(format!(
+            "the step of worker {} ended abnormally: {e}",
+            worker.id()
+        ))),
+        Err(_) => Ok(false),
+    }
+}
+
 /// Steps a chunk of claimed workers of one partition and persists the answers.
 pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut workers: Vec<Worker>) {
     let now = shared.clock.now();

@@ -20,9 +20,9 @@ use time::OffsetDateTime;
 
 use super::events::{self, Transition};
 use super::lifecycle::{mark_removed, RemovalReason};
-use super::{worker_secret, Fleet};
+use super::{scanner, worker_secret, Fleet};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Drain, DrainReason, Registration, Worker};
+use crate::model::{Drain, DrainReason, Phase, Registration, Worker};
 use crate::protocol::{
     Action, Activity, DrainedResponse, HeartbeatRequest, HeartbeatResponse, RegisterRequest,
     RegisterResponse, ReregisterResponse,
@@ -82,7 +82,11 @@ impl Fleet {
     ///
     /// A worker that calls before the runtime has seen its VM running (it
     /// booted fast) is registered at once and stepped now, so it turns
-    /// running without waiting for its next scheduled check.
+    /// running without waiting for its next scheduled check: one step,
+    /// bounded by the fleet's step timeout, taken under the worker's lease
+    /// like a scanner's. If the lease is held (a scanner or another replica
+    /// is stepping it), its next check is simply due now. The answer is the
+    /// same whether or not the step reached running.
     pub async fn register(&self, req: RegisterRequest) -> Result<RegisterResponse> {
         self.register_inner(req).await.map_err(uniform)
     }
@@ -118,7 +122,7 @@ impl Fleet {
         let expires = now + lifecycle.reregistration_timeout;
         // The worker record first: if the registration below fails, the
         // worker is merely marked registered early and may try again.
-        self.mark_registered(worker.id(), now).await?;
+        let marked = self.mark_registered(worker.id(), now).await?;
         let secret = worker_secret::generate();
         let digest = worker_secret::digest(worker.id(), &secret);
         let reg = Registration::new(worker.id(), &worker.spec.pool_id, digest, now, expires);
@@ -130,12 +134,35 @@ impl Fleet {
             }
             Err(e) => return Err(e),
         }
+        if marked.phase == Phase::Requested {
+            self.step_registered(marked).await;
+        }
         Ok(RegisterResponse {
             worker_config: worker_config(&worker),
             secret,
             expires,
             heartbeat_interval_secs: lifecycle.heartbeat_interval().as_secs(),
         })
+    }
+
+    /// Steps a worker that registered while still requested, once, now
+    /// (see [`register`](Fleet::register)). Never fails the registration:
+    /// a step not taken or not finished leaves the worker to the scanners.
+    async fn step_registered(&self, worker: Worker) {
+        let id = worker.id().to_string();
+        match scanner::step_now(&self.shared, worker).await {
+            Ok(true) => tracing::debug!(worker = id, "registered worker stepped at once"),
+            Ok(false) => {
+                tracing::debug!(
+                    worker = id,
+                    "registered worker left to the scanners (lease held, record changed or \
+                     step still running)"
+                )
+            }
+            Err(e) => {
+                tracing::debug!(worker = id, error = %e, "registered worker not stepped at once")
+            }
+        }
     }
 
     /// Rotates a registered worker's secret and extends its registration by
@@ -311,9 +338,10 @@ impl Fleet {
         Ok((reg, worker))
     }
 
-    /// Sets `registered_at` on the worker record (and steps a still
-    /// requested worker now), retrying a bounded number of times.
-    async fn mark_registered(&self, worker_id: &str, now: OffsetDateTime) -> Result<()> {
+    /// Sets `registered_at` on the worker record (and makes a still
+    /// requested worker due now), retrying a bounded number of times.
+    /// Returns the record as stored.
+    async fn mark_registered(&self, worker_id: &str, now: OffsetDateTime) -> Result<Worker> {
         for _ in 0..ATTEMPTS {
             let Some(mut w) = self.shared.store.get_worker(worker_id).await? else {
                 return Err(refuse_unknown(worker_id, identity::UNKNOWN_WORKER));
@@ -323,7 +351,7 @@ impl Fleet {
             if first {
                 w.transitioned_at = Some(now);
             }
-            if w.phase == crate::model::Phase::Requested {
+            if w.phase == Phase::Requested {
                 w.next_check_at = w.next_check_at.min(now);
             }
             match self.shared.store.update_worker(&w).await {
@@ -331,7 +359,7 @@ impl Fleet {
                     if first {
                         events::emit(&stored, &Transition::Registered);
                     }
-                    return Ok(());
+                    return Ok(stored);
                 }
                 Err(e) if e.kind() == &ErrorKind::Conflict => continue,
                 Err(e) => return Err(e),
