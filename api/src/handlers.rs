@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -13,9 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use skyfleet_core::protocol::{
-    paths, DrainedRequest, HeartbeatRequest, RegisterRequest, ReregisterRequest, MAX_BODY_BYTES,
+    paths, DrainedRequest, DrainedResponse, HeartbeatRequest, HeartbeatResponse, RegisterRequest,
+    RegisterResponse, ReregisterRequest, ReregisterResponse, MAX_BODY_BYTES,
 };
 use skyfleet_core::provider::support::Secret;
 use skyfleet_core::provider::IdentityProof;
@@ -192,9 +195,11 @@ impl From<Refusal> for Failure {
     }
 }
 
-/// Authentication, body, service call. Records the worker id in `worker`
-/// as soon as the body names it, for the log line, and the request's
-/// secret material in `known`, to keep it out of logged errors.
+/// One endpoint: its credential, body and service call ([`exchange`], with
+/// what differs in the body's [`WorkerCall`] implementation). Records the
+/// worker id in `worker` as soon as the body names it, for the log line, and
+/// the request's secret material in `known`, to keep it out of logged
+/// errors.
 async fn process(
     state: &ApiState,
     endpoint: Endpoint,
@@ -202,38 +207,148 @@ async fn process(
     worker: &mut Option<String>,
     known: &mut Vec<Secret>,
 ) -> Result<Response, Failure> {
+    let service = state.service.as_ref();
+    match endpoint {
+        Endpoint::Register => exchange::<RegisterRequest>(service, req, worker, known).await,
+        Endpoint::Reregister => exchange::<ReregisterRequest>(service, req, worker, known).await,
+        Endpoint::Heartbeat => exchange::<HeartbeatRequest>(service, req, worker, known).await,
+        Endpoint::Drained => exchange::<DrainedRequest>(service, req, worker, known).await,
+    }
+}
+
+/// What every endpoint does after the rate limit: its credential from the
+/// headers (checked before the body is read), its body `B` (size limit,
+/// strict JSON), the service call, and the answer as `200` JSON or the
+/// failure [`handle`] maps to a refusal.
+async fn exchange<B: WorkerCall>(
+    service: &dyn WorkerService,
+    req: Request,
+    worker: &mut Option<String>,
+    known: &mut Vec<Secret>,
+) -> Result<Response, Failure> {
     let (parts, body) = req.into_parts();
-    let secret = match endpoint {
-        Endpoint::Register => None,
-        _ => Some(bearer(&parts.headers)?),
-    };
-    known.extend(secret.clone());
+    let credential = B::Credential::from_headers(&parts.headers)?;
+    known.extend(credential.material());
     let bytes = read_body(&parts.headers, body).await?;
-    let service = &state.service;
-    match (endpoint, secret) {
-        (Endpoint::Register, _) => {
-            let req: RegisterRequest = parse_body(&bytes)?;
-            *worker = Some(req.worker_id.clone());
-            known.extend(proof_material(&req.proof));
-            answer(service.register(req).await)
-        }
-        (Endpoint::Reregister, Some(secret)) => {
-            let req: ReregisterRequest = parse_body(&bytes)?;
-            *worker = Some(req.worker_id.clone());
-            answer(service.reregister(&req.worker_id, &secret).await)
-        }
-        (Endpoint::Heartbeat, Some(secret)) => {
-            let req: HeartbeatRequest = parse_body(&bytes)?;
-            *worker = Some(req.worker_id.clone());
-            answer(service.heartbeat(&secret, req).await)
-        }
-        (Endpoint::Drained, Some(secret)) => {
-            let req: DrainedRequest = parse_body(&bytes)?;
-            *worker = Some(req.worker_id.clone());
-            answer(service.drained(&req.worker_id, &secret).await)
-        }
-        // Every endpoint but register read its secret above.
-        (_, None) => Err(Refusal::Unauthorized.into()),
+    let body: B = parse_body(&bytes)?;
+    *worker = Some(body.worker_id().to_owned());
+    known.extend(body.material());
+    answer(body.call(service, credential).await)
+}
+
+/// How a request proves who sends it, besides its body: nothing (`()`,
+/// register carries its proof in the body) or a bearer [`Secret`].
+trait Credential: Sized + Send {
+    /// The credential of a request with these headers, or the refusal.
+    fn from_headers(headers: &HeaderMap) -> Result<Self, Refusal>;
+    /// Its secret material, kept out of logged errors.
+    fn material(&self) -> Option<Secret>;
+}
+
+impl Credential for () {
+    fn from_headers(_: &HeaderMap) -> Result<Self, Refusal> {
+        Ok(())
+    }
+    fn material(&self) -> Option<Secret> {
+        None
+    }
+}
+
+impl Credential for Secret {
+    fn from_headers(headers: &HeaderMap) -> Result<Self, Refusal> {
+        bearer(headers)
+    }
+    fn material(&self) -> Option<Secret> {
+        Some(self.clone())
+    }
+}
+
+/// An endpoint's request body and what differs between endpoints: the
+/// credential it needs, the worker it names, and its service call.
+#[async_trait]
+trait WorkerCall: DeserializeOwned + Send {
+    /// What the request must carry besides its body.
+    type Credential: Credential;
+    /// The service's answer.
+    type Answer: Serialize;
+    /// The worker the body names.
+    fn worker_id(&self) -> &str;
+    /// Secret material in the body (a proof), kept out of logged errors.
+    fn material(&self) -> Vec<Secret> {
+        Vec::new()
+    }
+    /// The service call.
+    async fn call(
+        self,
+        service: &dyn WorkerService,
+        credential: Self::Credential,
+    ) -> skyfleet_core::Result<Self::Answer>;
+}
+
+#[async_trait]
+impl WorkerCall for RegisterRequest {
+    type Credential = ();
+    type Answer = RegisterResponse;
+    fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+    fn material(&self) -> Vec<Secret> {
+        proof_material(&self.proof)
+    }
+    async fn call(
+        self,
+        service: &dyn WorkerService,
+        (): (),
+    ) -> skyfleet_core::Result<Self::Answer> {
+        service.register(self).await
+    }
+}
+
+#[async_trait]
+impl WorkerCall for ReregisterRequest {
+    type Credential = Secret;
+    type Answer = ReregisterResponse;
+    fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+    async fn call(
+        self,
+        service: &dyn WorkerService,
+        secret: Secret,
+    ) -> skyfleet_core::Result<Self::Answer> {
+        service.reregister(&self.worker_id, &secret).await
+    }
+}
+
+#[async_trait]
+impl WorkerCall for HeartbeatRequest {
+    type Credential = Secret;
+    type Answer = HeartbeatResponse;
+    fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+    async fn call(
+        self,
+        service: &dyn WorkerService,
+        secret: Secret,
+    ) -> skyfleet_core::Result<Self::Answer> {
+        service.heartbeat(&secret, self).await
+    }
+}
+
+#[async_trait]
+impl WorkerCall for DrainedRequest {
+    type Credential = Secret;
+    type Answer = DrainedResponse;
+    fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+    async fn call(
+        self,
+        service: &dyn WorkerService,
+        secret: Secret,
+    ) -> skyfleet_core::Result<Self::Answer> {
+        service.drained(&self.worker_id, &secret).await
     }
 }
 
