@@ -509,16 +509,52 @@ async fn a_hung_step_delays_registration_by_one_step_timeout_at_most() {
         took >= Duration::from_secs(1),
         "the step was tried: {took:?}"
     );
+    // The step gave up at its timeout, recorded it and released the lease.
     let w = s.worker(&id).await;
     assert_eq!(w.phase, Phase::Requested);
     assert!(w.registered_at.is_some());
-    // The step gives up at its timeout and releases the lease by itself.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let w = s.worker(&id).await;
     assert_eq!(w.lease_owner, None, "{w:?}");
-    assert!(w.last_error.is_some(), "the timeout is recorded: {w:?}");
+    assert_eq!(
+        w.last_error.as_ref().map(|e| &e.kind),
+        Some(&ErrorKind::Timeout),
+        "{w:?}"
+    );
     s.cloud.set_hang(CallKind::Get, false);
     tokio::time::advance(Duration::from_secs(5)).await;
+    s.fleet.scan_once().await.unwrap();
+    assert_eq!(s.worker(&id).await.phase, Phase::Running);
+    assert!(s
+        .fleet
+        .heartbeat(&secret, beat(&id, Activity::Idle, 0))
+        .await
+        .is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_registration_cancelled_during_its_step_registered_nothing_and_a_retry_succeeds() {
+    let s = setup(serde_json::json!({}), 0);
+    let w = s.requested_with_vm_up().await;
+    let id = w.id().to_string();
+    s.cloud.set_hang(CallKind::Get, true);
+    // The caller gives up (an HTTP request timeout) while the step hangs.
+    let first = s.fleet.register(RegisterRequest {
+        worker_pool_id: POOL.into(),
+        worker_id: id.clone(),
+        proof: s.proof(&id),
+    });
+    assert!(tokio::time::timeout(Duration::from_secs(1), first)
+        .await
+        .is_err());
+    assert!(s.store.get_registration(&id).await.unwrap().is_none());
+    // The retry finds the lease held by the step still running: it does
+    // not wait for a second step, and registers.
+    let started = tokio::time::Instant::now();
+    let secret = s.register(&id).await;
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(s.store.get_registration(&id).await.unwrap().is_some());
+    s.cloud.set_hang(CallKind::Get, false);
+    // Past the abandoned step's lease, the scanners take it over.
+    tokio::time::advance(Duration::from_secs(6)).await;
     s.fleet.scan_once().await.unwrap();
     assert_eq!(s.worker(&id).await.phase, Phase::Running);
     assert!(s

@@ -39,7 +39,7 @@ use super::startup::NO_PARTITION;
 use super::{lifecycle, FleetConfig, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::metrics_catalogue as names;
-use crate::model::{Worker, WorkerError};
+use crate::model::{Phase, Worker, WorkerError};
 use crate::provider::{apply_step, DynProvider, Step};
 use crate::store::{Claim, PartitionFilter, PoolError};
 
@@ -209,25 +209,30 @@ pub(super) async fn scan_once(shared: &Shared) -> crate::Result<usize> {
 }
 
 /// Steps one worker now, outside the scan loop, as a scanner would (for a
-/// worker that registered before any scanner saw its VM running).
+/// worker that calls the worker API before any scanner saw its VM running),
+/// if it is still in `phase`.
 ///
-/// `worker` is the record as last stored. Its lease is taken the way a
-/// claim takes it, in one write conditional on the record's version: only
-/// if it is in no final phase and its lease is free or expired, so neither
-/// a scanner nor another replica steps it at the same time. The step is
-/// [`step_chunk`]'s (cancelled at the step timeout; its write releases the
-/// lease) and runs in a task of its own, so a caller that gives up never
-/// leaves the lease held until it expires; the caller waits for it at most
-/// the step timeout.
+/// Its lease is taken the way a claim takes it, in one write conditional on
+/// the record's version: only if it is in no final phase and its lease is
+/// free or expired, so neither a scanner nor another replica steps it at the
+/// same time. The step is [`step_chunk`]'s: its cloud calls are cancelled
+/// at the step timeout, and its write releases the lease. It runs in a task
+/// of its own, so a caller that gives up (a dropped request) never leaves
+/// the lease held until it expires.
 ///
-/// Whether the step finished: `false` when the lease is held, the record
-/// changed since `worker` was read, or the step is still running after the
-/// step timeout (it then finishes on its own). When it was not taken, the
-/// worker's scheduled check (`next_check_at`) stands.
-pub(super) async fn step_now(shared: &Arc<Shared>, mut worker: Worker) -> crate::Result<bool> {
+/// Whether it was stepped: `false` (nothing done) when the worker is gone,
+/// no longer in `phase`, final, leased, or changed under us.
+pub(super) async fn step_now(
+    shared: &Arc<Shared>,
+    worker_id: &str,
+    phase: Phase,
+) -> crate::Result<bool> {
+    let Some(mut worker) = shared.store.get_worker(worker_id).await? else {
+        return Ok(false);
+    };
     let now = shared.clock.now();
     let held = worker.lease_owner.is_some() && worker.lease_expires_at.is_some_and(|t| t > now);
-    if held || worker.phase.is_final() {
+    if held || worker.phase != phase || worker.phase.is_final() {
         return Ok(false);
     }
     let Some(provider) = shared.providers.get(&worker.spec.provider_id).cloned() else {
@@ -241,16 +246,14 @@ pub(super) async fn step_now(shared: &Arc<Shared>, mut worker: Worker) -> crate:
         Err(e) => return Err(e),
     };
     let task_shared = shared.clone();
-    let step =
-        tokio::spawn(async move { step_chunk(&task_shared, &provider, vec![claimed]).await });
-    match tokio::time::timeout(shared.config.step_timeout, step).await {
-        Ok(Ok(())) => Ok(true),
-        Ok(Err(e)) => Err(Error::internal(format!(
-            "the step of worker {} ended abnormally: {e}",
-            worker.id()
-        ))),
-        Err(_) => Ok(false),
-    }
+    tokio::spawn(async move { step_chunk(&task_shared, &provider, vec![claimed]).await })
+        .await
+        .map_err(|e| {
+            Error::internal(format!(
+                "the step of worker {worker_id} ended abnormally: {e}"
+            ))
+        })?;
+    Ok(true)
 }
 
 /// Steps a chunk of claimed workers of one partition and persists the answers.

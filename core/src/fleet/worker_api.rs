@@ -81,12 +81,14 @@ impl Fleet {
     /// secret (kept only as a digest, so shown once).
     ///
     /// A worker that calls before the runtime has seen its VM running (it
-    /// booted fast) is registered at once and stepped now, so it turns
-    /// running without waiting for its next scheduled check: one step,
-    /// bounded by the fleet's step timeout, taken under the worker's lease
-    /// like a scanner's. If the lease is held (a scanner or another replica
-    /// is stepping it), its next check is simply due now. The answer is the
-    /// same whether or not the step reached running.
+    /// booted fast) is stepped at once, then registered: it turns running
+    /// without waiting for its next scheduled check. That is one step
+    /// (its cloud calls bounded by the fleet's step timeout) under the
+    /// worker's lease, taken as a scanner takes it; if the lease is held (a
+    /// scanner or another replica is stepping it), the worker's next check
+    /// is made due now instead. The answer is the same whether or not the
+    /// step reached running. A request cancelled during the step has
+    /// registered nothing, so the worker may simply try again.
     pub async fn register(&self, req: RegisterRequest) -> Result<RegisterResponse> {
         self.register_inner(req).await.map_err(uniform)
     }
@@ -116,13 +118,14 @@ impl Fleet {
             return Err(rejected(provider_id, &worker, ALREADY_REGISTERED));
         }
         provider.verify_identity(&worker, &req.proof).await?;
+        let stepped = worker.phase == Phase::Requested && self.step_requested(worker.id()).await;
 
         let now = self.shared.clock.now();
         let lifecycle = &worker.spec.lifecycle;
         let expires = now + lifecycle.reregistration_timeout;
         // The worker record first: if the registration below fails, the
         // worker is merely marked registered early and may try again.
-        let marked = self.mark_registered(worker.id(), now).await?;
+        self.mark_registered(worker.id(), now, !stepped).await?;
         let secret = worker_secret::generate();
         let digest = worker_secret::digest(worker.id(), &secret);
         let reg = Registration::new(worker.id(), &worker.spec.pool_id, digest, now, expires);
@@ -134,9 +137,6 @@ impl Fleet {
             }
             Err(e) => return Err(e),
         }
-        if marked.phase == Phase::Requested {
-            self.step_registered(marked).await;
-        }
         Ok(RegisterResponse {
             worker_config: worker_config(&worker),
             secret,
@@ -145,22 +145,22 @@ impl Fleet {
         })
     }
 
-    /// Steps a worker that registered while still requested, once, now
-    /// (see [`register`](Fleet::register)). Never fails the registration:
-    /// a step not taken or not finished leaves the worker to the scanners.
-    async fn step_registered(&self, worker: Worker) {
-        let id = worker.id().to_string();
-        match scanner::step_now(&self.shared, worker).await {
-            Ok(true) => tracing::debug!(worker = id, "registered worker stepped at once"),
-            Ok(false) => {
+    /// Steps a still requested worker whose proof held, once, now (see
+    /// [`register`](Fleet::register)); whether it was stepped. Never fails
+    /// the registration: a step not taken leaves the worker to the scanners.
+    async fn step_requested(&self, worker_id: &str) -> bool {
+        match scanner::step_now(&self.shared, worker_id, Phase::Requested).await {
+            Ok(stepped) => {
                 tracing::debug!(
-                    worker = id,
-                    "registered worker left to the scanners (lease held, record changed or \
-                     step still running)"
-                )
+                    worker = worker_id,
+                    stepped,
+                    "registering worker stepped at once"
+                );
+                stepped
             }
             Err(e) => {
-                tracing::debug!(worker = id, error = %e, "registered worker not stepped at once")
+                tracing::debug!(worker = worker_id, error = %e, "registering worker not stepped");
+                false
             }
         }
     }
@@ -180,7 +180,7 @@ impl Fleet {
             let expires = now + worker.spec.lifecycle.reregistration_timeout;
             // The worker record first, so the scanner's reregistration
             // limit never falls before the registration's own expiry.
-            self.mark_registered(worker_id, now).await?;
+            self.mark_registered(worker_id, now, true).await?;
             let fresh = worker_secret::generate();
             let mut next = reg;
             next.secret_sha256 = worker_secret::digest(worker_id, &fresh);
@@ -338,10 +338,15 @@ impl Fleet {
         Ok((reg, worker))
     }
 
-    /// Sets `registered_at` on the worker record (and makes a still
-    /// requested worker due now), retrying a bounded number of times.
-    /// Returns the record as stored.
-    async fn mark_registered(&self, worker_id: &str, now: OffsetDateTime) -> Result<Worker> {
+    /// Sets `registered_at` on the worker record (and, with `due_now`, makes
+    /// a still requested worker due now), retrying a bounded number of
+    /// times.
+    async fn mark_registered(
+        &self,
+        worker_id: &str,
+        now: OffsetDateTime,
+        due_now: bool,
+    ) -> Result<()> {
         for _ in 0..ATTEMPTS {
             let Some(mut w) = self.shared.store.get_worker(worker_id).await? else {
                 return Err(refuse_unknown(worker_id, identity::UNKNOWN_WORKER));
@@ -351,7 +356,7 @@ impl Fleet {
             if first {
                 w.transitioned_at = Some(now);
             }
-            if w.phase == Phase::Requested {
+            if due_now && w.phase == Phase::Requested {
                 w.next_check_at = w.next_check_at.min(now);
             }
             match self.shared.store.update_worker(&w).await {
@@ -359,7 +364,7 @@ impl Fleet {
                     if first {
                         events::emit(&stored, &Transition::Registered);
                     }
-                    return Ok(stored);
+                    return Ok(());
                 }
                 Err(e) if e.kind() == &ErrorKind::Conflict => continue,
                 Err(e) => return Err(e),
