@@ -217,8 +217,8 @@ pub(super) async fn scan_once(shared: &Shared) -> crate::Result<usize> {
 /// free or expired, so neither a scanner nor another replica steps it at the
 /// same time. The step is [`step_chunk`]'s: its cloud calls are cancelled
 /// at the step timeout, and its write releases the lease. It runs in a task
-/// of its own, so a caller that gives up (a dropped request) never leaves
-/// the lease held until it expires.
+/// of its own, so a caller that gives up (a dropped request) does not
+/// abandon the step, and its lease, midway.
 ///
 /// Whether it was stepped: `false` (nothing done) when the worker is gone,
 /// no longer in `phase`, final, leased, or changed under us.
