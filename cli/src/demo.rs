@@ -1,5 +1,17 @@
 //! `skyfleet demo`: a fleet on the embedded mock cloud and SQLite, with
 //! progress bars, then a summary.
+//!
+//! The loop a worker-manager runs, end to end: demand (a simulated task
+//! queue per pool) makes the fleet request VMs; each VM that comes up gets
+//! an in-process agent ([`agents`]) that proves its identity from the VM's
+//! metadata and registers through the worker API, served on loopback as
+//! `skyfleet run --api-listen` serves it; the workers take tasks; when the
+//! queue empties, scale-in drains idle workers, which confirm, and only
+//! then are their VMs removed. The summary counts busy workers killed,
+//! which must be 0.
+
+mod agents;
+mod queues;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,15 +19,18 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
-use skyfleet_core::fleet::{FixedDemand, FleetConfig};
+use skyfleet_api::{router, serve, ApiConfig, WorkerService};
+use skyfleet_core::fleet::FleetConfig;
 use skyfleet_core::store::{WorkerFilter, WorkerStore};
 use skyfleet_core::Worker;
 use skyfleet_mock::MockCloud;
 use tokio_util::sync::CancellationToken;
 
 use crate::bench::stats::Distribution;
-use crate::mock_clouds::{self, DemoCloud};
+use crate::mock_clouds::{self, DemoCloud, WorkerApi};
 use crate::{mockctl, wait};
+use agents::Agents;
+use queues::Queues;
 
 /// Fault presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +82,15 @@ pub struct ProviderSummary {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Resources of this cloud still in the mock after teardown.
     pub leaked_resources: usize,
+    /// Workers that registered through the worker API.
+    pub registered: usize,
+    /// Median seconds from record creation to registration.
+    pub time_to_registered_p50_s: f64,
+    /// 95th percentile of the same.
+    pub time_to_registered_p95_s: f64,
+    /// What this cloud's agents counted: tasks completed and lost, drains
+    /// confirmed, busy workers killed.
+    pub agents: agents::Tally,
 }
 
 /// The demo's summary.
@@ -82,8 +106,16 @@ pub struct Summary {
     pub leaked_resources: usize,
     /// VMs beyond one per worker, counted while the fleet was running.
     pub duplicate_vms: usize,
+    /// Phases that reached `--timeout-s` before the fleet got there.
+    pub timed_out_phases: Vec<&'static str>,
     /// Workers that did not end stopped or failed.
     pub unconverged_workers: usize,
+    /// Busy workers told to terminate or refused, on every cloud (must be 0).
+    pub busy_workers_killed: u64,
+    /// Tasks lost on every cloud (must be 0).
+    pub tasks_lost: u64,
+    /// Tasks completed on every cloud.
+    pub tasks_completed: u64,
     /// Wall time of the run.
     pub seconds: f64,
 }
@@ -228,7 +260,41 @@ fn describe(workers: &[Worker]) -> String {
         .join(", ")
 }
 
-/// Runs the demo; `Ok(summary)`; the caller exits non-zero on leaks.
+/// How often the demo looks at the fleet: agents for new VMs, the bars.
+fn poll_every(workers: u32) -> Duration {
+    // Progress reads every worker record; at soak sizes read less often.
+    if workers > 200 {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(200)
+    }
+}
+
+/// Per pool, how many workers match `counted`; true when every pool has
+/// `want` (or, with `want` `None`, all its workers). Updates the bars and
+/// starts agents on VMs that came up.
+async fn look(
+    store: &Arc<dyn WorkerStore>,
+    mock: &MockCloud,
+    demo: &[DemoCloud],
+    agents: &Agents,
+    bars: &Bars,
+    want: Option<usize>,
+    counted: impl Fn(&Worker) -> bool,
+) -> Result<bool, String> {
+    agents.spawn_new(&mockctl::resources(mock).await?);
+    let mut done = true;
+    for (i, c) in demo.iter().enumerate() {
+        let ws = pool_workers(store, &c.pool.pool_id).await;
+        let n = ws.iter().filter(|w| counted(w)).count();
+        bars.update(i, n as u64, describe(&ws));
+        done &= n >= want.unwrap_or(ws.len());
+    }
+    Ok(done)
+}
+
+/// Runs the demo; `Ok(summary)`; the caller exits non-zero on leaks or
+/// busy workers killed.
 pub async fn run(args: DemoArgs) -> Result<Summary, String> {
     let started = Instant::now();
     let mock = MockCloud::builder()
@@ -246,14 +312,26 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
     let store = skyfleet_core::store::open(&store_url)
         .await
         .map_err(|e| format!("opening store {store_url}: {e}"))?;
-    let demo = mock_clouds::demo_clouds(&mock, args.workers).await?;
+    // The worker API's address goes into every VM's bootstrap document, so
+    // it is bound before the providers are built.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("binding the worker API: {e}"))?;
+    let root_url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| format!("the worker API's address: {e}"))?
+    );
+    let api = WorkerApi::read(&mock, root_url).await?;
+    let demo = mock_clouds::demo_clouds_with_api(&mock, &api).await?;
     // Faults start after the scaffolding (resource group, network) exists.
     mockctl::set_faults(&mock, &fault_rules(args.faults)).await?;
     // A hung call is cut by the client's timeouts; the cap only bounds
     // what a forgotten request can hold on the mock.
     mock.ctx().set_max_hang(Duration::from_secs(60));
-    let demand = FixedDemand::new();
-    let fleet = mock_clouds::fleet(&demo, store.clone(), &demand)
+    let queues = Arc::new(Queues::new(demo.iter().map(|c| c.pool.pool_id.as_str())));
+    let fleet = mock_clouds::fleet_with(&demo, store.clone(), queues.clone())
         .config(FleetConfig {
             manager_id: "skyfleet-demo".into(),
             scan_interval: Duration::from_millis(50),
@@ -271,71 +349,142 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         let (f, c) = (fleet.clone(), cancel.clone());
         async move { f.run(c).await }
     });
+    // Every agent calls from 127.0.0.1: one source, so the per-source
+    // limit is lifted (a real fleet's workers each have their own address).
+    let service: Arc<dyn WorkerService> = Arc::new(fleet.clone());
+    let app = router(service, ApiConfig::default().with_rate(100_000, 100_000));
+    let server = tokio::spawn(serve(listener, None, app, cancel.clone()));
+    let agents = Agents::new(mock.imds_url(), queues.clone());
 
-    // Progress reads every worker record; at soak sizes read less often.
-    let poll_every = if args.workers > 200 {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_millis(200)
-    };
-    let bars = Bars::new(args.json, &demo, args.workers);
-    bars.phase("provisioning: requested -> running");
-    for c in &demo {
-        demand.set_pending(&c.pool.pool_id, args.workers as u64);
-    }
-    wait::until(args.timeout, poll_every, || async {
-        let mut done = true;
-        for (i, c) in demo.iter().enumerate() {
-            let ws = pool_workers(&store, &c.pool.pool_id).await;
-            let running = ws.iter().filter(|w| w.running_at.is_some()).count();
-            bars.update(i, running as u64, describe(&ws));
-            done &= running >= args.workers as usize;
-        }
-        Ok::<_, String>(done)
-    })
-    .await?;
-    let vms: Vec<mockctl::Resource> = mockctl::resources(&mock)
-        .await?
-        .into_iter()
-        .filter(mockctl::is_vm)
-        .collect();
-    let duplicate_vms = mockctl::duplicates_per_worker(&vms);
-    bars.reset();
-    bars.phase("teardown: demand dropped to zero");
-    for c in &demo {
-        demand.set_pending(&c.pool.pool_id, 0);
-    }
-    wait::until(args.timeout, poll_every, || async {
-        let mut done = true;
-        for (i, c) in demo.iter().enumerate() {
-            let ws = pool_workers(&store, &c.pool.pool_id).await;
-            let gone = ws.iter().filter(|w| w.phase.is_final()).count();
-            bars.update(i, gone as u64, describe(&ws));
-            done &= gone == ws.len();
-        }
-        Ok::<_, String>(done)
-    })
-    .await?;
-    bars.finish();
+    let result = phases(&args, &mock, &store, &demo, &queues, &agents).await;
+    agents.stop().await;
     cancel.cancel();
+    let phases = result?;
     match runner.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(format!("fleet: {e}")),
         Err(e) => return Err(format!("fleet task: {e}")),
     }
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("worker API: {e}")),
+        Err(e) => return Err(format!("worker API task: {e}")),
+    }
+    summarize(&args, &mock, &store, &demo, &agents, phases, started).await
+}
 
-    let resources = mockctl::resources(&mock).await?;
-    let stats = mockctl::Stats::read(&mock).await?;
+/// What the phases saw.
+struct Phases {
+    /// VMs beyond one per worker, counted while the fleet was up.
+    duplicate_vms: usize,
+    /// The phases that reached their time limit.
+    timed_out: Vec<&'static str>,
+}
+
+/// The demo's three phases.
+async fn phases(
+    args: &DemoArgs,
+    mock: &MockCloud,
+    store: &Arc<dyn WorkerStore>,
+    demo: &[DemoCloud],
+    queues: &Queues,
+    agents: &Agents,
+) -> Result<Phases, String> {
+    let n = args.workers as usize;
+    let every = poll_every(args.workers);
+    let bars = Bars::new(args.json, demo, args.workers);
+    let mut timed_out = Vec::new();
+    // The queues hold one task per worker, pending or running, until the
+    // scale-in phase.
+    for c in demo {
+        queues.set_load(&c.pool.pool_id, u64::from(args.workers));
+    }
+    bars.phase("provisioning: requested -> running -> registered");
+    let registered = wait::until(args.timeout, every, || {
+        look(store, mock, demo, agents, &bars, Some(n), |w| {
+            w.registered_at.is_some()
+        })
+    })
+    .await?;
+    if !registered {
+        timed_out.push("provisioning");
+    }
+    let vms: Vec<mockctl::Resource> = mockctl::resources(mock)
+        .await?
+        .into_iter()
+        .filter(mockctl::is_vm)
+        .collect();
+    let duplicate_vms = mockctl::duplicates_per_worker(&vms);
+
+    bars.reset();
+    bars.phase("working: each worker takes tasks from its pool's queue");
+    let worked = wait::until(args.timeout, every, || async {
+        agents.spawn_new(&mockctl::resources(mock).await?);
+        let mut done = true;
+        for (i, c) in demo.iter().enumerate() {
+            // Two tasks per worker on average, then the queue empties.
+            let completed = queues.counts(&c.pool.pool_id).completed;
+            bars.update(
+                i,
+                completed.min(2 * n as u64),
+                format!("{completed} tasks done"),
+            );
+            done &= completed >= 2 * n as u64;
+        }
+        Ok::<_, String>(done)
+    })
+    .await?;
+    if !worked {
+        timed_out.push("working");
+    }
+
+    bars.reset();
+    bars.phase("scale-in: the queues emptied; idle workers drain, then go");
+    for c in demo {
+        queues.set_load(&c.pool.pool_id, 0);
+    }
+    let gone = wait::until(args.timeout, every, || {
+        look(store, mock, demo, agents, &bars, None, |w| {
+            w.phase.is_final()
+        })
+    })
+    .await?;
+    if !gone {
+        timed_out.push("scale-in");
+    }
+    bars.finish();
+    Ok(Phases {
+        duplicate_vms,
+        timed_out,
+    })
+}
+
+/// Reads the figures of the summary once the fleet stopped.
+async fn summarize(
+    args: &DemoArgs,
+    mock: &MockCloud,
+    store: &Arc<dyn WorkerStore>,
+    demo: &[DemoCloud],
+    agents: &Agents,
+    phases: Phases,
+    started: Instant,
+) -> Result<Summary, String> {
+    let resources = mockctl::resources(mock).await?;
+    let stats = mockctl::Stats::read(mock).await?;
     let mut providers = Vec::new();
     let mut unconverged = 0;
-    for c in &demo {
-        let ws = pool_workers(&store, &c.pool.pool_id).await;
+    for c in demo {
+        let ws = pool_workers(store, &c.pool.pool_id).await;
         unconverged += ws.iter().filter(|w| !w.phase.is_final()).count();
-        let ttr = Distribution::new(
-            ws.iter()
-                .filter_map(|w| w.running_at.map(|r| (r - w.created_at).as_seconds_f64()))
-                .collect(),
-        );
+        let since_created = |at: fn(&Worker) -> Option<time::OffsetDateTime>| {
+            Distribution::new(
+                ws.iter()
+                    .filter_map(|w| at(w).map(|t| (t - w.created_at).as_seconds_f64()))
+                    .collect(),
+            )
+        };
+        let ttr = since_created(|w| w.running_at);
+        let ttreg = since_created(|w| w.registered_at);
         let calls = stats.requests(c.mock_cloud);
         let errors = store
             .list_pool_errors(&c.pool.pool_id, 10_000)
@@ -360,21 +509,29 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
             api_calls_per_worker: calls as f64 / (ws.len().max(1)) as f64,
             errors_by_kind,
             leaked_resources: leaked,
+            registered: ttreg.len(),
+            time_to_registered_p50_s: ttreg.median().unwrap_or(0.0),
+            time_to_registered_p95_s: ttreg.percentile(0.95).unwrap_or(0.0),
+            agents: agents.tally(c.mock_cloud),
         });
     }
-    let leaked = providers.iter().map(|p| p.leaked_resources).sum();
+    let sum = |f: &dyn Fn(&ProviderSummary) -> u64| providers.iter().map(f).sum::<u64>();
     Ok(Summary {
         workers_per_pool: args.workers,
         faults: format!("{:?}", args.faults).to_lowercase(),
-        providers,
-        leaked_resources: leaked,
-        duplicate_vms,
+        leaked_resources: providers.iter().map(|p| p.leaked_resources).sum(),
+        duplicate_vms: phases.duplicate_vms,
+        timed_out_phases: phases.timed_out,
         unconverged_workers: unconverged,
+        busy_workers_killed: sum(&|p| p.agents.busy_killed),
+        tasks_lost: sum(&|p| p.agents.tasks_lost),
+        tasks_completed: sum(&|p| p.agents.tasks_completed),
+        providers,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Prints the summary as a table.
+/// Prints the summary as two tables: provisioning, then the workers.
 pub fn print_table(s: &Summary) {
     println!();
     println!(
@@ -403,8 +560,57 @@ pub fn print_table(s: &Summary) {
             errors
         );
     }
+    println!();
     println!(
-        "\n{} leaked resources, {} duplicate VMs, {} unconverged workers, {:.1} s",
-        s.leaked_resources, s.duplicate_vms, s.unconverged_workers, s.seconds
+        "{:<14} {:>10} {:>9} {:>9} {:>7} {:>8} {:>11} {:>6}",
+        "provider", "registered", "reg p50", "reg p95", "tasks", "drained", "busy killed", "lost"
     );
+    for p in &s.providers {
+        println!(
+            "{:<14} {:>6}/{:<3} {:>8.2}s {:>8.2}s {:>7} {:>8} {:>11} {:>6}",
+            p.provider,
+            p.registered,
+            p.workers,
+            p.time_to_registered_p50_s,
+            p.time_to_registered_p95_s,
+            p.agents.tasks_completed,
+            p.agents.drained,
+            p.agents.busy_killed,
+            p.agents.tasks_lost,
+        );
+    }
+    println!(
+        "\n{} leaked resources, {} duplicate VMs, {} unconverged workers, \
+         {} tasks completed, {} busy workers killed, {} tasks lost, {:.1} s",
+        s.leaked_resources,
+        s.duplicate_vms,
+        s.unconverged_workers,
+        s.tasks_completed,
+        s.busy_workers_killed,
+        s.tasks_lost,
+        s.seconds
+    );
+}
+
+impl Summary {
+    /// What went wrong, if anything: leaks, duplicates, unconverged
+    /// workers, busy workers killed or tasks lost.
+    pub fn failures(&self) -> Option<String> {
+        let mut bad = Vec::new();
+        for (n, what) in [
+            (self.leaked_resources as u64, "leaked resources"),
+            (self.duplicate_vms as u64, "duplicate VMs"),
+            (self.unconverged_workers as u64, "unconverged workers"),
+            (self.busy_workers_killed, "busy workers killed"),
+            (self.tasks_lost, "tasks lost"),
+        ] {
+            if n > 0 {
+                bad.push(format!("{n} {what}"));
+            }
+        }
+        if !self.timed_out_phases.is_empty() {
+            bad.push(format!("timed out in {}", self.timed_out_phases.join(", ")));
+        }
+        (!bad.is_empty()).then(|| bad.join(", "))
+    }
 }

@@ -55,7 +55,9 @@ struct Cli {
 enum Command {
     /// Run a demo fleet on the embedded mock cloud (AWS, GCP and Azure pools)
     /// with a SQLite store: provision N workers per pool with progress bars,
-    /// tear them down, and print a summary. Exits 1 if anything leaked.
+    /// run an agent on each that registers and takes simulated tasks, drain
+    /// them when the queues empty, and print a summary. Exits 1 if anything
+    /// leaked or a busy worker was killed.
     Demo {
         /// Workers per pool.
         #[arg(long, default_value_t = 10)]
@@ -239,14 +241,8 @@ async fn dispatch(command: Command) -> ExitCode {
                     } else {
                         demo::print_table(&summary);
                     }
-                    if summary.leaked_resources > 0
-                        || summary.duplicate_vms > 0
-                        || summary.unconverged_workers > 0
-                    {
-                        eprintln!(
-                            "skyfleet demo: {} leaked resources, {} unconverged workers",
-                            summary.leaked_resources, summary.unconverged_workers
-                        );
+                    if let Some(failures) = summary.failures() {
+                        eprintln!("skyfleet demo: {failures}");
                         ExitCode::FAILURE
                     } else {
                         ExitCode::SUCCESS

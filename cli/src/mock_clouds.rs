@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use skyfleet_aws::AwsBuilder;
 use skyfleet_azure::CredentialConfig;
-use skyfleet_azure::{AzureBuilder, AzureConfig, Secret};
-use skyfleet_core::fleet::{FixedDemand, Fleet, FleetBuilder};
+use skyfleet_azure::{AttestationConfig, AzureBuilder, AzureConfig, Secret};
+use skyfleet_core::fleet::{Demand, FixedDemand, Fleet, FleetBuilder};
 use skyfleet_core::store::WorkerStore;
 use skyfleet_core::transport::{Transport, TransportConfig};
 use skyfleet_core::{DynProvider, PollPolicy, PoolConfig};
 use skyfleet_gcp::{Credentials, GcpBuilder};
+use skyfleet_identity::aws::{AwsTrust, SignatureForm};
+use skyfleet_identity::gcp::GcpConfig;
+use skyfleet_identity::HttpFetch;
 use skyfleet_mock::MockCloud;
 
 use crate::mockctl;
@@ -44,9 +47,16 @@ pub fn fleet(
     store: Arc<dyn WorkerStore>,
     demand: &FixedDemand,
 ) -> FleetBuilder {
-    let mut b = Fleet::builder()
-        .store(store)
-        .demand(Arc::new(demand.clone()));
+    fleet_with(demo, store, Arc::new(demand.clone()))
+}
+
+/// [`fleet`] with any demand source.
+pub fn fleet_with(
+    demo: &[DemoCloud],
+    store: Arc<dyn WorkerStore>,
+    demand: Arc<dyn Demand>,
+) -> FleetBuilder {
+    let mut b = Fleet::builder().store(store).demand(demand);
     for c in demo {
         b = b.provider(c.provider.clone()).pool(c.pool.clone());
     }
@@ -95,18 +105,39 @@ pub async fn scaffold(mock: &MockCloud) -> Result<(), String> {
     .await
 }
 
+/// A demo pool. With `registering`, its workers run agents: they get a
+/// worker config, heartbeat every second (a 6 s heartbeat timeout) and are
+/// drained after 10 s idle.
 fn pool(
     id: &str,
     provider: &str,
     max: u32,
-    launch: serde_json::Value,
+    mut launch: serde_json::Value,
+    registering: bool,
 ) -> Result<PoolConfig, String> {
+    let lifecycle = if registering {
+        // Azure's launch config spells it in snake case.
+        let key = if provider == "azure" {
+            "worker_config"
+        } else {
+            "workerConfig"
+        };
+        if let Some(l) = launch.as_object_mut() {
+            l.insert(key.into(), serde_json::json!({"demo": {"pool": id}}));
+        }
+        serde_json::json!({
+            "provisioning_deadline": 600, "registration_timeout": 120,
+            "heartbeat_timeout": 6, "idle_timeout": 10, "drain_timeout": 60
+        })
+    } else {
+        serde_json::json!({"provisioning_deadline": 600})
+    };
     serde_json::from_value(serde_json::json!({
         "pool_id": id,
         "provider_id": provider,
         "max_capacity": max,
         "launch_configs": [{"id": "default", "launch": launch}],
-        "lifecycle": {"provisioning_deadline": 600}
+        "lifecycle": lifecycle
     }))
     .map_err(|e| e.to_string())
 }
@@ -141,11 +172,49 @@ fn mock_transport(ca_pem: &str) -> Result<Transport, String> {
         .map_err(|e| e.to_string())
 }
 
+/// What the demo's providers need so that workers can register: the
+/// manager's worker API URL, written into each VM's bootstrap document, and
+/// the identity trust the mock publishes at `/_mock/trust` (its AWS signing
+/// certificate, Google JWKS URL and Azure attestation root), so each
+/// provider verifies the mock's proofs as it would a real cloud's and
+/// trusts nothing else.
+#[derive(Debug, Clone)]
+pub struct WorkerApi {
+    /// The manager's root URL (`http://127.0.0.1:PORT` in the demo).
+    pub root_url: String,
+    /// The body of `GET /_mock/trust`.
+    pub trust: serde_json::Value,
+}
+
+impl WorkerApi {
+    /// Reads the trust of `mock`, for workers registering at `root_url`.
+    pub async fn read(mock: &MockCloud, root_url: impl Into<String>) -> Result<Self, String> {
+        let trust = mockctl::call_authorized(mock, "GET", "/_mock/trust", None).await?;
+        Ok(WorkerApi {
+            root_url: root_url.into(),
+            trust,
+        })
+    }
+
+    fn field(&self, pointer: &str) -> Result<&str, String> {
+        self.trust
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("`/_mock/trust` has no `{pointer}`"))
+    }
+}
+
 /// The demo's pools on a mock at `url` whose certificate is `ca_pem`,
-/// assuming [`scaffold`] ran.
+/// assuming [`scaffold`] ran; their workers cannot register (no worker API).
 pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, String> {
+    build(url, ca_pem, None).await
+}
+
+/// The demo's pools on a mock at `url` whose certificate is `ca_pem`, with
+/// workers registering at `api` (see [`WorkerApi`]).
+async fn build(url: &str, ca_pem: &str, api: Option<&WorkerApi>) -> Result<Vec<DemoCloud>, String> {
     let t = mock_transport(ca_pem)?;
-    let aws = AwsBuilder::new()
+    let mut aws = AwsBuilder::new()
         .with_regions(["us-east-1"])
         .with_endpoint_url(url)
         .with_static_credentials("AKIDSKYFLEETDEMO", "demo-secret", None)
@@ -153,20 +222,36 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
             poll_interval: Duration::from_millis(200),
             ..skyfleet_aws::Timings::default()
         })
-        .with_transport(t.clone())
+        .with_transport(t.clone());
+    if let Some(api) = api {
+        let pem = api.field("/aws/certificate_pem")?;
+        let trust = AwsTrust::empty()
+            .with_certificate(SignatureForm::Rsa, "us-east-1", pem)
+            .map_err(|e| format!("the mock's AWS certificate: {e}"))?;
+        aws = aws.with_root_url(&api.root_url).with_identity_trust(trust);
+    }
+    let aws = aws
         .build()
         .await
         .map_err(|e| format!("aws provider: {e}"))?;
-    let gcp = GcpBuilder::new(PROJECT)
+    let mut gcp = GcpBuilder::new(PROJECT)
         .with_id("gcp")
         .with_endpoint(url)
         .with_credentials(Credentials::static_token("demo-token"))
         .with_zones([ZONE])
         .with_poll(poll())
         .with_check_intervals(Duration::from_secs(30), Duration::from_millis(100))
-        .with_transport(t.clone())
-        .build()
-        .map_err(|e| format!("gcp provider: {e}"))?;
+        .with_transport(t.clone());
+    if let Some(api) = api {
+        let fetch = HttpFetch::with_extra_roots_pem(Duration::from_secs(5), ca_pem.as_bytes())
+            .map_err(|e| format!("JWKS fetcher: {e}"))?;
+        // Workers ask for tokens whose audience is the manager's root URL.
+        let identity = GcpConfig::new(&api.root_url)
+            .with_jwks_url(api.field("/gcp/jwks_url")?)
+            .with_fetcher(Arc::new(fetch));
+        gcp = gcp.with_root_url(&api.root_url).with_identity(identity);
+    }
+    let gcp = gcp.build().map_err(|e| format!("gcp provider: {e}"))?;
     let mut az = AzureConfig::new(SUBSCRIPTION);
     az.resource_groups = vec![RESOURCE_GROUP.into()];
     az.endpoint = url.trim_end_matches('/').to_string();
@@ -177,10 +262,18 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
     az.poll = poll();
     az.health_interval_s = 30.0;
     az.busy_retry_s = 0.5;
-    let azure = AzureBuilder::from_config(az)
-        .with_transport(t)
-        .build()
-        .map_err(|e| format!("azure provider: {e}"))?;
+    let mut azure = AzureBuilder::from_config(az).with_transport(t);
+    if let Some(api) = api {
+        let attestation = AttestationConfig::new()
+            .with_roots_pem(api.field("/azure/root_pem")?)
+            .map_err(|e| format!("the mock's Azure root: {e}"))?
+            // The mock's signer names no issuer URL to fetch.
+            .without_aia();
+        azure = azure
+            .with_root_url(&api.root_url)
+            .with_attestation(attestation);
+    }
+    let azure = azure.build().map_err(|e| format!("azure provider: {e}"))?;
     let subnet = format!(
         "/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Network/virtualNetworks/demo-vnet/subnets/workers"
     );
@@ -193,6 +286,7 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
                 "aws",
                 max,
                 serde_json::json!({"region": "us-east-1", "ImageId": "ami-0123456789abcdef0", "InstanceType": "m5.large"}),
+                api.is_some(),
             )?,
             mock_cloud: "aws",
         },
@@ -204,9 +298,12 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
                 max,
                 serde_json::json!({
                     "zone": ZONE, "machineType": "e2-standard-4",
+                    // Without a service account, a VM gets no identity token.
+                    "serviceAccount": {"email": "default"},
                     "disks": [{"boot": true, "autoDelete": true,
                                "initializeParams": {"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}]
                 }),
+                api.is_some(),
             )?,
             mock_cloud: "gcp",
         },
@@ -217,6 +314,7 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
                 "azure",
                 max,
                 serde_json::json!({"location": LOCATION, "vm_size": "Standard_D2s_v5", "subnet_id": subnet}),
+                api.is_some(),
             )?,
             mock_cloud: "azure",
         },
@@ -225,9 +323,22 @@ pub async fn demo_clouds_at(url: &str, ca_pem: &str) -> Result<Vec<DemoCloud>, S
 
 /// The demo's pools on an in-process mock (scaffolding included).
 pub async fn demo_clouds(mock: &MockCloud, _workers: u32) -> Result<Vec<DemoCloud>, String> {
+    in_process(mock, None).await
+}
+
+/// The demo's pools on an in-process mock (scaffolding included), with
+/// workers registering at `api`.
+pub async fn demo_clouds_with_api(
+    mock: &MockCloud,
+    api: &WorkerApi,
+) -> Result<Vec<DemoCloud>, String> {
+    in_process(mock, Some(api)).await
+}
+
+async fn in_process(mock: &MockCloud, api: Option<&WorkerApi>) -> Result<Vec<DemoCloud>, String> {
     scaffold(mock).await?;
     let pem = mock
         .cert_pem()
         .ok_or("the demo's mock must serve TLS (Azure clients need it)")?;
-    demo_clouds_at(mock.url(), pem).await
+    build(mock.url(), pem, api).await
 }

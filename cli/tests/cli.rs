@@ -35,12 +35,28 @@ fn demo_provisions_and_tears_down_on_all_three_clouds() {
         .filter_map(|p| p["provider"].as_str())
         .collect();
     assert_eq!(names, vec!["aws", "gcp", "azure"]);
+    assert_eq!(j["busy_workers_killed"], 0, "{out}");
+    assert_eq!(j["tasks_lost"], 0, "{out}");
     for p in providers {
         assert_eq!(p["reached_running"], 4, "{p}");
         assert!(
             p["api_calls_per_worker"].as_f64().unwrap_or(0.0) > 0.0,
             "{p}"
         );
+        // Every worker registered with its cloud's proof, took tasks, and
+        // was drained (confirmed by its agent) before it was removed.
+        assert_eq!(p["registered"], 4, "{p}");
+        assert_eq!(p["agents"]["registered"], 4, "{p}");
+        assert!(
+            p["time_to_registered_p50_s"].as_f64().unwrap_or(0.0) > 0.0,
+            "{p}"
+        );
+        assert!(
+            p["agents"]["tasks_completed"].as_u64().unwrap_or(0) >= 8,
+            "{p}"
+        );
+        assert_eq!(p["agents"]["drained"], 4, "{p}");
+        assert_eq!(p["agents"]["errors"], 0, "{p}");
     }
 }
 

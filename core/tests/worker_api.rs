@@ -460,6 +460,56 @@ async fn a_requested_worker_whose_vm_is_up_turns_running_when_it_registers() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_vm_that_calls_before_its_record_knows_it_is_stepped_then_checked_again() {
+    let s = setup(serde_json::json!({}), 0);
+    let mut w = s.requested_with_vm_up().await;
+    let id = w.id().to_string();
+    // The create's answer was lost: the record does not know the VM yet,
+    // so the proof cannot be matched against it.
+    w.provider_state["create_sent"] = false.into();
+    let w = s.store.update_worker(&w).await.unwrap();
+    let creates = s.cloud.creates_accepted();
+    let secret = s.register(&id).await;
+    let w2 = s.worker(&id).await;
+    assert!(w2.registered_at.is_some(), "{w2:?}");
+    assert_eq!(w2.provider_state["create_sent"], true, "the step learnt it");
+    assert_eq!(s.cloud.creates_accepted(), creates, "no second VM");
+    assert!(w2.version > w.version);
+    assert!(s
+        .fleet
+        .heartbeat(&secret, beat(&id, Activity::Idle, 0))
+        .await
+        .is_ok());
+
+    // When it cannot be stepped (leased elsewhere), it is refused, as any
+    // unmatched proof is, and may try again.
+    let s = setup(serde_json::json!({}), 0);
+    let mut w = s.requested_with_vm_up().await;
+    let id = w.id().to_string();
+    w.provider_state["create_sent"] = false.into();
+    w.lease_owner = Some("r2".into());
+    w.lease_expires_at = Some(w.created_at + Duration::from_secs(3600));
+    s.store.update_worker(&w).await.unwrap();
+    let refused = s
+        .fleet
+        .register(RegisterRequest {
+            worker_pool_id: POOL.into(),
+            worker_id: id.clone(),
+            proof: s.proof(&id),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused.kind(),
+            skyfleet_core::ErrorKind::IdentityRejected { .. }
+        ),
+        "{refused:?}"
+    );
+    assert!(s.worker(&id).await.registered_at.is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_requested_worker_leased_elsewhere_registers_and_is_left_due_for_the_scanners() {
     let s = setup(serde_json::json!({}), 0);
     let mut w = s.requested_with_vm_up().await;

@@ -461,6 +461,13 @@ pub struct ResourceView {
     pub tags: BTreeMap<String, String>,
     /// Creation time, RFC 3339.
     pub created: String,
+    /// For a VM, the path of its instance-metadata service under
+    /// [`crate::MockCloud::imds_url`]: `/_imds/aws/{instance-id}`,
+    /// `/_imds/gcp/{project}/{zone}/{name}` or `/_imds/azure/{vmId}`, so a
+    /// test or an in-process agent finds each VM's metadata from the
+    /// listing alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_path: Option<String>,
 }
 
 /// Set by a cloud module on its response so the journal and stats know the

@@ -240,3 +240,65 @@ fn the_binary_writes_and_loads_trust_keys_and_prints_the_metadata_url() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("aws.key.pem"));
 }
+
+/// `GET /_mock/resources` names each VM's metadata path, and the path
+/// serves that VM's metadata (what an in-process agent or a test needs to
+/// reach a VM's metadata from the listing alone).
+#[tokio::test]
+async fn the_resource_listing_names_each_vms_metadata_path() {
+    let mock = mock().await;
+    let instance = run_instance(&mock, &[]).await;
+    gce_instance(&mock, "proj-listing", "vm-listed", json!([])).await;
+    let vm = azure_vm(&mock, "vm-listed", None).await;
+    let vm_id = vm["properties"]["vmId"].as_str().unwrap().to_string();
+    let listed = get(&format!("{}/_mock/resources", mock.url()), &[])
+        .await
+        .json();
+    let path_of = |kind: &str, name: &str| -> String {
+        let r = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == kind && r["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} not listed: {listed}"));
+        r["metadata_path"].as_str().unwrap().to_string()
+    };
+    let aws = path_of("instance", &instance);
+    assert_eq!(aws, format!("/_imds/aws/{instance}"));
+    let gcp = path_of("instance", "vm-listed");
+    assert_eq!(gcp, format!("/_imds/gcp/proj-listing/{ZONE}/vm-listed"));
+    let azure = path_of("virtualMachine", "vm-listed");
+    assert_eq!(azure, format!("/_imds/azure/{vm_id}"));
+    // Only VMs have one.
+    for r in listed.as_array().unwrap() {
+        let vm = matches!(r["kind"].as_str(), Some("instance" | "virtualMachine"));
+        assert_eq!(r.get("metadata_path").is_some(), vm, "{r}");
+    }
+
+    let imds = mock.imds_url();
+    let token = call(
+        "PUT",
+        &format!("{imds}{aws}/latest/api/token"),
+        &[("x-aws-ec2-metadata-token-ttl-seconds", "60")],
+    )
+    .await
+    .text();
+    let got = get(
+        &format!("{imds}{aws}/latest/meta-data/instance-id"),
+        &[("x-aws-ec2-metadata-token", &token)],
+    )
+    .await;
+    assert_eq!(got.text(), instance);
+    let got = get(
+        &format!("{imds}{gcp}/computeMetadata/v1/instance/name"),
+        &[("metadata-flavor", "Google")],
+    )
+    .await;
+    assert_eq!(got.text(), "vm-listed");
+    let got = get(
+        &format!("{imds}{azure}/metadata/instance/compute/vmId?api-version=2021-02-01&format=text"),
+        &[("metadata", "true")],
+    )
+    .await;
+    assert_eq!(got.text(), vm_id);
+}

@@ -21,7 +21,7 @@ mod harness;
 pub mod identity;
 mod isolation;
 pub mod limiter;
-mod scale_in;
+pub(crate) mod scale_in;
 mod soak;
 pub mod stats;
 

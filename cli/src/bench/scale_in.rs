@@ -24,7 +24,7 @@
 //! tasks, so a run where nothing works cannot pass.
 
 mod agent;
-mod queue;
+pub(crate) mod queue;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -39,7 +39,7 @@ use super::startup::NO_PARTITION;
 use super::{lifecycle, FleetConfig, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::metrics_catalogue as names;
-use crate::model::{Phase, Worker, WorkerError};
+use crate::model::{DesiredState, Phase, Worker, WorkerError};
 use crate::provider::{apply_step, DynProvider, Step};
 use crate::store::{Claim, PartitionFilter, PoolError};
 
@@ -371,22 +371,77 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
         metrics::counter!(names::STEPS, "provider" => provider.id().to_string(), "outcome" => outcome).increment(1);
         metrics::histogram!(names::STEP_SECONDS, "provider" => provider.id().to_string())
             .record(per_step);
-        w.lease_owner = None;
-        w.lease_expires_at = None;
-        match shared.store.update_worker(&w).await {
+        let lease = (w.lease_owner.take(), w.lease_expires_at.take());
+        match persist_step(shared, w, &lease).await {
             Ok(stored) => {
                 for t in &seen {
                     events::emit(&stored, t);
                 }
             }
-            Err(e) if e.kind() == &ErrorKind::Conflict => {
+            Err((id, e)) if e.kind() == &ErrorKind::Conflict => {
                 // Our lease expired and another replica took the worker: its
                 // answer wins; ours was an idempotent step.
-                tracing::warn!(worker = w.id(), "lost the worker to another replica");
+                tracing::warn!(worker = %id, "lost the worker to another replica");
             }
-            Err(e) => tracing::error!(worker = w.id(), error = %e, "could not persist a step"),
+            Err((id, e)) => tracing::error!(worker = %id, error = %e, "could not persist a step"),
         }
     }
+}
+
+/// Writes a stepped worker (its lease released). The record may have
+/// changed under the lease, written by someone who does not take it: a
+/// registration (`registered_at`), a removal (`desired`, the reason). Then
+/// the step is applied again on the fresh record, keeping those changes,
+/// as long as the fresh record still carries our `lease`; otherwise the
+/// worker went to another replica (a `Conflict`). Bounded attempts.
+async fn persist_step(
+    shared: &Shared,
+    mut w: Worker,
+    lease: &(Option<String>, Option<OffsetDateTime>),
+) -> std::result::Result<Worker, (String, Error)> {
+    const ATTEMPTS: usize = 3;
+    let id = w.id().to_string();
+    for _ in 0..ATTEMPTS {
+        match shared.store.update_worker(&w).await {
+            Ok(stored) => return Ok(stored),
+            Err(e) if e.kind() == &ErrorKind::Conflict => {}
+            Err(e) => return Err((id, e)),
+        }
+        let fresh = match shared.store.get_worker(&id).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err((id.clone(), Error::not_found(format!("worker {id} is gone")))),
+            Err(e) => return Err((id, e)),
+        };
+        if (&fresh.lease_owner, &fresh.lease_expires_at) != (&lease.0, &lease.1) {
+            break;
+        }
+        keep_unleased_changes(&mut w, &fresh);
+    }
+    Err((
+        id.clone(),
+        Error::new(
+            ErrorKind::Conflict,
+            format!("worker {id} changed under its lease"),
+        ),
+    ))
+}
+
+/// Carries into a stepped worker `ours` what was written to `fresh` while
+/// we held the lease, by writers that do not take it: registration
+/// (`registered_at`), removal (`desired`, `removal_reason`), and the
+/// earliest next check and latest transition of the two; and takes the
+/// fresh record's version.
+pub(super) fn keep_unleased_changes(ours: &mut Worker, fresh: &Worker) {
+    ours.version = fresh.version;
+    if ours.registered_at.is_none() {
+        ours.registered_at = fresh.registered_at;
+    }
+    if fresh.desired == DesiredState::Removed && ours.desired != DesiredState::Removed {
+        ours.desired = fresh.desired;
+        ours.removal_reason = fresh.removal_reason.clone();
+    }
+    ours.next_check_at = ours.next_check_at.min(fresh.next_check_at);
+    ours.transitioned_at = ours.transitioned_at.max(fresh.transitioned_at);
 }
 
 impl Shared {
@@ -471,4 +526,56 @@ fn later(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
         .ok()
         .and_then(|d| now.checked_add(d))
         .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fixtures;
+
+    #[test]
+    fn a_step_keeps_what_registration_and_removal_wrote_under_its_lease() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let base = fixtures::worker("w1").build(t0);
+        // What the step made of the record it claimed at version 3.
+        let mut ours = base.clone();
+        ours.version = 3;
+        ours.phase = Phase::Running;
+        ours.running_at = Some(at(5));
+        ours.transitioned_at = Some(at(5));
+        ours.next_check_at = at(60);
+        // Meanwhile: registered (version 4), then marked for removal (5).
+        let mut fresh = base.clone();
+        fresh.version = 5;
+        fresh.registered_at = Some(at(3));
+        fresh.transitioned_at = Some(at(4));
+        fresh.desired = DesiredState::Removed;
+        fresh.removal_reason = Some("drained".into());
+        fresh.next_check_at = at(4);
+        keep_unleased_changes(&mut ours, &fresh);
+        assert_eq!(ours.version, 5);
+        assert_eq!(ours.phase, Phase::Running, "the step's result stays");
+        assert_eq!(ours.running_at, Some(at(5)));
+        assert_eq!(ours.registered_at, Some(at(3)));
+        assert_eq!(ours.desired, DesiredState::Removed);
+        assert_eq!(ours.removal_reason.as_deref(), Some("drained"));
+        assert_eq!(ours.next_check_at, at(4), "the earlier check wins");
+        assert_eq!(
+            ours.transitioned_at,
+            Some(at(5)),
+            "the later transition wins"
+        );
+
+        // Nothing written meanwhile but a version bump: only the version moves.
+        let mut ours2 = base.clone();
+        ours2.next_check_at = at(9);
+        let mut fresh2 = base.clone();
+        fresh2.version = 8;
+        fresh2.next_check_at = at(30);
+        keep_unleased_changes(&mut ours2, &fresh2);
+        assert_eq!(ours2.version, 8);
+        assert_eq!(ours2.desired, base.desired);
+        assert_eq!(ours2.next_check_at, at(9));
+    }
 }

@@ -74,6 +74,12 @@ fn worker_config(worker: &Worker) -> Value {
         .unwrap_or_else(|| Value::Object(Map::new()))
 }
 
+/// Whether a refused proof was refused because the worker's record does
+/// not know its VM yet.
+fn not_known_yet(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::IdentityRejected { reason } if *reason == identity::UNKNOWN_WORKER)
+}
+
 impl Fleet {
     /// Registers a worker: the worker must exist in this pool, be requested
     /// or running and meant to run, never have registered, and its proof
@@ -88,7 +94,10 @@ impl Fleet {
     /// scanner or another replica is stepping it), the worker's next check
     /// is made due now instead. The answer is the same whether or not the
     /// step reached running. A request cancelled during the step has
-    /// registered nothing, so the worker may simply try again.
+    /// registered nothing, so the worker may simply try again. A proof
+    /// refused because the record does not know its VM yet (the create's
+    /// answer was lost and not yet recovered) is checked again after that
+    /// step, against what it learnt; a forged proof still fails there.
     pub async fn register(&self, req: RegisterRequest) -> Result<RegisterResponse> {
         self.register_inner(req).await.map_err(uniform)
     }
@@ -97,7 +106,8 @@ impl Fleet {
         let Some(worker) = self.shared.store.get_worker(&req.worker_id).await? else {
             return Err(refuse_unknown(&req.worker_id, identity::UNKNOWN_WORKER));
         };
-        let provider_id = worker.spec.provider_id.as_str();
+        let provider_id = worker.spec.provider_id.clone();
+        let provider_id = provider_id.as_str();
         if worker.spec.pool_id != req.worker_pool_id {
             return Err(rejected(provider_id, &worker, WRONG_POOL));
         }
@@ -117,8 +127,28 @@ impl Fleet {
         {
             return Err(rejected(provider_id, &worker, ALREADY_REGISTERED));
         }
-        provider.verify_identity(&worker, &req.proof).await?;
-        let stepped = worker.phase == Phase::Requested && self.step_requested(worker.id()).await;
+        let requested = worker.phase == Phase::Requested;
+        let (worker, stepped) = match provider.verify_identity(&worker, &req.proof).await {
+            Ok(_) => {
+                let stepped = requested && self.step_requested(worker.id()).await;
+                (worker, stepped)
+            }
+            // The record cannot say yet what the proof must match (EC2's
+            // instance id arrives with the create's answer, which may have
+            // been lost to a fault and not yet recovered): a VM that booted
+            // first is stepped now, then checked against what was learnt.
+            Err(e) if requested && not_known_yet(&e) => {
+                if !self.step_requested(worker.id()).await {
+                    return Err(e);
+                }
+                let Some(fresh) = self.shared.store.get_worker(worker.id()).await? else {
+                    return Err(e);
+                };
+                provider.verify_identity(&fresh, &req.proof).await?;
+                (fresh, true)
+            }
+            Err(e) => return Err(e),
+        };
 
         let now = self.shared.clock.now();
         let lifecycle = &worker.spec.lifecycle;

@@ -111,7 +111,10 @@ impl Provider for TestingProvider {
     }
 
     /// Accepts a [`IdentityProof::StaticSecret`] equal to what
-    /// [`TestingCloud::identity_of`] hands the worker's instance.
+    /// [`TestingCloud::identity_of`] hands the worker's instance. As on
+    /// EC2, whose instance id arrives with the create's answer, a record
+    /// that does not show the create as sent knows no instance to match:
+    /// [`identity::UNKNOWN_WORKER`].
     async fn verify_identity(
         &self,
         worker: &Worker,
@@ -124,6 +127,13 @@ impl Provider for TestingProvider {
                 identity::WRONG_PROOF_TYPE,
             ));
         };
+        if !Self::parse_state(worker)?.create_sent {
+            return Err(identity::rejected(
+                &self.id,
+                worker,
+                identity::UNKNOWN_WORKER,
+            ));
+        }
         let name = Self::instance_name(worker.id());
         match self.cloud.identity_of(&name) {
             Some(expected) if expected.expose() == secret.expose() => {

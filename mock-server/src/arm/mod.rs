@@ -151,6 +151,7 @@ impl Arm {
                     .into(),
                     tags: tags(&g.tags),
                     created: store::timestamp(g.created),
+                    metadata_path: None,
                 });
             }
             for r in part.resources.values().filter(|r| r.alive(now)) {
@@ -163,6 +164,8 @@ impl Arm {
                     state: r.state(now).into(),
                     tags: tags(&r.tags),
                     created: store::timestamp(r.created),
+                    metadata_path: (r.kind == store::Kind::VirtualMachine)
+                        .then(|| format!("/_imds/azure/{}", r.guid)),
                 });
             }
         }

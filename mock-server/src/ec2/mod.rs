@@ -101,6 +101,7 @@ impl Ec2 {
                     state: seen.state.name().into(),
                     tags: i.tags.clone(),
                     created: i.launch_time.clone(),
+                    metadata_path: Some(format!("/_imds/aws/{}", i.id)),
                 });
             }
         }

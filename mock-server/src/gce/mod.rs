@@ -210,10 +210,10 @@ impl Gce {
         self.store
             .each(|(project, p)| {
                 p.zones
-                    .values()
-                    .flat_map(|z| z.values())
-                    .filter(|i| i.live(now))
-                    .map(|i| ResourceView {
+                    .iter()
+                    .flat_map(|(zone, z)| z.values().map(move |i| (zone, i)))
+                    .filter(|(_, i)| i.live(now))
+                    .map(|(zone, i)| ResourceView {
                         cloud: Cloud::Gcp,
                         partition: project.clone(),
                         kind: "instance".to_string(),
@@ -227,6 +227,10 @@ impl Gce {
                             .into_iter()
                             .collect::<BTreeMap<_, _>>(),
                         created: i.created.clone(),
+                        metadata_path: Some(format!(
+                            "/_imds/gcp/{project}/{zone}/{}",
+                            i.spec.name
+                        )),
                     })
                     .collect::<Vec<_>>()
             })

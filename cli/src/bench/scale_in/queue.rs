@@ -39,17 +39,26 @@ struct State {
 #[derive(Debug)]
 pub struct Queue {
     state: Mutex<State>,
+    /// Shortest and longest task, in milliseconds.
+    task_ms: (u64, u64),
 }
 
 impl Queue {
-    /// An empty queue whose task lengths follow `seed`.
+    /// An empty queue whose task lengths (1 to 8 s) follow `seed`.
     pub fn new(seed: u64) -> Self {
+        Queue::with_task_lengths(seed, TASK_MS.0, TASK_MS.1)
+    }
+
+    /// An empty queue whose task lengths, `min_ms` to `max_ms`
+    /// milliseconds, follow `seed`.
+    pub fn with_task_lengths(seed: u64, min_ms: u64, max_ms: u64) -> Self {
         Queue {
             state: Mutex::new(State {
                 pending: VecDeque::new(),
                 counts: Counts::default(),
                 rng: StdRng::seed_from_u64(seed),
             }),
+            task_ms: (min_ms.min(max_ms), max_ms.max(min_ms)),
         }
     }
 
@@ -62,8 +71,12 @@ impl Queue {
     /// ones (newest first) until at most `load` are.
     pub fn set_load(&self, load: u64) {
         let mut s = self.lock();
+        self.fill(&mut s, load);
+    }
+
+    fn fill(&self, s: &mut State, load: u64) {
         while (s.pending.len() as u64) + s.counts.running < load {
-            let ms = s.rng.random_range(TASK_MS.0..=TASK_MS.1);
+            let ms = s.rng.random_range(self.task_ms.0..=self.task_ms.1);
             s.pending.push_back(Duration::from_millis(ms));
             s.counts.submitted += 1;
         }
@@ -85,6 +98,16 @@ impl Queue {
         let mut s = self.lock();
         s.counts.running = s.counts.running.saturating_sub(1);
         s.counts.completed += 1;
+    }
+
+    /// A running task finished, and tasks are added in the same step until
+    /// `load` are pending or running again: a queue with a backlog, whose
+    /// demand does not dip between one task and the next.
+    pub fn complete_keeping(&self, load: u64) {
+        let mut s = self.lock();
+        s.counts.running = s.counts.running.saturating_sub(1);
+        s.counts.completed += 1;
+        self.fill(&mut s, load);
     }
 
     /// A running task's worker was terminated under it.
