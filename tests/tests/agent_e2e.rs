@@ -5,7 +5,10 @@
 //! the provider's `verify_identity` (trusting only what `/_mock/trust`
 //! publishes), answers, and tells the agent to terminate. A proof
 //! presented for another worker is refused, and the agent stops with the
-//! 401. (The real manager API, crate skyfleet-api, is wired later.)
+//! 401. (The real manager API, crate skyfleet-api, over a real fleet is
+//! exercised on all three clouds by `skyfleet demo`, whose agents are this
+//! library: see `cli/src/demo/agents.rs` and the demo test in
+//! `cli/tests/cli.rs`.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
