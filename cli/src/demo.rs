@@ -11,13 +11,13 @@
 //! which must be 0.
 
 mod agents;
+mod bars;
 mod queues;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 use skyfleet_api::{router, serve, ApiConfig, WorkerService};
 use skyfleet_core::fleet::FleetConfig;
@@ -30,6 +30,7 @@ use crate::bench::stats::Distribution;
 use crate::mock_clouds::{self, DemoCloud, WorkerApi};
 use crate::{mockctl, wait};
 use agents::Agents;
+use bars::{describe, Bars};
 use queues::Queues;
 
 /// Fault presets.
@@ -187,77 +188,6 @@ async fn pool_workers(store: &Arc<dyn WorkerStore>, pool: &str) -> Vec<Worker> {
         .list_workers(&WorkerFilter::pool(pool))
         .await
         .unwrap_or_default()
-}
-
-struct Bars {
-    multi: Option<MultiProgress>,
-    bars: Vec<ProgressBar>,
-}
-
-impl Bars {
-    fn new(json: bool, clouds: &[DemoCloud], n: u32) -> Self {
-        if json {
-            return Bars {
-                multi: None,
-                bars: Vec::new(),
-            };
-        }
-        let multi = MultiProgress::new();
-        let style = ProgressStyle::with_template(
-            "{prefix:>14} [{bar:40.cyan/blue}] {pos:>4}/{len:4} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-        let bars = clouds
-            .iter()
-            .map(|c| {
-                let b = multi.add(ProgressBar::new(n as u64));
-                b.set_style(style.clone());
-                b.set_prefix(c.provider.id().to_string());
-                b
-            })
-            .collect();
-        Bars {
-            multi: Some(multi),
-            bars,
-        }
-    }
-
-    fn update(&self, i: usize, pos: u64, msg: String) {
-        if let Some(b) = self.bars.get(i) {
-            b.set_position(pos);
-            b.set_message(msg);
-        }
-    }
-
-    fn phase(&self, title: &str) {
-        if let Some(m) = &self.multi {
-            let _ = m.println(title);
-        }
-    }
-
-    fn reset(&self) {
-        for b in &self.bars {
-            b.set_position(0);
-        }
-    }
-
-    fn finish(&self) {
-        for b in &self.bars {
-            b.finish();
-        }
-    }
-}
-
-fn describe(workers: &[Worker]) -> String {
-    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
-    for w in workers {
-        *by.entry(w.phase.as_str()).or_default() += 1;
-    }
-    by.iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// How often the demo looks at the fleet: agents for new VMs, the bars.
