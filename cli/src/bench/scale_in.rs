@@ -18,7 +18,11 @@
 //! - the p95 time from surplus appearing to it gone: surplus episodes run
 //!   from the first sample with more than `min_idle + 1` idle agents (a drop
 //!   in load, or tasks finishing once it dropped) to the first sample
-//!   without (target at most `idle_timeout` plus two scan intervals).
+//!   without (target at most `idle_timeout` plus two scan intervals; none
+//!   at all leaves it undefined, `null`);
+//! - how long each agent told to drain while idle had been idle by then
+//!   (the runtime's reaction; the maximum idle capacity sampled is reported
+//!   too).
 //!
 //! The run fails unless workers reached running, registered and completed
 //! tasks, so a run where nothing works cannot pass.

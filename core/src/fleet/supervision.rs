@@ -2,7 +2,9 @@
 //! which to remove (missed heartbeats, expired registration, inactivity,
 //! drain deadline), which to drain (idle too long), and which take a
 //! scale-in. Pure functions of the records and the time ([`plan`],
-//! [`scale_in`]), applied by [`apply`] with the registration as the fence.
+//! [`scale_in`]), applied by [`apply`] with the registration as the fence;
+//! [`SurplusLeft`] is what a pass leaves for workers that report idle
+//! before the next one.
 //!
 //! The rule that makes scale-in safe: a worker registered through the worker
 //! API is never removed by a scale-in. It is asked to drain; only its own
