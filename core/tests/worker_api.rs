@@ -614,6 +614,72 @@ async fn a_registration_cancelled_during_its_step_registered_nothing_and_a_retry
         .is_ok());
 }
 
+#[tokio::test(start_paused = true)]
+async fn after_a_drop_busy_workers_drain_as_they_finish_and_min_idle_stays() {
+    let s = setup(serde_json::json!({}), 1);
+    // Four tasks and min_idle 1: five workers; four busy, one idle.
+    let ws = s.running(4).await;
+    assert_eq!(ws.len(), 5);
+    let ids: Vec<String> = ws.iter().map(|w| w.id().to_string()).collect();
+    let mut secrets = Vec::new();
+    for id in &ids {
+        secrets.push(s.register(id).await);
+    }
+    for i in 0..4 {
+        let hb = s
+            .fleet
+            .heartbeat(&secrets[i], beat(&ids[i], Activity::Busy, 0))
+            .await
+            .unwrap();
+        assert_eq!(hb.action, Action::Continue);
+    }
+    // Nothing waits: the pass keeps the four busy and the idle one.
+    let report = &s.fleet.provision_once().await.unwrap()[0].1;
+    assert_eq!((report.created, report.drained), (0, 0), "{report:?}");
+    // Worker 0 finishes and finds nothing to do: drained in this answer,
+    // not a pass and a heartbeat later.
+    let hb = s
+        .fleet
+        .heartbeat(&secrets[0], beat(&ids[0], Activity::Idle, 1))
+        .await
+        .unwrap();
+    assert_eq!(hb.action, Action::Drain, "a finished worker is surplus");
+    // The worker kept for min_idle is not: it did not just finish.
+    let hb = s
+        .fleet
+        .heartbeat(&secrets[4], beat(&ids[4], Activity::Idle, 0))
+        .await
+        .unwrap();
+    assert_eq!(hb.action, Action::Continue, "min_idle is kept");
+    // It takes a task: the idle capacity is short now, so the next worker
+    // to finish stays (the next pass decides on fresh facts).
+    s.fleet
+        .heartbeat(&secrets[4], beat(&ids[4], Activity::Busy, 0))
+        .await
+        .unwrap();
+    let hb = s
+        .fleet
+        .heartbeat(&secrets[1], beat(&ids[1], Activity::Idle, 1))
+        .await
+        .unwrap();
+    assert_eq!(hb.action, Action::Continue, "refills min_idle");
+    // The next pass sees worker 1 idle and the rest busy: the next worker
+    // to finish drains again.
+    s.fleet.provision_once().await.unwrap();
+    let hb = s
+        .fleet
+        .heartbeat(&secrets[2], beat(&ids[2], Activity::Idle, 1))
+        .await
+        .unwrap();
+    assert_eq!(hb.action, Action::Drain);
+    let hb = s
+        .fleet
+        .heartbeat(&secrets[1], beat(&ids[1], Activity::Idle, 1))
+        .await
+        .unwrap();
+    assert_eq!(hb.action, Action::Continue, "min_idle is kept");
+}
+
 /// One simulated agent: what it last told the manager and what it was told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Agent {

@@ -29,8 +29,11 @@ use crate::mockctl::{self, Stats};
 use skyfleet_aws::{AwsBuilder, AwsProvider, AwsState, Timings};
 use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::{DesiredState, OwnershipScope, Phase, Provider, Worker};
+use skyfleet_identity::aws::AwsTrust;
 use skyfleet_mock::MockCloud;
 
+/// The region of the benchmarks' AWS workers.
+pub const REGION: &str = "us-east-1";
 /// Largest batch handed to `step_many`: DescribeInstances' page size.
 const BATCH: usize = 1000;
 
@@ -68,8 +71,16 @@ fn worker(i: usize) -> Worker {
     )
 }
 
-/// The provider on the mock at `url`, its transport's limits raised.
-async fn provider(url: &str) -> Result<AwsProvider, String> {
+/// The AWS provider (id `aws`, region `us-east-1`) of the benchmarks on
+/// the mock at `url`: its transport's limits raised (the mock does not
+/// throttle, and EC2's published limits would only make a run wait), the
+/// given `timings`, and `trust` to check workers' identity proofs against
+/// when the scenario registers workers (`None`: none registers).
+pub async fn mock_provider(
+    url: &str,
+    timings: Timings,
+    trust: Option<AwsTrust>,
+) -> Result<AwsProvider, String> {
     let fast = Limit::per_second(100_000, 100_000);
     let mut tc = TransportConfig::default()
         .with_operation_limit("aws", "RunInstances", fast)
@@ -81,20 +92,17 @@ async fn provider(url: &str) -> Result<AwsProvider, String> {
         .config(tc)
         .build()
         .map_err(|e| e.to_string())?;
-    let p = AwsBuilder::new()
-        .with_regions(["us-east-1"])
+    let mut b = AwsBuilder::new()
+        .with_id("aws")
+        .with_regions([REGION])
         .with_endpoint_url(url)
         .with_static_credentials("AKIDSKYFLEETBENCH", "bench-secret", None)
-        .with_timings(Timings {
-            poll_interval: Duration::from_millis(20),
-            check_interval: Duration::from_secs(3600),
-            not_found_grace: Duration::from_secs(2),
-        })
-        .with_transport(transport)
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(p)
+        .with_timings(timings)
+        .with_transport(transport);
+    if let Some(trust) = trust {
+        b = b.with_identity_trust(trust);
+    }
+    b.build().await.map_err(|e| e.to_string())
 }
 
 /// Loses the launch step of every `every`-th worker once: the instance is
@@ -140,7 +148,12 @@ pub async fn run(a: &Args) -> Result<Report, BenchError> {
         .time_scale(a.time_scale)
         .start()
         .await?;
-    let p = provider(mock.url()).await?;
+    let timings = Timings {
+        poll_interval: Duration::from_millis(20),
+        check_interval: Duration::from_secs(3600),
+        not_found_grace: Duration::from_secs(2),
+    };
+    let p = mock_provider(mock.url(), timings, None).await?;
     let calls = |s: Stats| s.calls("aws");
 
     let started = Instant::now();

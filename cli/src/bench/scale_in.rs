@@ -18,7 +18,11 @@
 //! - the p95 time from surplus appearing to it gone: surplus episodes run
 //!   from the first sample with more than `min_idle + 1` idle agents (a drop
 //!   in load, or tasks finishing once it dropped) to the first sample
-//!   without (target at most `idle_timeout` plus two scan intervals).
+//!   without (target at most `idle_timeout` plus two scan intervals; none
+//!   at all leaves it undefined, `null`);
+//! - how long each agent told to drain while idle had been idle by then
+//!   (the runtime's reaction; the maximum idle capacity sampled is reported
+//!   too).
 //!
 //! The run fails unless workers reached running, registered and completed
 //! tasks, so a run where nothing works cannot pass.
@@ -32,20 +36,19 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::aws::REGION;
 use super::harness::{self, BenchError, Report, MANAGER};
 use super::stats::Distribution;
 use agent::{Agents, Tally};
 use queue::Queue;
-use skyfleet_aws::{AwsBuilder, Timings};
+use skyfleet_aws::Timings;
 use skyfleet_core::fleet::{Fleet, FleetConfig};
 use skyfleet_core::store::{MemoryStore, WorkerFilter, WorkerStore};
-use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::{Phase, PoolConfig};
 use skyfleet_identity::aws::{AwsTrust, SignatureForm};
 use skyfleet_mock::MockCloud;
 
 const POOL: &str = "bench/scale-in";
-const REGION: &str = "us-east-1";
 /// How often the agents and the pool are sampled.
 const SAMPLE: Duration = Duration::from_millis(250);
 
@@ -94,6 +97,8 @@ fn pool(a: &Args) -> Result<PoolConfig, BenchError> {
     .map_err(|e| BenchError::Usage(format!("pool: {e}")))
 }
 
+/// The benchmarks' AWS provider on `mock`, trusting the mock's identity
+/// documents.
 async fn provider(mock: &MockCloud) -> Result<skyfleet_aws::AwsProvider, String> {
     let trust = crate::mockctl::call_authorized(mock, "GET", "/_mock/trust", None).await?;
     let pem = trust["aws"]["certificate_pem"]
@@ -102,32 +107,12 @@ async fn provider(mock: &MockCloud) -> Result<skyfleet_aws::AwsProvider, String>
     let trust = AwsTrust::empty()
         .with_certificate(SignatureForm::Rsa, REGION, pem)
         .map_err(|e| e.to_string())?;
-    let fast = Limit::per_second(100_000, 100_000);
-    let mut tc = TransportConfig::default()
-        .with_operation_limit("aws", "RunInstances", fast)
-        .with_max_concurrency(256);
-    for class in ApiClass::ALL {
-        tc = tc.with_limit("aws", class, fast);
-    }
-    let transport = Transport::builder()
-        .config(tc)
-        .build()
-        .map_err(|e| e.to_string())?;
-    AwsBuilder::new()
-        .with_id("aws")
-        .with_regions([REGION])
-        .with_endpoint_url(mock.url())
-        .with_static_credentials("AKIDSKYFLEETBENCH", "bench-secret", None)
-        .with_timings(Timings {
-            poll_interval: Duration::from_millis(50),
-            check_interval: Duration::from_secs(5),
-            not_found_grace: Duration::from_secs(2),
-        })
-        .with_transport(transport)
-        .with_identity_trust(trust)
-        .build()
-        .await
-        .map_err(|e| e.to_string())
+    let timings = Timings {
+        poll_interval: Duration::from_millis(50),
+        check_interval: Duration::from_secs(5),
+        not_found_grace: Duration::from_secs(2),
+    };
+    super::aws::mock_provider(mock.url(), timings, Some(trust)).await
 }
 
 /// One sample of the run.
@@ -242,6 +227,8 @@ pub async fn run(a: &Args) -> Result<Report, BenchError> {
     let p95_gone = Distribution::new(episodes).percentile(0.95);
     let gone_target = a.idle_timeout_s as f64 + 2.0 * scan_interval.as_secs_f64();
     let idle_target = 1.1 * f64::from(a.min_idle) + 1.0;
+    let max_idle = samples.iter().map(|s| s.idle).max().unwrap_or(0);
+    let heard = Distribution::new(agents.idle_to_drain());
     let worked = ran > 0 && tally.registered > 0 && q.completed > 0;
     let ok = worked && tally.busy_killed == 0 && tally.tasks_lost == 0;
     Ok(Report {
@@ -261,6 +248,7 @@ pub async fn run(a: &Args) -> Result<Report, BenchError> {
             "tasks_completed": q.completed,
             "mean_idle_capacity": mean_idle,
             "mean_idle_target": idle_target,
+            "max_idle_capacity": max_idle,
             "samples_below_min_idle_while_below_max_pct":
                 100.0 * below_min_idle as f64 / below_max.len().max(1) as f64,
             "load_drops": drops.len(),
@@ -268,6 +256,11 @@ pub async fn run(a: &Args) -> Result<Report, BenchError> {
             "surplus_unsettled_at_end": unsettled,
             "p95_surplus_to_gone_s": p95_gone,
             "drop_to_surplus_gone_target_s": gone_target,
+            "idle_to_drain_heard_s": {
+                "count": heard.len(),
+                "p50": heard.median(),
+                "p95": heard.percentile(0.95),
+            },
             "agent_errors": tally.errors,
         }))
     })

@@ -3,7 +3,7 @@
 //! simulated work takes and finishes tasks.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use skyfleet_core::fleet::{Demand, PoolDemand};
@@ -19,7 +19,6 @@ const TASK_MS: (u64, u64) = (500, 2_500);
 #[derive(Debug, Default)]
 pub struct Queues {
     by_pool: BTreeMap<String, Arc<Queue>>,
-    loads: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Queues {
@@ -34,7 +33,6 @@ impl Queues {
                     (p.to_string(), Arc::new(q))
                 })
                 .collect(),
-            loads: Mutex::default(),
         }
     }
 
@@ -47,7 +45,6 @@ impl Queues {
     /// ones are cancelled when it drops; running ones finish).
     pub fn set_load(&self, pool: &str, load: u64) {
         if let Some(q) = self.by_pool.get(pool) {
-            self.lock_loads().insert(pool.to_string(), load);
             q.set_load(load);
         }
     }
@@ -56,14 +53,8 @@ impl Queues {
     /// the same step.
     pub fn complete(&self, pool: &str) {
         if let Some(q) = self.by_pool.get(pool) {
-            let load = self.lock_loads().get(pool).copied().unwrap_or(0);
-            q.complete_keeping(load);
+            q.complete();
         }
-    }
-
-    fn lock_loads(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
-        // Every update is a single insert.
-        self.loads.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The counters of `pool`'s queue (zeros for an unknown pool).

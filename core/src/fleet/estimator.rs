@@ -140,6 +140,44 @@ pub fn estimate(bounds: Bounds, have: Capacity, demand: PoolDemand) -> Estimate 
     }
 }
 
+/// Capacity that may drain the moment it finishes its work, until the next
+/// pass: what would be surplus once every claimed task finished with no new
+/// work, i.e. capacity above `clamp(pending + min_idle, min, max)`, less
+/// what the pass itself decided about (`placed`). It is 0 in a pass that
+/// spawns, and 0 when the idle capacity left after the pass's decisions is
+/// already short of `pending + min_idle`, so the first workers to finish
+/// refill the idle capacity before any drains.
+///
+/// Why: the scale-down target counts claimed work, so after a drop in
+/// demand each busy worker becomes surplus only as it finishes. Without this
+/// the next pass sees it idle and asks it to drain, and the worker hears it
+/// at its next heartbeat: a pass interval and a heartbeat interval of idle
+/// capacity per finishing worker, tens of idle workers at once when a large
+/// pool winds down. With it, the worker's own report of turning idle is
+/// answered `drain`. Taking it one worker at a time never takes the pool's
+/// capacity below `existing - placed - finish_surplus`, which is at least
+/// the floor above.
+pub fn finish_surplus(
+    bounds: Bounds,
+    have: Capacity,
+    demand: PoolDemand,
+    est: &Estimate,
+    placed: u64,
+) -> u64 {
+    if est.to_spawn > 0 {
+        return 0;
+    }
+    let keep_idle = demand.pending.saturating_add(bounds.min_idle);
+    if est.idle.saturating_sub(placed) < keep_idle {
+        return 0;
+    }
+    let floor = keep_idle.min(bounds.max).max(bounds.min);
+    have.requested
+        .saturating_add(have.running)
+        .saturating_sub(placed)
+        .saturating_sub(floor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +270,69 @@ mod tests {
         }
     }
 
+    #[test]
+    fn finish_surplus_after_a_drop_covers_the_busy_workers_and_keeps_min_idle() {
+        // 200 running, 180 busy, the queue empties: the pass drains 15 of the
+        // 20 idle; the 180 busy may each drain as they finish.
+        let bounds = Bounds {
+            min: 0,
+            max: 200,
+            ratio: 1.0,
+            min_idle: 5,
+        };
+        let have = Capacity {
+            running: 200,
+            busy: Some(180),
+            ..Default::default()
+        };
+        let demand = PoolDemand {
+            pending: 0,
+            claimed: 180,
+        };
+        let e = estimate(bounds, have, demand);
+        assert_eq!(e.surplus, 15);
+        assert_eq!(finish_surplus(bounds, have, demand, &e, 15), 180);
+        // Had the pass placed nothing, the idle capacity still covers
+        // min_idle: the budget includes the unplaced surplus too.
+        assert_eq!(finish_surplus(bounds, have, demand, &e, 0), 195);
+        // Pending work the idle workers cannot cover: nothing drains early.
+        let short = PoolDemand {
+            pending: 30,
+            claimed: 180,
+        };
+        let e = estimate(bounds, have, short);
+        assert_eq!(finish_surplus(bounds, have, short, &e, 0), 0);
+    }
+
     proptest! {
+        /// The finish budget never takes the pool below `clamp(pending +
+        /// min_idle, min, max)`, is 0 in a pass that spawns or when idle
+        /// capacity is short, and is never less than the pass's unplaced
+        /// surplus.
+        #[test]
+        fn finish_surplus_invariants(
+            min in 0u64..20, extra in 0u64..100, min_idle in 0u64..30,
+            requested in 0u64..100, running in 0u64..100, stopping in 0u64..20,
+            pending in 0u64..200, claimed in 0u64..150, busy in proptest::option::of(0u64..150),
+            ratio in 0.05f64..=1.0, placed_share in 0.0f64..=1.0,
+        ) {
+            let max = min + extra;
+            let bounds = Bounds { min, max, ratio, min_idle };
+            let have = Capacity { requested, running, stopping, busy };
+            let demand = PoolDemand { pending, claimed };
+            let e = estimate(bounds, have, demand);
+            let placed = (e.surplus as f64 * placed_share).round() as u64;
+            let f = finish_surplus(bounds, have, demand, &e, placed);
+            let existing = requested + running;
+            if f > 0 {
+                prop_assert_eq!(e.to_spawn, 0);
+                prop_assert!(e.idle.saturating_sub(placed) >= pending + min_idle);
+                prop_assert!(existing - placed - f >= (pending + min_idle).min(max).max(min));
+                prop_assert!(f >= e.surplus - placed, "{f} < {} - {placed}", e.surplus);
+            }
+            prop_assert!(f <= existing.saturating_sub(placed));
+        }
+
         /// With min_idle: never above max; idle capacity left after the
         /// pending work is placed reaches min_idle unless max stops it; a
         /// pass never both spawns and removes.

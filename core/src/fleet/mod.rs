@@ -195,11 +195,9 @@ pub(crate) struct Shared {
     /// When each pool last scaled in (its `scale_in_cooldown` counts from
     /// it; one entry per configured pool).
     last_scale_in: Mutex<HashMap<String, OffsetDateTime>>,
-    /// Each pool's scale-in surplus its last pass could not place (too few
-    /// idle workers then): a worker that reports idle before the next pass
-    /// takes one unit and is asked to drain in that heartbeat's answer.
-    /// Reset by every pass, so it is never older than one pass.
-    surplus_left: Mutex<HashMap<String, u64>>,
+    /// Each pool's surplus its last pass left for workers that report idle
+    /// before the next pass (see [`supervision::SurplusLeft`]).
+    surplus_left: Mutex<HashMap<String, supervision::SurplusLeft>>,
 }
 
 /// The fleet runtime.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::estimator::{estimate, Bounds, Capacity, Estimate};
+use super::estimator::{estimate, finish_surplus, Bounds, Capacity, Estimate};
 use super::events::{self, ScaleIn, Transition};
 use super::{scanner, supervision, Shared};
 use crate::error::{Error, Result};
@@ -146,16 +146,13 @@ pub(super) async fn provision_pass(
     let have = count_capacity(&workers, &regs);
     record_worker_gauges(pool, &workers, now);
     let demand = shared.demand.demand(&pool.pool_id).await?;
-    let est = estimate(
-        Bounds {
-            min: pool.min_capacity as u64,
-            max: pool.max_capacity as u64,
-            ratio: pool.scaling_ratio,
-            min_idle: pool.min_idle as u64,
-        },
-        have,
-        demand,
-    );
+    let bounds = Bounds {
+        min: pool.min_capacity as u64,
+        max: pool.max_capacity as u64,
+        ratio: pool.scaling_ratio,
+        min_idle: pool.min_idle as u64,
+    };
+    let est = estimate(bounds, have, demand);
     metrics::gauge!(names::POOL_DESIRED, "pool" => pool.pool_id.clone()).set(est.desired as f64);
     metrics::gauge!(names::POOL_PENDING, "pool" => pool.pool_id.clone()).set(demand.pending as f64);
     let mut report = PoolReport {
@@ -250,12 +247,27 @@ pub(super) async fn provision_pass(
         have,
         estimate: est,
     };
+    // What workers turning idle before the next pass may take at once: the
+    // unplaced surplus, and (without a cooldown, whose pools scale in only
+    // at passes) the surplus that appears as busy workers finish.
+    let placed_all: u64 = decisions.iter().map(|d| d.capacity()).sum();
+    let on_finish = if pool.scale_in_cooldown.is_zero() {
+        finish_surplus(bounds, have, demand, &est, placed_all)
+    } else {
+        0
+    };
     let (removed, drained) = supervision::apply(shared, &decisions, &regs, Some(scale)).await?;
     shared
         .surplus_left
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(pool.pool_id.clone(), left);
+        .insert(
+            pool.pool_id.clone(),
+            supervision::SurplusLeft {
+                unplaced: left,
+                on_finish,
+            },
+        );
     report.removed = removed;
     report.drained = drained;
     let changed = {

@@ -2,7 +2,9 @@
 //! which to remove (missed heartbeats, expired registration, inactivity,
 //! drain deadline), which to drain (idle too long), and which take a
 //! scale-in. Pure functions of the records and the time ([`plan`],
-//! [`scale_in`]), applied by [`apply`] with the registration as the fence.
+//! [`scale_in`]), applied by [`apply`] with the registration as the fence;
+//! [`SurplusLeft`] is what a pass leaves for workers that report idle
+//! before the next one.
 //!
 //! The rule that makes scale-in safe: a worker registered through the worker
 //! API is never removed by a scale-in. It is asked to drain; only its own
@@ -206,6 +208,44 @@ pub(crate) fn scale_in<'a>(
     out
 }
 
+/// What a pool's last pass left for workers that report idle before its
+/// next pass (each such worker is asked to drain in that heartbeat's
+/// answer rather than a pass and a heartbeat later). Replaced by every pass,
+/// so it is never older than one pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SurplusLeft {
+    /// Scale-in surplus the pass could not place (too few idle workers
+    /// then): any worker reporting idle may take it.
+    pub(crate) unplaced: u64,
+    /// Surplus that appears as busy workers finish with no work waiting
+    /// ([`finish_surplus`](super::estimator::finish_surplus)): only a
+    /// worker that turns idle in the report may take it. Gone once an idle
+    /// worker turns busy (the idle capacity it was computed on shrank).
+    pub(crate) on_finish: u64,
+}
+
+impl SurplusLeft {
+    /// Takes `capacity` for a worker reporting idle (`finished`: it was
+    /// busy before this report); whether it should drain.
+    pub(crate) fn take(&mut self, capacity: u64, finished: bool) -> bool {
+        if self.unplaced >= capacity {
+            self.unplaced -= capacity;
+            true
+        } else if finished && self.on_finish >= capacity {
+            self.on_finish -= capacity;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// An idle worker turned busy: nothing more drains on finishing until
+    /// the next pass has looked.
+    pub(crate) fn idle_turned_busy(&mut self) {
+        self.on_finish = 0;
+    }
+}
+
 /// Applies decisions; returns how many workers were marked for removal and
 /// how many asked to drain. A decision whose record changed underneath is
 /// dropped (the next pass decides again on fresh facts).
@@ -278,4 +318,27 @@ pub(crate) async fn apply(
         }
     }
     Ok((removed, drained))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SurplusLeft;
+
+    #[test]
+    fn unplaced_surplus_goes_to_any_idle_worker_the_finish_budget_only_to_finishers() {
+        let mut left = SurplusLeft {
+            unplaced: 1,
+            on_finish: 2,
+        };
+        assert!(left.take(1, false), "unplaced surplus: any idle worker");
+        assert!(
+            !left.take(1, false),
+            "a worker idle all along takes no finish budget"
+        );
+        assert!(left.take(1, true));
+        assert!(!left.take(2, true), "capacity 2 does not fit in 1");
+        left.idle_turned_busy();
+        assert!(!left.take(1, true), "gone once an idle worker turned busy");
+        assert_eq!(left, SurplusLeft::default());
+    }
 }

@@ -249,18 +249,21 @@ impl Fleet {
                 });
             };
             let now = self.shared.clock.now();
+            let was_idle = reg.is_idle();
             apply_report(&mut reg, &report, worker.spec.capacity, now);
             let asked = reg.drain.is_none();
             if asked {
                 reg.drain = due_drain(&reg, &worker, now);
-                // Idle now, and its pool's last pass left surplus it could
-                // not place: drain in this answer rather than after the
-                // next pass and the next heartbeat.
+                // Idle now, and its pool's last pass left surplus for it:
+                // drain in this answer rather than after the next pass and
+                // the next heartbeat.
                 if reg.drain.is_none() && reg.is_idle() {
-                    took_surplus = took_surplus || self.take_surplus(&worker);
+                    took_surplus = took_surplus || self.take_surplus(&worker, !was_idle);
                     if took_surplus {
                         reg.drain = Some(new_drain(DrainReason::ScaleIn, &worker, now));
                     }
+                } else if was_idle && !reg.is_idle() {
+                    self.idle_turned_busy(&worker);
                 }
             }
             match self.shared.store.update_registration(&reg).await {
@@ -289,20 +292,28 @@ impl Fleet {
         Err(busy(worker_id))
     }
 
-    /// Takes `worker`'s capacity from its pool's unplaced surplus, if
-    /// there is that much left.
-    fn take_surplus(&self, worker: &Worker) -> bool {
+    /// Takes `worker`'s capacity from what its pool's last pass left
+    /// (`finished`: it turned idle in this report), if there is that much.
+    fn take_surplus(&self, worker: &Worker, finished: bool) -> bool {
         let mut left = self
             .shared
             .surplus_left
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        match left.get_mut(&worker.spec.pool_id) {
-            Some(n) if *n >= u64::from(worker.spec.capacity) => {
-                *n -= u64::from(worker.spec.capacity);
-                true
-            }
-            _ => false,
+        left.get_mut(&worker.spec.pool_id)
+            .is_some_and(|l| l.take(u64::from(worker.spec.capacity), finished))
+    }
+
+    /// `worker` was idle and reports busy: its pool's idle capacity shrank
+    /// since the last pass.
+    fn idle_turned_busy(&self, worker: &Worker) {
+        let mut left = self
+            .shared
+            .surplus_left
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = left.get_mut(&worker.spec.pool_id) {
+            l.idle_turned_busy();
         }
     }
 

@@ -4,7 +4,8 @@
 //! heartbeat, take tasks from the queue only while not told to drain,
 //! confirm `drained` once idle, and stop when told to terminate. Each
 //! counts what matters: a terminate (or refusal) while it runs a task is a
-//! busy worker killed and a task lost.
+//! busy worker killed and a task lost; and each agent told to drain while
+//! idle records how long it had been idle by then.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -55,6 +56,8 @@ struct Inner {
     spawned: Mutex<HashSet<String>>,
     views: Mutex<HashMap<String, View>>,
     tally: Mutex<Tally>,
+    /// Seconds from turning idle to hearing `drain`, per agent drained idle.
+    idle_to_drain: Mutex<Vec<f64>>,
     tasks: Mutex<JoinSet<()>>,
     stop: CancellationToken,
 }
@@ -85,6 +88,7 @@ impl Agents {
                 spawned: Mutex::new(HashSet::new()),
                 views: Mutex::new(HashMap::new()),
                 tally: Mutex::new(Tally::default()),
+                idle_to_drain: Mutex::new(Vec::new()),
                 tasks: Mutex::new(JoinSet::new()),
                 stop: CancellationToken::new(),
             }),
@@ -124,6 +128,11 @@ impl Agents {
     /// The counts.
     pub fn tally(&self) -> Tally {
         *lock(&self.inner.tally)
+    }
+
+    /// Seconds each agent told to drain while idle had been idle by then.
+    pub fn idle_to_drain(&self) -> Vec<f64> {
+        lock(&self.inner.idle_to_drain).clone()
     }
 }
 
@@ -185,6 +194,8 @@ async fn agent(inner: Arc<Inner>, worker_id: String, instance: String) {
     // What the last heartbeat said: a change is reported at once, as a
     // real agent does, so the manager hears "idle" without waiting.
     let mut reported = None::<Activity>;
+    // Since when it has been idle (and not draining).
+    let mut idle_since = None::<Instant>;
     let killed = |busy: bool| {
         if busy {
             inner.queue.lose();
@@ -205,6 +216,11 @@ async fn agent(inner: Arc<Inner>, worker_id: String, instance: String) {
             busy_until = inner.queue.take().map(|d| now + d);
         }
         let busy = busy_until.is_some();
+        if busy || draining {
+            idle_since = None;
+        } else {
+            idle_since.get_or_insert(now);
+        }
         lock(&inner.views).insert(worker_id.clone(), View { busy, draining });
         let state = match (draining, busy) {
             (true, _) => Activity::Draining,
@@ -223,7 +239,12 @@ async fn agent(inner: Arc<Inner>, worker_id: String, instance: String) {
             };
             match inner.fleet.heartbeat(&reg.secret, report).await {
                 Ok(hb) => match hb.action {
-                    Action::Drain => draining = true,
+                    Action::Drain => {
+                        if let Some(t) = idle_since.filter(|_| !draining) {
+                            lock(&inner.idle_to_drain).push(t.elapsed().as_secs_f64());
+                        }
+                        draining = true;
+                    }
                     Action::Terminate => {
                         killed(busy);
                         break;

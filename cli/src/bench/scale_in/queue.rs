@@ -1,5 +1,16 @@
 //! The simulated task queue of `bench scale-in`: the pool's demand source
 //! (pending and claimed counts) and where agents take and finish tasks.
+//!
+//! The load is the number of tasks in the system (pending or running), held
+//! at the level the run sets: a task that finishes (or is lost) is replaced
+//! at once, in the same call, so the agent that finished it takes the next
+//! one in the same step, as a worker polling a queue with more work does.
+//! (Topping the queue up only when the run sampled, every 250 ms, left each
+//! agent that finished a task idle until the next sample although the load
+//! meant more work: at 180 running tasks of 1-8 s, some ten agents at every
+//! sample. The run counted them as idle capacity, and the runtime saw them
+//! as surplus, drained them and spawned replacements a pass later: 606
+//! workers registered in a 90 s run at 200 workers instead of 506.)
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -30,6 +41,10 @@ pub struct Counts {
 
 #[derive(Debug)]
 struct State {
+    /// Tasks kept in the system (pending or running).
+    load: u64,
+    /// Shortest and longest task, in milliseconds.
+    task_ms: (u64, u64),
     pending: VecDeque<Duration>,
     counts: Counts,
     rng: StdRng,
@@ -39,8 +54,6 @@ struct State {
 #[derive(Debug)]
 pub struct Queue {
     state: Mutex<State>,
-    /// Shortest and longest task, in milliseconds.
-    task_ms: (u64, u64),
 }
 
 impl Queue {
@@ -54,11 +67,12 @@ impl Queue {
     pub fn with_task_lengths(seed: u64, min_ms: u64, max_ms: u64) -> Self {
         Queue {
             state: Mutex::new(State {
+                load: 0,
+                task_ms: (min_ms.min(max_ms), max_ms.max(min_ms)),
                 pending: VecDeque::new(),
                 counts: Counts::default(),
                 rng: StdRng::seed_from_u64(seed),
             }),
-            task_ms: (min_ms.min(max_ms), max_ms.max(min_ms)),
         }
     }
 
@@ -71,15 +85,8 @@ impl Queue {
     /// ones (newest first) until at most `load` are.
     pub fn set_load(&self, load: u64) {
         let mut s = self.lock();
-        self.fill(&mut s, load);
-    }
-
-    fn fill(&self, s: &mut State, load: u64) {
-        while (s.pending.len() as u64) + s.counts.running < load {
-            let ms = s.rng.random_range(self.task_ms.0..=self.task_ms.1);
-            s.pending.push_back(Duration::from_millis(ms));
-            s.counts.submitted += 1;
-        }
+        s.load = load;
+        s.fill();
         while (s.pending.len() as u64) + s.counts.running > load && s.pending.pop_back().is_some() {
             s.counts.cancelled += 1;
         }
@@ -93,27 +100,21 @@ impl Queue {
         Some(t)
     }
 
-    /// A running task finished.
+    /// A running task finished: a new one takes its place while the load
+    /// says so.
     pub fn complete(&self) {
         let mut s = self.lock();
         s.counts.running = s.counts.running.saturating_sub(1);
         s.counts.completed += 1;
+        s.fill();
     }
 
-    /// A running task finished, and tasks are added in the same step until
-    /// `load` are pending or running again: a queue with a backlog, whose
-    /// demand does not dip between one task and the next.
-    pub fn complete_keeping(&self, load: u64) {
-        let mut s = self.lock();
-        s.counts.running = s.counts.running.saturating_sub(1);
-        s.counts.completed += 1;
-        self.fill(&mut s, load);
-    }
-
-    /// A running task's worker was terminated under it.
+    /// A running task's worker was terminated under it (replaced like a
+    /// finished one).
     pub fn lose(&self) {
         let mut s = self.lock();
         s.counts.running = s.counts.running.saturating_sub(1);
+        s.fill();
     }
 
     /// The counters now.
@@ -126,6 +127,17 @@ impl Queue {
     }
 }
 
+impl State {
+    /// Adds tasks until the load is pending or running.
+    fn fill(&mut self) {
+        while (self.pending.len() as u64) + self.counts.running < self.load {
+            let ms = self.rng.random_range(self.task_ms.0..=self.task_ms.1);
+            self.pending.push_back(Duration::from_millis(ms));
+            self.counts.submitted += 1;
+        }
+    }
+}
+
 #[async_trait]
 impl Demand for Queue {
     async fn demand(&self, _pool_id: &str) -> skyfleet_core::Result<PoolDemand> {
@@ -134,5 +146,32 @@ impl Demand for Queue {
             pending: c.pending,
             claimed: c.running,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_task_is_replaced_at_once_while_the_load_holds() {
+        let q = Queue::new(7);
+        q.set_load(2);
+        assert!(q.take().is_some() && q.take().is_some());
+        assert!(q.take().is_none(), "two tasks in the system");
+        q.complete();
+        assert!(q.take().is_some(), "the finisher finds the next task");
+        // The load drops to one: a finished task is not replaced until
+        // fewer than one run.
+        q.set_load(1);
+        q.complete();
+        assert!(q.take().is_none());
+        q.lose();
+        assert!(q.take().is_some(), "a lost task is replaced too");
+        let c = q.counts();
+        assert_eq!(
+            (c.submitted, c.completed, c.running, c.pending),
+            (4, 2, 1, 0)
+        );
     }
 }
