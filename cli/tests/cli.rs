@@ -118,6 +118,8 @@ fn bad_config_exits_2_naming_file_and_key() {
 
     // Runtime settings: a bad value, and a step timeout outliving its lease.
     for (text, key) in [
+        // No manager id: two deployments must never share a default one.
+        ("[fleet]\nstore = \"memory:\"\n", "fleet.manager_id"),
         (
             "[fleet]\nmanager_id = \"m\"\nstep_timeout = -1\n",
             "fleet.step_timeout",
