@@ -188,7 +188,7 @@ pub const CATALOGUE: &[MetricInfo] = &[
         name: ORPHANS_HELD_BACK,
         kind: MetricType::Counter,
         labels: &["provider", "reason"],
-        help: "Orphans old enough to delete that the sweeper held back, by reason: store_too_young (the store is younger than sweep_grace), over_cap (the sweep reached sweep_max_delete).",
+        help: "Orphans old enough to delete that the sweeper held back (counted at each sweep that holds one back), by reason: store_too_young (the store is younger than sweep_grace), over_cap (the sweep reached sweep_max_delete).",
     },
     MetricInfo {
         name: TRANSPORT_CALLS,

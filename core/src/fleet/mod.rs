@@ -99,7 +99,8 @@ pub struct FleetConfig {
     pub sweep_grace: Duration,
     /// Most orphans one sweep deletes; the rest are held back (logged and
     /// counted) for later sweeps. `None`: 10 % of the store's live
-    /// (non-final) workers, at least 1.
+    /// (non-final) workers, at least 1. `Some(0)`: the sweeper deletes
+    /// nothing (it still lists and counts).
     pub sweep_max_delete: Option<usize>,
     /// List what a sweep would delete without deleting it.
     pub sweep_dry_run: bool,

@@ -76,6 +76,9 @@ pub enum HoldReason {
 }
 
 impl HoldReason {
+    /// Every reason (metrics are registered at zero for each).
+    pub const ALL: [HoldReason; 2] = [HoldReason::StoreTooYoung, HoldReason::OverCap];
+
     /// A stable name for logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -180,6 +183,9 @@ pub(super) async fn sweep(
     first_seen.retain(|k, _| still_there.contains(k));
     let cap = match config.sweep_max_delete {
         Some(n) => n,
+        // Counting live workers reads the store: only when there is
+        // something to cap.
+        None if orphans.is_empty() => 0,
         None => default_cap(live_workers(shared).await?),
     };
     let born: Vec<_> = orphans.iter().map(|o| o.born).collect();
