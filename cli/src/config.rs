@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [fleet]
-//! manager_id = "my-manager"
+//! manager_id = "my-manager"          # required, unique per deployment
 //! store = "sqlite:fleet.db"          # or postgres://..., memory:
 //! root_url = "https://manager.example" # the manager's API URL, written
 //!                                    # into each worker's bootstrap document
@@ -62,8 +62,10 @@ pub struct FleetFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSection {
-    /// The manager id in ownership tags.
-    #[serde(default = "default_manager")]
+    /// The manager id in ownership tags. Required (an empty value when
+    /// absent, which [`parse`] refuses): the orphan sweeper deletes what
+    /// carries it, so two deployments must never share one by default.
+    #[serde(default)]
     pub manager_id: String,
     /// The store URL (overridden by `--store`).
     #[serde(default = "default_store")]
@@ -89,9 +91,17 @@ pub struct FleetSection {
     /// Time between orphan sweeps.
     #[serde(default)]
     pub sweep_interval: Option<f64>,
-    /// Age below which an orphan is left alone.
+    /// Age below which an orphan is left alone; a store younger than this
+    /// deletes nothing.
     #[serde(default)]
     pub sweep_grace: Option<f64>,
+    /// Most orphans one sweep deletes (default: 10 % of the live workers,
+    /// at least 1).
+    #[serde(default)]
+    pub sweep_max_delete: Option<usize>,
+    /// List what a sweep would delete without deleting it.
+    #[serde(default)]
+    pub sweep_dry_run: bool,
     /// Workers claimed per store round trip.
     #[serde(default)]
     pub claim_batch: Option<usize>,
@@ -109,9 +119,6 @@ pub struct FleetSection {
     pub root_url: Option<String>,
 }
 
-fn default_manager() -> String {
-    "skyfleet".into()
-}
 fn default_store() -> String {
     "sqlite:skyfleet.db".into()
 }
@@ -119,7 +126,7 @@ fn default_store() -> String {
 impl Default for FleetSection {
     fn default() -> Self {
         FleetSection {
-            manager_id: default_manager(),
+            manager_id: String::new(),
             store: default_store(),
             lease: None,
             pool_lease: None,
@@ -129,6 +136,8 @@ impl Default for FleetSection {
             provision_interval: None,
             sweep_interval: None,
             sweep_grace: None,
+            sweep_max_delete: None,
+            sweep_dry_run: false,
             claim_batch: None,
             batch_size: None,
             concurrency_per_partition: None,
@@ -145,6 +154,8 @@ impl FleetSection {
     pub fn to_config(&self) -> Result<FleetConfig, ConfigError> {
         let mut c = FleetConfig {
             manager_id: self.manager_id.clone(),
+            sweep_max_delete: self.sweep_max_delete,
+            sweep_dry_run: self.sweep_dry_run,
             ..FleetConfig::default()
         };
         let durations = [
@@ -253,8 +264,20 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-/// Parses TOML text; `origin` names the file in errors.
+/// Parses TOML text; `origin` names the file in errors. A file without
+/// `fleet.manager_id` (or with an empty one) is refused.
 pub fn parse(text: &str, origin: &str) -> Result<FleetFile, ConfigError> {
+    let file = deserialize(text, origin)?;
+    if file.fleet.manager_id.trim().is_empty() {
+        return Err(ConfigError(format!(
+            "{origin}: `fleet.manager_id` is required: a name unique to this deployment \
+             (the orphan sweeper deletes cloud resources tagged with it)"
+        )));
+    }
+    Ok(file)
+}
+
+fn deserialize(text: &str, origin: &str) -> Result<FleetFile, ConfigError> {
     let de = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -292,7 +315,7 @@ mod tests {
     #[test]
     fn fleet_settings_apply_over_defaults() {
         let f = parse(
-            "[fleet]\nstep_timeout = 2.5\nconcurrency_per_partition = 8\n",
+            "[fleet]\nmanager_id = \"m\"\nstep_timeout = 2.5\nconcurrency_per_partition = 8\n",
             "fleet.toml",
         )
         .unwrap();
@@ -304,22 +327,41 @@ mod tests {
             FleetConfig::default().lease,
             "others keep defaults"
         );
-        let f = parse("[fleet]\nsweep_grace = -3\n", "fleet.toml").unwrap();
+        let f = parse(
+            "[fleet]\nmanager_id = \"m\"\nsweep_grace = -3\n",
+            "fleet.toml",
+        )
+        .unwrap();
         let e = f.fleet.to_config().unwrap_err().to_string();
         assert!(e.contains("fleet.sweep_grace"), "{e}");
         let e = parse("[fleet]\nstep_timeot = 3\n", "fleet.toml")
             .unwrap_err()
             .to_string();
         assert!(e.contains("step_timeot"), "{e}");
-        let f = parse("[fleet]\nroot_url = \"https://m.example/\"\n", "f.toml").unwrap();
+        let f = parse(
+            "[fleet]\nmanager_id = \"m\"\nroot_url = \"https://m.example/\"\n",
+            "f.toml",
+        )
+        .unwrap();
         assert_eq!(
             f.fleet.root_url().unwrap().as_deref(),
             Some("https://m.example")
         );
-        let f = parse("[fleet]\nroot_url = \"m.example\"\n", "f.toml").unwrap();
+        let f = parse(
+            "[fleet]\nmanager_id = \"m\"\nroot_url = \"m.example\"\n",
+            "f.toml",
+        )
+        .unwrap();
         let e = f.fleet.root_url().unwrap_err().to_string();
         assert!(e.contains("fleet.root_url"), "{e}");
-        assert_eq!(parse("", "f.toml").unwrap().fleet.root_url().unwrap(), None);
+        assert_eq!(
+            parse("[fleet]\nmanager_id = \"m\"\n", "f.toml")
+                .unwrap()
+                .fleet
+                .root_url()
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -350,6 +392,8 @@ launch_configs = [{ id = "a", launch = { size = "small" } }]
     async fn every_provider_kind_builds_from_a_section() {
         let f = parse(
             r#"
+[fleet]
+manager_id = "m"
 [providers.local]
 kind = "testing"
 [providers.machines]
@@ -380,7 +424,11 @@ credential = { kind = "static_token", token = "t" }
                 .unwrap_or_else(|e| panic!("{id}: {e}"));
             assert_eq!(p.id(), id);
         }
-        let bad = parse("[providers.x]\nkind = \"static\"\nfoo = 1\n", "f.toml").unwrap();
+        let bad = parse(
+            "[fleet]\nmanager_id = \"m\"\n[providers.x]\nkind = \"static\"\nfoo = 1\n",
+            "f.toml",
+        )
+        .unwrap();
         let e = crate::providers::from_config("x", &bad.providers["x"], None)
             .await
             .err()
@@ -399,5 +447,37 @@ credential = { kind = "static_token", token = "t" }
         assert!(e.0.contains("pools[0].max_capacity"), "{e}");
         let e = parse("[fleet]\nmanger_id = \"x\"\n", "f.toml").unwrap_err();
         assert!(e.0.contains("manger_id"), "{e}");
+    }
+
+    #[test]
+    fn manager_id_is_required() {
+        for text in [
+            "",
+            "[fleet]\nstore = \"memory:\"\n",
+            "[fleet]\nmanager_id = \"  \"\n",
+        ] {
+            let e = parse(text, "fleet.toml").unwrap_err().to_string();
+            assert!(e.starts_with("fleet.toml"), "{text:?}: {e}");
+            assert!(
+                e.contains("`fleet.manager_id` is required"),
+                "{text:?}: {e}"
+            );
+        }
+        let f = parse("[fleet]\nmanager_id = \"prod-eu\"\n", "fleet.toml").unwrap();
+        assert_eq!(f.fleet.to_config().unwrap().manager_id, "prod-eu");
+    }
+
+    #[test]
+    fn sweep_limits_are_read() {
+        let f = parse("[fleet]\nmanager_id = \"m\"\n", "fleet.toml").unwrap();
+        let c = f.fleet.to_config().unwrap();
+        assert_eq!((c.sweep_max_delete, c.sweep_dry_run), (None, false));
+        let f = parse(
+            "[fleet]\nmanager_id = \"m\"\nsweep_max_delete = 3\nsweep_dry_run = true\n",
+            "fleet.toml",
+        )
+        .unwrap();
+        let c = f.fleet.to_config().unwrap();
+        assert_eq!((c.sweep_max_delete, c.sweep_dry_run), (Some(3), true));
     }
 }

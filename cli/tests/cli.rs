@@ -108,7 +108,7 @@ fn bad_config_exits_2_naming_file_and_key() {
 
     std::fs::write(
         &path,
-        "[providers.p]\nkind = \"aws\"\nregions = [\"us-east-1\"]\nendpoint_urll = \"x\"\n",
+        "[fleet]\nmanager_id = \"m\"\n[providers.p]\nkind = \"aws\"\nregions = [\"us-east-1\"]\nendpoint_urll = \"x\"\n",
     )
     .unwrap();
     let (code, _, out) = skyfleet(&["run", "--config", path.to_str().unwrap()]);
@@ -118,13 +118,18 @@ fn bad_config_exits_2_naming_file_and_key() {
 
     // Runtime settings: a bad value, and a step timeout outliving its lease.
     for (text, key) in [
-        ("[fleet]\nstep_timeout = -1\n", "fleet.step_timeout"),
+        // No manager id: two deployments must never share a default one.
+        ("[fleet]\nstore = \"memory:\"\n", "fleet.manager_id"),
         (
-            "[fleet]\nstep_timeout = 30\nlease = 10\n",
+            "[fleet]\nmanager_id = \"m\"\nstep_timeout = -1\n",
             "fleet.step_timeout",
         ),
         (
-            "[fleet]\nconcurrency_per_partition = 0\n",
+            "[fleet]\nmanager_id = \"m\"\nstep_timeout = 30\nlease = 10\n",
+            "fleet.step_timeout",
+        ),
+        (
+            "[fleet]\nmanager_id = \"m\"\nconcurrency_per_partition = 0\n",
             "fleet.concurrency_per_partition",
         ),
     ] {

@@ -73,6 +73,9 @@ pub const SCANNERS: &str = "skyfleet_scanners";
 pub const SCANNER_LAG: &str = "skyfleet_scanner_lag_seconds";
 /// Orphans deleted by the sweeper (counter; `provider`).
 pub const ORPHANS_DELETED: &str = "skyfleet_orphans_deleted_total";
+/// Orphans the sweeper held back instead of deleting (counter; `provider`,
+/// `reason`).
+pub const ORPHANS_HELD_BACK: &str = "skyfleet_orphans_held_back_total";
 /// Cloud API calls (counter; transport labels and `status`).
 pub const TRANSPORT_CALLS: &str = "skyfleet_transport_calls_total";
 /// Cloud API call latency (histogram; transport labels and `status`).
@@ -180,6 +183,12 @@ pub const CATALOGUE: &[MetricInfo] = &[
         kind: MetricType::Counter,
         labels: &["provider"],
         help: "Cloud resources with our ownership tags and no live worker, deleted by the orphan sweeper.",
+    },
+    MetricInfo {
+        name: ORPHANS_HELD_BACK,
+        kind: MetricType::Counter,
+        labels: &["provider", "reason"],
+        help: "Orphans old enough to delete that the sweeper held back (counted at each sweep that holds one back), by reason: store_too_young (the store is younger than sweep_grace), over_cap (the sweep reached sweep_max_delete).",
     },
     MetricInfo {
         name: TRANSPORT_CALLS,

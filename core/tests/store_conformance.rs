@@ -49,6 +49,26 @@ async fn sqlite_reopen_keeps_data_and_schema() {
     assert!(s.get_worker("w-1").await.unwrap().is_some());
 }
 
+/// A SQLite file keeps its store identity (id and creation time) across
+/// closing and reopening; another file has another id.
+#[tokio::test]
+async fn sqlite_store_identity_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ident.db");
+    let path = path.to_str().unwrap();
+    let first = {
+        let s = SqliteStore::open(path).await.unwrap();
+        s.store_identity().await.unwrap()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let s = SqliteStore::open(path).await.unwrap();
+    assert_eq!(s.store_identity().await.unwrap(), first);
+    let other = SqliteStore::open(dir.path().join("other.db").to_str().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(other.store_identity().await.unwrap().id, first.id);
+}
+
 #[tokio::test]
 async fn bad_store_urls_are_refused() {
     let e = skyfleet_core::store::open("mysql://x").await.unwrap_err();
@@ -161,6 +181,16 @@ async fn use_released_database(s: &dyn WorkerStore) {
     assert!(s.pool_error_groups(now).await.unwrap().is_empty());
 }
 
+/// An upgraded store's identity was created at the upgrade, not dated back.
+async fn assert_identity_made_now(s: &dyn WorkerStore) {
+    let id = s.store_identity().await.unwrap();
+    let age = time::OffsetDateTime::now_utc() - id.created_at;
+    assert!(
+        age >= time::Duration::ZERO && age < time::Duration::minutes(5),
+        "identity {id:?} is {age} old"
+    );
+}
+
 /// The schema objects an up-to-date database has beyond a schema-3 one.
 fn added_by_migrations(before: &[String], after: &[String]) -> Vec<String> {
     for b in before {
@@ -192,10 +222,11 @@ fn released_body() -> String {
 }
 
 /// A SQLite database created by the released code (schema 3, its exact DDL
-/// and bookkeeping) opens: migrations 4 and 5 alone run, adding their tables and
-/// index and altering nothing that was there.
+/// and bookkeeping) opens: migrations 4 to 6 alone run, adding their tables and
+/// index and altering nothing that was there; it gets a store identity
+/// created at the upgrade (young to the sweeper).
 #[tokio::test]
-async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_and_5() {
+async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_6() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("released.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -215,6 +246,7 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_and_5() {
 
     let s = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
     use_released_database(&s).await;
+    assert_identity_made_now(&s).await;
     drop(s);
 
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
@@ -226,10 +258,11 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_and_5() {
             "index pool_errors_reported",
             "index sqlite_autoindex_pool_decisions_1",
             "index sqlite_autoindex_worker_registrations_1",
+            "table store_identity",
             "table worker_registrations",
             "index worker_registrations_pool"
         ],
-        "only migrations 4 and 5's objects are new"
+        "only migrations 4 to 6's objects are new"
     );
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -238,16 +271,17 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_and_5() {
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5],
-        "no migration re-ran; 4 and 5 ran once"
+        vec![1, 2, 3, 4, 5, 6],
+        "no migration re-ran; 4 to 6 ran once"
     );
 }
 
 /// A PostgreSQL database created by the released code (schema 3) opens:
-/// migrations 4 and 5 alone run, altering nothing that was there.
+/// migrations 4 to 6 alone run, altering nothing that was there; it gets a
+/// store identity created at the upgrade.
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_and_5() {
+async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_6() {
     use skyfleet_core::store::PostgresStore;
     use sqlx::Connection;
     let Ok(url) = std::env::var("SKYFLEET_TEST_POSTGRES_URL") else {
@@ -287,6 +321,7 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_and_5()
         .await
         .unwrap();
     use_released_database(&s).await;
+    assert_identity_made_now(&s).await;
     s.pool().close().await;
 
     let after: Vec<String> = sqlx::query_scalar(describe)
@@ -300,11 +335,13 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_and_5()
             "pool_decisions r",
             "pool_decisions_pkey i",
             "pool_errors_reported i",
+            "store_identity r",
+            "store_identity_pkey i",
             "worker_registrations r",
             "worker_registrations_pkey i",
             "worker_registrations_pool i"
         ],
-        "only migrations 4 and 5's objects are new"
+        "only migrations 4 to 6's objects are new"
     );
     let versions: Vec<i32> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -313,8 +350,8 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_and_5()
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5],
-        "no migration re-ran; 4 and 5 ran once"
+        vec![1, 2, 3, 4, 5, 6],
+        "no migration re-ran; 4 to 6 ran once"
     );
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut raw)

@@ -14,7 +14,7 @@
 //! | `worker.stopped` | the worker fields, `reason` |
 //! | `worker.failed` | the worker fields, `reason` (the error kind and message) |
 //! | `pool.target` | `pool`, `pending`, `claimed`, `existing`, `idle`, `requested`, `running`, `stopping`, `min`, `max`, `desired`, `scale_in_target`, `to_spawn`, `surplus`, `created`, `removed` |
-//! | `sweep` | `seen`, `orphans`, `deleted`, `waiting`, `failed` |
+//! | `sweep` | `seen`, `orphans`, `deleted`, `waiting`, `failed`, `held_back`, `would_delete` |
 //!
 //! The worker fields are `pool`, `worker`, `provider`, `partition` (`-` for
 //! a provider without partitions) and `launch_config`. `desired` is the
@@ -237,10 +237,12 @@ pub(crate) fn sweep(r: &SweepReport) {
         target: TARGET,
         event = "sweep",
         seen = r.seen,
-        orphans = r.deleted + r.waiting + r.failed,
+        orphans = r.deleted + r.waiting + r.failed + r.held_back + r.would_delete,
         deleted = r.deleted,
         waiting = r.waiting,
         failed = r.failed,
+        held_back = r.held_back,
+        would_delete = r.would_delete,
         "orphan sweep"
     );
 }

@@ -92,8 +92,18 @@ pub struct FleetConfig {
     pub provision_interval: Duration,
     /// Time between orphan sweeps.
     pub sweep_interval: Duration,
-    /// Age below which an orphan is left alone.
+    /// Age below which an orphan is left alone. A store younger than this
+    /// (its [`crate::store::StoreIdentity::created_at`]) deletes nothing:
+    /// a replica pointed at a new, empty store would see every resource as
+    /// an orphan.
     pub sweep_grace: Duration,
+    /// Most orphans one sweep deletes; the rest are held back (logged and
+    /// counted) for later sweeps. `None`: 10 % of the store's live
+    /// (non-final) workers, at least 1. `Some(0)`: the sweeper deletes
+    /// nothing (it still lists and counts).
+    pub sweep_max_delete: Option<usize>,
+    /// List what a sweep would delete without deleting it.
+    pub sweep_dry_run: bool,
     /// First retry delay after a step error (doubled per error in a row).
     pub error_backoff_min: Duration,
     /// Longest retry delay after step errors.
@@ -118,6 +128,8 @@ impl Default for FleetConfig {
             provision_interval: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(300),
             sweep_grace: Duration::from_secs(900),
+            sweep_max_delete: None,
+            sweep_dry_run: false,
             error_backoff_min: Duration::from_millis(500),
             error_backoff_max: Duration::from_secs(300),
             capacity_error_cooldown: provisioner::DEFAULT_CAPACITY_COOLDOWN,

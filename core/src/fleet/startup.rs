@@ -114,6 +114,11 @@ pub(super) fn register_metrics(shared: &Shared) {
         let _ = metrics::histogram!(m::STEP_SECONDS, "provider" => id.clone());
         metrics::gauge!(m::SCANNERS, "provider" => id.clone()).increment(0.0);
         metrics::counter!(m::ORPHANS_DELETED, "provider" => id.clone()).increment(0);
+        for why in super::sweeper::HoldReason::ALL {
+            metrics::counter!(m::ORPHANS_HELD_BACK, "provider" => id.clone(),
+                "reason" => why.as_str())
+            .increment(0);
+        }
         let partitions = if p.partitions.is_empty() {
             vec![NO_PARTITION.to_string()]
         } else {

@@ -66,6 +66,7 @@ where
     pool_leases(make().await).await;
     concurrent_claims_are_disjoint(make().await).await;
     registrations(make().await).await;
+    store_identity(make().await, make().await).await;
 }
 
 async fn create_get_and_duplicates((s, _): StorePair) {
@@ -570,4 +571,26 @@ async fn registrations((a, b): StorePair) {
     a.delete_worker("w-r1").await.expect("delete");
     assert!(b.get_registration("w-r1").await.expect("get").is_none());
     assert_eq!(b.list_registrations("q").await.expect("list").len(), 1);
+}
+
+/// A store has one identity, seen alike by every handle on it (a second
+/// pool on a SQLite file is a reopen), created when the store was (not in
+/// the past: the sweeper holds deletions back while a store is young); two
+/// stores differ.
+async fn store_identity((a, b): StorePair, (other, _): StorePair) {
+    let before = OffsetDateTime::now_utc();
+    let id = a.store_identity().await.expect("identity");
+    assert_eq!(id.id.len(), 32, "a 128-bit random id in hex: {id:?}");
+    assert_eq!(
+        b.store_identity().await.expect("identity via b"),
+        id,
+        "every handle on one store sees one identity"
+    );
+    let age = before - id.created_at;
+    assert!(
+        age < time::Duration::minutes(10) && age > -time::Duration::minutes(1),
+        "a fresh store was created just now, not {age} ago"
+    );
+    let other = other.store_identity().await.expect("other identity");
+    assert_ne!(other.id, id.id, "two stores have distinct ids");
 }

@@ -7,15 +7,23 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup, WorkerFilter, WorkerStore,
+    sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup, StoreIdentity, WorkerFilter,
+    WorkerStore,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
 
 /// Worker records in a `HashMap` behind a mutex.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    identity: StoreIdentity,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::created_at(OffsetDateTime::now_utc())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -28,9 +36,21 @@ struct Inner {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store, with a new random identity created now.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store with a new random identity created at `created_at`
+    /// (tests of what depends on the store's age).
+    pub fn created_at(created_at: OffsetDateTime) -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            identity: StoreIdentity {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                created_at,
+            },
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -289,5 +309,9 @@ impl WorkerStore for MemoryStore {
             .filter(|r| r.pool_id == pool_id)
             .cloned()
             .collect())
+    }
+
+    async fn store_identity(&self) -> Result<StoreIdentity> {
+        Ok(self.identity.clone())
     }
 }

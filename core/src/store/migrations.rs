@@ -103,7 +103,24 @@ CREATE TABLE worker_registrations (
 );
 CREATE INDEX worker_registrations_pool ON worker_registrations (pool_id);
 "#,
+    // The store's identity: one row (`singleton` = 1) with a random id and
+    // the time it was written, inserted by the migration runner in the
+    // transaction that applies this migration (`IDENTITY_MIGRATION`). The
+    // orphan sweeper deletes nothing while the store is younger than its
+    // grace period, so a replica pointed at a new store cannot mistake the
+    // whole fleet for orphans.
+    r#"
+CREATE TABLE store_identity (
+    singleton        {int} PRIMARY KEY NOT NULL,
+    store_id         TEXT NOT NULL,
+    created_at       {int} NOT NULL
+);
+"#,
 ];
+
+/// The migration (1-based) creating `store_identity`; the runner writes the
+/// identity row when it applies it.
+pub(crate) const IDENTITY_MIGRATION: usize = 6;
 
 /// The migrations in order, with `types` substituted.
 pub(crate) fn rendered(types: Types) -> impl ExactSizeIterator<Item = String> {

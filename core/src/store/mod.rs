@@ -182,6 +182,20 @@ pub struct PoolDecision {
     pub decided_at: OffsetDateTime,
 }
 
+/// Which store this is: a random id and the time the store was created,
+/// written once when the store is first created (SQL stores: by the
+/// migration adding them; [`MemoryStore`]: at construction) and never
+/// changed after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreIdentity {
+    /// The store's random id (32 hex digits).
+    pub id: String,
+    /// When the store was created (or, for a database older than store
+    /// identities, upgraded).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
 /// Where worker records live.
 ///
 /// All methods are cancel-safe at statement granularity: a cancelled call
@@ -268,6 +282,10 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
 
     /// A pool's registrations, by worker id.
     async fn list_registrations(&self, pool_id: &str) -> Result<Vec<Registration>>;
+
+    /// This store's identity: the same on every open of one store,
+    /// different between two stores.
+    async fn store_identity(&self) -> Result<StoreIdentity>;
 }
 
 /// Sorts error groups as [`WorkerStore::pool_error_groups`] returns them.

@@ -15,6 +15,7 @@ where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
     usize: sqlx::ColumnIndex<<D::Db as Database>::Row>,
 {
     let err = |e| db_err("migration", e);
@@ -57,6 +58,31 @@ where
             .execute(&mut *tx)
             .await
             .map_err(err)?;
+        if i + 1 == migrations::IDENTITY_MIGRATION {
+            write_identity::<D>(&mut tx).await?;
+        }
     }
     tx.commit().await.map_err(err)
+}
+
+/// Writes the store's identity (a random id, and now as its creation time)
+/// in the transaction creating `store_identity`. A database upgraded from
+/// an older schema gets its identity then: to the sweeper it is a new
+/// store, which holds deletions back for one grace period.
+async fn write_identity<D: SqlDialect>(tx: &mut sqlx::Transaction<'_, D::Db>) -> Result<()>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+{
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let now = crate::clock::to_millis(time::OffsetDateTime::now_utc());
+    sqlx::query("INSERT INTO store_identity (singleton, store_id, created_at) VALUES (1, $1, $2)")
+        .bind(id.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db_err("writing the store identity", e))?;
+    Ok(())
 }

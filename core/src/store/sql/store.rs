@@ -19,7 +19,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
 use crate::store::{
     sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError, PoolErrorGroup,
-    WorkerFilter, WorkerStore,
+    StoreIdentity, WorkerFilter, WorkerStore,
 };
 
 /// The final phases, which claims and partitions skip.
@@ -445,5 +445,28 @@ where
         .await
         .map_err(|e| db_err("list registrations", e))?;
         found.iter().map(rows::registration).collect()
+    }
+
+    async fn store_identity(&self) -> Result<StoreIdentity> {
+        let row =
+            sqlx::query("SELECT store_id, created_at FROM store_identity WHERE singleton = 1")
+                .fetch_optional(self.sql_pool())
+                .await
+                .map_err(|e| db_err("reading the store identity", e))?;
+        let Some(row) = row else {
+            return Err(Error::internal(
+                "the store has no identity row (table `store_identity` is empty)",
+            ));
+        };
+        let id: String = row
+            .try_get("store_id")
+            .map_err(|e| db_err("reading store_identity.store_id", e))?;
+        let created_at: i64 = row
+            .try_get("created_at")
+            .map_err(|e| db_err("reading store_identity.created_at", e))?;
+        Ok(StoreIdentity {
+            id,
+            created_at: crate::clock::from_millis(created_at),
+        })
     }
 }
