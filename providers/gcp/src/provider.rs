@@ -204,6 +204,18 @@ impl Provider for GcpProvider {
 
     fn validate(&self, launch: &Value) -> Result<()> {
         let l = GceLaunch::parse(launch)?;
+        // Workers told to register prove who they are with an identity
+        // token, which Compute Engine's metadata server issues only to a VM
+        // with a service account: without one, every worker would fail to
+        // register and be replaced at its registration timeout.
+        if self.inner.settings.root_url.is_some() && l.service_account.is_none() {
+            return Err(Error::invalid_config(
+                "launch.serviceAccount",
+                "workers register with an identity token, which Compute Engine issues only \
+                 to a VM with a service account: set `serviceAccount` \
+                 (`{\"email\": \"default\"}` for the Compute Engine default account)",
+            ));
+        }
         self.remember_zone(&l.zone);
         Ok(())
     }

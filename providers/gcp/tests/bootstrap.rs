@@ -127,6 +127,27 @@ async fn each_worker_reads_its_own_identity_from_its_metadata() {
 }
 
 #[tokio::test]
+async fn registering_workers_need_a_service_account_for_their_identity_token() {
+    let mut l = worker("w-sa").spec.launch;
+    l.as_object_mut().unwrap().remove("serviceAccount");
+    // No worker API: nothing to prove, nothing required.
+    let p = builder("http://127.0.0.1:9").build().unwrap();
+    assert!(skyfleet_core::Provider::validate(&p, &l).is_ok());
+    let p = builder("http://127.0.0.1:9")
+        .with_root_url(ROOT_URL)
+        .build()
+        .unwrap();
+    let e = skyfleet_core::Provider::validate(&p, &l).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "launch.serviceAccount"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("identity token"), "{e}");
+    l["serviceAccount"] = json!({"email": "default"});
+    assert!(skyfleet_core::Provider::validate(&p, &l).is_ok());
+}
+
+#[tokio::test]
 async fn the_bootstrap_key_is_reserved_and_the_root_url_checked() {
     let mut l = worker("w-x").spec.launch;
     l["metadata"][GCE_METADATA_KEY] = Value::from("{}");
