@@ -140,6 +140,14 @@ impl Default for FleetConfig {
 impl FleetConfig {
     /// Checks the settings, naming the bad field.
     pub fn validate(&self) -> Result<()> {
+        // Every resource is tagged with it, and the sweeper deletes what
+        // carries it and no live worker: it must name this deployment.
+        if self.manager_id.trim().is_empty() {
+            return Err(Error::invalid_config(
+                "fleet.manager_id",
+                "must not be empty: it names this deployment's resources",
+            ));
+        }
         let positive = [
             ("lease", self.lease),
             ("pool_lease", self.pool_lease),
@@ -533,5 +541,26 @@ impl Fleet {
             }
         }
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blank_manager_id_is_refused_by_name() {
+        assert!(FleetConfig::default().validate().is_ok());
+        for blank in ["", "  "] {
+            let c = FleetConfig {
+                manager_id: blank.into(),
+                ..FleetConfig::default()
+            };
+            let e = c.validate().unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "fleet.manager_id"),
+                "{e}"
+            );
+        }
     }
 }
