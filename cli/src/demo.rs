@@ -45,6 +45,10 @@ pub enum Faults {
     /// The soak mix: 10 % 5xx, 5 % throttles, 1 % hangs, 5 % failed async
     /// operations and eventual-consistency 404s after creates.
     Mixed,
+    /// Every VM create fails: nothing can reach running, so the demo (and
+    /// any bench run on it) must exit 1. Proves a broken cloud is not
+    /// mistaken for a clean run.
+    Broken,
 }
 
 /// Demo options.
@@ -177,6 +181,12 @@ pub fn fault_rules(f: Faults) -> serde_json::Value {
                 );
                 rules.push(serde_json::json!({"cloud": c, "operation": "*", "probability": 0.10,
                     "effect": {"kind": "error", "status": status, "code": code, "message": "injected"}}));
+            }
+            Faults::Broken => {
+                for op in creates(c) {
+                    rules.push(serde_json::json!({"cloud": c, "operation": op, "probability": 1.0,
+                        "effect": {"kind": "fail_operation", "code": "InjectedFailure", "message": "every create fails"}}));
+                }
             }
         }
     }
@@ -339,6 +349,8 @@ async fn phases(
     if !registered {
         timed_out.push("provisioning");
     }
+    // Without registered workers no task can run: skip to the scale-in.
+    let skip_work = !registered;
     let vms: Vec<mockctl::Resource> = mockctl::resources(mock)
         .await?
         .into_iter()
@@ -348,22 +360,23 @@ async fn phases(
 
     bars.reset();
     bars.phase("working: each worker takes tasks from its pool's queue");
-    let worked = wait::until(args.timeout, every, || async {
-        agents.spawn_new(&mockctl::resources(mock).await?);
-        let mut done = true;
-        for (i, c) in demo.iter().enumerate() {
-            // Two tasks per worker on average, then the queue empties.
-            let completed = queues.counts(&c.pool.pool_id).completed;
-            bars.update(
-                i,
-                completed.min(2 * n as u64),
-                format!("{completed} tasks done"),
-            );
-            done &= completed >= 2 * n as u64;
-        }
-        Ok::<_, String>(done)
-    })
-    .await?;
+    let worked = skip_work
+        || wait::until(args.timeout, every, || async {
+            agents.spawn_new(&mockctl::resources(mock).await?);
+            let mut done = true;
+            for (i, c) in demo.iter().enumerate() {
+                // Two tasks per worker on average, then the queue empties.
+                let completed = queues.counts(&c.pool.pool_id).completed;
+                bars.update(
+                    i,
+                    completed.min(2 * n as u64),
+                    format!("{completed} tasks done"),
+                );
+                done &= completed >= 2 * n as u64;
+            }
+            Ok::<_, String>(done)
+        })
+        .await?;
     if !worked {
         timed_out.push("working");
     }
@@ -523,11 +536,20 @@ pub fn print_table(s: &Summary) {
 }
 
 impl Summary {
-    /// What went wrong, if anything: leaks, duplicates, unconverged
-    /// workers, busy workers killed or tasks lost.
+    /// What went wrong, if anything: workers that never reached running,
+    /// leaks, duplicates, unconverged workers, busy workers killed, tasks
+    /// lost or a phase that timed out.
     pub fn failures(&self) -> Option<String> {
         let mut bad = Vec::new();
+        // The work must have happened: a run where nothing reached running
+        // leaks nothing, and must still fail.
+        let never_ran: u64 = self
+            .providers
+            .iter()
+            .map(|p| u64::from(p.workers).saturating_sub(p.reached_running as u64))
+            .sum();
         for (n, what) in [
+            (never_ran, "workers that never reached running"),
             (self.leaked_resources as u64, "leaked resources"),
             (self.duplicate_vms as u64, "duplicate VMs"),
             (self.unconverged_workers as u64, "unconverged workers"),

@@ -81,6 +81,56 @@ fn crash_harness_at_ci_size_leaks_and_duplicates_nothing() {
         assert_eq!(j["duplicate_vms"][cloud], 0, "{out}");
     }
     assert!(j["workers"].as_u64().unwrap_or(0) >= 9, "{out}");
+    // The work happened: every pool had its 3 workers running.
+    assert_eq!(j["pools_short_of_running"], 0, "{out}");
+    let running = j["reached_running"].as_object().expect("reached_running");
+    assert_eq!(running.len(), 3, "{out}");
+    assert!(running.values().all(|n| n.as_u64() >= Some(3)), "{out}");
+}
+
+/// Nothing leaks when nothing is created: the crash bench must still fail
+/// when no worker reaches running.
+#[test]
+fn a_crash_run_where_every_create_fails_fails_the_bench() {
+    let (code, j, out) = skyfleet(&[
+        "bench",
+        "crash",
+        "--kills",
+        "2",
+        "--workers",
+        "2",
+        "--faults",
+        "broken",
+        "--converge-timeout-s",
+        "15",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(j["leaked_resources"], 0, "{out}");
+    assert_eq!(j["pools_short_of_running"], 3, "{out}");
+    assert_eq!(j["timed_out_phases"][0], "scale-out", "{out}");
+}
+
+#[test]
+fn a_soak_where_every_create_fails_fails_the_bench() {
+    let (code, j, out) = skyfleet(&[
+        "bench",
+        "soak",
+        "--workers",
+        "2",
+        "--faults",
+        "broken",
+        "--timeout-s",
+        "10",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(j["leaked_resources"], 0, "{out}");
+    for cloud in ["aws", "azure", "gcp"] {
+        assert_eq!(j["reached_running"][cloud], 0, "{out}");
+    }
+    let failures = j["failures"].as_str().unwrap_or_default();
+    assert!(failures.contains("never reached running"), "{out}");
 }
 
 #[test]
@@ -90,6 +140,11 @@ fn soak_at_ci_size_converges_without_panics() {
     assert_eq!(j["panics"], 0, "{out}");
     assert_eq!(j["leaked_resources"], 0, "{out}");
     assert_eq!(j["unconverged_workers"], 0, "{out}");
+    // The work happened: every cloud's 10 workers reached running.
+    for cloud in ["aws", "azure", "gcp"] {
+        assert!(j["reached_running"][cloud].as_u64() >= Some(10), "{out}");
+    }
+    assert_eq!(j["failures"], serde_json::Value::Null, "{out}");
 }
 
 #[test]

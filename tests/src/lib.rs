@@ -317,22 +317,28 @@ pub async fn list_owned_is_exact(s: &Subject) {
     for w in &mut workers {
         remove(s, w, false).await;
     }
-    let left = s.provider.list_owned(&s.scope()).await.unwrap_or_default();
+    let left = s
+        .provider
+        .list_owned(&s.scope())
+        .await
+        .unwrap_or_else(|e| panic!("{}: list_owned after teardown: {e}", s.name));
     assert!(left.is_empty(), "{}: still owned: {left:?}", s.name);
 }
 
 /// Throttles and transient failures are retried (by the transport or by
 /// the step loop) within [`ERROR_BUDGET`], without duplicating anything.
 pub async fn retries_within_budget(s: &Subject) {
+    // A failed control call is a failed test, not a cloud that cannot
+    // inject: only `Ok(false)` skips.
     let armed = s
         .inspector
         .inject(Fault::Throttle { times: 2 })
         .await
-        .unwrap_or(false)
+        .unwrap_or_else(|e| panic!("{}: arming throttles: {e}", s.name))
         && s.inspector
             .inject(Fault::Transient { times: 2 })
             .await
-            .unwrap_or(false);
+            .unwrap_or_else(|e| panic!("{}: arming transient errors: {e}", s.name));
     if !armed {
         eprintln!(
             "{}: cannot inject throttles; retries_within_budget skipped",
@@ -374,7 +380,7 @@ pub async fn capacity_is_classified(s: &Subject) {
             worker_id: "cf-cap".into(),
         })
         .await
-        .unwrap_or(false);
+        .unwrap_or_else(|e| panic!("{}: arming a capacity error: {e}", s.name));
     if !armed {
         eprintln!(
             "{}: cannot inject capacity errors; capacity_is_classified skipped",
@@ -625,16 +631,31 @@ impl MockInspector {
     }
 
     async fn rules(&self) -> Result<Vec<Value>> {
-        let v: Value = self
+        self.get_array("/_mock/faults").await
+    }
+
+    /// A control-API listing: an error unless the mock answered 2xx with a
+    /// JSON array, so a refused or garbled answer never reads as "nothing".
+    async fn get_array(&self, path: &str) -> Result<Vec<Value>> {
+        let r = self
             .http
-            .get(format!("{}/_mock/faults", self.url))
+            .get(format!("{}{path}", self.url))
             .send()
             .await
-            .map_err(http_err)?
-            .json()
-            .await
             .map_err(http_err)?;
-        Ok(v.as_array().cloned().unwrap_or_default())
+        let status = r.status();
+        if !status.is_success() {
+            let body = r.text().await.unwrap_or_default();
+            return Err(Error::internal(format!(
+                "mock control API: GET {path}: HTTP {status}: {body}"
+            )));
+        }
+        match r.json::<Value>().await.map_err(http_err)? {
+            Value::Array(v) => Ok(v),
+            other => Err(Error::internal(format!(
+                "mock control API: GET {path}: expected an array, got {other}"
+            ))),
+        }
     }
 
     async fn add_rule(&self, rule: Value) -> Result<()> {
@@ -658,30 +679,28 @@ impl MockInspector {
 #[async_trait]
 impl CloudInspector for MockInspector {
     async fn resources(&self) -> Result<Vec<CloudResource>> {
-        let v: Value = self
-            .http
-            .get(format!(
-                "{}/_mock/resources?cloud={}",
-                self.url, self.kind.cloud
-            ))
-            .send()
-            .await
-            .map_err(http_err)?
-            .json()
-            .await
-            .map_err(http_err)?;
+        let listed = self
+            .get_array(&format!("/_mock/resources?cloud={}", self.kind.cloud))
+            .await?;
         let manager = skyfleet_core::model::tag::MANAGER;
         let worker = skyfleet_core::model::tag::WORKER;
-        Ok(v.as_array()
-            .into_iter()
-            .flatten()
+        let mut out = Vec::new();
+        for r in listed
+            .iter()
             .filter(|r| r["tags"][manager] == self.manager_id.as_str())
-            .map(|r| CloudResource {
-                id: r["id"].as_str().unwrap_or_default().to_string(),
-                kind: r["kind"].as_str().unwrap_or_default().to_string(),
+        {
+            let field = |k: &str| {
+                r[k].as_str().map(str::to_string).ok_or_else(|| {
+                    Error::internal(format!("mock control API: a resource without `{k}`: {r}"))
+                })
+            };
+            out.push(CloudResource {
+                id: field("id")?,
+                kind: field("kind")?,
                 worker_id: r["tags"][worker].as_str().map(str::to_string),
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     async fn inject(&self, fault: Fault) -> Result<bool> {

@@ -1,6 +1,8 @@
 //! `skyfleet bench crash`: a fleet in a child process, SIGKILLed at random
 //! (seeded) moments and restarted from the same store; then leaks,
-//! duplicates and unconverged workers are counted.
+//! duplicates and unconverged workers are counted, and whether the work
+//! happened: every pool must have reached its workers running before the
+//! teardown, so a run where every create fails (`--faults broken`) fails.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -82,7 +84,30 @@ impl Child {
     }
 }
 
-pub async fn run(kills: u32, workers: u32, seed: u64) -> Result<Report, BenchError> {
+/// What `bench crash` runs.
+#[derive(Debug, Clone)]
+pub struct CrashArgs {
+    /// SIGKILLs in all (half while scaling out, half while scaling in).
+    pub kills: u32,
+    /// Workers per cloud.
+    pub workers: u32,
+    /// Seed of the kill moments.
+    pub seed: u64,
+    /// Faults the mock injects.
+    pub faults: crate::demo::Faults,
+    /// How long each phase may take to converge after its kills.
+    pub converge_timeout: Duration,
+}
+
+/// Runs `skyfleet bench crash`.
+pub async fn run(args: CrashArgs) -> Result<Report, BenchError> {
+    let CrashArgs {
+        kills,
+        workers,
+        seed,
+        faults,
+        converge_timeout,
+    } = args;
     let started = Instant::now();
     let mock = MockCloud::builder()
         .tls(true)
@@ -91,6 +116,7 @@ pub async fn run(kills: u32, workers: u32, seed: u64) -> Result<Report, BenchErr
         .await
         .map_err(|e| format!("mock: {e}"))?;
     mock_clouds::scaffold(&mock).await?;
+    mockctl::set_faults(&mock, &crate::demo::fault_rules(faults)).await?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cert = dir.path().join("mock.pem");
     std::fs::write(&cert, mock.cert_pem().unwrap_or_default()).map_err(|e| e.to_string())?;
@@ -117,6 +143,10 @@ pub async fn run(kills: u32, workers: u32, seed: u64) -> Result<Report, BenchErr
     let mut duplicates: BTreeMap<String, usize> = BTreeMap::new();
     let phases = [(workers, kills / 2), (0, kills - kills / 2)];
     let mut done_kills = 0;
+    // Running workers per pool when the scale-out phase converged (or gave
+    // up), and the phases that did not converge in time.
+    let mut reached_running: BTreeMap<String, usize> = BTreeMap::new();
+    let mut timed_out: Vec<&str> = Vec::new();
     for (want, n_kills) in phases {
         for _ in 0..n_kills {
             let child = spawn(want)?;
@@ -127,27 +157,35 @@ pub async fn run(kills: u32, workers: u32, seed: u64) -> Result<Report, BenchErr
         }
         // Converge this phase without kills.
         let child = spawn(want)?;
-        wait::until(
-            Duration::from_secs(240),
-            Duration::from_millis(250),
-            || async {
-                let ws = store
-                    .list_workers(&WorkerFilter::default())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>(if want > 0 {
-                    let mut per_pool: BTreeMap<&str, usize> = BTreeMap::new();
-                    for w in ws.iter().filter(|w| w.phase == Phase::Running) {
-                        *per_pool.entry(w.spec.pool_id.as_str()).or_default() += 1;
-                    }
-                    per_pool.len() == 3 && per_pool.values().all(|n| *n >= want as usize)
-                } else {
-                    ws.iter().all(|w| w.phase.is_final())
-                })
-            },
-        )
+        let running_per_pool = |ws: &[skyfleet_core::Worker]| {
+            let mut per: BTreeMap<String, usize> = BTreeMap::new();
+            for w in ws.iter().filter(|w| w.phase == Phase::Running) {
+                *per.entry(w.spec.pool_id.clone()).or_default() += 1;
+            }
+            per
+        };
+        let converged = wait::until(converge_timeout, Duration::from_millis(250), || async {
+            let ws = store
+                .list_workers(&WorkerFilter::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(if want > 0 {
+                let per = running_per_pool(&ws);
+                per.len() == 3 && per.values().all(|n| *n >= want as usize)
+            } else {
+                ws.iter().all(|w| w.phase.is_final())
+            })
+        })
         .await?;
+        if !converged {
+            timed_out.push(if want > 0 { "scale-out" } else { "teardown" });
+        }
         if want > 0 {
+            let ws = store
+                .list_workers(&WorkerFilter::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            reached_running = running_per_pool(&ws);
             // Count VMs per worker while everything runs.
             let vms: Vec<mockctl::Resource> = mockctl::resources(&mock)
                 .await?
@@ -175,6 +213,12 @@ pub async fn run(kills: u32, workers: u32, seed: u64) -> Result<Report, BenchErr
     }
     let total_leaked: usize = leaked.values().sum();
     let total_dupes: usize = duplicates.values().sum();
+    // The work must have happened: every pool reached its workers running.
+    let pools_short = 3usize.saturating_sub(reached_running.len())
+        + reached_running
+            .values()
+            .filter(|n| **n < workers as usize)
+            .count();
     let out = json!({
         "scenario": "crash",
         "kills": done_kills,
@@ -185,10 +229,18 @@ pub async fn run(kills: u32, workers: u32, seed: u64) -> Result<Report, BenchErr
         "leaked_by_cloud": leaked,
         "duplicate_vms": duplicates,
         "unconverged_workers": unconverged,
+        "reached_running": reached_running,
+        "pools_short_of_running": pools_short,
+        "timed_out_phases": timed_out,
+        "faults": format!("{faults:?}").to_lowercase(),
         "seconds": started.elapsed().as_secs_f64(),
     });
     Ok(Report {
-        ok: total_leaked == 0 && total_dupes == 0 && unconverged == 0,
+        ok: total_leaked == 0
+            && total_dupes == 0
+            && unconverged == 0
+            && pools_short == 0
+            && timed_out.is_empty(),
         ..Report::json(out)
     })
 }

@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 pub mod aws;
 pub mod azure;
@@ -77,6 +78,14 @@ pub enum Scenario {
         /// RNG seed for the kill moments.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Faults the mock injects: `none`, or `broken` (every create
+        /// fails: the bench must fail, since no worker reaches running).
+        #[arg(long, value_enum, default_value_t = crate::demo::Faults::None)]
+        faults: crate::demo::Faults,
+        /// Give up on each phase's convergence after this many seconds
+        /// (the run then fails).
+        #[arg(long, default_value_t = 240)]
+        converge_timeout_s: u64,
         /// Print JSON (the only output format).
         #[arg(long)]
         json: bool,
@@ -88,7 +97,8 @@ pub enum Scenario {
         /// Workers per cloud.
         #[arg(long, default_value_t = 100)]
         workers: u32,
-        /// The fault mix (only `mixed` is defined for soaks).
+        /// The fault mix: `mixed`, or `broken` (every create fails: the
+        /// soak must fail).
         #[arg(long, default_value = "mixed")]
         faults: String,
         /// Give up on each phase after this many seconds.
@@ -130,8 +140,20 @@ pub async fn run(scenario: Scenario) -> ExitCode {
             kills,
             workers,
             seed,
+            faults,
+            converge_timeout_s,
             ..
-        } => (crash::run(kills, workers, seed).await, true),
+        } => (
+            crash::run(crash::CrashArgs {
+                kills,
+                workers,
+                seed,
+                faults,
+                converge_timeout: Duration::from_secs(converge_timeout_s),
+            })
+            .await,
+            true,
+        ),
         Scenario::Soak {
             workers,
             faults,

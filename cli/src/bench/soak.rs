@@ -1,5 +1,7 @@
 //! `skyfleet bench soak`: the demo under the mixed fault mix; leaks,
-//! duplicates, unconverged workers and panics.
+//! duplicates, unconverged workers and panics, and whether the work
+//! happened (every worker reached running), so a run where every create
+//! fails cannot pass (`--faults broken` proves it).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,11 +14,15 @@ static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(
 
 /// Runs `skyfleet bench soak`.
 pub async fn run(workers: u32, faults: &str, timeout_s: u64) -> Result<Report, BenchError> {
-    if faults != "mixed" {
-        return Err(BenchError::Usage(format!(
-            "--faults `{faults}`: only `mixed` is defined for soaks"
-        )));
-    }
+    let preset = match faults {
+        "mixed" => crate::demo::Faults::Mixed,
+        "broken" => crate::demo::Faults::Broken,
+        _ => {
+            return Err(BenchError::Usage(format!(
+                "--faults `{faults}`: soaks run `mixed` (or `broken`, where every create fails)"
+            )))
+        }
+    };
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -24,7 +30,7 @@ pub async fn run(workers: u32, faults: &str, timeout_s: u64) -> Result<Report, B
     }));
     let summary = crate::demo::run(crate::demo::DemoArgs {
         workers,
-        faults: crate::demo::Faults::Mixed,
+        faults: preset,
         json: true,
         store: None,
         timeout: Duration::from_secs(timeout_s),
@@ -37,13 +43,21 @@ pub async fn run(workers: u32, faults: &str, timeout_s: u64) -> Result<Report, B
             *errors.entry(k.clone()).or_default() += v;
         }
     }
-    let ok = summary.leaked_resources == 0
-        && summary.duplicate_vms == 0
-        && summary.unconverged_workers == 0
-        && panics == 0;
+    let reached_running: BTreeMap<&str, usize> = summary
+        .providers
+        .iter()
+        .map(|p| (p.provider.as_str(), p.reached_running))
+        .collect();
+    // `failures` covers leaks, duplicates, unconverged workers, timed-out
+    // phases and workers that never reached running.
+    let failures = summary.failures();
+    let ok = failures.is_none() && panics == 0;
     let out = json!({
         "scenario": "soak",
-        "faults": "mixed",
+        "faults": faults,
+        "reached_running": reached_running,
+        "failures": failures,
+        "timed_out_phases": summary.timed_out_phases,
         "workers_per_cloud": workers,
         "leaked_resources": summary.leaked_resources,
         "duplicate_vms": summary.duplicate_vms,

@@ -322,7 +322,70 @@ pub(crate) async fn apply(
 
 #[cfg(test)]
 mod tests {
-    use super::SurplusLeft;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::{scale_in, Decision, SurplusLeft};
+    use crate::model::{Phase, Registration, Worker};
+    use crate::testing::fixtures;
+
+    fn t(secs: i64) -> time::OffsetDateTime {
+        crate::clock::from_millis(1_750_000_000_000 + secs * 1000)
+    }
+
+    /// A running worker created at `t(created)`; leased by `owner` until
+    /// `t(100)` when given.
+    fn running(id: &str, created: i64, lease: Option<&str>, registered: bool) -> Worker {
+        let mut w = fixtures::worker(id).build(t(created));
+        w.phase = Phase::Running;
+        w.registered_at = registered.then(|| t(created + 1));
+        w.lease_owner = lease.map(str::to_string);
+        w.lease_expires_at = lease.map(|_| t(100));
+        w
+    }
+
+    fn picked(ds: &[Decision<'_>]) -> Vec<String> {
+        ds.iter().map(|d| d.worker_id().to_string()).collect()
+    }
+
+    #[test]
+    fn scale_in_never_picks_a_worker_whose_lease_another_replica_holds() {
+        let now = t(50);
+        // Newest first would pick b, then a; idle longest first picks the
+        // registered ones. Every worker but `free-*` is leased by r2.
+        let workers = vec![
+            running("a", 1, Some("r2"), false),
+            running("b", 2, Some("r2"), true),
+            running("idle-leased", 3, Some("r2"), true),
+            running("free-unregistered", 4, None, false),
+            running("free-idle", 5, None, true),
+        ];
+        let idle = |id: &str| {
+            Registration::new(
+                id,
+                "pool",
+                String::new(),
+                t(10),
+                t(10) + Duration::from_secs(3600),
+            )
+        };
+        let (r1, r2) = (idle("idle-leased"), idle("free-idle"));
+        let regs: HashMap<&str, &Registration> = [("idle-leased", &r1), ("free-idle", &r2)]
+            .into_iter()
+            .collect();
+        let ds = scale_in(&workers, &regs, 10, "r1", &[], now);
+        assert_eq!(picked(&ds), vec!["free-unregistered", "free-idle"]);
+        // Once r2's leases have expired, all of them may go.
+        let later = t(101);
+        let ds = scale_in(&workers, &regs, 10, "r1", &[], later);
+        assert_eq!(ds.len(), 5, "{:?}", picked(&ds));
+        // This replica's own lease on a registered idle worker does not
+        // hold it back from a drain.
+        let mut own = workers.clone();
+        own[2].lease_owner = Some("r1".into());
+        let ds = scale_in(&own, &regs, 10, "r1", &[], now);
+        assert!(picked(&ds).contains(&"idle-leased".to_string()));
+    }
 
     #[test]
     fn unplaced_surplus_goes_to_any_idle_worker_the_finish_budget_only_to_finishers() {

@@ -13,12 +13,16 @@ use skyfleet_core::clock::until;
 use skyfleet_core::provider::apply_step;
 use skyfleet_core::{DesiredState, Phase, Provider, Worker};
 
+/// The worker's VMs, counted by its ownership tag rather than by the name
+/// the provider derives: a second create under another name (a lost
+/// answer replayed with a fresh name) is still counted.
 async fn vms_of(env: &Env, worker: &str) -> usize {
     env.ours()
         .await
         .iter()
         .filter(|r| {
-            r["kind"] == "virtualMachine" && r["name"].as_str() == Some(&format!("sf-{worker}-vm"))
+            r["kind"] == "virtualMachine"
+                && r["tags"][skyfleet_core::model::tag::WORKER].as_str() == Some(worker)
         })
         .count()
 }

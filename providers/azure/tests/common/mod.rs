@@ -120,6 +120,9 @@ impl Env {
             .send()
             .await
             .unwrap()
+            // A refused listing fails the test; it never reads as "none".
+            .error_for_status()
+            .unwrap()
             .json()
             .await
             .unwrap();
