@@ -74,6 +74,11 @@ pub enum FaultEffect {
     },
     /// Drop the connection without an answer.
     Reset,
+    /// Carry the request out, then never answer (until the client gives up,
+    /// or the mock's hang cap): the call landed and its answer is lost, as
+    /// when a process dies with a mutating call in flight. On requests that
+    /// change nothing it is a `hang`.
+    LoseAnswer,
     /// Eventual consistency: the next `count` reads of the resource this
     /// request creates answer 404.
     NotFoundReads {

@@ -855,3 +855,28 @@ async fn patch_replaces_tags() {
     .await;
     assert_eq!(a.body["tags"]["a"], "b");
 }
+
+/// `lose_answer`: the PUT is carried out (the resource exists, its creation
+/// goes on) but the client gets a gateway timeout after the hang cap, and
+/// the rule's count shows it fired when the request arrived.
+#[tokio::test]
+async fn a_lost_answer_still_creates_the_resource() {
+    let (ctx, _arm, r) = arm(0.0, 1.0);
+    let sub = "sub-lost";
+    network(&r, sub).await;
+    let pip = res_path(sub, PIP, "p-lost");
+    ctx.set_max_hang(Duration::from_millis(50));
+    ctx.set_faults(rules(
+        json!([{"cloud": "azure", "operation": "PublicIPAddresses_CreateOrUpdate", "count": 1,
+        "effect": {"kind": "lose_answer"}}]),
+    ))
+    .unwrap();
+    let a = send(&r, Method::PUT, &u(&pip), Some(pip_body())).await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(ctx.faults()[0].count, Some(0));
+    let g = send(&r, Method::GET, &u(&pip), None).await;
+    assert_eq!(g.status, StatusCode::OK, "the lost PUT landed");
+    // Its replay is answered as usual (an update of the same resource).
+    let again = send(&r, Method::PUT, &u(&pip), Some(pip_body())).await;
+    assert!(again.status.is_success(), "{:?}", again.status);
+}

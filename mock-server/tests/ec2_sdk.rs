@@ -824,3 +824,41 @@ async fn terminated_instances_disappear_after_their_visible_time() {
     let out = client.describe_instances().send().await.unwrap();
     assert!(out.reservations().is_empty());
 }
+
+/// `lose_answer`: the launch is carried out but the SDK sees no answer; the
+/// instance is there, and a retry with the same client token returns it
+/// rather than launching a second one.
+#[tokio::test]
+async fn a_lost_answer_still_launches_and_its_token_replay_finds_it() {
+    let mock = mock(0.01).await;
+    mock.ctx().set_max_hang(Duration::from_millis(50));
+    let client = ec2_custom(&mock, "AKIDLOST", 1, Duration::from_secs(5)).await;
+    mock.ctx()
+        .set_faults(vec![rule("RunInstances", FaultEffect::LoseAnswer)])
+        .unwrap();
+    let launch = || {
+        client
+            .run_instances()
+            .image_id("ami-12345678")
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .client_token("lost-answer-1")
+    };
+    let err = launch().send().await.unwrap_err();
+    assert!(
+        matches!(err, aws_sdk_ec2::error::SdkError::DispatchFailure(_)),
+        "{err:?}"
+    );
+    assert_eq!(mock.ctx().faults()[0].count, Some(0));
+    let out = client.describe_instances().send().await.unwrap();
+    let ids: Vec<_> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id())
+        .collect();
+    assert_eq!(ids.len(), 1, "the lost launch landed: {ids:?}");
+    let replay = launch().send().await.unwrap();
+    assert_eq!(replay.instances()[0].instance_id(), Some(ids[0]));
+}

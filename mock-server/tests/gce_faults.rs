@@ -318,3 +318,28 @@ async fn time_scale_stretches_and_shrinks_lifecycles() {
     let (_, v) = call(&router, "GET", &format!("{base}/instances/vm-1"), None).await;
     assert_eq!(v["status"], "RUNNING");
 }
+
+/// `lose_answer`: the insert is carried out (the instance exists) but the
+/// connection is dropped without an answer.
+#[tokio::test]
+async fn a_lost_answer_still_inserts_the_instance() {
+    let (ctx, _gce, router) = gce(0.0);
+    ctx.set_max_hang(Duration::from_millis(30));
+    let base = zone_url("f3");
+    rules(
+        &ctx,
+        json!([{"cloud": "gcp", "operation": "compute.instances.insert", "count": 1,
+            "effect": {"kind": "lose_answer"}}]),
+    );
+    let resp = raw(
+        &router,
+        "POST",
+        &format!("{base}/instances"),
+        Some(&vm("vm-lost", json!({}))),
+    )
+    .await;
+    assert!(resp.extensions().get::<DropConnection>().is_some());
+    assert_eq!(ctx.faults()[0].count, Some(0));
+    let (s, v) = call(&router, "GET", &format!("{base}/instances/vm-lost"), None).await;
+    assert_eq!(s, 200, "the lost insert landed: {v}");
+}

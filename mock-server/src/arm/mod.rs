@@ -209,10 +209,17 @@ impl Arm {
             Ok(v) => v,
             Err(res) => return (op, res, rem),
         };
+        let lose_answer = injected.lose_answer;
         let req = self.request(parts, &admitted, injected);
         let out = self.with_partition(admitted.sub, &parts.method, |p| {
             routes::route(p, &req, &cfg, admitted.target, &parts.method, &body)
         });
+        if lose_answer {
+            // Done, but the answer never leaves: what the client sees is a
+            // gateway timeout, as with a `hang`.
+            self.ctx.hang().await;
+            return (op, gateway_timeout(), rem);
+        }
         (op, out.unwrap_or_else(IntoResponse::into_response), rem)
     }
 
@@ -233,12 +240,9 @@ impl Arm {
             FaultEffect::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
             FaultEffect::Hang => {
                 self.ctx.hang().await;
-                return Err(error_response(
-                    504,
-                    "GatewayTimeout",
-                    "The gateway did not receive a response within the specified time period.",
-                ));
+                return Err(gateway_timeout());
             }
+            FaultEffect::LoseAnswer => injected.lose_answer = true,
             FaultEffect::Error {
                 status,
                 code,
@@ -328,6 +332,17 @@ struct Injected {
     fail: Option<OpError>,
     /// `not_found_reads`: reads of the resource answer 404 this often.
     not_found_reads: Option<u32>,
+    /// `lose_answer`: the request is carried out, then not answered.
+    lose_answer: bool,
+}
+
+/// What ARM's front door answers when the service behind it never did.
+fn gateway_timeout() -> Response {
+    error_response(
+        504,
+        "GatewayTimeout",
+        "The gateway did not receive a response within the specified time period.",
+    )
 }
 
 /// Adds the headers every ARM answer carries and the operation name.

@@ -112,7 +112,8 @@ async fn token_fault(arm: &Arm, op: &str, resource: &str) -> Option<Response> {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             None
         }
-        FaultEffect::Hang => {
+        // A token request changes nothing: a lost answer is a hang.
+        FaultEffect::Hang | FaultEffect::LoseAnswer => {
             arm.ctx.hang().await;
             Some(aad_error(
                 StatusCode::GATEWAY_TIMEOUT,

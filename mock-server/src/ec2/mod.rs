@@ -48,6 +48,8 @@ pub struct Injected {
     pub fail: Option<(String, String)>,
     /// `not_found_reads`: new instances are hidden from this many describes.
     pub hidden_reads: u32,
+    /// `lose_answer`: the action runs, then no answer is sent.
+    pub lose_answer: bool,
 }
 
 impl Ec2 {
@@ -192,6 +194,11 @@ impl Ec2 {
             Ok(body) => xml_ok(body, &request_id),
             Err(e) => e.into_response(),
         };
+        if injected.lose_answer {
+            // Done, but the answer never leaves.
+            self.ctx.hang().await;
+            return (op, dropped());
+        }
         (op, resp)
     }
 
@@ -225,6 +232,7 @@ impl Ec2 {
                 injected.fail = Some((code, message));
             }
             FaultEffect::NotFoundReads { count } => injected.hidden_reads = count,
+            FaultEffect::LoseAnswer => injected.lose_answer = true,
         }
         Ok(injected)
     }

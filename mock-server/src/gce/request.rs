@@ -211,6 +211,7 @@ impl Gce {
             target.clone()
         };
         let mut fault = None;
+        let mut lose_answer = false;
         match self.ctx.fault(Cloud::Gcp, method, &resource) {
             None => {}
             Some(FaultEffect::Latency { ms }) => {
@@ -237,6 +238,7 @@ impl Gce {
             Some(f @ (FaultEffect::FailOperation { .. } | FaultEffect::NotFoundReads { .. })) => {
                 fault = Some(f)
             }
+            Some(FaultEffect::LoseAnswer) => lose_answer = true,
         }
 
         let call = Call {
@@ -250,7 +252,13 @@ impl Gce {
             config,
             now: Instant::now(),
         };
-        match action(self, &call)? {
+        let reply = action(self, &call)?;
+        if lose_answer {
+            // Done, but the answer never leaves.
+            self.ctx.hang().await;
+            return Ok(dropped());
+        }
+        match reply {
             Reply::Json(body) => Ok(json_ok(body)),
             Reply::Wait { op, until } => {
                 tokio::time::sleep_until(until.into()).await;
