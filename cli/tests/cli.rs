@@ -75,6 +75,9 @@ fn crash_harness_at_ci_size_leaks_and_duplicates_nothing() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(j["kills"], 6, "{out}");
+    // Kills land inside mutating calls, not only between them.
+    assert!(j["mid_call_kills"].as_u64() >= Some(3), "{out}");
+    assert_eq!(j["workers_never_running"], 0, "{out}");
     assert_eq!(j["leaked_resources"], 0, "{out}");
     assert_eq!(j["unconverged_workers"], 0, "{out}");
     for cloud in ["aws", "azure", "gcp"] {

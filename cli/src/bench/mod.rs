@@ -69,9 +69,15 @@ pub enum Scenario {
     /// teardown, restarting it each time from the same SQLite store; then
     /// lets it converge and counts leaks, duplicates and unconverged workers.
     Crash {
-        /// How many times to kill the fleet.
+        /// How many times to kill the fleet (seven in eight while a
+        /// mutating call is in flight, one at a random moment).
         #[arg(long, default_value_t = 20)]
         kills: u32,
+        /// Kills per phase: scale-out and teardown phases alternate, each
+        /// converging without kills after its own, until the kills are
+        /// spent (0: one of each, half the kills each).
+        #[arg(long, default_value_t = 0)]
+        kills_per_phase: u32,
         /// Workers per cloud.
         #[arg(long, default_value_t = 10)]
         workers: u32,
@@ -138,6 +144,7 @@ pub async fn run(scenario: Scenario) -> ExitCode {
         Scenario::Isolation { workers, .. } => (isolation::run(workers).await, true),
         Scenario::Crash {
             kills,
+            kills_per_phase,
             workers,
             seed,
             faults,
@@ -146,6 +153,7 @@ pub async fn run(scenario: Scenario) -> ExitCode {
         } => (
             crash::run(crash::CrashArgs {
                 kills,
+                kills_per_phase,
                 workers,
                 seed,
                 faults,
