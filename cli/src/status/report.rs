@@ -8,6 +8,8 @@ use serde::Serialize;
 use skyfleet_core::fleet::provisioner::DEFAULT_CAPACITY_COOLDOWN;
 use skyfleet_core::metrics_catalogue as names;
 use skyfleet_core::store::{PoolDecision, PoolErrorGroup, WorkerFilter};
+use skyfleet_core::model::Registration;
+use skyfleet_core::protocol::Activity;
 use skyfleet_core::{DesiredState, Phase, Worker, WorkerStore};
 use time::OffsetDateTime;
 
@@ -38,9 +40,11 @@ pub struct Oldest {
 }
 
 /// One pool's row. Counts are capacity-free worker counts. `idle`, `busy`
-/// and `draining` are `null` until workers report them (heartbeats and
-/// the drain handshake); `min`, `max` and `target` are `null` until a
-/// fleet has decided for the pool.
+/// and `draining` count running workers by what their agents last reported
+/// (heartbeats and the drain handshake; a worker asked to drain counts as
+/// draining from the moment it was asked), and are `null` in a pool whose
+/// workers have no agent (none registered through the worker API); `min`,
+/// `max` and `target` are `null` until a fleet has decided for the pool.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PoolRow {
     /// The pool.
@@ -59,11 +63,11 @@ pub struct PoolRow {
     pub running: u64,
     /// Running workers that registered.
     pub registered: u64,
-    /// Registered workers without work (not yet reported).
+    /// Registered workers without work.
     pub idle: Option<u64>,
-    /// Registered workers with work (not yet reported).
+    /// Registered workers with work.
     pub busy: Option<u64>,
-    /// Workers finishing their work before removal (not yet reported).
+    /// Workers asked to drain, finishing their work before removal.
     pub draining: Option<u64>,
     /// Workers being torn down.
     pub stopping: u64,
@@ -141,9 +145,37 @@ fn secs(d: time::Duration) -> f64 {
     d.as_seconds_f64()
 }
 
+/// Running workers by what their agents last reported: (idle, busy,
+/// draining); all `None` when none of `running` has a registration.
+fn activity(
+    running: &[&&Worker],
+    regs: &[Registration],
+) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let by_id: BTreeMap<&str, &Registration> =
+        regs.iter().map(|r| (r.worker_id.as_str(), r)).collect();
+    let mut seen = false;
+    let (mut idle, mut busy, mut draining) = (0u64, 0u64, 0u64);
+    for r in running.iter().filter_map(|w| by_id.get(w.id())) {
+        seen = true;
+        if r.drain.is_some() || r.activity == Activity::Draining {
+            draining += 1;
+        } else if r.activity == Activity::Busy {
+            busy += 1;
+        } else {
+            idle += 1;
+        }
+    }
+    if seen {
+        (Some(idle), Some(busy), Some(draining))
+    } else {
+        (None, None, None)
+    }
+}
+
 fn pool_row(
     pool_id: &str,
     workers: &[&Worker],
+    regs: &[Registration],
     decision: Option<&PoolDecision>,
     groups: &[PoolErrorGroup],
     now: OffsetDateTime,
@@ -174,6 +206,7 @@ fn pool_row(
             waiting_s: secs(now - w.created_at).max(0.0),
             deadline_in_s: secs(w.provisioning_deadline() - now),
         });
+    let (idle, busy, draining) = activity(&running, regs);
     let cooldown = time::Duration::try_from(DEFAULT_CAPACITY_COOLDOWN).unwrap_or_default();
     let unavailable = groups
         .iter()
@@ -199,9 +232,9 @@ fn pool_row(
         requested: requested.len() as u64,
         running: running.len() as u64,
         registered: running.iter().filter(|w| w.registered_at.is_some()).count() as u64,
-        idle: None,
-        busy: None,
-        draining: None,
+        idle,
+        busy,
+        draining,
         stopping,
         decided_at: decision.map(|d| d.decided_at),
         decided_by: decision.map(|d| d.owner.clone()),
@@ -234,14 +267,13 @@ pub async fn from_store(
         .chain(decisions.iter().map(|d| d.pool_id.as_str()))
         .chain(groups.iter().map(|g| g.pool_id.as_str()))
         .collect();
-    let rows = pools
-        .into_iter()
-        .map(|p| {
-            let ws = by_pool.get(p).map(Vec::as_slice).unwrap_or(&[]);
-            let d = decisions.iter().find(|d| d.pool_id == p);
-            pool_row(p, ws, d, &groups, now)
-        })
-        .collect();
+    let mut rows = Vec::with_capacity(pools.len());
+    for p in pools {
+        let ws = by_pool.get(p).map(Vec::as_slice).unwrap_or(&[]);
+        let d = decisions.iter().find(|d| d.pool_id == p);
+        let regs = store.list_registrations(p).await?;
+        rows.push(pool_row(p, ws, &regs, d, &groups, now));
+    }
     Ok(Report {
         generated_at: now,
         store: store_label.to_string(),
@@ -321,4 +353,48 @@ pub async fn round(client: &reqwest::Client, endpoints: &[String]) -> (Round, Ve
         scrapes.push(r.map_err(|e| errors.push(e)).ok());
     }
     (Round { at, scrapes }, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skyfleet_core::model::{Drain, DrainReason};
+
+    fn running(id: &str) -> Worker {
+        let mut w = skyfleet_core::testing::fixtures::worker(id).build_now();
+        w.phase = Phase::Running;
+        w
+    }
+
+    fn reg(id: &str, activity: Activity) -> Registration {
+        let now = OffsetDateTime::now_utc();
+        let mut r = Registration::new(id, "p", String::new(), now, now);
+        r.activity = activity;
+        r
+    }
+
+    #[test]
+    fn idle_busy_and_draining_count_what_running_agents_reported() {
+        let ws: Vec<Worker> = ["a", "b", "c", "d", "e"].map(running).into();
+        let refs: Vec<&Worker> = ws.iter().collect();
+        let running: Vec<&&Worker> = refs.iter().collect();
+        let mut asked = reg("c", Activity::Busy);
+        asked.drain = Some(Drain {
+            reason: DrainReason::ScaleIn,
+            requested_at: OffsetDateTime::now_utc(),
+            deadline: None,
+            drained_at: None,
+        });
+        let regs = vec![
+            reg("a", Activity::Idle),
+            reg("b", Activity::Busy),
+            asked,
+            reg("d", Activity::Draining),
+            // Not running (gone): not counted.
+            reg("zz", Activity::Busy),
+        ];
+        assert_eq!(activity(&running, &regs), (Some(1), Some(1), Some(2)));
+        // No agent in the pool: unknown, not zero.
+        assert_eq!(activity(&running, &[]), (None, None, None));
+    }
 }
