@@ -138,6 +138,13 @@ impl Default for FleetConfig {
 }
 
 impl FleetConfig {
+    /// What a worker's lease must cover beyond its step's timeout: the
+    /// write of the step's answer. The larger of 1 s and a tenth of
+    /// `step_timeout`.
+    pub fn lease_margin(&self) -> Duration {
+        (self.step_timeout / 10).max(Duration::from_secs(1))
+    }
+
     /// Checks the settings, naming the bad field.
     pub fn validate(&self) -> Result<()> {
         // Every resource is tagged with it, and the sweeper deletes what
@@ -179,10 +186,17 @@ impl FleetConfig {
                 ));
             }
         }
-        if self.step_timeout >= self.lease {
+        if self.step_timeout.saturating_add(self.lease_margin()) > self.lease {
             return Err(Error::invalid_config(
                 "fleet.step_timeout",
-                "must be shorter than fleet.lease, or a slow step outlives its lease",
+                format!(
+                    "fleet.lease ({} s) must exceed fleet.step_timeout ({} s) by at least \
+                     {} s (the larger of 1 s and a tenth of the step timeout), or a slow step \
+                     outlives its lease before its answer is written",
+                    self.lease.as_secs_f64(),
+                    self.step_timeout.as_secs_f64(),
+                    self.lease_margin().as_secs_f64()
+                ),
             ));
         }
         if self.error_backoff_max < self.error_backoff_min {
@@ -547,6 +561,32 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_that_cannot_cover_a_step_and_its_write_is_refused_naming_both_fields() {
+        for (lease, step) in [(60, 60), (65, 60), (30, 60), (5, 5)] {
+            let c = FleetConfig {
+                lease: Duration::from_secs(lease),
+                step_timeout: Duration::from_secs(step),
+                ..FleetConfig::default()
+            };
+            let e = c.validate().unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "fleet.step_timeout"),
+                "{e}"
+            );
+            assert!(e.message().contains("fleet.lease"), "{e}");
+            assert!(e.message().contains("fleet.step_timeout"), "{e}");
+        }
+        for (lease, step) in [(66, 60), (120, 60), (6, 5)] {
+            let c = FleetConfig {
+                lease: Duration::from_secs(lease),
+                step_timeout: Duration::from_secs(step),
+                ..FleetConfig::default()
+            };
+            assert!(c.validate().is_ok(), "lease {lease} s, step {step} s");
+        }
+    }
 
     #[test]
     fn a_blank_manager_id_is_refused_by_name() {
