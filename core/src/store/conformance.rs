@@ -20,6 +20,9 @@ use crate::fleet::{Capacity, Estimate, PoolDemand};
 use crate::model::{DrainReason, Phase, Registration, Worker};
 use crate::testing::fixtures;
 
+mod leases;
+pub use leases::run_database_clock;
+
 /// Two handles on one fresh database.
 pub type StorePair = (Arc<dyn WorkerStore>, Arc<dyn WorkerStore>);
 
@@ -67,6 +70,7 @@ where
     concurrent_claims_are_disjoint(make().await).await;
     registrations(make().await).await;
     store_identity(make().await, make().await).await;
+    leases::fencing_tokens(make().await).await;
 }
 
 async fn create_get_and_duplicates((s, _): StorePair) {
@@ -446,39 +450,46 @@ async fn pool_leases((a, b): StorePair) {
     assert!(a
         .acquire_pool_lease("p", "r1", now, lease)
         .await
-        .expect("lease"));
+        .expect("lease")
+        .is_some());
     assert!(
         !b.acquire_pool_lease("p", "r2", now, lease)
             .await
-            .expect("lease"),
+            .expect("lease")
+            .is_some(),
         "held by r1"
     );
     assert!(
         b.acquire_pool_lease("q", "r2", now, lease)
             .await
-            .expect("lease"),
+            .expect("lease")
+            .is_some(),
         "other pool free"
     );
     assert!(a
         .acquire_pool_lease("p", "r1", now + Duration::from_secs(10), lease)
         .await
-        .expect("renew"));
+        .expect("renew")
+        .is_some());
     assert!(
         !b.acquire_pool_lease("p", "r2", now + Duration::from_secs(39), lease)
             .await
-            .expect("lease"),
+            .expect("lease")
+            .is_some(),
         "renewed lease still held"
     );
     assert!(
         b.acquire_pool_lease("p", "r2", now + Duration::from_secs(40), lease)
             .await
-            .expect("lease"),
+            .expect("lease")
+            .is_some(),
         "expired lease taken over"
     );
     assert!(!a
         .acquire_pool_lease("p", "r1", now + Duration::from_secs(41), lease)
         .await
-        .expect("lease"));
+        .expect("lease")
+        .is_some());
 }
 
 async fn concurrent_claims_are_disjoint((a, b): StorePair) {

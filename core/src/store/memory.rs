@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup, StoreIdentity, WorkerFilter,
-    WorkerStore,
+    lease_lost, sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup, PoolLease,
+    StoreIdentity, WorkerFilter, WorkerStore,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
@@ -30,7 +30,8 @@ impl Default for MemoryStore {
 struct Inner {
     workers: HashMap<String, Worker>,
     errors: Vec<PoolError>,
-    pool_leases: HashMap<String, (String, OffsetDateTime)>,
+    /// Pool id -> (owner, expiry, fencing token).
+    pool_leases: HashMap<String, (String, OffsetDateTime, i64)>,
     decisions: BTreeMap<String, PoolDecision>,
     registrations: BTreeMap<String, Registration>,
 }
@@ -197,15 +198,50 @@ impl WorkerStore for MemoryStore {
         owner: &str,
         now: OffsetDateTime,
         lease: std::time::Duration,
-    ) -> Result<bool> {
+    ) -> Result<Option<PoolLease>> {
         let mut g = self.lock();
         let held = g.pool_leases.get(pool_id);
-        if held.is_some_and(|(o, until)| o != owner && *until > now) {
-            return Ok(false);
+        if held.is_some_and(|(o, until, _)| o != owner && *until > now) {
+            return Ok(None);
         }
+        let token = held.map_or(0, |(_, _, t)| *t) + 1;
         g.pool_leases
-            .insert(pool_id.to_string(), (owner.to_string(), now + lease));
-        Ok(true)
+            .insert(pool_id.to_string(), (owner.to_string(), now + lease, token));
+        Ok(Some(PoolLease {
+            pool_id: pool_id.to_string(),
+            owner: owner.to_string(),
+            token,
+        }))
+    }
+
+    async fn create_workers(
+        &self,
+        lease: &PoolLease,
+        workers: &[Worker],
+        _worker_lease: std::time::Duration,
+    ) -> Result<Vec<Worker>> {
+        let mut g = self.lock();
+        let current = g.pool_leases.get(&lease.pool_id);
+        if !current.is_some_and(|(o, _, t)| *o == lease.owner && *t == lease.token) {
+            return Err(lease_lost(lease));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for w in workers {
+            if g.workers.contains_key(w.id()) || !seen.insert(w.id()) {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("worker {} already exists", w.id()),
+                ));
+            }
+        }
+        let mut out = Vec::with_capacity(workers.len());
+        for w in workers {
+            let mut w = w.clone();
+            w.version = 1;
+            g.workers.insert(w.id().to_string(), w.clone());
+            out.push(w);
+        }
+        Ok(out)
     }
 
     async fn record_pool_error(&self, error: &PoolError) -> Result<()> {

@@ -116,6 +116,12 @@ CREATE TABLE store_identity (
     created_at       {int} NOT NULL
 );
 "#,
+    // The fencing token of a pool's provisioning lease, bumped by every
+    // acquisition and re-checked in the transaction inserting a pass's
+    // workers, so a pass that outlived its lease inserts nothing.
+    r#"
+ALTER TABLE pool_leases ADD COLUMN token {int} NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The migration (1-based) creating `store_identity`; the runner writes the

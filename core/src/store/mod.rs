@@ -12,6 +12,16 @@
 //! leases when they expire. A **version** makes every update conditional on
 //! the record not having changed since it was read (optimistic concurrency);
 //! a stale update fails with [`ErrorKind::Conflict`].
+//!
+//! Lease times are the **store's** clock where it has one of its own
+//! ([`StoreClock`]): `PostgresStore` sets and compares lease expiry with
+//! the database server's clock, so a replica whose clock is skewed by
+//! minutes can neither steal a live lease nor hold one past its term.
+//! SQLite and memory stores live in one process (or on one machine), whose
+//! clock is the callers'. A pool's provisioning lease carries a fencing
+//! token ([`PoolLease::token`]), re-checked by [`WorkerStore::create_workers`]
+//! in the transaction that inserts the pass's workers: a pass that outlived
+//! its lease inserts nothing ([`ErrorKind::LeaseLost`]).
 
 use std::time::Duration;
 
@@ -113,6 +123,35 @@ pub struct Claim {
     pub lease: Duration,
     /// At most this many workers.
     pub limit: usize,
+}
+
+/// Whose clock a store's lease times are: when leases expire and when
+/// "now" is, for claims and pool leases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StoreClock {
+    /// The database server's (`clock_timestamp()` in PostgreSQL): one clock
+    /// for every replica, whatever their own clocks say. The default.
+    #[default]
+    Database,
+    /// The `now` each caller passes, from its [`Clock`](crate::clock::Clock).
+    /// For tests that simulate time, and stores used by one process; never
+    /// for replicas whose clocks may differ.
+    Caller,
+}
+
+/// A pool's provisioning lease as held by one owner: the fencing token of
+/// this acquisition. Writes made under the lease
+/// ([`WorkerStore::create_workers`]) are refused once another acquisition
+/// has bumped the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolLease {
+    /// The pool.
+    pub pool_id: String,
+    /// The holder (a runtime instance id).
+    pub owner: String,
+    /// Bumped by every acquisition (takeover or renewal), so only the
+    /// latest acquisition's writes are accepted.
+    pub token: i64,
 }
 
 /// An error reported for a pool, like Taskcluster's worker pool errors.
@@ -222,6 +261,10 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// (`next_check_at <= now`), not in a final phase, and not leased (or
     /// whose lease expired), earliest due first. Each claimed record's
     /// version is bumped and returned with the lease set.
+    ///
+    /// A store on [`StoreClock::Database`] takes lease expiry and its
+    /// comparison from the database's clock, not `now` (which still decides
+    /// what is due: `next_check_at` is written by the callers' clocks).
     async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>>;
 
     /// The distinct partitions of `provider_id`'s workers that are not in a
@@ -240,16 +283,33 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     async fn delete_worker(&self, worker_id: &str) -> Result<()>;
 
     /// Takes or renews the provisioning lease of a pool for `owner` until
-    /// `now + lease`. `true` if `owner` holds it afterwards; `false` if another
-    /// owner holds an unexpired lease. Only the holder provisions a pool, so
-    /// replicas sharing a database never double-provision.
+    /// `now + lease` (the database's now on [`StoreClock::Database`]).
+    /// `Some` (with a new fencing token) if `owner` holds it afterwards;
+    /// `None` if another owner holds an unexpired lease. Only the holder
+    /// provisions a pool, so replicas sharing a database never
+    /// double-provision.
     async fn acquire_pool_lease(
         &self,
         pool_id: &str,
         owner: &str,
         now: OffsetDateTime,
         lease: Duration,
-    ) -> Result<bool>;
+    ) -> Result<Option<PoolLease>>;
+
+    /// Inserts a provisioning pass's new workers, all or none, in one
+    /// transaction that first checks `lease` is still the pool's latest
+    /// acquisition (same owner and token): [`ErrorKind::LeaseLost`], with
+    /// nothing inserted, once another acquisition happened. Each worker's
+    /// version is 1; a worker created leased (`lease_owner` set) has its
+    /// lease expire `worker_lease` from the store's now on
+    /// [`StoreClock::Database`] (else as given). `AlreadyExists` (nothing
+    /// inserted) if an id is taken. The returned records are as stored.
+    async fn create_workers(
+        &self,
+        lease: &PoolLease,
+        workers: &[Worker],
+        worker_lease: Duration,
+    ) -> Result<Vec<Worker>>;
 
     /// Records a pool error.
     async fn record_pool_error(&self, error: &PoolError) -> Result<()>;
@@ -288,6 +348,19 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     async fn store_identity(&self) -> Result<StoreIdentity>;
 }
 
+/// The error of a write under a pool lease that another acquisition
+/// replaced.
+pub(crate) fn lease_lost(lease: &PoolLease) -> crate::Error {
+    crate::Error::new(
+        ErrorKind::LeaseLost,
+        format!(
+            "the provisioning lease of pool {} (token {}) held by {} was taken over; \
+             nothing was written",
+            lease.pool_id, lease.token, lease.owner
+        ),
+    )
+}
+
 /// Sorts error groups as [`WorkerStore::pool_error_groups`] returns them.
 pub(crate) fn sort_error_groups(groups: &mut [PoolErrorGroup]) {
     groups.sort_by(|a, b| {
@@ -306,6 +379,7 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn WorkerStore>> {
         return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Lease times on the database's clock (the default).
         #[cfg(feature = "postgres")]
         return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
         #[cfg(not(feature = "postgres"))]

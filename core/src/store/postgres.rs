@@ -6,6 +6,10 @@
 //! on each other's row locks. A replica that dies simply stops renewing; its
 //! leases expire and the others pick the workers up. The queries are shared
 //! with SQLite (`store::sql`); this module only connects.
+//!
+//! Lease expiry is the database server's clock (`clock_timestamp()`), not
+//! the replicas' ([`StoreClock::Database`]), so a replica whose clock is
+//! minutes off can neither steal a live lease nor keep one past its term.
 
 use std::time::Duration;
 
@@ -14,13 +18,18 @@ use sqlx::{Executor, PgPool, Postgres};
 
 use super::migrations::{self, Types};
 use super::sql::{self, db_err, SqlDialect};
+use super::StoreClock;
 use crate::error::{Error, Result};
 
 /// The PostgreSQL worker store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    clock: StoreClock,
 }
+
+/// The database's now in Unix milliseconds.
+const DATABASE_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 impl PostgresStore {
     /// Connects to `url` and applies migrations in the default schema.
@@ -63,7 +72,18 @@ impl PostgresStore {
                 .map_err(|e| db_err("create schema", e))?;
         }
         sql::migrate::<Self>(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            clock: StoreClock::Database,
+        })
+    }
+
+    /// The same store with lease times from `clock`. The default,
+    /// [`StoreClock::Database`], is what replicas need;
+    /// [`StoreClock::Caller`] is for tests that simulate time.
+    pub fn with_clock(mut self, clock: StoreClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The connection pool, for callers that need raw access (tests).
@@ -82,6 +102,13 @@ impl SqlDialect for PostgresStore {
 
     fn sql_pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn database_now(&self) -> Option<&'static str> {
+        match self.clock {
+            StoreClock::Database => Some(DATABASE_NOW),
+            StoreClock::Caller => None,
+        }
     }
 
     fn rows_affected(result: &PgQueryResult) -> u64 {

@@ -60,6 +60,11 @@ impl SqlDialect for SqliteStore {
         &self.pool
     }
 
+    // One file on one machine: the callers' clock is the only clock.
+    fn database_now(&self) -> Option<&'static str> {
+        None
+    }
+
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
