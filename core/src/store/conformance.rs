@@ -453,10 +453,10 @@ async fn pool_leases((a, b): StorePair) {
         .expect("lease")
         .is_some());
     assert!(
-        !b.acquire_pool_lease("p", "r2", now, lease)
+        b.acquire_pool_lease("p", "r2", now, lease)
             .await
             .expect("lease")
-            .is_some(),
+            .is_none(),
         "held by r1"
     );
     assert!(
@@ -472,10 +472,10 @@ async fn pool_leases((a, b): StorePair) {
         .expect("renew")
         .is_some());
     assert!(
-        !b.acquire_pool_lease("p", "r2", now + Duration::from_secs(39), lease)
+        b.acquire_pool_lease("p", "r2", now + Duration::from_secs(39), lease)
             .await
             .expect("lease")
-            .is_some(),
+            .is_none(),
         "renewed lease still held"
     );
     assert!(
@@ -485,11 +485,11 @@ async fn pool_leases((a, b): StorePair) {
             .is_some(),
         "expired lease taken over"
     );
-    assert!(!a
+    assert!(a
         .acquire_pool_lease("p", "r1", now + Duration::from_secs(41), lease)
         .await
         .expect("lease")
-        .is_some());
+        .is_none());
 }
 
 async fn concurrent_claims_are_disjoint((a, b): StorePair) {
