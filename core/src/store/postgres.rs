@@ -10,10 +10,14 @@
 //! Lease expiry is the database server's clock (`clock_timestamp()`), not
 //! the replicas' ([`StoreClock::Database`]), so a replica whose clock is
 //! minutes off can neither steal a live lease nor keep one past its term.
+//!
+//! TLS: the URL's `sslmode` (`disable`, `prefer`, `require`, `verify-ca`,
+//! `verify-full`) and `sslrootcert` (a PEM file of the CA that signed the
+//! server's certificate) are honoured, through rustls.
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult, PgSslMode};
 use sqlx::{Executor, PgPool, Postgres};
 
 use super::migrations::{self, Types};
@@ -64,7 +68,21 @@ impl PostgresStore {
                     Ok(())
                 })
             })
-            .connect_lazy_with(opts);
+            .connect_lazy_with(opts.clone());
+        // Connect once now, so that a refused certificate or login is
+        // reported as such (naming the server, never the password) rather
+        // than as the failure of the first statement.
+        pool.acquire().await.map_err(|e| {
+            db_err(
+                &format!(
+                    "connecting to PostgreSQL at {}:{} (sslmode={})",
+                    opts.get_host(),
+                    opts.get_port(),
+                    ssl_mode_name(opts.get_ssl_mode())
+                ),
+                e,
+            )
+        })?;
         if let Some(s) = schema {
             sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
                 .execute(&pool)
@@ -89,6 +107,18 @@ impl PostgresStore {
     /// The connection pool, for callers that need raw access (tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// `mode` as the URL spells it.
+fn ssl_mode_name(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
     }
 }
 
