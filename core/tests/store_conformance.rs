@@ -198,11 +198,14 @@ async fn assert_identity_made_now(s: &dyn WorkerStore) {
 }
 
 /// The schema objects an up-to-date database has beyond a schema-3 one
-/// (a changed object counts as new), once every object of `before` but
-/// `pool_leases` (which migration 7 gives a column) is found unchanged.
+/// (a changed object counts as new), once every object of `before` but the
+/// tables `pool_leases` and `workers` (migrations 7 and 8 give each a
+/// column) is found unchanged.
 fn added_by_migrations(before: &[String], after: &[String]) -> Vec<String> {
     for b in before {
-        let altered = b.contains("pool_leases") && !b.contains("pool_leases_pkey");
+        let altered = ["table pool_leases ", "table workers ", "pool_leases r ", "workers r "]
+            .iter()
+            .any(|t| b.starts_with(t));
         assert!(altered || after.contains(b), "{b} was changed or dropped");
     }
     after
@@ -231,12 +234,12 @@ fn released_body() -> String {
 }
 
 /// A SQLite database created by the released code (schema 3, its exact DDL
-/// and bookkeeping) opens: migrations 4 to 7 alone run, adding their tables,
-/// index and the pool leases' token and altering nothing else that was
-/// there; it gets a store identity created at the upgrade (young to the
+/// and bookkeeping) opens: migrations 4 to 8 alone run, adding their tables
+/// and indexes, the pool leases' token and the workers' `finished_at`, and
+/// altering nothing else that was there; it gets a store identity created at the upgrade (young to the
 /// sweeper).
 #[tokio::test]
-async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_7() {
+async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("released.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -271,9 +274,12 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_7() {
             "index sqlite_autoindex_worker_registrations_1",
             "table store_identity",
             "table worker_registrations",
-            "index worker_registrations_pool"
+            "index worker_registrations_pool",
+            "table workers",
+            "index workers_finished",
+            "index workers_listing"
         ],
-        "only migrations 4 to 7's objects are new"
+        "only migrations 4 to 8's objects are new"
     );
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -282,17 +288,17 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_7() {
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6, 7],
-        "no migration re-ran; 4 to 7 ran once"
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        "no migration re-ran; 4 to 8 ran once"
     );
 }
 
 /// A PostgreSQL database created by the released code (schema 3) opens:
-/// migrations 4 to 7 alone run, altering nothing that was there but the
-/// pool leases' new token; it gets a store identity created at the upgrade.
+/// migrations 4 to 8 alone run, altering nothing that was there but the
+/// pool leases' new token and the workers' `finished_at`; it gets a store identity created at the upgrade.
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_7() {
+async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
     use skyfleet_core::store::PostgresStore;
     use sqlx::Connection;
     let Ok(url) = std::env::var("SKYFLEET_TEST_POSTGRES_URL") else {
@@ -351,9 +357,12 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_7() 
             "store_identity_pkey i",
             "worker_registrations r",
             "worker_registrations_pkey i",
-            "worker_registrations_pool i"
+            "worker_registrations_pool i",
+            "workers r",
+            "workers_finished i",
+            "workers_listing i"
         ],
-        "only migrations 4 to 7's objects are new"
+        "only migrations 4 to 8's objects are new"
     );
     let versions: Vec<i32> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -362,8 +371,8 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_7() 
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6, 7],
-        "no migration re-ran; 4 to 7 ran once"
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        "no migration re-ran; 4 to 8 ran once"
     );
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut raw)

@@ -85,6 +85,41 @@ impl WorkerFilter {
     }
 }
 
+/// Where a page of [`WorkerStore::list_workers_page`] starts: just after
+/// this worker in listing order (creation time in whole milliseconds, as
+/// stores keep it, then id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerCursor {
+    /// The worker's creation time, in Unix milliseconds.
+    pub created_at_ms: i64,
+    /// The worker's id.
+    pub worker_id: String,
+}
+
+impl WorkerCursor {
+    /// The cursor just after `w` (the last worker of a page).
+    pub fn after(w: &Worker) -> Self {
+        WorkerCursor {
+            created_at_ms: crate::clock::to_millis(w.created_at),
+            worker_id: w.id().to_string(),
+        }
+    }
+
+    /// Whether `w` comes after the cursor in listing order.
+    pub fn precedes(&self, w: &Worker) -> bool {
+        (crate::clock::to_millis(w.created_at), w.id())
+            > (self.created_at_ms, self.worker_id.as_str())
+    }
+}
+
+/// When a final (stopped or failed) worker finished, for retention: its
+/// last transition, else its creation.
+pub fn finished_at(w: &Worker) -> Option<OffsetDateTime> {
+    w.phase
+        .is_final()
+        .then(|| w.transitioned_at.unwrap_or(w.created_at))
+}
+
 /// Which scheduling partitions a [`Claim`] takes workers from.
 ///
 /// The fleet runtime runs one scanner per (provider, partition) and each
@@ -256,6 +291,23 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// Workers passing `filter`, oldest first.
     async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>>;
 
+    /// One page of the workers passing `filter`: at most `limit`, oldest
+    /// first (creation time in milliseconds, then id), starting just after
+    /// `after` (`None`: the first page). Keyset paging: a listing of any
+    /// size holds one page at a time, and workers created or deleted
+    /// meanwhile neither shift nor repeat the rest.
+    async fn list_workers_page(
+        &self,
+        filter: &WorkerFilter,
+        after: Option<&WorkerCursor>,
+        limit: usize,
+    ) -> Result<Vec<Worker>>;
+
+    /// Deletes up to `limit` final (stopped or failed) workers that
+    /// finished ([`finished_at`]) before `before`, with their
+    /// registrations; returns how many. The store's retention.
+    async fn delete_finished_workers(&self, before: OffsetDateTime, limit: usize) -> Result<u64>;
+
     /// Leases up to `claim.limit` workers of `claim.provider_id` (and of
     /// `claim.partition`) that are due
     /// (`next_check_at <= now`), not in a final phase, and not leased (or
@@ -314,6 +366,10 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// Records a pool error.
     async fn record_pool_error(&self, error: &PoolError) -> Result<()>;
 
+    /// Deletes pool errors reported before `before`, and all but the
+    /// `keep_per_pool` latest of each pool; returns how many.
+    async fn prune_pool_errors(&self, before: OffsetDateTime, keep_per_pool: usize) -> Result<u64>;
+
     /// A pool's errors, newest first, at most `limit`.
     async fn list_pool_errors(&self, pool_id: &str, limit: usize) -> Result<Vec<PoolError>>;
 
@@ -342,6 +398,10 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
 
     /// A pool's registrations, by worker id.
     async fn list_registrations(&self, pool_id: &str) -> Result<Vec<Registration>>;
+
+    /// The registrations of these workers (those that registered), by
+    /// worker id.
+    async fn registrations_of(&self, worker_ids: &[&str]) -> Result<Vec<Registration>>;
 
     /// This store's identity: the same on every open of one store,
     /// different between two stores.

@@ -46,6 +46,56 @@ fn about_from_now(t: Option<OffsetDateTime>, d: Duration) -> bool {
     t.is_some_and(|t| (t - expected).abs() <= CLOCK_TOLERANCE)
 }
 
+/// Pool leases: held against others until they expire, renewed by the
+/// holder, taken over once expired.
+pub(super) async fn pool_leases((a, b): StorePair) {
+    let now = t0();
+    let lease = Duration::from_secs(30);
+    assert!(a
+        .acquire_pool_lease("p", "r1", now, lease)
+        .await
+        .expect("lease")
+        .is_some());
+    assert!(
+        b.acquire_pool_lease("p", "r2", now, lease)
+            .await
+            .expect("lease")
+            .is_none(),
+        "held by r1"
+    );
+    assert!(
+        b.acquire_pool_lease("q", "r2", now, lease)
+            .await
+            .expect("lease")
+            .is_some(),
+        "other pool free"
+    );
+    assert!(a
+        .acquire_pool_lease("p", "r1", now + Duration::from_secs(10), lease)
+        .await
+        .expect("renew")
+        .is_some());
+    assert!(
+        b.acquire_pool_lease("p", "r2", now + Duration::from_secs(39), lease)
+            .await
+            .expect("lease")
+            .is_none(),
+        "renewed lease still held"
+    );
+    assert!(
+        b.acquire_pool_lease("p", "r2", now + Duration::from_secs(40), lease)
+            .await
+            .expect("lease")
+            .is_some(),
+        "expired lease taken over"
+    );
+    assert!(a
+        .acquire_pool_lease("p", "r1", now + Duration::from_secs(41), lease)
+        .await
+        .expect("lease")
+        .is_none());
+}
+
 /// Every acquisition bumps the pool lease's token, and workers are inserted
 /// under the latest acquisition only, all or none.
 pub(super) async fn fencing_tokens((a, b): StorePair) {

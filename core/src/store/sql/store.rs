@@ -16,13 +16,13 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use time::OffsetDateTime;
 
 use super::rows::{self, POOL_ERROR_COLUMNS, WORKER_COLUMNS};
-use super::{db_err, SqlDialect};
+use super::{db_err, retention, SqlDialect};
 use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
 use crate::store::{
-    lease_lost, sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError, PoolErrorGroup,
-    PoolLease, StoreIdentity, WorkerFilter, WorkerStore,
+    finished_at, lease_lost, sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError,
+    PoolErrorGroup, PoolLease, StoreIdentity, WorkerCursor, WorkerFilter, WorkerStore,
 };
 
 /// The final phases, which claims and partitions skip.
@@ -31,8 +31,14 @@ const NOT_FINAL: &str = "phase NOT IN ('stopped', 'failed')";
 /// Inserts a worker (bound in the order of [`bind_worker`]) with its lease
 /// expiry `{lease_expires_at}`.
 const INSERT_WORKER: &str = "INSERT INTO workers (worker_id, pool_id, provider_id, phase, \
-    next_check_at, version, lease_owner, lease_expires_at, created_at, body, scan_partition) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, {lease_expires_at}, $9, $10, $11)";
+    next_check_at, version, lease_owner, lease_expires_at, created_at, body, scan_partition, \
+    finished_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, {lease_expires_at}, $9, $10, $11, $12)";
+
+/// A worker's `finished_at` column.
+fn finished_millis(w: &Worker) -> Option<i64> {
+    finished_at(w).map(to_millis)
+}
 
 /// A duration in milliseconds, saturating.
 fn millis(d: Duration) -> i64 {
@@ -82,6 +88,7 @@ where
             .bind(to_millis(w.created_at))
             .bind(body.as_str())
             .bind(w.partition.as_deref())
+            .bind(finished_millis(&w))
             .execute(self.sql_pool())
             .await;
         match r {
@@ -110,7 +117,7 @@ where
         let body = serde_json::to_string(&w)?;
         let r = sqlx::query(
             "UPDATE workers SET phase = $1, next_check_at = $2, version = $3, lease_owner = $4, \
-             lease_expires_at = $5, body = $6, scan_partition = $7 \
+             lease_expires_at = $5, body = $6, scan_partition = $7, finished_at = $10 \
              WHERE worker_id = $8 AND version = $9",
         )
         .bind(w.phase.as_str())
@@ -122,6 +129,7 @@ where
         .bind(w.partition.as_deref())
         .bind(w.id())
         .bind(worker.version)
+        .bind(finished_millis(&w))
         .execute(self.sql_pool())
         .await
         .map_err(|e| db_err("update worker", e))?;
@@ -143,6 +151,27 @@ where
                 ),
             )),
         }
+    }
+
+    async fn list_workers_page(
+        &self,
+        filter: &WorkerFilter,
+        after: Option<&WorkerCursor>,
+        limit: usize,
+    ) -> Result<Vec<Worker>> {
+        retention::list_workers_page(self, filter, after, limit).await
+    }
+
+    async fn delete_finished_workers(&self, before: OffsetDateTime, limit: usize) -> Result<u64> {
+        retention::delete_finished_workers(self, before, limit).await
+    }
+
+    async fn prune_pool_errors(&self, before: OffsetDateTime, keep_per_pool: usize) -> Result<u64> {
+        retention::prune_pool_errors(self, before, keep_per_pool).await
+    }
+
+    async fn registrations_of(&self, worker_ids: &[&str]) -> Result<Vec<Registration>> {
+        retention::registrations_of(self, worker_ids).await
     }
 
     async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>> {
@@ -384,6 +413,7 @@ where
                 .bind(to_millis(w.created_at))
                 .bind(body.as_str())
                 .bind(w.partition.as_deref())
+                .bind(finished_millis(&w))
                 .fetch_one(&mut *tx)
                 .await;
             match r {
