@@ -223,13 +223,11 @@ pub(super) fn claim_limit(claim_batch: usize, free_slots: usize, chunk_size: usi
 }
 
 /// Whether a lease of `lease` taken `held_for` ago still covers a whole
-/// step (`step_timeout`) and the write of its answer
-/// ([`FleetConfig::lease_margin`]).
+/// step (`step_timeout`). A fresh lease also covers the write of the answer
+/// ([`FleetConfig::lease_margin`], checked by [`FleetConfig::validate`]);
+/// what waited a little may spend that margin, not more.
 pub(super) fn lease_covers_step(held_for: Duration, config: &FleetConfig) -> bool {
-    held_for
-        .saturating_add(config.step_timeout)
-        .saturating_add(config.lease_margin())
-        <= config.lease
+    held_for.saturating_add(config.step_timeout) <= config.lease
 }
 
 /// Steps a chunk claimed at `claimed_at` if its lease still covers the
@@ -605,9 +603,8 @@ mod tests {
             step_timeout: Duration::from_secs(60),
             ..FleetConfig::default()
         };
-        let margin = config.lease_margin();
         assert!(lease_covers_step(Duration::ZERO, &config));
-        let last_ok = Duration::from_secs(60) - margin;
+        let last_ok = Duration::from_secs(60);
         assert!(lease_covers_step(last_ok, &config));
         assert!(!lease_covers_step(
             last_ok + Duration::from_millis(1),
@@ -615,6 +612,15 @@ mod tests {
         ));
         assert!(!lease_covers_step(Duration::from_secs(119), &config));
         assert!(!lease_covers_step(Duration::MAX, &config), "no overflow");
+        // The tightest valid setting (the crash bench's): a chunk that
+        // waited a moment is still stepped.
+        let tight = FleetConfig {
+            lease: Duration::from_secs(6),
+            step_timeout: Duration::from_secs(5),
+            ..FleetConfig::default()
+        };
+        assert!(tight.validate().is_ok());
+        assert!(lease_covers_step(Duration::from_millis(500), &tight));
     }
 
     #[test]
