@@ -203,9 +203,14 @@ async fn assert_identity_made_now(s: &dyn WorkerStore) {
 /// column) is found unchanged.
 fn added_by_migrations(before: &[String], after: &[String]) -> Vec<String> {
     for b in before {
-        let altered = ["table pool_leases ", "table workers ", "pool_leases r ", "workers r "]
-            .iter()
-            .any(|t| b.starts_with(t));
+        let altered = [
+            "table pool_leases ",
+            "table workers ",
+            "pool_leases r ",
+            "workers r ",
+        ]
+        .iter()
+        .any(|t| b.starts_with(t));
         assert!(altered || after.contains(b), "{b} was changed or dropped");
     }
     after

@@ -49,6 +49,7 @@ pub mod estimator;
 pub mod events;
 pub mod lifecycle;
 pub mod provisioner;
+pub mod retention;
 mod scanner;
 mod startup;
 mod supervision;
@@ -59,6 +60,7 @@ mod worker_secret;
 pub use demand::{Demand, FixedDemand};
 pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
 pub use provisioner::PoolReport;
+pub use retention::RetentionReport;
 pub use startup::ProviderSummary;
 pub use sweeper::SweepReport;
 
@@ -110,6 +112,12 @@ pub struct FleetConfig {
     pub error_backoff_max: Duration,
     /// How long a launch config is avoided after a capacity or quota error.
     pub capacity_error_cooldown: Duration,
+    /// How long a stopped or failed worker's record is kept after it
+    /// finished, and a pool error after it was reported (see
+    /// [`retention`]).
+    pub retention: Duration,
+    /// Pool errors kept per pool (the latest).
+    pub pool_errors_kept: usize,
 }
 
 impl Default for FleetConfig {
@@ -133,6 +141,8 @@ impl Default for FleetConfig {
             error_backoff_min: Duration::from_millis(500),
             error_backoff_max: Duration::from_secs(300),
             capacity_error_cooldown: provisioner::DEFAULT_CAPACITY_COOLDOWN,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            pool_errors_kept: 100,
         }
     }
 }
@@ -164,6 +174,7 @@ impl FleetConfig {
             ("provision_interval", self.provision_interval),
             ("sweep_interval", self.sweep_interval),
             ("error_backoff_min", self.error_backoff_min),
+            ("retention", self.retention),
         ];
         for (name, d) in positive {
             if d.is_zero() {
@@ -178,6 +189,7 @@ impl FleetConfig {
             ("batch_size", self.batch_size),
             ("concurrency_per_partition", self.concurrency_per_partition),
             ("max_inflight_chunks", self.max_inflight_chunks),
+            ("pool_errors_kept", self.pool_errors_kept),
         ] {
             if n == 0 {
                 return Err(Error::invalid_config(
@@ -462,6 +474,9 @@ impl Fleet {
                 if let Err(e) = sweeper::sweep(&s.shared, &mut first_seen).await {
                     tracing::warn!(target: events::TARGET, error = %e, "orphan sweep failed");
                 }
+                if let Err(e) = retention::prune(&s.shared).await {
+                    tracing::warn!(target: events::TARGET, error = %e, "retention pass failed");
+                }
             }
         });
         cancel.cancelled().await;
@@ -500,6 +515,14 @@ impl Fleet {
     /// counts from each resource's creation time when the cloud reports it).
     pub async fn sweep_once(&self) -> Result<SweepReport> {
         sweeper::sweep(&self.shared, &mut HashMap::new()).await
+    }
+
+    /// One retention pass (what [`run`](Fleet::run) does after each orphan
+    /// sweep): deletes final workers that finished longer than
+    /// [`FleetConfig::retention`] ago and pool errors past
+    /// [`FleetConfig::pool_errors_kept`] or the retention.
+    pub async fn prune_once(&self) -> Result<RetentionReport> {
+        retention::prune(&self.shared).await
     }
 
     /// Records that a worker registered (or renewed its registration)
