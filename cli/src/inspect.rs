@@ -28,6 +28,14 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
     })
 }
 
+/// [`open_store`] for one sequential reader (one SQLite connection).
+async fn open_reader(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
+    skyfleet_core::store::open_reader(url).await.map_err(|e| {
+        eprintln!("skyfleet: store {}: {e}", store_url::redacted(url));
+        ExitCode::from(2)
+    })
+}
+
 /// A time as RFC 3339 to the second, `-` when unknown.
 pub fn timestamp(t: Option<OffsetDateTime>) -> String {
     t.and_then(|t| t.replace_nanosecond(0).ok())
@@ -89,7 +97,7 @@ fn worker_row(w: &Worker, reg: Option<&Registration>) -> String {
 
 /// Workers per page of `skyfleet workers`: what the command holds in
 /// memory at once, whatever the store's size.
-pub const WORKERS_PAGE: usize = 500;
+pub const WORKERS_PAGE: usize = 100;
 
 /// One worker as `skyfleet workers --json` shows it: the record, with its
 /// agent's state and registration (no secret: the store holds a digest,
@@ -148,7 +156,7 @@ pub async fn workers(
     phase: Option<String>,
     json: bool,
 ) -> ExitCode {
-    let store = match open_store(url).await {
+    let store = match open_reader(url).await {
         Ok(s) => s,
         Err(c) => return c,
     };

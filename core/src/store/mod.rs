@@ -428,6 +428,22 @@ pub(crate) fn sort_error_groups(groups: &mut [PoolErrorGroup]) {
     });
 }
 
+/// [`open`], for one sequential reader (a CLI command): a SQLite store
+/// gets a single connection ([`SqliteStore::open_with_connections`]), so
+/// its memory does not grow with the number of queries.
+pub async fn open_reader(url: &str) -> Result<std::sync::Arc<dyn WorkerStore>> {
+    let path = url
+        .strip_prefix("sqlite:")
+        .map(|p| p.trim_start_matches("//"))
+        .or_else(|| (!url.contains("://") && url.ends_with(".db")).then_some(url));
+    match path {
+        Some(path) => Ok(std::sync::Arc::new(
+            SqliteStore::open_with_connections(path, 1).await?,
+        )),
+        None => open(url).await,
+    }
+}
+
 /// Opens a store from a URL: `memory:`, `sqlite:PATH` (or a bare path
 /// ending in `.db`), or `postgres://...` (with the `postgres` feature).
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn WorkerStore>> {

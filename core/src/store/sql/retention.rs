@@ -46,10 +46,10 @@ where
         sql.push_str(&format!(" AND phase IN ({})", phases.join(", ")));
     }
     if after.is_some() {
+        // A row-value comparison, which both dialects answer with a range
+        // scan of the (created_at, worker_id) index: no sort per page.
         let (at, id) = (mark(), mark());
-        sql.push_str(&format!(
-            " AND (created_at > {at} OR (created_at = {at} AND worker_id > {id}))"
-        ));
+        sql.push_str(&format!(" AND (created_at, worker_id) > ({at}, {id})"));
     }
     sql.push_str(&format!(" ORDER BY created_at, worker_id LIMIT {}", mark()));
     let mut q = sqlx::query(&sql);
