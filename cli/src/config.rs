@@ -102,6 +102,13 @@ pub struct FleetSection {
     /// List what a sweep would delete without deleting it.
     #[serde(default)]
     pub sweep_dry_run: bool,
+    /// How long a stopped or failed worker's record, and a pool error, is
+    /// kept (default 7 days).
+    #[serde(default)]
+    pub retention: Option<f64>,
+    /// Pool errors kept per pool, the latest (default 100).
+    #[serde(default)]
+    pub pool_errors_kept: Option<usize>,
     /// Workers claimed per store round trip.
     #[serde(default)]
     pub claim_batch: Option<usize>,
@@ -138,6 +145,8 @@ impl Default for FleetSection {
             sweep_grace: None,
             sweep_max_delete: None,
             sweep_dry_run: false,
+            retention: None,
+            pool_errors_kept: None,
             claim_batch: None,
             batch_size: None,
             concurrency_per_partition: None,
@@ -175,6 +184,7 @@ impl FleetSection {
             ),
             ("sweep_interval", self.sweep_interval, &mut c.sweep_interval),
             ("sweep_grace", self.sweep_grace, &mut c.sweep_grace),
+            ("retention", self.retention, &mut c.retention),
         ];
         for (key, value, slot) in durations {
             if let Some(secs) = value {
@@ -187,6 +197,11 @@ impl FleetSection {
         }
         let counts = [
             ("claim_batch", self.claim_batch, &mut c.claim_batch),
+            (
+                "pool_errors_kept",
+                self.pool_errors_kept,
+                &mut c.pool_errors_kept,
+            ),
             ("batch_size", self.batch_size, &mut c.batch_size),
             (
                 "concurrency_per_partition",

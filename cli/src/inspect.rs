@@ -1,7 +1,8 @@
 //! `skyfleet workers`, `skyfleet errors` and `skyfleet remove`: a store
 //! read (or one removal written) by a process separate from the fleet.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use skyfleet_core::fleet::lifecycle::{request_removal, RemovalReason, RemovalRequest};
 use skyfleet_core::model::Registration;
-use skyfleet_core::store::{PoolError, PoolErrorGroup, WorkerFilter};
+use skyfleet_core::store::{PoolError, PoolErrorGroup, WorkerCursor, WorkerFilter};
 use skyfleet_core::{Phase, Worker, WorkerStore};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -22,6 +23,14 @@ pub const ERROR_WINDOW: Duration = Duration::from_secs(3600);
 /// Opens a store; an error names the (redacted) URL and exits 2.
 pub async fn open_store(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
     skyfleet_core::store::open(url).await.map_err(|e| {
+        eprintln!("skyfleet: store {}: {e}", store_url::redacted(url));
+        ExitCode::from(2)
+    })
+}
+
+/// [`open_store`] for one sequential reader (one SQLite connection).
+async fn open_reader(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
+    skyfleet_core::store::open_reader(url).await.map_err(|e| {
         eprintln!("skyfleet: store {}: {e}", store_url::redacted(url));
         ExitCode::from(2)
     })
@@ -86,30 +95,68 @@ fn worker_row(w: &Worker, reg: Option<&Registration>) -> String {
     )
 }
 
-/// The registrations of the pools of `ws`, by worker id.
-async fn registrations(
-    store: &dyn WorkerStore,
-    ws: &[Worker],
-) -> skyfleet_core::Result<HashMap<String, Registration>> {
-    let pools: BTreeSet<&str> = ws.iter().map(|w| w.spec.pool_id.as_str()).collect();
-    let mut out = HashMap::new();
-    for pool in pools {
-        for r in store.list_registrations(pool).await? {
-            out.insert(r.worker_id.clone(), r);
+/// Workers per page of `skyfleet workers`: what the command holds in
+/// memory at once, whatever the store's size.
+pub const WORKERS_PAGE: usize = 100;
+
+/// One worker as `skyfleet workers --json` shows it: the record, with its
+/// agent's state and registration (no secret: the store holds a digest,
+/// left out here too).
+fn worker_json(w: &Worker, reg: Option<&Registration>) -> serde_json::Value {
+    let mut v = serde_json::to_value(w).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("agent".into(), agent_state(w, reg).into());
+        o.insert(
+            "registration".into(),
+            reg.map(|r| {
+                let mut r = serde_json::to_value(r).unwrap_or_default();
+                if let Some(o) = r.as_object_mut() {
+                    o.remove("secret_sha256");
+                }
+                r
+            })
+            .unwrap_or_default(),
+        );
+    }
+    v
+}
+
+/// Writes one page of workers (text rows, or JSON array elements after
+/// `first`), returning whether the write succeeded.
+fn write_page(
+    out: &mut impl Write,
+    page: &[Worker],
+    regs: &HashMap<String, Registration>,
+    json: bool,
+    first: &mut bool,
+) -> std::io::Result<()> {
+    for w in page {
+        let reg = regs.get(w.id());
+        if json {
+            let sep = if *first { "\n" } else { ",\n" };
+            *first = false;
+            let text = serde_json::to_string_pretty(&worker_json(w, reg))
+                .map_err(std::io::Error::other)?;
+            // Indented as an element of the array.
+            write!(out, "{sep}  {}", text.replace('\n', "\n  "))?;
+        } else {
+            writeln!(out, "{}", worker_row(w, reg))?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `skyfleet workers`: the workers of a store, with why each is being (or
-/// was) removed and when it last changed.
+/// was) removed and when it last changed. Streams: it reads and writes
+/// [`WORKERS_PAGE`] workers at a time, so its memory does not grow with the
+/// store.
 pub async fn workers(
     url: &str,
     pool: Option<String>,
     phase: Option<String>,
     json: bool,
 ) -> ExitCode {
-    let store = match open_store(url).await {
+    let store = match open_reader(url).await {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -128,64 +175,82 @@ pub async fn workers(
             }
         }
     }
-    let ws = match store.list_workers(&filter).await {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("skyfleet workers: {e}");
-            return ExitCode::FAILURE;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match stream_workers(store.as_ref(), &filter, json, &mut out).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(StreamError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(StreamError::Io(e)) => {
+            eprintln!("skyfleet workers: writing the listing: {e}");
+            ExitCode::FAILURE
         }
-    };
-    let regs = match registrations(store.as_ref(), &ws).await {
-        Ok(r) => r,
-        Err(e) => {
+        Err(StreamError::Store(e)) => {
             eprintln!("skyfleet workers: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+/// Why a streamed listing stopped.
+enum StreamError {
+    Store(skyfleet_core::Error),
+    Io(std::io::Error),
+}
+
+/// Writes the listing of `filter`'s workers to `out`, page by page.
+async fn stream_workers(
+    store: &dyn WorkerStore,
+    filter: &WorkerFilter,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), StreamError> {
     if json {
-        // Each worker record, with its agent's state and registration
-        // (no secret: the store holds a digest, left out here too).
-        let rows: Vec<serde_json::Value> = ws
-            .iter()
-            .map(|w| {
-                let reg = regs.get(w.id());
-                let mut v = serde_json::to_value(w).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("agent".into(), agent_state(w, reg).into());
-                    o.insert(
-                        "registration".into(),
-                        reg.map(|r| {
-                            let mut r = serde_json::to_value(r).unwrap_or_default();
-                            if let Some(o) = r.as_object_mut() {
-                                o.remove("secret_sha256");
-                            }
-                            r
-                        })
-                        .unwrap_or_default(),
-                    );
-                }
-                v
-            })
+        write!(out, "[").map_err(StreamError::Io)?;
+    } else {
+        writeln!(
+            out,
+            "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<10} {:<20} {:<20} {:<30} last error",
+            "worker",
+            "pool",
+            "provider",
+            "partition",
+            "phase",
+            "desired",
+            "agent",
+            "last heartbeat",
+            "last transition",
+            "removal reason"
+        )
+        .map_err(StreamError::Io)?;
+    }
+    let mut after: Option<WorkerCursor> = None;
+    let mut first = true;
+    // Bounded by the store: each page starts after the last one's end, so
+    // the loop ends when a page comes back short.
+    loop {
+        let page = store
+            .list_workers_page(filter, after.as_ref(), WORKERS_PAGE)
+            .await
+            .map_err(StreamError::Store)?;
+        let ids: Vec<&str> = page.iter().map(|w| w.id()).collect();
+        let regs: HashMap<String, Registration> = store
+            .registrations_of(&ids)
+            .await
+            .map_err(StreamError::Store)?
+            .into_iter()
+            .map(|r| (r.worker_id.clone(), r))
             .collect();
-        return print_json("workers", &rows);
+        write_page(out, &page, &regs, json, &mut first).map_err(StreamError::Io)?;
+        match page.last() {
+            Some(last) if page.len() == WORKERS_PAGE => after = Some(WorkerCursor::after(last)),
+            _ => break,
+        }
     }
-    println!(
-        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<10} {:<20} {:<20} {:<30} last error",
-        "worker",
-        "pool",
-        "provider",
-        "partition",
-        "phase",
-        "desired",
-        "agent",
-        "last heartbeat",
-        "last transition",
-        "removal reason"
-    );
-    for w in &ws {
-        println!("{}", worker_row(w, regs.get(w.id())));
+    if json {
+        writeln!(out, "{}]", if first { "" } else { "\n" }).map_err(StreamError::Io)?;
     }
-    ExitCode::SUCCESS
+    out.flush().map_err(StreamError::Io)
 }
 
 /// Error counts of one kind over the window, across launch configs.

@@ -61,6 +61,9 @@ pub enum ErrorKind {
     },
     /// A bug or an unclassifiable failure.
     Internal,
+    /// A lease this replica held (a pool's provisioning lease) was taken
+    /// over by another replica: what was to be done under it was not done.
+    LeaseLost,
 }
 
 impl fmt::Display for ErrorKind {
@@ -84,6 +87,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Conflict => f.write_str("conflict"),
             ErrorKind::IdentityRejected { .. } => f.write_str("identity rejected"),
             ErrorKind::Internal => f.write_str("internal error"),
+            ErrorKind::LeaseLost => f.write_str("lease lost"),
         }
     }
 }
@@ -91,7 +95,7 @@ impl fmt::Display for ErrorKind {
 impl ErrorKind {
     /// Every kind's [`ErrorKind::name`], in declaration order (metrics
     /// register a series per kind at zero).
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "not_found",
         "already_exists",
         "throttled",
@@ -105,6 +109,7 @@ impl ErrorKind {
         "conflict",
         "identity_rejected",
         "internal",
+        "lease_lost",
     ];
 
     /// A short stable name for the kind, used in stores, metrics and JSON
@@ -124,6 +129,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::IdentityRejected { .. } => "identity_rejected",
             ErrorKind::Internal => "internal",
+            ErrorKind::LeaseLost => "lease_lost",
         }
     }
 
@@ -147,6 +153,7 @@ impl ErrorKind {
             "transient" => ErrorKind::Transient,
             "conflict" => ErrorKind::Conflict,
             "identity_rejected" => ErrorKind::IdentityRejected { reason: "" },
+            "lease_lost" => ErrorKind::LeaseLost,
             _ => ErrorKind::Internal,
         }
     }
@@ -401,6 +408,7 @@ mod tests {
             ErrorKind::Conflict,
             ErrorKind::IdentityRejected { reason: "" },
             ErrorKind::Internal,
+            ErrorKind::LeaseLost,
         ];
         let names: Vec<&str> = kinds.iter().map(ErrorKind::name).collect();
         assert_eq!(names, ErrorKind::NAMES, "NAMES lists every kind");

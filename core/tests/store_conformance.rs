@@ -85,26 +85,32 @@ async fn postgres_store_conforms() {
         eprintln!("SKYFLEET_TEST_POSTGRES_URL is unset: PostgreSQL store conformance SKIPPED");
         return;
     };
+    use skyfleet_core::store::StoreClock;
     let schemas = std::sync::Mutex::new(Vec::new());
     let tag = format!("t{}_{}", std::process::id(), uuid::Uuid::new_v4().simple());
-    conformance::run(|| {
+    let make = |clock: StoreClock| {
         let schema = format!("sf_{tag}_{}", schemas.lock().unwrap().len());
         schemas.lock().unwrap().push(schema.clone());
         let url = url.clone();
         async move {
             let a = PostgresStore::connect_in_schema(&url, Some(&schema))
                 .await
-                .unwrap();
+                .unwrap()
+                .with_clock(clock);
             let b = PostgresStore::connect_in_schema(&url, Some(&schema))
                 .await
-                .unwrap();
+                .unwrap()
+                .with_clock(clock);
             (
                 Arc::new(a) as Arc<dyn WorkerStore>,
                 Arc::new(b) as Arc<dyn WorkerStore>,
             )
         }
-    })
-    .await;
+    };
+    // The cases that move time by hand, on the callers' (simulated) clock;
+    // then what only the database's clock guarantees, on the default store.
+    conformance::run(|| make(StoreClock::Caller)).await;
+    conformance::run_database_clock(|| make(StoreClock::Database)).await;
     let admin = sqlx::PgPool::connect(&url).await.unwrap();
     let schemas = schemas.lock().unwrap().clone();
     for s in schemas.iter() {
@@ -191,10 +197,21 @@ async fn assert_identity_made_now(s: &dyn WorkerStore) {
     );
 }
 
-/// The schema objects an up-to-date database has beyond a schema-3 one.
+/// The schema objects an up-to-date database has beyond a schema-3 one
+/// (a changed object counts as new), once every object of `before` but the
+/// tables `pool_leases` and `workers` (migrations 7 and 8 give each a
+/// column) is found unchanged.
 fn added_by_migrations(before: &[String], after: &[String]) -> Vec<String> {
     for b in before {
-        assert!(after.contains(b), "{b} was changed or dropped");
+        let altered = [
+            "table pool_leases ",
+            "table workers ",
+            "pool_leases r ",
+            "workers r ",
+        ]
+        .iter()
+        .any(|t| b.starts_with(t));
+        assert!(altered || after.contains(b), "{b} was changed or dropped");
     }
     after
         .iter()
@@ -222,11 +239,12 @@ fn released_body() -> String {
 }
 
 /// A SQLite database created by the released code (schema 3, its exact DDL
-/// and bookkeeping) opens: migrations 4 to 6 alone run, adding their tables and
-/// index and altering nothing that was there; it gets a store identity
-/// created at the upgrade (young to the sweeper).
+/// and bookkeeping) opens: migrations 4 to 8 alone run, adding their tables
+/// and indexes, the pool leases' token and the workers' `finished_at`, and
+/// altering nothing else that was there; it gets a store identity created at the upgrade (young to the
+/// sweeper).
 #[tokio::test]
-async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_6() {
+async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("released.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -256,13 +274,17 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_6() {
         vec![
             "table pool_decisions",
             "index pool_errors_reported",
+            "table pool_leases",
             "index sqlite_autoindex_pool_decisions_1",
             "index sqlite_autoindex_worker_registrations_1",
             "table store_identity",
             "table worker_registrations",
-            "index worker_registrations_pool"
+            "index worker_registrations_pool",
+            "table workers",
+            "index workers_finished",
+            "index workers_listing"
         ],
-        "only migrations 4 to 6's objects are new"
+        "only migrations 4 to 8's objects are new"
     );
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -271,17 +293,17 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_6() {
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6],
-        "no migration re-ran; 4 to 6 ran once"
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        "no migration re-ran; 4 to 8 ran once"
     );
 }
 
 /// A PostgreSQL database created by the released code (schema 3) opens:
-/// migrations 4 to 6 alone run, altering nothing that was there; it gets a
-/// store identity created at the upgrade.
+/// migrations 4 to 8 alone run, altering nothing that was there but the
+/// pool leases' new token and the workers' `finished_at`; it gets a store identity created at the upgrade.
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_6() {
+async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
     use skyfleet_core::store::PostgresStore;
     use sqlx::Connection;
     let Ok(url) = std::env::var("SKYFLEET_TEST_POSTGRES_URL") else {
@@ -335,13 +357,17 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_6() 
             "pool_decisions r",
             "pool_decisions_pkey i",
             "pool_errors_reported i",
+            "pool_leases r",
             "store_identity r",
             "store_identity_pkey i",
             "worker_registrations r",
             "worker_registrations_pkey i",
-            "worker_registrations_pool i"
+            "worker_registrations_pool i",
+            "workers r",
+            "workers_finished i",
+            "workers_listing i"
         ],
-        "only migrations 4 to 6's objects are new"
+        "only migrations 4 to 8's objects are new"
     );
     let versions: Vec<i32> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -350,8 +376,8 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_6() 
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6],
-        "no migration re-ran; 4 to 6 ran once"
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        "no migration re-ran; 4 to 8 ran once"
     );
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut raw)

@@ -49,6 +49,7 @@ pub mod estimator;
 pub mod events;
 pub mod lifecycle;
 pub mod provisioner;
+pub mod retention;
 mod scanner;
 mod startup;
 mod supervision;
@@ -59,6 +60,7 @@ mod worker_secret;
 pub use demand::{Demand, FixedDemand};
 pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
 pub use provisioner::PoolReport;
+pub use retention::RetentionReport;
 pub use startup::ProviderSummary;
 pub use sweeper::SweepReport;
 
@@ -110,6 +112,12 @@ pub struct FleetConfig {
     pub error_backoff_max: Duration,
     /// How long a launch config is avoided after a capacity or quota error.
     pub capacity_error_cooldown: Duration,
+    /// How long a stopped or failed worker's record is kept after it
+    /// finished, and a pool error after it was reported (see
+    /// [`retention`]).
+    pub retention: Duration,
+    /// Pool errors kept per pool (the latest).
+    pub pool_errors_kept: usize,
 }
 
 impl Default for FleetConfig {
@@ -133,11 +141,20 @@ impl Default for FleetConfig {
             error_backoff_min: Duration::from_millis(500),
             error_backoff_max: Duration::from_secs(300),
             capacity_error_cooldown: provisioner::DEFAULT_CAPACITY_COOLDOWN,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            pool_errors_kept: 100,
         }
     }
 }
 
 impl FleetConfig {
+    /// What a worker's lease must cover beyond its step's timeout: the
+    /// write of the step's answer. The larger of 1 s and a tenth of
+    /// `step_timeout`.
+    pub fn lease_margin(&self) -> Duration {
+        (self.step_timeout / 10).max(Duration::from_secs(1))
+    }
+
     /// Checks the settings, naming the bad field.
     pub fn validate(&self) -> Result<()> {
         // Every resource is tagged with it, and the sweeper deletes what
@@ -157,6 +174,7 @@ impl FleetConfig {
             ("provision_interval", self.provision_interval),
             ("sweep_interval", self.sweep_interval),
             ("error_backoff_min", self.error_backoff_min),
+            ("retention", self.retention),
         ];
         for (name, d) in positive {
             if d.is_zero() {
@@ -171,6 +189,7 @@ impl FleetConfig {
             ("batch_size", self.batch_size),
             ("concurrency_per_partition", self.concurrency_per_partition),
             ("max_inflight_chunks", self.max_inflight_chunks),
+            ("pool_errors_kept", self.pool_errors_kept),
         ] {
             if n == 0 {
                 return Err(Error::invalid_config(
@@ -179,10 +198,17 @@ impl FleetConfig {
                 ));
             }
         }
-        if self.step_timeout >= self.lease {
+        if self.step_timeout.saturating_add(self.lease_margin()) > self.lease {
             return Err(Error::invalid_config(
                 "fleet.step_timeout",
-                "must be shorter than fleet.lease, or a slow step outlives its lease",
+                format!(
+                    "fleet.lease ({} s) must exceed fleet.step_timeout ({} s) by at least \
+                     {} s (the larger of 1 s and a tenth of the step timeout), or a slow step \
+                     outlives its lease before its answer is written",
+                    self.lease.as_secs_f64(),
+                    self.step_timeout.as_secs_f64(),
+                    self.lease_margin().as_secs_f64()
+                ),
             ));
         }
         if self.error_backoff_max < self.error_backoff_min {
@@ -448,6 +474,9 @@ impl Fleet {
                 if let Err(e) = sweeper::sweep(&s.shared, &mut first_seen).await {
                     tracing::warn!(target: events::TARGET, error = %e, "orphan sweep failed");
                 }
+                if let Err(e) = retention::prune(&s.shared).await {
+                    tracing::warn!(target: events::TARGET, error = %e, "retention pass failed");
+                }
             }
         });
         cancel.cancelled().await;
@@ -486,6 +515,14 @@ impl Fleet {
     /// counts from each resource's creation time when the cloud reports it).
     pub async fn sweep_once(&self) -> Result<SweepReport> {
         sweeper::sweep(&self.shared, &mut HashMap::new()).await
+    }
+
+    /// One retention pass (what [`run`](Fleet::run) does after each orphan
+    /// sweep): deletes final workers that finished longer than
+    /// [`FleetConfig::retention`] ago and pool errors past
+    /// [`FleetConfig::pool_errors_kept`] or the retention.
+    pub async fn prune_once(&self) -> Result<RetentionReport> {
+        retention::prune(&self.shared).await
     }
 
     /// Records that a worker registered (or renewed its registration)
@@ -547,6 +584,32 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_that_cannot_cover_a_step_and_its_write_is_refused_naming_both_fields() {
+        for (lease, step) in [(60, 60), (65, 60), (30, 60), (5, 5)] {
+            let c = FleetConfig {
+                lease: Duration::from_secs(lease),
+                step_timeout: Duration::from_secs(step),
+                ..FleetConfig::default()
+            };
+            let e = c.validate().unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "fleet.step_timeout"),
+                "{e}"
+            );
+            assert!(e.message().contains("fleet.lease"), "{e}");
+            assert!(e.message().contains("fleet.step_timeout"), "{e}");
+        }
+        for (lease, step) in [(66, 60), (120, 60), (6, 5)] {
+            let c = FleetConfig {
+                lease: Duration::from_secs(lease),
+                step_timeout: Duration::from_secs(step),
+                ..FleetConfig::default()
+            };
+            assert!(c.validate().is_ok(), "lease {lease} s, step {step} s");
+        }
+    }
 
     #[test]
     fn a_blank_manager_id_is_refused_by_name() {

@@ -115,11 +115,11 @@ pub(super) async fn provision_pass(
 ) -> Result<PoolReport> {
     let now = shared.clock.now();
     let lease = shared.config.pool_lease;
-    if !shared
+    let Some(pool_lease) = shared
         .store
         .acquire_pool_lease(&pool.pool_id, &shared.owner, now, lease)
         .await?
-    {
+    else {
         // The holder reports this pool; zeros here keep `max` and `sum`
         // over replicas true after a lease moves.
         record_worker_gauges(pool, &[], now);
@@ -129,7 +129,7 @@ pub(super) async fn provision_pass(
             skipped: true,
             ..Default::default()
         });
-    }
+    };
     let workers = shared
         .store
         .list_workers(&WorkerFilter::pool(pool.pool_id.clone()).with_phases(&[
@@ -193,11 +193,22 @@ pub(super) async fn provision_pass(
         // scanner must not pick it up meanwhile.
         w.lease_owner = Some(shared.owner.clone());
         w.lease_expires_at = Some(now + shared.config.lease);
-        let w = shared.store.create_worker(&w).await?;
-        events::emit(&w, &Transition::Requested);
         to_spawn = to_spawn.saturating_sub(lc.capacity_per_worker.max(1) as u64);
-        report.created += 1;
         fresh.push(w);
+    }
+    if !fresh.is_empty() {
+        // All or none, and only while our pool lease is the latest: a pass
+        // that outlived its lease (another replica took the pool and counted
+        // capacity without these) fails here with `LeaseLost` instead of
+        // pushing the pool past `max_capacity`.
+        fresh = shared
+            .store
+            .create_workers(&pool_lease, &fresh, shared.config.lease)
+            .await?;
+        for w in &fresh {
+            events::emit(w, &Transition::Requested);
+        }
+        report.created = fresh.len() as u64;
     }
     if !fresh.is_empty() {
         // A scanner for a partition new to this provider starts now, not at

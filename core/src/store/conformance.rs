@@ -20,6 +20,10 @@ use crate::fleet::{Capacity, Estimate, PoolDemand};
 use crate::model::{DrainReason, Phase, Registration, Worker};
 use crate::testing::fixtures;
 
+mod leases;
+mod retention;
+pub use leases::run_database_clock;
+
 /// Two handles on one fresh database.
 pub type StorePair = (Arc<dyn WorkerStore>, Arc<dyn WorkerStore>);
 
@@ -63,10 +67,14 @@ where
     lease_expiry_and_release(make().await).await;
     pool_errors(make().await).await;
     pool_decisions(make().await).await;
-    pool_leases(make().await).await;
+    leases::pool_leases(make().await).await;
     concurrent_claims_are_disjoint(make().await).await;
     registrations(make().await).await;
     store_identity(make().await, make().await).await;
+    leases::fencing_tokens(make().await).await;
+    retention::paged_listings(make().await).await;
+    retention::finished_workers_age_out(make().await).await;
+    retention::pool_errors_are_capped_and_age_out(make().await).await;
 }
 
 async fn create_get_and_duplicates((s, _): StorePair) {
@@ -438,47 +446,6 @@ async fn pool_decisions((a, b): StorePair) {
         vec![other, d],
         "pool decisions: latest per pool, by id"
     );
-}
-
-async fn pool_leases((a, b): StorePair) {
-    let now = t0();
-    let lease = Duration::from_secs(30);
-    assert!(a
-        .acquire_pool_lease("p", "r1", now, lease)
-        .await
-        .expect("lease"));
-    assert!(
-        !b.acquire_pool_lease("p", "r2", now, lease)
-            .await
-            .expect("lease"),
-        "held by r1"
-    );
-    assert!(
-        b.acquire_pool_lease("q", "r2", now, lease)
-            .await
-            .expect("lease"),
-        "other pool free"
-    );
-    assert!(a
-        .acquire_pool_lease("p", "r1", now + Duration::from_secs(10), lease)
-        .await
-        .expect("renew"));
-    assert!(
-        !b.acquire_pool_lease("p", "r2", now + Duration::from_secs(39), lease)
-            .await
-            .expect("lease"),
-        "renewed lease still held"
-    );
-    assert!(
-        b.acquire_pool_lease("p", "r2", now + Duration::from_secs(40), lease)
-            .await
-            .expect("lease"),
-        "expired lease taken over"
-    );
-    assert!(!a
-        .acquire_pool_lease("p", "r1", now + Duration::from_secs(41), lease)
-        .await
-        .expect("lease"));
 }
 
 async fn concurrent_claims_are_disjoint((a, b): StorePair) {

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup, StoreIdentity, WorkerFilter,
-    WorkerStore,
+    finished_at, lease_lost, sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup,
+    PoolLease, StoreIdentity, WorkerCursor, WorkerFilter, WorkerStore,
 };
+use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
 
@@ -30,7 +31,8 @@ impl Default for MemoryStore {
 struct Inner {
     workers: HashMap<String, Worker>,
     errors: Vec<PoolError>,
-    pool_leases: HashMap<String, (String, OffsetDateTime)>,
+    /// Pool id -> (owner, expiry, fencing token).
+    pool_leases: HashMap<String, (String, OffsetDateTime, i64)>,
     decisions: BTreeMap<String, PoolDecision>,
     registrations: BTreeMap<String, Registration>,
 }
@@ -121,6 +123,38 @@ impl WorkerStore for MemoryStore {
         Ok(v)
     }
 
+    async fn list_workers_page(
+        &self,
+        filter: &WorkerFilter,
+        after: Option<&WorkerCursor>,
+        limit: usize,
+    ) -> Result<Vec<Worker>> {
+        let g = self.lock();
+        let mut v: Vec<&Worker> = g
+            .workers
+            .values()
+            .filter(|w| filter.matches(w) && after.is_none_or(|c| c.precedes(w)))
+            .collect();
+        v.sort_by(|a, b| (to_millis(a.created_at), a.id()).cmp(&(to_millis(b.created_at), b.id())));
+        Ok(v.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn delete_finished_workers(&self, before: OffsetDateTime, limit: usize) -> Result<u64> {
+        let mut g = self.lock();
+        let old: Vec<String> = g
+            .workers
+            .values()
+            .filter(|w| finished_at(w).is_some_and(|t| t < before))
+            .map(|w| w.id().to_string())
+            .take(limit)
+            .collect();
+        for id in &old {
+            g.workers.remove(id);
+            g.registrations.remove(id);
+        }
+        Ok(old.len() as u64)
+    }
+
     async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>> {
         let mut g = self.lock();
         let mut due: Vec<&mut Worker> = g
@@ -197,20 +231,74 @@ impl WorkerStore for MemoryStore {
         owner: &str,
         now: OffsetDateTime,
         lease: std::time::Duration,
-    ) -> Result<bool> {
+    ) -> Result<Option<PoolLease>> {
         let mut g = self.lock();
         let held = g.pool_leases.get(pool_id);
-        if held.is_some_and(|(o, until)| o != owner && *until > now) {
-            return Ok(false);
+        if held.is_some_and(|(o, until, _)| o != owner && *until > now) {
+            return Ok(None);
         }
+        let token = held.map_or(0, |(_, _, t)| *t) + 1;
         g.pool_leases
-            .insert(pool_id.to_string(), (owner.to_string(), now + lease));
-        Ok(true)
+            .insert(pool_id.to_string(), (owner.to_string(), now + lease, token));
+        Ok(Some(PoolLease {
+            pool_id: pool_id.to_string(),
+            owner: owner.to_string(),
+            token,
+        }))
+    }
+
+    async fn create_workers(
+        &self,
+        lease: &PoolLease,
+        workers: &[Worker],
+        _worker_lease: std::time::Duration,
+    ) -> Result<Vec<Worker>> {
+        let mut g = self.lock();
+        let current = g.pool_leases.get(&lease.pool_id);
+        if !current.is_some_and(|(o, _, t)| *o == lease.owner && *t == lease.token) {
+            return Err(lease_lost(lease));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for w in workers {
+            if g.workers.contains_key(w.id()) || !seen.insert(w.id()) {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("worker {} already exists", w.id()),
+                ));
+            }
+        }
+        let mut out = Vec::with_capacity(workers.len());
+        for w in workers {
+            let mut w = w.clone();
+            w.version = 1;
+            g.workers.insert(w.id().to_string(), w.clone());
+            out.push(w);
+        }
+        Ok(out)
     }
 
     async fn record_pool_error(&self, error: &PoolError) -> Result<()> {
         self.lock().errors.push(error.clone());
         Ok(())
+    }
+
+    async fn prune_pool_errors(&self, before: OffsetDateTime, keep_per_pool: usize) -> Result<u64> {
+        let mut g = self.lock();
+        let was = g.errors.len();
+        // Newest last: count each pool's errors from the end.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut keep = vec![false; was];
+        for (i, e) in g.errors.iter().enumerate().rev() {
+            let n = seen.entry(e.pool_id.clone()).or_default();
+            *n += 1;
+            keep[i] = *n <= keep_per_pool && e.reported_at >= before;
+        }
+        let mut i = 0;
+        g.errors.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        Ok((was - g.errors.len()) as u64)
     }
 
     async fn list_pool_errors(&self, pool_id: &str, limit: usize) -> Result<Vec<PoolError>> {
@@ -308,6 +396,17 @@ impl WorkerStore for MemoryStore {
             .values()
             .filter(|r| r.pool_id == pool_id)
             .cloned()
+            .collect())
+    }
+
+    async fn registrations_of(&self, worker_ids: &[&str]) -> Result<Vec<Registration>> {
+        let g = self.lock();
+        let mut ids: Vec<&str> = worker_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| g.registrations.get(id).cloned())
             .collect())
     }
 

@@ -116,6 +116,23 @@ CREATE TABLE store_identity (
     created_at       {int} NOT NULL
 );
 "#,
+    // The fencing token of a pool's provisioning lease, bumped by every
+    // acquisition and re-checked in the transaction inserting a pass's
+    // workers, so a pass that outlived its lease inserts nothing.
+    r#"
+ALTER TABLE pool_leases ADD COLUMN token {int} NOT NULL DEFAULT 0;
+"#,
+    // Retention and paged listings. `finished_at`: when a final worker
+    // finished (its last transition), set by every write; workers already
+    // final get the time of their final step, which parked them 365 days
+    // (31,536,000,000 ms) ahead (`fleet::scanner`). Listings page on
+    // (created_at, worker_id).
+    r#"
+ALTER TABLE workers ADD COLUMN finished_at {int};
+UPDATE workers SET finished_at = next_check_at - 31536000000 WHERE phase IN ('stopped', 'failed');
+CREATE INDEX workers_finished ON workers (finished_at) WHERE phase IN ('stopped', 'failed');
+CREATE INDEX workers_listing ON workers (created_at, worker_id);
+"#,
 ];
 
 /// The migration (1-based) creating `store_identity`; the runner writes the

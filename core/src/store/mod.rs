@@ -12,6 +12,16 @@
 //! leases when they expire. A **version** makes every update conditional on
 //! the record not having changed since it was read (optimistic concurrency);
 //! a stale update fails with [`ErrorKind::Conflict`].
+//!
+//! Lease times are the **store's** clock where it has one of its own
+//! ([`StoreClock`]): `PostgresStore` sets and compares lease expiry with
+//! the database server's clock, so a replica whose clock is skewed by
+//! minutes can neither steal a live lease nor hold one past its term.
+//! SQLite and memory stores live in one process (or on one machine), whose
+//! clock is the callers'. A pool's provisioning lease carries a fencing
+//! token ([`PoolLease::token`]), re-checked by [`WorkerStore::create_workers`]
+//! in the transaction that inserts the pass's workers: a pass that outlived
+//! its lease inserts nothing ([`ErrorKind::LeaseLost`]).
 
 use std::time::Duration;
 
@@ -75,6 +85,41 @@ impl WorkerFilter {
     }
 }
 
+/// Where a page of [`WorkerStore::list_workers_page`] starts: just after
+/// this worker in listing order (creation time in whole milliseconds, as
+/// stores keep it, then id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerCursor {
+    /// The worker's creation time, in Unix milliseconds.
+    pub created_at_ms: i64,
+    /// The worker's id.
+    pub worker_id: String,
+}
+
+impl WorkerCursor {
+    /// The cursor just after `w` (the last worker of a page).
+    pub fn after(w: &Worker) -> Self {
+        WorkerCursor {
+            created_at_ms: crate::clock::to_millis(w.created_at),
+            worker_id: w.id().to_string(),
+        }
+    }
+
+    /// Whether `w` comes after the cursor in listing order.
+    pub fn precedes(&self, w: &Worker) -> bool {
+        (crate::clock::to_millis(w.created_at), w.id())
+            > (self.created_at_ms, self.worker_id.as_str())
+    }
+}
+
+/// When a final (stopped or failed) worker finished, for retention: its
+/// last transition, else its creation.
+pub fn finished_at(w: &Worker) -> Option<OffsetDateTime> {
+    w.phase
+        .is_final()
+        .then(|| w.transitioned_at.unwrap_or(w.created_at))
+}
+
 /// Which scheduling partitions a [`Claim`] takes workers from.
 ///
 /// The fleet runtime runs one scanner per (provider, partition) and each
@@ -113,6 +158,35 @@ pub struct Claim {
     pub lease: Duration,
     /// At most this many workers.
     pub limit: usize,
+}
+
+/// Whose clock a store's lease times are: when leases expire and when
+/// "now" is, for claims and pool leases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StoreClock {
+    /// The database server's (`clock_timestamp()` in PostgreSQL): one clock
+    /// for every replica, whatever their own clocks say. The default.
+    #[default]
+    Database,
+    /// The `now` each caller passes, from its [`Clock`](crate::clock::Clock).
+    /// For tests that simulate time, and stores used by one process; never
+    /// for replicas whose clocks may differ.
+    Caller,
+}
+
+/// A pool's provisioning lease as held by one owner: the fencing token of
+/// this acquisition. Writes made under the lease
+/// ([`WorkerStore::create_workers`]) are refused once another acquisition
+/// has bumped the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolLease {
+    /// The pool.
+    pub pool_id: String,
+    /// The holder (a runtime instance id).
+    pub owner: String,
+    /// Bumped by every acquisition (takeover or renewal), so only the
+    /// latest acquisition's writes are accepted.
+    pub token: i64,
 }
 
 /// An error reported for a pool, like Taskcluster's worker pool errors.
@@ -217,11 +291,32 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// Workers passing `filter`, oldest first.
     async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>>;
 
+    /// One page of the workers passing `filter`: at most `limit`, oldest
+    /// first (creation time in milliseconds, then id), starting just after
+    /// `after` (`None`: the first page). Keyset paging: a listing of any
+    /// size holds one page at a time, and workers created or deleted
+    /// meanwhile neither shift nor repeat the rest.
+    async fn list_workers_page(
+        &self,
+        filter: &WorkerFilter,
+        after: Option<&WorkerCursor>,
+        limit: usize,
+    ) -> Result<Vec<Worker>>;
+
+    /// Deletes up to `limit` final (stopped or failed) workers that
+    /// finished ([`finished_at`]) before `before`, with their
+    /// registrations; returns how many. The store's retention.
+    async fn delete_finished_workers(&self, before: OffsetDateTime, limit: usize) -> Result<u64>;
+
     /// Leases up to `claim.limit` workers of `claim.provider_id` (and of
     /// `claim.partition`) that are due
     /// (`next_check_at <= now`), not in a final phase, and not leased (or
     /// whose lease expired), earliest due first. Each claimed record's
     /// version is bumped and returned with the lease set.
+    ///
+    /// A store on [`StoreClock::Database`] takes lease expiry and its
+    /// comparison from the database's clock, not `now` (which still decides
+    /// what is due: `next_check_at` is written by the callers' clocks).
     async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>>;
 
     /// The distinct partitions of `provider_id`'s workers that are not in a
@@ -240,19 +335,40 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     async fn delete_worker(&self, worker_id: &str) -> Result<()>;
 
     /// Takes or renews the provisioning lease of a pool for `owner` until
-    /// `now + lease`. `true` if `owner` holds it afterwards; `false` if another
-    /// owner holds an unexpired lease. Only the holder provisions a pool, so
-    /// replicas sharing a database never double-provision.
+    /// `now + lease` (the database's now on [`StoreClock::Database`]).
+    /// `Some` (with a new fencing token) if `owner` holds it afterwards;
+    /// `None` if another owner holds an unexpired lease. Only the holder
+    /// provisions a pool, so replicas sharing a database never
+    /// double-provision.
     async fn acquire_pool_lease(
         &self,
         pool_id: &str,
         owner: &str,
         now: OffsetDateTime,
         lease: Duration,
-    ) -> Result<bool>;
+    ) -> Result<Option<PoolLease>>;
+
+    /// Inserts a provisioning pass's new workers, all or none, in one
+    /// transaction that first checks `lease` is still the pool's latest
+    /// acquisition (same owner and token): [`ErrorKind::LeaseLost`], with
+    /// nothing inserted, once another acquisition happened. Each worker's
+    /// version is 1; a worker created leased (`lease_owner` set) has its
+    /// lease expire `worker_lease` from the store's now on
+    /// [`StoreClock::Database`] (else as given). `AlreadyExists` (nothing
+    /// inserted) if an id is taken. The returned records are as stored.
+    async fn create_workers(
+        &self,
+        lease: &PoolLease,
+        workers: &[Worker],
+        worker_lease: Duration,
+    ) -> Result<Vec<Worker>>;
 
     /// Records a pool error.
     async fn record_pool_error(&self, error: &PoolError) -> Result<()>;
+
+    /// Deletes pool errors reported before `before`, and all but the
+    /// `keep_per_pool` latest of each pool; returns how many.
+    async fn prune_pool_errors(&self, before: OffsetDateTime, keep_per_pool: usize) -> Result<u64>;
 
     /// A pool's errors, newest first, at most `limit`.
     async fn list_pool_errors(&self, pool_id: &str, limit: usize) -> Result<Vec<PoolError>>;
@@ -283,9 +399,26 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// A pool's registrations, by worker id.
     async fn list_registrations(&self, pool_id: &str) -> Result<Vec<Registration>>;
 
+    /// The registrations of these workers (those that registered), by
+    /// worker id.
+    async fn registrations_of(&self, worker_ids: &[&str]) -> Result<Vec<Registration>>;
+
     /// This store's identity: the same on every open of one store,
     /// different between two stores.
     async fn store_identity(&self) -> Result<StoreIdentity>;
+}
+
+/// The error of a write under a pool lease that another acquisition
+/// replaced.
+pub(crate) fn lease_lost(lease: &PoolLease) -> crate::Error {
+    crate::Error::new(
+        ErrorKind::LeaseLost,
+        format!(
+            "the provisioning lease of pool {} (token {}) held by {} was taken over; \
+             nothing was written",
+            lease.pool_id, lease.token, lease.owner
+        ),
+    )
 }
 
 /// Sorts error groups as [`WorkerStore::pool_error_groups`] returns them.
@@ -293,6 +426,22 @@ pub(crate) fn sort_error_groups(groups: &mut [PoolErrorGroup]) {
     groups.sort_by(|a, b| {
         (&a.pool_id, &a.kind, &a.launch_config_id).cmp(&(&b.pool_id, &b.kind, &b.launch_config_id))
     });
+}
+
+/// [`open`], for one sequential reader (a CLI command): a SQLite store
+/// gets a single connection ([`SqliteStore::open_with_connections`]), so
+/// its memory does not grow with the number of queries.
+pub async fn open_reader(url: &str) -> Result<std::sync::Arc<dyn WorkerStore>> {
+    let path = url
+        .strip_prefix("sqlite:")
+        .map(|p| p.trim_start_matches("//"))
+        .or_else(|| (!url.contains("://") && url.ends_with(".db")).then_some(url));
+    match path {
+        Some(path) => Ok(std::sync::Arc::new(
+            SqliteStore::open_with_connections(path, 1).await?,
+        )),
+        None => open(url).await,
+    }
 }
 
 /// Opens a store from a URL: `memory:`, `sqlite:PATH` (or a bare path
@@ -306,6 +455,7 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn WorkerStore>> {
         return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Lease times on the database's clock (the default).
         #[cfg(feature = "postgres")]
         return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
         #[cfg(not(feature = "postgres"))]

@@ -6,21 +6,34 @@
 //! on each other's row locks. A replica that dies simply stops renewing; its
 //! leases expire and the others pick the workers up. The queries are shared
 //! with SQLite (`store::sql`); this module only connects.
+//!
+//! Lease expiry is the database server's clock (`clock_timestamp()`), not
+//! the replicas' ([`StoreClock::Database`]), so a replica whose clock is
+//! minutes off can neither steal a live lease nor keep one past its term.
+//!
+//! TLS: the URL's `sslmode` (`disable`, `prefer`, `require`, `verify-ca`,
+//! `verify-full`) and `sslrootcert` (a PEM file of the CA that signed the
+//! server's certificate) are honoured, through rustls.
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult, PgSslMode};
 use sqlx::{Executor, PgPool, Postgres};
 
 use super::migrations::{self, Types};
 use super::sql::{self, db_err, SqlDialect};
+use super::StoreClock;
 use crate::error::{Error, Result};
 
 /// The PostgreSQL worker store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    clock: StoreClock,
 }
+
+/// The database's now in Unix milliseconds.
+const DATABASE_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 impl PostgresStore {
     /// Connects to `url` and applies migrations in the default schema.
@@ -55,7 +68,21 @@ impl PostgresStore {
                     Ok(())
                 })
             })
-            .connect_lazy_with(opts);
+            .connect_lazy_with(opts.clone());
+        // Connect once now, so that a refused certificate or login is
+        // reported as such (naming the server, never the password) rather
+        // than as the failure of the first statement.
+        pool.acquire().await.map_err(|e| {
+            db_err(
+                &format!(
+                    "connecting to PostgreSQL at {}:{} (sslmode={})",
+                    opts.get_host(),
+                    opts.get_port(),
+                    ssl_mode_name(opts.get_ssl_mode())
+                ),
+                e,
+            )
+        })?;
         if let Some(s) = schema {
             sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
                 .execute(&pool)
@@ -63,12 +90,35 @@ impl PostgresStore {
                 .map_err(|e| db_err("create schema", e))?;
         }
         sql::migrate::<Self>(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            clock: StoreClock::Database,
+        })
+    }
+
+    /// The same store with lease times from `clock`. The default,
+    /// [`StoreClock::Database`], is what replicas need;
+    /// [`StoreClock::Caller`] is for tests that simulate time.
+    pub fn with_clock(mut self, clock: StoreClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The connection pool, for callers that need raw access (tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// `mode` as the URL spells it.
+fn ssl_mode_name(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
     }
 }
 
@@ -82,6 +132,13 @@ impl SqlDialect for PostgresStore {
 
     fn sql_pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn database_now(&self) -> Option<&'static str> {
+        match self.clock {
+            StoreClock::Database => Some(DATABASE_NOW),
+            StoreClock::Caller => None,
+        }
     }
 
     fn rows_affected(result: &PgQueryResult) -> u64 {

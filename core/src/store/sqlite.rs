@@ -30,6 +30,15 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies
     /// migrations.
     pub async fn open(path: &str) -> Result<Self> {
+        Self::open_with_connections(path, 4).await
+    }
+
+    /// [`open`](Self::open) with at most `max_connections` connections
+    /// (at least 1). Each caches up to 2 MiB of pages (SQLite's default), so
+    /// a one-shot sequential reader, such as a CLI listing, takes one: a
+    /// pool returns connections asynchronously, and back-to-back queries
+    /// would otherwise open (and fill the caches of) several.
+    pub async fn open_with_connections(path: &str, max_connections: u32) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .map_err(|e| Error::invalid_config("store", format!("bad SQLite path `{path}`: {e}")))?
             .create_if_missing(true)
@@ -38,7 +47,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await
@@ -58,6 +67,11 @@ impl SqlDialect for SqliteStore {
 
     fn sql_pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    // One file on one machine: the callers' clock is the only clock.
+    fn database_now(&self) -> Option<&'static str> {
+        None
     }
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {

@@ -12,6 +12,7 @@ use super::migrations::Types;
 use crate::error::{Error, ErrorKind};
 
 mod migrate;
+mod retention;
 mod rows;
 mod store;
 
@@ -35,6 +36,13 @@ pub trait SqlDialect: Send + Sync + std::fmt::Debug {
 
     /// The connection pool.
     fn sql_pool(&self) -> &Pool<Self::Db>;
+
+    /// The SQL expression of the database's now in Unix milliseconds, when
+    /// lease times are the database's ([`StoreClock::Database`]); `None`:
+    /// the caller's `now` is bound instead.
+    ///
+    /// [`StoreClock::Database`]: crate::store::StoreClock::Database
+    fn database_now(&self) -> Option<&'static str>;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &<Self::Db as Database>::QueryResult) -> u64;

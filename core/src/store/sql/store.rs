@@ -5,6 +5,9 @@
 //! adds `FOR UPDATE SKIP LOCKED` to the inner select
 //! ([`SqlDialect::CLAIM_LOCK`]) so replicas claiming at the same instant get
 //! disjoint sets instead of waiting on each other's row locks.
+//!
+//! Lease times use [`SqlDialect::database_now`] where the dialect has a
+//! clock of its own, else the caller's `now`.
 
 use std::time::Duration;
 
@@ -13,17 +16,34 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use time::OffsetDateTime;
 
 use super::rows::{self, POOL_ERROR_COLUMNS, WORKER_COLUMNS};
-use super::{db_err, SqlDialect};
+use super::{db_err, retention, SqlDialect};
 use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
 use crate::store::{
-    sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError, PoolErrorGroup,
-    StoreIdentity, WorkerFilter, WorkerStore,
+    finished_at, lease_lost, sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError,
+    PoolErrorGroup, PoolLease, StoreIdentity, WorkerCursor, WorkerFilter, WorkerStore,
 };
 
 /// The final phases, which claims and partitions skip.
 const NOT_FINAL: &str = "phase NOT IN ('stopped', 'failed')";
+
+/// Inserts a worker (bound in the order of [`bind_worker`]) with its lease
+/// expiry `{lease_expires_at}`.
+const INSERT_WORKER: &str = "INSERT INTO workers (worker_id, pool_id, provider_id, phase, \
+    next_check_at, version, lease_owner, lease_expires_at, created_at, body, scan_partition, \
+    finished_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, {lease_expires_at}, $9, $10, $11, $12)";
+
+/// A worker's `finished_at` column.
+fn finished_millis(w: &Worker) -> Option<i64> {
+    finished_at(w).map(to_millis)
+}
+
+/// A duration in milliseconds, saturating.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// The SQL condition (appended to a `WHERE`) selecting `filter`'s partition,
 /// with `mark` as the placeholder, and the value to bind to it if any.
@@ -55,24 +75,22 @@ where
         let mut w = worker.clone();
         w.version = 1;
         let body = serde_json::to_string(&w)?;
-        let r = sqlx::query(
-            "INSERT INTO workers (worker_id, pool_id, provider_id, phase, next_check_at, version, \
-             lease_owner, lease_expires_at, created_at, body, scan_partition) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(w.id())
-        .bind(w.spec.pool_id.as_str())
-        .bind(w.spec.provider_id.as_str())
-        .bind(w.phase.as_str())
-        .bind(to_millis(w.next_check_at))
-        .bind(w.version)
-        .bind(w.lease_owner.as_deref())
-        .bind(w.lease_expires_at.map(to_millis))
-        .bind(to_millis(w.created_at))
-        .bind(body.as_str())
-        .bind(w.partition.as_deref())
-        .execute(self.sql_pool())
-        .await;
+        let sql = INSERT_WORKER.replace("{lease_expires_at}", "$8");
+        let r = sqlx::query(&sql)
+            .bind(w.id())
+            .bind(w.spec.pool_id.as_str())
+            .bind(w.spec.provider_id.as_str())
+            .bind(w.phase.as_str())
+            .bind(to_millis(w.next_check_at))
+            .bind(w.version)
+            .bind(w.lease_owner.as_deref())
+            .bind(w.lease_expires_at.map(to_millis))
+            .bind(to_millis(w.created_at))
+            .bind(body.as_str())
+            .bind(w.partition.as_deref())
+            .bind(finished_millis(&w))
+            .execute(self.sql_pool())
+            .await;
         match r {
             Ok(_) => Ok(w),
             Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::new(
@@ -99,7 +117,7 @@ where
         let body = serde_json::to_string(&w)?;
         let r = sqlx::query(
             "UPDATE workers SET phase = $1, next_check_at = $2, version = $3, lease_owner = $4, \
-             lease_expires_at = $5, body = $6, scan_partition = $7 \
+             lease_expires_at = $5, body = $6, scan_partition = $7, finished_at = $10 \
              WHERE worker_id = $8 AND version = $9",
         )
         .bind(w.phase.as_str())
@@ -111,6 +129,7 @@ where
         .bind(w.partition.as_deref())
         .bind(w.id())
         .bind(worker.version)
+        .bind(finished_millis(&w))
         .execute(self.sql_pool())
         .await
         .map_err(|e| db_err("update worker", e))?;
@@ -132,6 +151,27 @@ where
                 ),
             )),
         }
+    }
+
+    async fn list_workers_page(
+        &self,
+        filter: &WorkerFilter,
+        after: Option<&WorkerCursor>,
+        limit: usize,
+    ) -> Result<Vec<Worker>> {
+        retention::list_workers_page(self, filter, after, limit).await
+    }
+
+    async fn delete_finished_workers(&self, before: OffsetDateTime, limit: usize) -> Result<u64> {
+        retention::delete_finished_workers(self, before, limit).await
+    }
+
+    async fn prune_pool_errors(&self, before: OffsetDateTime, keep_per_pool: usize) -> Result<u64> {
+        retention::prune_pool_errors(self, before, keep_per_pool).await
+    }
+
+    async fn registrations_of(&self, worker_ids: &[&str]) -> Result<Vec<Registration>> {
+        retention::registrations_of(self, worker_ids).await
     }
 
     async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>> {
@@ -171,19 +211,24 @@ where
 
     async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>> {
         let (partition_sql, partition) = partition_condition(&claim.partition, "$6");
+        // Due by the caller's clock (which wrote `next_check_at`); leased
+        // and expired by the store's.
+        let lease_now = self.database_now().unwrap_or("$4");
         let sql = format!(
-            "UPDATE workers SET lease_owner = $1, lease_expires_at = $2, version = version + 1 \
+            "UPDATE workers SET lease_owner = $1, lease_expires_at = {lease_now} + $2, \
+             version = version + 1 \
              WHERE worker_id IN (SELECT worker_id FROM workers \
                WHERE provider_id = $3{partition_sql} AND {NOT_FINAL} \
                AND next_check_at <= $4 \
-               AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= $4) \
+               AND (lease_owner IS NULL OR lease_expires_at IS NULL \
+                    OR lease_expires_at <= {lease_now}) \
                ORDER BY next_check_at LIMIT $5{lock}) \
              RETURNING {WORKER_COLUMNS}",
             lock = S::CLAIM_LOCK,
         );
         let mut q = sqlx::query(&sql)
             .bind(claim.owner.as_str())
-            .bind(to_millis(now + claim.lease))
+            .bind(millis(claim.lease))
             .bind(claim.provider_id.as_str())
             .bind(to_millis(now))
             .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX));
@@ -268,22 +313,124 @@ where
         owner: &str,
         now: OffsetDateTime,
         lease: Duration,
-    ) -> Result<bool> {
-        // One statement: insert, or take over if ours or expired; a row
-        // held by someone else is left alone (0 rows affected).
-        let r = sqlx::query(
-            "INSERT INTO pool_leases (pool_id, owner, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (pool_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
-             WHERE pool_leases.owner = excluded.owner OR pool_leases.expires_at <= $4",
+    ) -> Result<Option<PoolLease>> {
+        // One statement: insert, or take over if ours or expired, bumping
+        // the fencing token; a row held by someone else is left alone (no
+        // row returned). `$4`, the caller's now, comes last so that it may
+        // go unused when the database's clock is.
+        let lease_now = self.database_now().unwrap_or("$4");
+        let sql = format!(
+            "INSERT INTO pool_leases (pool_id, owner, expires_at, token) \
+             VALUES ($1, $2, {lease_now} + $3, 1) \
+             ON CONFLICT (pool_id) DO UPDATE SET owner = excluded.owner, \
+             expires_at = excluded.expires_at, token = pool_leases.token + 1 \
+             WHERE pool_leases.owner = excluded.owner OR pool_leases.expires_at <= {lease_now} \
+             RETURNING token"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(pool_id)
+            .bind(owner)
+            .bind(millis(lease));
+        if self.database_now().is_none() {
+            q = q.bind(to_millis(now));
+        }
+        let row = q
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(|e| db_err("acquire pool lease", e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let token: i64 = row
+            .try_get("token")
+            .map_err(|e| db_err("reading a pool lease token", e))?;
+        Ok(Some(PoolLease {
+            pool_id: pool_id.to_string(),
+            owner: owner.to_string(),
+            token,
+        }))
+    }
+
+    async fn create_workers(
+        &self,
+        lease: &PoolLease,
+        workers: &[Worker],
+        worker_lease: Duration,
+    ) -> Result<Vec<Worker>> {
+        let mut tx = self
+            .sql_pool()
+            .begin()
+            .await
+            .map_err(|e| db_err("begin creating workers", e))?;
+        // A write first: it locks the lease row (PostgreSQL) or the
+        // database (SQLite) until commit, so no acquisition slips in
+        // between this check and the inserts.
+        let held = sqlx::query(
+            "UPDATE pool_leases SET token = token \
+             WHERE pool_id = $1 AND owner = $2 AND token = $3",
         )
-        .bind(pool_id)
-        .bind(owner)
-        .bind(to_millis(now + lease))
-        .bind(to_millis(now))
-        .execute(self.sql_pool())
+        .bind(lease.pool_id.as_str())
+        .bind(lease.owner.as_str())
+        .bind(lease.token)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| db_err("acquire pool lease", e))?;
-        Ok(S::rows_affected(&r) == 1)
+        .map_err(|e| db_err("check pool lease", e))?;
+        if S::rows_affected(&held) != 1 {
+            // Dropping the transaction rolls it back.
+            return Err(lease_lost(lease));
+        }
+        let leased_sql = format!(
+            "{} RETURNING {WORKER_COLUMNS}",
+            INSERT_WORKER.replace(
+                "{lease_expires_at}",
+                &self
+                    .database_now()
+                    .map_or("$8".to_string(), |n| format!("{n} + $8"))
+            )
+        );
+        let plain_sql = format!(
+            "{} RETURNING {WORKER_COLUMNS}",
+            INSERT_WORKER.replace("{lease_expires_at}", "$8")
+        );
+        let mut out = Vec::with_capacity(workers.len());
+        for worker in workers {
+            let mut w = worker.clone();
+            w.version = 1;
+            let body = serde_json::to_string(&w)?;
+            let (sql, expiry) = match (&w.lease_owner, self.database_now()) {
+                (Some(_), Some(_)) => (&leased_sql, Some(millis(worker_lease))),
+                _ => (&plain_sql, w.lease_expires_at.map(to_millis)),
+            };
+            let r = sqlx::query(sql)
+                .bind(w.id())
+                .bind(w.spec.pool_id.as_str())
+                .bind(w.spec.provider_id.as_str())
+                .bind(w.phase.as_str())
+                .bind(to_millis(w.next_check_at))
+                .bind(w.version)
+                .bind(w.lease_owner.as_deref())
+                .bind(expiry)
+                .bind(to_millis(w.created_at))
+                .bind(body.as_str())
+                .bind(w.partition.as_deref())
+                .bind(finished_millis(&w))
+                .fetch_one(&mut *tx)
+                .await;
+            match r {
+                Ok(row) => out.push(rows::worker(&row)?),
+                Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!("worker {} already exists", w.id()),
+                    ))
+                }
+                Err(e) => return Err(db_err("create worker", e)),
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_err("commit created workers", e))?;
+        Ok(out)
     }
 
     async fn record_pool_error(&self, error: &PoolError) -> Result<()> {
