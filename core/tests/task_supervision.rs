@@ -1,7 +1,8 @@
 //! Panics in the fleet's tasks and steps: counted, logged, and survived.
 //! A provider step that panics is a step error (the worker is retried), a
 //! demand source that panics takes down its pool's provisioner task, which
-//! is restarted after a backoff.
+//! is restarted after a backoff. And the stop: a fleet whose cloud hangs
+//! stops promptly and leaves every lease to the next replica.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -244,4 +245,73 @@ async fn a_provisioner_whose_demand_source_panics_is_restarted_and_counted() {
     );
     cancel.cancel();
     run.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_stopped_mid_provisioning_leaves_every_lease_to_the_next_replica() {
+    let store: Arc<dyn WorkerStore> = Arc::new(MemoryStore::new());
+    let cloud = TestingCloud::new(TestingConfig::default());
+    // Every create hangs: the workers stay leased mid-provisioning.
+    cloud.set_hang(skyfleet_core::testing::CallKind::Create, true);
+    let demand = FixedDemand::new();
+    demand.set_pending("ci/stop", 3);
+    let fleet = Fleet::builder()
+        .config(FleetConfig {
+            // Long leases: only a release lets another replica in at once.
+            lease: Duration::from_secs(600),
+            pool_lease: Duration::from_secs(600),
+            step_timeout: Duration::from_secs(300),
+            ..fast()
+        })
+        .store(store.clone())
+        .provider(Arc::new(TestingProvider::new("testing", cloud.clone())))
+        .pool(pool("ci/stop", "testing"))
+        .demand(Arc::new(demand))
+        .build()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn({
+        let (f, c) = (fleet.clone(), cancel.clone());
+        async move { f.run(c).await }
+    });
+    let start = Instant::now();
+    loop {
+        let leased = store
+            .list_workers(&WorkerFilter::pool("ci/stop"))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|w| w.lease_owner.as_deref() == Some(fleet.owner()))
+            .count();
+        if leased == 3 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{leased} leased");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopping = Instant::now();
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "stopped in {:?} with creates hanging",
+        stopping.elapsed()
+    );
+    let now = time::OffsetDateTime::now_utc();
+    assert!(
+        store
+            .acquire_pool_lease("ci/stop", "replica-2", now, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "the pool lease was not released"
+    );
+    let claim = skyfleet_core::store::Claim {
+        provider_id: "testing".into(),
+        partition: Default::default(),
+        owner: "replica-2".into(),
+        lease: Duration::from_secs(30),
+        limit: 100,
+    };
+    // Their 600 s leases were released: the next replica claims all now.
+    assert_eq!(store.claim_due(&claim, now).await.unwrap().len(), 3);
 }
