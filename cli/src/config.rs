@@ -69,7 +69,7 @@ pub struct FleetSection {
     pub manager_id: String,
     /// The store URL (overridden by `--store`).
     #[serde(default = "default_store")]
-    pub store: String,
+    pub store: StoreUrl,
     /// How long a claimed worker stays leased to this replica.
     #[serde(default)]
     pub lease: Option<f64>,
@@ -126,8 +126,19 @@ pub struct FleetSection {
     pub root_url: Option<String>,
 }
 
-fn default_store() -> String {
-    "sqlite:skyfleet.db".into()
+fn default_store() -> StoreUrl {
+    StoreUrl("sqlite:skyfleet.db".into())
+}
+
+/// A store URL as the config gives it; `Debug` shows no password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(pub String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store_url::redacted(&self.0))
+    }
 }
 
 impl Default for FleetSection {
@@ -259,14 +270,56 @@ impl Default for DemandSection {
     }
 }
 
-/// `[providers.ID]`: the kind and the provider's own settings.
-#[derive(Debug, Deserialize)]
+/// `[providers.ID]`: the kind and the provider's own settings. `Debug`
+/// shows no credential.
+#[derive(Deserialize)]
 pub struct ProviderSection {
     /// `testing`, `aws`, `gcp`, `azure` or `static`.
     pub kind: String,
     /// Everything else, passed to the provider's own config type.
     #[serde(flatten)]
     pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for ProviderSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = redact_secrets(&serde_json::Value::Object(self.settings.clone()));
+        f.debug_struct("ProviderSection")
+            .field("kind", &self.kind)
+            .field("settings", &settings)
+            .finish()
+    }
+}
+
+/// Whether a settings key names a credential (`secret_access_key`,
+/// `access_key_id`, `static_token`, `client_secret`, `password`, ...).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "token", "password", "access_key", "private_key"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+/// `v` with the value of every credential key, at any depth, replaced by
+/// `REDACTED`.
+fn redact_secrets(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) {
+                        Value::String("REDACTED".into())
+                    } else {
+                        redact_secrets(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(redact_secrets).collect()),
+        other => other.clone(),
+    }
 }
 
 /// A configuration error: exit code 2, nothing started.
@@ -480,6 +533,52 @@ credential = { kind = "static_token", token = "t" }
         }
         let f = parse("[fleet]\nmanager_id = \"prod-eu\"\n", "fleet.toml").unwrap();
         assert_eq!(f.fleet.to_config().unwrap().manager_id, "prod-eu");
+    }
+
+    #[test]
+    fn debug_output_shows_no_credential_or_store_password() {
+        let f = parse(
+            r#"
+[fleet]
+manager_id = "m"
+store = "postgres://fleet:pg-pass-1@db/fleet"
+[providers.aws]
+kind = "aws"
+regions = ["us-east-1"]
+access_key_id = "AKIDDEBUG1"
+secret_access_key = "aws-secret-1"
+[providers.gcp]
+kind = "gcp"
+project = "p"
+static_token = "gcp-token-1"
+[providers.azure]
+kind = "azure"
+subscription_id = "s"
+resource_groups = ["rg"]
+credential = { kind = "client_secret", tenant_id = "t", client_id = "c", client_secret = "az-secret-1" }
+"#,
+            "fleet.toml",
+        )
+        .unwrap();
+        let shown = format!("{f:?}");
+        for secret in [
+            "pg-pass-1",
+            "AKIDDEBUG1",
+            "aws-secret-1",
+            "gcp-token-1",
+            "az-secret-1",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // What is not secret still shows.
+        for visible in [
+            "fleet:REDACTED@db",
+            "us-east-1",
+            "client_secret",
+            "tenant_id",
+        ] {
+            assert!(shown.contains(visible), "{visible} not in {shown}");
+        }
     }
 
     #[test]

@@ -249,9 +249,12 @@ pub async fn run(args: DemoArgs) -> Result<Summary, String> {
         .store
         .clone()
         .unwrap_or_else(|| format!("sqlite:{}", dir.path().join("skyfleet-demo.db").display()));
-    let store = skyfleet_core::store::open(&store_url)
-        .await
-        .map_err(|e| format!("opening store {store_url}: {e}"))?;
+    let store = skyfleet_core::store::open(&store_url).await.map_err(|e| {
+        format!(
+            "opening store {}: {e}",
+            crate::store_url::redacted(&store_url)
+        )
+    })?;
     // The worker API's address goes into every VM's bootstrap document, so
     // it is bound before the providers are built.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

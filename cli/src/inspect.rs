@@ -20,8 +20,16 @@ use crate::store_url;
 /// The window `skyfleet errors` and `skyfleet status` count errors over.
 pub const ERROR_WINDOW: Duration = Duration::from_secs(3600);
 
-/// Opens a store; an error names the (redacted) URL and exits 2.
+/// Opens a store (a SQLite file it creates is private, as `run` makes
+/// it); an error names the (redacted) URL and exits 2.
 pub async fn open_store(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
+    if let Err(e) = crate::private_file::create_sqlite_store(url) {
+        eprintln!(
+            "skyfleet: store {}: creating the file: {e}",
+            store_url::redacted(url)
+        );
+        return Err(ExitCode::from(2));
+    }
     skyfleet_core::store::open(url).await.map_err(|e| {
         eprintln!("skyfleet: store {}: {e}", store_url::redacted(url));
         ExitCode::from(2)

@@ -6,6 +6,11 @@
 //! the whole filter. Logs go to standard error: text (coloured on a terminal
 //! only) or one JSON object per line with the event's fields at the top
 //! level beside `timestamp`, `level`, `target` and `message`.
+//!
+//! Whatever the filter, the AWS SDK's request machinery (`aws_smithy_runtime`,
+//! `aws_smithy_runtime_api`, `aws_sigv4`) never logs below `info`: at
+//! `debug` and `trace` it prints the resolved credentials (the access key
+//! id) and the signing parameters.
 
 use std::io::IsTerminal;
 
@@ -66,9 +71,28 @@ pub fn filter_for(level: LogLevel) -> String {
     format!("{others},skyfleet={},{QUIET}", level.as_str())
 }
 
+/// Targets that print credentials at `debug` and `trace`.
+const CREDENTIAL_LOGGING: &[&str] = &["aws_smithy_runtime", "aws_smithy_runtime_api", "aws_sigv4"];
+
+/// Whether a span or event of `target` at `level` may be logged at all:
+/// not when it comes from a [`CREDENTIAL_LOGGING`] target (or a module
+/// under one) below `info`.
+fn never_credentials(target: &str, level: tracing::Level) -> bool {
+    let risky = CREDENTIAL_LOGGING.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    });
+    !(risky && level > tracing::Level::INFO)
+}
+
 /// Installs the global subscriber: `RUST_LOG` when set and valid, else the
-/// filter of `level`; lines in `format` on standard error.
+/// filter of `level`, never logging credentials ([`never_credentials`]);
+/// lines in `format` on standard error.
 pub fn init(level: LogLevel, format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
             eprintln!(
@@ -79,25 +103,54 @@ pub fn init(level: LogLevel, format: LogFormat) {
         }),
         _ => EnvFilter::new(filter_for(level)),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder
+    let cap = tracing_subscriber::filter::filter_fn(|m| never_credentials(m.target(), *m.level()));
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match format {
+        LogFormat::Text => layer
             .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder
+            .with_filter(filter)
+            .with_filter(cap)
+            .boxed(),
+        LogFormat::Json => layer
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .try_init(),
+            .with_filter(filter)
+            .with_filter(cap)
+            .boxed(),
     };
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_aws_sdk_request_machinery_never_logs_below_info() {
+        use tracing::Level;
+        let meta = never_credentials;
+        for target in [
+            "aws_smithy_runtime",
+            "aws_smithy_runtime::client::orchestrator::auth",
+            "aws_smithy_runtime_api::client::runtime_plugin",
+            "aws_sigv4::http_request::sign",
+        ] {
+            assert!(!meta(target, Level::TRACE), "{target}");
+            assert!(!meta(target, Level::DEBUG), "{target}");
+            assert!(meta(target, Level::INFO), "{target}");
+            assert!(meta(target, Level::WARN), "{target}");
+        }
+        for target in [
+            "aws_smithy_runtimex",
+            "skyfleet_core::fleet",
+            "reqwest",
+            "hyper_util",
+        ] {
+            assert!(meta(target, Level::TRACE), "{target}");
+        }
+    }
 
     #[test]
     fn the_level_applies_to_skyfleet_crates_and_others_stay_at_warn() {

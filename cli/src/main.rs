@@ -27,6 +27,7 @@ mod inspect;
 mod logging;
 mod mock_clouds;
 mod mockctl;
+mod private_file;
 mod providers;
 mod run;
 mod status;
@@ -101,13 +102,17 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Store URL, overriding the config's `fleet.store`.
-        #[arg(long)]
+        #[arg(long, env = "SKYFLEET_STORE", hide_env_values = true)]
         store: Option<String>,
         /// Serve Prometheus metrics on this address (`/metrics`): workers
         /// per pool and phase, steps, step latency, API calls by class and
         /// status.
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
+        /// Allow a non-loopback --metrics-listen address (the endpoint has
+        /// no authentication).
+        #[arg(long, requires = "metrics_listen")]
+        metrics_public: bool,
         /// The worker API.
         #[command(flatten)]
         api: worker_api::ApiArgs,
@@ -115,7 +120,12 @@ enum Command {
     /// List workers in a store: phase, last transition and removal reason.
     Workers {
         /// Store URL.
-        #[arg(long, default_value = "sqlite:skyfleet.db")]
+        #[arg(
+            long,
+            env = "SKYFLEET_STORE",
+            hide_env_values = true,
+            default_value = "sqlite:skyfleet.db"
+        )]
         store: String,
         /// Only this pool.
         #[arg(long)]
@@ -131,7 +141,12 @@ enum Command {
     /// recent entries.
     Errors {
         /// Store URL.
-        #[arg(long, default_value = "sqlite:skyfleet.db")]
+        #[arg(
+            long,
+            env = "SKYFLEET_STORE",
+            hide_env_values = true,
+            default_value = "sqlite:skyfleet.db"
+        )]
         store: String,
         /// The pool.
         #[arg(long)]
@@ -149,7 +164,12 @@ enum Command {
     /// minute from the replicas.
     Status {
         /// Store URL.
-        #[arg(long, default_value = "sqlite:skyfleet.db")]
+        #[arg(
+            long,
+            env = "SKYFLEET_STORE",
+            hide_env_values = true,
+            default_value = "sqlite:skyfleet.db"
+        )]
         store: String,
         /// One JSON object (one per line with --watch).
         #[arg(long)]
@@ -172,7 +192,12 @@ enum Command {
     /// tears them down.
     Remove {
         /// Store URL.
-        #[arg(long, default_value = "sqlite:skyfleet.db")]
+        #[arg(
+            long,
+            env = "SKYFLEET_STORE",
+            hide_env_values = true,
+            default_value = "sqlite:skyfleet.db"
+        )]
         store: String,
         /// The workers.
         #[arg(required = true)]
@@ -209,7 +234,10 @@ fn main() -> ExitCode {
         _ => LogLevel::Warn,
     };
     logging::init(cli.log_level.unwrap_or(default_level), cli.log_format);
-    rt.block_on(dispatch(cli.command))
+    let code = rt.block_on(dispatch(cli.command));
+    // A task still stuck in a cloud or store call must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 async fn dispatch(command: Command) -> ExitCode {
@@ -265,8 +293,15 @@ async fn dispatch(command: Command) -> ExitCode {
             config,
             store,
             metrics_listen,
+            metrics_public,
             api,
-        } => run::run(&config, store, metrics_listen, api).await,
+        } => {
+            let metrics = run::MetricsArgs {
+                listen: metrics_listen,
+                public: metrics_public,
+            };
+            run::run(&config, store, metrics, api).await
+        }
         Command::Workers {
             store,
             pool,
@@ -349,7 +384,7 @@ async fn mock(
         }
     };
     if let (Some(path), Some(pem)) = (&cert_out, mock.cert_pem()) {
-        if let Err(e) = std::fs::write(path, pem) {
+        if let Err(e) = private_file::replace(path, pem.as_bytes()) {
             eprintln!("skyfleet mock: writing {}: {e}", path.display());
             return ExitCode::FAILURE;
         }

@@ -13,8 +13,9 @@ use skyfleet_gcp::{Credentials, GcpBuilder};
 
 use crate::config::ProviderSection;
 
-/// AWS settings in `fleet.toml`.
-#[derive(Debug, Deserialize)]
+/// AWS settings in `fleet.toml`. No `Debug`: it holds the secret key
+/// ([`crate::config::ProviderSection`]'s `Debug` shows it redacted).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AwsSection {
     regions: Vec<String>,
@@ -30,8 +31,8 @@ struct AwsSection {
     ca_pem_file: Option<String>,
 }
 
-/// GCP settings in `fleet.toml`.
-#[derive(Debug, Deserialize)]
+/// GCP settings in `fleet.toml`. No `Debug`: it holds the static token.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GcpSection {
     project: String,
@@ -153,5 +154,58 @@ pub async fn from_config(
         other => Err(format!(
             "unknown provider kind `{other}` (expected testing, aws, gcp, azure or static)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(toml_text: &str) -> ProviderSection {
+        toml::from_str(toml_text).expect("a provider section")
+    }
+
+    async fn refused(toml_text: &str) -> String {
+        match from_config("p", &section(toml_text), None).await {
+            Ok(p) => panic!("built {p:?} from half-given credentials"),
+            Err(e) => e,
+        }
+    }
+
+    /// Half-given credentials are a configuration error naming the keys,
+    /// never a silent fall back to the ambient credential chain; no
+    /// secret is echoed.
+    #[tokio::test]
+    async fn half_given_credentials_are_refused_naming_the_keys() {
+        let aws = "kind = \"aws\"\nregions = [\"us-east-1\"]\n";
+        let e = refused(&format!("{aws}access_key_id = \"AKIDHALF\"\n")).await;
+        assert!(
+            e.contains("access_key_id") && e.contains("secret_access_key"),
+            "{e}"
+        );
+        let e = refused(&format!("{aws}secret_access_key = \"half-secret\"\n")).await;
+        assert!(
+            e.contains("access_key_id") && e.contains("secret_access_key"),
+            "{e}"
+        );
+        assert!(!e.contains("half-secret"), "{e}");
+
+        let gcp = "kind = \"gcp\"\nproject = \"p\"\nzones = [\"europe-west1-b\"]\n";
+        let e = refused(&format!(
+            "{gcp}static_token = \"half-token\"\nservice_account_file = \"/k.json\"\n"
+        ))
+        .await;
+        assert!(
+            e.contains("static_token") && e.contains("service_account_file"),
+            "{e}"
+        );
+        assert!(!e.contains("half-token"), "{e}");
+
+        let azure = "kind = \"azure\"\nsubscription_id = \"s\"\nresource_groups = [\"rg\"]\n";
+        let e = refused(&format!(
+            "{azure}credential = {{ kind = \"client_secret\", tenant_id = \"t\", client_id = \"c\" }}\n"
+        ))
+        .await;
+        assert!(e.contains("client_secret"), "{e}");
     }
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use skyfleet_core::fleet::{Demand, FixedDemand, Fleet};
 use skyfleet_demand::{HttpDemand, TaskclusterDemand};
@@ -59,7 +60,13 @@ async fn build(path: &Path, store_override: Option<String>) -> Result<(Fleet, St
     }
     builder =
         builder.demand(demand(&file.demand).map_err(|e| format!("{origin} at `demand`: {e}"))?);
-    let url = store_override.unwrap_or(file.fleet.store);
+    let url = store_override.unwrap_or(file.fleet.store.0);
+    crate::private_file::create_sqlite_store(&url).map_err(|e| {
+        format!(
+            "store {}: creating the file: {e}",
+            store_url::redacted(&url)
+        )
+    })?;
     let store = skyfleet_core::store::open(&url)
         .await
         .map_err(|e| format!("store {}: {e}", store_url::redacted(&url)))?;
@@ -133,17 +140,48 @@ fn log_startup(fleet: &Fleet, store: &str, metrics: Option<SocketAddr>, api: &st
     );
 }
 
+/// `--metrics-listen` and `--metrics-public`.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsArgs {
+    /// Where to serve `/metrics`, if anywhere.
+    pub listen: Option<SocketAddr>,
+    /// Whether a non-loopback address is allowed.
+    pub public: bool,
+}
+
+impl MetricsArgs {
+    /// The address to serve on; a non-loopback one only with
+    /// `--metrics-public` (the endpoint has no authentication and names
+    /// pools, providers and regions).
+    fn validate(&self) -> Result<Option<SocketAddr>, String> {
+        match self.listen {
+            Some(addr) if !addr.ip().is_loopback() && !self.public => Err(format!(
+                "--metrics-listen {addr} is not a loopback address and /metrics has no \
+                 authentication; pass --metrics-public to serve it there anyway"
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
 /// Runs until a signal, then stops cleanly (leases released).
 pub async fn run(
     path: &Path,
     store: Option<String>,
-    metrics: Option<SocketAddr>,
+    metrics: MetricsArgs,
     api: crate::worker_api::ApiArgs,
 ) -> ExitCode {
     if let Err(e) = api.validate() {
         eprintln!("skyfleet run: {e}");
         return ExitCode::from(2);
     }
+    let metrics = match metrics.validate() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("skyfleet run: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (fleet, url) = match build(path, store).await {
         Ok(f) => f,
         Err(e) => {
@@ -167,15 +205,37 @@ pub async fn run(
     };
     log_startup(&fleet, &url, metrics, &api.describe());
     let on_signal = cancel.clone();
+    let mut signals = Signals::new();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!(target: "skyfleet::run", event = "shutdown", "signal received: stopping");
-        on_signal.cancel();
+        if on_signals(&mut signals, &on_signal).await == SignalOutcome::SecondSignal {
+            eprintln!("skyfleet run: second signal: exiting at once, leases left to expire");
+            std::process::exit(EXIT_SECOND_SIGNAL);
+        }
     });
-    let outcome = fleet.run(cancel).await;
-    if let Some(server) = server {
-        let _ = server.await;
-    }
+    let stop = async {
+        fleet.run(cancel.clone()).await?;
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+        Ok::<(), skyfleet_core::Error>(())
+    };
+    // Once cancelled, the fleet must be gone within STOP_WITHIN, however a
+    // cloud or the store behaves.
+    let deadline = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(STOP_WITHIN).await;
+    };
+    let outcome = tokio::select! {
+        r = stop => r,
+        _ = deadline => {
+            tracing::error!(
+                target: "skyfleet::run", event = "shutdown.deadline",
+                "did not stop within {} s: exiting anyway (unreleased leases expire)",
+                STOP_WITHIN.as_secs()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -185,24 +245,175 @@ pub async fn run(
     }
 }
 
-async fn wait_for_signal() {
+/// How long a stop may take after the first signal before the process
+/// exits anyway, so it is gone within 10 s (well inside Kubernetes' 30 s
+/// default grace period) whatever a cloud or the store does.
+const STOP_WITHIN: Duration = Duration::from_secs(8);
+
+/// The exit code after a second signal (128 + SIGINT, as shells report an
+/// interrupted command).
+const EXIT_SECOND_SIGNAL: i32 = 130;
+
+/// What ended [`on_signals`].
+#[derive(Debug, PartialEq, Eq)]
+enum SignalOutcome {
+    /// The second signal came: exit at once.
+    SecondSignal,
+    /// No more signals can come (the handlers could not be installed).
+    NoMoreSignals,
+}
+
+/// Where signals come from (the process's, or a test's).
+trait SignalSource {
+    /// Waits for the next signal; `false` if none can come.
+    async fn next(&mut self) -> bool;
+}
+
+/// Cancels `cancel` at the first signal (a clean stop: passes cancelled,
+/// leases released) and answers at the second.
+async fn on_signals(signals: &mut impl SignalSource, cancel: &CancellationToken) -> SignalOutcome {
+    if !signals.next().await {
+        return SignalOutcome::NoMoreSignals;
+    }
+    tracing::info!(
+        target: "skyfleet::run", event = "shutdown",
+        "signal received: stopping (a second signal exits at once)"
+    );
+    cancel.cancel();
+    if signals.next().await {
+        SignalOutcome::SecondSignal
+    } else {
+        SignalOutcome::NoMoreSignals
+    }
+}
+
+/// SIGINT and SIGTERM, installed once so none is missed between the first
+/// and the second.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!("cannot install the signal handlers: {e}");
+                    None
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+}
+
+impl SignalSource for Signals {
+    /// Waits for the next SIGINT or SIGTERM; `false` if none can come.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            let Some((int, term)) = self.streams.as_mut() else {
+                return false;
+            };
+            tokio::select! {
+                r = int.recv() => r.is_some(),
+                r = term.recv() => r.is_some(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A signal source: each call pops whether a signal came (`true`) or
+    /// the source ended (`false`), and records whether `cancel` had fired.
+    struct Scripted {
+        answers: VecDeque<bool>,
+        cancel: CancellationToken,
+        seen: Vec<bool>,
+    }
+
+    impl SignalSource for Scripted {
+        async fn next(&mut self) -> bool {
+            self.seen.push(self.cancel.is_cancelled());
+            self.answers.pop_front().unwrap_or(false)
+        }
+    }
+
+    fn source(answers: &[bool], cancel: &CancellationToken) -> Scripted {
+        Scripted {
+            answers: answers.iter().copied().collect(),
+            cancel: cancel.clone(),
+            seen: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_non_loopback_metrics_address_needs_metrics_public() {
+        let args = |listen: &str, public| MetricsArgs {
+            listen: Some(listen.parse().unwrap()),
+            public,
+        };
+        for addr in ["0.0.0.0:9000", "10.1.2.3:9000", "[::]:9000"] {
+            let e = args(addr, false).validate().unwrap_err();
+            assert!(
+                e.contains("--metrics-listen")
+                    && e.contains("--metrics-public")
+                    && e.contains(addr),
+                "{e}"
+            );
+            assert_eq!(args(addr, true).validate(), Ok(Some(addr.parse().unwrap())));
+        }
+        for addr in ["127.0.0.1:9000", "127.8.0.1:9000", "[::1]:9000"] {
+            assert_eq!(
+                args(addr, false).validate(),
+                Ok(Some(addr.parse().unwrap()))
+            );
+        }
+        let none = MetricsArgs {
+            listen: None,
+            public: false,
+        };
+        assert_eq!(none.validate(), Ok(None));
+    }
+
+    #[tokio::test]
+    async fn the_first_signal_cancels_and_the_second_asks_to_exit_at_once() {
+        let cancel = CancellationToken::new();
+        let mut signals = source(&[true, true], &cancel);
+        assert_eq!(
+            on_signals(&mut signals, &cancel).await,
+            SignalOutcome::SecondSignal
+        );
+        assert!(cancel.is_cancelled());
+        // Not cancelled while waiting for the first; cancelled before the second.
+        assert_eq!(signals.seen, [false, true]);
+    }
+
+    #[tokio::test]
+    async fn without_signal_handlers_nothing_is_cancelled() {
+        let cancel = CancellationToken::new();
+        let mut signals = source(&[false], &cancel);
+        assert_eq!(
+            on_signals(&mut signals, &cancel).await,
+            SignalOutcome::NoMoreSignals
+        );
+        assert!(!cancel.is_cancelled());
     }
 }

@@ -208,13 +208,17 @@ fn mock_refuses_non_loopback_addresses() {
 
 #[test]
 fn secrets_never_reach_the_logs() {
-    // Every skyfleet crate at trace level; the demo's credentials are
-    // `demo-secret` (AWS secret key) and `demo-token` (GCP and Azure).
+    // Every skyfleet crate, the AWS SDK's request machinery and the HTTP
+    // clients at trace level; the demo's credentials are `demo-secret` (AWS
+    // secret key) and `demo-token` (GCP and Azure).
     let out = Command::new(env!("CARGO_BIN_EXE_skyfleet"))
         .args(["demo", "--workers", "3", "--faults", "harsh", "--json"])
         .env(
             "RUST_LOG",
-            "skyfleet=trace,skyfleet_core=trace,skyfleet_aws=trace,skyfleet_gcp=trace,skyfleet_azure=trace,skyfleet_mock=trace",
+            "skyfleet=trace,skyfleet_core=trace,skyfleet_aws=trace,skyfleet_gcp=trace,\
+             skyfleet_azure=trace,skyfleet_mock=trace,aws_smithy_runtime=trace,\
+             aws_smithy_runtime_api=trace,aws_smithy_http=trace,aws_sigv4=trace,\
+             aws_config=trace,reqwest=trace,hyper=trace,hyper_util=trace",
         )
         .output()
         .expect("run skyfleet");

@@ -443,3 +443,174 @@ fn bad_log_flags_and_store_passwords() {
     assert_no_secret("run", &format!("{out}{err}"));
     assert!(err.contains("REDACTED"), "{err}");
 }
+
+/// The leases of the workers in the store: (worker id, lease owner).
+fn leases(config_dir: &Path) -> Vec<(String, Option<String>)> {
+    workers_json(config_dir)
+        .iter()
+        .map(|w| {
+            (
+                w["spec"]["worker_id"].as_str().unwrap_or("").to_string(),
+                w["lease_owner"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// A fleet whose every EC2 RunInstances hangs, with `n` workers leased to
+/// it mid-provisioning.
+fn fleet_hung_mid_provisioning(n: usize) -> (Reaped, tempfile::TempDir, Fleet) {
+    let (mock, url) = start_mock();
+    http(
+        "PUT",
+        &format!("{url}/_mock/config"),
+        Some(r#"{"max_hang_ms": 600000}"#),
+    )
+    .expect("configure the mock");
+    let hang = r#"[{"cloud": "aws", "operation": "RunInstances", "effect": {"kind": "hang"}}]"#;
+    http("PUT", &format!("{url}/_mock/faults"), Some(hang)).expect("set the fault");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, n as u32);
+    let fleet = Fleet::start(&config, free_port(), "text");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let leased = leases(dir.path())
+            .iter()
+            .filter(|(_, owner)| owner.is_some())
+            .count();
+        if leased == n {
+            break;
+        }
+        assert!(fleet.running(), "skyfleet run exited:\n{}", fleet.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "{leased} of {n} workers leased after 60 s:\n{}",
+            fleet.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (mock, dir, fleet)
+}
+
+/// Issue 11: SIGTERM while every create hangs in the cloud: the process
+/// exits cleanly within 10 s, and another replica takes every worker lease
+/// and the pool's provisioning lease at once (they were released, not left
+/// to expire: the worker leases last 120 s, the pool lease 30 s).
+#[test]
+fn sigterm_mid_provisioning_exits_within_10_s_and_another_replica_takes_every_lease() {
+    let (_mock, dir, mut fleet) = fleet_hung_mid_provisioning(3);
+    let signalled = Instant::now();
+    fleet.signal("TERM");
+    let status = fleet
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running 10 s after SIGTERM:\n{}", fleet.stderr()));
+    assert!(status.success(), "{status}:\n{}", fleet.stderr());
+    let stopped_in = signalled.elapsed();
+
+    let db = dir.path().join("fleet.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use skyfleet_core::store::{Claim, PartitionFilter, SqliteStore, WorkerStore};
+        let store = SqliteStore::open(db.to_str().unwrap()).await.unwrap();
+        let taking = Instant::now();
+        let now = time::OffsetDateTime::now_utc();
+        let pool_lease = store
+            .acquire_pool_lease(POOL, "replica-2", now, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(pool_lease, "the pool's provisioning lease was not released");
+        let claim = Claim {
+            provider_id: "aws".into(),
+            partition: PartitionFilter::Any,
+            owner: "replica-2".into(),
+            lease: Duration::from_secs(60),
+            limit: 100,
+        };
+        let claimed = store.claim_due(&claim, now).await.unwrap();
+        assert_eq!(claimed.len(), 3, "not every worker lease was released");
+        assert!(
+            taking.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            taking.elapsed()
+        );
+    });
+    let log = fleet.stderr();
+    assert!(log.contains("signal received: stopping"), "{log}");
+    assert!(log.contains("fleet stopped"), "{log}");
+    eprintln!("stopped {stopped_in:?} after SIGTERM");
+}
+
+/// Issue 14: with trace logging on for the HTTP and AWS SDK layers, still
+/// no credential from the config reaches the log.
+#[test]
+fn trace_logs_of_the_http_and_aws_sdk_layers_carry_no_credential() {
+    let (_mock, url) = start_mock();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, 1);
+    let filter = "info,aws_smithy_runtime=trace,aws_smithy_runtime_api=trace,\
+                  aws_smithy_http=trace,aws_sigv4=trace,aws_config=trace,aws_sdk_ec2=trace,\
+                  reqwest=trace,hyper=trace,hyper_util=trace,skyfleet_core=trace";
+    let fleet = Fleet::start_with_log(&config, free_port(), "text", Some(filter));
+    // A worker running: EC2 calls were signed and sent.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !workers_json(dir.path())
+        .iter()
+        .any(|w| w["phase"] == "running")
+    {
+        assert!(fleet.running(), "skyfleet run exited:\n{}", fleet.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "no worker running:\n{}",
+            fleet.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = fleet.stop();
+    // The trace lines were there to leak: the SDK's and the HTTP client's.
+    assert!(log.contains("TRACE"), "no trace line at all:\n{log}");
+    assert_no_secret("the trace log", &log);
+    // The store `skyfleet run` created is its owner's only, journal included.
+    #[cfg(unix)]
+    for name in ["fleet.db", "fleet.db-wal", "fleet.db-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(dir.path().join(name)) else {
+            assert_ne!(name, "fleet.db", "no store file");
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+    }
+}
+
+/// Issues 13 and 14: `SKYFLEET_STORE` stands in for `--store` (shown
+/// redacted), and `/metrics` is not served off loopback without
+/// `--metrics-public`.
+#[test]
+fn the_store_comes_from_skyfleet_store_and_metrics_stay_on_loopback() {
+    let url = format!("postgres://fleet:{STORE_PASSWORD}@127.0.0.1:1/fleet?sslmode=nonsense");
+    let out = Command::new(BIN)
+        .args(["workers"])
+        .env_remove("RUST_LOG")
+        .env("SKYFLEET_STORE", &url)
+        .output()
+        .expect("run skyfleet");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("fleet:REDACTED@127.0.0.1:1"), "{err}");
+    assert_no_secret("workers", &err);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:1", 0);
+    let config = config.to_str().unwrap();
+    let (code, _, err) = skyfleet(&["run", "--config", config, "--metrics-listen", "0.0.0.0:0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--metrics-listen 0.0.0.0:0") && err.contains("--metrics-public"),
+        "{err}"
+    );
+    // Nothing was started: not even the store file was created.
+    assert!(!dir.path().join("fleet.db").exists());
+}

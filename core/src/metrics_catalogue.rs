@@ -76,6 +76,10 @@ pub const ORPHANS_DELETED: &str = "skyfleet_orphans_deleted_total";
 /// Orphans the sweeper held back instead of deleting (counter; `provider`,
 /// `reason`).
 pub const ORPHANS_HELD_BACK: &str = "skyfleet_orphans_held_back_total";
+/// Panics of a fleet task, each followed by a restart (counter; `task`).
+pub const TASK_PANICS: &str = "skyfleet_task_panics_total";
+/// Provider steps that panicked (counter; `provider`).
+pub const STEP_PANICS: &str = "skyfleet_step_panics_total";
 /// Cloud API calls (counter; transport labels and `status`).
 pub const TRANSPORT_CALLS: &str = "skyfleet_transport_calls_total";
 /// Cloud API call latency (histogram; transport labels and `status`).
@@ -189,6 +193,18 @@ pub const CATALOGUE: &[MetricInfo] = &[
         kind: MetricType::Counter,
         labels: &["provider", "reason"],
         help: "Orphans old enough to delete that the sweeper held back (counted at each sweep that holds one back), by reason: store_too_young (the store is younger than sweep_grace), over_cap (the sweep reached sweep_max_delete).",
+    },
+    MetricInfo {
+        name: TASK_PANICS,
+        kind: MetricType::Counter,
+        labels: &["task"],
+        help: "Panics of a fleet task (task `provisioner/<pool>`, `scanners/<provider>`, `scanner/<provider>`, `sweeper`); each is logged and the task restarted after a backoff (1 s doubling to 60 s).",
+    },
+    MetricInfo {
+        name: STEP_PANICS,
+        kind: MetricType::Counter,
+        labels: &["provider"],
+        help: "Provider steps that panicked; each of the step's workers gets a step error and is retried with backoff.",
     },
     MetricInfo {
         name: TRANSPORT_CALLS,

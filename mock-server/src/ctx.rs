@@ -183,6 +183,8 @@ struct Bucket {
 struct Window {
     started: Instant,
     used: u64,
+    /// The last call counted (or refused) in it.
+    used_at: Instant,
 }
 
 /// Shared mock context; cheap to clone.
@@ -250,7 +252,7 @@ impl Ctx {
 
     /// `d` multiplied by the time scale.
     pub fn scaled(&self, d: Duration) -> Duration {
-        d.mul_f64(self.time_scale())
+        crate::bounded::scale(d, self.time_scale())
     }
 
     /// The longest a `hang` fault holds a request before giving up itself.
@@ -372,6 +374,9 @@ impl Ctx {
         let cost = cost.min(burst).max(0.0);
         let mut b = self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let key = (cloud, partition.to_string(), class.to_string());
+        if !b.contains_key(&key) {
+            crate::bounded::make_room(&mut b, crate::bounded::MAX_ENTRIES, |v| v.at);
+        }
         let bucket = b.entry(key).or_insert(Bucket {
             tokens: burst,
             at: now,
@@ -389,7 +394,7 @@ impl Ctx {
             } else {
                 60.0
             };
-            Err(Duration::from_secs_f64(wait.max(1.0).ceil()))
+            Err(crate::bounded::secs_f64(wait.max(1.0).ceil()))
         }
     }
 
@@ -405,10 +410,15 @@ impl Ctx {
         let now = Instant::now();
         let mut w = self.inner.windows.lock().unwrap_or_else(|e| e.into_inner());
         let key = (cloud, partition.to_string(), class.to_string());
+        if !w.contains_key(&key) {
+            crate::bounded::make_room(&mut w, crate::bounded::MAX_ENTRIES, |v| v.used_at);
+        }
         let win = w.entry(key).or_insert(Window {
             started: now,
             used: 0,
+            used_at: now,
         });
+        win.used_at = now;
         if now.duration_since(win.started) >= Duration::from_secs(60) {
             win.started = now;
             win.used = 0;

@@ -48,6 +48,7 @@ macro_rules! internal {
 
 internal!(app, arm, control, ctx, ec2, gce, imds, journal, tls);
 internal!(control_guard, ui);
+mod bounded;
 pub mod config;
 mod serve;
 
@@ -63,6 +64,7 @@ pub use crate::config::MockConfig;
 pub use crate::ctx::{Cloud, Ctx, DropConnection, FaultEffect, FaultRule, ResourceView};
 pub use crate::ec2::account_for_access_key;
 pub use crate::imds::{TrustError, TrustKeys};
+pub use crate::serve::ServerLimits;
 
 /// Why the mock could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,7 @@ pub struct MockCloudBuilder {
     control_token: Option<String>,
     config: MockConfig,
     trust_keys: Option<PathBuf>,
+    limits: ServerLimits,
 }
 
 impl std::fmt::Debug for MockCloudBuilder {
@@ -125,6 +128,7 @@ impl std::fmt::Debug for MockCloudBuilder {
             )
             .field("config", &self.config)
             .field("trust_keys", &self.trust_keys)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -140,11 +144,19 @@ impl Default for MockCloudBuilder {
             control_token: None,
             config: MockConfig::default(),
             trust_keys: None,
+            limits: ServerLimits::default(),
         }
     }
 }
 
 impl MockCloudBuilder {
+    /// Connection cap, idle and body read timeouts, body size limit of the
+    /// HTTP server (default [`ServerLimits::default`]).
+    pub fn server_limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Seeds the RNG behind ids and probabilistic fault rules (default 0).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -270,6 +282,7 @@ impl MockCloudBuilder {
                 None,
                 app::imds_router(shared.clone()),
                 shutdown_rx.clone(),
+                self.limits,
             ));
             format!("http://{plain_addr}")
         } else {
@@ -284,6 +297,7 @@ impl MockCloudBuilder {
             acceptor,
             router.clone(),
             shutdown_rx,
+            self.limits,
         ));
         Ok(MockCloud {
             url,

@@ -2,6 +2,7 @@
 //! connection, honouring [`DropConnection`](crate::ctx::DropConnection)
 //! (close the socket without an answer) and shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -10,16 +11,41 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::ctx::DropConnection;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one client may hold of the server: connections, time and bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections served at once; further clients wait in the listen
+    /// backlog until one closes.
+    pub max_connections: usize,
+    /// How long a connection may sit between requests, or take to send a
+    /// request's headers, before it is closed.
+    pub idle_timeout: Duration,
+    /// How long a client may take to send a request's body; past it the
+    /// request is answered 408 and the connection closed.
+    pub body_read_timeout: Duration,
+    /// The largest request body read; a larger one is answered 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            max_body_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
 
 /// The error a connection's service returns to make hyper close the socket
 /// without writing a response.
@@ -34,14 +60,26 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-/// Accepts connections until `shutdown` changes or its sender is dropped.
+/// Accepts connections until `shutdown` changes or its sender is dropped,
+/// at most `limits.max_connections` at once.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
     mut shutdown: watch::Receiver<()>,
+    limits: ServerLimits,
 ) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // A free slot first: at the cap, new clients wait in the backlog.
+        let slot = tokio::select! {
+            _ = shutdown.changed() => return,
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                // The semaphore is never closed; stop serving if it were.
+                Err(_) => return,
+            },
+        };
         let accepted = tokio::select! {
             _ = shutdown.changed() => return,
             r = listener.accept() => r,
@@ -61,11 +99,12 @@ pub async fn serve(
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
-                None => connection(stream, app, shutdown, false).await,
+                None => connection(stream, app, shutdown, false, limits).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => connection(stream, app, shutdown, true).await,
+                        Ok(Ok(stream)) => connection(stream, app, shutdown, true, limits).await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -78,14 +117,22 @@ pub async fn serve(
 /// Serves one connection (keep-alive) until it closes or shutdown. Requests
 /// that came over TLS carry the [`crate::gce::Https`] marker, so links the
 /// mock writes (GCE selfLinks) name the scheme the client used.
-async fn connection<S>(stream: S, app: Router, mut shutdown: watch::Receiver<()>, https: bool)
-where
+async fn connection<S>(
+    stream: S,
+    app: Router,
+    mut shutdown: watch::Receiver<()>,
+    https: bool,
+    limits: ServerLimits,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let app = app.clone();
         async move {
-            let mut req = req.map(Body::new);
+            let mut req = match read_body(req, &limits).await {
+                Ok(req) => req,
+                Err(resp) => return Ok(resp),
+            };
             if https {
                 req.extensions_mut().insert(crate::gce::Https);
             }
@@ -102,7 +149,9 @@ where
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Runs from the end of one exchange to the next request's headers:
+        // the idle timeout of a keep-alive connection, too.
+        .header_read_timeout(limits.idle_timeout)
         .serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         r = conn => {
@@ -111,5 +160,43 @@ where
             }
         }
         _ = shutdown.changed() => {}
+    }
+}
+
+/// The request with its body read whole, within the body read timeout and
+/// size limit; or the answer when the client was too slow (408, closing
+/// the connection) or sent too much (413).
+async fn read_body(
+    req: hyper::Request<Incoming>,
+    limits: &ServerLimits,
+) -> Result<hyper::Request<Body>, axum::response::Response> {
+    use axum::response::IntoResponse;
+    use http_body_util::{BodyExt, Limited};
+    let (parts, body) = req.into_parts();
+    let read = Limited::new(body, limits.max_body_bytes).collect();
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(collected)) => Ok(hyper::Request::from_parts(
+            parts,
+            Body::from(collected.to_bytes()),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err((
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {} bytes", limits.max_body_bytes),
+        )
+            .into_response()),
+        Ok(Err(e)) => Err((
+            http::StatusCode::BAD_REQUEST,
+            format!("reading the request body: {e}"),
+        )
+            .into_response()),
+        Err(_) => Err((
+            http::StatusCode::REQUEST_TIMEOUT,
+            [(http::header::CONNECTION, "close")],
+            format!(
+                "request body not received within {} s",
+                limits.body_read_timeout.as_secs_f64()
+            ),
+        )
+            .into_response()),
     }
 }

@@ -104,12 +104,26 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn start(config: &Path, metrics_port: u16, format: &str) -> Fleet {
-        let mut child = Command::new(BIN)
+        Fleet::start_with_log(config, metrics_port, format, None)
+    }
+
+    /// With `RUST_LOG` set to `rust_log` (unset when `None`).
+    pub fn start_with_log(
+        config: &Path,
+        metrics_port: u16,
+        format: &str,
+        rust_log: Option<&str>,
+    ) -> Fleet {
+        let mut command = Command::new(BIN);
+        command.env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let mut child = command
             .args(["run", "--config"])
             .arg(config)
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
             .args(["--log-format", format])
-            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -139,6 +153,31 @@ impl Fleet {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.0.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} {pid}: {sent}");
+    }
+
+    /// Waits up to `limit` for the process to exit: its status, or `None`
+    /// if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGINT, then waits for the process to stop and its output to drain.

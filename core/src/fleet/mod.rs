@@ -34,8 +34,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
@@ -50,8 +48,10 @@ pub mod events;
 pub mod lifecycle;
 pub mod provisioner;
 pub mod retention;
+mod run;
 mod scanner;
 mod startup;
+mod supervise_task;
 mod supervision;
 pub mod sweeper;
 mod worker_api;
@@ -420,76 +420,6 @@ impl Fleet {
     /// The pools.
     pub fn pools(&self) -> &[PoolConfig] {
         &self.shared.pools
-    }
-
-    /// Runs one provisioner task per pool, the scanners (one task per
-    /// provider and partition) and the orphan sweeper until `cancel` fires;
-    /// then stops them and releases this replica's leases so other replicas
-    /// take over at once.
-    ///
-    /// Pools are provisioned by separate tasks, and a pool's first steps run
-    /// beside its next passes rather than inside them, so a pool whose cloud
-    /// hangs delays neither its own next pass nor any other pool.
-    pub async fn run(&self, cancel: CancellationToken) -> Result<()> {
-        startup::register_metrics(&self.shared);
-        let mut tasks = JoinSet::new();
-        for provider in self.shared.providers.values() {
-            let (s, p, c) = (self.shared.clone(), provider.clone(), cancel.clone());
-            tasks.spawn(async move { scanner::run(s, p, c).await });
-        }
-        for pool in self.shared.pools.clone() {
-            let (s, c) = (self.shared.clone(), cancel.clone());
-            tasks.spawn(async move {
-                let mut first_steps = JoinSet::new();
-                loop {
-                    while first_steps.try_join_next().is_some() {}
-                    if let Err(e) = provisioner::provision_pass(&s, &pool, &mut first_steps).await {
-                        if let Some(held_back) =
-                            s.warnings.admit(&format!("provision/{}", pool.pool_id))
-                        {
-                            tracing::warn!(
-                                target: events::TARGET, event = "pool.pass_failed",
-                                pool = %pool.pool_id, error = %e, held_back,
-                                "provisioning pass failed (one line per pool per minute)"
-                            );
-                        }
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(s.config.provision_interval) => {}
-                        _ = c.cancelled() => break,
-                    }
-                }
-                first_steps.abort_all();
-                while first_steps.join_next().await.is_some() {}
-            });
-        }
-        let (s, c) = (self.clone(), cancel.clone());
-        tasks.spawn(async move {
-            let mut first_seen = HashMap::new();
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(s.shared.config.sweep_interval) => {}
-                    _ = c.cancelled() => break,
-                }
-                if let Err(e) = sweeper::sweep(&s.shared, &mut first_seen).await {
-                    tracing::warn!(target: events::TARGET, error = %e, "orphan sweep failed");
-                }
-                if let Err(e) = retention::prune(&s.shared).await {
-                    tracing::warn!(target: events::TARGET, error = %e, "retention pass failed");
-                }
-            }
-        });
-        cancel.cancelled().await;
-        while let Some(r) = tasks.join_next().await {
-            if let Err(e) = r {
-                if e.is_panic() {
-                    tracing::error!("a fleet task panicked: {e}");
-                }
-            }
-        }
-        let released = self.shared.store.release_all(&self.shared.owner).await?;
-        tracing::info!(target: events::TARGET, event = "stopped", released, "fleet stopped");
-        Ok(())
     }
 
     /// One provisioning pass over every pool.

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{self, Transition};
 use super::startup::NO_PARTITION;
+use super::supervise_task::{step_panicked, CatchPanic};
 use super::{lifecycle, FleetConfig, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::metrics_catalogue as names;
@@ -62,6 +63,9 @@ pub(super) async fn run(shared: Arc<Shared>, provider: DynProvider, cancel: Canc
                 Ok((id, ())) => id,
                 Err(e) => {
                     if e.is_panic() {
+                        metrics::counter!(names::TASK_PANICS,
+                            "task" => format!("scanner/{}", provider.id()))
+                        .increment(1);
                         tracing::error!(provider = provider.id(), "a scanner panicked: {e}");
                     }
                     e.id()
@@ -333,12 +337,20 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
     let started = Instant::now();
     let results: Vec<crate::Result<Step>> = match tokio::time::timeout(
         shared.config.step_timeout,
-        provider.step_many(&workers),
+        CatchPanic::new(provider.step_many(&workers)),
     )
     .await
     {
-        Ok(r) if r.len() == workers.len() => r,
-        Ok(r) => {
+        Ok(Ok(r)) if r.len() == workers.len() => r,
+        // A failed step: retried with backoff, leases released by the write.
+        Ok(Err(panic)) => {
+            let msg = step_panicked(provider.id(), workers.len(), &panic);
+            workers
+                .iter()
+                .map(|_| Err(Error::internal(msg.clone())))
+                .collect()
+        }
+        Ok(Ok(r)) => {
             let msg = format!(
                 "provider {} answered {} steps for {} workers",
                 provider.id(),

@@ -103,16 +103,22 @@ pub(super) fn register_metrics(shared: &Shared) {
             metrics::counter!(m::WORKER_DRAINS, "pool" => id.clone(), "reason" => r.as_str())
                 .increment(0);
         }
+        metrics::counter!(m::TASK_PANICS, "task" => format!("provisioner/{id}")).increment(0);
         for kind in ErrorKind::NAMES {
             metrics::counter!(m::ERRORS, "pool" => id.clone(), "kind" => kind).increment(0);
         }
     }
+    metrics::counter!(m::TASK_PANICS, "task" => "sweeper").increment(0);
     let mut kinds = BTreeSet::new();
     for p in summaries(shared) {
         let id = p.id.clone();
         metrics::counter!(m::STEPS, "provider" => id.clone(), "outcome" => "ok").increment(0);
         let _ = metrics::histogram!(m::STEP_SECONDS, "provider" => id.clone());
         metrics::gauge!(m::SCANNERS, "provider" => id.clone()).increment(0.0);
+        metrics::counter!(m::STEP_PANICS, "provider" => id.clone()).increment(0);
+        for task in ["scanners", "scanner"] {
+            metrics::counter!(m::TASK_PANICS, "task" => format!("{task}/{id}")).increment(0);
+        }
         metrics::counter!(m::ORPHANS_DELETED, "provider" => id.clone()).increment(0);
         for why in super::sweeper::HoldReason::ALL {
             metrics::counter!(m::ORPHANS_HELD_BACK, "provider" => id.clone(),

@@ -11,10 +11,31 @@ use super::Caller;
 /// (account, region).
 type PartitionKey = (String, String);
 
-/// Every partition, created on first launch.
+/// A partition and when a request last used it.
+#[derive(Debug)]
+struct Entry {
+    partition: Arc<Mutex<Partition>>,
+    used_at: Mutex<Instant>,
+}
+
+impl Entry {
+    fn touch(&self) -> Arc<Mutex<Partition>> {
+        *self.used_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.partition.clone()
+    }
+
+    fn used_at(&self) -> Instant {
+        *self.used_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every partition, created on first launch. At most
+/// [`MAX_ENTRIES`](crate::bounded::MAX_ENTRIES) (one per access key and
+/// region): a new one evicts the partition idle longest, so callers
+/// inventing access keys cannot grow the mock without bound.
 #[derive(Debug, Default)]
 pub struct Store {
-    partitions: RwLock<HashMap<PartitionKey, Arc<Mutex<Partition>>>>,
+    partitions: RwLock<HashMap<PartitionKey, Entry>>,
 }
 
 impl Store {
@@ -24,7 +45,7 @@ impl Store {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&(caller.account.clone(), caller.region.clone()))
-            .cloned()
+            .map(Entry::touch)
     }
 
     /// The caller's partition, created if need be.
@@ -32,12 +53,26 @@ impl Store {
         if let Some(p) = self.partition(caller) {
             return p;
         }
+        let key = (caller.account.clone(), caller.region.clone());
+        let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        if !map.contains_key(&key) {
+            crate::bounded::make_room(&mut map, crate::bounded::MAX_ENTRIES, Entry::used_at);
+        }
+        map.entry(key)
+            .or_insert_with(|| Entry {
+                partition: Arc::default(),
+                used_at: Mutex::new(Instant::now()),
+            })
+            .touch()
+    }
+
+    /// How many partitions are kept.
+    #[cfg(test)]
+    fn partition_count(&self) -> usize {
         self.partitions
-            .write()
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .entry((caller.account.clone(), caller.region.clone()))
-            .or_default()
-            .clone()
+            .len()
     }
 
     /// Every partition with its account.
@@ -46,7 +81,7 @@ impl Store {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|((account, _region), v)| (account.clone(), v.clone()))
+            .map(|((account, _region), v)| (account.clone(), v.partition.clone()))
             .collect()
     }
 
@@ -56,7 +91,7 @@ impl Store {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.partition.clone()))
             .collect()
     }
 
@@ -151,5 +186,34 @@ impl Partition {
         let by_id = &self.by_id;
         self.tokens
             .retain(|_, t| t.instance_ids.iter().any(|id| by_id.contains_key(id)));
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use crate::bounded::MAX_ENTRIES;
+
+    fn caller(i: usize) -> Caller {
+        Caller {
+            account: format!("{i:012}"),
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[test]
+    fn partitions_are_bounded_and_the_one_idle_longest_goes_first() {
+        let store = Store::default();
+        for i in 0..MAX_ENTRIES {
+            store.partition_or_create(&caller(i));
+        }
+        // Account 0 is used again: account 1 is now the idle one.
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(store.partition(&caller(0)).is_some());
+        store.partition_or_create(&caller(MAX_ENTRIES));
+        assert_eq!(store.partition_count(), MAX_ENTRIES);
+        assert!(store.partition(&caller(0)).is_some(), "recently used, kept");
+        assert!(store.partition(&caller(1)).is_none(), "idle longest, evicted");
+        assert!(store.partition(&caller(MAX_ENTRIES)).is_some());
     }
 }

@@ -94,7 +94,13 @@ impl Listeners {
         }
         let (shutdown, shutdown_rx) = watch::channel(());
         let router = vm_router(Arc::downgrade(imds), key.clone());
-        let task = tokio::spawn(crate::serve::serve(listener, None, router, shutdown_rx));
+        let task = tokio::spawn(crate::serve::serve(
+            listener,
+            None,
+            router,
+            shutdown_rx,
+            crate::serve::ServerLimits::default(),
+        ));
         open.insert(
             port,
             Entry {
