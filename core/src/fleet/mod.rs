@@ -60,7 +60,7 @@ pub use demand::{Demand, FixedDemand};
 pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
 pub use provisioner::PoolReport;
 pub use startup::ProviderSummary;
-pub use sweeper::SweepReport;
+pub use sweeper::{SweepOptions, SweepReport, SweptResource, Verdict};
 
 /// Runtime settings; every loop, lease and step is bounded by one of these.
 #[derive(Debug, Clone)]
@@ -218,6 +218,20 @@ pub(crate) struct Shared {
     /// Each pool's surplus its last pass left for workers that report idle
     /// before the next pass (see [`supervision::SurplusLeft`]).
     surplus_left: Mutex<HashMap<String, supervision::SurplusLeft>>,
+    /// The store's id, read once ([`Shared::store_id`]).
+    store_id: tokio::sync::OnceCell<String>,
+}
+
+impl Shared {
+    /// The store's random id, which every new worker's resources carry
+    /// ([`tag::STORE`](crate::model::tag::STORE)); read from the store
+    /// once, then cached (it never changes).
+    pub(crate) async fn store_id(&self) -> Result<&str> {
+        self.store_id
+            .get_or_try_init(|| async { Ok(self.store.store_identity().await?.id) })
+            .await
+            .map(String::as_str)
+    }
 }
 
 /// The fleet runtime.
@@ -361,6 +375,7 @@ impl FleetBuilder {
                 warnings: LogGate::default(),
                 last_scale_in: Mutex::new(HashMap::new()),
                 surplus_left: Mutex::new(HashMap::new()),
+                store_id: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -439,13 +454,14 @@ impl Fleet {
         }
         let (s, c) = (self.clone(), cancel.clone());
         tasks.spawn(async move {
-            let mut first_seen = HashMap::new();
+            let mut memory = sweeper::Memory::default();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(s.shared.config.sweep_interval) => {}
                     _ = c.cancelled() => break,
                 }
-                if let Err(e) = sweeper::sweep(&s.shared, &mut first_seen).await {
+                let opts = SweepOptions::default();
+                if let Err(e) = sweeper::sweep(&s.shared, &mut memory, opts).await {
                     tracing::warn!(target: events::TARGET, error = %e, "orphan sweep failed");
                 }
             }
@@ -485,7 +501,24 @@ impl Fleet {
     /// One orphan sweep with no memory of earlier sweeps (the grace period
     /// counts from each resource's creation time when the cloud reports it).
     pub async fn sweep_once(&self) -> Result<SweepReport> {
-        sweeper::sweep(&self.shared, &mut HashMap::new()).await
+        self.sweep_with(SweepOptions::default()).await
+    }
+
+    /// One orphan sweep as [`sweep_once`](Fleet::sweep_once), run as
+    /// `opts` says (a dry run, or an adoption).
+    pub async fn sweep_with(&self, opts: SweepOptions) -> Result<SweepReport> {
+        sweeper::sweep(&self.shared, &mut sweeper::Memory::default(), opts).await
+    }
+
+    /// Tags every unclaimed resource (carrying no store id: made before
+    /// store ids) whose worker is live in this store with this store's id,
+    /// so later sweeps treat it as this store's. Deletes nothing.
+    pub async fn adopt_unclaimed(&self) -> Result<SweepReport> {
+        self.sweep_with(SweepOptions {
+            adopt: true,
+            dry_run: false,
+        })
+        .await
     }
 
     /// Records that a worker registered (or renewed its registration)
