@@ -60,7 +60,7 @@ pub use demand::{Demand, FixedDemand};
 pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
 pub use provisioner::PoolReport;
 pub use startup::ProviderSummary;
-pub use sweeper::{SweepOptions, SweepReport, SweptResource, Verdict};
+pub use sweeper::{HoldReason, SweepOptions, SweepReport, SweptResource, Verdict};
 
 /// Runtime settings; every loop, lease and step is bounded by one of these.
 #[derive(Debug, Clone)]

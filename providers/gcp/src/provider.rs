@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use skyfleet_core::model::tag;
 use skyfleet_core::provider::names::GCP;
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{

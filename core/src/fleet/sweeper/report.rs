@@ -36,8 +36,9 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
-    /// Records `r`'s verdict and counts it.
-    pub(super) fn record(&mut self, r: SweptResource) {
+    /// Records `r` and counts its verdict (`seen` is counted by the
+    /// caller, as it lists).
+    pub fn record(&mut self, r: SweptResource) {
         match r.verdict {
             Verdict::Live => {}
             Verdict::Foreign => self.foreign += 1,
