@@ -73,8 +73,11 @@ fn live_instances(mock: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The table rows whose verdict column is `what` (cells are separated by
+/// at least two spaces; the summary line is not a row).
 fn lines_with<'a>(out: &'a str, what: &str) -> Vec<&'a str> {
-    out.lines().filter(|l| l.ends_with(what)).collect()
+    let cell = format!("  {what}");
+    out.lines().filter(|l| l.ends_with(&cell)).collect()
 }
 
 #[test]

@@ -218,20 +218,8 @@ pub(crate) struct Shared {
     /// Each pool's surplus its last pass left for workers that report idle
     /// before the next pass (see [`supervision::SurplusLeft`]).
     surplus_left: Mutex<HashMap<String, supervision::SurplusLeft>>,
-    /// The store's id, read once ([`Shared::store_id`]).
+    /// The store's id, read once (`Shared::store_id`, in [`sweeper`]).
     store_id: tokio::sync::OnceCell<String>,
-}
-
-impl Shared {
-    /// The store's random id, which every new worker's resources carry
-    /// ([`tag::STORE`](crate::model::tag::STORE)); read from the store
-    /// once, then cached (it never changes).
-    pub(crate) async fn store_id(&self) -> Result<&str> {
-        self.store_id
-            .get_or_try_init(|| async { Ok(self.store.store_identity().await?.id) })
-            .await
-            .map(String::as_str)
-    }
 }
 
 /// The fleet runtime.

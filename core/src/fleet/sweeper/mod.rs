@@ -53,6 +53,18 @@ mod report;
 pub use plan::{default_cap, plan, Decision, HoldReason};
 pub use report::{SweepReport, SweptResource, Verdict};
 
+impl Shared {
+    /// The store's random id, which every new worker's resources carry
+    /// ([`tag::STORE`]): read from the store once, then cached (it never
+    /// changes).
+    pub(crate) async fn store_id(&self) -> Result<&str> {
+        self.store_id
+            .get_or_try_init(|| async { Ok(self.store.store_identity().await?.id) })
+            .await
+            .map(String::as_str)
+    }
+}
+
 /// How one sweep runs (the periodic sweeps use the default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepOptions {

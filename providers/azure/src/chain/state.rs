@@ -133,8 +133,9 @@ pub struct ChainState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown: Option<Teardown>,
     /// The implicit OS disk (made by the VM from its image) carries the
-    /// ownership tags (see [`crate::chain`]'s creation step). Absent in
-    /// states written before: such a disk is left as it is.
+    /// ownership tags, PATCHed on once the VM exists. False in states
+    /// written before this field: a worker already running then keeps an
+    /// untagged disk.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub os_disk_tagged: bool,
     /// Consecutive instance-view 404s of an existing VM.
