@@ -1,6 +1,8 @@
 //! `skyfleet sweep` against `skyfleet mock`: a fleet's own live VMs are
 //! listed as live; the same account swept from a new, empty store lists
-//! them as foreign and deletes nothing; a listing that fails exits 1.
+//! them as foreign and deletes nothing; two fleets sharing a manager id in
+//! one account each keep their own and leave the other's; a listing that
+//! fails exits 1.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -49,8 +51,8 @@ launch_configs = [{{ id = "m5", launch = {{ region = "us-east-1", ImageId = "ami
     path
 }
 
-fn running_workers(dir: &Path) -> usize {
-    let store = format!("sqlite:{}", dir.join("a.db").display());
+fn running_workers(dir: &Path, db: &str) -> usize {
+    let store = format!("sqlite:{}", dir.join(db).display());
     let (code, out, _) = skyfleet(&["workers", "--store", &store, "--json"]);
     if code != 0 {
         return 0;
@@ -75,24 +77,30 @@ fn live_instances(mock: &str) -> usize {
 
 /// The table rows whose verdict column is `what` (cells are separated by
 /// at least two spaces; the summary line is not a row).
+/// Runs `skyfleet run` on `config` until its store `db` has 2 running
+/// workers, then stops it (its workers stay).
+fn run_until_two_running(config: &Path, dir: &Path, db: &str) {
+    let fleet = Fleet::start(config, free_port(), "text");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while running_workers(dir, db) < 2 {
+        assert!(fleet.running(), "skyfleet run exited:\n{}", fleet.stderr());
+        assert!(Instant::now() < deadline, "2 running:\n{}", fleet.stderr());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    fleet.stop();
+}
+
 fn lines_with<'a>(out: &'a str, what: &str) -> Vec<&'a str> {
     let cell = format!("  {what}");
     out.lines().filter(|l| l.ends_with(&cell)).collect()
 }
 
 #[test]
-fn sweep_lists_live_vms_as_live_and_a_new_stores_sweep_deletes_nothing() {
+fn sweeps_keep_live_vms_and_never_delete_another_stores_even_from_an_empty_store() {
     let (_mock, url) = start_mock();
     let dir = tempfile::tempdir().unwrap();
     let home = write_config(dir.path(), "a.toml", &url, "a.db");
-    let fleet = Fleet::start(&home, free_port(), "text");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while running_workers(dir.path()) < 2 {
-        assert!(fleet.running(), "skyfleet run exited:\n{}", fleet.stderr());
-        assert!(Instant::now() < deadline, "2 running:\n{}", fleet.stderr());
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    fleet.stop();
+    run_until_two_running(&home, dir.path(), "a.db");
     assert_eq!(live_instances(&url), 2);
 
     let (code, out, err) = skyfleet(&["sweep", "--config", home.to_str().unwrap(), "--dry-run"]);
@@ -110,6 +118,20 @@ fn sweep_lists_live_vms_as_live_and_a_new_stores_sweep_deletes_nothing() {
     assert_eq!(lines_with(&out, "foreign").len(), 2, "{out}");
     assert!(out.ends_with("seen 2: 2 foreign\n"), "{out}");
     assert_eq!(live_instances(&url), 2, "nothing was deleted");
+
+    // That store now runs a fleet of its own in the same account, with the
+    // same manager id: each fleet's sweep keeps its own live VMs and leaves
+    // the other's alone.
+    run_until_two_running(&stray, dir.path(), "b.db");
+    assert_eq!(live_instances(&url), 4);
+    for config in [&home, &stray] {
+        let (code, out, err) = skyfleet(&["sweep", "--config", config.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert_eq!(lines_with(&out, "live").len(), 2, "{out}");
+        assert_eq!(lines_with(&out, "foreign").len(), 2, "{out}");
+        assert!(out.ends_with("seen 4: 2 live, 2 foreign\n"), "{out}");
+    }
+    assert_eq!(live_instances(&url), 4, "nothing was deleted");
 }
 
 #[test]
