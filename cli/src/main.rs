@@ -32,6 +32,7 @@ mod providers;
 mod run;
 mod status;
 mod store_url;
+mod sweep;
 mod wait;
 mod worker_api;
 
@@ -116,6 +117,25 @@ enum Command {
         /// The worker API.
         #[command(flatten)]
         api: worker_api::ApiArgs,
+    },
+    /// One orphan sweep of a fleet config's providers, now: every resource
+    /// carrying the config's manager id with its verdict (live, foreign,
+    /// unclaimed, waiting, held back, would delete, deleted, adopted), and
+    /// a summary. Exits 1 if a listing, deletion or adoption failed.
+    Sweep {
+        /// The fleet config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Store URL, overriding the config's `fleet.store`.
+        #[arg(long)]
+        store: Option<String>,
+        /// Change nothing: print what would be deleted (or adopted).
+        #[arg(long)]
+        dry_run: bool,
+        /// Tag unclaimed resources (no store id) of this store's live
+        /// workers with the store's id; delete nothing.
+        #[arg(long)]
+        adopt: bool,
     },
     /// List workers in a store: phase, last transition and removal reason.
     Workers {
@@ -302,6 +322,12 @@ async fn dispatch(command: Command) -> ExitCode {
             };
             run::run(&config, store, metrics, api).await
         }
+        Command::Sweep {
+            config,
+            store,
+            dry_run,
+            adopt,
+        } => sweep::run(&config, store, dry_run, adopt).await,
         Command::Workers {
             store,
             pool,

@@ -36,8 +36,12 @@ fn demand(section: &DemandSection) -> Result<Arc<dyn Demand>, String> {
 }
 
 /// Validates the config and builds the fleet, answering it with the store
-/// URL used; errors are configuration errors (exit 2).
-async fn build(path: &Path, store_override: Option<String>) -> Result<(Fleet, String), String> {
+/// URL used; errors are configuration errors (exit 2). `skyfleet sweep`
+/// builds its fleet with it too.
+pub(crate) async fn build(
+    path: &Path,
+    store_override: Option<String>,
+) -> Result<(Fleet, String), String> {
     let file = config::load(path).map_err(|e| e.to_string())?;
     let origin = path.display();
     let settings = file

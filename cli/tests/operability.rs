@@ -521,7 +521,10 @@ fn sigterm_mid_provisioning_exits_within_10_s_and_another_replica_takes_every_le
             .acquire_pool_lease(POOL, "replica-2", now, Duration::from_secs(30))
             .await
             .unwrap();
-        assert!(pool_lease, "the pool's provisioning lease was not released");
+        assert!(
+            pool_lease.is_some(),
+            "the pool's provisioning lease was not released"
+        );
         let claim = Claim {
             provider_id: "aws".into(),
             partition: PartitionFilter::Any,

@@ -297,6 +297,10 @@ async fn orphan_sweeper_removes_only_tagged_orphans() {
         (tag::MANAGER.to_string(), "test-mgr".to_string()),
         (tag::PROVIDER.to_string(), "testing".to_string()),
         (tag::WORKER.to_string(), "w-gone".to_string()),
+        (
+            tag::STORE.to_string(),
+            store.store_identity().await.unwrap().id,
+        ),
     ]
     .into();
     let other_manager: BTreeMap<String, String> = [

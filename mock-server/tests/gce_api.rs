@@ -434,3 +434,71 @@ async fn reset_clears_one_project() {
     gce.reset(None);
     assert!(gce.resources().is_empty());
 }
+
+/// `instances.setLabels` replaces the labels when given the current
+/// fingerprint (the new labels and a new fingerprint are then read back),
+/// and refuses a stale fingerprint with 412 `conditionNotMet`, changing
+/// nothing.
+#[tokio::test]
+async fn set_labels_needs_the_current_fingerprint() {
+    let (_ctx, gce, router) = gce(0.01);
+    gce.set_config(quick_config());
+    let base = serve(router).await;
+    let client = reqwest::Client::new();
+    let url = format!("{base}{}/instances", zone_url("p1"));
+    let op: Value = client
+        .post(&url)
+        .bearer_auth("t")
+        .json(&vm("vm-l", json!({"pool": "a"})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    follow(&client, &op).await;
+    let get = || async {
+        client
+            .get(format!("{url}/vm-l"))
+            .bearer_auth("t")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let before = get().await;
+    let fp = before["labelFingerprint"].as_str().unwrap().to_string();
+    let set = |labels: Value, fp: String| {
+        client
+            .post(format!("{url}/vm-l/setLabels"))
+            .bearer_auth("t")
+            .json(&json!({"labels": labels, "labelFingerprint": fp}))
+            .send()
+    };
+    let resp = set(json!({"pool": "a", "skyfleet-store": "s1"}), fp.clone())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let op: Value = resp.json().await.unwrap();
+    assert_eq!(op["operationType"], "setLabels");
+    assert_eq!(follow(&client, &op).await["status"], "DONE");
+    let after = get().await;
+    assert_eq!(
+        after["labels"],
+        json!({"pool": "a", "skyfleet-store": "s1"})
+    );
+    assert_ne!(after["labelFingerprint"], before["labelFingerprint"]);
+
+    // The fingerprint read before the change is stale now.
+    let resp = set(json!({"pool": "b"}), fp).await.unwrap();
+    assert_eq!(resp.status(), 412);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"]["errors"][0]["reason"], "conditionNotMet", "{e}");
+    assert_eq!(get().await["labels"]["pool"], "a");
+    // Invalid labels are refused as on insert.
+    let fp = after["labelFingerprint"].as_str().unwrap().to_string();
+    let resp = set(json!({"Bad": "x"}), fp).await.unwrap();
+    assert_eq!(resp.status(), 400);
+}

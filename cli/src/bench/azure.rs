@@ -314,6 +314,9 @@ async fn measure(args: &Args, mock: &MockCloud, durations: [f64; 5]) -> Result<V
     min_create += 1.0 + min_polls(nic_s, r);
     min_create += args.data_disks as f64 * (1.0 + min_polls(disk_s, r));
     min_create += 1.0 + min_polls(vm_s, r);
+    // The tags PATCH of the OS disk ARM makes with the VM (ARM does not
+    // copy the VM's tags to it; synchronous, no poll).
+    min_create += 1.0;
     // One VM delete: every dependent goes with the VM (deleteOption Delete).
     let min_delete = 1.0 + min_polls(vm_del_s, r);
     let total = create_total + delete_total;

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use skyfleet_core::fleet::provisioner::DEFAULT_CAPACITY_COOLDOWN;
 use skyfleet_core::metrics_catalogue as names;
-use skyfleet_core::store::{PoolDecision, PoolErrorGroup, WorkerFilter};
 use skyfleet_core::model::Registration;
 use skyfleet_core::protocol::Activity;
+use skyfleet_core::store::{PoolDecision, PoolErrorGroup, WorkerFilter};
 use skyfleet_core::{DesiredState, Phase, Worker, WorkerStore};
 use time::OffsetDateTime;
 

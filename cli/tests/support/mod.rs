@@ -2,6 +2,8 @@
 //! process (killed when dropped), `skyfleet mock` sped up, a running fleet
 //! whose standard error is collected, and a minimal loopback HTTP client.
 
+// Each test binary uses only some of these helpers.
+#![allow(dead_code)]
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::Path;

@@ -62,7 +62,7 @@ pub use estimator::{estimate, Capacity, Estimate, PoolDemand};
 pub use provisioner::PoolReport;
 pub use retention::RetentionReport;
 pub use startup::ProviderSummary;
-pub use sweeper::SweepReport;
+pub use sweeper::{HoldReason, SweepOptions, SweepReport, SweptResource, Verdict};
 
 /// Runtime settings; every loop, lease and step is bounded by one of these.
 #[derive(Debug, Clone)]
@@ -244,6 +244,8 @@ pub(crate) struct Shared {
     /// Each pool's surplus its last pass left for workers that report idle
     /// before the next pass (see [`supervision::SurplusLeft`]).
     surplus_left: Mutex<HashMap<String, supervision::SurplusLeft>>,
+    /// The store's id, read once (`Shared::store_id`, in [`sweeper`]).
+    store_id: tokio::sync::OnceCell<String>,
 }
 
 /// The fleet runtime.
@@ -387,6 +389,7 @@ impl FleetBuilder {
                 warnings: LogGate::default(),
                 last_scale_in: Mutex::new(HashMap::new()),
                 surplus_left: Mutex::new(HashMap::new()),
+                store_id: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -444,7 +447,24 @@ impl Fleet {
     /// One orphan sweep with no memory of earlier sweeps (the grace period
     /// counts from each resource's creation time when the cloud reports it).
     pub async fn sweep_once(&self) -> Result<SweepReport> {
-        sweeper::sweep(&self.shared, &mut HashMap::new()).await
+        self.sweep_with(SweepOptions::default()).await
+    }
+
+    /// One orphan sweep as [`sweep_once`](Fleet::sweep_once), run as
+    /// `opts` says (a dry run, or an adoption).
+    pub async fn sweep_with(&self, opts: SweepOptions) -> Result<SweepReport> {
+        sweeper::sweep(&self.shared, &mut sweeper::Memory::default(), opts).await
+    }
+
+    /// Tags every unclaimed resource (carrying no store id: made before
+    /// store ids) whose worker is live in this store with this store's id,
+    /// so later sweeps treat it as this store's. Deletes nothing.
+    pub async fn adopt_unclaimed(&self) -> Result<SweepReport> {
+        self.sweep_with(SweepOptions {
+            adopt: true,
+            dry_run: false,
+        })
+        .await
     }
 
     /// One retention pass (what [`run`](Fleet::run) does after each orphan

@@ -186,7 +186,11 @@ pub(super) async fn provision_pass(
             })
             .clone()
         };
-        let spec = pool.worker_spec(&lc, new_worker_id(&pool.pool_id), &shared.config.manager_id);
+        let mut spec =
+            pool.worker_spec(&lc, new_worker_id(&pool.pool_id), &shared.config.manager_id);
+        // Every resource carries the store's id: the sweeper deletes only
+        // its own store's resources.
+        spec.tags.store_id = Some(shared.store_id().await?.to_string());
         let mut w = Worker::new(spec, now);
         w.partition = provider.partition(&w);
         // Created already leased to us: we step it right away, and the

@@ -3,7 +3,6 @@
 //! (restarted after a panic), and a prompt, bounded stop that releases this
 //! replica's leases.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,14 +131,14 @@ async fn provision_loop(s: Arc<Shared>, pool: PoolConfig, c: CancellationToken) 
 /// The orphan sweeper, then retention (finished workers and old pool
 /// errors pruned): every `sweep_interval` until `cancel`.
 async fn sweep_loop(s: Fleet, c: CancellationToken) {
-    let mut first_seen = HashMap::new();
+    let mut memory = sweeper::Memory::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(s.shared.config.sweep_interval) => {}
             _ = c.cancelled() => break,
         }
         tokio::select! {
-            r = sweeper::sweep(&s.shared, &mut first_seen) => {
+            r = sweeper::sweep(&s.shared, &mut memory, sweeper::SweepOptions::default()) => {
                 if let Err(e) = r {
                     tracing::warn!(target: events::TARGET, error = %e, "orphan sweep failed");
                 }

@@ -31,6 +31,11 @@ pub mod tag {
     pub const WORKER: &str = "skyfleet-worker";
     /// The provider id.
     pub const PROVIDER: &str = "skyfleet-provider";
+    /// The random id of the store that created the worker
+    /// ([`StoreIdentity::id`](crate::store::StoreIdentity::id): 32
+    /// lowercase hex digits, a valid tag and label value everywhere). The
+    /// orphan sweeper deletes only resources carrying its own store's id.
+    pub const STORE: &str = "skyfleet-store";
 }
 
 /// What a worker should become.
@@ -105,6 +110,11 @@ pub struct OwnershipTags {
     pub worker_id: String,
     /// The provider id.
     pub provider_id: String,
+    /// The id of the store that created the worker ([`tag::STORE`]).
+    /// `None` in worker specs stored before store ids existed: their
+    /// resources carry no store tag and the sweeper never deletes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
     /// Extra tags from the pool config.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
@@ -118,6 +128,12 @@ impl OwnershipTags {
         m.insert(tag::POOL.into(), self.pool_id.clone());
         m.insert(tag::WORKER.into(), self.worker_id.clone());
         m.insert(tag::PROVIDER.into(), self.provider_id.clone());
+        // The store tag is ours alone: a pool's extra tag of that name
+        // would let resources of a store-less spec pass for a store's.
+        m.remove(tag::STORE);
+        if let Some(store) = &self.store_id {
+            m.insert(tag::STORE.into(), store.clone());
+        }
         m
     }
 }
@@ -140,10 +156,35 @@ pub struct OwnedResource {
     pub kind: String,
     /// The worker id from its tags, if tagged with one.
     pub worker_id: Option<String>,
+    /// The store id from its tags ([`tag::STORE`]), if tagged with one:
+    /// the sweeper deletes only resources of its own store, and reports
+    /// those with none as unclaimed.
+    #[serde(default)]
+    pub store_id: Option<String>,
     /// When it was created, when the cloud says.
     pub created_at: Option<OffsetDateTime>,
     /// All its tags.
     pub tags: BTreeMap<String, String>,
+}
+
+impl OwnedResource {
+    /// A resource with its worker and store ids read from `tags`
+    /// ([`tag::WORKER`], [`tag::STORE`]).
+    pub fn from_tags(
+        id: String,
+        kind: impl Into<String>,
+        created_at: Option<OffsetDateTime>,
+        tags: BTreeMap<String, String>,
+    ) -> Self {
+        OwnedResource {
+            id,
+            kind: kind.into(),
+            worker_id: tags.get(tag::WORKER).cloned(),
+            store_id: tags.get(tag::STORE).cloned(),
+            created_at,
+            tags,
+        }
+    }
 }
 
 /// One way to launch a worker in a pool, chosen by weight.
@@ -207,7 +248,8 @@ pub struct PoolConfig {
 
 impl PoolConfig {
     /// The spec of a worker `worker_id` of this pool from its launch config
-    /// `lc`, with the ownership tags every resource of it carries.
+    /// `lc`, with the ownership tags every resource of it carries (but no
+    /// store id: the provisioner sets [`OwnershipTags::store_id`]).
     pub fn worker_spec(
         &self,
         lc: &LaunchConfig,
@@ -226,6 +268,7 @@ impl PoolConfig {
                 pool_id: self.pool_id.clone(),
                 worker_id: worker_id.clone(),
                 provider_id: self.provider_id.clone(),
+                store_id: None,
                 extra: self.tags.clone(),
             },
             worker_id,

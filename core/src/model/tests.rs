@@ -65,6 +65,7 @@ fn worker_record_round_trips() {
             pool_id: "p".into(),
             worker_id: "w-1".into(),
             provider_id: names::AWS.into(),
+            store_id: None,
             extra: BTreeMap::new(),
         },
     };
@@ -79,4 +80,37 @@ fn worker_record_round_trips() {
         bad.validate().unwrap_err().kind(),
         crate::ErrorKind::InvalidConfig { field } if field == "worker_id"
     ));
+}
+
+#[test]
+fn the_store_tag_is_the_stores_id_and_cannot_come_from_pool_tags() {
+    let mut tags = OwnershipTags {
+        manager_id: "m".into(),
+        pool_id: "p".into(),
+        worker_id: "w-1".into(),
+        provider_id: "aws".into(),
+        store_id: None,
+        extra: BTreeMap::from([(tag::STORE.to_string(), "spoofed".to_string())]),
+    };
+    assert_eq!(tags.to_map().get(tag::STORE), None, "{:?}", tags.to_map());
+    tags.store_id = Some("0123456789abcdef0123456789abcdef".into());
+    assert_eq!(
+        tags.to_map().get(tag::STORE).map(String::as_str),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    let r = OwnedResource::from_tags("i-1".into(), "instance", None, tags.to_map());
+    assert_eq!(r.store_id, tags.store_id);
+    assert_eq!(r.worker_id.as_deref(), Some("w-1"));
+}
+
+#[test]
+fn ownership_tags_stored_before_store_ids_still_parse_without_one() {
+    let old = json!({"manager_id": "m", "pool_id": "p", "worker_id": "w-1", "provider_id": "aws"});
+    let tags: OwnershipTags = serde_json::from_value(old.clone()).unwrap();
+    assert_eq!(tags.store_id, None);
+    assert_eq!(
+        serde_json::to_value(&tags).unwrap(),
+        old,
+        "written back unchanged"
+    );
 }

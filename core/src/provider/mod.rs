@@ -139,6 +139,29 @@ pub trait Provider: Send + Sync + Debug {
     /// Idempotent: a resource already gone is success.
     async fn delete_owned(&self, resource: &OwnedResource) -> Result<()>;
 
+    /// Adds (or overwrites) `tags` on one resource found by
+    /// [`Provider::list_owned`], keeping its other tags: how the sweeper
+    /// adopts resources made before store ids (see
+    /// [`tag::STORE`](crate::model::tag::STORE)). The default refuses with
+    /// an [`ErrorKind::InvalidConfig`] error coded `TaggingUnsupported`.
+    async fn tag_owned(
+        &self,
+        resource: &OwnedResource,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let _ = tags;
+        Err(Error::invalid_config(
+            format!("providers.{}", self.id()),
+            format!(
+                "provider `{}` ({}) cannot tag resources; {} was not tagged",
+                self.id(),
+                self.kind(),
+                resource.id
+            ),
+        )
+        .with_code("TaggingUnsupported"))
+    }
+
     /// Checks that `proof` shows the machine presenting it to be `worker`'s:
     /// the proof's signature against the cloud's trust roots, then its
     /// facts against what this provider stored for the worker.

@@ -22,6 +22,8 @@ pub enum CallKind {
     Delete,
     /// Listing instances.
     List,
+    /// Tagging an instance.
+    Tag,
 }
 
 /// Latencies of the fake cloud's calls and the boot time of an instance.
@@ -153,14 +155,30 @@ impl TestingCloud {
         self.lock().creates_accepted
     }
 
+    /// The tags of instance `name`, if it exists (not a cloud call).
+    pub fn tags_of(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.lock().instances.get(name).map(|i| i.tags.clone())
+    }
+
     /// Creates an instance "behind the fleet's back" (orphan sweep tests).
     pub fn create_unmanaged(&self, name: &str, tags: BTreeMap<String, String>) {
+        self.create_unmanaged_at(name, tags, self.clock.now());
+    }
+
+    /// Creates an instance "behind the fleet's back" that the cloud says
+    /// was created at `created_at`.
+    pub fn create_unmanaged_at(
+        &self,
+        name: &str,
+        tags: BTreeMap<String, String>,
+        created_at: OffsetDateTime,
+    ) {
         let now = self.clock.now();
         self.lock().instances.insert(
             name.to_string(),
             Instance {
                 tags,
-                created_at: now,
+                created_at,
                 ready_at: now,
                 deleting_until: None,
                 identity: format!("{:032x}", rand::random::<u128>()),
@@ -268,6 +286,21 @@ impl TestingCloud {
         Ok(())
     }
 
+    pub(super) async fn tag(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        self.enter(CallKind::Tag, None).await?;
+        let now = self.clock.now();
+        let mut s = self.lock();
+        Self::expire(&mut s, now);
+        match s.instances.get_mut(name) {
+            Some(i) => {
+                i.tags
+                    .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Ok(())
+            }
+            None => Err(Error::not_found(format!("instance {name} not found"))),
+        }
+    }
+
     pub(super) async fn list(&self, manager_id: &str) -> Result<Vec<OwnedResource>> {
         self.enter(CallKind::List, None).await?;
         let now = self.clock.now();
@@ -276,12 +309,13 @@ impl TestingCloud {
         Ok(s.instances
             .iter()
             .filter(|(_, i)| i.tags.get(tag::MANAGER).map(String::as_str) == Some(manager_id))
-            .map(|(name, i)| OwnedResource {
-                id: name.clone(),
-                kind: "instance".into(),
-                worker_id: i.tags.get(tag::WORKER).cloned(),
-                created_at: Some(i.created_at),
-                tags: i.tags.clone(),
+            .map(|(name, i)| {
+                OwnedResource::from_tags(
+                    name.clone(),
+                    "instance",
+                    Some(i.created_at),
+                    i.tags.clone(),
+                )
             })
             .collect())
     }

@@ -29,6 +29,7 @@ pub fn worker(worker_id: impl Into<String>) -> WorkerFixture {
         manager_id: "mgr".into(),
         launch_config_id: "lc".into(),
         launch: serde_json::json!({}),
+        store_id: None,
     }
 }
 
@@ -42,6 +43,7 @@ pub struct WorkerFixture {
     manager_id: String,
     launch_config_id: String,
     launch: serde_json::Value,
+    store_id: Option<String>,
 }
 
 impl WorkerFixture {
@@ -60,6 +62,12 @@ impl WorkerFixture {
     /// Sets the manager the ownership tags name.
     pub fn manager(mut self, manager_id: impl Into<String>) -> Self {
         self.manager_id = manager_id.into();
+        self
+    }
+
+    /// Sets the store id the ownership tags carry (none by default).
+    pub fn store(mut self, store_id: impl Into<String>) -> Self {
+        self.store_id = Some(store_id.into());
         self
     }
 
@@ -82,6 +90,7 @@ impl WorkerFixture {
             pool_id: self.pool_id.clone(),
             worker_id: self.worker_id.clone(),
             provider_id: self.provider_id.clone(),
+            store_id: self.store_id.clone(),
             extra: BTreeMap::new(),
         }
     }

@@ -230,6 +230,14 @@ impl Provider for TestingProvider {
     async fn delete_owned(&self, resource: &OwnedResource) -> Result<()> {
         self.cloud.delete(&resource.id, None).await
     }
+
+    async fn tag_owned(
+        &self,
+        resource: &OwnedResource,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.cloud.tag(&resource.id, tags).await
+    }
 }
 
 #[cfg(test)]

@@ -197,6 +197,17 @@ impl Instance {
         }
     }
 
+    /// The label fingerprint `setLabels` must be given.
+    pub(crate) fn label_fingerprint(&self) -> &str {
+        &self.fixed.label_fingerprint
+    }
+
+    /// Replaces the labels (`setLabels`), and so their fingerprint.
+    pub(crate) fn set_labels(&mut self, labels: BTreeMap<String, String>) {
+        self.fixed.label_fingerprint = fingerprint(&labels);
+        self.spec.labels = labels;
+    }
+
     /// The machine type's relative link.
     pub(crate) fn spec_machine_type(&self) -> &str {
         &self.spec.machine_type

@@ -157,6 +157,16 @@ impl Gce {
                 .fallback(unknown),
             )
             .route(
+                &format!("{INSTANCES}/{{name}}/setLabels"),
+                post(method(
+                    self,
+                    "compute.instances.setLabels",
+                    Group::Queries,
+                    methods::labels::set_labels,
+                ))
+                .fallback(unknown),
+            )
+            .route(
                 &format!("{INSTANCES}/{{name}}/stop"),
                 post(method(
                     self,

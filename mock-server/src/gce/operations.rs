@@ -23,6 +23,8 @@ pub(crate) enum OpType {
     Start,
     /// `instances.stop`.
     Stop,
+    /// `instances.setLabels`.
+    SetLabels,
 }
 
 impl OpType {
@@ -33,6 +35,7 @@ impl OpType {
             OpType::Delete => "delete",
             OpType::Start => "start",
             OpType::Stop => "stop",
+            OpType::SetLabels => "setLabels",
         }
     }
 }

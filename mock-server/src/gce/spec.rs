@@ -263,46 +263,7 @@ impl Spec {
             });
         }
 
-        let mut labels = BTreeMap::new();
-        match obj.get("labels") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                if m.len() > MAX_LABELS {
-                    return Err(GceError::invalid_field(
-                        "resource.labels",
-                        &m.len().to_string(),
-                        "At most 64 labels are allowed.",
-                    ));
-                }
-                for (k, v) in m {
-                    let Some(v) = v.as_str() else {
-                        return Err(GceError::invalid(format!(
-                            "Invalid value at 'resource.labels[{k}]' (TYPE_STRING), {v}"
-                        )));
-                    };
-                    if !valid_label_key(k) {
-                        return Err(GceError::invalid_field(
-                            "resource.labels",
-                            k,
-                            "Label keys must start with a lowercase letter and contain only lowercase letters, digits, '_' and '-' (at most 63).",
-                        ));
-                    }
-                    if !valid_label_value(v) {
-                        return Err(GceError::invalid_field(
-                            &format!("resource.labels.{k}"),
-                            v,
-                            "Label values contain only lowercase letters, digits, '_' and '-' (at most 63).",
-                        ));
-                    }
-                    labels.insert(k.clone(), v.to_string());
-                }
-            }
-            Some(other) => {
-                return Err(GceError::invalid(format!(
-                    "Invalid value at 'resource.labels', {other}: expected an object"
-                )))
-            }
-        }
+        let labels = parse_labels(obj.get("labels"))?;
 
         let mut metadata_items = Vec::new();
         if let Some(md) = obj.get("metadata").filter(|v| !v.is_null()) {
@@ -361,6 +322,52 @@ impl Spec {
             tags,
         })
     }
+}
+
+/// The `labels` object of an instance (insert, or setLabels), checked
+/// against Compute Engine's rules.
+pub(crate) fn parse_labels(v: Option<&Value>) -> Result<BTreeMap<String, String>, GceError> {
+    let mut labels = BTreeMap::new();
+match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            if m.len() > MAX_LABELS {
+                return Err(GceError::invalid_field(
+                    "resource.labels",
+                    &m.len().to_string(),
+                    "At most 64 labels are allowed.",
+                ));
+            }
+            for (k, v) in m {
+                let Some(v) = v.as_str() else {
+                    return Err(GceError::invalid(format!(
+                        "Invalid value at 'resource.labels[{k}]' (TYPE_STRING), {v}"
+                    )));
+                };
+                if !valid_label_key(k) {
+                    return Err(GceError::invalid_field(
+                        "resource.labels",
+                        k,
+                        "Label keys must start with a lowercase letter and contain only lowercase letters, digits, '_' and '-' (at most 63).",
+                    ));
+                }
+                if !valid_label_value(v) {
+                    return Err(GceError::invalid_field(
+                        &format!("resource.labels.{k}"),
+                        v,
+                        "Label values contain only lowercase letters, digits, '_' and '-' (at most 63).",
+                    ));
+                }
+                labels.insert(k.clone(), v.to_string());
+            }
+        }
+        Some(other) => {
+            return Err(GceError::invalid(format!(
+                "Invalid value at 'resource.labels', {other}: expected an object"
+            )))
+        }
+    }
+    Ok(labels)
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pool_id: "ci/linux-large".into(),
                 worker_id: "w-example-1".into(),
                 provider_id: "aws".into(),
+                store_id: None,
                 extra: BTreeMap::new(),
             },
         },

@@ -313,6 +313,19 @@ impl Ec2 {
         Ok(out)
     }
 
+    /// CreateTags: adds (or overwrites) `tags` on resource `id`, keeping
+    /// its other tags.
+    pub async fn create_tags(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        self.client
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(tag_list(tags)))
+            .send()
+            .await
+            .map_err(|e| classify("CreateTags", &e))?;
+        Ok(())
+    }
+
     /// TerminateInstances of one instance.
     pub async fn terminate(&self, id: &str) -> Result<()> {
         self.client

@@ -57,6 +57,7 @@ mod tests {
             pool_id: "pool".into(),
             worker_id: worker.into(),
             provider_id: "aws".into(),
+            store_id: None,
             extra: BTreeMap::new(),
         }
     }

@@ -187,13 +187,12 @@ impl AwsProvider {
             .into_iter()
             .map(|i| {
                 let account = i.owner_id.clone().unwrap_or_default();
-                OwnedResource {
-                    id: format!("arn:aws:ec2:{region}:{account}:instance/{}", i.id),
-                    kind: "instance".into(),
-                    worker_id: i.tags.get(tag::WORKER).cloned(),
-                    created_at: i.launch_time,
-                    tags: i.tags,
-                }
+                OwnedResource::from_tags(
+                    format!("arn:aws:ec2:{region}:{account}:instance/{}", i.id),
+                    "instance",
+                    i.launch_time,
+                    i.tags,
+                )
             })
             .collect())
     }
@@ -225,6 +224,32 @@ fn parse_instance_ref(id: &str) -> Option<(Option<&str>, &str)> {
         return None;
     }
     id.starts_with("i-").then_some((None, id))
+}
+
+impl AwsProvider {
+    /// The region and instance id of a resource found by `list_owned` (a
+    /// bare instance id is in the first configured region).
+    fn instance_of<'a>(&'a self, resource: &'a OwnedResource) -> Result<(&'a str, &'a str)> {
+        let (region, id) = parse_instance_ref(&resource.id).ok_or_else(|| {
+            Error::invalid_config(
+                "resource.id",
+                format!(
+                    "`{}` is not an EC2 instance ARN or instance id",
+                    resource.id
+                ),
+            )
+        })?;
+        let region = match region {
+            Some(r) => r,
+            None => self
+                .settings
+                .regions
+                .first()
+                .map(String::as_str)
+                .ok_or_else(|| Error::invalid_config("regions", "no region configured"))?,
+        };
+        Ok((region, id))
+    }
 }
 
 #[async_trait]
@@ -333,29 +358,23 @@ impl Provider for AwsProvider {
     }
 
     async fn delete_owned(&self, resource: &OwnedResource) -> Result<()> {
-        let (region, id) = parse_instance_ref(&resource.id).ok_or_else(|| {
-            Error::invalid_config(
-                "resource.id",
-                format!(
-                    "`{}` is not an EC2 instance ARN or instance id",
-                    resource.id
-                ),
-            )
-        })?;
-        let region = match region {
-            Some(r) => r,
-            None => self
-                .settings
-                .regions
-                .first()
-                .map(String::as_str)
-                .ok_or_else(|| Error::invalid_config("regions", "no region configured"))?,
-        };
+        let (region, id) = self.instance_of(resource)?;
         match self.ec2(region)?.terminate(id).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == &ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// One CreateTags on the instance (its volumes, which the sweeper
+    /// never lists and which go with the instance, are left as they are).
+    async fn tag_owned(
+        &self,
+        resource: &OwnedResource,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let (region, id) = self.instance_of(resource)?;
+        self.ec2(region)?.create_tags(id, tags).await
     }
 
     async fn verify_identity(

@@ -75,6 +75,7 @@ async fn region_endpoint_and_credentials_from_the_environment() {
                 pool_id: "env/pool".into(),
                 worker_id: id.into(),
                 provider_id: "aws".into(),
+                store_id: None,
                 extra: BTreeMap::new(),
             },
         },

@@ -612,3 +612,63 @@ async fn an_absurd_retry_after_is_clamped_to_max_server_delay() {
     // What the scanner does with it stays in range.
     let _ = SystemClock.now() + e.retry_after().unwrap();
 }
+
+/// `list_owned` reports each instance's store id (none for an instance
+/// made before store ids), and `tag_owned` adds the store tag to such an
+/// instance with one CreateTags, keeping its other tags.
+#[tokio::test]
+async fn list_owned_reports_the_store_id_and_tag_owned_adds_it() {
+    let m = mock().await;
+    let p = provider(m.url(), &transport(3)).await;
+    const STORE: &str = "0123456789abcdef0123456789abcdef";
+    let mut new = fixtures::worker("w-new")
+        .pool("proj/linux")
+        .provider("aws")
+        .manager(MANAGER)
+        .store(STORE)
+        .launch(launch())
+        .build_now();
+    let mut old = worker("w-old", launch());
+    for w in [&mut new, &mut old] {
+        p.create(w, &SystemClock, Duration::from_secs(10))
+            .await
+            .expect("create");
+    }
+    let scope = OwnershipScope {
+        manager_id: MANAGER.into(),
+        provider_id: "aws".into(),
+    };
+    let owned = p.list_owned(&scope).await.expect("list_owned");
+    let store_of = |owned: &[skyfleet_core::OwnedResource], w: &str| {
+        owned
+            .iter()
+            .find(|r| r.worker_id.as_deref() == Some(w))
+            .map(|r| r.store_id.clone())
+            .expect("listed")
+    };
+    assert_eq!(store_of(&owned, "w-new").as_deref(), Some(STORE));
+    assert_eq!(store_of(&owned, "w-old"), None);
+
+    let unclaimed = owned
+        .iter()
+        .find(|r| r.worker_id.as_deref() == Some("w-old"))
+        .expect("w-old");
+    let tags = [(
+        skyfleet_core::model::tag::STORE.to_string(),
+        STORE.to_string(),
+    )]
+    .into();
+    p.tag_owned(unclaimed, &tags).await.expect("tag_owned");
+    assert_eq!(calls(m.url(), "CreateTags", Some(200)).await, 1);
+    let owned = p.list_owned(&scope).await.expect("list_owned");
+    assert_eq!(store_of(&owned, "w-old").as_deref(), Some(STORE));
+    let live = instances(m.url()).await;
+    let tagged = live
+        .iter()
+        .find(|i| i["tags"]["skyfleet-worker"] == "w-old")
+        .expect("w-old");
+    assert_eq!(
+        tagged["tags"]["skyfleet-manager"], MANAGER,
+        "other tags kept"
+    );
+}

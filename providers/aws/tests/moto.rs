@@ -72,6 +72,7 @@ async fn create_running_remove_against_moto() {
                 pool_id: "moto/pool".into(),
                 worker_id: worker_id.clone(),
                 provider_id: "aws-moto".into(),
+                store_id: None,
                 extra: BTreeMap::new(),
             },
         },

@@ -47,6 +47,7 @@ fn worker(id: &str, state: Value) -> Worker {
                 pool_id: "fixture/pool".into(),
                 worker_id: id.into(),
                 provider_id: "aws".into(),
+                store_id: None,
                 extra: BTreeMap::new(),
             },
         },

@@ -95,6 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pool_id: "ci/linux".into(),
                 worker_id: "example-1".into(),
                 provider_id: "azure".into(),
+                store_id: None,
                 extra: BTreeMap::new(),
             },
         },

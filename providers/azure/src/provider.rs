@@ -137,13 +137,12 @@ fn owned(v: &Value, ty: ResourceType) -> Option<OwnedResource> {
         .and_then(|s| {
             OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
         });
-    Some(OwnedResource {
+    Some(OwnedResource::from_tags(
         id,
-        kind: ty.kind_name().to_string(),
-        worker_id: tags.get(tag::WORKER).cloned(),
+        ty.kind_name(),
         created_at,
         tags,
-    })
+    ))
 }
 
 #[async_trait]
@@ -216,6 +215,32 @@ impl Provider for AzureProvider {
         } else {
             Err(resp.error(&op))
         }
+    }
+
+    /// One ARM PATCH of the resource's tags: its listed tags with `tags`
+    /// merged over them (ARM's resource PATCH replaces the tag set; the
+    /// `Microsoft.Resources/tags/default` Merge operation would avoid the
+    /// read-modify-write, but the mock cloud does not serve it, and a tag
+    /// changed by hand between the listing and this PATCH is all that could
+    /// be lost).
+    async fn tag_owned(
+        &self,
+        resource: &OwnedResource,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let ty = ResourceType::from_id(&resource.id).ok_or_else(|| {
+            Error::invalid_config(
+                "resource.id",
+                format!("not an Azure resource skyfleet creates: {}", resource.id),
+            )
+        })?;
+        if !resource.id.starts_with('/') {
+            return Err(Error::invalid_config("resource.id", "must be an ARM id"));
+        }
+        let mut merged = resource.tags.clone();
+        merged.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let body = serde_json::to_value(&merged)?;
+        self.client.patch_tags(&resource.id, ty, "", &body).await
     }
 
     async fn verify_identity(

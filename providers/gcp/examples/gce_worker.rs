@@ -67,6 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pool_id: "ci/linux-spot".into(),
                 worker_id: "example-worker-1".into(),
                 provider_id: provider.id().to_string(),
+                store_id: None,
                 extra: BTreeMap::new(),
             },
         },

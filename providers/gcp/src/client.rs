@@ -89,6 +89,9 @@ pub struct Instance {
     /// The labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The fingerprint of the labels, which `setLabels` must be given.
+    #[serde(default)]
+    pub label_fingerprint: Option<String>,
     /// RFC 3339 creation time.
     #[serde(default)]
     pub creation_timestamp: Option<String>,
@@ -286,6 +289,32 @@ impl ComputeClient {
         match self.send(req, OP).await? {
             Some(b) => Self::parse(OP, "operation", &b).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// `instances.setLabels`: replaces the instance's labels with
+    /// `labels`, if they still have `fingerprint` (else Compute refuses
+    /// with 412, classified as a conflict); the operation.
+    pub async fn set_labels(
+        &self,
+        zone: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        fingerprint: &str,
+    ) -> Result<ZoneOperation> {
+        const OP: &str = "compute.instances.setLabels";
+        let url = format!("{}/instances/{name}/setLabels", self.zone_url(zone));
+        let body = serde_json::json!({"labels": labels, "labelFingerprint": fingerprint});
+        let req = ApiRequest::new(Method::POST, url)
+            .json(body)
+            .key(self.key(zone))
+            .class(ApiClass::Write)
+            .operation(OP);
+        match self.send(req, OP).await? {
+            Some(b) => Self::parse(OP, "operation", &b),
+            None => {
+                Err(Error::not_found(format!("{OP}: instance {name} in {zone}")).with_provider(GCP))
+            }
         }
     }
 

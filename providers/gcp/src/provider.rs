@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use skyfleet_core::model::tag;
 use skyfleet_core::provider::names::GCP;
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{
@@ -192,6 +191,27 @@ impl GcpProvider {
     }
 }
 
+impl GcpProvider {
+    /// The zone and name of an instance found by `list_owned`, which must
+    /// be in this provider's project.
+    fn instance_of<'a>(&self, resource: &'a OwnedResource) -> Result<(&'a str, &'a str)> {
+        let parts: Vec<&str> = resource.id.split('/').collect();
+        let ["projects", p, "zones", zone, "instances", name] = parts.as_slice() else {
+            return Err(Error::invalid_config(
+                "resource.id",
+                format!("`{}` is not projects/P/zones/Z/instances/NAME", resource.id),
+            ));
+        };
+        if *p != self.project() {
+            return Err(Error::invalid_config(
+                "resource.id",
+                format!("`{}` is in another project", resource.id),
+            ));
+        }
+        Ok((zone, name))
+    }
+}
+
 #[async_trait]
 impl Provider for GcpProvider {
     fn id(&self) -> &str {
@@ -317,33 +337,45 @@ impl Provider for GcpProvider {
                 let created_at = i.creation_timestamp.as_deref().and_then(|t| {
                     OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
                 });
-                out.push(OwnedResource {
-                    id: format!("projects/{project}/zones/{zone}/instances/{}", i.name),
-                    kind: "instance".into(),
-                    worker_id: i.labels.get(tag::WORKER).cloned(),
+                out.push(OwnedResource::from_tags(
+                    format!("projects/{project}/zones/{zone}/instances/{}", i.name),
+                    "instance",
                     created_at,
-                    tags: i.labels,
-                });
+                    i.labels,
+                ));
             }
         }
         Ok(out)
     }
 
     async fn delete_owned(&self, resource: &OwnedResource) -> Result<()> {
-        let parts: Vec<&str> = resource.id.split('/').collect();
-        let ["projects", p, "zones", zone, "instances", name] = parts.as_slice() else {
-            return Err(Error::invalid_config(
-                "resource.id",
-                format!("`{}` is not projects/P/zones/Z/instances/NAME", resource.id),
-            ));
-        };
-        if *p != self.project() {
-            return Err(Error::invalid_config(
-                "resource.id",
-                format!("`{}` is in another project", resource.id),
-            ));
-        }
+        let (zone, name) = self.instance_of(resource)?;
         self.inner.client.delete_instance(zone, name, None).await?;
+        Ok(())
+    }
+
+    /// `instances.get` (for the current labels and their fingerprint),
+    /// then `instances.setLabels` with `tags` (made valid labels) merged
+    /// over them. A label change between the two is refused by Compute
+    /// (412, a conflict): the next adoption tries again. The instance's
+    /// disks keep their labels (they go with it).
+    async fn tag_owned(
+        &self,
+        resource: &OwnedResource,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let (zone, name) = self.instance_of(resource)?;
+        let client = &self.inner.client;
+        let inst = client.get_instance(zone, name).await?.ok_or_else(|| {
+            Error::not_found(format!("instance {} not found", resource.id)).with_provider("gcp")
+        })?;
+        let fingerprint = inst.label_fingerprint.as_deref().ok_or_else(|| {
+            Error::internal(format!("instance {} has no labelFingerprint", resource.id))
+                .with_provider("gcp")
+        })?;
+        let mut merged = inst.labels.clone();
+        merged.extend(tags.iter().map(|(k, v)| (labels::key(k), labels::value(v))));
+        client.set_labels(zone, name, &merged, fingerprint).await?;
         Ok(())
     }
 

@@ -522,3 +522,56 @@ async fn an_absurd_retry_after_is_clamped_to_max_server_delay() {
     // What the scanner does with it stays in range.
     let _ = SystemClock.now() + e.retry_after().unwrap();
 }
+
+/// `list_owned` reports each instance's store id (none for one made before
+/// store ids); `tag_owned` adds the store label to such an instance
+/// (instances.get for the label fingerprint, then instances.setLabels),
+/// keeping its other labels.
+#[tokio::test]
+async fn list_owned_reports_the_store_id_and_tag_owned_adds_it() {
+    const STORE: &str = "0123456789abcdef0123456789abcdef";
+    let mock = mock().await;
+    let p = config(mock.url()).build().unwrap();
+    let mut new = fixtures::worker("w-new")
+        .pool("ci/linux")
+        .provider("gcp")
+        .store(STORE)
+        .launch(launch(ZONE))
+        .build_now();
+    let mut old = worker("w-old", ZONE);
+    for w in [&mut new, &mut old] {
+        p.create(w, &SystemClock, LIMIT).await.unwrap();
+    }
+    let scope = OwnershipScope {
+        manager_id: "mgr".into(),
+        provider_id: "gcp".into(),
+    };
+    let store_of = |owned: &[skyfleet_core::OwnedResource], w: &str| {
+        owned
+            .iter()
+            .find(|r| r.worker_id.as_deref() == Some(w))
+            .map(|r| r.store_id.clone())
+            .unwrap()
+    };
+    let owned = p.list_owned(&scope).await.unwrap();
+    assert_eq!(store_of(&owned, "w-new").as_deref(), Some(STORE));
+    assert_eq!(store_of(&owned, "w-old"), None);
+    let unclaimed = owned
+        .iter()
+        .find(|r| r.worker_id.as_deref() == Some("w-old"))
+        .unwrap();
+    let tags = [(
+        skyfleet_core::model::tag::STORE.to_string(),
+        STORE.to_string(),
+    )]
+    .into();
+    p.tag_owned(unclaimed, &tags).await.unwrap();
+    assert_eq!(calls(&mock, "compute.instances.setLabels").await, 1);
+    let owned = p.list_owned(&scope).await.unwrap();
+    assert_eq!(store_of(&owned, "w-old").as_deref(), Some(STORE));
+    let live = instances_of(&mock, "w-old").await;
+    assert_eq!(
+        live[0]["tags"]["skyfleet-manager"], "mgr",
+        "other labels kept"
+    );
+}

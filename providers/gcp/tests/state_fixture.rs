@@ -66,6 +66,7 @@ fn worker(e: &Entry) -> Worker {
                 pool_id: "ci/linux".into(),
                 worker_id: id.into(),
                 provider_id: "gcp".into(),
+                store_id: None,
                 extra: BTreeMap::new(),
             },
         },

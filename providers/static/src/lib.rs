@@ -68,6 +68,7 @@ pub fn example_worker(id: &str) -> Worker {
                 pool_id: "pool".into(),
                 worker_id: id.into(),
                 provider_id: "static".into(),
+                store_id: None,
                 extra: Default::default(),
             },
         },

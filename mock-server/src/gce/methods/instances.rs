@@ -32,7 +32,7 @@ fn ms(gce: &Gce, ms: u64) -> Duration {
 }
 
 /// The validated `requestId` query parameter, if given.
-fn request_id(call: &Call) -> Result<Option<String>, GceError> {
+pub(super) fn request_id(call: &Call) -> Result<Option<String>, GceError> {
     let Some(raw) = call.query("requestId") else {
         return Ok(None);
     };
@@ -63,23 +63,23 @@ fn operation_name(gce: &Gce) -> String {
 }
 
 /// The operation a replayed `requestId` created, rendered now.
-fn replay(call: &Call, p: &Project, rid: &Option<String>) -> Option<Reply> {
+pub(super) fn replay(call: &Call, p: &Project, rid: &Option<String>) -> Option<Reply> {
     let name = p.request_ids.get(rid.as_ref()?)?;
     let op = p.operations.get(name)?;
     Some(Reply::Json(op.render(&call.base, &call.project, call.now)))
 }
 
 /// An operation about to be recorded.
-struct NewOp<'a> {
-    op_type: OpType,
+pub(super) struct NewOp<'a> {
+    pub(super) op_type: OpType,
     /// Target instance name and id.
-    target: (&'a str, u64),
-    duration_ms: u64,
-    failure: Option<Failure>,
+    pub(super) target: (&'a str, u64),
+    pub(super) duration_ms: u64,
+    pub(super) failure: Option<Failure>,
 }
 
 /// Records a new operation and answers with it.
-fn start_operation(
+pub(super) fn start_operation(
     gce: &Gce,
     call: &Call,
     p: &mut Project,
@@ -113,7 +113,7 @@ fn start_operation(
     Reply::Json(body)
 }
 
-fn failure_of(call: &Call) -> Option<Failure> {
+pub(super) fn failure_of(call: &Call) -> Option<Failure> {
     match &call.fault {
         Some(FaultEffect::FailOperation { code, message }) => {
             Some(Failure::new(code, message, &call.project, &call.zone))

@@ -1,5 +1,7 @@
-//! The Compute Engine methods: `compute.instances.*` ([`instances`]) and
-//! `compute.zoneOperations.*` ([`operations`]).
+//! The Compute Engine methods: `compute.instances.*` ([`instances`], and
+//! [`labels`] for `setLabels`) and `compute.zoneOperations.*`
+//! ([`operations`]).
 
 pub mod instances;
+pub mod labels;
 pub mod operations;

@@ -31,6 +31,10 @@ pub(super) async fn step(cx: &Ctx<'_>, worker: &Worker, mut st: ChainState) -> R
     let cap = |wait: Duration| wait.min(until(cx.now(), worker.provisioning_deadline()));
     loop {
         let Some(i) = st.create.iter().position(|l| !l.done) else {
+            if !launch.os_disk.explicit && !st.os_disk_tagged {
+                tag_os_disk(cx, &st, &tags).await?;
+                st.os_disk_tagged = true;
+            }
             st.instance_view_404s = 0;
             return out(&st, Phase::Running, cx.config.health_interval, None);
         };
@@ -60,6 +64,28 @@ pub(super) async fn step(cx: &Ctx<'_>, worker: &Worker, mut st: ChainState) -> R
             Outcome::Failed(e) => return fail(&mut st, &e),
         }
     }
+}
+
+/// Puts the ownership tags on the OS disk the VM made from its image.
+///
+/// ARM tags only the VM: a VM's `storageProfile.osDisk` (and its
+/// `managedDisk` parameters: id, storage account type, encryption set,
+/// security profile) has no tags field, and the disk ARM creates with the
+/// VM inherits none. Untagged, a disk left behind (`deleteOption: Detach`
+/// and a lost worker record) would be invisible to the orphan sweeper. So
+/// once the VM is confirmed, one PATCH (`Disks_Update`) tags the disk, and
+/// the worker is running only after it succeeded (a failure is retried on
+/// the next step). Creating the disk explicitly instead (`os_disk.explicit`,
+/// tagged by its own PUT) would change what the launch config may say (a
+/// concrete image version, custom data through `userData`), so it stays a
+/// choice of the launch config.
+async fn tag_os_disk(cx: &Ctx<'_>, st: &ChainState, tags: &Value) -> Result<()> {
+    let id = cx
+        .client
+        .resource_id(&st.resource_group, ResourceType::Disk, &st.names.os_disk);
+    cx.client
+        .patch_tags(&id, ResourceType::Disk, &st.location, tags)
+        .await
 }
 
 /// The launch config and the VM's `userData` (the bootstrap document).

@@ -132,6 +132,12 @@ pub struct ChainState {
     /// The teardown, once begun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown: Option<Teardown>,
+    /// The implicit OS disk (made by the VM from its image) carries the
+    /// ownership tags, PATCHed on once the VM exists. False in states
+    /// written before this field: a worker already running then keeps an
+    /// untagged disk.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub os_disk_tagged: bool,
     /// Consecutive instance-view 404s of an existing VM.
     #[serde(default)]
     pub instance_view_404s: u32,
@@ -157,6 +163,7 @@ impl ChainState {
             create: creation_order(&names, launch.os_disk.explicit),
             names,
             teardown: None,
+            os_disk_tagged: false,
             instance_view_404s: 0,
             failure: None,
         }

@@ -234,6 +234,35 @@ impl ArmClient {
         }
     }
 
+    /// PATCH of resource `id` (of type `ty`) setting its tags to `tags`
+    /// (ARM's PATCH replaces the whole tag set, so callers pass the merged
+    /// set). A success is 200, or 202 when ARM applies it asynchronously;
+    /// either way the call is done with.
+    pub async fn patch_tags(
+        &self,
+        id: &str,
+        ty: ResourceType,
+        region: &str,
+        tags: &serde_json::Value,
+    ) -> Result<()> {
+        let url = self.id_url(id, ty);
+        let op = format!("{}_Update", ty.op_prefix());
+        let body = serde_json::json!({ "tags": tags });
+        let resp = self
+            .request(Method::PATCH, &url)
+            .class(ApiClass::Write)
+            .region(region)
+            .operation(&op)
+            .json(&body)
+            .send()
+            .await?;
+        if resp.is_success() {
+            Ok(())
+        } else {
+            Err(resp.error(&op))
+        }
+    }
+
     /// The subscription id.
     pub fn subscription(&self) -> &str {
         &self.subscription
