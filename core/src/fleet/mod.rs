@@ -51,6 +51,7 @@ pub mod retention;
 mod run;
 mod scanner;
 mod startup;
+mod step;
 mod supervise_task;
 mod supervision;
 pub mod sweeper;

@@ -17,7 +17,7 @@ use rand::Rng;
 
 use super::estimator::{estimate, finish_surplus, Bounds, Capacity, Estimate};
 use super::events::{self, ScaleIn, Transition};
-use super::{scanner, supervision, Shared};
+use super::{step, supervision, Shared};
 use crate::error::{Error, Result};
 use crate::metrics_catalogue as names;
 use crate::model::{DesiredState, LaunchConfig, Phase, PoolConfig, Registration, Worker};
@@ -228,7 +228,7 @@ pub(super) async fn provision_pass(
         for workers in by_partition.into_values() {
             for chunk in workers.chunks(size) {
                 let (s, p, c) = (shared.clone(), provider.clone(), chunk.to_vec());
-                first_steps.spawn(async move { scanner::step_chunk(&s, &p, c).await });
+                first_steps.spawn(async move { step::step_chunk(&s, &p, c).await });
             }
         }
     }

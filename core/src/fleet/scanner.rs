@@ -29,20 +29,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{self, Transition};
 use super::startup::NO_PARTITION;
-use super::supervise_task::{step_panicked, CatchPanic};
-use super::{lifecycle, FleetConfig, Shared};
-use crate::error::{Error, ErrorKind};
+use super::step::step_chunk;
+use super::{FleetConfig, Shared};
 use crate::metrics_catalogue as names;
-use crate::model::{DesiredState, Phase, Worker, WorkerError};
-use crate::provider::{apply_step, DynProvider, Step};
-use crate::store::{Claim, PartitionFilter, PoolError};
+use crate::model::Worker;
+use crate::provider::DynProvider;
+use crate::store::{Claim, PartitionFilter};
 
 /// Runs the scanners of one provider, one per partition, until `cancel`
 /// fires.
@@ -263,289 +260,6 @@ async fn step_or_release(
     0
 }
 
-/// Steps one worker now, outside the scan loop, as a scanner would (for a
-/// worker that calls the worker API before any scanner saw its VM running),
-/// if it is still in `phase`.
-///
-/// Its lease is taken the way a claim takes it, in one write conditional on
-/// the record's version: only if it is in no final phase and its lease is
-/// free or expired, so neither a scanner nor another replica steps it at the
-/// same time. The step is [`step_chunk`]'s: its cloud calls are cancelled
-/// at the step timeout, and its write releases the lease. It runs in a task
-/// of its own, so a caller that gives up (a dropped request) does not
-/// abandon the step, and its lease, midway.
-///
-/// Whether it was stepped: `false` (nothing done) when the worker is gone,
-/// no longer in `phase`, final, leased, or changed under us.
-pub(super) async fn step_now(
-    shared: &Arc<Shared>,
-    worker_id: &str,
-    phase: Phase,
-) -> crate::Result<bool> {
-    let Some(mut worker) = shared.store.get_worker(worker_id).await? else {
-        return Ok(false);
-    };
-    let now = shared.clock.now();
-    let held = worker.lease_owner.is_some() && worker.lease_expires_at.is_some_and(|t| t > now);
-    if held || worker.phase != phase || worker.phase.is_final() {
-        return Ok(false);
-    }
-    let Some(provider) = shared.providers.get(&worker.spec.provider_id).cloned() else {
-        return Ok(false);
-    };
-    worker.lease_owner = Some(shared.owner.clone());
-    worker.lease_expires_at = Some(now + shared.config.lease);
-    let claimed = match shared.store.update_worker(&worker).await {
-        Ok(stored) => stored,
-        Err(e) if e.kind() == &ErrorKind::Conflict => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let task_shared = shared.clone();
-    tokio::spawn(async move { step_chunk(&task_shared, &provider, vec![claimed]).await })
-        .await
-        .map_err(|e| {
-            Error::internal(format!(
-                "the step of worker {worker_id} ended abnormally: {e}"
-            ))
-        })?;
-    Ok(true)
-}
-
-/// Steps a chunk of claimed workers of one partition and persists the answers.
-pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut workers: Vec<Worker>) {
-    let now = shared.clock.now();
-    // The transitions of each worker, logged once the store accepts them.
-    let mut transitions: Vec<Vec<Transition>> = vec![Vec::new(); workers.len()];
-    for (w, seen) in workers.iter_mut().zip(transitions.iter_mut()) {
-        if let Some(reason) = lifecycle::expired(w, now) {
-            lifecycle::mark_removed(w, reason, now);
-            seen.push(Transition::Removed {
-                reason,
-                scale: None,
-            });
-            if reason == lifecycle::RemovalReason::ProvisioningDeadline {
-                shared
-                    .report(
-                        w,
-                        &Error::new(ErrorKind::Timeout, reason.as_str()),
-                        "worker missed its provisioning deadline",
-                    )
-                    .await;
-            }
-        }
-    }
-    let started = Instant::now();
-    let results: Vec<crate::Result<Step>> = match tokio::time::timeout(
-        shared.config.step_timeout,
-        CatchPanic::new(provider.step_many(&workers)),
-    )
-    .await
-    {
-        Ok(Ok(r)) if r.len() == workers.len() => r,
-        // A failed step: retried with backoff, leases released by the write.
-        Ok(Err(panic)) => {
-            let msg = step_panicked(provider.id(), workers.len(), &panic);
-            workers
-                .iter()
-                .map(|_| Err(Error::internal(msg.clone())))
-                .collect()
-        }
-        Ok(Ok(r)) => {
-            let msg = format!(
-                "provider {} answered {} steps for {} workers",
-                provider.id(),
-                r.len(),
-                workers.len()
-            );
-            workers
-                .iter()
-                .map(|_| Err(Error::internal(msg.clone())))
-                .collect()
-        }
-        Err(_) => workers
-            .iter()
-            .map(|_| {
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "step did not finish within {} s and was cancelled",
-                        shared.config.step_timeout.as_secs_f64()
-                    ),
-                ))
-            })
-            .collect(),
-    };
-    let per_step = started.elapsed().as_secs_f64() / workers.len().max(1) as f64;
-    let now = shared.clock.now();
-    for ((mut w, r), mut seen) in workers.into_iter().zip(results).zip(transitions) {
-        let before = w.phase;
-        let outcome = match r {
-            Ok(step) => {
-                apply_step(&mut w, &step, now);
-                if let Some(t) = Transition::after_step(before, &w) {
-                    w.transitioned_at = Some(now);
-                    seen.push(t);
-                }
-                w.step_errors = 0;
-                // The answer may place the worker (a zone chosen at create).
-                let partition = provider.partition(&w);
-                if partition != w.partition {
-                    w.partition = partition;
-                    shared.partitions_changed.notify_waiters();
-                }
-                if let Some(e) = &step.error {
-                    let err = e.to_error();
-                    shared.report(&w, &err, "cloud operation failed").await;
-                }
-                if w.phase.is_final() {
-                    // Nothing more to do; keep it out of claims.
-                    w.next_check_at = now + Duration::from_secs(365 * 24 * 3600);
-                } else if let Some(limit) = lifecycle::next_limit(&w) {
-                    // Back when its next lifecycle limit passes, not later.
-                    w.next_check_at = w.next_check_at.min(limit.max(now));
-                }
-                "ok"
-            }
-            Err(e) => {
-                w.step_errors = w.step_errors.saturating_add(1);
-                w.last_error = Some(WorkerError::from_error(&e, now));
-                let backoff = error_backoff(&shared.config, &e, w.step_errors);
-                w.next_check_at = later(now, backoff);
-                if !e.is_retryable() || w.step_errors == 1 {
-                    shared.report(&w, &e, "step failed").await;
-                }
-                if matches!(e.kind(), ErrorKind::Throttled { .. }) {
-                    let partition = w.partition.as_deref().unwrap_or(NO_PARTITION);
-                    let key = format!("throttled/{}/{partition}", provider.id());
-                    if let Some(held_back) = shared.warnings.admit(&key) {
-                        tracing::warn!(
-                            target: events::TARGET, event = "step.throttled",
-                            provider = provider.id(), partition, worker = w.id(),
-                            retry_in_s = backoff.as_secs_f64(), held_back,
-                            "steps throttled by the cloud (one line per provider and partition \
-                             per minute)"
-                        );
-                    }
-                }
-                tracing::debug!(worker = w.id(), error = %e, "step failed");
-                e.kind().name()
-            }
-        };
-        metrics::counter!(names::STEPS, "provider" => provider.id().to_string(), "outcome" => outcome).increment(1);
-        metrics::histogram!(names::STEP_SECONDS, "provider" => provider.id().to_string())
-            .record(per_step);
-        let lease = (w.lease_owner.take(), w.lease_expires_at.take());
-        match persist_step(shared, w, &lease).await {
-            Ok(stored) => {
-                for t in &seen {
-                    events::emit(&stored, t);
-                }
-            }
-            Err((id, e)) if e.kind() == &ErrorKind::Conflict => {
-                // Our lease expired and another replica took the worker: its
-                // answer wins; ours was an idempotent step.
-                tracing::warn!(worker = %id, "lost the worker to another replica");
-            }
-            Err((id, e)) => tracing::error!(worker = %id, error = %e, "could not persist a step"),
-        }
-    }
-}
-
-/// Writes a stepped worker (its lease released). The record may have
-/// changed under the lease, written by someone who does not take it: a
-/// registration (`registered_at`), a removal (`desired`, the reason). Then
-/// the step is applied again on the fresh record, keeping those changes,
-/// as long as the fresh record still carries our `lease`; otherwise the
-/// worker went to another replica (a `Conflict`). Bounded attempts.
-async fn persist_step(
-    shared: &Shared,
-    mut w: Worker,
-    lease: &(Option<String>, Option<OffsetDateTime>),
-) -> std::result::Result<Worker, (String, Error)> {
-    const ATTEMPTS: usize = 3;
-    let id = w.id().to_string();
-    for _ in 0..ATTEMPTS {
-        match shared.store.update_worker(&w).await {
-            Ok(stored) => return Ok(stored),
-            Err(e) if e.kind() == &ErrorKind::Conflict => {}
-            Err(e) => return Err((id, e)),
-        }
-        let fresh = match shared.store.get_worker(&id).await {
-            Ok(Some(f)) => f,
-            Ok(None) => return Err((id.clone(), Error::not_found(format!("worker {id} is gone")))),
-            Err(e) => return Err((id, e)),
-        };
-        if (&fresh.lease_owner, &fresh.lease_expires_at) != (&lease.0, &lease.1) {
-            break;
-        }
-        keep_unleased_changes(&mut w, &fresh);
-    }
-    Err((
-        id.clone(),
-        Error::new(
-            ErrorKind::Conflict,
-            format!("worker {id} changed under its lease"),
-        ),
-    ))
-}
-
-/// Carries into a stepped worker `ours` what was written to `fresh` while
-/// we held the lease, by writers that do not take it: registration
-/// (`registered_at`), removal (`desired`, `removal_reason`), and the
-/// earliest next check and latest transition of the two; and takes the
-/// fresh record's version.
-pub(super) fn keep_unleased_changes(ours: &mut Worker, fresh: &Worker) {
-    ours.version = fresh.version;
-    if ours.registered_at.is_none() {
-        ours.registered_at = fresh.registered_at;
-    }
-    if fresh.desired == DesiredState::Removed && ours.desired != DesiredState::Removed {
-        ours.desired = fresh.desired;
-        ours.removal_reason = fresh.removal_reason.clone();
-    }
-    ours.next_check_at = ours.next_check_at.min(fresh.next_check_at);
-    ours.transitioned_at = ours.transitioned_at.max(fresh.transitioned_at);
-}
-
-impl Shared {
-    /// Records an error against the worker's pool (and its launch config).
-    pub(super) async fn report(&self, w: &Worker, e: &Error, title: &str) {
-        if e.kind() == &ErrorKind::CapacityOrQuota {
-            self.capacity_errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    (w.spec.pool_id.clone(), w.spec.launch_config_id.clone()),
-                    self.clock.now(),
-                );
-        }
-        let pe = PoolError {
-            pool_id: w.spec.pool_id.clone(),
-            kind: e.kind().clone(),
-            title: title.to_string(),
-            message: crate::failure::truncate_message(&format!("worker {}: {e}", w.id())),
-            launch_config_id: Some(w.spec.launch_config_id.clone()),
-            reported_at: self.clock.now(),
-        };
-        if let Err(err) = self.store.record_pool_error(&pe).await {
-            tracing::warn!(error = %err, "could not record a pool error");
-        }
-        metrics::counter!(names::ERRORS, "pool" => w.spec.pool_id.clone(), "kind" => e.kind().name()).increment(1);
-        if e.kind() == &ErrorKind::CapacityOrQuota {
-            let key = format!("capacity/{}/{}", w.spec.pool_id, w.spec.launch_config_id);
-            if let Some(held_back) = self.warnings.admit(&key) {
-                tracing::warn!(
-                    target: events::TARGET, event = "pool.capacity",
-                    pool = w.spec.pool_id.as_str(), launch_config = w.spec.launch_config_id.as_str(),
-                    worker = w.id(), error = %e, held_back,
-                    "capacity or quota exhausted: launch config avoided for the cooldown \
-                     (one line per pool and launch config per minute)"
-                );
-            }
-        }
-    }
-}
-
 /// Records how late each claimed worker is: the time from falling due to
 /// being claimed.
 fn record_lag(
@@ -567,34 +281,9 @@ fn record_lag(
     }
 }
 
-/// How long a worker whose step failed (for the `errors`th time in a row)
-/// waits: the cloud's requested delay or the exponential backoff, never
-/// more than `error_backoff_max` (a server asking for a day must not park
-/// a worker past it). Saturating: no overflow on any configuration.
-fn error_backoff(config: &FleetConfig, e: &crate::Error, errors: u32) -> Duration {
-    let max = config.error_backoff_max;
-    e.retry_after()
-        .unwrap_or_else(|| {
-            config
-                .error_backoff_min
-                .checked_mul(2u32.saturating_pow(errors.min(16)))
-                .unwrap_or(max)
-        })
-        .min(max)
-}
-
-/// `now + d`, or the latest representable time when that is out of range.
-fn later(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
-    time::Duration::try_from(d)
-        .ok()
-        .and_then(|d| now.checked_add(d))
-        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::fixtures;
 
     #[test]
     fn a_claim_takes_no_more_workers_than_the_free_step_slots_start() {
@@ -633,51 +322,5 @@ mod tests {
         };
         assert!(tight.validate().is_ok());
         assert!(lease_covers_step(Duration::from_millis(500), &tight));
-    }
-
-    #[test]
-    fn a_step_keeps_what_registration_and_removal_wrote_under_its_lease() {
-        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let base = fixtures::worker("w1").build(t0);
-        // What the step made of the record it claimed at version 3.
-        let mut ours = base.clone();
-        ours.version = 3;
-        ours.phase = Phase::Running;
-        ours.running_at = Some(at(5));
-        ours.transitioned_at = Some(at(5));
-        ours.next_check_at = at(60);
-        // Meanwhile: registered (version 4), then marked for removal (5).
-        let mut fresh = base.clone();
-        fresh.version = 5;
-        fresh.registered_at = Some(at(3));
-        fresh.transitioned_at = Some(at(4));
-        fresh.desired = DesiredState::Removed;
-        fresh.removal_reason = Some("drained".into());
-        fresh.next_check_at = at(4);
-        keep_unleased_changes(&mut ours, &fresh);
-        assert_eq!(ours.version, 5);
-        assert_eq!(ours.phase, Phase::Running, "the step's result stays");
-        assert_eq!(ours.running_at, Some(at(5)));
-        assert_eq!(ours.registered_at, Some(at(3)));
-        assert_eq!(ours.desired, DesiredState::Removed);
-        assert_eq!(ours.removal_reason.as_deref(), Some("drained"));
-        assert_eq!(ours.next_check_at, at(4), "the earlier check wins");
-        assert_eq!(
-            ours.transitioned_at,
-            Some(at(5)),
-            "the later transition wins"
-        );
-
-        // Nothing written meanwhile but a version bump: only the version moves.
-        let mut ours2 = base.clone();
-        ours2.next_check_at = at(9);
-        let mut fresh2 = base.clone();
-        fresh2.version = 8;
-        fresh2.next_check_at = at(30);
-        keep_unleased_changes(&mut ours2, &fresh2);
-        assert_eq!(ours2.version, 8);
-        assert_eq!(ours2.desired, base.desired);
-        assert_eq!(ours2.next_check_at, at(9));
     }
 }

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use super::events::{self, Transition};
 use super::lifecycle::{mark_removed, RemovalReason};
-use super::{scanner, worker_secret, Fleet};
+use super::{step, worker_secret, Fleet};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Drain, DrainReason, Phase, Registration, Worker};
 use crate::protocol::{
@@ -179,7 +179,7 @@ impl Fleet {
     /// [`register`](Fleet::register)); whether it was stepped. Never fails
     /// the registration: a step not taken leaves the worker to the scanners.
     async fn step_requested(&self, worker_id: &str) -> bool {
-        match scanner::step_now(&self.shared, worker_id, Phase::Requested).await {
+        match step::step_now(&self.shared, worker_id, Phase::Requested).await {
             Ok(stepped) => {
                 tracing::debug!(
                     worker = worker_id,

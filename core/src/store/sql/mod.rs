@@ -12,6 +12,7 @@ use super::migrations::Types;
 use crate::error::{Error, ErrorKind};
 
 mod migrate;
+mod registrations;
 mod retention;
 mod rows;
 mod store;

@@ -16,7 +16,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use time::OffsetDateTime;
 
 use super::rows::{self, POOL_ERROR_COLUMNS, WORKER_COLUMNS};
-use super::{db_err, retention, SqlDialect};
+use super::{db_err, registrations, retention, SqlDialect};
 use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
@@ -516,82 +516,19 @@ where
     }
 
     async fn create_registration(&self, registration: &Registration) -> Result<Registration> {
-        let mut r = registration.clone();
-        r.version = 1;
-        let body = serde_json::to_string(&r)?;
-        let done = sqlx::query(
-            "INSERT INTO worker_registrations (worker_id, pool_id, version, body) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(r.worker_id.as_str())
-        .bind(r.pool_id.as_str())
-        .bind(r.version)
-        .bind(body.as_str())
-        .execute(self.sql_pool())
-        .await;
-        match done {
-            Ok(_) => Ok(r),
-            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("worker {} registered already", r.worker_id),
-            )),
-            Err(e) => Err(db_err("create registration", e)),
-        }
+        registrations::create(self, registration).await
     }
 
     async fn get_registration(&self, worker_id: &str) -> Result<Option<Registration>> {
-        let row =
-            sqlx::query("SELECT body, version FROM worker_registrations WHERE worker_id = $1")
-                .bind(worker_id)
-                .fetch_optional(self.sql_pool())
-                .await
-                .map_err(|e| db_err("get registration", e))?;
-        row.as_ref().map(rows::registration).transpose()
+        registrations::get(self, worker_id).await
     }
 
     async fn update_registration(&self, registration: &Registration) -> Result<Registration> {
-        let mut r = registration.clone();
-        r.version = registration.version + 1;
-        let body = serde_json::to_string(&r)?;
-        let done = sqlx::query(
-            "UPDATE worker_registrations SET version = $1, body = $2 \
-             WHERE worker_id = $3 AND version = $4",
-        )
-        .bind(r.version)
-        .bind(body.as_str())
-        .bind(r.worker_id.as_str())
-        .bind(registration.version)
-        .execute(self.sql_pool())
-        .await
-        .map_err(|e| db_err("update registration", e))?;
-        if S::rows_affected(&done) == 1 {
-            return Ok(r);
-        }
-        match self.get_registration(&registration.worker_id).await? {
-            None => Err(Error::not_found(format!(
-                "registration of worker {} not found",
-                registration.worker_id
-            ))),
-            Some(cur) => Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "registration of worker {} changed: version {} in store, {} in update",
-                    registration.worker_id, cur.version, registration.version
-                ),
-            )),
-        }
+        registrations::update(self, registration).await
     }
 
     async fn list_registrations(&self, pool_id: &str) -> Result<Vec<Registration>> {
-        let found = sqlx::query(
-            "SELECT body, version FROM worker_registrations WHERE pool_id = $1 \
-             ORDER BY worker_id",
-        )
-        .bind(pool_id)
-        .fetch_all(self.sql_pool())
-        .await
-        .map_err(|e| db_err("list registrations", e))?;
-        found.iter().map(rows::registration).collect()
+        registrations::of_pool(self, pool_id).await
     }
 
     async fn store_identity(&self) -> Result<StoreIdentity> {
