@@ -22,7 +22,7 @@ use serde::Serialize;
 use skyfleet_api::{router, serve, ApiConfig, WorkerService};
 use skyfleet_core::fleet::FleetConfig;
 use skyfleet_core::store::{WorkerFilter, WorkerStore};
-use skyfleet_core::Worker;
+use skyfleet_core::{Phase, Worker};
 use skyfleet_mock::MockCloud;
 use tokio_util::sync::CancellationToken;
 
@@ -344,8 +344,11 @@ async fn phases(
     }
     bars.phase("provisioning: requested -> running -> registered");
     let registered = wait::until(args.timeout, every, || {
+        // Running and registered: a worker whose agent registered while
+        // its create was still going on, and whose create then failed (a
+        // fault), does not count; its replacement does.
         look(store, mock, demo, agents, &bars, Some(n), |w| {
-            w.registered_at.is_some()
+            w.registered_at.is_some() && w.phase == Phase::Running
         })
     })
     .await?;

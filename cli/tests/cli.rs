@@ -111,7 +111,8 @@ fn a_crash_run_where_every_create_fails_fails_the_bench() {
     assert_eq!(code, 1, "{out}");
     assert_eq!(j["leaked_resources"], 0, "{out}");
     assert_eq!(j["pools_short_of_running"], 3, "{out}");
-    assert_eq!(j["timed_out_phases"][0], "scale-out", "{out}");
+    let timed_out = j["timed_out_phases"][0].as_str().unwrap_or_default();
+    assert!(timed_out.starts_with("scale-out"), "{out}");
 }
 
 #[test]
