@@ -226,8 +226,10 @@ async fn azure_conforms_on_the_mock() {
             "ssh_public_key": "ssh-ed25519 AAAA conformance",
         }),
         manager_id: "conformance-azure".into(),
-        // The NIC and the VM (no public IP asked for; the OS disk goes with the VM).
-        resources_per_worker: 2,
+        // The NIC, the VM and its OS disk (no public IP asked for). The OS
+        // disk, made by ARM with the VM, carries the ownership tags too
+        // (PATCHed on once the VM exists), so it is listed and counted.
+        resources_per_worker: 3,
         deadline: Duration::from_secs(60),
     })
     .await;
