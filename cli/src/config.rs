@@ -495,4 +495,27 @@ credential = { kind = "static_token", token = "t" }
         let c = f.fleet.to_config().unwrap();
         assert_eq!((c.sweep_max_delete, c.sweep_dry_run), (Some(3), true));
     }
+
+    #[test]
+    fn retention_settings_are_read_and_default_to_7_days_and_100_errors() {
+        let f = parse("[fleet]\nmanager_id = \"m\"\n", "fleet.toml").unwrap();
+        let c = f.fleet.to_config().unwrap();
+        assert_eq!(c.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(c.pool_errors_kept, 100);
+        let f = parse(
+            "[fleet]\nmanager_id = \"m\"\nretention = 86400\npool_errors_kept = 5\n",
+            "fleet.toml",
+        )
+        .unwrap();
+        let c = f.fleet.to_config().unwrap();
+        assert_eq!(c.retention, Duration::from_secs(86400));
+        assert_eq!(c.pool_errors_kept, 5);
+        let f = parse(
+            "[fleet]\nmanager_id = \"m\"\nretention = -1\n",
+            "fleet.toml",
+        )
+        .unwrap();
+        let e = f.fleet.to_config().unwrap_err();
+        assert!(e.to_string().contains("fleet.retention"), "{e}");
+    }
 }
