@@ -384,3 +384,47 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() 
         .await
         .unwrap();
 }
+
+/// A worker that was already stopped when migration 8 ran finished when
+/// its final step parked it 365 days ahead: retention counts from then.
+#[tokio::test]
+async fn a_worker_stopped_before_migration_8_ages_out_from_its_final_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("released.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for stmt in script_statements(include_str!("fixtures/schema3-sqlite.sql")) {
+        sqlx::query(&stmt).execute(&raw).await.unwrap();
+    }
+    // Stopped by a step at 1,750,000,000,000 ms: parked 365 days ahead.
+    let final_step = 1_750_000_000_000_i64;
+    let stopped = RELEASED_ROW.replace("'requested'", "'stopped'").replacen(
+        "1750000000000",
+        &(final_step + 31_536_000_000).to_string(),
+        1,
+    );
+    sqlx::query(&stopped)
+        .bind(released_body())
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    let s = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    let at = skyfleet_core::clock::from_millis;
+    assert_eq!(
+        s.delete_finished_workers(at(final_step - 1), 10)
+            .await
+            .unwrap(),
+        0,
+        "not before its final step"
+    );
+    assert_eq!(
+        s.delete_finished_workers(at(final_step + 1), 10)
+            .await
+            .unwrap(),
+        1,
+        "finished at its final step"
+    );
+    assert!(s.get_worker("w-old").await.unwrap().is_none());
+}

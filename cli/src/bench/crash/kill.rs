@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(rules.len(), n);
         assert!(rules.iter().all(|r| r["count"] == 1));
         // The mock accepts them as written.
-        let parsed: Result<Vec<skyfleet_mock::ctx::FaultRule>, _> =
+        let parsed: Result<Vec<skyfleet_mock::FaultRule>, _> =
             serde_json::from_value(Value::Array(rules));
         assert!(parsed.is_ok(), "{parsed:?}");
     }

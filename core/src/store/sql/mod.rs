@@ -11,6 +11,7 @@ use sqlx::{Database, Pool};
 use super::migrations::Types;
 use crate::error::{Error, ErrorKind};
 
+mod fenced;
 mod migrate;
 mod registrations;
 mod retention;

@@ -16,12 +16,12 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use time::OffsetDateTime;
 
 use super::rows::{self, POOL_ERROR_COLUMNS, WORKER_COLUMNS};
-use super::{db_err, registrations, retention, SqlDialect};
+use super::{db_err, fenced, registrations, retention, SqlDialect};
 use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
 use crate::store::{
-    finished_at, lease_lost, sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError,
+    finished_at, sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError,
     PoolErrorGroup, PoolLease, StoreIdentity, WorkerCursor, WorkerFilter, WorkerStore,
 };
 
@@ -30,18 +30,19 @@ const NOT_FINAL: &str = "phase NOT IN ('stopped', 'failed')";
 
 /// Inserts a worker (bound in the order of [`bind_worker`]) with its lease
 /// expiry `{lease_expires_at}`.
-const INSERT_WORKER: &str = "INSERT INTO workers (worker_id, pool_id, provider_id, phase, \
+pub(super) const INSERT_WORKER: &str =
+    "INSERT INTO workers (worker_id, pool_id, provider_id, phase, \
     next_check_at, version, lease_owner, lease_expires_at, created_at, body, scan_partition, \
     finished_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, {lease_expires_at}, $9, $10, $11, $12)";
 
 /// A worker's `finished_at` column.
-fn finished_millis(w: &Worker) -> Option<i64> {
+pub(super) fn finished_millis(w: &Worker) -> Option<i64> {
     finished_at(w).map(to_millis)
 }
 
 /// A duration in milliseconds, saturating.
-fn millis(d: Duration) -> i64 {
+pub(super) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -357,80 +358,7 @@ where
         workers: &[Worker],
         worker_lease: Duration,
     ) -> Result<Vec<Worker>> {
-        let mut tx = self
-            .sql_pool()
-            .begin()
-            .await
-            .map_err(|e| db_err("begin creating workers", e))?;
-        // A write first: it locks the lease row (PostgreSQL) or the
-        // database (SQLite) until commit, so no acquisition slips in
-        // between this check and the inserts.
-        let held = sqlx::query(
-            "UPDATE pool_leases SET token = token \
-             WHERE pool_id = $1 AND owner = $2 AND token = $3",
-        )
-        .bind(lease.pool_id.as_str())
-        .bind(lease.owner.as_str())
-        .bind(lease.token)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_err("check pool lease", e))?;
-        if S::rows_affected(&held) != 1 {
-            // Dropping the transaction rolls it back.
-            return Err(lease_lost(lease));
-        }
-        let leased_sql = format!(
-            "{} RETURNING {WORKER_COLUMNS}",
-            INSERT_WORKER.replace(
-                "{lease_expires_at}",
-                &self
-                    .database_now()
-                    .map_or("$8".to_string(), |n| format!("{n} + $8"))
-            )
-        );
-        let plain_sql = format!(
-            "{} RETURNING {WORKER_COLUMNS}",
-            INSERT_WORKER.replace("{lease_expires_at}", "$8")
-        );
-        let mut out = Vec::with_capacity(workers.len());
-        for worker in workers {
-            let mut w = worker.clone();
-            w.version = 1;
-            let body = serde_json::to_string(&w)?;
-            let (sql, expiry) = match (&w.lease_owner, self.database_now()) {
-                (Some(_), Some(_)) => (&leased_sql, Some(millis(worker_lease))),
-                _ => (&plain_sql, w.lease_expires_at.map(to_millis)),
-            };
-            let r = sqlx::query(sql)
-                .bind(w.id())
-                .bind(w.spec.pool_id.as_str())
-                .bind(w.spec.provider_id.as_str())
-                .bind(w.phase.as_str())
-                .bind(to_millis(w.next_check_at))
-                .bind(w.version)
-                .bind(w.lease_owner.as_deref())
-                .bind(expiry)
-                .bind(to_millis(w.created_at))
-                .bind(body.as_str())
-                .bind(w.partition.as_deref())
-                .bind(finished_millis(&w))
-                .fetch_one(&mut *tx)
-                .await;
-            match r {
-                Ok(row) => out.push(rows::worker(&row)?),
-                Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-                    return Err(Error::new(
-                        ErrorKind::AlreadyExists,
-                        format!("worker {} already exists", w.id()),
-                    ))
-                }
-                Err(e) => return Err(db_err("create worker", e)),
-            }
-        }
-        tx.commit()
-            .await
-            .map_err(|e| db_err("commit created workers", e))?;
-        Ok(out)
+        fenced::create_workers(self, lease, workers, worker_lease).await
     }
 
     async fn record_pool_error(&self, error: &PoolError) -> Result<()> {
