@@ -20,16 +20,22 @@ use crate::store_url;
 /// The window `skyfleet errors` and `skyfleet status` count errors over.
 pub const ERROR_WINDOW: Duration = Duration::from_secs(3600);
 
-/// Opens a store (a SQLite file it creates is private, as `run` makes
-/// it); an error names the (redacted) URL and exits 2.
-pub async fn open_store(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
-    if let Err(e) = crate::private_file::create_sqlite_store(url) {
+/// Creates a SQLite store's file private (0600) if it is missing, as `run`
+/// does; an error names the (redacted) URL and exits 2.
+fn create_private(url: &str) -> Result<(), ExitCode> {
+    crate::private_file::create_sqlite_store(url).map_err(|e| {
         eprintln!(
             "skyfleet: store {}: creating the file: {e}",
             store_url::redacted(url)
         );
-        return Err(ExitCode::from(2));
-    }
+        ExitCode::from(2)
+    })
+}
+
+/// Opens a store (a SQLite file it creates is private, as `run` makes
+/// it); an error names the (redacted) URL and exits 2.
+pub async fn open_store(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
+    create_private(url)?;
     skyfleet_core::store::open(url).await.map_err(|e| {
         eprintln!("skyfleet: store {}: {e}", store_url::redacted(url));
         ExitCode::from(2)
@@ -38,6 +44,7 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
 
 /// [`open_store`] for one sequential reader (one SQLite connection).
 async fn open_reader(url: &str) -> Result<Arc<dyn WorkerStore>, ExitCode> {
+    create_private(url)?;
     skyfleet_core::store::open_reader(url).await.map_err(|e| {
         eprintln!("skyfleet: store {}: {e}", store_url::redacted(url));
         ExitCode::from(2)

@@ -55,6 +55,12 @@ impl PostgresStore {
                 ));
             }
         }
+        // sqlx's TLS uses rustls's process-wide crypto provider. When a
+        // program's dependencies enable more than one rustls backend (ring
+        // and aws-lc-rs), rustls cannot pick one and panics at the first
+        // TLS connection: install aws-lc-rs, the workspace's backend, unless
+        // the program installed one already.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let search_path = schema.map(|s| format!("SET search_path TO {s}"));
         let pool = PgPoolOptions::new()
             .max_connections(8)

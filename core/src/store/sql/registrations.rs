@@ -8,45 +8,10 @@ use super::{db_err, SqlDialect};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Registration;
 
-/// Records a registration at version 1; `AlreadyExists` if the worker
-/// registered before.
-pub(super) async fn create<S>(s: &S, registration: &Registration) -> Result<Registration>
-where
-    S: SqlDialect,
-    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
-    for<'q> <S::Db as Database>::Arguments<'q>: IntoArguments<'q, S::Db>,
-    for<'q> &'q str: Encode<'q, S::Db> + Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> String: Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> i64: Encode<'q, S::Db> + Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> Option<&'q str>: Encode<'q, S::Db>,
-    for<'q> Option<i64>: Encode<'q, S::Db>,
-    &'static str: ColumnIndex<<S::Db as Database>::Row>,
-{
-    let mut r = registration.clone();
-    r.version = 1;
-    let body = serde_json::to_string(&r)?;
-    let done = sqlx::query(
-        "INSERT INTO worker_registrations (worker_id, pool_id, version, body) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(r.worker_id.as_str())
-    .bind(r.pool_id.as_str())
-    .bind(r.version)
-    .bind(body.as_str())
-    .execute(s.sql_pool())
-    .await;
-    match done {
-        Ok(_) => Ok(r),
-        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::new(
-            ErrorKind::AlreadyExists,
-            format!("worker {} registered already", r.worker_id),
-        )),
-        Err(e) => Err(db_err("create registration", e)),
-    }
-}
+/// The registration queries of one SQL store.
+pub(super) struct Registrations<'a, S>(pub(super) &'a S);
 
-/// A worker's registration.
-pub(super) async fn get<S>(s: &S, worker_id: &str) -> Result<Option<Registration>>
+impl<S> Registrations<'_, S>
 where
     S: SqlDialect,
     for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
@@ -58,79 +23,87 @@ where
     for<'q> Option<i64>: Encode<'q, S::Db>,
     &'static str: ColumnIndex<<S::Db as Database>::Row>,
 {
-    let row = sqlx::query("SELECT body, version FROM worker_registrations WHERE worker_id = $1")
-        .bind(worker_id)
-        .fetch_optional(s.sql_pool())
+    /// Records a registration at version 1; `AlreadyExists` if the worker
+    /// registered before.
+    pub(super) async fn create(&self, registration: &Registration) -> Result<Registration> {
+        let mut r = registration.clone();
+        r.version = 1;
+        let body = serde_json::to_string(&r)?;
+        let done = sqlx::query(
+            "INSERT INTO worker_registrations (worker_id, pool_id, version, body) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(r.worker_id.as_str())
+        .bind(r.pool_id.as_str())
+        .bind(r.version)
+        .bind(body.as_str())
+        .execute(self.0.sql_pool())
+        .await;
+        match done {
+            Ok(_) => Ok(r),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("worker {} registered already", r.worker_id),
+            )),
+            Err(e) => Err(db_err("create registration", e)),
+        }
+    }
+
+    /// A worker's registration.
+    pub(super) async fn get(&self, worker_id: &str) -> Result<Option<Registration>> {
+        let row =
+            sqlx::query("SELECT body, version FROM worker_registrations WHERE worker_id = $1")
+                .bind(worker_id)
+                .fetch_optional(self.0.sql_pool())
+                .await
+                .map_err(|e| db_err("get registration", e))?;
+        row.as_ref().map(rows::registration).transpose()
+    }
+
+    /// Replaces a registration whose stored version is `registration.version`.
+    pub(super) async fn update(&self, registration: &Registration) -> Result<Registration> {
+        let mut r = registration.clone();
+        r.version = registration.version + 1;
+        let body = serde_json::to_string(&r)?;
+        let done = sqlx::query(
+            "UPDATE worker_registrations SET version = $1, body = $2 \
+             WHERE worker_id = $3 AND version = $4",
+        )
+        .bind(r.version)
+        .bind(body.as_str())
+        .bind(r.worker_id.as_str())
+        .bind(registration.version)
+        .execute(self.0.sql_pool())
         .await
-        .map_err(|e| db_err("get registration", e))?;
-    row.as_ref().map(rows::registration).transpose()
-}
-
-/// Replaces a registration whose stored version is `registration.version`.
-pub(super) async fn update<S>(s: &S, registration: &Registration) -> Result<Registration>
-where
-    S: SqlDialect,
-    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
-    for<'q> <S::Db as Database>::Arguments<'q>: IntoArguments<'q, S::Db>,
-    for<'q> &'q str: Encode<'q, S::Db> + Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> String: Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> i64: Encode<'q, S::Db> + Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> Option<&'q str>: Encode<'q, S::Db>,
-    for<'q> Option<i64>: Encode<'q, S::Db>,
-    &'static str: ColumnIndex<<S::Db as Database>::Row>,
-{
-    let mut r = registration.clone();
-    r.version = registration.version + 1;
-    let body = serde_json::to_string(&r)?;
-    let done = sqlx::query(
-        "UPDATE worker_registrations SET version = $1, body = $2 \
-         WHERE worker_id = $3 AND version = $4",
-    )
-    .bind(r.version)
-    .bind(body.as_str())
-    .bind(r.worker_id.as_str())
-    .bind(registration.version)
-    .execute(s.sql_pool())
-    .await
-    .map_err(|e| db_err("update registration", e))?;
-    if S::rows_affected(&done) == 1 {
-        return Ok(r);
+        .map_err(|e| db_err("update registration", e))?;
+        if S::rows_affected(&done) == 1 {
+            return Ok(r);
+        }
+        match self.get(&registration.worker_id).await? {
+            None => Err(Error::not_found(format!(
+                "registration of worker {} not found",
+                registration.worker_id
+            ))),
+            Some(cur) => Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "registration of worker {} changed: version {} in store, {} in update",
+                    registration.worker_id, cur.version, registration.version
+                ),
+            )),
+        }
     }
-    match get(s, &registration.worker_id).await? {
-        None => Err(Error::not_found(format!(
-            "registration of worker {} not found",
-            registration.worker_id
-        ))),
-        Some(cur) => Err(Error::new(
-            ErrorKind::Conflict,
-            format!(
-                "registration of worker {} changed: version {} in store, {} in update",
-                registration.worker_id, cur.version, registration.version
-            ),
-        )),
-    }
-}
 
-/// A pool's registrations, by worker id.
-pub(super) async fn of_pool<S>(s: &S, pool_id: &str) -> Result<Vec<Registration>>
-where
-    S: SqlDialect,
-    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
-    for<'q> <S::Db as Database>::Arguments<'q>: IntoArguments<'q, S::Db>,
-    for<'q> &'q str: Encode<'q, S::Db> + Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> String: Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> i64: Encode<'q, S::Db> + Decode<'q, S::Db> + Type<S::Db>,
-    for<'q> Option<&'q str>: Encode<'q, S::Db>,
-    for<'q> Option<i64>: Encode<'q, S::Db>,
-    &'static str: ColumnIndex<<S::Db as Database>::Row>,
-{
-    let found = sqlx::query(
-        "SELECT body, version FROM worker_registrations WHERE pool_id = $1 \
-         ORDER BY worker_id",
-    )
-    .bind(pool_id)
-    .fetch_all(s.sql_pool())
-    .await
-    .map_err(|e| db_err("list registrations", e))?;
-    found.iter().map(rows::registration).collect()
+    /// A pool's registrations, by worker id.
+    pub(super) async fn of_pool(&self, pool_id: &str) -> Result<Vec<Registration>> {
+        let found = sqlx::query(
+            "SELECT body, version FROM worker_registrations WHERE pool_id = $1 \
+             ORDER BY worker_id",
+        )
+        .bind(pool_id)
+        .fetch_all(self.0.sql_pool())
+        .await
+        .map_err(|e| db_err("list registrations", e))?;
+        found.iter().map(rows::registration).collect()
+    }
 }

@@ -444,19 +444,23 @@ where
     }
 
     async fn create_registration(&self, registration: &Registration) -> Result<Registration> {
-        registrations::create(self, registration).await
+        registrations::Registrations(self)
+            .create(registration)
+            .await
     }
 
     async fn get_registration(&self, worker_id: &str) -> Result<Option<Registration>> {
-        registrations::get(self, worker_id).await
+        registrations::Registrations(self).get(worker_id).await
     }
 
     async fn update_registration(&self, registration: &Registration) -> Result<Registration> {
-        registrations::update(self, registration).await
+        registrations::Registrations(self)
+            .update(registration)
+            .await
     }
 
     async fn list_registrations(&self, pool_id: &str) -> Result<Vec<Registration>> {
-        registrations::of_pool(self, pool_id).await
+        registrations::Registrations(self).of_pool(pool_id).await
     }
 
     async fn store_identity(&self) -> Result<StoreIdentity> {
