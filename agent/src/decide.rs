@@ -61,6 +61,7 @@ pub fn report(worker_id: &str, phase: Phase, status: &WorkStatus) -> HeartbeatRe
         running: status.running,
         capacity_used: status.capacity_used,
         tasks_completed: status.tasks_completed,
+        interruption: None,
     }
 }
 

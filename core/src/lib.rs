@@ -26,6 +26,7 @@ pub mod fleet;
 mod log_gate;
 pub mod metrics_catalogue;
 pub mod model;
+pub mod offering;
 pub mod operation;
 pub mod protocol;
 pub mod provider;

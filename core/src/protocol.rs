@@ -141,6 +141,27 @@ pub struct HeartbeatRequest {
     /// Tasks completed since the worker started (a running total).
     #[serde(default)]
     pub tasks_completed: u64,
+    /// An interruption notice the agent read from its metadata service
+    /// (AWS `spot/instance-action`, GCE `instance/preempted`, an Azure
+    /// `Preempt` scheduled event); the agent drains its work at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interruption: Option<InterruptionNotice>,
+}
+
+/// An interruption notice as an agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InterruptionNotice {
+    /// The cloud's word for it (`terminate`, `stop`, `preempted`,
+    /// `Preempt`).
+    pub action: String,
+    /// When the capacity goes, if the notice said.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub not_before: Option<OffsetDateTime>,
 }
 
 /// What the manager wants the worker to do next.

@@ -170,6 +170,7 @@ fn beat(id: &str, state: Activity, tasks: u64) -> HeartbeatRequest {
         running: busy,
         capacity_used: busy,
         tasks_completed: tasks,
+        interruption: None,
     }
 }
 

@@ -199,6 +199,11 @@ pub struct LaunchConfig {
     /// Capacity one worker of this config provides (tasks it runs at once).
     #[serde(default = "LaunchConfig::default_capacity")]
     pub capacity_per_worker: u32,
+    /// The tier: the provisioner launches from the lowest tier that has an
+    /// available offering (for example spot types at 0, on-demand at 1),
+    /// choosing by weight inside it. Default 0.
+    #[serde(default)]
+    pub tier: u32,
     /// The provider-specific launch parameters, validated by the provider.
     pub launch: serde_json::Value,
 }

@@ -30,7 +30,8 @@ use time::OffsetDateTime;
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::failure::Failure;
-use crate::model::{DesiredState, OwnedResource, OwnershipScope, Phase, Worker};
+use crate::model::{DesiredState, LaunchConfig, OwnedResource, OwnershipScope, Phase, Worker};
+use crate::offering::{CapacityType, Interruption, Offering};
 
 pub mod bootstrap;
 pub mod identity;
@@ -53,6 +54,11 @@ pub struct Step {
     /// A failure the step observed and handled (for example a failed cloud
     /// operation whose resources are now being torn down), for the record.
     pub error: Option<StepError>,
+    /// An interruption the step saw (the cloud reclaimed a spot or
+    /// preemptible worker's capacity, or announced it will): the runtime
+    /// marks the worker's offering unavailable and replaces the worker at
+    /// once.
+    pub interruption: Option<Interruption>,
 }
 
 /// An error a step handled, for the worker's record (unstamped until the
@@ -70,7 +76,14 @@ impl Step {
             phase,
             next_check_in,
             error: None,
+            interruption: None,
         }
+    }
+
+    /// Records an interruption the step saw.
+    pub fn with_interruption(mut self, interruption: Interruption) -> Self {
+        self.interruption = Some(interruption);
+        self
     }
 
     /// Records a handled error on the step.
@@ -106,6 +119,21 @@ pub trait Provider: Send + Sync + Debug {
     /// run one scanner per region. `None`: one partition for the provider.
     fn partition(&self, _worker: &Worker) -> Option<String> {
         None
+    }
+
+    /// The offering a launch config draws on: where its capacity comes from
+    /// (region or zone, instance type, on-demand or spot) and the quota it
+    /// shares. Called on validated launch configs. The default, for
+    /// providers without such notions: the provider, no location, the
+    /// launch config's id as the type, on demand, no quota scope.
+    fn offering(&self, lc: &LaunchConfig) -> Result<Offering> {
+        Ok(Offering {
+            provider_id: self.id().to_string(),
+            location: String::new(),
+            instance_type: lc.id.clone(),
+            capacity_type: CapacityType::OnDemand,
+            quota_scope: None,
+        })
     }
 
     /// Advances `worker` one step toward its desired state.

@@ -236,6 +236,7 @@ async fn agent(inner: Arc<Inner>, worker_id: String, instance: String) {
                 running: u32::from(busy),
                 capacity_used: u32::from(busy),
                 tasks_completed: done,
+                interruption: None,
             };
             match inner.fleet.heartbeat(&reg.secret, report).await {
                 Ok(hb) => match hb.action {

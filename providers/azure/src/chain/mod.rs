@@ -89,6 +89,7 @@ fn out(st: &ChainState, phase: Phase, next: Duration, err: Option<StepError>) ->
         phase,
         next_check_in: next,
         error: err,
+        interruption: None,
     })
 }
 
