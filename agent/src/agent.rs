@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use skyfleet_core::protocol::{Action, DrainedRequest, RegisterRequest, ReregisterRequest};
+use skyfleet_core::protocol::{
+    Action, DrainedRequest, InterruptionNotice, RegisterRequest, ReregisterRequest,
+};
 use time::OffsetDateTime;
 
 use crate::client::{ClientError, ManagerClient};
@@ -27,6 +29,9 @@ pub struct AgentConfig {
     pub drain_grace: Duration,
     /// Retries of metadata and manager calls.
     pub retry: RetryPolicy,
+    /// How often the cloud's interruption notice is read
+    /// ([`notice`](crate::metadata::notice)); `None` never reads it.
+    pub notice_interval: Option<Duration>,
 }
 
 impl Default for AgentConfig {
@@ -37,6 +42,7 @@ impl Default for AgentConfig {
             metadata_timeout: Duration::from_secs(5),
             drain_grace: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            notice_interval: Some(crate::metadata::notice::NOTICE_INTERVAL),
         }
     }
 }
@@ -108,6 +114,17 @@ impl Agent {
             .await?)
     }
 
+    /// Where this worker's interruption notice is read: the configured
+    /// source, or `cloud`'s at the configured metadata URL.
+    fn notice_source(&self, cloud: crate::metadata::Cloud) -> Option<(MetadataSource, Duration)> {
+        let every = self.config.notice_interval?;
+        let source = match &self.config.source {
+            Some(s) => s.clone(),
+            None => MetadataSource::for_cloud(cloud, self.config.metadata_url.as_deref()).ok()?,
+        };
+        (source.cloud() != crate::metadata::Cloud::Static).then_some((source, every))
+    }
+
     /// Runs until the manager says drain (then drained) or terminate.
     pub async fn run(&self, work: impl WorkSource) -> Result<Outcome, AgentError> {
         self.run_until(work, std::future::pending()).await
@@ -165,6 +182,10 @@ impl Agent {
             interval: decide::heartbeat_interval(resp.heartbeat_interval_secs),
             grace: self.config.drain_grace,
             last: WorkStatus::busy(0, 0),
+            notices: self.notice_source(identity.cloud),
+            notice: None,
+            metadata_timeout: self.config.metadata_timeout,
+            retry: self.config.retry,
         };
         work.start(&run.registration).await?;
         run.main_loop(&mut work, shutdown).await
@@ -179,6 +200,12 @@ struct Run {
     interval: Duration,
     grace: Duration,
     last: WorkStatus,
+    /// Where the interruption notice is read, and how often.
+    notices: Option<(MetadataSource, Duration)>,
+    /// The interruption notice seen, reported with every heartbeat after.
+    notice: Option<InterruptionNotice>,
+    metadata_timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl Run {
@@ -216,13 +243,64 @@ impl Run {
                 }
             }
             let wait = self.times.wait(OffsetDateTime::now_utc(), self.interval);
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+            let noticed = tokio::select! {
+                n = self.watch_notice(wait) => n,
                 () = &mut shutdown => {
                     tracing::info!("asked to stop; stopping the work");
                     work.stop(self.grace).await;
                     return Ok(Outcome::Shutdown);
                 }
+            };
+            if noticed {
+                // Report it at once, then drain whatever the answer (the
+                // capacity goes either way) unless told to terminate.
+                self.last = work.status().await;
+                match self.heartbeat(Phase::Working).await {
+                    Ok(Some(Next::Terminate)) => {
+                        work.stop(self.grace).await;
+                        return Ok(Outcome::Terminated);
+                    }
+                    Ok(_) => return self.drain(work, shutdown).await,
+                    Err(e) => {
+                        work.stop(self.grace).await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits `wait`, reading the interruption notice every notice interval
+    /// meanwhile: true as soon as a notice is seen (it is kept in
+    /// `self.notice`). A notice that cannot be read is logged and read
+    /// again at the next interval.
+    async fn watch_notice(&mut self, wait: Duration) -> bool {
+        let Some((source, every)) = self.notices.clone() else {
+            tokio::time::sleep(wait).await;
+            return false;
+        };
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            match source.interruption(self.retry, self.metadata_timeout).await {
+                Ok(Some(notice)) => {
+                    tracing::warn!(
+                        action = notice.action.as_str(),
+                        not_before = ?notice.not_before,
+                        "interruption notice: draining now"
+                    );
+                    self.notice = Some(notice);
+                    return true;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "could not read the interruption notice"),
+            }
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return false;
+            }
+            tokio::time::sleep((until - now).min(every)).await;
+            if tokio::time::Instant::now() >= until {
+                return false;
             }
         }
     }
@@ -298,7 +376,8 @@ impl Run {
     /// One heartbeat in `phase`: the decision, or `None` when it could not
     /// be sent (transient: the next one may get through).
     async fn heartbeat(&mut self, phase: Phase) -> Result<Option<Next>, AgentError> {
-        let req = decide::report(&self.registration.worker_id, phase, &self.last);
+        let mut req = decide::report(&self.registration.worker_id, phase, &self.last);
+        req.interruption = self.notice.clone();
         match self.client.heartbeat(&self.registration.secret, &req).await {
             Ok(resp) => {
                 self.interval = decide::heartbeat_interval(resp.heartbeat_interval_secs);

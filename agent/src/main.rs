@@ -39,6 +39,11 @@ struct Args {
     /// Seconds between SIGTERM and SIGKILL when stopping the command.
     #[arg(long, default_value_t = 60)]
     drain_grace: u64,
+    /// Seconds between reads of the cloud's interruption notice (spot
+    /// `instance-action`, GCE `preempted`, Azure `Preempt` event); 0 never
+    /// reads it.
+    #[arg(long, default_value_t = 5)]
+    notice_interval: u64,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -99,6 +104,8 @@ async fn run(args: Args) -> i32 {
         source,
         metadata_url: args.metadata_url.clone(),
         drain_grace: Duration::from_secs(args.drain_grace),
+        notice_interval: (args.notice_interval > 0)
+            .then(|| Duration::from_secs(args.notice_interval)),
         ..AgentConfig::default()
     });
     let result = agent.run_until(work, stop_signal()).await;

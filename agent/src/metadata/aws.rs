@@ -3,9 +3,11 @@
 //! document, raw JSON) and the signed instance identity document
 //! (`/latest/dynamic/instance-identity/{document,signature}`).
 
+use skyfleet_core::protocol::InterruptionNotice;
 use skyfleet_core::provider::{Bootstrap, IdentityProof};
 
 use super::http::MetadataClient;
+use super::notice::aws_instance_action;
 use super::{bootstrap_error, MetadataError};
 
 const TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
@@ -66,4 +68,32 @@ pub(super) async fn identity(
             signature: signature.trim().to_string(),
         },
     ))
+}
+
+/// The spot interruption notice (`spot/instance-action`), `None` while the
+/// service answers 404 (nothing scheduled).
+pub(super) async fn notice(
+    client: &MetadataClient,
+    base: &str,
+) -> Result<Option<InterruptionNotice>, MetadataError> {
+    let token_url = format!("{base}/latest/api/token");
+    let token = client
+        .fetch_text("IMDSv2 token", |c| {
+            c.put(&token_url).header(TTL_HEADER, TOKEN_TTL_SECS)
+        })
+        .await?;
+    let url = format!("{base}/latest/meta-data/spot/instance-action");
+    let token = token.trim();
+    match client
+        .fetch_text("spot instance action", |c| {
+            c.get(&url).header(TOKEN_HEADER, token)
+        })
+        .await
+    {
+        Ok(body) => aws_instance_action(&body)
+            .map(Some)
+            .map_err(|e| client.malformed("spot instance action", e.to_string())),
+        Err(MetadataError::Status { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

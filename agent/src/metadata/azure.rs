@@ -3,13 +3,16 @@
 //! PKCS#7 `signature`.
 
 use serde::Deserialize;
+use skyfleet_core::protocol::InterruptionNotice;
 use skyfleet_core::provider::{Bootstrap, IdentityProof};
 
 use super::http::MetadataClient;
+use super::notice::azure_preempt;
 use super::{bootstrap_error, MetadataError};
 
 const INSTANCE_API: &str = "2021-01-01";
 const ATTESTED_API: &str = "2020-09-01";
+const EVENTS_API: &str = "2020-07-01";
 
 /// Whether `base` answers as Azure's IMDS (a JSON document with `compute`).
 pub(super) async fn probe(client: &MetadataClient, base: &str) -> bool {
@@ -69,4 +72,30 @@ pub(super) async fn identity(
             nonce: None,
         },
     ))
+}
+
+/// The `Preempt` scheduled event naming this VM, if one is posted.
+pub(super) async fn notice(
+    client: &MetadataClient,
+    base: &str,
+) -> Result<Option<InterruptionNotice>, MetadataError> {
+    let name_url = format!("{base}/metadata/instance/compute/name");
+    let name = client
+        .fetch_text("VM name", |c| {
+            c.get(&name_url)
+                .header("Metadata", "true")
+                .query(&[("api-version", INSTANCE_API), ("format", "text")])
+        })
+        .await?;
+    let name = name.trim();
+    let url = format!("{base}/metadata/scheduledevents");
+    let body = client
+        .fetch_text("scheduled events", |c| {
+            c.get(&url)
+                .header("Metadata", "true")
+                .query(&[("api-version", EVENTS_API)])
+        })
+        .await?;
+    azure_preempt(&body, (!name.is_empty()).then_some(name))
+        .map_err(|e| client.malformed("scheduled events", e.to_string()))
 }

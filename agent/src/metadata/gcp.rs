@@ -3,10 +3,12 @@
 //! identity token (`format=full`) whose audience is the manager's root
 //! URL, the audience the GCP provider verifies by default.
 
+use skyfleet_core::protocol::InterruptionNotice;
 use skyfleet_core::provider::bootstrap::GCE_METADATA_KEY;
 use skyfleet_core::provider::{Bootstrap, IdentityProof};
 
 use super::http::MetadataClient;
+use super::notice::gce_preempted;
 use super::{bootstrap_error, MetadataError};
 
 const FLAVOR: &str = "Metadata-Flavor";
@@ -50,4 +52,16 @@ pub(super) async fn identity(
         return Err(client.malformed("identity token", "not a JWT"));
     }
     Ok((bootstrap, IdentityProof::GcpToken { jwt }))
+}
+
+/// The preemption notice (`instance/preempted` is `TRUE`).
+pub(super) async fn notice(
+    client: &MetadataClient,
+    base: &str,
+) -> Result<Option<InterruptionNotice>, MetadataError> {
+    let url = format!("{base}/computeMetadata/v1/instance/preempted");
+    let body = client
+        .fetch_text("preempted flag", |c| c.get(&url).header(FLAVOR, "Google"))
+        .await?;
+    gce_preempted(&body).map_err(|e| client.malformed("preempted flag", e.to_string()))
 }

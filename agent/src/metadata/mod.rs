@@ -15,12 +15,14 @@ mod aws;
 mod azure;
 mod gcp;
 mod http;
+pub mod notice;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use skyfleet_core::protocol::InterruptionNotice;
 use skyfleet_core::provider::support::Secret;
 use skyfleet_core::provider::{Bootstrap, BootstrapError, IdentityProof};
 
@@ -295,6 +297,30 @@ impl MetadataSource {
             bootstrap,
             proof,
         })
+    }
+}
+
+impl MetadataSource {
+    /// The cloud's interruption notice for this VM, if one is posted
+    /// ([`notice`] says where each cloud posts it). A static machine is
+    /// never interrupted. `timeout` bounds each request; `retry` the
+    /// retries of transient failures.
+    pub async fn interruption(
+        &self,
+        retry: RetryPolicy,
+        timeout: Duration,
+    ) -> Result<Option<InterruptionNotice>, MetadataError> {
+        let cloud = self.cloud();
+        if cloud == Cloud::Static {
+            return Ok(None);
+        }
+        let client = MetadataClient::new(cloud, retry, timeout)?;
+        let base = self.base_url();
+        match cloud {
+            Cloud::Aws => aws::notice(&client, base).await,
+            Cloud::Gcp => gcp::notice(&client, base).await,
+            _ => azure::notice(&client, base).await,
+        }
     }
 }
 

@@ -284,6 +284,7 @@ impl AgentRun {
                 max_attempts: 10,
                 max_elapsed: Duration::from_secs(30),
             },
+            notice_interval: Some(skyfleet_agent::metadata::notice::NOTICE_INTERVAL),
         });
         let work = SimWork::new(self.queues.clone());
         let state = work.state.clone();
