@@ -10,9 +10,9 @@
 //! then are their VMs removed. The summary counts busy workers killed,
 //! which must be 0.
 
-mod agents;
+pub(crate) mod agents;
 mod bars;
-mod queues;
+pub(crate) mod queues;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! `skyfleet bench <scenario> --json`: every benchmark scenario that needs
 //! more than one crate (see BENCHMARKS.md): the shared limiter, the Azure
 //! chain, AWS and GCP providers, identity verification, scale-in,
-//! isolation, crash and soak.
+//! capacity (spot, stockouts, interruptions), isolation, crash and soak.
 //!
 //! Every scenario runs on the CLI's one runtime and prints one [`harness::Report`];
 //! the provider scenarios step workers through the one drive loop
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 pub mod aws;
 pub mod azure;
+mod capacity;
 mod crash;
 mod drive;
 pub mod gcp;
@@ -52,6 +53,11 @@ pub enum Scenario {
     /// terminated, tasks lost, idle capacity against `min_idle`, and the
     /// time from a drop in load to the surplus gone.
     ScaleIn(scale_in::Args),
+    /// Capacity that survives the cloud saying no: a pool per cloud over
+    /// six spot and on-demand offerings, two stocked out for part of the
+    /// run and spot workers interrupted at random; coverage, spot share,
+    /// notice-to-replacement times, creates to marked offerings, leaks.
+    Capacity(capacity::Args),
     /// Pools on all three mock clouds; every Azure call hangs. Compares the
     /// AWS and GCP time to running with and without the hung Azure, and
     /// checks that the Azure workers are removed at their provisioning
@@ -141,6 +147,7 @@ pub async fn run(scenario: Scenario) -> ExitCode {
         Scenario::Gcp(args) => (gcp::run(&args).await, args.json),
         Scenario::Identity(args) => (identity::run(&args).await, args.json),
         Scenario::ScaleIn(args) => (scale_in::run(&args).await, args.json),
+        Scenario::Capacity(args) => (capacity::run(&args).await, args.json),
         Scenario::Isolation { workers, .. } => (isolation::run(workers).await, true),
         Scenario::Crash {
             kills,

@@ -169,6 +169,7 @@ pub struct Agents {
     tally: Arc<Mutex<BTreeMap<String, Tally>>>,
     tasks: Mutex<JoinSet<()>>,
     stop: CancellationToken,
+    notice_interval: Duration,
 }
 
 fn cloud_of(name: &str) -> Option<Cloud> {
@@ -200,7 +201,15 @@ impl Agents {
             tally: Arc::default(),
             tasks: Mutex::new(JoinSet::new()),
             stop: CancellationToken::new(),
+            notice_interval: skyfleet_agent::metadata::notice::NOTICE_INTERVAL,
         }
+    }
+
+    /// The same agents reading their interruption notice every `every`
+    /// (a time-scaled mock's notices come sooner than a real cloud's).
+    pub fn with_notice_interval(mut self, every: Duration) -> Self {
+        self.notice_interval = every;
+        self
     }
 
     /// Starts an agent on each VM of `resources` that is up, is a worker's
@@ -242,6 +251,7 @@ impl Agents {
                 live: self.live.clone(),
                 tally: self.tally.clone(),
                 stop: self.stop.clone(),
+                notice_interval: self.notice_interval,
             };
             tasks.spawn(run.run());
         }
@@ -269,6 +279,7 @@ struct AgentRun {
     live: Arc<Mutex<HashSet<String>>>,
     tally: Arc<Mutex<BTreeMap<String, Tally>>>,
     stop: CancellationToken,
+    notice_interval: Duration,
 }
 
 impl AgentRun {
@@ -284,7 +295,7 @@ impl AgentRun {
                 max_attempts: 10,
                 max_elapsed: Duration::from_secs(30),
             },
-            notice_interval: Some(skyfleet_agent::metadata::notice::NOTICE_INTERVAL),
+            notice_interval: Some(self.notice_interval),
         });
         let work = SimWork::new(self.queues.clone());
         let state = work.state.clone();
