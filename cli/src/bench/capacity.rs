@@ -10,8 +10,9 @@
 //! worker with a real agent (`skyfleet_agent`) that reads its VM's
 //! metadata, registers, heartbeats and reads its interruption notice.
 //! While the pools are up the mock stocks out two spot offerings per cloud
-//! for the middle of the run and interrupts spot workers at random (a rate
-//! that reaches `--interrupt-share` of the spot workers over the hold).
+//! for the middle third of the run and, from 30 s on, interrupts
+//! `--interrupt-share` of the spot workers: half at once, half at random
+//! over the rest of the hold.
 //! Then the pools are scaled to zero and what is left on the mock counted.
 //!
 //! Reported per cloud:
@@ -254,9 +255,15 @@ async fn hold(
     while started.elapsed() < total {
         let t = started.elapsed();
         if !interrupting && t >= interrupt_from {
+            // Half the share at once (so every cloud sees interruptions),
+            // half at random over the rest of the hold.
+            for c in ["aws", "gcp", "azure"] {
+                let body = json!({"cloud": c, "fraction": a.interrupt_share / 2.0});
+                set(mock, "POST", "/_mock/interrupt", body).await?;
+            }
             let rates: Vec<Value> = ["aws", "gcp", "azure"]
                 .iter()
-                .map(|c| json!({"cloud": c, "per_instance_per_hour": rate}))
+                .map(|c| json!({"cloud": c, "per_instance_per_hour": rate / 2.0}))
                 .collect();
             set(
                 mock,
