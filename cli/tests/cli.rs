@@ -237,3 +237,32 @@ fn secrets_never_reach_the_logs() {
     assert!(!all.contains("demo-secret"), "AWS secret key in the logs");
     assert!(!all.contains("demo-token"), "bearer token in the logs");
 }
+
+#[test]
+fn bench_capacity_replaces_interrupted_spot_workers_and_steers_around_stockouts_on_every_cloud() {
+    let (code, j, out) = skyfleet(&[
+        "bench",
+        "capacity",
+        "--workers",
+        "6",
+        "--duration-s",
+        "75",
+        "--time-scale",
+        "0.05",
+        "--interrupt-share",
+        "0.5",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(j["leaks"], 0, "{out}");
+    for cloud in ["aws", "gcp", "azure"] {
+        let c = &j["clouds"][cloud];
+        assert!(c["workers_ran"].as_u64() >= Some(6), "{cloud}: {out}");
+        let interrupted = c["interruptions"].as_u64().unwrap_or(0);
+        assert!(interrupted > 0, "{cloud}: {out}");
+        assert!(c["replaced"].as_u64() >= Some(1), "{cloud}: {out}");
+        assert!(c["capacity_errors"].as_u64() > Some(0), "{cloud}: {out}");
+        assert_eq!(c["creates_to_marked_offerings_within_ttl"], 0, "{cloud}: {out}");
+        assert_eq!(c["duplicates"], 0, "{cloud}: {out}");
+    }
+}
