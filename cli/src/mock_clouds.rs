@@ -79,30 +79,38 @@ async fn arm_put(mock: &MockCloud, path: &str, body: serde_json::Value) -> Resul
         .map(|_| ())
 }
 
-/// Creates what the demo's Azure pool needs before any worker: a resource
-/// group and a virtual network with a subnet.
-pub async fn scaffold(mock: &MockCloud) -> Result<(), String> {
+/// The ARM requests (path, body) that create what the demo's Azure pool
+/// needs before any worker: a resource group and a virtual network with a
+/// subnet.
+pub fn scaffold_requests() -> Vec<(String, serde_json::Value)> {
     let rg = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}");
-    arm_put(
-        mock,
-        &format!("{rg}?api-version=2022-09-01"),
-        serde_json::json!({"location": LOCATION}),
-    )
-    .await?;
-    arm_put(
-        mock,
-        &format!(
-            "{rg}/providers/Microsoft.Network/virtualNetworks/demo-vnet?api-version=2023-09-01"
+    vec![
+        (
+            format!("{rg}?api-version=2022-09-01"),
+            serde_json::json!({"location": LOCATION}),
         ),
-        serde_json::json!({
-            "location": LOCATION,
-            "properties": {
-                "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
-                "subnets": [{"name": "workers", "properties": {"addressPrefix": "10.0.0.0/20"}}]
-            }
-        }),
-    )
-    .await
+        (
+            format!(
+                "{rg}/providers/Microsoft.Network/virtualNetworks/demo-vnet?api-version=2023-09-01"
+            ),
+            serde_json::json!({
+                "location": LOCATION,
+                "properties": {
+                    "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                    "subnets": [{"name": "workers", "properties": {"addressPrefix": "10.0.0.0/20"}}]
+                }
+            }),
+        ),
+    ]
+}
+
+/// Creates what the demo's Azure pool needs before any worker
+/// ([`scaffold_requests`]) on an in-process mock.
+pub async fn scaffold(mock: &MockCloud) -> Result<(), String> {
+    for (path, body) in scaffold_requests() {
+        arm_put(mock, &path, body).await?;
+    }
+    Ok(())
 }
 
 /// A demo pool. With `registering`, its workers run agents: they get a

@@ -262,7 +262,10 @@ fn bench_capacity_replaces_interrupted_spot_workers_and_steers_around_stockouts_
         assert!(interrupted > 0, "{cloud}: {out}");
         assert!(c["replaced"].as_u64() >= Some(1), "{cloud}: {out}");
         assert!(c["capacity_errors"].as_u64() > Some(0), "{cloud}: {out}");
-        assert_eq!(c["creates_to_marked_offerings_within_ttl"], 0, "{cloud}: {out}");
+        assert_eq!(
+            c["creates_to_marked_offerings_within_ttl"], 0,
+            "{cloud}: {out}"
+        );
         assert_eq!(c["duplicates"], 0, "{cloud}: {out}");
     }
 }

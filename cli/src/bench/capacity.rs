@@ -297,7 +297,12 @@ async fn hold(
                 }
             }
         }
-        for (cloud, n) in mockctl::duplicates_by_cloud(&resources) {
+        let vms: Vec<Value> = resources
+            .iter()
+            .filter(|r| mockctl::is_vm(r))
+            .cloned()
+            .collect();
+        for (cloud, n) in mockctl::duplicates_by_cloud(&vms) {
             let worst = held.duplicates.entry(cloud).or_default();
             *worst = (*worst).max(n);
         }

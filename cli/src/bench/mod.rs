@@ -23,6 +23,7 @@ mod harness;
 pub mod identity;
 mod isolation;
 pub mod limiter;
+mod scale;
 pub(crate) mod scale_in;
 mod soak;
 pub mod stats;
@@ -58,6 +59,11 @@ pub enum Scenario {
     /// run and spot workers interrupted at random; coverage, spot share,
     /// notice-to-replacement times, creates to marked offerings, leaks.
     Capacity(capacity::Args),
+    /// The whole runtime at fleet size against a mock in its own process:
+    /// due-check lag, calls per check, time to running, CPU per
+    /// worker-hour and memory per worker, out-of-band deletes noticed,
+    /// leaks and duplicates.
+    Scale(scale::Args),
     /// Pools on all three mock clouds; every Azure call hangs. Compares the
     /// AWS and GCP time to running with and without the hung Azure, and
     /// checks that the Azure workers are removed at their provisioning
@@ -148,6 +154,7 @@ pub async fn run(scenario: Scenario) -> ExitCode {
         Scenario::Identity(args) => (identity::run(&args).await, args.json),
         Scenario::ScaleIn(args) => (scale_in::run(&args).await, args.json),
         Scenario::Capacity(args) => (capacity::run(&args).await, args.json),
+        Scenario::Scale(args) => (scale::run(&args).await, args.json),
         Scenario::Isolation { workers, .. } => (isolation::run(workers).await, true),
         Scenario::Crash {
             kills,
