@@ -20,7 +20,8 @@ pub const SPOT_SERIES: &str = "lowPriority";
 /// `Family`. Exact for the common sizes (`Standard_D2s_v5` is
 /// `standardDSv5Family`, `Standard_D2ads_v5` `standardDADSv5Family`,
 /// `Standard_B2s` `standardBSFamily`, `Standard_NC4as_T4_v3`
-/// `standardNCASv3_T4Family`); a few families that ARM names otherwise
+/// `standardNCASv3_T4Family`, `Standard_M128ms` `standardMSFamily`); a
+/// few families that ARM names otherwise
 /// (for example promotional or constrained sizes folded into their base
 /// family) are keyed separately, which only makes a quota error mark
 /// fewer offerings.
@@ -43,10 +44,13 @@ pub fn vm_family(vm_size: &str) -> String {
         .take_while(char::is_ascii_alphabetic)
         .map(|c| c.to_ascii_uppercase())
         .collect();
+    // ARM leaves the memory-intensive `m` out of M-series family names
+    // (`Standard_M128ms` is `standardMSFamily`).
     let features: String = size
         .chars()
         .skip_while(char::is_ascii_alphabetic)
         .skip_while(|c| c.is_ascii_digit() || *c == '-')
+        .filter(|c| !(family == "M" && c.eq_ignore_ascii_case(&'m')))
         .map(|c| c.to_ascii_uppercase())
         .collect();
     let mut version = String::new();
