@@ -9,7 +9,10 @@
 //! As in Taskcluster, `MinCount`, `MaxCount`, `UserData` and
 //! `IamInstanceProfile` are refused: skyfleet launches exactly one instance
 //! per worker and writes the UserData itself, and an instance profile is
-//! not something a pool config should be able to grant.
+//! not something a pool config should be able to grant. Spot instances
+//! must end when EC2 reclaims them (skyfleet replaces them):
+//! `SpotOptions.InstanceInterruptionBehavior` `stop` or `hibernate` and
+//! `SpotInstanceType: persistent` are refused, naming the key.
 //!
 //! ```
 //! use serde_json::json;

@@ -184,10 +184,9 @@ async fn each_capacity_code_fails_the_worker_with_its_code() {
         let steps = drive(&p, &mut w, ENDED).await;
         assert_eq!(w.phase, Phase::Failed, "{code}");
         let e = steps
-            .iter()
-            .rev()
-            .find_map(|s| s.error.clone())
-            .expect("the error");
+            .last()
+            .and_then(|s| s.error.clone())
+            .expect("the error on the last step");
         assert_eq!(e.kind, ErrorKind::CapacityOrQuota, "{code}: {e:?}");
         assert_eq!(e.code.as_deref(), Some(code));
         let want = if code.eq_ignore_ascii_case("QUOTA_EXCEEDED") || code == "quotaExceeded" {
