@@ -1,8 +1,8 @@
 //! Issue #17 on Azure, against skyfleet's mock ARM: the spot VM shape,
 //! each capacity and quota code classified on the failed worker (as a
 //! refused PUT and as a failed operation), a spot VM evicted (deleted
-//! behind skyfleet's back) seen by the provider, and the offering of a
-//! launch config.
+//! behind skyfleet's back, or deallocated) seen by the provider, and the
+//! offering of a launch config.
 
 mod common;
 
@@ -178,6 +178,79 @@ async fn an_evicted_spot_vm_is_reported_once_and_torn_down() {
             Some("VmMissing")
         );
     }
+    assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
+}
+
+/// The mock has no power actions (nor evictions yet), so a spot VM
+/// deallocated by an eviction (`evictionPolicy: Deallocate`) is simulated
+/// by rewriting its instance view on the way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deallocated_spot_vm_is_an_eviction() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use skyfleet_azure::{AzureBuilder, Credential};
+    use skyfleet_core::transport::{ReqwestService, Transport};
+
+    let env = Env::start().await;
+    let cfg = env.config();
+    let tc = AzureBuilder::from_config(cfg.clone()).transport_config();
+    let inner = ReqwestService::from_config(&tc).expect("service");
+    let deallocated = Arc::new(AtomicBool::new(false));
+    let flag = deallocated.clone();
+    let svc = tower::service_fn(move |req: http::Request<Bytes>| {
+        let mut inner = inner.clone();
+        let flag = flag.clone();
+        async move {
+            let iv = req.uri().path().ends_with("/instanceView");
+            let resp = tower::Service::call(&mut inner, req).await?;
+            if !(iv && flag.load(Ordering::SeqCst)) {
+                return Ok(resp);
+            }
+            let (parts, _) = resp.into_parts();
+            let body = br#"{"statuses":[{"code":"ProvisioningState/succeeded"},{"code":"PowerState/deallocated"}]}"#;
+            Ok(http::Response::from_parts(parts, Bytes::from_static(body)))
+        }
+    });
+    let transport = Transport::builder()
+        .config(tc)
+        .build_with(svc)
+        .expect("transport");
+    let p = AzureBuilder::from_config(cfg)
+        .with_transport(transport)
+        .with_token_source(Arc::new(Credential::static_token("t")))
+        .build()
+        .expect("provider");
+    let mut l = spot_launch();
+    l["eviction_policy"] = json!("Deallocate");
+    let mut w = worker("ev-3", l);
+    drive(&p, &mut w, &[Phase::Running]).await;
+    let vm: Value = env
+        .http
+        .get(vm_url(&env, "ev-3"))
+        .bearer_auth("x")
+        .send()
+        .await
+        .expect("get vm")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(vm["properties"]["evictionPolicy"], "Deallocate", "{vm}");
+    deallocated.store(true, Ordering::SeqCst);
+    w.next_check_at = SystemClock.now();
+    let steps = steps_until(&p, &mut w, &[]).await;
+    let seen: Vec<_> = steps
+        .iter()
+        .filter_map(|s| s.interruption.clone())
+        .collect();
+    assert_eq!(seen.len(), 1, "{steps:?}");
+    assert_eq!(seen[0].detail, "evicted");
+    assert_eq!(w.phase, Phase::Failed);
+    assert_eq!(
+        w.last_error.clone().unwrap().code.as_deref(),
+        Some("PowerState/deallocated")
+    );
     assert!(env.ours().await.is_empty(), "{:#?}", env.ours().await);
 }
 
