@@ -258,6 +258,33 @@ pub fn malformed(operation: &str, what: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skyfleet_core::offering::CapacityClass;
+
+    /// Every capacity and quota code of issue #17, with its class.
+    #[test]
+    fn capacity_codes_are_classified_with_their_class() {
+        for (code, class) in [
+            ("InsufficientInstanceCapacity", CapacityClass::Capacity),
+            (
+                "Server.InsufficientInstanceCapacity",
+                CapacityClass::Capacity,
+            ),
+            ("MaxSpotInstanceCountExceeded", CapacityClass::Capacity),
+            ("InsufficientFreeAddressesInSubnet", CapacityClass::Capacity),
+            ("SpotMaxPriceTooLow", CapacityClass::Capacity),
+            ("VcpuLimitExceeded", CapacityClass::Quota),
+            ("InstanceLimitExceeded", CapacityClass::Quota),
+        ] {
+            assert_eq!(
+                kind_for_code(code),
+                Some(ErrorKind::CapacityOrQuota),
+                "{code}"
+            );
+            let bare = code.strip_prefix("Server.").unwrap_or(code);
+            assert_eq!(CapacityClass::of_code(Some(bare)), class, "{code}");
+        }
+        assert_eq!(kind_for_code("Server.SpotInstanceTermination"), None);
+    }
 
     #[test]
     fn codes_map_to_kinds() {

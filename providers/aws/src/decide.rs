@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use skyfleet_core::model::tag;
+use skyfleet_core::offering::{Interruption, InterruptionSource};
 use skyfleet_core::provider::StepError;
 use skyfleet_core::{Error, ErrorKind, Failure, Phase, Result, Step, Worker};
 use time::OffsetDateTime;
@@ -104,7 +105,11 @@ pub(crate) fn decide(
                     .is_none_or(|at| now >= at + t.poll_interval);
                 if resend {
                     let id = i.id.clone();
-                    Plan::Call(Call::Terminate { st, id })
+                    Plan::Call(Call::Terminate {
+                        st,
+                        id,
+                        interruption: None,
+                    })
                 } else {
                     Plan::Done(step(&st, Phase::Stopping, t.poll_interval))
                 }
@@ -182,6 +187,7 @@ fn decide_live(
                     .map(|m| format!(": {m}"))
                     .unwrap_or_default()
             );
+            let interruption = interruption_of(i);
             let ending = matches!(other, "shutting-down" | "terminated");
             st.teardown = Some(Teardown {
                 reason: TeardownReason::InstanceEnded,
@@ -194,16 +200,37 @@ fn decide_live(
                     at: None,
                 }),
             });
+            let seen = |s: Result<Step>| match &interruption {
+                Some(int) => s.map(|s| s.with_interruption(int.clone())),
+                None => s,
+            };
             if other == "terminated" {
-                Plan::Done(ended(&st))
+                Plan::Done(seen(ended(&st)))
             } else if ending {
-                Plan::Done(step(&st, Phase::Stopping, t.poll_interval))
+                Plan::Done(seen(step(&st, Phase::Stopping, t.poll_interval)))
             } else {
                 let id = i.id.clone();
-                Plan::Call(Call::Terminate { st, id })
+                Plan::Call(Call::Terminate {
+                    st,
+                    id,
+                    interruption,
+                })
             }
         }
     }
+}
+
+/// The state reason of a spot instance EC2 reclaimed.
+pub const SPOT_TERMINATION: &str = "Server.SpotInstanceTermination";
+
+/// The interruption instance `i` shows, if any: it ended with the state
+/// reason [`SPOT_TERMINATION`] (EC2 reclaimed the spot capacity).
+pub(crate) fn interruption_of(i: &InstanceView) -> Option<Interruption> {
+    (i.state_reason_code.as_deref() == Some(SPOT_TERMINATION)).then(|| Interruption {
+        source: InterruptionSource::Provider,
+        detail: SPOT_TERMINATION.to_string(),
+        not_before: None,
+    })
 }
 
 /// The step after RunInstances answered `answer`; `pending` is the
@@ -298,4 +325,150 @@ pub(crate) fn pick_by_tag<'a>(
         .filter(mine)
         .find(|i| i.state.as_deref() != Some("terminated"))
         .or_else(|| candidates.iter().find(mine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::Timings;
+    use std::collections::BTreeMap;
+
+    fn rules(regions: &[String]) -> Rules<'_> {
+        Rules {
+            provider_id: "aws",
+            regions,
+            timings: Timings::default(),
+            root_url: None,
+        }
+    }
+
+    fn running_state(now: OffsetDateTime) -> AwsState {
+        AwsState {
+            region: "us-east-1".into(),
+            client_token: "sf-w-1-00".into(),
+            token_at: now - time::Duration::minutes(10),
+            instance_id: Some("i-0abc".into()),
+            launched_at: Some(now - time::Duration::minutes(10)),
+            last_state: Some("running".into()),
+            seen_running: true,
+            teardown: None,
+            private_ip: None,
+        }
+    }
+
+    fn view(state: &str, reason: Option<&str>) -> InstanceView {
+        InstanceView {
+            id: "i-0abc".into(),
+            state: Some(state.into()),
+            state_reason_code: reason.map(str::to_string),
+            state_reason_message: reason.map(|r| format!("{r}: gone")),
+            client_token: None,
+            tags: BTreeMap::new(),
+            launch_time: None,
+            owner_id: None,
+            private_ip: None,
+        }
+    }
+
+    fn done(p: Plan) -> Step {
+        match p {
+            Plan::Done(s) => s.expect("a step"),
+            _ => panic!("expected a finished step"),
+        }
+    }
+
+    #[test]
+    fn a_spot_termination_is_an_interruption_seen_once() {
+        let regions = vec!["us-east-1".to_string()];
+        let r = rules(&regions);
+        let w = skyfleet_core::testing::fixtures::worker("w-1").build_now();
+        let now = OffsetDateTime::now_utc();
+        for (state, phase) in [
+            ("terminated", Phase::Stopped),
+            ("shutting-down", Phase::Stopping),
+        ] {
+            let s = done(decide(
+                &r,
+                &w,
+                running_state(now),
+                Some(&view(state, Some(SPOT_TERMINATION))),
+                now,
+            ));
+            assert_eq!(s.phase, phase, "{state}");
+            let i = s.interruption.expect("an interruption");
+            assert_eq!(i.source, InterruptionSource::Provider);
+            assert_eq!(i.detail, SPOT_TERMINATION);
+            assert_eq!(i.not_before, None);
+            // The next look, tearing down, does not report it again.
+            let st: AwsState = serde_json::from_value(s.state).unwrap();
+            let again = decide(
+                &r,
+                &w,
+                st,
+                Some(&view("terminated", Some(SPOT_TERMINATION))),
+                now,
+            );
+            assert!(done(again).interruption.is_none(), "{state}");
+        }
+        // Stopped by a spot interruption: the terminate call carries it.
+        match decide(
+            &r,
+            &w,
+            running_state(now),
+            Some(&view("stopped", Some(SPOT_TERMINATION))),
+            now,
+        ) {
+            Plan::Call(Call::Terminate { interruption, .. }) => {
+                assert_eq!(
+                    interruption.map(|i| i.detail).as_deref(),
+                    Some(SPOT_TERMINATION)
+                )
+            }
+            _ => panic!("expected a terminate"),
+        }
+    }
+
+    #[test]
+    fn other_endings_are_no_interruption() {
+        let regions = vec!["us-east-1".to_string()];
+        let r = rules(&regions);
+        let w = skyfleet_core::testing::fixtures::worker("w-1").build_now();
+        let now = OffsetDateTime::now_utc();
+        for reason in [
+            Some("Client.UserInitiatedShutdown"),
+            Some("Server.InsufficientInstanceCapacity"),
+            None,
+        ] {
+            let s = done(decide(
+                &r,
+                &w,
+                running_state(now),
+                Some(&view("terminated", reason)),
+                now,
+            ));
+            assert!(s.interruption.is_none(), "{reason:?}");
+            assert_eq!(s.phase, Phase::Stopped);
+        }
+        // A launch that ended on capacity before running: failed, with the
+        // capacity error kept.
+        let mut st = running_state(now);
+        st.seen_running = false;
+        let s = done(decide(
+            &r,
+            &w,
+            st,
+            Some(&view(
+                "terminated",
+                Some("Server.InsufficientInstanceCapacity"),
+            )),
+            now,
+        ));
+        assert_eq!(s.phase, Phase::Failed);
+        let e = s.error.expect("the error");
+        assert_eq!(e.kind, ErrorKind::CapacityOrQuota);
+        assert_eq!(
+            e.code.as_deref(),
+            Some("Server.InsufficientInstanceCapacity")
+        );
+    }
 }

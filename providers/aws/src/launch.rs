@@ -9,7 +9,10 @@
 //! As in Taskcluster, `MinCount`, `MaxCount`, `UserData` and
 //! `IamInstanceProfile` are refused: skyfleet launches exactly one instance
 //! per worker and writes the UserData itself, and an instance profile is
-//! not something a pool config should be able to grant.
+//! not something a pool config should be able to grant. Spot instances
+//! must end when EC2 reclaims them (skyfleet replaces them):
+//! `SpotOptions.InstanceInterruptionBehavior` `stop` or `hibernate` and
+//! `SpotInstanceType: persistent` are refused, naming the key.
 //!
 //! ```
 //! use serde_json::json;
@@ -29,6 +32,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use skyfleet_core::offering::CapacityType;
 use skyfleet_core::provider::bootstrap::{Bootstrap, MAX_ROOT_URL};
 use skyfleet_core::{Error, Result, WorkerSpec};
 
@@ -306,20 +310,45 @@ impl Ec2Launch {
                         ));
                     }
                 }
+                // skyfleet replaces an interrupted worker: the instance
+                // must end with its interruption, not wait stopped (or be
+                // relaunched by a persistent request) behind skyfleet's back.
                 if let Some(k) = &s.spot_instance_type {
-                    if k != "one-time" && k != "persistent" {
-                        return Err(Error::invalid_config(
-                            format!("{f}.SpotInstanceType"),
-                            format!("`{k}` is not `one-time` or `persistent`"),
-                        ));
+                    match k.as_str() {
+                        "one-time" => {}
+                        "persistent" => {
+                            return Err(Error::invalid_config(
+                                format!("{f}.SpotInstanceType"),
+                                "`persistent` is not supported: skyfleet replaces interrupted \
+                                 workers itself; use `one-time`",
+                            ))
+                        }
+                        _ => {
+                            return Err(Error::invalid_config(
+                                format!("{f}.SpotInstanceType"),
+                                format!("`{k}` is not `one-time`"),
+                            ))
+                        }
                     }
                 }
                 if let Some(b) = &s.instance_interruption_behavior {
-                    if !["terminate", "stop", "hibernate"].contains(&b.as_str()) {
-                        return Err(Error::invalid_config(
-                            format!("{f}.InstanceInterruptionBehavior"),
-                            format!("`{b}` is not `terminate`, `stop` or `hibernate`"),
-                        ));
+                    match b.as_str() {
+                        "terminate" => {}
+                        "stop" | "hibernate" => {
+                            return Err(Error::invalid_config(
+                                format!("{f}.InstanceInterruptionBehavior"),
+                                format!(
+                                    "`{b}` is not supported: skyfleet replaces interrupted \
+                                     workers, so the instance must `terminate`"
+                                ),
+                            ))
+                        }
+                        _ => {
+                            return Err(Error::invalid_config(
+                                format!("{f}.InstanceInterruptionBehavior"),
+                                format!("`{b}` is not `terminate`"),
+                            ))
+                        }
                     }
                 }
             }
@@ -387,6 +416,16 @@ impl Ec2Launch {
         self.market
             .as_ref()
             .is_some_and(|m| m.market_type == "spot")
+    }
+
+    /// The capacity type: [`CapacityType::Spot`] with `MarketType: spot`,
+    /// else on demand.
+    pub fn capacity_type(&self) -> CapacityType {
+        if self.is_spot() {
+            CapacityType::Spot
+        } else {
+            CapacityType::OnDemand
+        }
     }
 
     /// `doc` with this config's worker config and extra keys, in JSON.
@@ -494,6 +533,33 @@ mod tests {
                 json!({"MarketType": "spot", "SpotOptions": {"MaxPrice": "-1"}})
             )),
             "launch.InstanceMarketOptions.SpotOptions.MaxPrice"
+        );
+        for (key, value) in [
+            ("InstanceInterruptionBehavior", "stop"),
+            ("InstanceInterruptionBehavior", "hibernate"),
+            ("InstanceInterruptionBehavior", "reboot"),
+            ("SpotInstanceType", "persistent"),
+        ] {
+            assert_eq!(
+                field_of(with(
+                    "InstanceMarketOptions",
+                    json!({"MarketType": "spot", "SpotOptions": {key: value}})
+                )),
+                format!("launch.InstanceMarketOptions.SpotOptions.{key}"),
+                "{key}: {value}"
+            );
+        }
+        let ok = Ec2Launch::parse(&with(
+            "InstanceMarketOptions",
+            json!({"MarketType": "spot", "SpotOptions": {
+                "InstanceInterruptionBehavior": "terminate", "SpotInstanceType": "one-time",
+                "MaxPrice": "0.04"}}),
+        ))
+        .unwrap();
+        assert_eq!(ok.capacity_type(), CapacityType::Spot);
+        assert_eq!(
+            Ec2Launch::parse(&base()).unwrap().capacity_type(),
+            CapacityType::OnDemand
         );
         assert_eq!(
             field_of(with(

@@ -10,6 +10,8 @@
 //! - `launch`: the launch config of a pool (EC2's field names) and the
 //!   UserData skyfleet writes;
 //! - `idempotency`: the RunInstances `ClientToken`, derived from the worker;
+//! - `offering`: the offering (zone or region, type, spot or on-demand,
+//!   quota scope) of a launch config;
 //! - `state`: what is persisted on each worker between steps;
 //! - `plan` and `decide`: the step machine, as pure functions;
 //! - `client`: one aws-sdk-ec2 client per region, the few calls made;
@@ -33,6 +35,7 @@ mod decide;
 mod idempotency;
 mod identity;
 mod launch;
+mod offering;
 mod plan;
 mod profile;
 mod provider;
@@ -42,6 +45,7 @@ pub use builder::{AwsBuilder, Timings};
 pub use connector::TransportConnector;
 pub use credential::CredentialsSource;
 pub use launch::{BlockDevice, Ebs, Ec2Launch, MarketOptions, Placement, SpotOptions};
+pub use offering::{offering, quota_class};
 pub use provider::AwsProvider;
 /// A secret string that never shows in `Debug` or logs (core's one type).
 pub use skyfleet_core::provider::support::Secret;

@@ -21,6 +21,7 @@
 
 use std::time::Duration;
 
+use skyfleet_core::offering::Interruption;
 use skyfleet_core::{DesiredState, Error, Phase, Result, Step, Worker};
 use time::OffsetDateTime;
 
@@ -99,6 +100,9 @@ pub(crate) enum Call {
         st: AwsState,
         /// The instance.
         id: String,
+        /// The interruption the look that asked for the call saw, to
+        /// report on this step.
+        interruption: Option<Interruption>,
     },
 }
 
@@ -225,7 +229,11 @@ pub(crate) fn plan(rules: &Rules<'_>, worker: &Worker, now: OffsetDateTime) -> P
         (Some(_), None) => Plan::Look(st, Lookup::Tag),
         (Some(td), Some(id)) => {
             if td.terminate_sent_at.is_none() {
-                Plan::Call(Call::Terminate { st, id })
+                Plan::Call(Call::Terminate {
+                    st,
+                    id,
+                    interruption: None,
+                })
             } else {
                 Plan::Look(st, Lookup::Id(id))
             }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
 use skyfleet_core::clock::Clock;
-use skyfleet_core::model::tag;
+use skyfleet_core::model::{tag, LaunchConfig};
+use skyfleet_core::offering::Offering;
 use skyfleet_core::provider::support::{bounded, group_by};
 use skyfleet_core::{
     Error, ErrorKind, IdentityProof, OwnedResource, OwnershipScope, Provider, Result, Step,
@@ -206,8 +207,16 @@ impl AwsProvider {
                 let pending = rules.pending_interval(worker, now);
                 launched(st.clone(), ec2.run_instance(req).await, pending, now)
             }
-            Call::Terminate { st, id } => {
-                terminated(&rules, st.clone(), ec2.terminate(id).await, now)
+            Call::Terminate {
+                st,
+                id,
+                interruption,
+            } => {
+                let s = terminated(&rules, st.clone(), ec2.terminate(id).await, now)?;
+                Ok(match interruption {
+                    Some(i) => s.with_interruption(i.clone()),
+                    None => s,
+                })
             }
         }
     }
@@ -265,6 +274,13 @@ impl Provider for AwsProvider {
     fn validate(&self, launch: &serde_json::Value) -> Result<()> {
         let l = Ec2Launch::parse(launch)?;
         self.rules().check_region(&l.region)
+    }
+
+    /// The zone (or region), instance type, market and vCPU quota scope
+    /// of `lc` (see [`offering`](crate::offering)).
+    fn offering(&self, lc: &LaunchConfig) -> Result<Offering> {
+        let l = Ec2Launch::parse(&lc.launch)?;
+        Ok(crate::offering::offering(&self.settings.provider_id, &l))
     }
 
     fn partition(&self, worker: &Worker) -> Option<String> {

@@ -2,7 +2,8 @@
 //! instead of parsing strings.
 //!
 //! - capacity and quota (`AllocationFailed`, `ZonalAllocationFailed`,
-//!   `SkuNotAvailable`, `OperationNotAllowed` on create, quota codes,
+//!   `Overconstrained(Zonal)AllocationRequest`, `SkuNotAvailable`,
+//!   `OperationNotAllowed` with a quota message, quota codes,
 //!   `PublicIPCountLimitReached`): [`ErrorKind::CapacityOrQuota`], so a
 //!   provisioner can steer to another launch config; they arrive either on
 //!   the initial PUT or, asynchronously, in a failed operation's status;
@@ -25,7 +26,6 @@ pub const CAPACITY_CODES: &[&str] = &[
     "OverconstrainedAllocationRequest",
     "OverconstrainedZonalAllocationRequest",
     "SkuNotAvailable",
-    "OperationNotAllowed",
     "PublicIPCountLimitReached",
     "ResourceQuotaExceeded",
     "QuotaExceeded",
@@ -70,9 +70,21 @@ fn has(list: &[&str], code: &str) -> bool {
     list.iter().any(|c| c.eq_ignore_ascii_case(code))
 }
 
-/// Whether `code` means "capacity or quota".
+/// Codes that mean "quota exhausted" only when their message says quota
+/// (ARM answers `OperationNotAllowed` both for "exceeding approved
+/// standardDSv5Family Cores quota" and for "disk already attached").
+pub const QUOTA_MESSAGE_CODES: &[&str] = &["OperationNotAllowed"];
+
+/// Whether `code` alone means "capacity or quota".
 pub fn is_capacity(code: &str) -> bool {
     has(CAPACITY_CODES, code)
+}
+
+/// Whether an answer with `code` and `message` means "capacity or quota":
+/// a capacity code, or `OperationNotAllowed` whose message mentions quota.
+pub fn is_capacity_error(code: &str, message: &str) -> bool {
+    is_capacity(code)
+        || (has(QUOTA_MESSAGE_CODES, code) && message.to_ascii_lowercase().contains("quota"))
 }
 
 /// Whether `code` means "busy, retry later" (in a delete).
@@ -81,11 +93,16 @@ pub fn is_busy(code: &str) -> bool {
 }
 
 /// The kind of an ARM error answer.
-pub fn kind_for(status: u16, code: &str, retry_after: Option<Duration>) -> ErrorKind {
+pub fn kind_for(
+    status: u16,
+    code: &str,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> ErrorKind {
     if status == 429 || has(THROTTLE_CODES, code) {
         return ErrorKind::Throttled { retry_after };
     }
-    if is_capacity(code) {
+    if is_capacity_error(code, message) {
         return ErrorKind::CapacityOrQuota;
     }
     match status {
@@ -113,7 +130,7 @@ pub fn from_response(status: u16, body: &[u8], retry_after: Option<Duration>, wh
         code
     };
     Error::new(
-        kind_for(status, &code, retry_after),
+        kind_for(status, &code, &message, retry_after),
         format!("{what}: HTTP {status}: {message}"),
     )
     .with_code(code)
@@ -122,7 +139,7 @@ pub fn from_response(status: u16, body: &[u8], retry_after: Option<Duration>, wh
 
 /// The error of an operation that ended `Failed` with `code`.
 pub fn operation_failed(code: &str, message: &str, what: &str) -> Error {
-    let kind = if is_capacity(code) {
+    let kind = if is_capacity_error(code, message) {
         ErrorKind::CapacityOrQuota
     } else {
         ErrorKind::OperationFailed
@@ -183,5 +200,58 @@ mod tests {
             &ErrorKind::OperationFailed
         );
         assert!(is_busy("NicInUse") && is_busy("anotheroperationinprogress"));
+    }
+
+    /// Every capacity and quota code of issue #17, as a refused request
+    /// and as a failed operation, with its class.
+    #[test]
+    fn capacity_codes_are_classified_with_their_class() {
+        use skyfleet_core::offering::CapacityClass;
+        let quota_msg = "Operation could not be completed as it results in exceeding approved \
+                         standardDSv5Family Cores quota.";
+        for (code, message, class) in [
+            ("SkuNotAvailable", "not available", CapacityClass::Capacity),
+            ("AllocationFailed", "no capacity", CapacityClass::Capacity),
+            (
+                "ZonalAllocationFailed",
+                "no capacity",
+                CapacityClass::Capacity,
+            ),
+            (
+                "OverconstrainedAllocationRequest",
+                "too narrow",
+                CapacityClass::Capacity,
+            ),
+            (
+                "OverconstrainedZonalAllocationRequest",
+                "too narrow",
+                CapacityClass::Capacity,
+            ),
+            ("QuotaExceeded", quota_msg, CapacityClass::Quota),
+            ("OperationNotAllowed", quota_msg, CapacityClass::Quota),
+        ] {
+            let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
+            for status in [400, 409] {
+                let e = from_response(status, body.as_bytes(), None, "PUT vm");
+                assert_eq!(e.kind(), &ErrorKind::CapacityOrQuota, "{code} {status}");
+                assert_eq!(e.code(), Some(code));
+            }
+            let e = operation_failed(code, message, "VM create");
+            assert_eq!(e.kind(), &ErrorKind::CapacityOrQuota, "{code}");
+            assert_eq!(e.code(), Some(code));
+            assert_eq!(CapacityClass::of_code(e.code()), class, "{code}");
+        }
+        // OperationNotAllowed without quota is not capacity.
+        let e = from_response(
+            409,
+            br#"{"error":{"code":"OperationNotAllowed","message":"Disk d is attached to VM v."}}"#,
+            None,
+            "DELETE disk",
+        );
+        assert_eq!(e.kind(), &ErrorKind::Conflict);
+        assert_eq!(
+            operation_failed("OperationNotAllowed", "not now", "x").kind(),
+            &ErrorKind::OperationFailed
+        );
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use skyfleet_core::offering::CapacityType;
 use skyfleet_core::provider::bootstrap::Bootstrap;
 use skyfleet_core::{Error, Result, WorkerSpec};
 
@@ -180,6 +181,20 @@ pub struct AzureLaunch {
     /// Extra tags on every resource.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The VM's `priority`: `Regular` (the default), `Spot`, or `Low` (the
+    /// legacy name of spot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// The VM's `evictionPolicy` (spot only): `Delete` (the default) or
+    /// `Deallocate` (the worker then removes the deallocated VM, as it does
+    /// any VM found deallocated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eviction_policy: Option<String>,
+    /// The VM's `billingProfile.maxPrice` (spot only): the highest hourly
+    /// price in US dollars, or `-1` for "up to the on-demand price, never
+    /// evicted for price".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<f64>,
 }
 
 impl AzureLaunch {
@@ -292,7 +307,81 @@ impl AzureLaunch {
                 "must not be empty",
             ));
         }
+        self.validate_spot()
+    }
+
+    /// Checks `priority`, `eviction_policy` and `max_price` together.
+    fn validate_spot(&self) -> Result<()> {
+        let spot = match self.priority.as_deref() {
+            None | Some("Regular") => false,
+            Some("Spot" | "Low") => true,
+            Some(other) => {
+                return Err(Error::invalid_config(
+                    "launch.priority",
+                    format!("`{other}` is not `Regular`, `Spot` or `Low`"),
+                ))
+            }
+        };
+        if let Some(p) = &self.eviction_policy {
+            if !spot {
+                return Err(Error::invalid_config(
+                    "launch.eviction_policy",
+                    "applies to spot VMs only (`priority: Spot`)",
+                ));
+            }
+            if p != "Delete" && p != "Deallocate" {
+                return Err(Error::invalid_config(
+                    "launch.eviction_policy",
+                    format!("`{p}` is not `Delete` or `Deallocate`"),
+                ));
+            }
+        }
+        if let Some(price) = self.max_price {
+            if !spot {
+                return Err(Error::invalid_config(
+                    "launch.max_price",
+                    "applies to spot VMs only (`priority: Spot`)",
+                ));
+            }
+            if !price.is_finite() || !(price > 0.0 || price == -1.0) {
+                return Err(Error::invalid_config(
+                    "launch.max_price",
+                    format!("`{price}` is neither a positive price nor -1"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the VM is a spot VM (`priority` `Spot` or `Low`).
+    pub fn is_spot(&self) -> bool {
+        matches!(self.priority.as_deref(), Some("Spot" | "Low"))
+    }
+
+    /// The capacity type: spot for spot VMs, else on demand.
+    pub fn capacity_type(&self) -> CapacityType {
+        if self.is_spot() {
+            CapacityType::Spot
+        } else {
+            CapacityType::OnDemand
+        }
+    }
+
+    /// The VM body's spot settings: `priority: Spot`, `evictionPolicy`
+    /// (`Delete` unless the config says `Deallocate`) and, when given,
+    /// `billingProfile.maxPrice`; `None` for a regular VM.
+    pub(crate) fn spot_properties(&self) -> Option<serde_json::Value> {
+        if !self.is_spot() {
+            return None;
+        }
+        let mut v = serde_json::json!({
+            "priority": "Spot",
+            "evictionPolicy": self.eviction_policy.as_deref().unwrap_or("Delete"),
+        });
+        if let Some(p) = self.max_price {
+            v["billingProfile"] = serde_json::json!({ "maxPrice": p });
+        }
+        Some(v)
     }
 
     /// The location (validated present).
@@ -392,6 +481,61 @@ mod tests {
             ),
             "launch.worker_config"
         );
+    }
+
+    #[test]
+    fn spot_settings_are_checked_and_sent() {
+        let with = |extra: serde_json::Value| {
+            let mut v =
+                json!({"location": "eastus", "vm_size": "Standard_D2s_v5", "subnet_id": SUBNET});
+            for (k, x) in extra.as_object().cloned().unwrap_or_default() {
+                v[k] = x;
+            }
+            v
+        };
+        for (bad, key) in [
+            (json!({"priority": "Cheap"}), "launch.priority"),
+            (
+                json!({"eviction_policy": "Delete"}),
+                "launch.eviction_policy",
+            ),
+            (
+                json!({"priority": "Regular", "max_price": 0.1}),
+                "launch.max_price",
+            ),
+            (
+                json!({"priority": "Spot", "eviction_policy": "Stop"}),
+                "launch.eviction_policy",
+            ),
+            (
+                json!({"priority": "Spot", "max_price": 0}),
+                "launch.max_price",
+            ),
+            (
+                json!({"priority": "Spot", "max_price": -2}),
+                "launch.max_price",
+            ),
+        ] {
+            assert_eq!(field(with(bad.clone())), key, "{bad}");
+        }
+        let l = AzureLaunch::parse(&with(json!({"priority": "Spot"}))).unwrap();
+        assert_eq!(l.capacity_type(), CapacityType::Spot);
+        assert_eq!(
+            l.spot_properties().unwrap(),
+            json!({"priority": "Spot", "evictionPolicy": "Delete"})
+        );
+        let l = AzureLaunch::parse(&with(
+            json!({"priority": "Low", "eviction_policy": "Deallocate", "max_price": -1}),
+        ))
+        .unwrap();
+        assert_eq!(
+            l.spot_properties().unwrap(),
+            json!({"priority": "Spot", "evictionPolicy": "Deallocate",
+                   "billingProfile": {"maxPrice": -1.0}})
+        );
+        let l = AzureLaunch::parse(&with(json!({"priority": "Regular"}))).unwrap();
+        assert_eq!(l.capacity_type(), CapacityType::OnDemand);
+        assert!(l.spot_properties().is_none());
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //!   before expiry;
 //! - `classify`: ARM error codes to skyfleet error kinds;
 //! - `idempotency`: resource names derived from the worker id;
+//! - `launch`: a pool's launch config ([`AzureLaunch`], spot settings
+//!   included) and `offering`: its [`offering`] (location, size, spot or
+//!   regular, quota scope);
 //! - `identity`: workers' attested data documents, checked with
 //!   `skyfleet-identity`;
 //! - [`AzureBuilder`]: the one way to build an [`AzureProvider`].
@@ -38,6 +41,7 @@ mod credential;
 mod idempotency;
 mod identity;
 mod launch;
+mod offering;
 pub mod profile;
 mod provider;
 mod resources;
@@ -45,6 +49,7 @@ mod resources;
 pub use builder::{AzureBuilder, AzureConfig, TransportSettings};
 pub use credential::{Credential, CredentialConfig};
 pub use launch::{AzureLaunch, DataDisk, ImageRef, OsDisk, MAX_USER_DATA};
+pub use offering::{offering, vm_family, SPOT_SERIES};
 pub use provider::AzureProvider;
 pub use skyfleet_core::provider::support::Secret;
 /// How attested data documents are verified (roots, AIA, signer domain):

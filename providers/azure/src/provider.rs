@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use http::Method;
 use serde_json::Value;
 use skyfleet_core::clock::Clock;
-use skyfleet_core::model::tag;
+use skyfleet_core::model::{tag, LaunchConfig};
+use skyfleet_core::offering::Offering;
 use skyfleet_core::provider::support::{self, Page};
 use skyfleet_core::transport::ApiClass;
 use skyfleet_core::{
@@ -158,6 +159,13 @@ impl Provider for AzureProvider {
     fn validate(&self, launch: &Value) -> Result<()> {
         let l = AzureLaunch::parse(launch)?;
         self.settings.resource_group_for(&l).map(|_| ())
+    }
+
+    /// The location, VM size, spot or regular, and vCPU quota scope of
+    /// `lc` (see [`offering`](crate::offering)).
+    fn offering(&self, lc: &LaunchConfig) -> Result<Offering> {
+        let l = AzureLaunch::parse(&lc.launch)?;
+        Ok(crate::offering::offering(&self.id, &l))
     }
 
     fn partition(&self, worker: &Worker) -> Option<String> {

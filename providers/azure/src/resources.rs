@@ -182,6 +182,13 @@ pub fn vm(
             }]},
         }
     });
+    if let (Some(spot), Some(props)) =
+        (launch.spot_properties(), body["properties"].as_object_mut())
+    {
+        if let Some(spot) = spot.as_object() {
+            props.extend(spot.clone());
+        }
+    }
     if let Some(os_disk_id) = explicit_os_disk_id {
         let props = &mut body["properties"];
         if let Some(o) = props.as_object_mut() {

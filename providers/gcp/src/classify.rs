@@ -80,10 +80,21 @@ pub fn kind_of_code(code: &str) -> Option<ErrorKind> {
     }
 }
 
+/// Whether `message` tells of a stockout whatever its code: Compute's
+/// "The zone '...' does not have enough resources available to fulfill the
+/// request", or a message naming a stockout.
+pub fn is_stockout_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("does not have enough resources available") || m.contains("stockout")
+}
+
 /// The error of a failed zone operation with this `code` and `message`:
-/// capacity codes are `CapacityOrQuota`, anything else `OperationFailed`.
+/// capacity codes (and any code with a stockout message) are
+/// `CapacityOrQuota`, anything else `OperationFailed`.
 pub fn operation_error(code: &str, message: &str) -> Error {
-    let kind = kind_of_code(code).unwrap_or(ErrorKind::OperationFailed);
+    let kind = kind_of_code(code)
+        .or_else(|| is_stockout_message(message).then_some(ErrorKind::CapacityOrQuota))
+        .unwrap_or(ErrorKind::OperationFailed);
     Error::new(kind, format!("operation failed: {message}"))
         .with_code(code)
         .with_provider(GCP)
@@ -183,6 +194,46 @@ mod tests {
         let e = api_error("m", 502, b"<html>bad gateway</html>", None);
         assert_eq!(e.kind(), &ErrorKind::Transient);
         assert!(e.message().contains("bad gateway"), "{e}");
+    }
+
+    /// Every capacity and quota code of issue #17, as a failed operation
+    /// and as an API answer, with its class.
+    #[test]
+    fn capacity_codes_are_classified_with_their_class() {
+        use skyfleet_core::offering::CapacityClass;
+        for (code, class) in [
+            ("ZONE_RESOURCE_POOL_EXHAUSTED", CapacityClass::Capacity),
+            (
+                "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
+                CapacityClass::Capacity,
+            ),
+            ("STOCKOUT", CapacityClass::Capacity),
+            ("QUOTA_EXCEEDED", CapacityClass::Quota),
+            ("quotaExceeded", CapacityClass::Quota),
+        ] {
+            let e = operation_error(code, "no");
+            assert_eq!(e.kind(), &ErrorKind::CapacityOrQuota, "{code}");
+            assert_eq!(e.code(), Some(code));
+            assert_eq!(CapacityClass::of_code(e.code()), class, "{code}");
+            let body = format!(
+                r#"{{"error":{{"code":403,"message":"no","errors":[{{"reason":"{code}"}}]}}}}"#
+            );
+            let e = api_error("compute.instances.insert", 403, body.as_bytes(), None);
+            assert_eq!(e.kind(), &ErrorKind::CapacityOrQuota, "{code}");
+            assert_eq!(e.code(), Some(code));
+        }
+        // A stockout told only by the message keeps its code.
+        let e = operation_error(
+            "RESOURCE_NOT_AVAILABLE",
+            "The zone 'projects/p/zones/us-central1-a' does not have enough resources \
+             available to fulfill the request. Try a different zone, or try again later.",
+        );
+        assert_eq!(e.kind(), &ErrorKind::CapacityOrQuota);
+        assert_eq!(e.code(), Some("RESOURCE_NOT_AVAILABLE"));
+        assert_eq!(
+            operation_error("UNSUPPORTED_OPERATION", "stopped").kind(),
+            &ErrorKind::OperationFailed
+        );
     }
 
     #[test]

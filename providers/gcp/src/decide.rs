@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use skyfleet_core::clock::until;
 use skyfleet_core::model::tag;
+use skyfleet_core::offering::{CapacityType, Interruption, InterruptionSource};
 use skyfleet_core::provider::names::GCP;
 use skyfleet_core::{
     Error, ErrorKind, Failure, FinalState, Operation, OperationStatus, Phase, PollPolicy, Result,
@@ -17,6 +18,7 @@ use crate::classify;
 use crate::client::{Instance, ZoneOperation};
 use crate::idempotency::Purpose;
 use crate::labels;
+use crate::launch::GceLaunch;
 use crate::plan::{finish, retry_delete, step, tear_down};
 use crate::state::GceState;
 
@@ -31,6 +33,23 @@ fn dead(status: &str) -> bool {
         status,
         "STOPPING" | "TERMINATED" | "STOPPED" | "SUSPENDING" | "SUSPENDED" | "DEPROVISIONING"
     )
+}
+
+/// The detail of a GCE preemption.
+pub const PREEMPTED: &str = "preempted";
+
+/// Whether `worker` runs on spot capacity (a Spot or preemptible VM).
+fn is_spot(worker: &Worker) -> bool {
+    GceLaunch::parse(&worker.spec.launch).is_ok_and(|l| l.capacity_type() == CapacityType::Spot)
+}
+
+/// The interruption of a preempted worker, as the provider sees it.
+fn preempted() -> Interruption {
+    Interruption {
+        source: InterruptionSource::Provider,
+        detail: PREEMPTED.to_string(),
+        not_before: None,
+    }
 }
 
 /// The status an operation's answer tells.
@@ -256,7 +275,13 @@ pub(crate) fn checked(
         let e = Error::new(ErrorKind::NotFound, msg)
             .with_code("InstanceGone")
             .with_provider(GCP);
-        return Ok(step(&st, phase, Duration::ZERO)?.with_error(&e));
+        let s = step(&st, phase, Duration::ZERO)?.with_error(&e);
+        // A Spot VM is deleted by Compute when preempted.
+        return Ok(if worker.phase == Phase::Running && is_spot(worker) {
+            s.with_interruption(preempted())
+        } else {
+            s
+        });
     };
     st.not_found = 0;
     if st.instance_id.is_none() {
@@ -285,7 +310,14 @@ pub(crate) fn checked(
         )
         .with_code(inst.status.clone())
         .with_provider(GCP);
-        return tear_down(st, &e, Phase::Stopped);
+        let s = tear_down(st, &e, Phase::Stopped)?;
+        // Skyfleet never stops its VMs: a spot one stopping or stopped was
+        // preempted (Compute stops it, then deletes it).
+        return Ok(if is_spot(worker) {
+            s.with_interruption(preempted())
+        } else {
+            s
+        });
     }
     // An unknown status: look again later.
     step(&st, worker.phase, cfg.boot_check_interval)
@@ -300,5 +332,98 @@ pub(crate) fn confirmed(cfg: &Settings, st: GceState, found: Option<Instance>) -
         }
         // Still there and not going: the delete was lost.
         Some(_) => step(&retry_delete(st), Phase::Stopping, Duration::ZERO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use skyfleet_core::clock::SystemClock;
+
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            id: "gce".into(),
+            poll: PollPolicy {
+                min_interval: Duration::from_secs(1),
+                max_interval: Duration::from_secs(10),
+                default_interval: Duration::from_secs(2),
+                deadline: Duration::from_secs(600),
+                max_consecutive_errors: 5,
+            },
+            check_interval: Duration::from_secs(60),
+            boot_check_interval: Duration::from_secs(5),
+            not_found_grace: 0,
+            clock: Arc::new(SystemClock),
+            root_url: None,
+        }
+    }
+
+    fn worker(spot: bool, phase: Phase) -> Worker {
+        let mut launch = json!({"zone": "us-central1-a", "machineType": "e2-small",
+                                "disks": [{"initializeParams": {"sourceImage": "x"}}]});
+        if spot {
+            launch["scheduling"] = json!({"provisioningModel": "SPOT"});
+        }
+        let mut w = skyfleet_core::testing::fixtures::worker("w-1")
+            .launch(launch)
+            .build_now();
+        w.phase = phase;
+        w
+    }
+
+    fn instance(status: &str) -> Instance {
+        Instance {
+            name: "w-1-vm".into(),
+            id: Some("42".into()),
+            status: status.into(),
+            labels: BTreeMap::new(),
+            label_fingerprint: None,
+            creation_timestamp: None,
+            zone: None,
+        }
+    }
+
+    fn check(w: &Worker, found: Option<Instance>) -> Step {
+        let now = OffsetDateTime::now_utc();
+        checked(&settings(), w, GceState::default(), "w-1-vm", found, now).expect("a step")
+    }
+
+    #[test]
+    fn a_preempted_spot_vm_is_an_interruption() {
+        for status in ["TERMINATED", "STOPPING"] {
+            let s = check(&worker(true, Phase::Running), Some(instance(status)));
+            assert_eq!(s.phase, Phase::Stopping, "torn down");
+            let i = s.interruption.expect("an interruption");
+            assert_eq!(i.source, InterruptionSource::Provider);
+            assert_eq!(i.detail, PREEMPTED);
+            assert_eq!(i.not_before, None);
+        }
+        // Deleted by Compute while running (instanceTerminationAction
+        // DELETE): gone, with nothing left to delete.
+        let s = check(&worker(true, Phase::Running), None);
+        assert_eq!(s.phase, Phase::Stopped);
+        assert_eq!(s.interruption.map(|i| i.detail).as_deref(), Some(PREEMPTED));
+    }
+
+    #[test]
+    fn on_demand_vms_and_booting_spot_vms_are_no_interruption() {
+        let s = check(&worker(false, Phase::Running), Some(instance("TERMINATED")));
+        assert_eq!(s.phase, Phase::Stopping);
+        assert!(s.interruption.is_none());
+        assert!(check(&worker(false, Phase::Running), None)
+            .interruption
+            .is_none());
+        // Never found after its insert: a failed create, not a preemption.
+        let s = check(&worker(true, Phase::Requested), None);
+        assert_eq!(s.phase, Phase::Failed);
+        assert!(s.interruption.is_none());
+        let s = check(&worker(true, Phase::Running), Some(instance("RUNNING")));
+        assert_eq!(s.phase, Phase::Running);
+        assert!(s.interruption.is_none());
     }
 }

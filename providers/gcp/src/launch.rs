@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use skyfleet_core::offering::CapacityType;
 use skyfleet_core::provider::bootstrap::{Bootstrap, GCE_METADATA_KEY};
 use skyfleet_core::{Error, Result, WorkerSpec};
 
 use crate::credential::COMPUTE_SCOPE;
+use crate::scheduling::Scheduling;
 
 /// Whether `n` is an RFC 1035 name of at most 63 characters, as Compute
 /// wants for zones, instances and disks.
@@ -69,6 +71,11 @@ pub struct GceLaunch {
     /// A legacy preemptible VM.
     #[serde(default)]
     pub preemptible: bool,
+    /// Compute's own way to say the same (`provisioningModel: SPOT`,
+    /// `preemptible: true`, `instanceTerminationAction: DELETE`); the body
+    /// sent is derived from it and from `spot`/`preemptible`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<Scheduling>,
     /// The service account and scopes.
     #[serde(default)]
     pub service_account: Option<ServiceAccount>,
@@ -92,7 +99,7 @@ pub struct GceLaunch {
 }
 
 /// Fields a user may not set: they are derived per worker.
-const FORBIDDEN: [&str; 3] = ["name", "scheduling", "serviceAccounts"];
+const FORBIDDEN: [&str; 2] = ["name", "serviceAccounts"];
 
 impl GceLaunch {
     /// Parses and validates a launch config; errors are `InvalidConfig`
@@ -113,7 +120,6 @@ impl GceLaunch {
             if obj.contains_key(key) {
                 let why = match key {
                     "name" => "is derived from the worker id",
-                    "scheduling" => "is derived from `spot` and `preemptible`",
                     _ => "use `serviceAccount`",
                 };
                 return Err(Error::invalid_config(format!("launch.{key}"), why));
@@ -185,6 +191,9 @@ impl GceLaunch {
                 "`spot` and `preemptible` exclude each other",
             ));
         }
+        if let Some(sc) = &self.scheduling {
+            sc.validate(self.spot, self.preemptible)?;
+        }
         for (k, v) in &self.labels {
             if k.starts_with("skyfleet-") {
                 return Err(Error::invalid_config(
@@ -228,6 +237,44 @@ impl GceLaunch {
             }
         }
         Ok(())
+    }
+
+    /// Whether this is a Spot VM (`spot: true` or
+    /// `scheduling.provisioningModel: SPOT`).
+    pub fn is_spot(&self) -> bool {
+        self.spot
+            || self
+                .scheduling
+                .as_ref()
+                .is_some_and(|s| s.provisioning_model.as_deref() == Some("SPOT"))
+    }
+
+    /// Whether this is a legacy preemptible VM (`preemptible: true` or
+    /// `scheduling.preemptible: true`).
+    pub fn is_preemptible(&self) -> bool {
+        self.preemptible
+            || self
+                .scheduling
+                .as_ref()
+                .is_some_and(|s| s.preemptible == Some(true))
+    }
+
+    /// The capacity type: spot for Spot and preemptible VMs.
+    pub fn capacity_type(&self) -> CapacityType {
+        if self.is_spot() || self.is_preemptible() {
+            CapacityType::Spot
+        } else {
+            CapacityType::OnDemand
+        }
+    }
+
+    /// The machine type's name: the last path segment of a link
+    /// (`e2-small` of `zones/us-central1-a/machineTypes/e2-small`).
+    pub fn machine_type_name(&self) -> &str {
+        self.machine_type
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.machine_type)
     }
 
     /// The region of the zone (`us-central1` of `us-central1-a`), the
@@ -298,10 +345,10 @@ impl GceLaunch {
         } else {
             self.network_interfaces.clone()
         };
-        let scheduling = if self.spot {
+        let scheduling = if self.is_spot() {
             json!({"provisioningModel": "SPOT", "instanceTerminationAction": "DELETE",
                    "automaticRestart": false, "onHostMaintenance": "TERMINATE"})
-        } else if self.preemptible {
+        } else if self.is_preemptible() {
             json!({"preemptible": true, "automaticRestart": false, "onHostMaintenance": "TERMINATE"})
         } else {
             // A worker that crashed is replaced, not restarted.

@@ -24,7 +24,8 @@
 //! ([`GcpBuilder`]), `credential` ([`Credentials`] and the token cache),
 //! `client` (Compute REST), `classify` (Google errors to
 //! [`ErrorKind`](skyfleet_core::ErrorKind)s), `idempotency` (instance names
-//! and `requestId`s), `labels` (ownership labels), `launch` ([`GceLaunch`]),
+//! and `requestId`s), `labels` (ownership labels), `launch` ([`GceLaunch`], its `scheduling`
+//! in [`Scheduling`]), `offering` (a launch config's [`offering`]),
 //! `state` ([`GceState`], what is persisted per worker), and the step machine:
 //! `plan` (what a step must do, from the worker alone), `decide` (what the
 //! answer means) and `provider` ([`GcpProvider`], which makes the calls);
@@ -40,15 +41,19 @@ mod idempotency;
 mod identity;
 mod labels;
 mod launch;
+mod offering;
 mod plan;
 pub mod profile;
 mod provider;
+mod scheduling;
 mod state;
 
 pub use builder::{GcpBuilder, DEFAULT_ENDPOINT};
 pub use credential::{Credentials, COMPUTE_SCOPE};
 pub use launch::{GceLaunch, ServiceAccount};
+pub use offering::{machine_series, offering};
 pub use provider::GcpProvider;
+pub use scheduling::Scheduling;
 /// The identity token settings ([`GcpBuilder::with_identity`]) and the
 /// worker service account ([`GcpBuilder::with_worker_service_account`]).
 pub use skyfleet_identity::gcp::{

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::Value;
+use skyfleet_core::model::LaunchConfig;
+use skyfleet_core::offering::Offering;
 use skyfleet_core::provider::names::GCP;
 use skyfleet_core::transport::Transport;
 use skyfleet_core::{
@@ -238,6 +240,13 @@ impl Provider for GcpProvider {
         }
         self.remember_zone(&l.zone);
         Ok(())
+    }
+
+    /// The zone, machine type, spot or on demand, and CPU quota scope of
+    /// `lc` (see [`offering`](crate::offering)).
+    fn offering(&self, lc: &LaunchConfig) -> Result<Offering> {
+        let l = GceLaunch::parse(&lc.launch)?;
+        Ok(crate::offering::offering(&self.inner.settings.id, &l))
     }
 
     fn partition(&self, worker: &Worker) -> Option<String> {

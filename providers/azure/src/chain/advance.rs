@@ -227,7 +227,9 @@ fn decide_answer(
     match dir {
         // A lost earlier PUT is still creating it: watch the resource.
         Direction::Create
-            if resp.status == 409 && classify::is_busy(&code) && !classify::is_capacity(&code) =>
+            if resp.status == 409
+                && classify::is_busy(&code)
+                && e.kind() != &ErrorKind::CapacityOrQuota =>
         {
             Ok(Answer::Watch(resp.retry_after(), e))
         }

@@ -11,6 +11,7 @@
 
 use http::Method;
 use serde_json::Value;
+use skyfleet_core::offering::{Interruption, InterruptionSource};
 use skyfleet_core::transport::ApiClass;
 use skyfleet_core::{Error, ErrorKind, Phase, Result, Step};
 
@@ -59,8 +60,28 @@ fn from_instance_view(view: &Value) -> Option<Health> {
     Some(Health::Ok)
 }
 
-/// One health check of a running worker: its VM's instance view.
-pub(super) async fn step(cx: &Ctx<'_>, mut st: ChainState) -> Result<Step> {
+/// The detail of an Azure spot eviction.
+pub const EVICTED: &str = "evicted";
+
+/// The interruption a failed health check means, if any: a spot VM
+/// deallocated (`evictionPolicy: Deallocate`) or gone (`Delete`) while it
+/// was running was evicted. `code` is the failure's code
+/// (`PowerState/deallocated`, `VmMissing`, ...).
+fn eviction(spot: bool, code: &str) -> Option<Interruption> {
+    let evicted = matches!(
+        code,
+        "PowerState/deallocated" | "PowerState/deallocating" | "VmMissing"
+    );
+    (spot && evicted).then(|| Interruption {
+        source: InterruptionSource::Provider,
+        detail: EVICTED.to_string(),
+        not_before: None,
+    })
+}
+
+/// One health check of a running worker (a spot VM when `spot`): its VM's
+/// instance view.
+pub(super) async fn step(cx: &Ctx<'_>, mut st: ChainState, spot: bool) -> Result<Step> {
     let interval = cx.config.health_interval;
     let url = cx
         .client
@@ -119,7 +140,11 @@ pub(super) async fn step(cx: &Ctx<'_>, mut st: ChainState) -> Result<Step> {
         }
         _ => return Err(resp.error(op)),
     };
-    fail(&mut st, &failure)
+    let s = fail(&mut st, &failure)?;
+    Ok(match eviction(spot, failure.code().unwrap_or_default()) {
+        Some(i) => s.with_interruption(i),
+        None => s,
+    })
 }
 
 #[cfg(test)]
@@ -155,5 +180,27 @@ mod tests {
             Some(Health::Ok)
         );
         assert_eq!(from_instance_view(&json!({"x": 1})), None);
+    }
+
+    #[test]
+    fn evictions() {
+        for code in [
+            "PowerState/deallocated",
+            "PowerState/deallocating",
+            "VmMissing",
+        ] {
+            let i = eviction(true, code).expect(code);
+            assert_eq!(i.source, InterruptionSource::Provider);
+            assert_eq!(i.detail, EVICTED);
+            assert_eq!(i.not_before, None);
+            assert_eq!(eviction(false, code), None, "{code}: a regular VM");
+        }
+        for code in [
+            "PowerState/stopped",
+            "ProvisioningState/failed/OSProvisioningTimedOut",
+            "InstanceViewMissing",
+        ] {
+            assert_eq!(eviction(true, code), None, "{code}");
+        }
     }
 }

@@ -44,7 +44,9 @@
 //! A failed operation (with its ARM code, capacity codes classified as
 //! `CapacityOrQuota`), a refused PUT, a missed provisioning deadline (the
 //! whole chain has one: Taskcluster #7422), a stopped or vanished VM: each
-//! records the error and tears down what was created.
+//! records the error and tears down what was created. A spot VM found
+//! deallocated or gone while running was evicted: the step that sees it
+//! carries the [`Interruption`](skyfleet_core::offering::Interruption).
 
 mod advance;
 mod create;
@@ -147,7 +149,8 @@ pub(crate) async fn step(cx: &Ctx<'_>, worker: &Worker) -> Result<Step> {
         return teardown::step(cx, worker, st).await;
     }
     if st.create.iter().all(|l| l.done) && worker.phase == Phase::Running {
-        return health::step(cx, st).await;
+        let spot = AzureLaunch::parse(&worker.spec.launch).is_ok_and(|l| l.is_spot());
+        return health::step(cx, st, spot).await;
     }
     create::step(cx, worker, st).await
 }

@@ -336,7 +336,7 @@ pub(crate) fn shown_poll_error(e: &Error) -> Error {
 /// Failed operations with capacity codes become `CapacityOrQuota`.
 pub(crate) fn reclassify(e: Error, what: &str) -> Error {
     match e.code() {
-        Some(code) if classify::is_capacity(code) => {
+        Some(code) if classify::is_capacity_error(code, e.message()) => {
             classify::operation_failed(code, e.message(), what)
         }
         _ => e.with_provider("azure"),
