@@ -77,7 +77,8 @@ async fn finished_workers_older_than_the_retention_and_excess_pool_errors_are_fo
         f.prune_once().await.unwrap(),
         RetentionReport {
             workers: 2,
-            pool_errors: 2
+            pool_errors: 2,
+            offering_marks: 0,
         }
     );
     let left: Vec<String> = store

@@ -181,6 +181,7 @@ async fn use_released_database(s: &dyn WorkerStore) {
         removed: 0,
         owner: "r".into(),
         decided_at: now,
+        offerings: Vec::new(),
     };
     s.put_pool_decision(&d).await.unwrap();
     assert_eq!(s.list_pool_decisions().await.unwrap(), vec![d]);

@@ -5,27 +5,53 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use skyfleet_core::fleet::provisioner::DEFAULT_CAPACITY_COOLDOWN;
 use skyfleet_core::metrics_catalogue as names;
 use skyfleet_core::model::Registration;
 use skyfleet_core::protocol::Activity;
-use skyfleet_core::store::{PoolDecision, PoolErrorGroup, WorkerFilter};
+use skyfleet_core::store::{OfferingMark, PoolDecision, PoolErrorGroup, WorkerFilter};
 use skyfleet_core::{DesiredState, Phase, Worker, WorkerStore};
 use time::OffsetDateTime;
 
 use super::prom::{self, Round};
 use crate::inspect::{counts_by_kind, KindCount, ERROR_WINDOW};
 
-/// A pool's launch config avoided after capacity or quota errors.
+/// An offering of a pool marked unavailable in the shared offering cache.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Unavailable {
-    /// The launch config.
-    pub launch_config_id: String,
-    /// Capacity or quota errors in the last hour.
-    pub errors: u64,
+    /// The offering's key (`provider/location/type/capacity_type`).
+    pub offering: String,
+    /// Why: `capacity`, `quota` (every offering of the quota scope) or
+    /// `interruption`.
+    pub class: String,
+    /// The cloud's error code, if any.
+    pub code: Option<String>,
+    /// The cloud's message.
+    pub message: String,
     /// Until when new workers avoid it.
     #[serde(with = "time::serde::rfc3339")]
     pub until: OffsetDateTime,
+    /// The replica that marked it.
+    pub marked_by: String,
+}
+
+/// The live marks blocking one of `offerings` (the pool's launch configs'
+/// offerings), one row per mark.
+pub fn unavailable_of(
+    offerings: &[skyfleet_core::offering::Offering],
+    marks: &[OfferingMark],
+) -> Vec<Unavailable> {
+    marks
+        .iter()
+        .filter(|m| offerings.iter().any(|o| m.blocks(o)))
+        .map(|m| Unavailable {
+            offering: m.key(),
+            class: m.class.as_str().to_string(),
+            code: m.code.clone(),
+            message: m.message.clone(),
+            until: m.until,
+            marked_by: m.marked_by.clone(),
+        })
+        .collect()
 }
 
 /// The pool's oldest worker still requested.
@@ -78,7 +104,7 @@ pub struct PoolRow {
     pub decided_by: Option<String>,
     /// Errors in the last hour, by kind.
     pub errors_last_hour: Vec<KindCount>,
-    /// Launch configs avoided after capacity errors.
+    /// The pool's offerings marked unavailable now, why and until when.
     pub unavailable: Vec<Unavailable>,
     /// The oldest requested worker.
     pub oldest_requested: Option<Oldest>,
@@ -178,6 +204,7 @@ fn pool_row(
     regs: &[Registration],
     decision: Option<&PoolDecision>,
     groups: &[PoolErrorGroup],
+    marks: &[OfferingMark],
     now: OffsetDateTime,
 ) -> PoolRow {
     let live = |w: &&&Worker| w.desired == DesiredState::Running;
@@ -207,20 +234,12 @@ fn pool_row(
             deadline_in_s: secs(w.provisioning_deadline() - now),
         });
     let (idle, busy, draining) = activity(&running, regs);
-    let cooldown = time::Duration::try_from(DEFAULT_CAPACITY_COOLDOWN).unwrap_or_default();
-    let unavailable = groups
-        .iter()
-        .filter(|g| g.pool_id == pool_id && g.kind == "capacity_or_quota")
-        .filter_map(|g| {
-            let until = g.last_at + cooldown;
-            Some(Unavailable {
-                launch_config_id: g.launch_config_id.clone()?,
-                errors: g.count,
-                until,
-            })
-            .filter(|_| until > now)
-        })
-        .collect();
+    // The pool's offerings: its launch configs' (from the last decision)
+    // and those its live workers run on.
+    let mut offerings: Vec<skyfleet_core::offering::Offering> =
+        decision.map(|d| d.offerings.clone()).unwrap_or_default();
+    offerings.extend(workers.iter().filter_map(|w| w.offering.clone()));
+    let unavailable = unavailable_of(&offerings, marks);
     PoolRow {
         pool_id: pool_id.to_string(),
         provider_id: decision
@@ -252,10 +271,11 @@ pub async fn from_store(
 ) -> skyfleet_core::Result<Report> {
     let filter =
         WorkerFilter::default().with_phases(&[Phase::Requested, Phase::Running, Phase::Stopping]);
-    let (workers, decisions, groups) = tokio::try_join!(
+    let (workers, decisions, groups, marks) = tokio::try_join!(
         store.list_workers(&filter),
         store.list_pool_decisions(),
         store.pool_error_groups(now - ERROR_WINDOW),
+        store.live_offering_marks(now),
     )?;
     let mut by_pool: BTreeMap<&str, Vec<&Worker>> = BTreeMap::new();
     for w in &workers {
@@ -272,7 +292,7 @@ pub async fn from_store(
         let ws = by_pool.get(p).map(Vec::as_slice).unwrap_or(&[]);
         let d = decisions.iter().find(|d| d.pool_id == p);
         let regs = store.list_registrations(p).await?;
-        rows.push(pool_row(p, ws, &regs, d, &groups, now));
+        rows.push(pool_row(p, ws, &regs, d, &groups, &marks, now));
     }
     Ok(Report {
         generated_at: now,
