@@ -483,7 +483,6 @@ async fn a_mark_by_one_replica_steers_the_other(a: Arc<dyn WorkerStore>, b: Arc<
         .acquire_pool_lease(POOL, "r1", now, Duration::ZERO)
         .await
         .unwrap();
-    tokio::time::advance(Duration::from_millis(10)).await;
     let w = two.launch_one().await.expect("the second replica launches");
     assert_eq!(
         w.spec.launch_config_id, "spot-b",
@@ -498,7 +497,8 @@ async fn a_mark_by_one_replica_steers_the_other(a: Arc<dyn WorkerStore>, b: Arc<
     );
 }
 
-#[tokio::test(start_paused = true)]
+/// On one SQLite file (real time: the store's pool has timeouts of its own).
+#[tokio::test]
 async fn two_replicas_on_one_sqlite_file_share_marks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("marks.db");
@@ -510,7 +510,7 @@ async fn two_replicas_on_one_sqlite_file_share_marks() {
 
 /// The same on PostgreSQL; skipped (said on stderr) without
 /// SKYFLEET_TEST_POSTGRES_URL.
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn two_replicas_on_postgres_share_marks() {
     #[cfg(not(feature = "postgres"))]
     eprintln!("skipped: replicas on PostgreSQL need the `postgres` feature");
