@@ -389,13 +389,21 @@ async fn running_worker(
     (w, Some(r.secret))
 }
 
-/// An interruption seen by the provider, the agent or both: the worker is
+/// An interruption seen by the provider, the agent or both (the provider
+/// first, then the agent twice): the worker is
 /// removed for `interruption` once, its offering marked and counted once,
 /// and exactly one replacement is requested, on another offering.
 async fn interrupted_once(by_provider: bool, by_agent: bool) {
     let s = setup_on(Arc::new(MemoryStore::new()), "r1");
     let (w, secret) = running_worker(&s, by_agent).await;
     assert_eq!(w.spec.launch_config_id, "spot-a");
+    if by_provider {
+        s.provider.interrupt(w.id());
+        tokio::time::advance(Duration::from_secs(61)).await;
+        s.fleet.scan_once().await.unwrap();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        s.fleet.scan_once().await.unwrap();
+    }
     if by_agent {
         let notice = HeartbeatRequest {
             worker_id: w.id().into(),
@@ -413,13 +421,6 @@ async fn interrupted_once(by_provider: bool, by_agent: bool) {
         assert_eq!(answer.action, Action::Drain, "drain at once");
         // Said again: nothing more is recorded.
         s.fleet.heartbeat(&secret, notice).await.unwrap();
-    }
-    if by_provider {
-        s.provider.interrupt(w.id());
-        tokio::time::advance(Duration::from_secs(61)).await;
-        s.fleet.scan_once().await.unwrap();
-        tokio::time::advance(Duration::from_secs(61)).await;
-        s.fleet.scan_once().await.unwrap();
     }
     let gone = s.store.get_worker(w.id()).await.unwrap().unwrap();
     assert_eq!(gone.desired, DesiredState::Removed);
