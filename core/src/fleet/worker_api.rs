@@ -10,6 +10,10 @@
 //! outward message; the precise reason goes to a log field and the
 //! `skyfleet_identity_rejections_total` metric.
 //!
+//! An interruption notice in a heartbeat (the agent read its metadata
+//! service's) removes the worker and requests its replacement at once (see
+//! the fleet's `offering` module).
+//!
 //! Heartbeats write only the worker's [`Registration`]; decisions about a
 //! worker (drain it, remove it) are written to the registration first,
 //! conditionally on its version, so they are fenced against a heartbeat
@@ -232,7 +236,11 @@ impl Fleet {
 
     /// Records a heartbeat and answers what the worker should do:
     /// `drain` once it has been asked to (scale-in, idle timeout, its task
-    /// or lifetime limit), `terminate` once it is being removed.
+    /// or lifetime limit), `terminate` once it is being removed. A
+    /// heartbeat carrying an interruption notice is answered `drain` at
+    /// once: the worker is removed for `interruption`, its offering marked
+    /// unavailable and its replacement requested now (recorded once, even
+    /// when the provider saw the interruption too).
     pub async fn heartbeat(
         &self,
         secret: &Secret,
