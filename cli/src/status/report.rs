@@ -417,4 +417,113 @@ mod tests {
         // No agent in the pool: unknown, not zero.
         assert_eq!(activity(&running, &[]), (None, None, None));
     }
+
+    /// A pool shows the marks on its offerings: by key, and a quota mark on
+    /// every offering of its scope; another pool's marks are not shown.
+    #[test]
+    fn a_pool_shows_the_marks_on_its_offerings() {
+        use skyfleet_core::offering::{CapacityClass, CapacityType, Offering};
+        let o = |zone: &str, ct, scope: &str| Offering {
+            provider_id: "aws".into(),
+            location: zone.into(),
+            instance_type: "m5.large".into(),
+            capacity_type: ct,
+            quota_scope: Some(scope.into()),
+        };
+        let now = OffsetDateTime::now_utc();
+        let mark = |offering: Offering, class| OfferingMark {
+            offering,
+            class,
+            code: Some("X".into()),
+            message: "m".into(),
+            marked_at: now,
+            until: now + time::Duration::minutes(3),
+            marked_by: "r1".into(),
+        };
+        let ours = [
+            o("a", CapacityType::Spot, "spot"),
+            o("b", CapacityType::Spot, "spot"),
+        ];
+        let marks = [
+            mark(o("a", CapacityType::Spot, "spot"), CapacityClass::Capacity),
+            // Another zone, same quota: blocks ours too.
+            mark(o("c", CapacityType::Spot, "spot"), CapacityClass::Quota),
+            // Another pool's offering.
+            mark(
+                o("c", CapacityType::OnDemand, "od"),
+                CapacityClass::Capacity,
+            ),
+        ];
+        let shown = unavailable_of(&ours, &marks);
+        let keys: Vec<(&str, &str)> = shown
+            .iter()
+            .map(|u| (u.offering.as_str(), u.class.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("aws/a/m5.large/spot", "capacity"),
+                ("aws/c/m5.large/spot", "quota")
+            ]
+        );
+        assert_eq!(shown[0].until, now + time::Duration::minutes(3));
+    }
+
+    /// The report read from a store carries the pool's marked offerings
+    /// (from the decision's offerings), why and until when.
+    #[tokio::test]
+    async fn the_store_report_shows_marked_offerings_per_pool() {
+        use skyfleet_core::offering::{CapacityClass, CapacityType, Offering};
+        use skyfleet_core::store::MemoryStore;
+        let store = MemoryStore::new();
+        let now = OffsetDateTime::now_utc();
+        let spot = Offering {
+            provider_id: "aws".into(),
+            location: "us-east-1a".into(),
+            instance_type: "m5.large".into(),
+            capacity_type: CapacityType::Spot,
+            quota_scope: None,
+        };
+        store
+            .put_pool_decision(&PoolDecision {
+                pool_id: "p".into(),
+                provider_id: "aws".into(),
+                min_capacity: 0,
+                max_capacity: 3,
+                demand: Default::default(),
+                have: Default::default(),
+                estimate: Default::default(),
+                created: 0,
+                removed: 0,
+                owner: "r1".into(),
+                decided_at: now,
+                offerings: vec![spot.clone()],
+            })
+            .await
+            .unwrap();
+        store
+            .mark_offering(&OfferingMark {
+                offering: spot,
+                class: CapacityClass::Capacity,
+                code: Some("InsufficientInstanceCapacity".into()),
+                message: "no capacity".into(),
+                marked_at: now,
+                until: now + time::Duration::minutes(3),
+                marked_by: "r1".into(),
+            })
+            .await
+            .unwrap();
+        let r = from_store(&store, "memory:", now).await.unwrap();
+        let u = &r.pools[0].unavailable;
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].offering, "aws/us-east-1a/m5.large/spot");
+        assert_eq!(u[0].code.as_deref(), Some("InsufficientInstanceCapacity"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["pools"][0]["unavailable"][0]["class"], "capacity");
+        // Past its TTL it is no longer shown.
+        let later = from_store(&store, "memory:", now + time::Duration::minutes(4))
+            .await
+            .unwrap();
+        assert!(later.pools[0].unavailable.is_empty());
+    }
 }
