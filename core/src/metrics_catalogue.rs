@@ -153,7 +153,7 @@ pub const CATALOGUE: &[MetricInfo] = &[
         name: WORKER_REMOVALS,
         kind: MetricType::Counter,
         labels: &["pool", "reason"],
-        help: "Workers marked for removal, by reason: provisioning_deadline, registration_timeout, reregistration_timeout, inactivity_timeout, scale_down, operator, heartbeat_timeout, drain_timeout, drained.",
+        help: "Workers marked for removal, by reason: provisioning_deadline, registration_timeout, reregistration_timeout, inactivity_timeout, scale_down, operator, heartbeat_timeout, drain_timeout, drained, interruption.",
     },
     MetricInfo {
         name: WORKER_DRAINS,

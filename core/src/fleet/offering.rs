@@ -12,7 +12,13 @@
 //!   ([`RemovalReason::Interrupted`]), marks its offering (class
 //!   interruption), counts it per offering and wakes the provisioner. It
 //!   is recorded once per worker, by whichever side writes the removal
-//!   first: a worker already being removed is left alone.
+//!   first: a worker already being removed (for any reason) is left alone.
+//!   A worker the cloud already ended is recorded too (the provider may
+//!   only notice then).
+//! - A step that fails with `CapacityOrQuota` as an error (rather than a
+//!   failed step) marks the offering too, but the worker keeps retrying
+//!   with backoff: providers answer a refused create with a failed step,
+//!   which finishes the worker so its replacement is requested at once.
 //!
 //! [`Step::interruption`]: crate::provider::Step::interruption
 
@@ -143,9 +149,9 @@ impl Shared {
 
     /// Records an interruption of worker `worker_id`: marks it removed
     /// ([`RemovalReason::Interrupted`]), then its offering, counts it and
-    /// wakes its pool. `Ok(false)` (nothing done) when the worker is gone,
-    /// final or already being removed, so the provider and the agent
-    /// reporting one interruption record it once.
+    /// wakes its pool. `Ok(false)` (nothing done) when the worker is gone
+    /// or already being removed (for this or another reason), so the
+    /// provider and the agent reporting one interruption record it once.
     pub(super) async fn interrupt(
         &self,
         worker_id: &str,
@@ -155,7 +161,10 @@ impl Shared {
             let Some(mut w) = self.store.get_worker(worker_id).await? else {
                 return Ok(false);
             };
-            if w.desired != DesiredState::Running || w.phase.is_final() {
+            // A worker the cloud already ended (the provider may notice the
+            // interruption only then) is still recorded: the removal is
+            // the fence that makes the record happen once.
+            if w.desired != DesiredState::Running {
                 return Ok(false);
             }
             let now = self.clock.now();
