@@ -533,3 +533,53 @@ async fn two_replicas_on_postgres_share_marks() {
             .unwrap();
     }
 }
+
+/// A capacity error wakes the pool's provisioner: with an hour between
+/// passes, the replacement on the next tier is requested at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_error_requests_the_replacement_at_once_not_at_the_next_pass() {
+    let store: Arc<dyn WorkerStore> = Arc::new(MemoryStore::new());
+    let cloud = TestingCloud::new(TestingConfig::default());
+    let provider = TestingProvider::new("testing", cloud);
+    provider.stock_out(&offerings()[0].key(), "InsufficientInstanceCapacity");
+    let demand = FixedDemand::new();
+    demand.set_pending(POOL, 1);
+    let fleet = Fleet::builder()
+        .config(FleetConfig {
+            provision_interval: Duration::from_secs(3600),
+            scan_interval: Duration::from_millis(10),
+            ..config()
+        })
+        .store(store.clone())
+        .provider(Arc::new(provider.clone()))
+        .pool(pool())
+        .demand(Arc::new(demand))
+        .build()
+        .unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn({
+        let (f, c) = (fleet.clone(), cancel.clone());
+        async move { f.run(c).await }
+    });
+    let start = std::time::Instant::now();
+    let replaced = loop {
+        let ws = store.list_workers(&WorkerFilter::pool(POOL)).await.unwrap();
+        if let Some(w) = ws.iter().find(|w| w.spec.launch_config_id == "spot-b") {
+            break w.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no replacement within 10 s: {ws:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let failed = store
+        .list_workers(&WorkerFilter::pool(POOL).with_phases(&[Phase::Failed]))
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1, "one worker failed on spot-a");
+    assert_eq!(failed[0].spec.launch_config_id, "spot-a");
+    assert_eq!(replaced.desired, DesiredState::Running);
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+}
