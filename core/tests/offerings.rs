@@ -33,7 +33,7 @@ fn pool() -> PoolConfig {
             {"id": "od-a", "tier": 2, "launch": {"size": "m5", "region": "zone-a",
                 "capacity_type": "on_demand", "quota_scope": "standard-vcpu"}}
         ],
-        "lifecycle": {"provisioning_deadline": 36000}
+        "lifecycle": {"provisioning_deadline": 864000, "registration_timeout": 864000}
     }))
     .unwrap()
 }
@@ -56,6 +56,7 @@ fn offerings() -> Vec<Offering> {
 
 const CAPACITY_TTL: Duration = Duration::from_secs(180);
 const QUOTA_TTL: Duration = Duration::from_secs(900);
+const INTERRUPTION_TTL: Duration = Duration::from_secs(600);
 
 fn config() -> FleetConfig {
     FleetConfig {
@@ -64,7 +65,7 @@ fn config() -> FleetConfig {
         step_timeout: Duration::from_secs(2),
         offering_ttl_capacity: CAPACITY_TTL,
         offering_ttl_quota: QUOTA_TTL,
-        offering_ttl_interruption: Duration::from_secs(600),
+        offering_ttl_interruption: INTERRUPTION_TTL,
         ..FleetConfig::default()
     }
 }
@@ -166,6 +167,8 @@ enum Op {
     Advance(u64),
     /// The pool wants one more worker.
     Launch,
+    /// The newest live worker is interrupted (seen by the provider).
+    Interrupt,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -174,6 +177,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(Op::Restock),
         2 => (1..1000u64).prop_map(Op::Advance),
         5 => Just(Op::Launch),
+        1 => Just(Op::Interrupt),
     ]
 }
 
@@ -214,6 +218,34 @@ async fn walk(ops: Vec<Op>) {
                 stocked_out[i] = None;
             }
             Op::Advance(secs) => tokio::time::advance(Duration::from_secs(secs)).await,
+            Op::Interrupt => {
+                let Some(w) = s.live().await.into_iter().max_by_key(|w| w.created_at) else {
+                    continue;
+                };
+                let i = ["spot-a", "spot-b", "od-a"]
+                    .iter()
+                    .position(|lc| *lc == w.spec.launch_config_id)
+                    .unwrap();
+                let counted = |all: Vec<skyfleet_core::store::InterruptionCount>| {
+                    all.iter()
+                        .find(|c| c.offering.key() == offs[i].key())
+                        .map_or(0, |c| c.count)
+                };
+                let before = counted(s.store.interruption_counts().await.unwrap());
+                s.provider.interrupt(w.id());
+                // Due again (running: a minute); then its step sees it.
+                tokio::time::advance(Duration::from_secs(61)).await;
+                let now = s.clock.now();
+                s.fleet.scan_once().await.unwrap();
+                let after = s.store.get_worker(w.id()).await.unwrap().unwrap();
+                assert_eq!(after.removal_reason.as_deref(), Some("interruption"));
+                let n = counted(s.store.interruption_counts().await.unwrap());
+                assert_eq!(n, before + 1, "one interruption counted");
+                marks.push(ModelMark {
+                    blocks: vec![i],
+                    until: now + INTERRUPTION_TTL,
+                });
+            }
             Op::Launch => {
                 let now = s.clock.now();
                 let expected = (0..3).find(|&i| !blocked(&marks, i, now));
@@ -276,11 +308,11 @@ async fn walk(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// The fallback walk (spot -> other zone -> on-demand -> back to spot
-    /// after the TTL) over random sequences of capacity and quota errors and
-    /// clock advances.
+    /// after the TTL) over random sequences of capacity and quota errors,
+    /// interruptions and clock advances.
     #[test]
     fn the_provisioner_launches_from_the_lowest_tier_with_an_unmarked_offering(
         ops in prop::collection::vec(op(), 1..40)
