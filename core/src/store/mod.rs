@@ -1,4 +1,6 @@
-//! Worker stores: where worker records, leases and pool errors live.
+//! Worker stores: where worker records, leases and pool errors live, and
+//! the offering cache every replica shares ([`offerings`]: offerings
+//! marked unavailable until some time, interruptions per offering).
 //!
 //! Three implementations share one contract, checked by one conformance
 //! suite (`store::conformance`, feature `testing`):
