@@ -109,6 +109,18 @@ pub struct FleetSection {
     /// Pool errors kept per pool, the latest (default 100).
     #[serde(default)]
     pub pool_errors_kept: Option<usize>,
+    /// How long an offering stays marked unavailable after a capacity
+    /// error (default 180; 1 to 86400).
+    #[serde(default)]
+    pub offering_ttl_capacity: Option<f64>,
+    /// How long offerings stay marked unavailable after a quota error
+    /// (default 900; 1 to 86400).
+    #[serde(default)]
+    pub offering_ttl_quota: Option<f64>,
+    /// How long an offering stays marked unavailable after an interruption
+    /// (default 180; 1 to 86400).
+    #[serde(default)]
+    pub offering_ttl_interruption: Option<f64>,
     /// Workers claimed per store round trip.
     #[serde(default)]
     pub claim_batch: Option<usize>,
@@ -158,6 +170,9 @@ impl Default for FleetSection {
             sweep_dry_run: false,
             retention: None,
             pool_errors_kept: None,
+            offering_ttl_capacity: None,
+            offering_ttl_quota: None,
+            offering_ttl_interruption: None,
             claim_batch: None,
             batch_size: None,
             concurrency_per_partition: None,
@@ -196,6 +211,21 @@ impl FleetSection {
             ("sweep_interval", self.sweep_interval, &mut c.sweep_interval),
             ("sweep_grace", self.sweep_grace, &mut c.sweep_grace),
             ("retention", self.retention, &mut c.retention),
+            (
+                "offering_ttl_capacity",
+                self.offering_ttl_capacity,
+                &mut c.offering_ttl_capacity,
+            ),
+            (
+                "offering_ttl_quota",
+                self.offering_ttl_quota,
+                &mut c.offering_ttl_quota,
+            ),
+            (
+                "offering_ttl_interruption",
+                self.offering_ttl_interruption,
+                &mut c.offering_ttl_interruption,
+            ),
         ];
         for (key, value, slot) in durations {
             if let Some(secs) = value {

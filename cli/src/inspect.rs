@@ -92,7 +92,7 @@ pub fn agent_state(w: &Worker, reg: Option<&Registration>) -> &'static str {
 /// One row of `skyfleet workers`.
 fn worker_row(w: &Worker, reg: Option<&Registration>) -> String {
     format!(
-        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<10} {:<20} {:<20} {:<30} {}",
+        "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<10} {:<20} {:<20} {:<30} {:<44} {}",
         w.id(),
         w.spec.pool_id,
         w.spec.provider_id,
@@ -103,6 +103,7 @@ fn worker_row(w: &Worker, reg: Option<&Registration>) -> String {
         timestamp(reg.map(|r| r.last_heartbeat_at)),
         timestamp(w.transitioned_at),
         w.removal_reason.as_deref().unwrap_or("-"),
+        w.offering.as_ref().map_or("-".to_string(), |o| o.key()),
         w.last_error
             .as_ref()
             .map(|e| format!("{}: {}", e.kind, e.message))
@@ -225,7 +226,7 @@ async fn stream_workers(
     } else {
         writeln!(
             out,
-            "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<10} {:<20} {:<20} {:<30} last error",
+            "{:<38} {:<18} {:<12} {:<16} {:<9} {:<8} {:<10} {:<20} {:<20} {:<30} {:<44} last error",
             "worker",
             "pool",
             "provider",
@@ -235,7 +236,8 @@ async fn stream_workers(
             "agent",
             "last heartbeat",
             "last transition",
-            "removal reason"
+            "removal reason",
+            "offering"
         )
         .map_err(StreamError::Io)?;
     }
@@ -307,6 +309,8 @@ struct ErrorsReport {
     window_s: u64,
     by_kind: Vec<KindCount>,
     recent: Vec<PoolError>,
+    /// The pool's offerings marked unavailable now.
+    unavailable: Vec<crate::status::Unavailable>,
 }
 
 /// `skyfleet errors`: a pool's errors counted by kind over the last hour,
@@ -317,9 +321,14 @@ pub async fn errors(url: &str, pool: &str, limit: usize, json: bool) -> ExitCode
         Err(c) => return c,
     };
     let since = OffsetDateTime::now_utc() - ERROR_WINDOW;
-    let (groups, recent) = match tokio::try_join!(
+    let now = OffsetDateTime::now_utc();
+    let live = WorkerFilter::pool(pool).with_phases(&[Phase::Requested, Phase::Running]);
+    let (groups, recent, decisions, marks, workers) = match tokio::try_join!(
         store.pool_error_groups(since),
-        store.list_pool_errors(pool, limit)
+        store.list_pool_errors(pool, limit),
+        store.list_pool_decisions(),
+        store.live_offering_marks(now),
+        store.list_workers(&live),
     ) {
         Ok(v) => v,
         Err(e) => {
@@ -328,6 +337,13 @@ pub async fn errors(url: &str, pool: &str, limit: usize, json: bool) -> ExitCode
         }
     };
     let by_kind = counts_by_kind(&groups, pool);
+    let mut offerings: Vec<skyfleet_core::offering::Offering> = decisions
+        .into_iter()
+        .find(|d| d.pool_id == pool)
+        .map(|d| d.offerings)
+        .unwrap_or_default();
+    offerings.extend(workers.into_iter().filter_map(|w| w.offering));
+    let unavailable = crate::status::unavailable_of(&offerings, &marks);
     if json {
         return print_json(
             "errors",
@@ -336,6 +352,7 @@ pub async fn errors(url: &str, pool: &str, limit: usize, json: bool) -> ExitCode
                 window_s: ERROR_WINDOW.as_secs(),
                 by_kind,
                 recent,
+                unavailable,
             },
         );
     }
@@ -349,6 +366,21 @@ pub async fn errors(url: &str, pool: &str, limit: usize, json: bool) -> ExitCode
             k.kind,
             k.count,
             timestamp(Some(k.last_at))
+        );
+    }
+    println!();
+    println!("offerings marked unavailable:");
+    if unavailable.is_empty() {
+        println!("  (none)");
+    }
+    for u in &unavailable {
+        println!(
+            "  {:<44} {:<12} until {}  {}  {}",
+            u.offering,
+            u.class,
+            timestamp(Some(u.until)),
+            u.code.as_deref().unwrap_or("-"),
+            u.message
         );
     }
     println!();

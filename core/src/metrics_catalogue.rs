@@ -63,6 +63,15 @@ pub const WORKER_REMOVALS: &str = "skyfleet_worker_removals_total";
 pub const WORKER_DRAINS: &str = "skyfleet_worker_drains_total";
 /// Errors reported against pools (counter; `pool`, `kind`).
 pub const ERRORS: &str = "skyfleet_errors_total";
+/// Offerings marked unavailable now, as the last provisioning pass read the
+/// shared cache (gauge; `provider`, `class`).
+pub const OFFERINGS_UNAVAILABLE: &str = "skyfleet_offerings_unavailable";
+/// Marks of offerings as unavailable by this replica (counter; `provider`,
+/// `offering`, `class`).
+pub const OFFERING_MARKS: &str = "skyfleet_offering_marks_total";
+/// Interruptions of workers recorded by this replica (counter; `provider`,
+/// `offering`, `source`).
+pub const INTERRUPTIONS: &str = "skyfleet_interruptions_total";
 /// Steps taken (counter; `provider`, `outcome`).
 pub const STEPS: &str = "skyfleet_steps_total";
 /// Step latency (histogram; `provider`).
@@ -144,7 +153,7 @@ pub const CATALOGUE: &[MetricInfo] = &[
         name: WORKER_REMOVALS,
         kind: MetricType::Counter,
         labels: &["pool", "reason"],
-        help: "Workers marked for removal, by reason: provisioning_deadline, registration_timeout, reregistration_timeout, inactivity_timeout, scale_down, operator, heartbeat_timeout, drain_timeout, drained.",
+        help: "Workers marked for removal, by reason: provisioning_deadline, registration_timeout, reregistration_timeout, inactivity_timeout, scale_down, operator, heartbeat_timeout, drain_timeout, drained, interruption.",
     },
     MetricInfo {
         name: WORKER_DRAINS,
@@ -157,6 +166,24 @@ pub const CATALOGUE: &[MetricInfo] = &[
         kind: MetricType::Counter,
         labels: &["pool", "kind"],
         help: "Errors reported against the pool (what `skyfleet errors` lists), by error kind.",
+    },
+    MetricInfo {
+        name: OFFERINGS_UNAVAILABLE,
+        kind: MetricType::Gauge,
+        labels: &["provider", "class"],
+        help: "Offerings marked unavailable in the shared cache now, by class: capacity, quota, interruption.",
+    },
+    MetricInfo {
+        name: OFFERING_MARKS,
+        kind: MetricType::Counter,
+        labels: &["provider", "offering", "class"],
+        help: "Offerings this replica marked unavailable (or whose mark it extended), by offering key and class.",
+    },
+    MetricInfo {
+        name: INTERRUPTIONS,
+        kind: MetricType::Counter,
+        labels: &["provider", "offering", "source"],
+        help: "Workers interrupted (spot reclaimed, preempted, evicted), by offering and by who noticed first: provider or agent.",
     },
     MetricInfo {
         name: STEPS,

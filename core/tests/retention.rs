@@ -1,6 +1,7 @@
 //! Retention through the fleet: `Fleet::prune_once` (what `run` does after
 //! each orphan sweep) forgets stopped and failed workers older than
-//! `FleetConfig::retention` and pool errors past `pool_errors_kept`, on a
+//! `FleetConfig::retention`, pool errors past `pool_errors_kept` and
+//! offering marks past their `until`, on a
 //! SQLite store; and the settings are validated by name.
 
 use std::sync::Arc;
@@ -53,6 +54,25 @@ async fn finished_workers_older_than_the_retention_and_excess_pool_errors_are_fo
         w.transitioned_at = Some(now - age);
         store.create_worker(&w).await.unwrap();
     }
+    // Offering marks: one expired a minute ago, one live for two more.
+    for (zone, ends_in) in [("a", -60i64), ("b", 120)] {
+        let until = now + time::Duration::seconds(ends_in);
+        store
+            .mark_offering(&skyfleet_core::store::OfferingMark {
+                offering: skyfleet_core::store::conformance::offerings::offering(
+                    zone,
+                    skyfleet_core::offering::CapacityType::Spot,
+                ),
+                class: skyfleet_core::offering::CapacityClass::Capacity,
+                code: None,
+                message: "no capacity".into(),
+                marked_at: until - time::Duration::minutes(3),
+                until,
+                marked_by: "r".into(),
+            })
+            .await
+            .unwrap();
+    }
     for i in 0..12 {
         store
             .record_pool_error(&PoolError {
@@ -77,7 +97,8 @@ async fn finished_workers_older_than_the_retention_and_excess_pool_errors_are_fo
         f.prune_once().await.unwrap(),
         RetentionReport {
             workers: 2,
-            pool_errors: 2
+            pool_errors: 2,
+            offering_marks: 1,
         }
     );
     let left: Vec<String> = store

@@ -181,6 +181,7 @@ async fn use_released_database(s: &dyn WorkerStore) {
         removed: 0,
         owner: "r".into(),
         decided_at: now,
+        offerings: Vec::new(),
     };
     s.put_pool_decision(&d).await.unwrap();
     assert_eq!(s.list_pool_decisions().await.unwrap(), vec![d]);
@@ -239,12 +240,12 @@ fn released_body() -> String {
 }
 
 /// A SQLite database created by the released code (schema 3, its exact DDL
-/// and bookkeeping) opens: migrations 4 to 8 alone run, adding their tables
+/// and bookkeeping) opens: migrations 4 to 9 alone run, adding their tables
 /// and indexes, the pool leases' token and the workers' `finished_at`, and
 /// altering nothing else that was there; it gets a store identity created at the upgrade (young to the
 /// sweeper).
 #[tokio::test]
-async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
+async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_9() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("released.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -272,9 +273,14 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
     assert_eq!(
         added_by_migrations(&before, &after),
         vec![
+            "table offering_interruptions",
+            "table offering_marks",
+            "index offering_marks_until",
             "table pool_decisions",
             "index pool_errors_reported",
             "table pool_leases",
+            "index sqlite_autoindex_offering_interruptions_1",
+            "index sqlite_autoindex_offering_marks_1",
             "index sqlite_autoindex_pool_decisions_1",
             "index sqlite_autoindex_worker_registrations_1",
             "table store_identity",
@@ -284,7 +290,7 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
             "index workers_finished",
             "index workers_listing"
         ],
-        "only migrations 4 to 8's objects are new"
+        "only migrations 4 to 9's objects are new"
     );
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -293,17 +299,17 @@ async fn sqlite_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6, 7, 8],
-        "no migration re-ran; 4 to 8 ran once"
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9],
+        "no migration re-ran; 4 to 9 ran once"
     );
 }
 
 /// A PostgreSQL database created by the released code (schema 3) opens:
-/// migrations 4 to 8 alone run, altering nothing that was there but the
+/// migrations 4 to 9 alone run, altering nothing that was there but the
 /// pool leases' new token and the workers' `finished_at`; it gets a store identity created at the upgrade.
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() {
+async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_9() {
     use skyfleet_core::store::PostgresStore;
     use sqlx::Connection;
     let Ok(url) = std::env::var("SKYFLEET_TEST_POSTGRES_URL") else {
@@ -354,6 +360,11 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() 
     assert_eq!(
         added_by_migrations(&before, &after),
         vec![
+            "offering_interruptions r",
+            "offering_interruptions_pkey i",
+            "offering_marks r",
+            "offering_marks_pkey i",
+            "offering_marks_until i",
             "pool_decisions r",
             "pool_decisions_pkey i",
             "pool_errors_reported i",
@@ -367,7 +378,7 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() 
             "workers_finished i",
             "workers_listing i"
         ],
-        "only migrations 4 to 8's objects are new"
+        "only migrations 4 to 9's objects are new"
     );
     let versions: Vec<i32> =
         sqlx::query_scalar("SELECT version FROM skyfleet_schema ORDER BY version")
@@ -376,8 +387,8 @@ async fn postgres_database_at_schema_3_opens_and_gains_only_migrations_4_to_8() 
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6, 7, 8],
-        "no migration re-ran; 4 to 8 ran once"
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9],
+        "no migration re-ran; 4 to 9 ran once"
     );
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut raw)

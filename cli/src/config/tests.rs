@@ -239,3 +239,43 @@ fn retention_settings_are_read_and_default_to_7_days_and_100_errors() {
     let e = f.fleet.to_config().unwrap_err();
     assert!(e.to_string().contains("fleet.retention"), "{e}");
 }
+
+#[test]
+fn offering_ttls_are_read_default_per_class_and_out_of_range_names_the_key() {
+    let f = parse("[fleet]\nmanager_id = \"m\"\n", "fleet.toml").unwrap();
+    let c = f.fleet.to_config().unwrap();
+    assert_eq!(c.offering_ttl_capacity, Duration::from_secs(180));
+    assert_eq!(c.offering_ttl_quota, Duration::from_secs(900));
+    assert_eq!(c.offering_ttl_interruption, Duration::from_secs(180));
+    let f = parse(
+        "[fleet]\nmanager_id = \"m\"\noffering_ttl_capacity = 30\noffering_ttl_quota = 3600\n\
+         offering_ttl_interruption = 60\n",
+        "fleet.toml",
+    )
+    .unwrap();
+    let c = f.fleet.to_config().unwrap();
+    assert_eq!(c.offering_ttl_capacity, Duration::from_secs(30));
+    assert_eq!(c.offering_ttl_quota, Duration::from_secs(3600));
+    assert_eq!(c.offering_ttl_interruption, Duration::from_secs(60));
+    c.validate().unwrap();
+    for (key, value) in [
+        ("offering_ttl_capacity", "0.5"),
+        ("offering_ttl_quota", "86401"),
+        ("offering_ttl_interruption", "0"),
+    ] {
+        let f = parse(
+            &format!("[fleet]\nmanager_id = \"m\"\n{key} = {value}\n"),
+            "fleet.toml",
+        )
+        .unwrap();
+        let e = f.fleet.to_config().unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains(&format!("fleet.{key}")), "{e}");
+    }
+    let f = parse(
+        "[fleet]\nmanager_id = \"m\"\noffering_ttl_quota = -1\n",
+        "fleet.toml",
+    )
+    .unwrap();
+    let e = f.fleet.to_config().unwrap_err();
+    assert!(e.to_string().contains("fleet.offering_ttl_quota"), "{e}");
+}

@@ -22,6 +22,8 @@ mod prom;
 mod render;
 mod report;
 
+pub use report::{unavailable_of, Unavailable};
+
 /// How far back `--watch` computes rates and lag from.
 const WATCH_WINDOW: Duration = Duration::from_secs(300);
 

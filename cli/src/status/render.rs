@@ -84,10 +84,15 @@ fn pool(out: &mut String, p: &PoolRow) {
     for u in &p.unavailable {
         let _ = writeln!(
             out,
-            "  unavailable: launch config {} until {} ({} capacity or quota errors)",
-            u.launch_config_id,
+            "  unavailable: offering {} until {} ({}{}: {})",
+            u.offering,
             timestamp(Some(u.until)),
-            u.errors
+            u.class,
+            u.code
+                .as_deref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default(),
+            u.message
         );
     }
 }

@@ -5,27 +5,53 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use skyfleet_core::fleet::provisioner::DEFAULT_CAPACITY_COOLDOWN;
 use skyfleet_core::metrics_catalogue as names;
 use skyfleet_core::model::Registration;
 use skyfleet_core::protocol::Activity;
-use skyfleet_core::store::{PoolDecision, PoolErrorGroup, WorkerFilter};
+use skyfleet_core::store::{OfferingMark, PoolDecision, PoolErrorGroup, WorkerFilter};
 use skyfleet_core::{DesiredState, Phase, Worker, WorkerStore};
 use time::OffsetDateTime;
 
 use super::prom::{self, Round};
 use crate::inspect::{counts_by_kind, KindCount, ERROR_WINDOW};
 
-/// A pool's launch config avoided after capacity or quota errors.
+/// An offering of a pool marked unavailable in the shared offering cache.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Unavailable {
-    /// The launch config.
-    pub launch_config_id: String,
-    /// Capacity or quota errors in the last hour.
-    pub errors: u64,
+    /// The offering's key (`provider/location/type/capacity_type`).
+    pub offering: String,
+    /// Why: `capacity`, `quota` (every offering of the quota scope) or
+    /// `interruption`.
+    pub class: String,
+    /// The cloud's error code, if any.
+    pub code: Option<String>,
+    /// The cloud's message.
+    pub message: String,
     /// Until when new workers avoid it.
     #[serde(with = "time::serde::rfc3339")]
     pub until: OffsetDateTime,
+    /// The replica that marked it.
+    pub marked_by: String,
+}
+
+/// The live marks blocking one of `offerings` (the pool's launch configs'
+/// offerings), one row per mark.
+pub fn unavailable_of(
+    offerings: &[skyfleet_core::offering::Offering],
+    marks: &[OfferingMark],
+) -> Vec<Unavailable> {
+    marks
+        .iter()
+        .filter(|m| offerings.iter().any(|o| m.blocks(o)))
+        .map(|m| Unavailable {
+            offering: m.key(),
+            class: m.class.as_str().to_string(),
+            code: m.code.clone(),
+            message: m.message.clone(),
+            until: m.until,
+            marked_by: m.marked_by.clone(),
+        })
+        .collect()
 }
 
 /// The pool's oldest worker still requested.
@@ -78,7 +104,7 @@ pub struct PoolRow {
     pub decided_by: Option<String>,
     /// Errors in the last hour, by kind.
     pub errors_last_hour: Vec<KindCount>,
-    /// Launch configs avoided after capacity errors.
+    /// The pool's offerings marked unavailable now, why and until when.
     pub unavailable: Vec<Unavailable>,
     /// The oldest requested worker.
     pub oldest_requested: Option<Oldest>,
@@ -178,6 +204,7 @@ fn pool_row(
     regs: &[Registration],
     decision: Option<&PoolDecision>,
     groups: &[PoolErrorGroup],
+    marks: &[OfferingMark],
     now: OffsetDateTime,
 ) -> PoolRow {
     let live = |w: &&&Worker| w.desired == DesiredState::Running;
@@ -207,20 +234,12 @@ fn pool_row(
             deadline_in_s: secs(w.provisioning_deadline() - now),
         });
     let (idle, busy, draining) = activity(&running, regs);
-    let cooldown = time::Duration::try_from(DEFAULT_CAPACITY_COOLDOWN).unwrap_or_default();
-    let unavailable = groups
-        .iter()
-        .filter(|g| g.pool_id == pool_id && g.kind == "capacity_or_quota")
-        .filter_map(|g| {
-            let until = g.last_at + cooldown;
-            Some(Unavailable {
-                launch_config_id: g.launch_config_id.clone()?,
-                errors: g.count,
-                until,
-            })
-            .filter(|_| until > now)
-        })
-        .collect();
+    // The pool's offerings: its launch configs' (from the last decision)
+    // and those its live workers run on.
+    let mut offerings: Vec<skyfleet_core::offering::Offering> =
+        decision.map(|d| d.offerings.clone()).unwrap_or_default();
+    offerings.extend(workers.iter().filter_map(|w| w.offering.clone()));
+    let unavailable = unavailable_of(&offerings, marks);
     PoolRow {
         pool_id: pool_id.to_string(),
         provider_id: decision
@@ -252,10 +271,11 @@ pub async fn from_store(
 ) -> skyfleet_core::Result<Report> {
     let filter =
         WorkerFilter::default().with_phases(&[Phase::Requested, Phase::Running, Phase::Stopping]);
-    let (workers, decisions, groups) = tokio::try_join!(
+    let (workers, decisions, groups, marks) = tokio::try_join!(
         store.list_workers(&filter),
         store.list_pool_decisions(),
         store.pool_error_groups(now - ERROR_WINDOW),
+        store.live_offering_marks(now),
     )?;
     let mut by_pool: BTreeMap<&str, Vec<&Worker>> = BTreeMap::new();
     for w in &workers {
@@ -272,7 +292,7 @@ pub async fn from_store(
         let ws = by_pool.get(p).map(Vec::as_slice).unwrap_or(&[]);
         let d = decisions.iter().find(|d| d.pool_id == p);
         let regs = store.list_registrations(p).await?;
-        rows.push(pool_row(p, ws, &regs, d, &groups, now));
+        rows.push(pool_row(p, ws, &regs, d, &groups, &marks, now));
     }
     Ok(Report {
         generated_at: now,
@@ -396,5 +416,114 @@ mod tests {
         assert_eq!(activity(&running, &regs), (Some(1), Some(1), Some(2)));
         // No agent in the pool: unknown, not zero.
         assert_eq!(activity(&running, &[]), (None, None, None));
+    }
+
+    /// A pool shows the marks on its offerings: by key, and a quota mark on
+    /// every offering of its scope; another pool's marks are not shown.
+    #[test]
+    fn a_pool_shows_the_marks_on_its_offerings() {
+        use skyfleet_core::offering::{CapacityClass, CapacityType, Offering};
+        let o = |zone: &str, ct, scope: &str| Offering {
+            provider_id: "aws".into(),
+            location: zone.into(),
+            instance_type: "m5.large".into(),
+            capacity_type: ct,
+            quota_scope: Some(scope.into()),
+        };
+        let now = OffsetDateTime::now_utc();
+        let mark = |offering: Offering, class| OfferingMark {
+            offering,
+            class,
+            code: Some("X".into()),
+            message: "m".into(),
+            marked_at: now,
+            until: now + time::Duration::minutes(3),
+            marked_by: "r1".into(),
+        };
+        let ours = [
+            o("a", CapacityType::Spot, "spot"),
+            o("b", CapacityType::Spot, "spot"),
+        ];
+        let marks = [
+            mark(o("a", CapacityType::Spot, "spot"), CapacityClass::Capacity),
+            // Another zone, same quota: blocks ours too.
+            mark(o("c", CapacityType::Spot, "spot"), CapacityClass::Quota),
+            // Another pool's offering.
+            mark(
+                o("c", CapacityType::OnDemand, "od"),
+                CapacityClass::Capacity,
+            ),
+        ];
+        let shown = unavailable_of(&ours, &marks);
+        let keys: Vec<(&str, &str)> = shown
+            .iter()
+            .map(|u| (u.offering.as_str(), u.class.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("aws/a/m5.large/spot", "capacity"),
+                ("aws/c/m5.large/spot", "quota")
+            ]
+        );
+        assert_eq!(shown[0].until, now + time::Duration::minutes(3));
+    }
+
+    /// The report read from a store carries the pool's marked offerings
+    /// (from the decision's offerings), why and until when.
+    #[tokio::test]
+    async fn the_store_report_shows_marked_offerings_per_pool() {
+        use skyfleet_core::offering::{CapacityClass, CapacityType, Offering};
+        use skyfleet_core::store::MemoryStore;
+        let store = MemoryStore::new();
+        let now = OffsetDateTime::now_utc();
+        let spot = Offering {
+            provider_id: "aws".into(),
+            location: "us-east-1a".into(),
+            instance_type: "m5.large".into(),
+            capacity_type: CapacityType::Spot,
+            quota_scope: None,
+        };
+        store
+            .put_pool_decision(&PoolDecision {
+                pool_id: "p".into(),
+                provider_id: "aws".into(),
+                min_capacity: 0,
+                max_capacity: 3,
+                demand: Default::default(),
+                have: Default::default(),
+                estimate: Default::default(),
+                created: 0,
+                removed: 0,
+                owner: "r1".into(),
+                decided_at: now,
+                offerings: vec![spot.clone()],
+            })
+            .await
+            .unwrap();
+        store
+            .mark_offering(&OfferingMark {
+                offering: spot,
+                class: CapacityClass::Capacity,
+                code: Some("InsufficientInstanceCapacity".into()),
+                message: "no capacity".into(),
+                marked_at: now,
+                until: now + time::Duration::minutes(3),
+                marked_by: "r1".into(),
+            })
+            .await
+            .unwrap();
+        let r = from_store(&store, "memory:", now).await.unwrap();
+        let u = &r.pools[0].unavailable;
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].offering, "aws/us-east-1a/m5.large/spot");
+        assert_eq!(u[0].code.as_deref(), Some("InsufficientInstanceCapacity"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["pools"][0]["unavailable"][0]["class"], "capacity");
+        // Past its TTL it is no longer shown.
+        let later = from_store(&store, "memory:", now + time::Duration::minutes(4))
+            .await
+            .unwrap();
+        assert!(later.pools[0].unavailable.is_empty());
     }
 }

@@ -132,10 +132,14 @@ pub(crate) fn emit(w: &Worker, t: &Transition) {
     metrics::counter!(m::WORKER_TRANSITIONS, "pool" => pool.to_string(), "transition" => t.label())
         .increment(1);
     match t {
-        Transition::Requested => tracing::info!(
-            target: TARGET, event = "worker.requested", pool, worker, provider, partition,
-            launch_config, capacity = w.spec.capacity, "worker requested"
-        ),
+        Transition::Requested => {
+            let offering = w.offering.as_ref().map_or("-".to_string(), |o| o.key());
+            tracing::info!(
+                target: TARGET, event = "worker.requested", pool, worker, provider, partition,
+                launch_config, offering = offering.as_str(), capacity = w.spec.capacity,
+                "worker requested"
+            )
+        }
         Transition::Running => {
             let after_s = (w.running_at.unwrap_or(w.created_at) - w.created_at)
                 .as_seconds_f64()

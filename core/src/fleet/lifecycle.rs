@@ -31,11 +31,14 @@ pub enum RemovalReason {
     DrainTimeout,
     /// It was asked to drain and confirmed it holds no work.
     Drained,
+    /// The cloud reclaimed its capacity (spot reclaimed, preempted,
+    /// evicted), as its provider or its agent noticed.
+    Interrupted,
 }
 
 impl RemovalReason {
     /// Every reason, in a fixed order (metrics register each at zero).
-    pub const ALL: [RemovalReason; 9] = [
+    pub const ALL: [RemovalReason; 10] = [
         RemovalReason::ProvisioningDeadline,
         RemovalReason::RegistrationTimeout,
         RemovalReason::ReregistrationTimeout,
@@ -45,6 +48,7 @@ impl RemovalReason {
         RemovalReason::HeartbeatTimeout,
         RemovalReason::DrainTimeout,
         RemovalReason::Drained,
+        RemovalReason::Interrupted,
     ];
 
     /// The reason whose [`label`](Self::label) is `label`.
@@ -64,6 +68,7 @@ impl RemovalReason {
             RemovalReason::HeartbeatTimeout => "heartbeat timeout",
             RemovalReason::DrainTimeout => "drain timeout",
             RemovalReason::Drained => "drained",
+            RemovalReason::Interrupted => "interruption",
         }
     }
 
@@ -80,6 +85,7 @@ impl RemovalReason {
             RemovalReason::HeartbeatTimeout => "heartbeat_timeout",
             RemovalReason::DrainTimeout => "drain_timeout",
             RemovalReason::Drained => "drained",
+            RemovalReason::Interrupted => "interruption",
         }
     }
 }

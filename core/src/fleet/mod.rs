@@ -39,13 +39,16 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::log_gate::LogGate;
 use crate::model::{DesiredState, Phase, PoolConfig};
+use crate::offering::CapacityClass;
 use crate::provider::DynProvider;
+use crate::store::offerings::{MARK_TTL_MAX, MARK_TTL_MIN};
 use crate::store::WorkerStore;
 
 pub mod demand;
 pub mod estimator;
 pub mod events;
 pub mod lifecycle;
+mod offering;
 pub mod provisioner;
 pub mod retention;
 mod run;
@@ -111,8 +114,15 @@ pub struct FleetConfig {
     pub error_backoff_min: Duration,
     /// Longest retry delay after step errors.
     pub error_backoff_max: Duration,
-    /// How long a launch config is avoided after a capacity or quota error.
-    pub capacity_error_cooldown: Duration,
+    /// How long an offering stays marked unavailable after a capacity
+    /// error (stockout). Default 3 minutes; 1 s to 24 h.
+    pub offering_ttl_capacity: Duration,
+    /// How long offerings stay marked unavailable after a quota error
+    /// (every offering of the quota scope). Default 15 minutes; 1 s to 24 h.
+    pub offering_ttl_quota: Duration,
+    /// How long an offering stays marked unavailable after an interruption
+    /// of a worker on it. Default 3 minutes; 1 s to 24 h.
+    pub offering_ttl_interruption: Duration,
     /// How long a stopped or failed worker's record is kept after it
     /// finished, and a pool error after it was reported (see
     /// [`retention`]).
@@ -141,7 +151,9 @@ impl Default for FleetConfig {
             sweep_dry_run: false,
             error_backoff_min: Duration::from_millis(500),
             error_backoff_max: Duration::from_secs(300),
-            capacity_error_cooldown: provisioner::DEFAULT_CAPACITY_COOLDOWN,
+            offering_ttl_capacity: offering::DEFAULT_TTL_CAPACITY,
+            offering_ttl_quota: offering::DEFAULT_TTL_QUOTA,
+            offering_ttl_interruption: offering::DEFAULT_TTL_INTERRUPTION,
             retention: Duration::from_secs(7 * 24 * 3600),
             pool_errors_kept: 100,
         }
@@ -154,6 +166,15 @@ impl FleetConfig {
     /// `step_timeout`.
     pub fn lease_margin(&self) -> Duration {
         (self.step_timeout / 10).max(Duration::from_secs(1))
+    }
+
+    /// How long a mark of `class` lasts.
+    pub fn offering_ttl(&self, class: CapacityClass) -> Duration {
+        match class {
+            CapacityClass::Capacity => self.offering_ttl_capacity,
+            CapacityClass::Quota => self.offering_ttl_quota,
+            CapacityClass::Interruption => self.offering_ttl_interruption,
+        }
     }
 
     /// Checks the settings, naming the bad field.
@@ -212,6 +233,23 @@ impl FleetConfig {
                 ),
             ));
         }
+        for (name, ttl) in [
+            ("offering_ttl_capacity", self.offering_ttl_capacity),
+            ("offering_ttl_quota", self.offering_ttl_quota),
+            ("offering_ttl_interruption", self.offering_ttl_interruption),
+        ] {
+            if ttl < MARK_TTL_MIN || ttl > MARK_TTL_MAX {
+                return Err(Error::invalid_config(
+                    format!("fleet.{name}"),
+                    format!(
+                        "must be between {} s and {} s, found {} s",
+                        MARK_TTL_MIN.as_secs(),
+                        MARK_TTL_MAX.as_secs(),
+                        ttl.as_secs_f64()
+                    ),
+                ));
+            }
+        }
         if self.error_backoff_max < self.error_backoff_min {
             return Err(Error::invalid_config(
                 "fleet.error_backoff_max",
@@ -231,7 +269,13 @@ pub(crate) struct Shared {
     pools: Vec<PoolConfig>,
     demand: Arc<dyn Demand>,
     clock: Arc<dyn Clock>,
-    capacity_errors: Mutex<HashMap<(String, String), OffsetDateTime>>,
+    /// Each pool's launch configs' offerings, in launch config order
+    /// (resolved once, at build).
+    offerings: HashMap<String, Vec<crate::offering::Offering>>,
+    /// Each pool's provisioner wake-up: a capacity error or an
+    /// interruption requests the replacement at once, not at the next
+    /// interval (one entry per configured pool).
+    pool_wakes: HashMap<String, tokio::sync::Notify>,
     /// Woken when workers may have entered a partition without a scanner.
     partitions_changed: tokio::sync::Notify,
     /// Each pool's last (desired, target), so only a change is logged
@@ -373,6 +417,12 @@ impl FleetBuilder {
                 })?;
             }
         }
+        let offerings = offering::resolve(&self.pools, &providers)?;
+        let pool_wakes = self
+            .pools
+            .iter()
+            .map(|p| (p.pool_id.clone(), tokio::sync::Notify::new()))
+            .collect();
         Ok(Fleet {
             shared: Arc::new(Shared {
                 owner: self
@@ -384,7 +434,8 @@ impl FleetBuilder {
                 pools: self.pools,
                 demand,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                capacity_errors: Mutex::new(HashMap::new()),
+                offerings,
+                pool_wakes,
                 partitions_changed: tokio::sync::Notify::new(),
                 last_targets: Mutex::new(HashMap::new()),
                 warnings: LogGate::default(),

@@ -4,24 +4,32 @@
 //! Per pool, while this replica holds the pool's lease in the store (so
 //! replicas never double-provision): count capacity by state, ask the
 //! [`Demand`](super::Demand) source, run the [estimator](super::estimator),
-//! create the missing workers (launch config chosen by weight, steering away
-//! from configs that recently hit capacity or quota errors) and step each new
-//! worker **immediately**, so the first cloud request goes out at once rather
-//! than on the next scan. Surplus capacity is removed newest first.
+//! create the missing workers and step each new worker **immediately**, so
+//! the first cloud request goes out at once rather than on the next scan.
+//! Surplus capacity is removed newest first.
+//!
+//! Launch configs are chosen by offering: each pass reads the shared
+//! offering cache (marks of every replica) once, and each new worker takes
+//! a launch config from the lowest [`tier`](LaunchConfig::tier) that has
+//! one whose offering is not marked (by its key, or by its quota scope for
+//! a quota mark), by weight inside that tier. When a mark expires, its tier
+//! is chosen again. When every offering of a pool is marked, the pass
+//! launches nothing for it and records the pool error "no available
+//! offering" (logged at most once per pool per minute). The new worker
+//! carries its offering ([`Worker::offering`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::Rng;
 
 use super::estimator::{estimate, finish_surplus, Bounds, Capacity, Estimate};
 use super::events::{self, ScaleIn, Transition};
-use super::{step, supervision, Shared};
-use crate::error::{Error, Result};
+use super::{offering, step, supervision, Shared};
+use crate::error::{Error, ErrorKind, Result};
 use crate::metrics_catalogue as names;
 use crate::model::{DesiredState, LaunchConfig, Phase, PoolConfig, Registration, Worker};
-use crate::store::{PoolDecision, WorkerFilter};
+use crate::store::{PoolDecision, PoolError, WorkerFilter};
 
 /// What one provisioning pass did for a pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,32 +76,32 @@ pub fn new_worker_id(pool_id: &str) -> String {
     format!("{slug}-{suffix}")
 }
 
-/// Chooses a launch config by weight, ignoring those with a capacity or
-/// quota error (`recent_capacity_error`) unless every config has one.
+/// Chooses a launch config: from the lowest [`tier`](LaunchConfig::tier)
+/// that has a launch config for which `available(index, config)` holds, by
+/// weight inside that tier. `None` when no launch config is available.
 pub fn choose_launch_config(
     pool: &PoolConfig,
-    recent_capacity_error: impl Fn(&str) -> bool,
-) -> &LaunchConfig {
-    let healthy: Vec<&LaunchConfig> = pool
+    available: impl Fn(usize, &LaunchConfig) -> bool,
+) -> Option<&LaunchConfig> {
+    let open: Vec<&LaunchConfig> = pool
         .launch_configs
         .iter()
-        .filter(|lc| !recent_capacity_error(&lc.id))
+        .enumerate()
+        .filter(|(i, lc)| available(*i, lc))
+        .map(|(_, lc)| lc)
         .collect();
-    let candidates: Vec<&LaunchConfig> = if healthy.is_empty() {
-        pool.launch_configs.iter().collect()
-    } else {
-        healthy
-    };
+    let tier = open.iter().map(|lc| lc.tier).min()?;
+    let candidates: Vec<&LaunchConfig> = open.into_iter().filter(|lc| lc.tier == tier).collect();
     let total: f64 = candidates.iter().map(|lc| lc.weight).sum();
     let mut x = rand::rng().random_range(0.0..total.max(f64::MIN_POSITIVE));
     for lc in &candidates {
         if x < lc.weight {
-            return lc;
+            return Some(lc);
         }
         x -= lc.weight;
     }
     // Float rounding can leave x just past the last weight.
-    candidates[candidates.len() - 1]
+    candidates.last().copied()
 }
 
 /// One provisioning pass for `pool`, returning once the new workers' first
@@ -170,22 +178,28 @@ pub(super) async fn provision_pass(
         })?
         .clone();
 
+    // The shared offering cache, read once per pass: every replica's
+    // capacity, quota and interruption marks.
+    let marks = shared.store.live_offering_marks(now).await?;
+    shared.record_mark_gauges(&marks);
+    let offerings = shared.offerings.get(&pool.pool_id);
     let mut to_spawn = est.to_spawn;
     let mut fresh = Vec::new();
     while to_spawn > 0 {
-        let lc = {
-            let errors = shared
-                .capacity_errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let cutoff = now - shared.config.capacity_error_cooldown;
-            choose_launch_config(pool, |id| {
-                errors
-                    .get(&(pool.pool_id.clone(), id.to_string()))
-                    .is_some_and(|t| *t > cutoff)
-            })
-            .clone()
+        let chosen = choose_launch_config(pool, |i, _| {
+            offerings
+                .and_then(|o| o.get(i))
+                .is_none_or(|o| !offering::is_marked(o, &marks))
+        });
+        let Some(lc) = chosen.cloned() else {
+            no_available_offering(shared, pool, to_spawn, now).await;
+            break;
         };
+        let index = pool
+            .launch_configs
+            .iter()
+            .position(|c| c.id == lc.id)
+            .unwrap_or_default();
         let mut spec =
             pool.worker_spec(&lc, new_worker_id(&pool.pool_id), &shared.config.manager_id);
         // Every resource carries the store's id: the sweeper deletes only
@@ -193,6 +207,7 @@ pub(super) async fn provision_pass(
         spec.tags.store_id = Some(shared.store_id().await?.to_string());
         let mut w = Worker::new(spec, now);
         w.partition = provider.partition(&w);
+        w.offering = offerings.and_then(|o| o.get(index)).cloned();
         // Created already leased to us: we step it right away, and the
         // scanner must not pick it up meanwhile.
         w.lease_owner = Some(shared.owner.clone());
@@ -308,6 +323,7 @@ pub(super) async fn provision_pass(
         removed: report.removed,
         owner: shared.owner.clone(),
         decided_at: now,
+        offerings: offerings.cloned().unwrap_or_default(),
     };
     if let Err(e) = shared.store.put_pool_decision(&decision).await {
         tracing::debug!(pool = %pool.pool_id, error = %e, "could not record the pool decision");
@@ -365,5 +381,39 @@ fn record_worker_gauges(pool: &PoolConfig, workers: &[Worker], now: time::Offset
     metrics::gauge!(names::REQUESTED_PAST_HALF_DEADLINE, "pool" => id.clone()).set(stuck as f64);
 }
 
-/// The default cooldown after a capacity error on a launch config.
-pub const DEFAULT_CAPACITY_COOLDOWN: Duration = Duration::from_secs(300);
+/// Every offering of `pool` is marked unavailable: nothing is launched
+/// for it; a pool error "no available offering" is recorded and logged at
+/// most once per pool per minute.
+async fn no_available_offering(
+    shared: &Shared,
+    pool: &PoolConfig,
+    wanted: u64,
+    now: time::OffsetDateTime,
+) {
+    let Some(held_back) = shared
+        .warnings
+        .admit(&format!("no-offering/{}", pool.pool_id))
+    else {
+        return;
+    };
+    tracing::warn!(
+        target: events::TARGET, event = "pool.no_available_offering",
+        pool = pool.pool_id.as_str(), wanted, held_back,
+        "every offering of the pool is marked unavailable: launching nothing until a mark \
+         expires (one line per pool per minute)"
+    );
+    let pe = PoolError {
+        pool_id: pool.pool_id.clone(),
+        kind: ErrorKind::CapacityOrQuota,
+        title: "no available offering".into(),
+        message: format!(
+            "every offering of pool {} is marked unavailable; {wanted} capacity not launched",
+            pool.pool_id
+        ),
+        launch_config_id: None,
+        reported_at: now,
+    };
+    if let Err(e) = shared.store.record_pool_error(&pe).await {
+        tracing::warn!(error = %e, "could not record a pool error");
+    }
+}

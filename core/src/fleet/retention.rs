@@ -3,7 +3,8 @@
 //! [`FleetConfig::retention`](super::FleetConfig::retention) ago; pool
 //! errors keep the latest
 //! [`FleetConfig::pool_errors_kept`](super::FleetConfig::pool_errors_kept)
-//! per pool and age out after the same retention. Run beside each orphan
+//! per pool and age out after the same retention; offering marks are
+//! deleted once past their `until`. Run beside each orphan
 //! sweep; every replica may run it (deletes are idempotent).
 
 use time::OffsetDateTime;
@@ -25,6 +26,8 @@ pub struct RetentionReport {
     pub workers: u64,
     /// Pool errors deleted.
     pub pool_errors: u64,
+    /// Offering marks past their `until` deleted.
+    pub offering_marks: u64,
 }
 
 /// The time before which finished workers and pool errors are forgotten:
@@ -54,11 +57,16 @@ pub(super) async fn prune(shared: &Shared) -> Result<RetentionReport> {
         .store
         .prune_pool_errors(before, shared.config.pool_errors_kept)
         .await?;
+    report.offering_marks = shared
+        .store
+        .delete_expired_offering_marks(shared.clock.now())
+        .await?;
     if report != RetentionReport::default() {
         tracing::info!(
             target: events::TARGET, event = "retention",
             workers = report.workers, pool_errors = report.pool_errors,
-            "finished workers and old pool errors deleted"
+            offering_marks = report.offering_marks,
+            "finished workers, old pool errors and expired offering marks deleted"
         );
     }
     Ok(report)

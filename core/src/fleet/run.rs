@@ -99,7 +99,8 @@ impl Fleet {
     }
 }
 
-/// A pool's provisioner: a pass every `provision_interval` until `cancel`.
+/// A pool's provisioner: a pass every `provision_interval`, or at once when
+/// woken (a capacity error or an interruption in the pool), until `cancel`.
 async fn provision_loop(s: Arc<Shared>, pool: PoolConfig, c: CancellationToken) {
     let mut first_steps = JoinSet::new();
     loop {
@@ -119,8 +120,16 @@ async fn provision_loop(s: Arc<Shared>, pool: PoolConfig, c: CancellationToken) 
                 );
             }
         }
+        let woken = async {
+            match s.pool_wakes.get(&pool.pool_id) {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(s.config.provision_interval) => {}
+            // A capacity error or an interruption: the replacement now.
+            _ = woken => {}
             _ = c.cancelled() => break,
         }
     }

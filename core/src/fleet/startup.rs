@@ -11,6 +11,7 @@ use super::{Fleet, Shared};
 use crate::error::ErrorKind;
 use crate::metrics_catalogue as m;
 use crate::model::{Phase, Worker};
+use crate::offering::{CapacityClass, Offering};
 use crate::provider::names;
 use crate::transport::ApiClass;
 
@@ -138,6 +139,7 @@ pub(super) fn register_metrics(shared: &Shared) {
             kinds.insert(p.kind);
         }
     }
+    register_offering_metrics(shared);
     for kind in kinds {
         for class in ApiClass::ALL {
             let l = [("provider", kind), ("class", class.as_str())];
@@ -154,6 +156,38 @@ pub(super) fn register_metrics(shared: &Shared) {
             for name in [m::TRANSPORT_CALL_SECONDS, m::TRANSPORT_ATTEMPT_SECONDS] {
                 let _ = metrics::histogram!(name, &l);
             }
+        }
+    }
+}
+
+/// The offering metrics at zero: the unavailable gauge per provider and
+/// class, and per offering of every pool the marks (per class) and the
+/// interruptions (per source).
+fn register_offering_metrics(shared: &Shared) {
+    let classes = [
+        CapacityClass::Capacity,
+        CapacityClass::Quota,
+        CapacityClass::Interruption,
+    ];
+    for provider in shared.providers.keys() {
+        for class in classes {
+            metrics::gauge!(m::OFFERINGS_UNAVAILABLE, "provider" => provider.clone(),
+                "class" => class.as_str())
+            .increment(0.0);
+        }
+    }
+    let offerings: BTreeSet<&Offering> = shared.offerings.values().flatten().collect();
+    for o in offerings {
+        let (provider, key) = (o.provider_id.clone(), o.key());
+        for class in classes {
+            metrics::counter!(m::OFFERING_MARKS, "provider" => provider.clone(),
+                "offering" => key.clone(), "class" => class.as_str())
+            .increment(0);
+        }
+        for source in ["provider", "agent"] {
+            metrics::counter!(m::INTERRUPTIONS, "provider" => provider.clone(),
+                "offering" => key.clone(), "source" => source)
+            .increment(0);
         }
     }
 }

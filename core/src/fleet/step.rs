@@ -17,6 +17,7 @@ use super::{lifecycle, FleetConfig, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::metrics_catalogue as names;
 use crate::model::{DesiredState, Phase, Worker, WorkerError};
+use crate::offering::CapacityClass;
 use crate::provider::{apply_step, DynProvider, Step};
 use crate::store::PoolError;
 
@@ -136,8 +137,10 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
     let now = shared.clock.now();
     for ((mut w, r), mut seen) in workers.into_iter().zip(results).zip(transitions) {
         let before = w.phase;
+        let mut interruption = None;
         let outcome = match r {
             Ok(step) => {
+                interruption = step.interruption.clone();
                 apply_step(&mut w, &step, now);
                 if let Some(t) = Transition::after_step(before, &w) {
                     w.transitioned_at = Some(now);
@@ -196,6 +199,14 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
             Ok(stored) => {
                 for t in &seen {
                     events::emit(&stored, t);
+                }
+                if let Some(i) = interruption {
+                    // Removed, its offering marked and the replacement
+                    // requested now (once, whoever saw it first).
+                    if let Err(e) = shared.interrupt(stored.id(), &i).await {
+                        tracing::warn!(worker = stored.id(), error = %e,
+                            "could not record an interruption");
+                    }
                 }
             }
             Err((id, e)) if e.kind() == &ErrorKind::Conflict => {
@@ -265,16 +276,13 @@ pub(super) fn keep_unleased_changes(ours: &mut Worker, fresh: &Worker) {
 }
 
 impl Shared {
-    /// Records an error against the worker's pool (and its launch config).
+    /// Records an error against the worker's pool (and its launch config);
+    /// a capacity or quota error also marks the worker's offering
+    /// unavailable in the shared cache and wakes the pool's provisioner.
     pub(super) async fn report(&self, w: &Worker, e: &Error, title: &str) {
         if e.kind() == &ErrorKind::CapacityOrQuota {
-            self.capacity_errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    (w.spec.pool_id.clone(), w.spec.launch_config_id.clone()),
-                    self.clock.now(),
-                );
+            let class = CapacityClass::of_code(e.code());
+            self.mark_offering(w, class, e.code(), e.message()).await;
         }
         let pe = PoolError {
             pool_id: w.spec.pool_id.clone(),
@@ -288,18 +296,6 @@ impl Shared {
             tracing::warn!(error = %err, "could not record a pool error");
         }
         metrics::counter!(names::ERRORS, "pool" => w.spec.pool_id.clone(), "kind" => e.kind().name()).increment(1);
-        if e.kind() == &ErrorKind::CapacityOrQuota {
-            let key = format!("capacity/{}/{}", w.spec.pool_id, w.spec.launch_config_id);
-            if let Some(held_back) = self.warnings.admit(&key) {
-                tracing::warn!(
-                    target: events::TARGET, event = "pool.capacity",
-                    pool = w.spec.pool_id.as_str(), launch_config = w.spec.launch_config_id.as_str(),
-                    worker = w.id(), error = %e, held_back,
-                    "capacity or quota exhausted: launch config avoided for the cooldown \
-                     (one line per pool and launch config per minute)"
-                );
-            }
-        }
     }
 }
 

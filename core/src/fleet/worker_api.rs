@@ -10,6 +10,10 @@
 //! outward message; the precise reason goes to a log field and the
 //! `skyfleet_identity_rejections_total` metric.
 //!
+//! An interruption notice in a heartbeat (the agent read its metadata
+//! service's) removes the worker and requests its replacement at once (see
+//! the fleet's `offering` module).
+//!
 //! Heartbeats write only the worker's [`Registration`]; decisions about a
 //! worker (drain it, remove it) are written to the registration first,
 //! conditionally on its version, so they are fenced against a heartbeat
@@ -23,9 +27,10 @@ use super::lifecycle::{mark_removed, RemovalReason};
 use super::{step, worker_secret, Fleet};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Drain, DrainReason, Phase, Registration, Worker};
+use crate::offering::{Interruption, InterruptionSource};
 use crate::protocol::{
-    Action, Activity, DrainedResponse, HeartbeatRequest, HeartbeatResponse, RegisterRequest,
-    RegisterResponse, ReregisterResponse,
+    Action, Activity, DrainedResponse, HeartbeatRequest, HeartbeatResponse, InterruptionNotice,
+    RegisterRequest, RegisterResponse, ReregisterResponse,
 };
 use crate::provider::identity::{self, rejected};
 use crate::provider::support::Secret;
@@ -231,7 +236,11 @@ impl Fleet {
 
     /// Records a heartbeat and answers what the worker should do:
     /// `drain` once it has been asked to (scale-in, idle timeout, its task
-    /// or lifetime limit), `terminate` once it is being removed.
+    /// or lifetime limit), `terminate` once it is being removed. A
+    /// heartbeat carrying an interruption notice is answered `drain` at
+    /// once: the worker is removed for `interruption`, its offering marked
+    /// unavailable and its replacement requested now (recorded once, even
+    /// when the provider saw the interruption too).
     pub async fn heartbeat(
         &self,
         secret: &Secret,
@@ -241,6 +250,11 @@ impl Fleet {
         let mut took_surplus = false;
         for _ in 0..ATTEMPTS {
             let (mut reg, worker) = self.authenticate(worker_id, secret).await?;
+            if let (Some(notice), Some(w)) = (&report.interruption, &worker) {
+                if !w.phase.is_final() {
+                    return self.interrupted(w, notice, reg.expires).await;
+                }
+            }
             let Some(worker) = worker.filter(|w| reg.removal.is_none() && live(w)) else {
                 return Ok(HeartbeatResponse {
                     action: Action::Terminate,
@@ -290,6 +304,29 @@ impl Fleet {
             }
         }
         Err(busy(worker_id))
+    }
+
+    /// The agent reports an interruption notice: the worker is removed
+    /// (once, whether or not the provider saw it first), its offering
+    /// marked and its replacement requested now; the answer is `drain`, so
+    /// the agent stops taking work at once.
+    async fn interrupted(
+        &self,
+        worker: &Worker,
+        notice: &InterruptionNotice,
+        expires: OffsetDateTime,
+    ) -> Result<HeartbeatResponse> {
+        let interruption = Interruption {
+            source: InterruptionSource::Agent,
+            detail: notice.action.clone(),
+            not_before: notice.not_before,
+        };
+        self.shared.interrupt(worker.id(), &interruption).await?;
+        Ok(HeartbeatResponse {
+            action: Action::Drain,
+            heartbeat_interval_secs: worker.spec.lifecycle.heartbeat_interval().as_secs(),
+            expires,
+        })
     }
 
     /// Takes `worker`'s capacity from what its pool's last pass left

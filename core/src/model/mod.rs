@@ -483,6 +483,12 @@ pub struct Worker {
     /// predates them; the next step fills it in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// The offering the worker was launched on
+    /// ([`Provider::offering`](crate::Provider::offering) of its launch
+    /// config), set by the provisioner. `None` in records written before
+    /// offerings existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offering: Option<crate::offering::Offering>,
 }
 
 impl Worker {
@@ -505,6 +511,7 @@ impl Worker {
             registered_at: None,
             transitioned_at: Some(now),
             partition: None,
+            offering: None,
         }
     }
 

@@ -21,6 +21,7 @@ use crate::model::{DrainReason, Phase, Registration, Worker};
 use crate::testing::fixtures;
 
 mod leases;
+pub mod offerings;
 mod retention;
 pub use leases::run_database_clock;
 
@@ -75,6 +76,9 @@ where
     retention::paged_listings(make().await).await;
     retention::finished_workers_age_out(make().await).await;
     retention::pool_errors_are_capped_and_age_out(make().await).await;
+    offerings::marks_upsert_and_expire(make().await).await;
+    offerings::bad_marks_are_refused(make().await).await;
+    offerings::interruptions_are_counted(make().await).await;
 }
 
 async fn create_get_and_duplicates((s, _): StorePair) {
@@ -430,6 +434,7 @@ async fn pool_decisions((a, b): StorePair) {
         removed: 0,
         owner: "r1".into(),
         decided_at: t0(),
+        offerings: Vec::new(),
     };
     a.put_pool_decision(&d).await.expect("put");
     let mut other = d.clone();

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::offerings::{merge, InterruptionCount, OfferingMark};
 use super::{
     finished_at, lease_lost, sort_error_groups, Claim, PoolDecision, PoolError, PoolErrorGroup,
     PoolLease, StoreIdentity, WorkerCursor, WorkerFilter, WorkerStore,
@@ -35,6 +36,10 @@ struct Inner {
     pool_leases: HashMap<String, (String, OffsetDateTime, i64)>,
     decisions: BTreeMap<String, PoolDecision>,
     registrations: BTreeMap<String, Registration>,
+    /// (offering key, class) -> mark.
+    marks: BTreeMap<(String, String), OfferingMark>,
+    /// Offering key -> interruptions.
+    interruptions: BTreeMap<String, InterruptionCount>,
 }
 
 impl MemoryStore {
@@ -412,5 +417,57 @@ impl WorkerStore for MemoryStore {
 
     async fn store_identity(&self) -> Result<StoreIdentity> {
         Ok(self.identity.clone())
+    }
+
+    async fn mark_offering(&self, mark: &OfferingMark) -> Result<OfferingMark> {
+        mark.validate()?;
+        let mut g = self.lock();
+        let key = (mark.key(), mark.class.as_str().to_string());
+        let stored = match g.marks.get(&key) {
+            Some(old) => merge(old, mark),
+            None => mark.clone(),
+        };
+        g.marks.insert(key, stored.clone());
+        Ok(stored)
+    }
+
+    async fn live_offering_marks(&self, now: OffsetDateTime) -> Result<Vec<OfferingMark>> {
+        Ok(self
+            .lock()
+            .marks
+            .values()
+            .filter(|m| m.is_live(now))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_expired_offering_marks(&self, now: OffsetDateTime) -> Result<u64> {
+        let mut g = self.lock();
+        let before = g.marks.len();
+        g.marks.retain(|_, m| m.is_live(now));
+        Ok((before - g.marks.len()) as u64)
+    }
+
+    async fn record_interruption(
+        &self,
+        offering: &crate::offering::Offering,
+        at: OffsetDateTime,
+    ) -> Result<InterruptionCount> {
+        let mut g = self.lock();
+        let c = g
+            .interruptions
+            .entry(offering.key())
+            .or_insert_with(|| InterruptionCount {
+                offering: offering.clone(),
+                count: 0,
+                last_at: at,
+            });
+        c.count += 1;
+        c.last_at = c.last_at.max(at);
+        Ok(c.clone())
+    }
+
+    async fn interruption_counts(&self) -> Result<Vec<InterruptionCount>> {
+        Ok(self.lock().interruptions.values().cloned().collect())
     }
 }

@@ -133,6 +133,36 @@ UPDATE workers SET finished_at = next_check_at - 31536000000 WHERE phase IN ('st
 CREATE INDEX workers_finished ON workers (finished_at) WHERE phase IN ('stopped', 'failed');
 CREATE INDEX workers_listing ON workers (created_at, worker_id);
 "#,
+    // The shared offering cache (issue 17): offerings marked unavailable
+    // per class until `until_at`, and interruptions counted per offering.
+    r#"
+CREATE TABLE offering_marks (
+    offering_key     TEXT NOT NULL,
+    class            TEXT NOT NULL,
+    provider_id      TEXT NOT NULL,
+    location         TEXT NOT NULL,
+    instance_type    TEXT NOT NULL,
+    capacity_type    TEXT NOT NULL,
+    quota_scope      TEXT,
+    code             TEXT,
+    message          TEXT NOT NULL,
+    marked_at        {int} NOT NULL,
+    until_at         {int} NOT NULL,
+    marked_by        TEXT NOT NULL,
+    PRIMARY KEY (offering_key, class)
+);
+CREATE INDEX offering_marks_until ON offering_marks (until_at);
+CREATE TABLE offering_interruptions (
+    offering_key     TEXT PRIMARY KEY NOT NULL,
+    provider_id      TEXT NOT NULL,
+    location         TEXT NOT NULL,
+    instance_type    TEXT NOT NULL,
+    capacity_type    TEXT NOT NULL,
+    quota_scope      TEXT,
+    n                {int} NOT NULL,
+    last_at          {int} NOT NULL
+);
+"#,
 ];
 
 /// The migration (1-based) creating `store_identity`; the runner writes the

@@ -1,4 +1,6 @@
-//! Worker stores: where worker records, leases and pool errors live.
+//! Worker stores: where worker records, leases and pool errors live, and
+//! the offering cache every replica shares ([`offerings`]: offerings
+//! marked unavailable until some time, interruptions per offering).
 //!
 //! Three implementations share one contract, checked by one conformance
 //! suite (`store::conformance`, feature `testing`):
@@ -38,12 +40,14 @@ use crate::model::{Phase, Registration, Worker};
 pub mod conformance;
 mod memory;
 mod migrations;
+pub mod offerings;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sql;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use offerings::{InterruptionCount, OfferingMark};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -254,6 +258,11 @@ pub struct PoolDecision {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub decided_at: OffsetDateTime,
+    /// The offerings of the pool's launch configs (so `skyfleet status`
+    /// can show which of them are marked unavailable). Empty in decisions
+    /// written before offerings existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offerings: Vec<crate::offering::Offering>,
 }
 
 /// Which store this is: a random id and the time the store was created,
@@ -406,6 +415,33 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// This store's identity: the same on every open of one store,
     /// different between two stores.
     async fn store_identity(&self) -> Result<StoreIdentity>;
+
+    /// Marks an offering unavailable (see [`offerings`]): upserted by
+    /// offering key and class, keeping the later `until` (never shortened)
+    /// and the latest reason. A TTL (`until - marked_at`) outside
+    /// [`offerings::MARK_TTL_MIN`]..=[`offerings::MARK_TTL_MAX`] is refused
+    /// with `InvalidConfig { field: "offering_mark.until" }`. Returns the
+    /// mark as stored.
+    async fn mark_offering(&self, mark: &OfferingMark) -> Result<OfferingMark>;
+
+    /// The marks in force at `now` (`until > now`), by offering key and
+    /// class. Rows that cannot be trusted are logged once and skipped.
+    async fn live_offering_marks(&self, now: OffsetDateTime) -> Result<Vec<OfferingMark>>;
+
+    /// Deletes the marks whose `until` is at or before `now`; returns how
+    /// many (retention).
+    async fn delete_expired_offering_marks(&self, now: OffsetDateTime) -> Result<u64>;
+
+    /// Counts one interruption of `offering` at `at`; returns the
+    /// offering's count after it.
+    async fn record_interruption(
+        &self,
+        offering: &crate::offering::Offering,
+        at: OffsetDateTime,
+    ) -> Result<InterruptionCount>;
+
+    /// Every offering's interruption count, by offering key.
+    async fn interruption_counts(&self) -> Result<Vec<InterruptionCount>>;
 }
 
 /// The error of a write under a pool lease that another acquisition

@@ -9,6 +9,10 @@
 //!   a time, obeying the [`Provider`](crate::provider::Provider) rules (at
 //!   most one mutating call per step, names derived from the worker id).
 //!   Core's own tests of the stores and the fleet runtime run on it.
+//!   Its launch configs name offerings (`region`, `size`, `capacity_type`,
+//!   `quota_scope`); tests make offerings stock out and workers get
+//!   interrupted ([`TestingProvider::stock_out`],
+//!   [`TestingProvider::interrupt`]).
 //! - [`fixtures`]: worker records, specs and ownership tags for tests.
 //! - The store conformance suite is
 //!   [`store::conformance`](crate::store::conformance), behind the same
@@ -16,6 +20,7 @@
 
 mod cloud;
 pub mod fixtures;
+mod offerings;
 mod provider;
 
 pub use cloud::{CallKind, TestingCloud, TestingConfig};

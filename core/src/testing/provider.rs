@@ -7,8 +7,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::cloud::{InstanceStatus, TestingCloud};
+use super::offerings::{self, Faults};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{tag, DesiredState, OwnedResource, OwnershipScope, Phase, Worker};
+use crate::model::{tag, DesiredState, LaunchConfig, OwnedResource, OwnershipScope, Phase, Worker};
+use crate::offering::{Interruption, InterruptionSource, Offering};
 use crate::provider::identity::{self, IdentityProof, VerifiedIdentity};
 use crate::provider::{names, Provider, Step};
 
@@ -34,6 +36,7 @@ pub struct TestingProvider {
     id: String,
     cloud: TestingCloud,
     poll: Duration,
+    faults: Faults,
 }
 
 impl TestingProvider {
@@ -43,7 +46,40 @@ impl TestingProvider {
             id: id.into(),
             cloud,
             poll: Duration::from_millis(20),
+            faults: Faults::default(),
         }
+    }
+
+    /// Makes every create on the offering `key` ([`Offering::key`]) fail
+    /// with a capacity-or-quota error of `code` (the worker fails), until
+    /// [`restock`](Self::restock).
+    pub fn stock_out(&self, key: &str, code: &str) {
+        self.faults.stock_out(key, code);
+    }
+
+    /// Ends a [`stock_out`](Self::stock_out).
+    pub fn restock(&self, key: &str) {
+        self.faults.restock(key);
+    }
+
+    /// Interrupts a worker: each of its next steps while it runs reports an
+    /// interruption ([`Step::interruption`], source provider).
+    pub fn interrupt(&self, worker_id: &str) {
+        self.faults.interrupt(worker_id);
+    }
+
+    /// Every create attempt so far, by offering key, in order (stocked out
+    /// or not).
+    pub fn create_attempts(&self) -> Vec<String> {
+        self.faults.creates()
+    }
+
+    /// The offering a worker is launched on: as recorded on it, else its
+    /// launch's.
+    fn worker_offering(&self, worker: &Worker) -> Offering {
+        worker.offering.clone().unwrap_or_else(|| {
+            offerings::of_launch(&self.id, &worker.spec.launch_config_id, &worker.spec.launch)
+        })
     }
 
     /// The cloud behind it.
@@ -104,10 +140,14 @@ impl Provider for TestingProvider {
                         ));
                     }
                 }
-                Ok(())
+                offerings::validate(launch)
             }
             _ => Err(Error::invalid_config("launch", "must be an object")),
         }
+    }
+
+    fn offering(&self, lc: &LaunchConfig) -> Result<Offering> {
+        Ok(offerings::of_launch(&self.id, &lc.id, &lc.launch))
     }
 
     /// Accepts a [`IdentityProof::StaticSecret`] equal to what
@@ -193,6 +233,12 @@ impl Provider for TestingProvider {
             };
         }
         if !st.create_sent {
+            if let Some(code) = self.faults.create(&self.worker_offering(worker).key()) {
+                // No capacity: nothing was created, the worker is finished.
+                let err = Error::new(ErrorKind::CapacityOrQuota, format!("no capacity ({code})"))
+                    .with_code(code);
+                return Ok(Self::step_to(&st, Phase::Failed, Duration::ZERO)?.with_error(&err));
+            }
             // Mark the call as sent in the same step that makes it: if we
             // crash before this is persisted, the retry is idempotent by name.
             self.cloud
@@ -202,6 +248,15 @@ impl Provider for TestingProvider {
             return Self::step_to(&st, Phase::Requested, self.poll);
         }
         match self.cloud.get(&name, region).await? {
+            Some(InstanceStatus::Running) if self.faults.is_interrupted(worker.id()) => Ok(
+                Self::step_to(&st, Phase::Running, Duration::from_secs(60))?.with_interruption(
+                    Interruption {
+                        source: InterruptionSource::Provider,
+                        detail: "testing.interrupted".into(),
+                        not_before: None,
+                    },
+                ),
+            ),
             Some(InstanceStatus::Running) => {
                 Self::step_to(&st, Phase::Running, Duration::from_secs(60))
             }

@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind};
 
 mod fenced;
 mod migrate;
+mod offerings;
 mod registrations;
 mod retention;
 mod rows;

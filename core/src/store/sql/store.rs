@@ -16,13 +16,14 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use time::OffsetDateTime;
 
 use super::rows::{self, POOL_ERROR_COLUMNS, WORKER_COLUMNS};
-use super::{db_err, fenced, registrations, retention, SqlDialect};
+use super::{db_err, fenced, offerings::Offerings, registrations, retention, SqlDialect};
 use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
 use crate::store::{
-    finished_at, sort_error_groups, Claim, PartitionFilter, PoolDecision, PoolError,
-    PoolErrorGroup, PoolLease, StoreIdentity, WorkerCursor, WorkerFilter, WorkerStore,
+    finished_at, sort_error_groups, Claim, InterruptionCount, OfferingMark, PartitionFilter,
+    PoolDecision, PoolError, PoolErrorGroup, PoolLease, StoreIdentity, WorkerCursor, WorkerFilter,
+    WorkerStore,
 };
 
 /// The final phases, which claims and partitions skip.
@@ -484,5 +485,29 @@ where
             id,
             created_at: crate::clock::from_millis(created_at),
         })
+    }
+
+    async fn mark_offering(&self, mark: &OfferingMark) -> Result<OfferingMark> {
+        Offerings(self).mark(mark).await
+    }
+
+    async fn live_offering_marks(&self, now: OffsetDateTime) -> Result<Vec<OfferingMark>> {
+        Offerings(self).live(now).await
+    }
+
+    async fn delete_expired_offering_marks(&self, now: OffsetDateTime) -> Result<u64> {
+        Offerings(self).delete_expired(now).await
+    }
+
+    async fn record_interruption(
+        &self,
+        offering: &crate::offering::Offering,
+        at: OffsetDateTime,
+    ) -> Result<InterruptionCount> {
+        Offerings(self).record_interruption(offering, at).await
+    }
+
+    async fn interruption_counts(&self) -> Result<Vec<InterruptionCount>> {
+        Offerings(self).counts(None).await
     }
 }
