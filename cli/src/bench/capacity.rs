@@ -209,7 +209,9 @@ fn fleet_config(ttl: Duration) -> FleetConfig {
         error_backoff_max: Duration::from_secs(5),
         ..FleetConfig::default()
     };
-    config.capacity_error_cooldown = ttl;
+    config.offering_ttl_capacity = ttl;
+    config.offering_ttl_quota = ttl;
+    config.offering_ttl_interruption = ttl;
     config
 }
 

@@ -25,6 +25,7 @@ use rand::Rng;
 
 use super::estimator::{estimate, finish_surplus, Bounds, Capacity, Estimate};
 use super::events::{self, ScaleIn, Transition};
+use super::lifecycle::RemovalReason;
 use super::{offering, step, supervision, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics_catalogue as names;
@@ -334,9 +335,18 @@ pub(super) async fn provision_pass(
 /// The pool's capacity by state. Workers asked to drain (or being removed)
 /// count as stopping, so a scale-in never picks more for the same surplus;
 /// what registered workers report in use is [`Capacity::busy`].
+///
+/// Workers removed for an interruption are not counted at all: the cloud is
+/// taking their capacity whatever we do, and their replacement must not
+/// wait for them to be gone (for up to AWS's two minutes the pool may hold
+/// more than `max_capacity` VMs, the extra ones on their way out).
 fn count_capacity(workers: &[Worker], regs: &HashMap<&str, &Registration>) -> Capacity {
+    let interrupted = Some(RemovalReason::Interrupted.as_str());
     let mut have = Capacity::default();
     for w in workers {
+        if w.desired == DesiredState::Removed && w.removal_reason.as_deref() == interrupted {
+            continue;
+        }
         let c = u64::from(w.spec.capacity);
         let reg = regs.get(w.id()).copied();
         let leaving = reg.is_some_and(|r| r.drain.is_some() || r.removal.is_some());
