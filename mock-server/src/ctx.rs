@@ -193,12 +193,19 @@ pub struct Ctx {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("seed", &self.inner.seed).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     time_scale: RwLock<f64>,
     max_hang: RwLock<Duration>,
     faults: Mutex<Faults>,
     buckets: Mutex<HashMap<BucketKey, Bucket>>,
     windows: Mutex<HashMap<BucketKey, Window>>,
+    capacity: crate::capacity::Capacity,
     seed: u64,
 }
 
@@ -215,6 +222,7 @@ impl Ctx {
                 }),
                 buckets: Mutex::new(HashMap::new()),
                 windows: Mutex::new(HashMap::new()),
+                capacity: crate::capacity::Capacity::new(seed),
                 seed,
             }),
         }
@@ -223,6 +231,11 @@ impl Ctx {
     /// The seed the context was made with.
     pub fn seed(&self) -> u64 {
         self.inner.seed
+    }
+
+    /// Stockouts, interruption rates and the interruption log.
+    pub fn capacity(&self) -> &crate::capacity::Capacity {
+        &self.inner.capacity
     }
 
     /// The global time scale: every configured duration is multiplied by it

@@ -18,6 +18,7 @@ mod path;
 mod request;
 mod resources;
 mod routes;
+mod spot;
 mod store;
 mod throttle;
 mod token;
@@ -120,7 +121,8 @@ impl Arm {
         let now = Instant::now();
         let mut out = Vec::new();
         for p in self.store.all() {
-            let part = p.lock().unwrap_or_else(|e| e.into_inner());
+            let mut part = p.lock().unwrap_or_else(|e| e.into_inner());
+            spot::apply_evictions(&mut part, now);
             let tags = |m: &serde_json::Map<String, Value>| -> BTreeMap<String, String> {
                 m.iter()
                     .map(|(k, v)| {
@@ -296,6 +298,7 @@ impl Arm {
             skip: admitted.query.skip,
             fail: injected.fail,
             not_found_reads: injected.not_found_reads,
+            ctx: self.ctx.clone(),
         }
     }
 
@@ -321,6 +324,7 @@ impl Arm {
             Some(p) => p,
             None => &mut scratch,
         };
+        spot::apply_evictions(p, Instant::now());
         f(p)
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod filters;
 mod instances;
 mod query;
+mod spot;
 mod store;
 mod throttle;
 mod xml;
@@ -149,6 +150,7 @@ impl Ec2 {
                 reservation_id: i.reservation_id.clone(),
                 launch_index: i.launch_index,
                 spot: i.spot.is_some(),
+                spot_action: i.spot_action(now),
                 launch_time: i.launch_time.clone(),
                 user_data: i.user_data.clone(),
                 tokens_required: i.metadata.tokens_required,

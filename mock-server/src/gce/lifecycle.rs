@@ -86,6 +86,14 @@ impl Timeline {
         *self = Timeline::new(now, first, steps);
     }
 
+    /// Keeps what happens before `at`, then: `first` from `at`, then
+    /// `steps` (a preemption scheduled ahead).
+    pub(crate) fn cut(&mut self, at: Instant, first: Status, steps: &[(Duration, Status)]) {
+        self.steps.retain(|(t, _)| *t < at);
+        self.steps.push((at, first));
+        self.push(at, steps);
+    }
+
     /// When the instance entered its current status.
     pub(crate) fn since(&self, now: Instant) -> Option<Instant> {
         self.steps

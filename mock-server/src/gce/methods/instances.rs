@@ -52,7 +52,7 @@ pub(crate) fn numeric_id(gce: &Gce) -> u64 {
     1_000_000_000_000_000_000 + u64::from_str_radix(&hex, 16).unwrap_or(0)
 }
 
-fn operation_name(gce: &Gce) -> String {
+pub(crate) fn operation_name(gce: &Gce) -> String {
     let millis = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     format!(
         "operation-{millis}-{}-{}-{}",
@@ -148,7 +148,15 @@ pub(crate) fn insert(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
         )
     })?;
     let spec = Spec::parse(&body, &call.project, &call.zone)?;
-    let failure = failure_of(call);
+    let stockout = gce.ctx.capacity().stockout(
+        crate::ctx::Cloud::Gcp,
+        &call.zone,
+        spec.machine_type_name(),
+        spec.is_spot(),
+    );
+    let failure = failure_of(call).or_else(|| {
+        stockout.map(|code| Failure::new(&code, "", &call.project, &call.zone))
+    });
     let hidden = hidden_reads_of(call);
     gce.store.write(&call.project, |p| {
         if let Some(reply) = replay(call, p, &rid) {
