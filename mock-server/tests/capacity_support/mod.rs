@@ -183,7 +183,12 @@ pub fn vm_path(name: &str) -> String {
 pub async fn arm_put_done(mock: &MockCloud, path: &str, body: Value) -> Value {
     let url = arm_url(mock, path);
     let got = json_call("PUT", &url, Some(body)).await;
-    assert!(got.status < 300, "PUT {path}: {} {}", got.status, got.text());
+    assert!(
+        got.status < 300,
+        "PUT {path}: {} {}",
+        got.status,
+        got.text()
+    );
     until(20, path, || async {
         let got = json_call("GET", &url, None).await;
         let state = got.json()["properties"]["provisioningState"].clone();
@@ -242,7 +247,12 @@ pub fn azure_imds(mock: &MockCloud, vm_id: &str, path: &str) -> String {
 
 /// GET of the Azure metadata `path` with `Metadata: true`.
 pub async fn azure_imds_get(mock: &MockCloud, vm_id: &str, path: &str) -> Got {
-    call("GET", &azure_imds(mock, vm_id, path), &[("Metadata", "true")]).await
+    call(
+        "GET",
+        &azure_imds(mock, vm_id, path),
+        &[("Metadata", "true")],
+    )
+    .await
 }
 
 /// `POST /_mock/interrupt` naming `ids` of `cloud`; answers the list.
