@@ -4,8 +4,9 @@
 //!
 //! Cloud modules (`ec2`, `arm`, `gce`) never talk to each other; they only
 //! talk to a [`Ctx`]. Resource state is derived lazily from timestamps
-//! (created at + scaled duration), so the mock needs no background tasks and
-//! answers deterministically for a given seed and clock.
+//! (created at + scaled duration), so the mock answers deterministically for
+//! a given seed and clock; its one background task draws random spot
+//! interruptions when rates are set (the `capacity` module).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
