@@ -497,6 +497,15 @@ pub struct ResourceView {
     /// listing alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_path: Option<String>,
+    /// For a VM: `spot` or `on_demand`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_type: Option<String>,
+    /// For a VM: EC2 availability zone, GCE zone, ARM location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// For a VM: EC2 instance type, GCE machine type, ARM vmSize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
 }
 
 /// Set by a cloud module on its response so the journal and stats know the

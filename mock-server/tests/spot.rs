@@ -56,6 +56,20 @@ async fn ec2_spot_launch_is_described_with_its_lifecycle_and_request_id() {
     let i = &run.instances()[0];
     assert!(i.instance_lifecycle().is_none());
     assert!(i.spot_instance_request_id().is_none());
+    let od = i.instance_id().unwrap().to_string();
+    let res = control(&mock, "GET", "/_mock/resources?cloud=aws", None)
+        .await
+        .json();
+    let cap = |wanted: &str| {
+        res.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == wanted)
+            .map(|r| r["capacity_type"].clone())
+            .unwrap()
+    };
+    assert_eq!(cap(&id), json!("spot"));
+    assert_eq!(cap(&od), json!("on_demand"));
 }
 
 #[tokio::test]
@@ -121,6 +135,21 @@ async fn gce_spot_scheduling_is_stored_and_reported_by_get_and_list() {
     gce_insert(&mock, "p-spot", "w3", "e2-small", json!({})).await;
     let v = gce_get(&mock, "p-spot", "w3").await.json();
     assert_eq!(v["scheduling"]["provisioningModel"], "STANDARD");
+    // The control API reports each instance's capacity type.
+    let res = control(&mock, "GET", "/_mock/resources?cloud=gcp", None)
+        .await
+        .json();
+    let kind_of = |name: &str| {
+        res.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| (r["capacity_type"].clone(), r["instance_type"].clone()))
+            .unwrap()
+    };
+    assert_eq!(kind_of("w1"), (json!("spot"), json!("e2-small")));
+    assert_eq!(kind_of("w2").0, json!("spot"), "preemptible is spot");
+    assert_eq!(kind_of("w3").0, json!("on_demand"));
 }
 
 #[tokio::test]
@@ -178,6 +207,21 @@ async fn azure_spot_properties_are_stored_and_reported() {
     .await;
     assert_eq!(vm["properties"]["evictionPolicy"], "Deallocate");
     assert_eq!(vm["properties"]["billingProfile"]["maxPrice"], -1);
+    let res = control(&mock, "GET", "/_mock/resources?cloud=azure", None)
+        .await
+        .json();
+    let vms: Vec<_> = res
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "virtualMachine")
+        .collect();
+    assert_eq!(vms.len(), 2);
+    for r in vms {
+        assert_eq!(r["capacity_type"], "spot", "{r}");
+        assert_eq!(r["location"], "westeurope");
+        assert_eq!(r["instance_type"], "Standard_D2s_v5");
+    }
     // The metadata service reports the priority.
     let vm_id = vm["properties"]["vmId"].as_str().unwrap();
     let got = azure_imds_get(&mock, vm_id, "instance/compute/priority").await;

@@ -154,9 +154,13 @@ impl Arm {
                     tags: tags(&g.tags),
                     created: store::timestamp(g.created),
                     metadata_path: None,
+                    capacity_type: None,
+                    location: None,
+                    instance_type: None,
                 });
             }
             for r in part.resources.values().filter(|r| r.alive(now)) {
+                let is_vm = r.kind == store::Kind::VirtualMachine;
                 out.push(ResourceView {
                     cloud: Cloud::Azure,
                     partition: part.subscription.clone(),
@@ -166,8 +170,12 @@ impl Arm {
                     state: r.state(now).into(),
                     tags: tags(&r.tags),
                     created: store::timestamp(r.created),
-                    metadata_path: (r.kind == store::Kind::VirtualMachine)
-                        .then(|| format!("/_imds/azure/{}", r.guid)),
+                    metadata_path: is_vm.then(|| format!("/_imds/azure/{}", r.guid)),
+                    capacity_type: is_vm
+                        .then(|| crate::capacity::capacity_type(spot::is_spot(r)))
+                        .flatten(),
+                    location: is_vm.then(|| r.location.clone()),
+                    instance_type: is_vm.then(|| spot::resource_vm_size(r).to_string()),
                 });
             }
         }

@@ -174,7 +174,8 @@ pub fn allocation_message(code: &str, size: &str, location: &str) -> String {
     }
 }
 
-fn is_spot(r: &Resource) -> bool {
+/// Whether VM `r` is Spot or Low priority.
+pub fn is_spot(r: &Resource) -> bool {
     r.props
         .get("priority")
         .and_then(Value::as_str)
@@ -290,12 +291,21 @@ pub fn scheduled_events(part: &Partition, r: &Resource, now: Instant) -> Value {
     }
 }
 
+/// The `vmSize` of stored VM `r` (empty when absent).
+pub fn resource_vm_size(r: &Resource) -> &str {
+    r.props
+        .get("hardwareProfile")
+        .and_then(|h| h.get("vmSize"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
 fn target(r: &Resource) -> Target {
     Target {
         id: r.name.clone(),
         name: r.name.clone(),
         location: r.location.clone(),
-        instance_type: vm_size(Some(&Value::Object(r.props.clone()))).to_string(),
+        instance_type: resource_vm_size(r).to_string(),
     }
 }
 

@@ -54,6 +54,12 @@ impl CapacityMatch {
     }
 }
 
+/// The `capacity_type` of a VM in `GET /_mock/resources`: `spot` or
+/// `on_demand`.
+pub fn capacity_type(spot: bool) -> Option<String> {
+    Some(if spot { "spot" } else { "on_demand" }.to_string())
+}
+
 /// One stockout rule, as `PUT /_mock/stockouts` takes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -105,6 +105,9 @@ impl Ec2 {
                     tags: i.tags.clone(),
                     created: i.launch_time.clone(),
                     metadata_path: Some(format!("/_imds/aws/{}", i.id)),
+                    capacity_type: crate::capacity::capacity_type(i.spot.is_some()),
+                    location: Some(i.zone.clone()),
+                    instance_type: Some(i.instance_type.clone()),
                 });
             }
         }

@@ -252,6 +252,9 @@ impl Gce {
                             "/_imds/gcp/{project}/{zone}/{}",
                             i.spec.name
                         )),
+                        capacity_type: crate::capacity::capacity_type(i.spec.is_spot()),
+                        location: Some(zone.clone()),
+                        instance_type: Some(i.spec.machine_type_name().to_string()),
                     })
                     .collect::<Vec<_>>()
             })
