@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 #[tokio::test]
 async fn aws_notice_shows_in_imds_then_the_instance_terminates_with_the_spot_reason() {
-    // Lead time 120 s * 0.02 = 2.4 s.
-    let mock = mock(0.02).await;
+    // Lead time 120 s * 0.05 = 6 s.
+    let mock = mock(0.05).await;
     let spot = run_instance(&mock, &SPOT).await;
     let on_demand = run_instance(&mock, &[]).await;
     let action = aws_imds(&mock, &spot, "spot/instance-action");
@@ -32,7 +32,7 @@ async fn aws_notice_shows_in_imds_then_the_instance_terminates_with_the_spot_rea
     let ends = rfc3339(out[0]["ends_at"].as_str().unwrap());
     let notice = rfc3339(out[0]["notice_at"].as_str().unwrap());
     let lead = (ends - notice).as_seconds_f64();
-    assert!((2.3..=2.5).contains(&lead), "lead {lead}");
+    assert!((5.9..=6.1).contains(&lead), "lead {lead}");
 
     let got = get(&action, &[]).await;
     assert!(OffsetDateTime::now_utc() < ends, "checked before the end");
@@ -83,8 +83,8 @@ async fn aws_notice_shows_in_imds_then_the_instance_terminates_with_the_spot_rea
 
 #[tokio::test]
 async fn gce_preemption_sets_preempted_then_terminates_logs_the_operation_and_deletes() {
-    // Lead time 30 s * 0.05 = 1.5 s.
-    let mock = mock(0.05).await;
+    // Lead time 30 s * 0.1 = 3 s.
+    let mock = mock_quick(0.1).await;
     let project = "p-preempt";
     for (name, action) in [("g-del", "DELETE"), ("g-stop", "STOP")] {
         let sched = json!({"provisioningModel": "SPOT", "instanceTerminationAction": action});
@@ -102,6 +102,11 @@ async fn gce_preemption_sets_preempted_then_terminates_logs_the_operation_and_de
     let got = get(&preempted, &flavor).await;
     assert!(OffsetDateTime::now_utc() < ends, "checked before the end");
     assert_eq!(got.text(), "TRUE");
+    assert_eq!(
+        gce_get(&mock, project, "g-stop").await.json()["status"],
+        "RUNNING",
+        "running through the notice"
+    );
     // No preemption operation before it happens.
     let filter = "?filter=operationType%3D%22compute.instances.preempted%22";
     let list = json_call(
@@ -151,8 +156,8 @@ async fn gce_preemption_sets_preempted_then_terminates_logs_the_operation_and_de
 
 #[tokio::test]
 async fn azure_eviction_posts_a_preempt_event_then_deletes_or_deallocates() {
-    // Lead time 30 s * 0.05 = 1.5 s.
-    let mock = mock(0.05).await;
+    // Lead time 30 s * 0.1 = 3 s.
+    let mock = mock_quick(0.1).await;
     let mut ids = Vec::new();
     for (name, policy) in [("z-del", "Delete"), ("z-dea", "Deallocate")] {
         let nic = azure_network(&mock, name).await;

@@ -1,9 +1,10 @@
 //! Preemption of spot and preemptible instances: which are running, and
 //! giving one its 30-second notice. From the notice the metadata service
-//! answers `instance/preempted` `TRUE`; at its end the instance goes
-//! `STOPPING` -> `TERMINATED` (then is deleted with
-//! `instanceTerminationAction: DELETE`) and a `compute.instances.preempted`
-//! operation appears in the zone's operations.
+//! answers `instance/preempted` `TRUE` while the instance keeps running; at
+//! its end the instance is `TERMINATED` (then deleted with
+//! `instanceTerminationAction: DELETE`, after the configured deletion time)
+//! and a `compute.instances.preempted` operation appears in the zone's
+//! operations.
 
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,6 @@ impl Gce {
         let now = Instant::now();
         let cfg = self.config();
         let scaled = |ms: u64| self.ctx.scaled(Duration::from_millis(ms));
-        let stopping = scaled(cfg.stopping_ms);
         let deleting = scaled(cfg.deleting_ms);
         let projects: Vec<String> = self.store.each(|(p, _)| p.clone());
         let mut out = Vec::new();
@@ -62,11 +62,14 @@ impl Gce {
                     {
                         continue;
                     }
-                    let mut steps = vec![(stopping, Status::Terminated)];
-                    if i.spec.deleted_on_preemption() {
-                        steps.push((deleting, Status::Gone));
-                    }
-                    i.timeline.cut(notice.ends_at, Status::Stopping, &steps);
+                    // RUNNING (the guest's 30 s to shut down) until the
+                    // end, then TERMINATED; deleted after with DELETE.
+                    let steps: &[(Duration, Status)] = if i.spec.deleted_on_preemption() {
+                        &[(deleting, Status::Gone)]
+                    } else {
+                        &[]
+                    };
+                    i.timeline.cut(notice.ends_at, Status::Terminated, steps);
                     i.preempted = Some(notice.clone());
                     let (id, machine_type) = (i.id, i.spec.machine_type_name().to_string());
                     let op = Operation {

@@ -20,6 +20,26 @@ pub async fn mock(scale: f64) -> MockCloud {
         .unwrap()
 }
 
+/// A mock at time scale `scale` whose GCE and ARM lifecycles take 1 s
+/// (before scaling) each, so notices can be long while creates are quick.
+pub async fn mock_quick(scale: f64) -> MockCloud {
+    let cfg = skyfleet_mock::MockConfig::from_json(
+        r#"{"gcp": {"provisioning_ms": 1000, "staging_ms": 1000, "stopping_ms": 1000,
+                    "deleting_ms": 1000, "operation_pending_ms": 0, "insert_operation_ms": 1000,
+                    "stop_operation_ms": 1000, "delete_operation_ms": 1000},
+            "azure": {"durations": {"public_ip_s": 1, "network_interface_s": 1, "virtual_network_s": 1,
+                      "disk_s": 1, "vm_create_s": 1, "vm_update_s": 1, "vm_delete_s": 1, "delete_s": 1}}}"#,
+    )
+    .unwrap();
+    MockCloud::builder()
+        .time_scale(scale)
+        .seed(11)
+        .config(cfg)
+        .start()
+        .await
+        .unwrap()
+}
+
 /// Sends `method` to the control API path `path` with a JSON `body`.
 pub async fn control(mock: &MockCloud, method: &str, path: &str, body: Option<Value>) -> Got {
     json_call(method, &format!("{}{path}", mock.url()), body).await
