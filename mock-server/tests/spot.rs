@@ -92,6 +92,28 @@ async fn ec2_bad_market_type_is_invalid_parameter_value() {
         "{body}"
     );
     assert!(body.contains("MarketType"), "{body}");
+    for (behavior, code) in [
+        ("explode", "InvalidParameterValue"),
+        ("stop", "InvalidParameterCombination"),
+    ] {
+        let (status, body) = ec2_raw(
+            &mock,
+            &[
+                ("Action", "RunInstances"),
+                ("ImageId", "ami-12345678"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceMarketOptions.MarketType", "spot"),
+                (
+                    "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior",
+                    behavior,
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains(&format!("<Code>{code}</Code>")), "{body}");
+    }
 }
 
 #[tokio::test]

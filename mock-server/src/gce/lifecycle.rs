@@ -126,4 +126,19 @@ mod tests {
         assert_eq!(t.status(t0 + 7 * s), Status::Terminated);
         assert_eq!(t.since(t0 + 7 * s), Some(t0 + 6 * s));
     }
+
+    #[test]
+    fn a_cut_keeps_the_past_and_schedules_the_rest() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut t = Timeline::new(t0, Status::Provisioning, &[(s, Status::Running)]);
+        t.cut(t0 + 10 * s, Status::Terminated, &[(s, Status::Gone)]);
+        assert_eq!(t.status(t0 + 5 * s), Status::Running);
+        assert_eq!(t.status(t0 + 10 * s), Status::Terminated);
+        assert_eq!(t.status(t0 + 11 * s), Status::Gone);
+        // A cut before a scheduled step drops that step.
+        let mut t = Timeline::new(t0, Status::Provisioning, &[(5 * s, Status::Running)]);
+        t.cut(t0 + 2 * s, Status::Terminated, &[]);
+        assert_eq!(t.status(t0 + 6 * s), Status::Terminated);
+    }
 }

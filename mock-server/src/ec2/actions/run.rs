@@ -267,6 +267,21 @@ fn spot(p: &Params) -> Result<Option<&str>, Ec2Error> {
                     "Invalid value '{kind}' for SpotInstanceType."
                 )));
             }
+            match p.get("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior") {
+                None | Some("terminate") => {}
+                Some("stop" | "hibernate") if kind == "persistent" => {}
+                Some(b @ ("stop" | "hibernate")) => {
+                    return Err(Ec2Error::invalid_combination(format!(
+                        "InstanceInterruptionBehavior '{b}' requires SpotInstanceType 'persistent'."
+                    )))
+                }
+                Some(other) => {
+                    return Err(Ec2Error::invalid_value(format!(
+                        "Invalid value '{}' for InstanceInterruptionBehavior. Valid values: hibernate, stop, terminate.",
+                        clip(other)
+                    )))
+                }
+            }
             if let Some(price) = p.get("InstanceMarketOptions.SpotOptions.MaxPrice") {
                 if price
                     .parse::<f64>()
