@@ -388,3 +388,39 @@ async fn bad_interruption_bodies_are_400_naming_the_field() {
         .json();
     assert_eq!(log, json!({"rates": [], "interruptions": []}));
 }
+
+#[tokio::test]
+async fn gce_a_stop_during_the_notice_drops_the_preemption_and_a_restart_clears_it() {
+    let mock = mock_quick(0.1).await;
+    let project = "p-stop";
+    let sched = json!({"provisioningModel": "SPOT", "instanceTerminationAction": "STOP"});
+    let got = gce_insert(&mock, project, "g1", "e2-small", sched).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    gce_wait_status(&mock, project, "g1", "RUNNING").await;
+    let out = interrupt(&mock, "gcp", &["g1"]).await;
+    let ends = rfc3339(out[0]["ends_at"].as_str().unwrap());
+    let url = format!("{}/g1/stop", gce_instances(&mock, project));
+    assert_eq!(json_call("POST", &url, None).await.status, 200);
+    gce_wait_status(&mock, project, "g1", "TERMINATED").await;
+    let wait = ends - OffsetDateTime::now_utc() + time::Duration::milliseconds(200);
+    if wait.is_positive() {
+        tokio::time::sleep(wait.unsigned_abs()).await;
+    }
+    let filter = "?filter=operationType%3D%22compute.instances.preempted%22";
+    let list = json_call(
+        "GET",
+        &format!("{}{filter}", gce_operations(&mock, project)),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(list["items"], json!([]), "no preemption happened: {list}");
+    // Started again, it is an ordinary running spot instance.
+    let url = format!("{}/g1/start", gce_instances(&mock, project));
+    assert_eq!(json_call("POST", &url, None).await.status, 200);
+    gce_wait_status(&mock, project, "g1", "RUNNING").await;
+    let preempted = gce_imds(&mock, project, "g1", "preempted");
+    let got = get(&preempted, &[("Metadata-Flavor", "Google")]).await;
+    assert_eq!(got.text(), "FALSE");
+    assert_eq!(interrupt(&mock, "gcp", &["g1"]).await.len(), 1);
+}

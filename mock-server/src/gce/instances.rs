@@ -32,8 +32,9 @@ pub(crate) struct Instance {
     pub timeline: Timeline,
     /// Reads that still answer 404 (the `not_found_reads` fault).
     pub hidden_reads: AtomicU32,
-    /// A preemption notice, once given.
-    pub preempted: Option<crate::capacity::Notice>,
+    /// A preemption notice, once given, and the name of the
+    /// `compute.instances.preempted` operation recorded for its end.
+    pub preempted: Option<(crate::capacity::Notice, String)>,
     created_wall: time::OffsetDateTime,
     /// What never changes after insert, computed once for fast reads.
     fixed: Fixed,
@@ -280,7 +281,7 @@ impl Instance {
             attributes,
             service_account,
             preemptible,
-            preempted: self.preempted.as_ref().is_some_and(|n| n.noticed(now)),
+            preempted: self.preempted.as_ref().is_some_and(|(n, _)| n.noticed(now)),
         }
     }
 

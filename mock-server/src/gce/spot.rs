@@ -70,11 +70,12 @@ impl Gce {
                         &[]
                     };
                     i.timeline.cut(notice.ends_at, Status::Terminated, steps);
-                    i.preempted = Some(notice.clone());
+                    let op_name = operation_name(self);
+                    i.preempted = Some((notice.clone(), op_name.clone()));
                     let (id, machine_type) = (i.id, i.spec.machine_type_name().to_string());
                     let op = Operation {
                         id: numeric_id(self),
-                        name: operation_name(self),
+                        name: op_name,
                         zone: zone.clone(),
                         op_type: OpType::Preempted,
                         target: name.to_string(),

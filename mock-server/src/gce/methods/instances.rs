@@ -344,6 +344,23 @@ fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
             Change::Stop => (OpType::Stop, call.config.stop_operation_ms),
         };
         let being_deleted = inst.timeline.final_status() == Status::Gone;
+        // A stop or delete during a preemption notice, or a start after the
+        // preemption, ends it: the pending preemption is dropped.
+        let mut dropped_preemption = None;
+        if failure.is_none() {
+            let ended = inst.preempted.as_ref().is_some_and(|(n, _)| n.ended(now));
+            let ends_it = match what {
+                Change::Start => status == Status::Terminated || status == Status::Stopping,
+                Change::Delete | Change::Stop => !ended,
+            };
+            if ends_it {
+                if let Some((_, op)) = inst.preempted.take() {
+                    if !ended {
+                        dropped_preemption = Some(op);
+                    }
+                }
+            }
+        }
         if failure.is_none() {
             match what {
                 Change::Delete => {
@@ -380,6 +397,9 @@ fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
             }
         }
         let target = (inst.spec.name.clone(), inst.id);
+        if let Some(op) = dropped_preemption {
+            p.operations.remove(&op);
+        }
         let new = NewOp {
             op_type,
             target: (&target.0, target.1),
