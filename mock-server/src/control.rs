@@ -37,7 +37,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(get_faults).put(put_faults).delete(delete_faults),
         )
         .route("/_mock/config", get(get_config).put(put_config))
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(crate::capacity::control::router(shared))
 }
 
 async fn health() -> Response {
@@ -59,6 +60,9 @@ async fn reset(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
     s.gce.reset(scope);
     s.imds.reset(scope);
     s.ctx.reset_throttles(scope);
+    if scope.is_none() {
+        s.ctx.capacity().reset();
+    }
     Json(serde_json::json!({ "status": "ok", "scope": scope })).into_response()
 }
 

@@ -4,8 +4,9 @@
 //!
 //! Cloud modules (`ec2`, `arm`, `gce`) never talk to each other; they only
 //! talk to a [`Ctx`]. Resource state is derived lazily from timestamps
-//! (created at + scaled duration), so the mock needs no background tasks and
-//! answers deterministically for a given seed and clock.
+//! (created at + scaled duration), so the mock answers deterministically for
+//! a given seed and clock; its one background task draws random spot
+//! interruptions when rates are set (the `capacity` module).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -193,12 +194,19 @@ pub struct Ctx {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("seed", &self.inner.seed).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     time_scale: RwLock<f64>,
     max_hang: RwLock<Duration>,
     faults: Mutex<Faults>,
     buckets: Mutex<HashMap<BucketKey, Bucket>>,
     windows: Mutex<HashMap<BucketKey, Window>>,
+    capacity: crate::capacity::Capacity,
     seed: u64,
 }
 
@@ -215,6 +223,7 @@ impl Ctx {
                 }),
                 buckets: Mutex::new(HashMap::new()),
                 windows: Mutex::new(HashMap::new()),
+                capacity: crate::capacity::Capacity::new(seed),
                 seed,
             }),
         }
@@ -223,6 +232,11 @@ impl Ctx {
     /// The seed the context was made with.
     pub fn seed(&self) -> u64 {
         self.inner.seed
+    }
+
+    /// Stockouts, interruption rates and the interruption log.
+    pub fn capacity(&self) -> &crate::capacity::Capacity {
+        &self.inner.capacity
     }
 
     /// The global time scale: every configured duration is multiplied by it
@@ -483,6 +497,15 @@ pub struct ResourceView {
     /// listing alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_path: Option<String>,
+    /// For a VM: `spot` or `on_demand`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_type: Option<String>,
+    /// For a VM: EC2 availability zone, GCE zone, ARM location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// For a VM: EC2 instance type, GCE machine type, ARM vmSize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
 }
 
 /// Set by a cloud module on its response so the journal and stats know the

@@ -46,7 +46,7 @@ macro_rules! internal {
     };
 }
 
-internal!(app, arm, control, ctx, ec2, gce, imds, journal, tls);
+internal!(app, arm, capacity, control, ctx, ec2, gce, imds, journal, tls);
 internal!(control_guard, ui);
 mod bounded;
 pub mod config;
@@ -292,6 +292,7 @@ impl MockCloudBuilder {
             Some(t) => (Some(t.cert_pem), Some(t.acceptor)),
             None => (None, None),
         };
+        tokio::spawn(capacity::run_ticker(shared.clone(), shutdown_rx.clone()));
         let task = tokio::spawn(serve::serve(
             listener,
             acceptor,

@@ -179,6 +179,7 @@ pub fn prepare_vm(
     for k in ["provisioningState", "vmId", "instanceView", "timeCreated"] {
         props.remove(k);
     }
+    super::spot::defaults(&mut props);
     let existing = part.peek(pc.key, pc.now);
     let mut implicit = Vec::new();
     // Network interfaces.
@@ -432,6 +433,11 @@ pub fn instance_view(part: &Partition, r: &Resource, now: Instant) -> Value {
             json!({"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": timestamp(r.created)}),
             Some(("running", "VM running")),
         ),
+    };
+    let power = if super::spot::deallocated(part, r, now) {
+        Some(("deallocated", "VM deallocated"))
+    } else {
+        power
     };
     let mut statuses = vec![prov];
     if let Some((code, display)) = power {

@@ -16,6 +16,8 @@ pub struct ArmError {
     pub message: String,
     /// Seconds to send in `Retry-After` (throttling answers).
     pub retry_after: Option<u64>,
+    /// The property at fault (`target` of the envelope), if named.
+    pub target: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -27,14 +29,25 @@ struct Envelope<'a> {
 struct Body<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
 }
 
 /// The JSON bytes of ARM's error envelope.
 pub(crate) fn error_json(code: &str, message: &str) -> Vec<u8> {
-    // Serializing two borrowed strings cannot fail; fall back to a fixed body
+    error_json_target(code, message, None)
+}
+
+/// The JSON bytes of ARM's error envelope naming the property at fault.
+fn error_json_target(code: &str, message: &str, target: Option<&str>) -> Vec<u8> {
+    // Serializing borrowed strings cannot fail; fall back to a fixed body
     // rather than panic.
     serde_json::to_vec(&Envelope {
-        error: Body { code, message },
+        error: Body {
+            code,
+            message,
+            target,
+        },
     })
     .unwrap_or_else(|_| br#"{"error":{"code":"InternalServerError","message":""}}"#.to_vec())
 }
@@ -47,7 +60,15 @@ impl ArmError {
             code: code.to_string(),
             message: message.into(),
             retry_after: None,
+            target: None,
         }
+    }
+
+    /// 400 `InvalidParameter` naming the property at fault in `target`.
+    pub fn invalid_parameter(target: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::bad_request("InvalidParameter", message);
+        e.target = Some(target.to_string());
+        e
     }
 
     /// 400 with `code`.
@@ -112,6 +133,10 @@ impl ArmError {
 impl IntoResponse for ArmError {
     fn into_response(self) -> Response {
         let mut res = error_response(self.status.as_u16(), &self.code, &self.message);
+        if let Some(t) = &self.target {
+            *res.body_mut() =
+                axum::body::Body::from(error_json_target(&self.code, &self.message, Some(t)));
+        }
         if let Some(s) = self.retry_after {
             res.headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from(s.max(1)));

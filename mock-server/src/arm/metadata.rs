@@ -17,7 +17,8 @@ impl Arm {
     pub fn imds_vm(&self, vm_id: &str) -> Option<AzureVm> {
         let now = Instant::now();
         for part in self.store.all() {
-            let part = part.lock().unwrap_or_else(|e| e.into_inner());
+            let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
+            super::spot::apply_evictions(&mut part, now);
             let found = part
                 .resources
                 .values()
@@ -25,8 +26,9 @@ impl Arm {
             let Some(vm) = found else {
                 continue;
             };
-            let running =
-                vm.alive(now) && matches!(vm.state(now), "Creating" | "Updating" | "Succeeded");
+            let running = vm.alive(now)
+                && matches!(vm.state(now), "Creating" | "Updating" | "Succeeded")
+                && !super::spot::deallocated(&part, vm, now);
             return running.then(|| facts(&part, vm, now));
         }
         None
@@ -111,6 +113,7 @@ fn facts(part: &Partition, vm: &Resource, now: Instant) -> AzureVm {
         plan: Default::default(),
         license_type: text(p.get("licenseType")),
         priority: text(p.get("priority")),
+        scheduled_events: super::spot::scheduled_events(part, vm, now),
         zone: vm
             .zones
             .as_ref()

@@ -18,6 +18,7 @@ mod path;
 mod request;
 mod resources;
 mod routes;
+mod spot;
 mod store;
 mod throttle;
 mod token;
@@ -120,7 +121,8 @@ impl Arm {
         let now = Instant::now();
         let mut out = Vec::new();
         for p in self.store.all() {
-            let part = p.lock().unwrap_or_else(|e| e.into_inner());
+            let mut part = p.lock().unwrap_or_else(|e| e.into_inner());
+            spot::apply_evictions(&mut part, now);
             let tags = |m: &serde_json::Map<String, Value>| -> BTreeMap<String, String> {
                 m.iter()
                     .map(|(k, v)| {
@@ -152,9 +154,13 @@ impl Arm {
                     tags: tags(&g.tags),
                     created: store::timestamp(g.created),
                     metadata_path: None,
+                    capacity_type: None,
+                    location: None,
+                    instance_type: None,
                 });
             }
             for r in part.resources.values().filter(|r| r.alive(now)) {
+                let is_vm = r.kind == store::Kind::VirtualMachine;
                 out.push(ResourceView {
                     cloud: Cloud::Azure,
                     partition: part.subscription.clone(),
@@ -164,8 +170,12 @@ impl Arm {
                     state: r.state(now).into(),
                     tags: tags(&r.tags),
                     created: store::timestamp(r.created),
-                    metadata_path: (r.kind == store::Kind::VirtualMachine)
-                        .then(|| format!("/_imds/azure/{}", r.guid)),
+                    metadata_path: is_vm.then(|| format!("/_imds/azure/{}", r.guid)),
+                    capacity_type: is_vm
+                        .then(|| crate::capacity::capacity_type(spot::is_spot(r)))
+                        .flatten(),
+                    location: is_vm.then(|| r.location.clone()),
+                    instance_type: is_vm.then(|| spot::resource_vm_size(r).to_string()),
                 });
             }
         }
@@ -296,6 +306,7 @@ impl Arm {
             skip: admitted.query.skip,
             fail: injected.fail,
             not_found_reads: injected.not_found_reads,
+            ctx: self.ctx.clone(),
         }
     }
 
@@ -321,6 +332,7 @@ impl Arm {
             Some(p) => p,
             None => &mut scratch,
         };
+        spot::apply_evictions(p, Instant::now());
         f(p)
     }
 }

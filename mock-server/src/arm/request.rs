@@ -47,6 +47,8 @@ pub struct Req {
     pub fail: Option<OpError>,
     /// A `not_found_reads` fault: reads of the resource answer 404 this often.
     pub not_found_reads: Option<u32>,
+    /// The shared context (stockouts).
+    pub ctx: crate::ctx::Ctx,
 }
 
 impl Req {

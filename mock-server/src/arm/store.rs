@@ -325,6 +325,8 @@ pub struct Partition {
     pub op_order: VecDeque<Arc<str>>,
     /// Counter for public addresses.
     pub next_public_ip: u32,
+    /// Spot evictions given notice, by VM.
+    pub evictions: HashMap<ResKey, super::spot::Eviction>,
 }
 
 impl Partition {

@@ -81,6 +81,24 @@ pub struct Spot {
     pub kind: String,
 }
 
+/// A spot interruption of a running instance: from `notice.ends_at` it is
+/// `shutting-down`, from `terminated_at` `terminated`, from `gone_at` gone.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    /// The notice.
+    pub notice: crate::capacity::Notice,
+    /// When it is terminated.
+    pub terminated_at: Instant,
+    /// When it stops being describable.
+    pub gone_at: Instant,
+}
+
+/// The state reason of an instance ended by a spot interruption.
+const SPOT_TERMINATION: (&str, &str) = (
+    "Server.SpotInstanceTermination",
+    "Server.SpotInstanceTermination: Spot instance termination",
+);
+
 /// `MetadataOptions` of RunInstances: how the instance's metadata service
 /// answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +202,8 @@ pub struct Instance {
     /// A `not_found_reads` fault: describes left that act as if the
     /// instance did not exist.
     pub hidden_reads: u32,
+    /// A spot interruption, once given.
+    pub interrupted: Option<Interrupted>,
 }
 
 /// What an instance looks like at one instant.
@@ -198,6 +218,17 @@ pub struct Seen {
 impl Instance {
     /// The state at `now`.
     pub fn seen(&self, now: Instant) -> Seen {
+        if let Some(x) = self.interruption_ended(now) {
+            let state = if now >= x.terminated_at {
+                State::Terminated
+            } else {
+                State::ShuttingDown
+            };
+            return Seen {
+                state,
+                gone: now >= x.gone_at,
+            };
+        }
         let done = now >= self.ready_at;
         let state = match (self.phase, done) {
             (Phase::Launching | Phase::Starting, false) => State::Pending,
@@ -213,6 +244,36 @@ impl Instance {
         Seen { state, gone }
     }
 
+    /// The interruption, once it has ended the instance: it was running
+    /// (launched or started, not since stopped or terminated) and its
+    /// notice's end has passed.
+    pub fn interruption_ended(&self, now: Instant) -> Option<&Interrupted> {
+        self.interrupted.as_ref().filter(|x| {
+            matches!(self.phase, Phase::Launching | Phase::Starting)
+                && self.failure.is_none()
+                && x.notice.ended(now)
+        })
+    }
+
+    /// The spot interruption notice to show in the metadata service at
+    /// `now`: the instance's termination time, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub fn spot_action(&self, now: Instant) -> Option<String> {
+        let x = self.interrupted.as_ref()?;
+        if !x.notice.noticed(now) || !matches!(self.phase, Phase::Launching | Phase::Starting) {
+            return None;
+        }
+        let t = x.notice.ends_wall;
+        Some(format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ))
+    }
+
     /// Moves to a new transition that completes after `duration`.
     pub fn transition(&mut self, phase: Phase, now: Instant, duration: Duration) {
         self.phase = phase;
@@ -222,7 +283,10 @@ impl Instance {
     }
 
     /// `(code, message)` of the state reason to report, if any.
-    fn state_reason(&self, state: State) -> Option<(&str, &str)> {
+    fn state_reason(&self, state: State, now: Instant) -> Option<(&str, &str)> {
+        if self.interruption_ended(now).is_some() {
+            return Some(SPOT_TERMINATION);
+        }
         match state {
             State::Pending if self.phase == Phase::Launching => Some(("pending", "pending")),
             State::Terminated | State::Stopped if self.failure.is_some() => {
@@ -237,7 +301,7 @@ impl Instance {
     }
 
     /// Writes the `<item>` of an `instancesSet`.
-    pub fn write(&self, x: &mut Xml, state: State) {
+    pub fn write(&self, x: &mut Xml, state: State, now: Instant) {
         x.open("item");
         x.leaf("instanceId", &self.id);
         x.leaf("imageId", &self.image_id);
@@ -249,6 +313,9 @@ impl Instance {
         }
         x.empty("dnsName");
         match state {
+            State::Terminated | State::ShuttingDown if self.interruption_ended(now).is_some() => {
+                x.leaf("reason", SPOT_TERMINATION.1);
+            }
             State::Terminated | State::ShuttingDown | State::Stopped | State::Stopping => {
                 if let Some((_, m)) = self
                     .failure
@@ -291,7 +358,7 @@ impl Instance {
             x.leaf("privateIpAddress", &self.private_ip);
         }
         write_groups(x, &self.groups);
-        if let Some((code, message)) = self.state_reason(state) {
+        if let Some((code, message)) = self.state_reason(state, now) {
             x.open("stateReason");
             x.leaf("code", code);
             x.leaf("message", message);

@@ -12,6 +12,7 @@ mod error;
 mod filters;
 mod instances;
 mod query;
+mod spot;
 mod store;
 mod throttle;
 mod xml;
@@ -104,6 +105,9 @@ impl Ec2 {
                     tags: i.tags.clone(),
                     created: i.launch_time.clone(),
                     metadata_path: Some(format!("/_imds/aws/{}", i.id)),
+                    capacity_type: crate::capacity::capacity_type(i.spot.is_some()),
+                    location: Some(i.zone.clone()),
+                    instance_type: Some(i.instance_type.clone()),
                 });
             }
         }
@@ -149,6 +153,7 @@ impl Ec2 {
                 reservation_id: i.reservation_id.clone(),
                 launch_index: i.launch_index,
                 spot: i.spot.is_some(),
+                spot_action: i.spot_action(now),
                 launch_time: i.launch_time.clone(),
                 user_data: i.user_data.clone(),
                 tokens_required: i.metadata.tokens_required,

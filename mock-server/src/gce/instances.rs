@@ -32,6 +32,9 @@ pub(crate) struct Instance {
     pub timeline: Timeline,
     /// Reads that still answer 404 (the `not_found_reads` fault).
     pub hidden_reads: AtomicU32,
+    /// A preemption notice, once given, and the name of the
+    /// `compute.instances.preempted` operation recorded for its end.
+    pub preempted: Option<(crate::capacity::Notice, String)>,
     created_wall: time::OffsetDateTime,
     /// What never changes after insert, computed once for fast reads.
     fixed: Fixed,
@@ -193,6 +196,7 @@ impl Instance {
             created_wall: wall,
             timeline,
             hidden_reads: AtomicU32::new(0),
+            preempted: None,
             fixed,
         }
     }
@@ -235,7 +239,7 @@ impl Instance {
     }
 
     /// What the metadata service serves for this instance in `project`.
-    pub(crate) fn imds_facts(&self, project: &str) -> crate::imds::facts::GceVm {
+    pub(crate) fn imds_facts(&self, project: &str, now: Instant) -> crate::imds::facts::GceVm {
         let s = &self.spec;
         let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
         let attributes = s
@@ -277,6 +281,7 @@ impl Instance {
             attributes,
             service_account,
             preemptible,
+            preempted: self.preempted.as_ref().is_some_and(|(n, _)| n.noticed(now)),
         }
     }
 

@@ -86,6 +86,14 @@ impl Timeline {
         *self = Timeline::new(now, first, steps);
     }
 
+    /// Keeps what happens before `at`, then: `first` from `at`, then
+    /// `steps` (a preemption scheduled ahead).
+    pub(crate) fn cut(&mut self, at: Instant, first: Status, steps: &[(Duration, Status)]) {
+        self.steps.retain(|(t, _)| *t < at);
+        self.steps.push((at, first));
+        self.push(at, steps);
+    }
+
     /// When the instance entered its current status.
     pub(crate) fn since(&self, now: Instant) -> Option<Instant> {
         self.steps
@@ -117,5 +125,20 @@ mod tests {
         assert_eq!(t.status(t0 + 5 * s), Status::Stopping);
         assert_eq!(t.status(t0 + 7 * s), Status::Terminated);
         assert_eq!(t.since(t0 + 7 * s), Some(t0 + 6 * s));
+    }
+
+    #[test]
+    fn a_cut_keeps_the_past_and_schedules_the_rest() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut t = Timeline::new(t0, Status::Provisioning, &[(s, Status::Running)]);
+        t.cut(t0 + 10 * s, Status::Terminated, &[(s, Status::Gone)]);
+        assert_eq!(t.status(t0 + 5 * s), Status::Running);
+        assert_eq!(t.status(t0 + 10 * s), Status::Terminated);
+        assert_eq!(t.status(t0 + 11 * s), Status::Gone);
+        // A cut before a scheduled step drops that step.
+        let mut t = Timeline::new(t0, Status::Provisioning, &[(5 * s, Status::Running)]);
+        t.cut(t0 + 2 * s, Status::Terminated, &[]);
+        assert_eq!(t.status(t0 + 6 * s), Status::Terminated);
     }
 }

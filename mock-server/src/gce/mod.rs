@@ -17,7 +17,7 @@
 //!
 //! Fault rules use Compute's discovery method ids as operation names:
 //! `compute.instances.insert`, `.get`, `.list`, `.delete`, `.start`,
-//! `.stop`, `compute.zoneOperations.get`, `.wait`; the resource is the
+//! `.stop`, `compute.zoneOperations.get`, `.list`, `.wait`; the resource is the
 //! instance (or operation) name. `fail_operation` makes the operation end
 //! `DONE` with the error (and no instance remains after a failed insert);
 //! `not_found_reads` on an insert hides the new instance from the next N
@@ -33,6 +33,7 @@ mod methods;
 mod operations;
 mod request;
 mod spec;
+mod spot;
 mod store;
 mod throttle;
 mod token;
@@ -187,6 +188,16 @@ impl Gce {
                 .fallback(unknown),
             )
             .route(
+                "/compute/v1/projects/{project}/zones/{zone}/operations",
+                get(method(
+                    self,
+                    "compute.zoneOperations.list",
+                    Group::OperationReads,
+                    methods::operations::list,
+                ))
+                .fallback(unknown),
+            )
+            .route(
                 &format!("{OPERATION}/wait"),
                 post(method(
                     self,
@@ -241,6 +252,9 @@ impl Gce {
                             "/_imds/gcp/{project}/{zone}/{}",
                             i.spec.name
                         )),
+                        capacity_type: crate::capacity::capacity_type(i.spec.is_spot()),
+                        location: Some(zone.clone()),
+                        instance_type: Some(i.spec.machine_type_name().to_string()),
                     })
                     .collect::<Vec<_>>()
             })
@@ -260,7 +274,7 @@ impl Gce {
         let now = Instant::now();
         self.store.read(project, |p| {
             let i = p?.instance(zone, name, now)?;
-            (i.status(now) == lifecycle::Status::Running).then(|| i.imds_facts(project))
+            (i.status(now) == lifecycle::Status::Running).then(|| i.imds_facts(project, now))
         })
     }
 

@@ -25,6 +25,8 @@ pub(crate) enum OpType {
     Stop,
     /// `instances.setLabels`.
     SetLabels,
+    /// A spot or preemptible instance preempted by Compute itself.
+    Preempted,
 }
 
 impl OpType {
@@ -36,6 +38,7 @@ impl OpType {
             OpType::Start => "start",
             OpType::Stop => "stop",
             OpType::SetLabels => "setLabels",
+            OpType::Preempted => "compute.instances.preempted",
         }
     }
 }
@@ -246,6 +249,17 @@ impl Operation {
         };
         // Serializing a struct of strings and numbers cannot fail.
         serde_json::to_vec(&view).unwrap_or_default()
+    }
+
+    /// The operation as a JSON value (for lists).
+    pub(crate) fn to_value(&self, base: &Base, project: &str, now: Instant) -> serde_json::Value {
+        serde_json::from_slice(&self.render(base, project, now)).unwrap_or_default()
+    }
+
+    /// Whether the operation exists yet at `now` (a preemption is recorded
+    /// ahead, when its notice is given, and appears when it happens).
+    pub(crate) fn visible(&self, now: Instant) -> bool {
+        now >= self.inserted
     }
 
     /// How long until the operation is `DONE` (zero if it is).

@@ -125,7 +125,91 @@ fn valid_label_value(v: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
 }
 
+/// `scheduling`, checked: `provisioningModel` (`STANDARD`, `SPOT`),
+/// `preemptible`, `instanceTerminationAction` (`DELETE`, `STOP`),
+/// `automaticRestart`, `onHostMaintenance` (`MIGRATE`, `TERMINATE`). A spot
+/// or preemptible instance gets Compute's defaults (`TERMINATE`, no
+/// automatic restart, `STOP` on preemption) for what it leaves out.
+fn scheduling(m: &Map<String, Value>) -> Result<Map<String, Value>, GceError> {
+    const PATH: &str = "resource.scheduling";
+    let model = str_field(m, "provisioningModel", PATH)?;
+    if let Some(v) = model.filter(|v| !matches!(*v, "STANDARD" | "SPOT")) {
+        return Err(GceError::invalid_field(
+            "resource.scheduling.provisioningModel",
+            v,
+            "Must be one of [STANDARD, SPOT].",
+        ));
+    }
+    let preemptible = bool_field(m, "preemptible", PATH)?.unwrap_or(false);
+    if preemptible && model == Some("SPOT") {
+        return Err(GceError::invalid(
+            "Invalid value for field 'resource.scheduling.preemptible': 'true'. \
+             Preemptible cannot be set with provisioningModel SPOT; use one or the other.",
+        ));
+    }
+    let action = str_field(m, "instanceTerminationAction", PATH)?;
+    if let Some(v) = action.filter(|v| !matches!(*v, "DELETE" | "STOP")) {
+        return Err(GceError::invalid_field(
+            "resource.scheduling.instanceTerminationAction",
+            v,
+            "Must be one of [DELETE, STOP].",
+        ));
+    }
+    let restart = bool_field(m, "automaticRestart", PATH)?;
+    if let Some(v) = str_field(m, "onHostMaintenance", PATH)?
+        .filter(|v| !matches!(*v, "MIGRATE" | "TERMINATE"))
+    {
+        return Err(GceError::invalid_field(
+            "resource.scheduling.onHostMaintenance",
+            v,
+            "Must be one of [MIGRATE, TERMINATE].",
+        ));
+    }
+    let spot = preemptible || model == Some("SPOT");
+    if spot && restart == Some(true) {
+        return Err(GceError::invalid(
+            "Invalid value for field 'resource.scheduling.automaticRestart': 'true'. \
+             Spot and preemptible instances cannot be restarted automatically.",
+        ));
+    }
+    let mut out = m.clone();
+    if spot {
+        for (k, v) in [
+            ("onHostMaintenance", Value::from("TERMINATE")),
+            ("automaticRestart", Value::from(false)),
+            ("instanceTerminationAction", Value::from("STOP")),
+        ] {
+            out.entry(k).or_insert(v);
+        }
+    }
+    Ok(out)
+}
+
 impl Spec {
+    /// Whether the instance is spot: `provisioningModel: SPOT` or
+    /// `preemptible: true`.
+    pub(crate) fn is_spot(&self) -> bool {
+        self.scheduling.as_ref().is_some_and(|s| {
+            s.get("preemptible") == Some(&Value::Bool(true))
+                || s.get("provisioningModel").and_then(Value::as_str) == Some("SPOT")
+        })
+    }
+
+    /// Whether a preemption deletes the instance
+    /// (`instanceTerminationAction: DELETE`).
+    pub(crate) fn deleted_on_preemption(&self) -> bool {
+        self.scheduling
+            .as_ref()
+            .and_then(|s| s.get("instanceTerminationAction"))
+            .and_then(Value::as_str)
+            == Some("DELETE")
+    }
+
+    /// The machine type's name (`e2-medium`).
+    pub(crate) fn machine_type_name(&self) -> &str {
+        self.machine_type.rsplit('/').next().unwrap_or_default()
+    }
+
     /// Validates an insert body for `project`/`zone`.
     pub(crate) fn parse(body: &Value, project: &str, zone: &str) -> Result<Spec, GceError> {
         let obj = object(body, "resource")?;
@@ -283,7 +367,10 @@ impl Spec {
 
         let scheduling = match obj.get("scheduling") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(Value::Object(object(v, "resource.scheduling")?.clone())),
+            Some(v) => Some(Value::Object(scheduling(object(
+                v,
+                "resource.scheduling",
+            )?)?)),
         };
         let mut service_accounts = Vec::new();
         for (i, sa) in array_field(obj, "serviceAccounts", "resource")?

@@ -169,8 +169,12 @@ fn meta_data(vm: &AwsVm, path: &[&str]) -> Option<String> {
     let leaf = match path {
         [] => {
             return Some(
-                "ami-id\nami-launch-index\nami-manifest-path\nhostname\ninstance-action\ninstance-id\ninstance-life-cycle\ninstance-type\nlocal-hostname\nlocal-ipv4\nmac\nplacement/\nreservation-id\nservices/"
-                    .into(),
+                if vm.spot_action.is_some() {
+                    "ami-id\nami-launch-index\nami-manifest-path\nhostname\ninstance-action\ninstance-id\ninstance-life-cycle\ninstance-type\nlocal-hostname\nlocal-ipv4\nmac\nplacement/\nreservation-id\nservices/\nspot/"
+                } else {
+                    "ami-id\nami-launch-index\nami-manifest-path\nhostname\ninstance-action\ninstance-id\ninstance-life-cycle\ninstance-type\nlocal-hostname\nlocal-ipv4\nmac\nplacement/\nreservation-id\nservices/"
+                }
+                .into(),
             )
         }
         ["ami-id"] => vm.image_id.clone(),
@@ -187,6 +191,12 @@ fn meta_data(vm: &AwsVm, path: &[&str]) -> Option<String> {
         ["placement", "availability-zone"] => vm.zone.clone(),
         ["placement", "region"] => vm.region.clone(),
         ["reservation-id"] => vm.reservation_id.clone(),
+        ["spot"] if vm.spot_action.is_some() => "instance-action\ntermination-time".into(),
+        ["spot", "instance-action"] => {
+            let time = vm.spot_action.as_ref()?;
+            serde_json::json!({"action": "terminate", "time": time}).to_string()
+        }
+        ["spot", "termination-time"] => vm.spot_action.clone()?,
         ["services"] => "domain\npartition".into(),
         ["services", "domain"] => "amazonaws.com".into(),
         ["services", "partition"] => "aws".into(),

@@ -93,6 +93,7 @@ mod tests {
             reservation_id: "r-1".into(),
             launch_index: 0,
             spot: false,
+            spot_action: None,
             launch_time: "2025-03-04T05:06:07.890Z".into(),
             user_data: None,
             tokens_required: false,

@@ -1,7 +1,8 @@
 //! Azure's Instance Metadata Service under `/_imds/azure/{vmId}`:
 //! `/metadata/instance` (compute and network, or any path inside them,
-//! `format=text` for a leaf) and `/metadata/attested/document` (see
-//! [`super::attested`]).
+//! `format=text` for a leaf), `/metadata/attested/document` (see
+//! [`super::attested`]) and `/metadata/scheduledevents` (a `Preempt` event
+//! once a Spot VM is being evicted).
 //!
 //! As Azure answers: every request needs `Metadata: true` and an
 //! `api-version` (400 with the newest versions listed otherwise); one
@@ -82,6 +83,7 @@ async fn serve(imds: &Imds, req: &Parts) -> (&'static str, Response) {
     let (op, rest) = match segs.as_slice() {
         [_, "metadata", "instance", rest @ ..] => ("imds.azure.instance", rest),
         [_, "metadata", "attested", "document"] => ("imds.azure.attested", &[][..]),
+        [_, "metadata", "scheduledevents"] => ("imds.azure.scheduledevents", &[][..]),
         _ => {
             return (
                 "imds.azure.unknown",
@@ -127,6 +129,13 @@ async fn serve(imds: &Imds, req: &Parts) -> (&'static str, Response) {
     let Some(vm) = segs.first().and_then(|id| imds.arm.imds_vm(id)) else {
         return (op, error(StatusCode::NOT_FOUND, "Not found"));
     };
+    if op == "imds.azure.scheduledevents" {
+        let body = vm.scheduled_events.to_string();
+        return (
+            op,
+            plain(StatusCode::OK, "application/json; charset=utf-8", body),
+        );
+    }
     if op == "imds.azure.attested" {
         return (op, attested::document(imds, &vm, query).await);
     }

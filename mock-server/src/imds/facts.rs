@@ -31,6 +31,9 @@ pub struct AwsVm {
     pub launch_index: u32,
     /// A spot instance.
     pub spot: bool,
+    /// The termination time of a spot interruption notice in force
+    /// (`YYYY-MM-DDTHH:MM:SSZ`).
+    pub spot_action: Option<String>,
     /// Launch time, RFC 3339 with milliseconds.
     pub launch_time: String,
     /// `UserData`, decoded.
@@ -67,6 +70,8 @@ pub struct GceVm {
     pub service_account: Option<(String, Vec<String>)>,
     /// Preemptible or spot.
     pub preemptible: bool,
+    /// A preemption notice is out (`instance/preempted` is `TRUE`).
+    pub preempted: bool,
 }
 
 /// An Azure VM.
@@ -98,6 +103,9 @@ pub struct AzureVm {
     pub license_type: String,
     /// `priority`.
     pub priority: String,
+    /// The Scheduled Events document, as `/metadata/scheduledevents`
+    /// answers it.
+    pub scheduled_events: serde_json::Value,
     /// The first zone, if any.
     pub zone: String,
     /// Tags.

@@ -115,7 +115,7 @@ fn tree(vm: &GceVm) -> Value {
             "machine-type": format!("projects/{number}/machineTypes/{}", vm.machine_type),
             "name": vm.name,
             "network-interfaces": nics,
-            "preempted": "FALSE",
+            "preempted": flag(vm.preempted),
             "scheduling": {"preemptible": flag(vm.preemptible)},
             "service-accounts": accounts,
             "tags": vm.tags,

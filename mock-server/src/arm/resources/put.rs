@@ -14,7 +14,9 @@ use crate::arm::lro;
 use crate::arm::request::Req;
 use crate::arm::store::{Kind, Links, OpKind, Partition, ResKey, Resource};
 use crate::arm::view::resource_json;
-use crate::arm::{compute, network};
+use crate::arm::store::OpError;
+use crate::arm::{compute, network, spot};
+use crate::ctx::Cloud;
 
 /// PUT of a resource.
 pub fn put(
@@ -76,7 +78,24 @@ pub fn put(
             0,
         ),
     };
-    let op = new_op(req, op_kind, create_duration(cfg, kind, op_kind));
+    let mut op = new_op(req, op_kind, create_duration(cfg, kind, op_kind));
+    if kind == Kind::VirtualMachine {
+        let spot = spot::check(body.get("properties"))?;
+        if op_kind == OpKind::Create && op.failure.is_none() {
+            // A stockout accepts the create and fails its operation, as an
+            // allocation failure does; location rules match lowercased.
+            let size = spot::vm_size(body.get("properties"));
+            let loc = location.to_ascii_lowercase();
+            op.failure = req
+                .ctx
+                .capacity()
+                .stockout(Cloud::Azure, &loc, size, spot)
+                .map(|code| OpError {
+                    message: spot::allocation_message(&code, size, &location),
+                    code,
+                });
+        }
+    }
     let pc = PutCtx {
         sub: &req.sub,
         rg: &rg_name,

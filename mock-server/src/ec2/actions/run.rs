@@ -14,6 +14,7 @@ use crate::ec2::instances::{write_groups, Instance, MetadataOptions, Phase, Spot
 use crate::ec2::query::Params;
 use crate::ec2::store::{Partition, TokenEntry};
 use crate::ec2::xml::Xml;
+use crate::ctx::Cloud;
 use crate::ec2::{Caller, Ec2, Injected};
 
 /// Largest decoded UserData EC2 accepts.
@@ -266,6 +267,21 @@ fn spot(p: &Params) -> Result<Option<&str>, Ec2Error> {
                     "Invalid value '{kind}' for SpotInstanceType."
                 )));
             }
+            match p.get("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior") {
+                None | Some("terminate") => {}
+                Some("stop" | "hibernate") if kind == "persistent" => {}
+                Some(b @ ("stop" | "hibernate")) => {
+                    return Err(Ec2Error::invalid_combination(format!(
+                        "InstanceInterruptionBehavior '{b}' requires SpotInstanceType 'persistent'."
+                    )))
+                }
+                Some(other) => {
+                    return Err(Ec2Error::invalid_value(format!(
+                        "Invalid value '{}' for InstanceInterruptionBehavior. Valid values: hibernate, stop, terminate.",
+                        clip(other)
+                    )))
+                }
+            }
             if let Some(price) = p.get("InstanceMarketOptions.SpotOptions.MaxPrice") {
                 if price
                     .parse::<f64>()
@@ -281,6 +297,40 @@ fn spot(p: &Params) -> Result<Option<&str>, Ec2Error> {
         Some(other) => Err(Ec2Error::invalid_value(format!(
             "Invalid value '{other}' for MarketType."
         ))),
+    }
+}
+
+/// The error of a launch into a stocked-out offering: 500 for EC2's
+/// server-side capacity codes, 400 for quota codes and any other.
+fn stockout_error(code: &str, instance_type: &str, zone: &str) -> Ec2Error {
+    match code {
+        "InsufficientInstanceCapacity" => Ec2Error::new(
+            500,
+            code,
+            format!(
+                "We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({zone}). Our system will be working on provisioning additional capacity. You can currently get {instance_type} capacity by not specifying an Availability Zone in your request or choosing a different Availability Zone."
+            ),
+        ),
+        "InsufficientHostCapacity" | "InsufficientReservedInstanceCapacity" => Ec2Error::new(
+            500,
+            code,
+            format!("There is not enough capacity to fulfill your request in {zone}."),
+        ),
+        "VcpuLimitExceeded" => Ec2Error::new(
+            400,
+            code,
+            format!("You have requested more vCPU capacity than your current vCPU limit allows for the instance bucket that the specified instance type {instance_type} belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit."),
+        ),
+        "MaxSpotInstanceCountExceeded" => Ec2Error::new(
+            400,
+            code,
+            "Max spot instance count exceeded",
+        ),
+        other => Ec2Error::new(
+            400,
+            other,
+            format!("The request for {instance_type} in {zone} cannot be fulfilled ({other})."),
+        ),
     }
 }
 
@@ -343,6 +393,18 @@ impl Ec2 {
             if let Some(entry) = part.tokens.get(&token_key) {
                 return replay(&part, entry, &fingerprint, client_token, caller, &groups, request_id, now);
             }
+        }
+
+        // A stockout answers for the zone the first instance would get.
+        let first_zone = zone
+            .clone()
+            .unwrap_or_else(|| region_zones[(part.next_seq as usize) % region_zones.len()].clone());
+        if let Some(code) =
+            self.ctx
+                .capacity()
+                .stockout(Cloud::Aws, &first_zone, instance_type, spot.is_some())
+        {
+            return Err(stockout_error(&code, instance_type, &first_zone));
         }
 
         let live = part.live_count(now);
@@ -416,6 +478,7 @@ impl Ec2 {
                 user_action_at: String::new(),
                 failure: injected.fail.clone(),
                 hidden_reads: injected.hidden_reads,
+                interrupted: None,
             };
             ids.push(inst.id.clone());
             part.insert(inst);
@@ -505,7 +568,7 @@ fn write_reservation(
     write_groups(&mut x, groups);
     x.open("instancesSet");
     for i in instances {
-        i.write(&mut x, i.seen(now).state);
+        i.write(&mut x, i.seen(now).state, now);
     }
     x.close("instancesSet");
     x.finish_response("RunInstances")

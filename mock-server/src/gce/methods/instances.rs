@@ -52,7 +52,7 @@ pub(crate) fn numeric_id(gce: &Gce) -> u64 {
     1_000_000_000_000_000_000 + u64::from_str_radix(&hex, 16).unwrap_or(0)
 }
 
-fn operation_name(gce: &Gce) -> String {
+pub(crate) fn operation_name(gce: &Gce) -> String {
     let millis = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     format!(
         "operation-{millis}-{}-{}-{}",
@@ -148,7 +148,15 @@ pub(crate) fn insert(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
         )
     })?;
     let spec = Spec::parse(&body, &call.project, &call.zone)?;
-    let failure = failure_of(call);
+    let stockout = gce.ctx.capacity().stockout(
+        crate::ctx::Cloud::Gcp,
+        &call.zone,
+        spec.machine_type_name(),
+        spec.is_spot(),
+    );
+    let failure = failure_of(call).or_else(|| {
+        stockout.map(|code| Failure::new(&code, "", &call.project, &call.zone))
+    });
     let hidden = hidden_reads_of(call);
     gce.store.write(&call.project, |p| {
         if let Some(reply) = replay(call, p, &rid) {
@@ -336,6 +344,23 @@ fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
             Change::Stop => (OpType::Stop, call.config.stop_operation_ms),
         };
         let being_deleted = inst.timeline.final_status() == Status::Gone;
+        // A stop or delete during a preemption notice, or a start after the
+        // preemption, ends it: the pending preemption is dropped.
+        let mut dropped_preemption = None;
+        if failure.is_none() {
+            let ended = inst.preempted.as_ref().is_some_and(|(n, _)| n.ended(now));
+            let ends_it = match what {
+                Change::Start => status == Status::Terminated || status == Status::Stopping,
+                Change::Delete | Change::Stop => !ended,
+            };
+            if ends_it {
+                if let Some((_, op)) = inst.preempted.take() {
+                    if !ended {
+                        dropped_preemption = Some(op);
+                    }
+                }
+            }
+        }
         if failure.is_none() {
             match what {
                 Change::Delete => {
@@ -372,6 +397,9 @@ fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
             }
         }
         let target = (inst.spec.name.clone(), inst.id);
+        if let Some(op) = dropped_preemption {
+            p.operations.remove(&op);
+        }
         let new = NewOp {
             op_type,
             target: (&target.0, target.1),
