@@ -79,7 +79,11 @@ pub struct FleetConfig {
     pub pool_lease: Duration,
     /// Workers claimed per store round trip.
     pub claim_batch: usize,
-    /// Workers per `step_many` call.
+    /// Workers per `step_many` call, at most; each provider also caps it
+    /// at its own [`batch_limit`](crate::Provider::batch_limit) (AWS 200,
+    /// GCP 500, one at a time elsewhere). The default, 500, leaves the
+    /// providers' limits in charge: a smaller batch costs a GCP or AWS
+    /// check call per batch, so more calls per check.
     pub batch_size: usize,
     /// Concurrent steps (or batched step chunks) per provider partition
     /// (region, zone).
@@ -138,7 +142,7 @@ impl Default for FleetConfig {
             lease: Duration::from_secs(120),
             pool_lease: Duration::from_secs(30),
             claim_batch: 200,
-            batch_size: 50,
+            batch_size: 500,
             concurrency_per_partition: 32,
             max_inflight_chunks: 256,
             step_timeout: Duration::from_secs(60),

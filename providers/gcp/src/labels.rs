@@ -84,9 +84,29 @@ pub(crate) fn owner_filter(manager_id: &str, provider_id: &str) -> String {
     )
 }
 
+/// A list filter matching the instances named `names`:
+/// `(name = "a") OR (name = "b")`. Names are RFC 1035 labels (lowercase
+/// letters, digits, hyphens), so quoting them is enough.
+pub(crate) fn names_filter(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("(name = \"{n}\")"))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_names_filter_ors_one_clause_per_name() {
+        assert_eq!(
+            names_filter(&["sf-a", "sf-b"]),
+            r#"(name = "sf-a") OR (name = "sf-b")"#
+        );
+        assert_eq!(names_filter(&["sf-a"]), r#"(name = "sf-a")"#);
+    }
 
     #[test]
     fn invalid_values_become_valid_and_distinct() {
