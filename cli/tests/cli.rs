@@ -267,5 +267,14 @@ fn bench_capacity_replaces_interrupted_spot_workers_and_steers_around_stockouts_
             "{cloud}: {out}"
         );
         assert_eq!(c["duplicates"], 0, "{cloud}: {out}");
+        assert!(
+            c["removals"]["interruption"].as_u64() > Some(0),
+            "{cloud}: {out}"
+        );
     }
+    // AWS's provider sees an interruption only once the instance is
+    // terminated: replacements running before that came from the agents
+    // reading their two-minute notice.
+    let aws = j["clouds"]["aws"]["replacement_running_before_vm_gone_share"].as_f64();
+    assert!(aws >= Some(0.5), "{out}");
 }
