@@ -147,24 +147,30 @@ pub async fn run(a: &Args) -> Result<Report, BenchError> {
     });
     let service: Arc<dyn WorkerService> = Arc::new(fleet.clone());
     let app = router(service, ApiConfig::default().with_rate(100_000, 100_000));
-    let server = tokio::spawn(serve(listener, None, app, cancel.clone()));
+    // The worker API outlives the first fleet: during the teardown the
+    // agents heartbeat, hear the second fleet's drains and confirm them.
+    let api_stop = CancellationToken::new();
+    let server = tokio::spawn(serve(listener, None, app, api_stop.clone()));
     let agents = Agents::new(mock.imds_url(), queues.clone())
         .with_notice_interval(Duration::from_secs_f64((5.0 * a.time_scale).max(0.05)));
 
     let held = hold(a, mock, &store, &agents, &mut pools).await;
     cancel.cancel();
     let _ = runner.await;
-    let _ = server.await;
     let held = match held {
         Ok(h) => h,
         Err(e) => {
             agents.stop().await;
+            api_stop.cancel();
+            let _ = server.await;
             return Err(e);
         }
     };
     // Scale to zero with a fleet whose pools want nothing.
     let leaks = teardown(mock, &demo, &store, &agents).await;
     agents.stop().await;
+    api_stop.cancel();
+    let _ = server.await;
     let leaks = leaks?;
     report(a, mock, &store, &pools, &held, leaks, ttl).await
 }

@@ -292,7 +292,10 @@ impl Provider for GcpProvider {
         let mut groups: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
         for (i, p) in plans.iter().enumerate() {
             if let Plan::Look { zone, name, .. } = p {
-                groups.entry(zone.as_str()).or_default().push((i, name.as_str()));
+                groups
+                    .entry(zone.as_str())
+                    .or_default()
+                    .push((i, name.as_str()));
             }
         }
         let mut listings: Vec<Option<std::result::Result<Listing, Arc<Error>>>> =
