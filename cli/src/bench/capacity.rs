@@ -9,8 +9,10 @@
 //! ([`offerings`]: four spot in tier 0, two on-demand in tier 1), each
 //! worker with a real agent (`skyfleet_agent`) that reads its VM's
 //! metadata, registers, heartbeats and reads its interruption notice.
-//! While the pools are up the mock stocks out two spot offerings per cloud
-//! for the middle third of the run and, from 30 s on, interrupts
+//! From the start the mock stocks out the two favourite spot offerings per
+//! cloud (weight 3 against 1) for the first third of the run, so the first
+//! launches meet the stockout and the pool falls back, then returns to
+//! them once they are back and their marks expire; from 30 s on it interrupts
 //! `--interrupt-share` of the spot workers: half at once, half at random
 //! over the rest of the hold.
 //! Then the pools are scaled to zero and what is left on the mock counted.
@@ -256,7 +258,7 @@ async fn hold(
 ) -> Result<Held, BenchError> {
     let started = Instant::now();
     let total = Duration::from_secs(a.duration_s);
-    let (stock_from, stock_until) = (total / 3, total * 2 / 3);
+    let (stock_from, stock_until) = (Duration::ZERO, total / 3);
     let interrupt_from = Duration::from_secs(30);
     let hold_h = (total - interrupt_from).as_secs_f64() / 3600.0;
     let rate = a.interrupt_share / hold_h;

@@ -1,7 +1,8 @@
 //! The benchmark's six offerings per cloud: spot first (tier 0, four
 //! offerings: two types in two zones, or on Azure two sizes and a third
 //! size), on-demand after (tier 1, two offerings), and which two of them
-//! the mock stocks out for part of the run.
+//! the mock stocks out for the first third of the run (the two with the
+//! most weight in the spot tier).
 
 use serde_json::{json, Value};
 use skyfleet_core::model::LaunchConfig;
@@ -22,10 +23,10 @@ pub struct BenchOffering {
     pub stocked_out: bool,
 }
 
-fn lc(id: String, tier: u32, launch: Value) -> LaunchConfig {
+fn lc(id: String, tier: u32, weight: f64, launch: Value) -> LaunchConfig {
     LaunchConfig {
         id,
-        weight: 1.0,
+        weight,
         capacity_per_worker: 1,
         tier,
         launch,
@@ -102,6 +103,10 @@ pub fn offerings(cloud: &str, base: &Value) -> Vec<BenchOffering> {
                 launch: lc(
                     format!("{kind}-{i}-{instance_type}-{location}").to_ascii_lowercase(),
                     u32::from(!spot),
+                    // The offerings that stock out are the favourites, as
+                    // the cheapest type would be: launches meet the
+                    // stockout at once, even in a small pool.
+                    if stocked_out { 3.0 } else { 1.0 },
                     launch,
                 ),
                 location,
