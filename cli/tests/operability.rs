@@ -366,24 +366,6 @@ fn dashboard_and_alerts_query_only_metrics_a_running_fleet_serves() {
         .collect();
     assert!(readme_rows.len() >= 20, "{readme_rows:?}");
 
-    let (_mock, url) = start_mock();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &url, 0);
-    let port = free_port();
-    let fleet = Fleet::start(&config, port, "text");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let served = loop {
-        match http("GET", &format!("http://127.0.0.1:{port}/metrics"), None) {
-            Ok(body) if body.contains("skyfleet_workers") => break body,
-            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            other => panic!("no /metrics: {other:?}\n{}", fleet.stderr()),
-        }
-    };
-    let names: std::collections::BTreeSet<&str> = served
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .collect();
     let queried = |text: &str| -> Vec<String> {
         let mut out = Vec::new();
         let mut rest = text;
@@ -397,12 +379,48 @@ fn dashboard_and_alerts_query_only_metrics_a_running_fleet_serves() {
         }
         out
     };
-    let mut checked = 0;
-    for name in exprs
+    let wanted: Vec<String> = exprs
         .iter()
         .flat_map(|e| queried(e))
         .chain(queried(&alerts))
-    {
+        .collect();
+    let served_names = |body: &str| -> std::collections::BTreeSet<String> {
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_string)
+            .collect()
+    };
+
+    let (_mock, url) = start_mock();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, 0);
+    let port = free_port();
+    let fleet = Fleet::start(&config, port, "text");
+    // Series with per-call labels (the transport's `status`) appear with the
+    // first cloud call, which the scanners make within a tick or two of
+    // start; wait for every wanted name (or the deadline) rather than for the
+    // first answer, so a slow machine does not race the first scan.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (served, names) = loop {
+        match http("GET", &format!("http://127.0.0.1:{port}/metrics"), None) {
+            Ok(body) if body.contains("skyfleet_workers") => {
+                let names = served_names(&body);
+                let complete = wanted.iter().all(|n| names.contains(n))
+                    && readme_rows
+                        .iter()
+                        .all(|n| names.contains(n) || names.contains(&format!("{n}_bucket")));
+                if complete || Instant::now() >= deadline {
+                    break (body, names);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            other => panic!("no /metrics: {other:?}\n{}", fleet.stderr()),
+        }
+    };
+    let mut checked = 0;
+    for name in &wanted {
         assert!(
             names.contains(name.as_str()),
             "{name} is queried but not served:\n{served}"
@@ -411,8 +429,7 @@ fn dashboard_and_alerts_query_only_metrics_a_running_fleet_serves() {
     }
     assert!(checked >= 25, "{checked}");
     for name in &readme_rows {
-        let present =
-            names.contains(name.as_str()) || names.contains(format!("{name}_bucket").as_str());
+        let present = names.contains(name.as_str()) || names.contains(&format!("{name}_bucket"));
         assert!(present, "{name} is documented but not served:\n{served}");
     }
     fleet.stop();
