@@ -1,12 +1,14 @@
 //! A metrics recorder for `bench scale`: it keeps, per provider, the
 //! scanner's lag samples (`skyfleet_scanner_lag_seconds`: time from a
-//! worker falling due to its claim) and the steps served
-//! (`skyfleet_steps_total`), while recording is on. Everything else the
-//! runtime emits is dropped.
+//! worker falling due to its claim), each with when it was taken, and the
+//! steps served (`skyfleet_steps_total`), while recording is on; and it
+//! counts the store's statements (`skyfleet_store_statements_total`)
+//! always. Everything else the runtime emits is dropped.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use metrics::{
     Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
@@ -14,11 +16,15 @@ use metrics::{
 };
 use skyfleet_core::metrics_catalogue as names;
 
+/// The store's statement counter (see the store's metrics).
+const STORE_STATEMENTS: &str = "skyfleet_store_statements_total";
+
 /// What was captured.
 #[derive(Debug, Default)]
 struct Captured {
-    lag: Mutex<BTreeMap<String, Vec<f64>>>,
+    lag: Mutex<BTreeMap<String, Vec<(Instant, f64)>>>,
     steps: Mutex<BTreeMap<String, u64>>,
+    statements: AtomicU64,
 }
 
 /// The recorder, and the handle the benchmark reads it through.
@@ -54,9 +60,21 @@ impl Capture {
         self.on.store(false, Ordering::SeqCst);
     }
 
-    /// The lag samples per provider since [`start`](Self::start).
-    pub fn lag(&self) -> BTreeMap<String, Vec<f64>> {
-        lock(&self.data.lag).clone()
+    /// The lag samples per provider since [`start`](Self::start), of
+    /// those taken at times `when` accepts.
+    pub fn lag_when(&self, when: impl Fn(Instant) -> bool) -> BTreeMap<String, Vec<f64>> {
+        lock(&self.data.lag)
+            .iter()
+            .map(|(p, v)| {
+                let kept = v.iter().filter(|(t, _)| when(*t)).map(|(_, x)| *x);
+                (p.clone(), kept.collect())
+            })
+            .collect()
+    }
+
+    /// Store statements executed since the recorder was installed.
+    pub fn statements(&self) -> u64 {
+        self.data.statements.load(Ordering::Relaxed)
     }
 
     /// The steps per provider since [`start`](Self::start).
@@ -84,7 +102,7 @@ impl HistogramFn for LagFn {
             lock(&self.data.lag)
                 .entry(self.provider.clone())
                 .or_default()
-                .push(value);
+                .push((Instant::now(), value));
         }
     }
 }
@@ -111,12 +129,26 @@ impl CounterFn for StepsFn {
     }
 }
 
+/// Adds to the statement count.
+struct Statements(Arc<Captured>);
+
+impl CounterFn for Statements {
+    fn increment(&self, value: u64) {
+        self.0.statements.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn absolute(&self, _: u64) {}
+}
+
 impl Recorder for Capture {
     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        if key.name() == STORE_STATEMENTS {
+            return Counter::from_arc(Arc::new(Statements(self.data.clone())));
+        }
         if key.name() != names::STEPS {
             return Counter::noop();
         }
