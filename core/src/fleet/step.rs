@@ -1,6 +1,7 @@
 //! Stepping claimed workers: one chunk's steps under the step timeout,
-//! panics turned into step errors, and each answer persisted (the lease
-//! released in the same write), keeping what was written to the record
+//! panics turned into step errors, and the chunk's answers persisted in one
+//! batched write (the leases released in it), keeping what was written to a
+//! record
 //! under our lease by writers that do not take it (registration, removal).
 //! Also a single worker stepped at once, outside the scan loop
 //! ([`step_now`]), and the pool errors a failed step reports.
@@ -135,6 +136,9 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
     };
     let per_step = started.elapsed().as_secs_f64() / workers.len().max(1) as f64;
     let now = shared.clock.now();
+    // Each worker's answer applied, then all of them written at once.
+    let mut stepped = Vec::with_capacity(workers.len());
+    let mut after = Vec::with_capacity(workers.len());
     for ((mut w, r), mut seen) in workers.into_iter().zip(results).zip(transitions) {
         let before = w.phase;
         let mut interruption = None;
@@ -195,7 +199,18 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
         metrics::histogram!(names::STEP_SECONDS, "provider" => provider.id().to_string())
             .record(per_step);
         let lease = (w.lease_owner.take(), w.lease_expires_at.take());
-        match persist_step(shared, w, &lease).await {
+        stepped.push(w);
+        after.push((seen, interruption, lease));
+    }
+    let written = persist_batch(shared, &stepped).await;
+    for ((w, (seen, interruption, lease)), first) in stepped.into_iter().zip(after).zip(written) {
+        let persisted = match first {
+            Written::Stored(stored) => Ok(stored),
+            Written::Conflict => persist_step(shared, w, &lease, true).await,
+            Written::Failed(e) => Err((w.id().to_string(), e)),
+            Written::Retry => persist_step(shared, w, &lease, false).await,
+        };
+        match persisted {
             Ok(stored) => {
                 for t in &seen {
                     events::emit(&stored, t);
@@ -219,24 +234,77 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
     }
 }
 
+/// What the batched write of a chunk's stepped workers did with one of them.
+enum Written {
+    /// Stored as stepped.
+    Stored(Worker),
+    /// Its version moved: [`persist_step`] re-reads it.
+    Conflict,
+    /// Failed for good (the worker is gone).
+    Failed(Error),
+    /// Not written (the batch failed): [`persist_step`] writes it alone.
+    Retry,
+}
+
+/// Writes a chunk's stepped workers (their leases released) with one
+/// [`update_workers`](crate::store::WorkerStore::update_workers): one
+/// transaction instead of one per worker. A batch that failed as a whole
+/// (nothing written) leaves each worker to [`persist_step`], so no step is
+/// lost to one bad transaction.
+async fn persist_batch(shared: &Shared, stepped: &[Worker]) -> Vec<Written> {
+    let retry = || stepped.iter().map(|_| Written::Retry).collect();
+    let answers = match shared.store.update_workers(stepped).await {
+        Ok(a) if a.len() == stepped.len() => a,
+        Ok(a) => {
+            tracing::error!(
+                answers = a.len(),
+                workers = stepped.len(),
+                "the store answered a batched update for the wrong number of workers; \
+                 writing them one by one"
+            );
+            return retry();
+        }
+        Err(e) => {
+            tracing::warn!(workers = stepped.len(), error = %e,
+                "could not write a chunk's steps in one transaction; writing them one by one");
+            return retry();
+        }
+    };
+    answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(stored) => Written::Stored(stored),
+            Err(e) if e.kind() == &ErrorKind::Conflict => Written::Conflict,
+            Err(e) if e.kind() == &ErrorKind::NotFound => Written::Failed(e),
+            // A part of the batch the store could not write: alone, again.
+            Err(_) => Written::Retry,
+        })
+        .collect()
+}
+
 /// Writes a stepped worker (its lease released). The record may have
 /// changed under the lease, written by someone who does not take it: a
 /// registration (`registered_at`), a removal (`desired`, the reason). Then
 /// the step is applied again on the fresh record, keeping those changes,
 /// as long as the fresh record still carries our `lease`; otherwise the
-/// worker went to another replica (a `Conflict`). Bounded attempts.
+/// worker went to another replica (a `Conflict`). Bounded attempts: 3
+/// writes, the first of them the batch's when `conflicted` (the batched
+/// write of [`persist_batch`] already met a `Conflict`).
 async fn persist_step(
     shared: &Shared,
     mut w: Worker,
     lease: &(Option<String>, Option<OffsetDateTime>),
+    conflicted: bool,
 ) -> std::result::Result<Worker, (String, Error)> {
     const ATTEMPTS: usize = 3;
     let id = w.id().to_string();
-    for _ in 0..ATTEMPTS {
-        match shared.store.update_worker(&w).await {
-            Ok(stored) => return Ok(stored),
-            Err(e) if e.kind() == &ErrorKind::Conflict => {}
-            Err(e) => return Err((id, e)),
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 || !conflicted {
+            match shared.store.update_worker(&w).await {
+                Ok(stored) => return Ok(stored),
+                Err(e) if e.kind() == &ErrorKind::Conflict => {}
+                Err(e) => return Err((id, e)),
+            }
         }
         let fresh = match shared.store.get_worker(&id).await {
             Ok(Some(f)) => f,
