@@ -441,4 +441,116 @@ mod tests {
         assert_eq!(ours2.desired, base.desired);
         assert_eq!(ours2.next_check_at, at(9));
     }
+
+    /// A provider whose step writes to the store behind the lease, as
+    /// others would meanwhile: registers `w-reg`, lets another replica take
+    /// `w-stolen`, deletes `w-gone`; every worker steps to running.
+    #[derive(Debug)]
+    struct Meddler(Arc<dyn crate::store::WorkerStore>);
+
+    #[async_trait::async_trait]
+    impl crate::provider::Provider for Meddler {
+        fn id(&self) -> &str {
+            "meddler"
+        }
+        fn kind(&self) -> &'static str {
+            "meddler"
+        }
+        fn validate(&self, _: &serde_json::Value) -> crate::Result<()> {
+            Ok(())
+        }
+        async fn step(&self, w: &Worker) -> crate::Result<Step> {
+            let now = OffsetDateTime::now_utc();
+            let fresh = self.0.get_worker(w.id()).await?;
+            match (w.id(), fresh) {
+                ("w-reg", Some(mut f)) => {
+                    f.registered_at = Some(now);
+                    self.0.update_worker(&f).await?;
+                }
+                ("w-stolen", Some(mut f)) => {
+                    f.lease_owner = Some("other".into());
+                    self.0.update_worker(&f).await?;
+                }
+                ("w-gone", Some(_)) => self.0.delete_worker(w.id()).await?,
+                _ => {}
+            }
+            let state = serde_json::json!({"stepped": true});
+            Ok(Step::new(state, Phase::Running, Duration::from_secs(30)))
+        }
+        async fn list_owned(
+            &self,
+            _: &crate::model::OwnershipScope,
+        ) -> crate::Result<Vec<crate::model::OwnedResource>> {
+            Ok(Vec::new())
+        }
+        async fn delete_owned(&self, _: &crate::model::OwnedResource) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A chunk's steps are written in one transaction; a worker changed
+    /// under its lease (registered) is written again keeping the change,
+    /// one taken by another replica or deleted is left alone.
+    // Current-thread: the statement counters are this thread's.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_chunk_is_written_in_one_transaction_and_conflicts_are_retried_alone() {
+        use crate::metrics_catalogue::{STORE_STATEMENTS, STORE_TRANSACTIONS};
+        use crate::store::{Claim, PartitionFilter, SqliteStore, WorkerStore};
+        let counters = crate::store::test_counters::Counters::default();
+        let _local = metrics::set_default_local_recorder(&counters);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("step.db");
+        let sqlite = SqliteStore::open(path.to_str().expect("utf-8")).await;
+        let store: Arc<dyn WorkerStore> = Arc::new(sqlite.expect("open"));
+        let provider: DynProvider = Arc::new(Meddler(store.clone()));
+        let pool = serde_json::json!({"pool_id": "p", "provider_id": "meddler",
+            "max_capacity": 10, "launch_configs": [{"id": "small", "launch": {}}]});
+        let fleet = crate::fleet::Fleet::builder()
+            .owner("me")
+            .store(store.clone())
+            .provider(provider.clone())
+            .pool(serde_json::from_value(pool).expect("pool"))
+            .demand(Arc::new(crate::fleet::FixedDemand::new()))
+            .build()
+            .expect("fleet");
+        let now = OffsetDateTime::now_utc();
+        for id in ["w-plain", "w-reg", "w-stolen", "w-gone"] {
+            let w = fixtures::worker(id).pool("p").provider("meddler");
+            store.create_worker(&w.build(now)).await.expect("create");
+        }
+        let claim = Claim {
+            provider_id: "meddler".into(),
+            partition: PartitionFilter::Any,
+            owner: "me".into(),
+            lease: Duration::from_secs(60),
+            limit: 10,
+        };
+        let claimed = store
+            .claim_due(&claim, now + Duration::from_secs(1))
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 4);
+        step_chunk(&fleet.shared, &provider, claimed).await;
+
+        // 4 updates and a look-up for each of the 3 that missed.
+        assert_eq!(counters.get(STORE_TRANSACTIONS, "update_workers"), 1);
+        assert_eq!(counters.get(STORE_STATEMENTS, "update_workers"), 4 + 3);
+        // The meddler's 2, and w-reg written again alone.
+        assert_eq!(counters.get(STORE_TRANSACTIONS, "update_worker"), 3);
+        let get = |id: &'static str| {
+            let store = store.clone();
+            async move { store.get_worker(id).await.expect("get") }
+        };
+        let plain = get("w-plain").await.expect("w-plain");
+        assert_eq!((plain.phase, plain.version), (Phase::Running, 3));
+        assert_eq!(plain.lease_owner, None, "the write released the lease");
+        let reg = get("w-reg").await.expect("w-reg");
+        assert_eq!(reg.phase, Phase::Running);
+        assert!(reg.registered_at.is_some(), "the registration was kept");
+        assert_eq!((reg.lease_owner, reg.version), (None, 4));
+        let stolen = get("w-stolen").await.expect("w-stolen");
+        assert_eq!(stolen.lease_owner.as_deref(), Some("other"));
+        assert_ne!(stolen.phase, Phase::Running, "the other replica's record");
+        assert!(get("w-gone").await.is_none(), "a deleted worker stays gone");
+    }
 }

@@ -45,6 +45,8 @@ pub mod offerings;
 mod postgres;
 mod sql;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod test_counters;
 
 pub use memory::MemoryStore;
 pub use offerings::{InterruptionCount, OfferingMark};

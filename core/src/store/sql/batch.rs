@@ -234,3 +234,60 @@ where
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics_catalogue as names;
+    use crate::store::conformance::worker;
+    use crate::store::test_counters::Counters;
+    use crate::store::{SqliteStore, WorkerStore};
+
+    /// A batch of 3 workers on SQLite is 3 statements in 1 transaction; a
+    /// stale one among them adds its look-up, not a transaction. A single
+    /// update is 1 statement, its own transaction.
+    // A current-thread runtime: the recorder is this thread's, and every
+    // counter is recorded by the store's code on it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_is_one_transaction_of_one_statement_per_worker() {
+        let counters = Counters::default();
+        let _local = metrics::set_default_local_recorder(&counters);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("count.db");
+        let s = SqliteStore::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("open");
+        let now = crate::clock::from_millis(1_750_000_000_000);
+        let mut batch = Vec::new();
+        for id in ["w-1", "w-2", "w-3"] {
+            batch.push(
+                s.create_worker(&worker(id, "p", "aws", now))
+                    .await
+                    .expect("create"),
+            );
+        }
+        let (stmts, txs) = (names::STORE_STATEMENTS, names::STORE_TRANSACTIONS);
+        assert_eq!(counters.get(stmts, "create_worker"), 3);
+        assert_eq!(counters.get(txs, "create_worker"), 3);
+
+        let written = s.update_workers(&batch).await.expect("batch");
+        assert!(written.iter().all(Result::is_ok), "{written:?}");
+        assert_eq!(counters.get(stmts, "update_workers"), 3);
+        assert_eq!(counters.get(txs, "update_workers"), 1);
+
+        // w-1 and w-2 fresh, w-3 stale (the batch above moved it).
+        let mut next: Vec<_> = written[..2].iter().flatten().cloned().collect();
+        next.push(batch[2].clone());
+        let answers = s.update_workers(&next).await.expect("batch");
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 2);
+        assert_eq!(counters.get(stmts, "update_workers"), 3 + 4);
+        assert_eq!(counters.get(txs, "update_workers"), 2);
+
+        assert!(s.update_workers(&[]).await.expect("empty").is_empty());
+        assert_eq!(counters.get(txs, "update_workers"), 2, "nothing to send");
+
+        let one = answers[0].as_ref().expect("w-1 written");
+        s.update_worker(one).await.expect("update");
+        assert_eq!(counters.get(stmts, "update_worker"), 1);
+        assert_eq!(counters.get(txs, "update_worker"), 1);
+    }
+}
