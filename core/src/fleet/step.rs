@@ -205,7 +205,7 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
     let written = persist_batch(shared, &stepped).await;
     for ((w, (seen, interruption, lease)), first) in stepped.into_iter().zip(after).zip(written) {
         let persisted = match first {
-            Written::Stored(stored) => Ok(stored),
+            Written::Stored(stored) => Ok(*stored),
             Written::Conflict => persist_step(shared, w, &lease, true).await,
             Written::Failed(e) => Err((w.id().to_string(), e)),
             Written::Retry => persist_step(shared, w, &lease, false).await,
@@ -236,8 +236,9 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
 
 /// What the batched write of a chunk's stepped workers did with one of them.
 enum Written {
-    /// Stored as stepped.
-    Stored(Worker),
+    /// Stored as stepped (boxed: a record is some 800 bytes, the other
+    /// answers under 120).
+    Stored(Box<Worker>),
     /// Its version moved: [`persist_step`] re-reads it.
     Conflict,
     /// Failed for good (the worker is gone).
@@ -273,7 +274,7 @@ async fn persist_batch(shared: &Shared, stepped: &[Worker]) -> Vec<Written> {
     answers
         .into_iter()
         .map(|a| match a {
-            Ok(stored) => Written::Stored(stored),
+            Ok(stored) => Written::Stored(Box::new(stored)),
             Err(e) if e.kind() == &ErrorKind::Conflict => Written::Conflict,
             Err(e) if e.kind() == &ErrorKind::NotFound => Written::Failed(e),
             // A part of the batch the store could not write: alone, again.

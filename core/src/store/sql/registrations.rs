@@ -89,7 +89,8 @@ where
         }
         match self
             .get(&registration.worker_id, "update_registration")
-            .await? {
+            .await?
+        {
             None => Err(Error::not_found(format!(
                 "registration of worker {} not found",
                 registration.worker_id
