@@ -310,7 +310,8 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// for a store failure that wrote nothing (a transaction that could not
     /// begin or commit); should a later transaction of a large batch fail,
     /// the earlier ones stay written and its workers get the error each.
-    /// An empty batch answers an empty list.
+    /// An empty batch answers an empty list. A cancelled call keeps the
+    /// transactions it committed and rolls back the one in progress.
     ///
     /// The default sends each worker's [`update_worker`](Self::update_worker)
     /// in turn (a failure is that worker's answer).
