@@ -105,6 +105,11 @@ pub const TRANSPORT_THROTTLES: &str = "skyfleet_transport_throttles_total";
 pub const TRANSPORT_TIMEOUTS: &str = "skyfleet_transport_timeouts_total";
 /// Retries refused by the retry budget (counter; transport labels).
 pub const TRANSPORT_BUDGET_EXHAUSTED: &str = "skyfleet_transport_retry_budget_exhausted_total";
+/// SQL statements the SQL stores executed (counter; `op`, the store method).
+pub const STORE_STATEMENTS: &str = "skyfleet_store_statements_total";
+/// Transactions of the SQL stores, explicit or one statement's implicit one
+/// (counter; `op`, the store method).
+pub const STORE_TRANSACTIONS: &str = "skyfleet_store_transactions_total";
 
 /// The labels of every transport metric: the [`Key`](crate::transport::Key)
 /// a call draws its limits from.
@@ -280,6 +285,18 @@ pub const CATALOGUE: &[MetricInfo] = &[
         kind: MetricType::Counter,
         labels: TRANSPORT,
         help: "Retries refused because the key's retry budget was empty.",
+    },
+    MetricInfo {
+        name: STORE_STATEMENTS,
+        kind: MetricType::Counter,
+        labels: &["op"],
+        help: "SQL statements executed by the SQLite or PostgreSQL store (BEGIN and COMMIT not counted), by store method (`update_workers`, `claim_due`, ...).",
+    },
+    MetricInfo {
+        name: STORE_TRANSACTIONS,
+        kind: MetricType::Counter,
+        labels: &["op"],
+        help: "Transactions of the SQLite or PostgreSQL store, by store method: each explicit transaction, and each statement run on its own (its implicit transaction).",
     },
 ];
 

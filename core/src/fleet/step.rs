@@ -1,6 +1,7 @@
 //! Stepping claimed workers: one chunk's steps under the step timeout,
-//! panics turned into step errors, and each answer persisted (the lease
-//! released in the same write), keeping what was written to the record
+//! panics turned into step errors, and the chunk's answers persisted in one
+//! batched write (the leases released in it), keeping what was written to a
+//! record
 //! under our lease by writers that do not take it (registration, removal).
 //! Also a single worker stepped at once, outside the scan loop
 //! ([`step_now`]), and the pool errors a failed step reports.
@@ -135,6 +136,9 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
     };
     let per_step = started.elapsed().as_secs_f64() / workers.len().max(1) as f64;
     let now = shared.clock.now();
+    // Each worker's answer applied, then all of them written at once.
+    let mut stepped = Vec::with_capacity(workers.len());
+    let mut after = Vec::with_capacity(workers.len());
     for ((mut w, r), mut seen) in workers.into_iter().zip(results).zip(transitions) {
         let before = w.phase;
         let mut interruption = None;
@@ -195,7 +199,18 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
         metrics::histogram!(names::STEP_SECONDS, "provider" => provider.id().to_string())
             .record(per_step);
         let lease = (w.lease_owner.take(), w.lease_expires_at.take());
-        match persist_step(shared, w, &lease).await {
+        stepped.push(w);
+        after.push((seen, interruption, lease));
+    }
+    let written = persist_batch(shared, &stepped).await;
+    for ((w, (seen, interruption, lease)), first) in stepped.into_iter().zip(after).zip(written) {
+        let persisted = match first {
+            Written::Stored(stored) => Ok(*stored),
+            Written::Conflict => persist_step(shared, w, &lease, true).await,
+            Written::Failed(e) => Err((w.id().to_string(), e)),
+            Written::Retry => persist_step(shared, w, &lease, false).await,
+        };
+        match persisted {
             Ok(stored) => {
                 for t in &seen {
                     events::emit(&stored, t);
@@ -219,24 +234,78 @@ pub(super) async fn step_chunk(shared: &Shared, provider: &DynProvider, mut work
     }
 }
 
+/// What the batched write of a chunk's stepped workers did with one of them.
+enum Written {
+    /// Stored as stepped (boxed: a record is some 800 bytes, the other
+    /// answers under 120).
+    Stored(Box<Worker>),
+    /// Its version moved: [`persist_step`] re-reads it.
+    Conflict,
+    /// Failed for good (the worker is gone).
+    Failed(Error),
+    /// Not written (the batch failed): [`persist_step`] writes it alone.
+    Retry,
+}
+
+/// Writes a chunk's stepped workers (their leases released) with one
+/// [`update_workers`](crate::store::WorkerStore::update_workers): one
+/// transaction instead of one per worker. A batch that failed as a whole
+/// (nothing written) leaves each worker to [`persist_step`], so no step is
+/// lost to one bad transaction.
+async fn persist_batch(shared: &Shared, stepped: &[Worker]) -> Vec<Written> {
+    let retry = || stepped.iter().map(|_| Written::Retry).collect();
+    let answers = match shared.store.update_workers(stepped).await {
+        Ok(a) if a.len() == stepped.len() => a,
+        Ok(a) => {
+            tracing::error!(
+                answers = a.len(),
+                workers = stepped.len(),
+                "the store answered a batched update for the wrong number of workers; \
+                 writing them one by one"
+            );
+            return retry();
+        }
+        Err(e) => {
+            tracing::warn!(workers = stepped.len(), error = %e,
+                "could not write a chunk's steps in one transaction; writing them one by one");
+            return retry();
+        }
+    };
+    answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(stored) => Written::Stored(Box::new(stored)),
+            Err(e) if e.kind() == &ErrorKind::Conflict => Written::Conflict,
+            Err(e) if e.kind() == &ErrorKind::NotFound => Written::Failed(e),
+            // A part of the batch the store could not write: alone, again.
+            Err(_) => Written::Retry,
+        })
+        .collect()
+}
+
 /// Writes a stepped worker (its lease released). The record may have
 /// changed under the lease, written by someone who does not take it: a
 /// registration (`registered_at`), a removal (`desired`, the reason). Then
 /// the step is applied again on the fresh record, keeping those changes,
 /// as long as the fresh record still carries our `lease`; otherwise the
-/// worker went to another replica (a `Conflict`). Bounded attempts.
+/// worker went to another replica (a `Conflict`). Bounded attempts: 3
+/// writes, the first of them the batch's when `conflicted` (the batched
+/// write of [`persist_batch`] already met a `Conflict`).
 async fn persist_step(
     shared: &Shared,
     mut w: Worker,
     lease: &(Option<String>, Option<OffsetDateTime>),
+    conflicted: bool,
 ) -> std::result::Result<Worker, (String, Error)> {
     const ATTEMPTS: usize = 3;
     let id = w.id().to_string();
-    for _ in 0..ATTEMPTS {
-        match shared.store.update_worker(&w).await {
-            Ok(stored) => return Ok(stored),
-            Err(e) if e.kind() == &ErrorKind::Conflict => {}
-            Err(e) => return Err((id, e)),
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 || !conflicted {
+            match shared.store.update_worker(&w).await {
+                Ok(stored) => return Ok(stored),
+                Err(e) if e.kind() == &ErrorKind::Conflict => {}
+                Err(e) => return Err((id, e)),
+            }
         }
         let fresh = match shared.store.get_worker(&id).await {
             Ok(Some(f)) => f,
@@ -372,5 +441,117 @@ mod tests {
         assert_eq!(ours2.version, 8);
         assert_eq!(ours2.desired, base.desired);
         assert_eq!(ours2.next_check_at, at(9));
+    }
+
+    /// A provider whose step writes to the store behind the lease, as
+    /// others would meanwhile: registers `w-reg`, lets another replica take
+    /// `w-stolen`, deletes `w-gone`; every worker steps to running.
+    #[derive(Debug)]
+    struct Meddler(Arc<dyn crate::store::WorkerStore>);
+
+    #[async_trait::async_trait]
+    impl crate::provider::Provider for Meddler {
+        fn id(&self) -> &str {
+            "meddler"
+        }
+        fn kind(&self) -> &'static str {
+            "meddler"
+        }
+        fn validate(&self, _: &serde_json::Value) -> crate::Result<()> {
+            Ok(())
+        }
+        async fn step(&self, w: &Worker) -> crate::Result<Step> {
+            let now = OffsetDateTime::now_utc();
+            let fresh = self.0.get_worker(w.id()).await?;
+            match (w.id(), fresh) {
+                ("w-reg", Some(mut f)) => {
+                    f.registered_at = Some(now);
+                    self.0.update_worker(&f).await?;
+                }
+                ("w-stolen", Some(mut f)) => {
+                    f.lease_owner = Some("other".into());
+                    self.0.update_worker(&f).await?;
+                }
+                ("w-gone", Some(_)) => self.0.delete_worker(w.id()).await?,
+                _ => {}
+            }
+            let state = serde_json::json!({"stepped": true});
+            Ok(Step::new(state, Phase::Running, Duration::from_secs(30)))
+        }
+        async fn list_owned(
+            &self,
+            _: &crate::model::OwnershipScope,
+        ) -> crate::Result<Vec<crate::model::OwnedResource>> {
+            Ok(Vec::new())
+        }
+        async fn delete_owned(&self, _: &crate::model::OwnedResource) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A chunk's steps are written in one transaction; a worker changed
+    /// under its lease (registered) is written again keeping the change,
+    /// one taken by another replica or deleted is left alone.
+    // Current-thread: the statement counters are this thread's.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_chunk_is_written_in_one_transaction_and_conflicts_are_retried_alone() {
+        use crate::metrics_catalogue::{STORE_STATEMENTS, STORE_TRANSACTIONS};
+        use crate::store::{Claim, PartitionFilter, SqliteStore, WorkerStore};
+        let counters = crate::store::test_counters::Counters::default();
+        let _local = metrics::set_default_local_recorder(&counters);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("step.db");
+        let sqlite = SqliteStore::open(path.to_str().expect("utf-8")).await;
+        let store: Arc<dyn WorkerStore> = Arc::new(sqlite.expect("open"));
+        let provider: DynProvider = Arc::new(Meddler(store.clone()));
+        let pool = serde_json::json!({"pool_id": "p", "provider_id": "meddler",
+            "max_capacity": 10, "launch_configs": [{"id": "small", "launch": {}}]});
+        let fleet = crate::fleet::Fleet::builder()
+            .owner("me")
+            .store(store.clone())
+            .provider(provider.clone())
+            .pool(serde_json::from_value(pool).expect("pool"))
+            .demand(Arc::new(crate::fleet::FixedDemand::new()))
+            .build()
+            .expect("fleet");
+        let now = OffsetDateTime::now_utc();
+        for id in ["w-plain", "w-reg", "w-stolen", "w-gone"] {
+            let w = fixtures::worker(id).pool("p").provider("meddler");
+            store.create_worker(&w.build(now)).await.expect("create");
+        }
+        let claim = Claim {
+            provider_id: "meddler".into(),
+            partition: PartitionFilter::Any,
+            owner: "me".into(),
+            lease: Duration::from_secs(60),
+            limit: 10,
+        };
+        let claimed = store
+            .claim_due(&claim, now + Duration::from_secs(1))
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 4);
+        step_chunk(&fleet.shared, &provider, claimed).await;
+
+        // 4 updates and a look-up for each of the 3 that missed.
+        assert_eq!(counters.get(STORE_TRANSACTIONS, "update_workers"), 1);
+        assert_eq!(counters.get(STORE_STATEMENTS, "update_workers"), 4 + 3);
+        // The meddler's 2, and w-reg written again alone.
+        assert_eq!(counters.get(STORE_TRANSACTIONS, "update_worker"), 3);
+        let get = |id: &'static str| {
+            let store = store.clone();
+            async move { store.get_worker(id).await.expect("get") }
+        };
+        let plain = get("w-plain").await.expect("w-plain");
+        assert_eq!((plain.phase, plain.version), (Phase::Running, 3));
+        assert_eq!(plain.lease_owner, None, "the write released the lease");
+        let reg = get("w-reg").await.expect("w-reg");
+        assert_eq!(reg.phase, Phase::Running);
+        assert!(reg.registered_at.is_some(), "the registration was kept");
+        assert_eq!((reg.lease_owner, reg.version), (None, 4));
+        let stolen = get("w-stolen").await.expect("w-stolen");
+        assert_eq!(stolen.lease_owner.as_deref(), Some("other"));
+        assert_ne!(stolen.phase, Phase::Running, "the other replica's record");
+        assert!(get("w-gone").await.is_none(), "a deleted worker stays gone");
     }
 }

@@ -20,6 +20,7 @@ use crate::fleet::{Capacity, Estimate, PoolDemand};
 use crate::model::{DrainReason, Phase, Registration, Worker};
 use crate::testing::fixtures;
 
+mod batch;
 mod leases;
 pub mod offerings;
 mod retention;
@@ -62,6 +63,8 @@ where
 {
     create_get_and_duplicates(make().await).await;
     optimistic_updates(make().await).await;
+    batch::mixed_outcomes(make().await).await;
+    batch::large_batches(make().await).await;
     list_by_pool_and_phase(make().await).await;
     claim_rules(make().await).await;
     partitioned_claims(make().await).await;

@@ -42,6 +42,33 @@ struct Inner {
     interruptions: BTreeMap<String, InterruptionCount>,
 }
 
+impl Inner {
+    /// [`WorkerStore::update_worker`] on the locked maps.
+    fn update_worker(&mut self, worker: &Worker) -> Result<Worker> {
+        let Some(cur) = self.workers.get_mut(worker.id()) else {
+            return Err(Error::not_found(format!(
+                "worker {} not found",
+                worker.id()
+            )));
+        };
+        if cur.version != worker.version {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "worker {} changed: version {} in store, {} in update",
+                    worker.id(),
+                    cur.version,
+                    worker.version
+                ),
+            ));
+        }
+        let mut w = worker.clone();
+        w.version += 1;
+        *cur = w.clone();
+        Ok(w)
+    }
+}
+
 impl MemoryStore {
     /// An empty store, with a new random identity created now.
     pub fn new() -> Self {
@@ -88,28 +115,13 @@ impl WorkerStore for MemoryStore {
     }
 
     async fn update_worker(&self, worker: &Worker) -> Result<Worker> {
+        self.lock().update_worker(worker)
+    }
+
+    async fn update_workers(&self, workers: &[Worker]) -> Result<Vec<Result<Worker>>> {
+        // Under one lock: no other call sees half the batch.
         let mut g = self.lock();
-        let Some(cur) = g.workers.get_mut(worker.id()) else {
-            return Err(Error::not_found(format!(
-                "worker {} not found",
-                worker.id()
-            )));
-        };
-        if cur.version != worker.version {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "worker {} changed: version {} in store, {} in update",
-                    worker.id(),
-                    cur.version,
-                    worker.version
-                ),
-            ));
-        }
-        let mut w = worker.clone();
-        w.version += 1;
-        *cur = w.clone();
-        Ok(w)
+        Ok(workers.iter().map(|w| g.update_worker(w)).collect())
     }
 
     async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>> {

@@ -45,6 +45,8 @@ pub mod offerings;
 mod postgres;
 mod sql;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod test_counters;
 
 pub use memory::MemoryStore;
 pub use offerings::{InterruptionCount, OfferingMark};
@@ -296,6 +298,30 @@ pub trait WorkerStore: Send + Sync + std::fmt::Debug {
     /// returned record has the new version. `Conflict` if the version moved,
     /// `NotFound` if the worker is gone. Lease fields are written as given.
     async fn update_worker(&self, worker: &Worker) -> Result<Worker>;
+
+    /// Replaces several workers, each conditional on its own version
+    /// exactly like [`update_worker`](Self::update_worker) (version + 1 on
+    /// success; lease fields written as given), in as few transactions as
+    /// the store can (SQL stores: one per 500 workers).
+    ///
+    /// One answer per worker, in `workers`' order: `Ok` with the stored
+    /// record, `Conflict` if its version moved, `NotFound` if it is gone;
+    /// one worker's conflict does not stop the others. The outer `Err` only
+    /// for a store failure that wrote nothing (a transaction that could not
+    /// begin or commit); should a later transaction of a large batch fail,
+    /// the earlier ones stay written and its workers get the error each.
+    /// An empty batch answers an empty list. A cancelled call keeps the
+    /// transactions it committed and rolls back the one in progress.
+    ///
+    /// The default sends each worker's [`update_worker`](Self::update_worker)
+    /// in turn (a failure is that worker's answer).
+    async fn update_workers(&self, workers: &[Worker]) -> Result<Vec<Result<Worker>>> {
+        let mut out = Vec::with_capacity(workers.len());
+        for w in workers {
+            out.push(self.update_worker(w).await);
+        }
+        Ok(out)
+    }
 
     /// Workers passing `filter`, oldest first.
     async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>>;

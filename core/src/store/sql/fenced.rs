@@ -7,11 +7,14 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 
 use super::rows::{self, WORKER_COLUMNS};
 use super::store::{finished_millis, millis, INSERT_WORKER};
-use super::{db_err, SqlDialect};
+use super::{count, db_err, SqlDialect};
 use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Worker;
 use crate::store::{lease_lost, PoolLease};
+
+/// The store method whose statements this module counts.
+const OP: &str = "create_workers";
 
 /// [`WorkerStore::create_workers`](crate::store::WorkerStore::create_workers)
 /// on SQL.
@@ -37,9 +40,11 @@ where
         .begin()
         .await
         .map_err(|e| db_err("begin creating workers", e))?;
+    count(OP, 0, 1);
     // A write first: it locks the lease row (PostgreSQL) or the
     // database (SQLite) until commit, so no acquisition slips in
     // between this check and the inserts.
+    count(OP, 1, 0);
     let held = sqlx::query(
         "UPDATE pool_leases SET token = token \
          WHERE pool_id = $1 AND owner = $2 AND token = $3",
@@ -75,6 +80,7 @@ where
             (Some(_), Some(_)) => (&leased_sql, Some(millis(worker_lease))),
             _ => (&plain_sql, w.lease_expires_at.map(to_millis)),
         };
+        count(OP, 1, 0);
         let r = sqlx::query(sql)
             .bind(w.id())
             .bind(w.spec.pool_id.as_str())

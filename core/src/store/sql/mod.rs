@@ -5,12 +5,18 @@
 //!
 //! Queries use `$N` placeholders, which both PostgreSQL and (through sqlx)
 //! SQLite accept, so one text serves both.
+//!
+//! Every statement a [`WorkerStore`](super::WorkerStore) method sends is
+//! counted ([`count`]) under the method's name, with its transactions, so a
+//! bench or a dashboard sees what each call costs the database.
 
 use sqlx::{Database, Pool};
 
 use super::migrations::Types;
 use crate::error::{Error, ErrorKind};
+use crate::metrics_catalogue as names;
 
+mod batch;
 mod fenced;
 mod migrate;
 mod offerings;
@@ -59,4 +65,21 @@ pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
         _ => ErrorKind::Internal,
     };
     Error::new(kind, format!("store: {context}: {e}")).with_source(e)
+}
+
+/// Counts the SQL work of store method `op`: `statements` statements sent
+/// (BEGIN and COMMIT not counted) in `transactions` transactions (an
+/// explicit one, or each statement sent on its own, its implicit one).
+/// Counted when sent, whether or not the database accepted them: the cost
+/// was paid either way.
+pub(crate) fn count(op: &'static str, statements: u64, transactions: u64) {
+    metrics::counter!(names::STORE_STATEMENTS, "op" => op).increment(statements);
+    if transactions > 0 {
+        metrics::counter!(names::STORE_TRANSACTIONS, "op" => op).increment(transactions);
+    }
+}
+
+/// [`count`] for one statement sent on its own (its implicit transaction).
+pub(crate) fn count_one(op: &'static str) {
+    count(op, 1, 1);
 }

@@ -5,7 +5,7 @@
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use time::OffsetDateTime;
 
-use super::{db_err, SqlDialect};
+use super::{count_one, db_err, SqlDialect};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{Error, Result};
 use crate::offering::{CapacityType, Offering};
@@ -35,6 +35,7 @@ where
         mark.validate()?;
         let key = mark.key();
         let r = RawMark::of(mark);
+        count_one("mark_offering");
         sqlx::query(
             "INSERT INTO offering_marks (offering_key, class, provider_id, location, \
              instance_type, capacity_type, quota_scope, code, message, marked_at, until_at, \
@@ -65,6 +66,7 @@ where
         let sql = format!(
             "SELECT {MARK_COLUMNS} FROM offering_marks WHERE offering_key = $1 AND class = $2"
         );
+        count_one("mark_offering");
         let row = sqlx::query(&sql)
             .bind(key.as_str())
             .bind(r.class.as_str())
@@ -84,6 +86,7 @@ where
             "SELECT {MARK_COLUMNS} FROM offering_marks WHERE until_at > $1 \
              ORDER BY offering_key, class"
         );
+        count_one("live_offering_marks");
         let found = sqlx::query(&sql)
             .bind(to_millis(now))
             .fetch_all(self.0.sql_pool())
@@ -100,6 +103,7 @@ where
 
     /// Deletes marks whose `until` is at or before `now`.
     pub(super) async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        count_one("delete_expired_offering_marks");
         let r = sqlx::query("DELETE FROM offering_marks WHERE until_at <= $1")
             .bind(to_millis(now))
             .execute(self.0.sql_pool())
@@ -115,6 +119,8 @@ where
         at: OffsetDateTime,
     ) -> Result<InterruptionCount> {
         let key = offering.key();
+        const OP: &str = "record_interruption";
+        count_one(OP);
         sqlx::query(
             "INSERT INTO offering_interruptions (offering_key, provider_id, location, \
              instance_type, capacity_type, quota_scope, n, last_at) \
@@ -133,15 +139,21 @@ where
         .execute(self.0.sql_pool())
         .await
         .map_err(|e| db_err("record an interruption", e))?;
-        self.counts(Some(&key))
+        self.counts(Some(&key), OP)
             .await?
             .pop()
             .ok_or_else(|| Error::internal(format!("store: interruptions of {key} not found")))
     }
 
     /// Interruption counts (of one offering key, or all), by key; rows with
-    /// an unknown capacity type are skipped.
-    pub(super) async fn counts(&self, key: Option<&str>) -> Result<Vec<InterruptionCount>> {
+    /// an unknown capacity type are skipped. The statement is counted under
+    /// store method `op`.
+    pub(super) async fn counts(
+        &self,
+        key: Option<&str>,
+        op: &'static str,
+    ) -> Result<Vec<InterruptionCount>> {
+        count_one(op);
         let mut sql = "SELECT provider_id, location, instance_type, capacity_type, quota_scope, \
              n, last_at FROM offering_interruptions"
             .to_string();

@@ -4,7 +4,7 @@
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::rows;
-use super::{db_err, SqlDialect};
+use super::{count_one, db_err, SqlDialect};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Registration;
 
@@ -29,6 +29,7 @@ where
         let mut r = registration.clone();
         r.version = 1;
         let body = serde_json::to_string(&r)?;
+        count_one("create_registration");
         let done = sqlx::query(
             "INSERT INTO worker_registrations (worker_id, pool_id, version, body) \
              VALUES ($1, $2, $3, $4)",
@@ -49,8 +50,14 @@ where
         }
     }
 
-    /// A worker's registration.
-    pub(super) async fn get(&self, worker_id: &str) -> Result<Option<Registration>> {
+    /// A worker's registration, its statement counted under store method
+    /// `op`.
+    pub(super) async fn get(
+        &self,
+        worker_id: &str,
+        op: &'static str,
+    ) -> Result<Option<Registration>> {
+        count_one(op);
         let row =
             sqlx::query("SELECT body, version FROM worker_registrations WHERE worker_id = $1")
                 .bind(worker_id)
@@ -65,6 +72,7 @@ where
         let mut r = registration.clone();
         r.version = registration.version + 1;
         let body = serde_json::to_string(&r)?;
+        count_one("update_registration");
         let done = sqlx::query(
             "UPDATE worker_registrations SET version = $1, body = $2 \
              WHERE worker_id = $3 AND version = $4",
@@ -79,7 +87,10 @@ where
         if S::rows_affected(&done) == 1 {
             return Ok(r);
         }
-        match self.get(&registration.worker_id).await? {
+        match self
+            .get(&registration.worker_id, "update_registration")
+            .await?
+        {
             None => Err(Error::not_found(format!(
                 "registration of worker {} not found",
                 registration.worker_id
@@ -96,6 +107,7 @@ where
 
     /// A pool's registrations, by worker id.
     pub(super) async fn of_pool(&self, pool_id: &str) -> Result<Vec<Registration>> {
+        count_one("list_registrations");
         let found = sqlx::query(
             "SELECT body, version FROM worker_registrations WHERE pool_id = $1 \
              ORDER BY worker_id",

@@ -6,7 +6,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 use time::OffsetDateTime;
 
 use super::rows::{self, WORKER_COLUMNS};
-use super::{db_err, SqlDialect};
+use super::{count, count_one, db_err, SqlDialect};
 use crate::clock::to_millis;
 use crate::error::Result;
 use crate::model::{Registration, Worker};
@@ -29,6 +29,7 @@ where
     for<'q> Option<i64>: Encode<'q, S::Db>,
     &'static str: ColumnIndex<<S::Db as Database>::Row>,
 {
+    count_one("list_workers_page");
     let mut sql = format!("SELECT {WORKER_COLUMNS} FROM workers WHERE 1 = 1");
     let mut marks = 0;
     let mut mark = || {
@@ -94,11 +95,14 @@ where
         .begin()
         .await
         .map_err(|e| db_err("begin deleting finished workers", e))?;
+    const OP: &str = "delete_finished_workers";
+    count(OP, 0, 1);
     let old = "SELECT worker_id FROM workers \
          WHERE phase IN ('stopped', 'failed') AND finished_at < $1 \
          ORDER BY finished_at LIMIT $2";
     // Registrations first, in the same transaction: never an orphan
     // registration, never a half-deleted batch.
+    count(OP, 1, 0);
     sqlx::query(&format!(
         "DELETE FROM worker_registrations WHERE worker_id IN ({old})"
     ))
@@ -107,6 +111,7 @@ where
     .execute(&mut *tx)
     .await
     .map_err(|e| db_err("delete finished workers' registrations", e))?;
+    count(OP, 1, 0);
     let r = sqlx::query(&format!("DELETE FROM workers WHERE worker_id IN ({old})"))
         .bind(to_millis(before))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -135,6 +140,7 @@ where
     for<'q> Option<i64>: Encode<'q, S::Db>,
     &'static str: ColumnIndex<<S::Db as Database>::Row>,
 {
+    count_one("prune_pool_errors");
     let r = sqlx::query(
         "DELETE FROM pool_errors WHERE reported_at < $1 OR error_id IN \
          (SELECT error_id FROM (SELECT error_id, ROW_NUMBER() OVER \
@@ -169,6 +175,7 @@ where
             "SELECT body, version FROM worker_registrations WHERE worker_id IN ({})",
             marks.join(", ")
         );
+        count_one("registrations_of");
         let mut q = sqlx::query(&sql);
         for id in ids {
             q = q.bind(*id);

@@ -16,7 +16,9 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use time::OffsetDateTime;
 
 use super::rows::{self, POOL_ERROR_COLUMNS, WORKER_COLUMNS};
-use super::{db_err, fenced, offerings::Offerings, registrations, retention, SqlDialect};
+use super::{
+    batch, count_one, db_err, fenced, offerings::Offerings, registrations, retention, SqlDialect,
+};
 use crate::clock::to_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Registration, Worker};
@@ -77,6 +79,7 @@ where
         let mut w = worker.clone();
         w.version = 1;
         let body = serde_json::to_string(&w)?;
+        count_one("create_worker");
         let sql = INSERT_WORKER.replace("{lease_expires_at}", "$8");
         let r = sqlx::query(&sql)
             .bind(w.id())
@@ -104,6 +107,7 @@ where
     }
 
     async fn get_worker(&self, worker_id: &str) -> Result<Option<Worker>> {
+        count_one("get_worker");
         let sql = format!("SELECT {WORKER_COLUMNS} FROM workers WHERE worker_id = $1");
         let row = sqlx::query(&sql)
             .bind(worker_id)
@@ -114,45 +118,11 @@ where
     }
 
     async fn update_worker(&self, worker: &Worker) -> Result<Worker> {
-        let mut w = worker.clone();
-        w.version = worker.version + 1;
-        let body = serde_json::to_string(&w)?;
-        let r = sqlx::query(
-            "UPDATE workers SET phase = $1, next_check_at = $2, version = $3, lease_owner = $4, \
-             lease_expires_at = $5, body = $6, scan_partition = $7, finished_at = $10 \
-             WHERE worker_id = $8 AND version = $9",
-        )
-        .bind(w.phase.as_str())
-        .bind(to_millis(w.next_check_at))
-        .bind(w.version)
-        .bind(w.lease_owner.as_deref())
-        .bind(w.lease_expires_at.map(to_millis))
-        .bind(body.as_str())
-        .bind(w.partition.as_deref())
-        .bind(w.id())
-        .bind(worker.version)
-        .bind(finished_millis(&w))
-        .execute(self.sql_pool())
-        .await
-        .map_err(|e| db_err("update worker", e))?;
-        if S::rows_affected(&r) == 1 {
-            return Ok(w);
-        }
-        match self.get_worker(worker.id()).await? {
-            None => Err(Error::not_found(format!(
-                "worker {} not found",
-                worker.id()
-            ))),
-            Some(cur) => Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "worker {} changed: version {} in store, {} in update",
-                    worker.id(),
-                    cur.version,
-                    worker.version
-                ),
-            )),
-        }
+        batch::update_worker(self, worker).await
+    }
+
+    async fn update_workers(&self, workers: &[Worker]) -> Result<Vec<Result<Worker>>> {
+        batch::update_workers(self, workers).await
     }
 
     async fn list_workers_page(
@@ -177,6 +147,7 @@ where
     }
 
     async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<Worker>> {
+        count_one("list_workers");
         let mut sql = format!("SELECT {WORKER_COLUMNS} FROM workers WHERE 1 = 1");
         let mut marks = 0;
         let mut mark = || {
@@ -212,6 +183,7 @@ where
     }
 
     async fn claim_due(&self, claim: &Claim, now: OffsetDateTime) -> Result<Vec<Worker>> {
+        count_one("claim_due");
         let (partition_sql, partition) = partition_condition(&claim.partition, "$6");
         // Due by the caller's clock (which wrote `next_check_at`); leased
         // and expired by the store's.
@@ -254,6 +226,7 @@ where
             "SELECT DISTINCT scan_partition FROM workers WHERE provider_id = $1 AND {NOT_FINAL} \
              ORDER BY scan_partition NULLS FIRST"
         );
+        count_one("partitions");
         let found = sqlx::query(&sql)
             .bind(provider_id)
             .fetch_all(self.sql_pool())
@@ -269,6 +242,7 @@ where
     }
 
     async fn release(&self, worker_id: &str, owner: &str) -> Result<()> {
+        count_one("release");
         sqlx::query(
             "UPDATE workers SET lease_owner = NULL, lease_expires_at = NULL, version = version + 1 \
              WHERE worker_id = $1 AND lease_owner = $2",
@@ -282,6 +256,7 @@ where
     }
 
     async fn release_all(&self, owner: &str) -> Result<u64> {
+        count_one("release_all");
         let r = sqlx::query(
             "UPDATE workers SET lease_owner = NULL, lease_expires_at = NULL, version = version + 1 \
              WHERE lease_owner = $1",
@@ -296,11 +271,13 @@ where
     async fn delete_worker(&self, worker_id: &str) -> Result<()> {
         // The registration first: a crash in between leaves a worker
         // without one (it is being deleted), never an orphan registration.
+        count_one("delete_worker");
         sqlx::query("DELETE FROM worker_registrations WHERE worker_id = $1")
             .bind(worker_id)
             .execute(self.sql_pool())
             .await
             .map_err(|e| db_err("delete registration", e))?;
+        count_one("delete_worker");
         sqlx::query("DELETE FROM workers WHERE worker_id = $1")
             .bind(worker_id)
             .execute(self.sql_pool())
@@ -329,6 +306,7 @@ where
              WHERE pool_leases.owner = excluded.owner OR pool_leases.expires_at <= {lease_now} \
              RETURNING token"
         );
+        count_one("acquire_pool_lease");
         let mut q = sqlx::query(&sql)
             .bind(pool_id)
             .bind(owner)
@@ -363,6 +341,7 @@ where
     }
 
     async fn record_pool_error(&self, error: &PoolError) -> Result<()> {
+        count_one("record_pool_error");
         sqlx::query(
             "INSERT INTO pool_errors (pool_id, kind, title, message, launch_config_id, reported_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -384,6 +363,7 @@ where
             "SELECT {POOL_ERROR_COLUMNS} FROM pool_errors \
              WHERE pool_id = $1 ORDER BY error_id DESC LIMIT $2"
         );
+        count_one("list_pool_errors");
         let found = sqlx::query(&sql)
             .bind(pool_id)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -394,6 +374,7 @@ where
     }
 
     async fn pool_error_groups(&self, since: OffsetDateTime) -> Result<Vec<PoolErrorGroup>> {
+        count_one("pool_error_groups");
         let found = sqlx::query(
             "SELECT pool_id, kind, launch_config_id, CAST(COUNT(*) AS BIGINT) AS n, \
              CAST(MAX(reported_at) AS BIGINT) AS last_at FROM pool_errors \
@@ -413,6 +394,7 @@ where
 
     async fn put_pool_decision(&self, decision: &PoolDecision) -> Result<()> {
         let body = serde_json::to_string(decision)?;
+        count_one("put_pool_decision");
         sqlx::query(
             "INSERT INTO pool_decisions (pool_id, decided_at, body) VALUES ($1, $2, $3) \
              ON CONFLICT (pool_id) DO UPDATE SET decided_at = excluded.decided_at, \
@@ -428,6 +410,7 @@ where
     }
 
     async fn list_pool_decisions(&self) -> Result<Vec<PoolDecision>> {
+        count_one("list_pool_decisions");
         let found = sqlx::query("SELECT body FROM pool_decisions ORDER BY pool_id")
             .fetch_all(self.sql_pool())
             .await
@@ -451,7 +434,9 @@ where
     }
 
     async fn get_registration(&self, worker_id: &str) -> Result<Option<Registration>> {
-        registrations::Registrations(self).get(worker_id).await
+        registrations::Registrations(self)
+            .get(worker_id, "get_registration")
+            .await
     }
 
     async fn update_registration(&self, registration: &Registration) -> Result<Registration> {
@@ -465,6 +450,7 @@ where
     }
 
     async fn store_identity(&self) -> Result<StoreIdentity> {
+        count_one("store_identity");
         let row =
             sqlx::query("SELECT store_id, created_at FROM store_identity WHERE singleton = 1")
                 .fetch_optional(self.sql_pool())
@@ -508,6 +494,6 @@ where
     }
 
     async fn interruption_counts(&self) -> Result<Vec<InterruptionCount>> {
-        Offerings(self).counts(None).await
+        Offerings(self).counts(None, "interruption_counts").await
     }
 }
