@@ -16,9 +16,6 @@ use metrics::{
 };
 use skyfleet_core::metrics_catalogue as names;
 
-/// The store's statement counter (see the store's metrics).
-const STORE_STATEMENTS: &str = "skyfleet_store_statements_total";
-
 /// What was captured.
 #[derive(Debug, Default)]
 struct Captured {
@@ -146,7 +143,7 @@ impl Recorder for Capture {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        if key.name() == STORE_STATEMENTS {
+        if key.name() == names::STORE_STATEMENTS {
             return Counter::from_arc(Arc::new(Statements(self.data.clone())));
         }
         if key.name() != names::STEPS {

@@ -2,7 +2,7 @@
 //! hold, and what the others did about it. Figures:
 //! - each replica's share of the worker steps before the kill (between
 //!   three quarters and six fifths of an even share: a quarter to two
-//!   fifths with three replicas);
+//!   fifths with three replicas), judged from 1,000 steps up;
 //! - overlapping steps (one worker stepped by two replicas at once) over
 //!   the whole run, which must be none;
 //! - for each worker the killed replica held leased, the time until another
@@ -24,6 +24,8 @@ use crate::bench::stats::Distribution;
 /// Slack beyond a lease for a freed worker to be claimed: scan ticks and
 /// one step.
 const TAKEOVER_SLACK: Duration = Duration::from_secs(10);
+/// Steps before the kill from which the replicas' shares are judged.
+const MIN_STEPS_FOR_SHARES: u64 = 1000;
 /// The lag p99 the survivors must be back under.
 const RECOVERED_LAG_P99_S: f64 = 2.0;
 
@@ -95,7 +97,11 @@ impl Run<'_> {
             .map(|s| *s as f64 / total.max(1) as f64)
             .collect();
         let even = 1.0 / n as f64;
-        for (i, s) in shares.iter().enumerate() {
+        // Claims take every due worker a scan tick finds, so with a few
+        // dozen steps one replica's tick can take most of them: the shares
+        // are held to their bounds only at fleet size.
+        let judged = total >= MIN_STEPS_FOR_SHARES;
+        for (i, s) in shares.iter().enumerate().filter(|_| judged) {
             if !(0.75 * even..=1.2 * even).contains(s) {
                 failures.push(format!(
                     "replica {i} served {:.0} % of the steps before the kill (wanted {:.0} to {:.0} %)",
@@ -173,6 +179,7 @@ impl Run<'_> {
                 "lease_s": lease.as_secs(),
                 "steps_before_kill": before,
                 "shares_before_kill": shares,
+                "shares_judged": judged,
                 "overlapping_steps": overlaps,
                 "killed": k.replica,
                 "killed_leases": k.leased.len(),
