@@ -357,12 +357,8 @@ async fn phases(
     }
     // Without registered workers no task can run: skip to the scale-in.
     let skip_work = !registered;
-    let vms: Vec<mockctl::Resource> = mockctl::resources(mock)
-        .await?
-        .into_iter()
-        .filter(mockctl::is_vm)
-        .collect();
-    let duplicate_vms = mockctl::duplicates_per_worker(&vms);
+    let resources = mockctl::resources(mock).await?;
+    let duplicate_vms: usize = mockctl::vm_duplicates_by_cloud(&resources).values().sum();
 
     bars.reset();
     bars.phase("working: each worker takes tasks from its pool's queue");

@@ -94,6 +94,14 @@ pub fn is_vm(r: &Resource) -> bool {
     matches!(r["kind"].as_str(), Some("instance" | "virtualMachine"))
 }
 
+/// Whether a listed VM is up (running, and serving its metadata).
+pub fn is_up(r: &Resource) -> bool {
+    matches!(
+        r["state"].as_str(),
+        Some("running" | "RUNNING" | "Succeeded")
+    )
+}
+
 /// The worker id a resource is tagged (labelled) with.
 pub fn worker_tag(r: &Resource) -> Option<&str> {
     r["tags"][skyfleet_core::model::tag::WORKER].as_str()
@@ -115,6 +123,13 @@ pub fn duplicates_by_cloud(resources: &[Resource]) -> BTreeMap<String, usize> {
         *out.entry(cloud.to_string()).or_default() += n - 1;
     }
     out
+}
+
+/// [`duplicates_by_cloud`] of the VMs alone (a worker's disk, NIC and IP
+/// are not copies of its VM).
+pub fn vm_duplicates_by_cloud(resources: &[Resource]) -> BTreeMap<String, usize> {
+    let vms: Vec<Resource> = resources.iter().filter(|r| is_vm(r)).cloned().collect();
+    duplicates_by_cloud(&vms)
 }
 
 /// [`duplicates_by_cloud`] summed over clouds.

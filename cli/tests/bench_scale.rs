@@ -91,7 +91,8 @@ fn three_replicas_on_postgres_never_step_one_worker_at_once_and_survive_a_kill()
     {
         assert!(s.as_u64() > Some(0), "a replica served no steps: {out}");
     }
-    assert!(r["live_at_kill"].as_u64() >= Some(30), "{out}");
+    // The out-of-band deletes take one worker per cloud at the hold's start.
+    assert!(r["live_at_kill"].as_u64() >= Some(27), "{out}");
     let after = r["first_step_after_kill_s"]["max"].as_f64();
     assert!(after.is_some_and(|s| s <= 80.0), "{out}");
     assert!(

@@ -314,7 +314,7 @@ async fn hold(
         // capacity.
         let up: HashSet<&str> = resources
             .iter()
-            .filter(|r| mockctl::is_vm(r) && is_up(r))
+            .filter(|r| mockctl::is_vm(r) && mockctl::is_up(r))
             .filter_map(mockctl::worker_tag)
             .collect();
         for r in resources.iter().filter(|r| mockctl::is_vm(r)) {
@@ -324,12 +324,7 @@ async fn hold(
                 }
             }
         }
-        let vms: Vec<Value> = resources
-            .iter()
-            .filter(|r| mockctl::is_vm(r))
-            .cloned()
-            .collect();
-        for (cloud, n) in mockctl::duplicates_by_cloud(&vms) {
+        for (cloud, n) in mockctl::vm_duplicates_by_cloud(&resources) {
             let worst = held.duplicates.entry(cloud).or_default();
             *worst = (*worst).max(n);
         }
@@ -395,7 +390,7 @@ async fn teardown(
         let (f, c) = (fleet.clone(), cancel.clone());
         async move { f.run(c).await }
     });
-    let result = drain_to_zero(mock, store, agents, &fleet).await;
+    let result = drain_to_zero(mock, store, agents).await;
     cancel.cancel();
     let _ = runner.await;
     result
@@ -405,7 +400,6 @@ async fn drain_to_zero(
     mock: &MockCloud,
     store: &Arc<dyn WorkerStore>,
     agents: &Agents,
-    fleet: &Fleet,
 ) -> Result<usize, BenchError> {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -427,19 +421,10 @@ async fn drain_to_zero(
         }
         if Instant::now() >= deadline {
             // Whatever is on the mock once no worker is live is a leak.
-            let _ = fleet;
             return Ok(left);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// Whether a listed VM is up (running and serving its metadata).
-fn is_up(r: &Value) -> bool {
-    matches!(
-        r["state"].as_str(),
-        Some("running" | "RUNNING" | "Succeeded")
-    )
 }
 
 fn at(v: &Value) -> Option<OffsetDateTime> {

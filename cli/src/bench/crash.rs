@@ -224,12 +224,8 @@ pub async fn run(args: CrashArgs) -> Result<Report, BenchError> {
                     .filter(|n| **n < workers as usize)
                     .count();
             // Count VMs per worker while everything runs.
-            let vms: Vec<mockctl::Resource> = mockctl::resources(&mock)
-                .await?
-                .into_iter()
-                .filter(mockctl::is_vm)
-                .collect();
-            for (cloud, n) in mockctl::duplicates_by_cloud(&vms) {
+            let resources = mockctl::resources(&mock).await?;
+            for (cloud, n) in mockctl::vm_duplicates_by_cloud(&resources) {
                 *duplicates.entry(cloud).or_default() += n;
             }
         }

@@ -257,12 +257,7 @@ async fn calls(mock: &MockProcess) -> Result<BTreeMap<String, u64>, BenchError> 
 
 /// VMs beyond one per worker in `resources`.
 fn duplicates(resources: &[Value]) -> usize {
-    let vms: Vec<Value> = resources
-        .iter()
-        .filter(|r| crate::mockctl::is_vm(r))
-        .cloned()
-        .collect();
-    crate::mockctl::duplicates_per_worker(&vms)
+    crate::mockctl::vm_duplicates_by_cloud(resources).values().sum()
 }
 
 /// One run's parts.

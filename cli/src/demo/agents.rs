@@ -181,14 +181,6 @@ fn cloud_of(name: &str) -> Option<Cloud> {
     }
 }
 
-/// Whether a listed VM is up (its metadata is served).
-fn is_up(r: &Resource) -> bool {
-    matches!(
-        r["state"].as_str(),
-        Some("running" | "RUNNING" | "Succeeded")
-    )
-}
-
 impl Agents {
     /// No agents yet; metadata under `imds_url` (the mock's), tasks from
     /// `queues`.
@@ -218,7 +210,7 @@ impl Agents {
         let mut tasks = lock(&self.tasks);
         while tasks.try_join_next().is_some() {}
         let mut starts = lock(&self.starts);
-        for r in resources.iter().filter(|r| mockctl::is_vm(r) && is_up(r)) {
+        for r in resources.iter().filter(|r| mockctl::is_vm(r) && mockctl::is_up(r)) {
             let (Some(worker), Some(path), Some(cloud_name)) = (
                 mockctl::worker_tag(r),
                 r["metadata_path"].as_str(),
