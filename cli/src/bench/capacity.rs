@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use skyfleet_api::{router, serve, ApiConfig, WorkerService};
-use skyfleet_core::fleet::{FixedDemand, Fleet, FleetConfig};
+use skyfleet_core::fleet::{FixedDemand, FleetConfig};
 use skyfleet_core::store::{MemoryStore, WorkerFilter, WorkerStore};
 use skyfleet_core::{DesiredState, ErrorKind, Phase, Worker};
 use skyfleet_mock::MockCloud;

@@ -257,7 +257,9 @@ async fn calls(mock: &MockProcess) -> Result<BTreeMap<String, u64>, BenchError> 
 
 /// VMs beyond one per worker in `resources`.
 fn duplicates(resources: &[Value]) -> usize {
-    crate::mockctl::vm_duplicates_by_cloud(resources).values().sum()
+    crate::mockctl::vm_duplicates_by_cloud(resources)
+        .values()
+        .sum()
 }
 
 /// One run's parts.

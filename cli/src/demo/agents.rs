@@ -210,7 +210,10 @@ impl Agents {
         let mut tasks = lock(&self.tasks);
         while tasks.try_join_next().is_some() {}
         let mut starts = lock(&self.starts);
-        for r in resources.iter().filter(|r| mockctl::is_vm(r) && mockctl::is_up(r)) {
+        for r in resources
+            .iter()
+            .filter(|r| mockctl::is_vm(r) && mockctl::is_up(r))
+        {
             let (Some(worker), Some(path), Some(cloud_name)) = (
                 mockctl::worker_tag(r),
                 r["metadata_path"].as_str(),
