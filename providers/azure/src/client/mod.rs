@@ -308,6 +308,18 @@ impl ArmClient {
         )
     }
 
+    /// The subscription-wide VM list with each VM's instance view statuses
+    /// (`VirtualMachines_ListAll` with `statusOnly=true`).
+    pub fn vm_status_list_url(&self) -> String {
+        format!(
+            "{}/subscriptions/{}/providers/{}?api-version={}&statusOnly=true",
+            self.base,
+            self.subscription,
+            ResourceType::Vm.arm_type(),
+            ResourceType::Vm.api_version()
+        )
+    }
+
     /// Checks that `url` is on the configured endpoint (the token goes
     /// nowhere else).
     pub fn check_url(&self, url: &str) -> Result<()> {
