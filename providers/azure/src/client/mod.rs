@@ -115,7 +115,7 @@ pub type ArmResponse = ApiResponse;
 /// What a non-success ARM answer's error body says.
 pub trait ArmAnswer {
     /// The body parsed as `T`; a garbled body is an [`ErrorKind::Internal`]
-    /// error with code `GarbledResponse` naming `what` (see [`garbled`]).
+    /// error with code `GarbledResponse` naming `what` (see `garbled`).
     fn arm_json<T: DeserializeOwned>(&self, what: &str) -> Result<T>;
 
     /// This (non-success) answer as a classified error.
