@@ -304,6 +304,7 @@ impl Arm {
             scale: self.ctx.time_scale(),
             read: admitted.query.read,
             skip: admitted.query.skip,
+            status_only: admitted.query.status_only.clone(),
             fail: injected.fail,
             not_found_reads: injected.not_found_reads,
             ctx: self.ctx.clone(),

@@ -43,6 +43,8 @@ pub struct Req {
     pub read: ReadOpts,
     /// `$skiptoken` of a list page.
     pub skip: usize,
+    /// `statusOnly` of a VM list, as sent (checked by the list).
+    pub status_only: Option<String>,
     /// A `fail_operation` fault: the operation this request starts fails.
     pub fail: Option<OpError>,
     /// A `not_found_reads` fault: reads of the resource answer 404 this often.
@@ -74,6 +76,8 @@ pub struct Query {
     pub read: ReadOpts,
     /// `$skiptoken` of a list page.
     pub skip: usize,
+    /// `statusOnly`, as sent.
+    pub status_only: Option<String>,
 }
 
 /// Parses the query string (percent-decoded, keys case-insensitive).
@@ -87,6 +91,8 @@ pub fn query(q: Option<&str>) -> Query {
             out.api_version = Some(v);
         } else if k.eq_ignore_ascii_case("$skiptoken") {
             out.skip = v.parse().unwrap_or(0);
+        } else if k.eq_ignore_ascii_case("statusOnly") {
+            out.status_only = Some(v);
         } else if k.eq_ignore_ascii_case("$expand") {
             for e in v.split(',') {
                 let e = e.trim();

@@ -73,6 +73,12 @@ pub struct AzureConfig {
     /// `userData`). Without it, the document has no `rootUrl`.
     #[serde(default)]
     pub root_url: Option<String>,
+    /// Seconds a power-state snapshot of the subscription's VMs (one
+    /// `statusOnly=true` list) answers running workers' health checks in
+    /// batches (default 15; 0 disables it: one instance-view GET per
+    /// check). See [`AzureBuilder::with_status_max_age`].
+    #[serde(default = "AzureConfig::default_status_max_age")]
+    pub status_max_age_s: f64,
 }
 
 impl std::fmt::Debug for AzureConfig {
@@ -87,6 +93,7 @@ impl std::fmt::Debug for AzureConfig {
             .field("transport", &self.transport)
             .field("poll", &self.poll)
             .field("root_url", &self.root_url)
+            .field("status_max_age_s", &self.status_max_age_s)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +139,9 @@ impl AzureConfig {
     fn default_busy_retry() -> f64 {
         5.0
     }
+    fn default_status_max_age() -> f64 {
+        crate::chain::DEFAULT_MAX_AGE.as_secs_f64()
+    }
 
     /// A config for `subscription_id` with every default.
     pub fn new(subscription_id: impl Into<String>) -> Self {
@@ -148,6 +158,7 @@ impl AzureConfig {
             max_instance_view_404s: Self::default_iv_404s(),
             busy_retry_s: Self::default_busy_retry(),
             root_url: None,
+            status_max_age_s: Self::default_status_max_age(),
         }
     }
 
@@ -191,6 +202,14 @@ impl AzureConfig {
         if !(self.busy_retry_s.is_finite() && self.busy_retry_s > 0.0) {
             return Err(Error::invalid_config("busy_retry_s", "must be > 0"));
         }
+        // An hour is far past any useful age: a snapshot that old would hide
+        // a deleted VM for as long.
+        if !(self.status_max_age_s.is_finite() && (0.0..=3600.0).contains(&self.status_max_age_s)) {
+            return Err(Error::invalid_config(
+                "status_max_age_s",
+                "must be between 0 (no snapshot) and 3600 seconds",
+            ));
+        }
         self.credential.validate()?;
         if let Some(url) = &self.root_url {
             check_root_url("root_url", url)?;
@@ -205,6 +224,10 @@ impl AzureConfig {
 
     pub(crate) fn health_interval(&self) -> Duration {
         Duration::try_from_secs_f64(self.health_interval_s).unwrap_or(Duration::from_secs(60))
+    }
+
+    pub(crate) fn status_max_age(&self) -> Duration {
+        Duration::try_from_secs_f64(self.status_max_age_s).unwrap_or(crate::chain::DEFAULT_MAX_AGE)
     }
 
     pub(crate) fn busy_retry(&self) -> Duration {
@@ -229,6 +252,8 @@ pub(crate) struct Settings {
     pub busy_retry: Duration,
     /// Consecutive instance-view 404s tolerated on a VM that exists.
     pub max_instance_view_404s: u32,
+    /// How long a power-state snapshot is shared (zero: none).
+    pub status_max_age: Duration,
     /// The manager's API URL written into each worker's bootstrap document.
     pub root_url: Option<String>,
 }
@@ -412,6 +437,17 @@ impl AzureBuilder {
         self
     }
 
+    /// How long a power-state snapshot of the subscription's VMs answers
+    /// running workers' health checks in [`Provider::step_many`]
+    /// (default 15 s; [`Duration::ZERO`] disables it: one instance-view GET
+    /// per check). At most 3600 s.
+    ///
+    /// [`Provider::step_many`]: skyfleet_core::Provider::step_many
+    pub fn with_status_max_age(mut self, max_age: Duration) -> Self {
+        self.config.status_max_age_s = max_age.as_secs_f64();
+        self
+    }
+
     /// Consecutive instance-view 404s tolerated (default 2).
     pub fn with_max_instance_view_404s(mut self, n: u32) -> Self {
         self.config.max_instance_view_404s = n;
@@ -466,6 +502,7 @@ impl AzureBuilder {
             health_interval: c.health_interval(),
             busy_retry: c.busy_retry(),
             max_instance_view_404s: c.max_instance_view_404s,
+            status_max_age: c.status_max_age(),
             root_url: match &c.root_url {
                 Some(url) => Some(check_root_url("root_url", url)?),
                 None => None,
@@ -517,5 +554,26 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "root_url"));
+        let e = AzureBuilder::new("sub-1")
+            .with_status_max_age(Duration::from_secs(3601))
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "status_max_age_s")
+        );
+    }
+
+    #[test]
+    fn status_max_age_defaults_to_15_s_and_zero_is_allowed() {
+        let c = AzureConfig::from_json(json!({"subscription_id": "s"})).unwrap();
+        assert_eq!(c.status_max_age(), Duration::from_secs(15));
+        let c =
+            AzureConfig::from_json(json!({"subscription_id": "s", "status_max_age_s": 0})).unwrap();
+        assert_eq!(c.status_max_age(), Duration::ZERO);
+        let e = AzureConfig::from_json(json!({"subscription_id": "s", "status_max_age_s": -1}))
+            .unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidConfig { field } if field == "status_max_age_s")
+        );
     }
 }

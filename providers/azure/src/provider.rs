@@ -3,7 +3,12 @@
 //! It is stateless between steps: everything a worker needs is in its
 //! provider state (the chain's state), so a provider
 //! rebuilt from its [`AzureConfig`] alone (after a crash, on another
-//! replica) carries on where the last one stopped.
+//! replica) carries on where the last one stopped. The one thing it keeps
+//! in memory is a cache: the power-state snapshot that answers running
+//! workers' health checks in [`Provider::step_many`] (see
+//! `chain::status_list`); a new provider simply lists anew.
+//!
+//! [`AzureConfig`]: crate::AzureConfig
 
 use std::sync::Arc;
 
@@ -21,9 +26,10 @@ use skyfleet_core::{
 };
 use skyfleet_identity::azure::AzureVerifier;
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
 
 use crate::builder::Settings;
-use crate::chain::Ctx;
+use crate::chain::{Ctx, PowerStates};
 use crate::client::{ArmAnswer, ArmClient, ResourceType};
 use crate::launch::AzureLaunch;
 
@@ -36,7 +42,12 @@ pub struct AzureProvider {
     client: ArmClient,
     clock: Arc<dyn Clock>,
     attestation: Arc<AzureVerifier>,
+    /// Shared by clones: one snapshot per provider.
+    power: Arc<PowerStates>,
 }
+
+/// How many workers [`AzureProvider::step_many`] steps at once.
+const STEP_CONCURRENCY: usize = 32;
 
 impl std::fmt::Debug for AzureProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +68,7 @@ impl AzureProvider {
     ) -> Self {
         AzureProvider {
             id,
+            power: Arc::new(PowerStates::new(settings.status_max_age)),
             settings: Arc::new(settings),
             client,
             clock,
@@ -179,6 +191,67 @@ impl Provider for AzureProvider {
 
     async fn step(&self, worker: &Worker) -> Result<Step> {
         crate::chain::step(&self.ctx(), worker).await
+    }
+
+    /// One power-state snapshot (ceil(V/100) list calls for V VMs in the
+    /// subscription) answers this many workers' checks.
+    fn batch_limit(&self) -> usize {
+        500
+    }
+
+    /// Steps many workers, up to 32 at a time, one answer per worker in
+    /// order. The health checks of running workers are answered from the
+    /// shared power-state snapshot when it shows their VM running; the
+    /// others (and all of them when the listing fails, or the snapshot is
+    /// disabled) make their own instance-view GET, as [`Provider::step`].
+    async fn step_many(&self, workers: &[Worker]) -> Vec<Result<Step>> {
+        let dues: Vec<_> = workers.iter().map(crate::chain::health_due).collect();
+        let snapshot = if self.power.enabled() && dues.iter().any(Option::is_some) {
+            match self.power.current(&self.client, self.clock.as_ref()).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    // Never a verdict: each check makes its own GET.
+                    tracing::warn!(error = %e, "azure power-state listing failed; checking VMs one by one");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut out: Vec<Option<Result<Step>>> = (0..workers.len()).map(|_| None).collect();
+        let mut set = JoinSet::new();
+        let mut pending = workers.iter().cloned().zip(dues).enumerate();
+        loop {
+            while set.len() < STEP_CONCURRENCY {
+                let Some((i, (w, due))) = pending.next() else {
+                    break;
+                };
+                let me = self.clone();
+                let snap = snapshot.clone();
+                set.spawn(async move {
+                    let cx = me.ctx();
+                    let r = match due {
+                        Some(due) => crate::chain::check(&cx, &w, due, snap.as_deref()).await,
+                        None => crate::chain::step(&cx, &w).await,
+                    };
+                    (i, r)
+                });
+            }
+            match set.join_next().await {
+                Some(Ok((i, r))) => {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(r);
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "an azure step task panicked");
+                }
+                None => break,
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::internal("the step task did not finish"))))
+            .collect()
     }
 
     async fn list_owned(&self, scope: &OwnershipScope) -> Result<Vec<OwnedResource>> {

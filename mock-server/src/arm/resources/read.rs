@@ -1,4 +1,11 @@
 //! GET of a resource (or a VM's instance view) and of a list of one kind.
+//!
+//! A VM list (in a group or the whole subscription) takes `statusOnly=true`,
+//! as ARM's `VirtualMachines_List`/`_ListAll` do: each VM then carries
+//! `properties.instanceView` with the same `ProvisioningState/...` and
+//! `PowerState/...` statuses its own instance view answers, so one list call
+//! (against the reads bucket, like any GET) tells the power state of up to
+//! [`PAGE`] VMs.
 
 use axum::response::Response;
 
@@ -7,7 +14,7 @@ use crate::arm::compute;
 use crate::arm::error::ArmError;
 use crate::arm::request::Req;
 use crate::arm::store::{Kind, Partition, ResKey};
-use crate::arm::view::resource_json;
+use crate::arm::view::{resource_json, ReadOpts};
 
 /// GET of a resource (or its instance view).
 pub fn get(
@@ -54,6 +61,11 @@ pub fn list(
     rg: Option<&str>,
 ) -> Result<Response, ArmError> {
     let now = req.now;
+    let status_only = kind == Kind::VirtualMachine && status_only(req.status_only.as_deref())?;
+    let opts = ReadOpts {
+        instance_view: status_only,
+        user_data: false,
+    };
     let rg_key = match rg {
         Some(rg) => Some(live_group(part, rg, now)?.name.to_ascii_lowercase()),
         None => None,
@@ -74,16 +86,19 @@ pub fn list(
             if i > 0 {
                 out.push(b',');
             }
-            out.extend(resource_json(part, r, now, Default::default()));
+            out.extend(resource_json(part, r, now, opts));
         }
     }
     out.push(b']');
     if req.skip.saturating_add(PAGE) < total {
+        // The next page keeps the statuses: a client follows `nextLink`
+        // as given.
         let next = format!(
-            "{}{}?api-version={}&$skiptoken={}",
+            "{}{}?api-version={}{}&$skiptoken={}",
             req.base,
             req.path,
             req.api_version_q,
+            if status_only { "&statusOnly=true" } else { "" },
             req.skip + PAGE
         );
         out.extend(b",\"nextLink\":");
@@ -91,4 +106,39 @@ pub fn list(
     }
     out.push(b'}');
     Ok(ok_json(out))
+}
+
+/// `statusOnly` of a VM list: absent or `false` is off, `true` is on (ARM
+/// reads booleans case-insensitively); anything else is a 400
+/// `InvalidParameter` naming it.
+fn status_only(v: Option<&str>) -> Result<bool, ArmError> {
+    match v {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => {
+            // Echo at most 64 characters of what was sent.
+            let shown: String = v.chars().take(64).collect();
+            Err(ArmError::invalid_parameter(
+                "statusOnly",
+                format!(
+                    "The value '{shown}' of query parameter 'statusOnly' is not valid. Allowed values are 'true', 'false'."
+                ),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_only;
+
+    #[test]
+    fn status_only_values() {
+        assert_eq!(status_only(None).ok(), Some(false));
+        assert_eq!(status_only(Some("TRUE")).ok(), Some(true));
+        assert_eq!(status_only(Some("false")).ok(), Some(false));
+        assert!(status_only(Some("yes")).is_err());
+        assert!(status_only(Some("")).is_err());
+    }
 }

@@ -4,7 +4,9 @@
 //! - [`state`]: what is persisted, the creation and teardown orders;
 //! - [`advance`]: one function moving one resource forward, either way;
 //! - [`create`] and [`teardown`]: the two directions over the whole chain;
-//! - [`health`]: the instance view of a running worker.
+//! - [`health`]: the instance view of a running worker;
+//! - [`status_list`]: the power-state snapshot that answers many running
+//!   workers' health checks with one listing.
 //!
 //! # Creation
 //!
@@ -52,6 +54,7 @@ mod advance;
 mod create;
 mod health;
 pub(crate) mod state;
+mod status_list;
 mod teardown;
 
 use std::time::Duration;
@@ -62,6 +65,7 @@ use skyfleet_core::{DesiredState, Error, ErrorKind, Phase, Result, Step, Worker}
 use time::OffsetDateTime;
 
 pub use state::ChainState;
+pub(crate) use status_list::{PowerStates, Snapshot, DEFAULT_MAX_AGE};
 
 use crate::builder::Settings;
 use crate::client::ArmClient;
@@ -101,8 +105,60 @@ fn fail(st: &mut ChainState, e: &Error) -> Result<Step> {
     out(st, Phase::Stopping, Duration::ZERO, Some(e.into()))
 }
 
+/// A running worker whose next step is its health check: its state and
+/// whether its VM is spot.
+pub(crate) struct HealthDue {
+    st: ChainState,
+    spot: bool,
+}
+
+/// The health check `worker`'s step would make, if that is what it would
+/// do: the worker is running, not being removed, its chain created and no
+/// teardown begun (the branches of [`step`] that lead to [`health::step`]).
+pub(crate) fn health_due(worker: &Worker) -> Option<HealthDue> {
+    if worker.phase != Phase::Running || worker.desired == DesiredState::Removed {
+        return None;
+    }
+    // A state that does not parse is [`step`]'s to report.
+    let st = ChainState::from_worker(worker).ok().flatten()?;
+    if st.teardown.is_some() || !st.create.iter().all(|l| l.done) {
+        return None;
+    }
+    let spot = AzureLaunch::parse(&worker.spec.launch).is_ok_and(|l| l.is_spot());
+    Some(HealthDue { st, spot })
+}
+
+/// The health check of `due` (for `worker`): healthy without a call when
+/// `snapshot` shows its VM running for the worker's manager, else the VM's
+/// own instance view.
+pub(crate) async fn check(
+    cx: &Ctx<'_>,
+    worker: &Worker,
+    mut due: HealthDue,
+    snapshot: Option<&Snapshot>,
+) -> Result<Step> {
+    let tags = &worker.spec.tags;
+    let good = snapshot.is_some_and(|s| {
+        s.healthy(
+            &due.st.resource_group,
+            &due.st.names.vm,
+            &tags.manager_id,
+            &tags.provider_id,
+        )
+    });
+    if good {
+        // The VM exists and runs: as a good instance view, the 404 streak ends.
+        due.st.instance_view_404s = 0;
+        return out(&due.st, Phase::Running, cx.config.health_interval, None);
+    }
+    health::step(cx, due.st, due.spot).await
+}
+
 /// One step of a worker (see the module doc).
 pub(crate) async fn step(cx: &Ctx<'_>, worker: &Worker) -> Result<Step> {
+    if let Some(due) = health_due(worker) {
+        return check(cx, worker, due, None).await;
+    }
     let now = cx.now();
     let mut st = match ChainState::from_worker(worker)? {
         Some(st) => st,
@@ -149,6 +205,8 @@ pub(crate) async fn step(cx: &Ctx<'_>, worker: &Worker) -> Result<Step> {
         return teardown::step(cx, worker, st).await;
     }
     if st.create.iter().all(|l| l.done) && worker.phase == Phase::Running {
+        // Not reached for workers [`health_due`] takes; kept for any it
+        // might miss.
         let spot = AzureLaunch::parse(&worker.spec.launch).is_ok_and(|l| l.is_spot());
         return health::step(cx, st, spot).await;
     }

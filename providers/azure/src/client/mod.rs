@@ -115,7 +115,7 @@ pub type ArmResponse = ApiResponse;
 /// What a non-success ARM answer's error body says.
 pub trait ArmAnswer {
     /// The body parsed as `T`; a garbled body is an [`ErrorKind::Internal`]
-    /// error with code `GarbledResponse` naming `what` (see [`garbled`]).
+    /// error with code `GarbledResponse` naming `what` (see `garbled`).
     fn arm_json<T: DeserializeOwned>(&self, what: &str) -> Result<T>;
 
     /// This (non-success) answer as a classified error.
@@ -305,6 +305,18 @@ impl ArmClient {
             self.subscription,
             ty.arm_type(),
             ty.api_version()
+        )
+    }
+
+    /// The subscription-wide VM list with each VM's instance view statuses
+    /// (`VirtualMachines_ListAll` with `statusOnly=true`).
+    pub fn vm_status_list_url(&self) -> String {
+        format!(
+            "{}/subscriptions/{}/providers/{}?api-version={}&statusOnly=true",
+            self.base,
+            self.subscription,
+            ResourceType::Vm.arm_type(),
+            ResourceType::Vm.api_version()
         )
     }
 
