@@ -16,8 +16,9 @@
 //!   project; `token`: `POST /token`.
 //!
 //! Fault rules use Compute's discovery method ids as operation names:
-//! `compute.instances.insert`, `.get`, `.list`, `.delete`, `.start`,
-//! `.stop`, `compute.zoneOperations.get`, `.list`, `.wait`; the resource is the
+//! `compute.instances.insert`, `.get`, `.list`, `.aggregatedList`,
+//! `.delete`, `.start`, `.stop`, `.suspend`, `.resume`, `.setLabels`,
+//! `compute.zoneOperations.get`, `.list`, `.wait`; the resource is the
 //! instance (or operation) name. `fail_operation` makes the operation end
 //! `DONE` with the error (and no instance remains after a failed insert);
 //! `not_found_reads` on an insert hides the new instance from the next N
@@ -143,7 +144,7 @@ impl Gce {
                     self,
                     "compute.instances.delete",
                     Group::Queries,
-                    methods::instances::delete,
+                    methods::power::delete,
                 ))
                 .fallback(unknown),
             )
@@ -153,7 +154,7 @@ impl Gce {
                     self,
                     "compute.instances.start",
                     Group::Queries,
-                    methods::instances::start,
+                    methods::power::start,
                 ))
                 .fallback(unknown),
             )
@@ -173,7 +174,37 @@ impl Gce {
                     self,
                     "compute.instances.stop",
                     Group::Queries,
-                    methods::instances::stop,
+                    methods::power::stop,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{INSTANCES}/{{name}}/suspend"),
+                post(method(
+                    self,
+                    "compute.instances.suspend",
+                    Group::Queries,
+                    methods::power::suspend,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{INSTANCES}/{{name}}/resume"),
+                post(method(
+                    self,
+                    "compute.instances.resume",
+                    Group::Queries,
+                    methods::power::resume,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                "/compute/v1/projects/{project}/aggregated/instances",
+                get(method(
+                    self,
+                    "compute.instances.aggregatedList",
+                    Group::Lists,
+                    methods::aggregated::aggregated_list,
                 ))
                 .fallback(unknown),
             )

@@ -23,6 +23,10 @@ pub(crate) enum OpType {
     Start,
     /// `instances.stop`.
     Stop,
+    /// `instances.suspend`.
+    Suspend,
+    /// `instances.resume`.
+    Resume,
     /// `instances.setLabels`.
     SetLabels,
     /// A spot or preemptible instance preempted by Compute itself.
@@ -37,6 +41,8 @@ impl OpType {
             OpType::Delete => "delete",
             OpType::Start => "start",
             OpType::Stop => "stop",
+            OpType::Suspend => "suspend",
+            OpType::Resume => "resume",
             OpType::SetLabels => "setLabels",
             OpType::Preempted => "compute.instances.preempted",
         }
