@@ -4,7 +4,8 @@
 //! Layout, one concept per module:
 //! - `config`: [`GceConfig`], durations and the throttle model;
 //! - `request`: the path every request takes (auth, quota, faults, method);
-//! - `spec`: the body `instances.insert` takes, validated;
+//! - `spec`: the body `instances.insert` takes, validated; `bulk`: the body
+//!   of `instances.bulkInsert`;
 //! - `instances`: the Instance record and its wire shape;
 //! - `operations`: the Operation resource;
 //! - `methods`: the `compute.instances.*` and `compute.zoneOperations.*`
@@ -16,7 +17,7 @@
 //!   project; `token`: `POST /token`.
 //!
 //! Fault rules use Compute's discovery method ids as operation names:
-//! `compute.instances.insert`, `.get`, `.list`, `.aggregatedList`,
+//! `compute.instances.insert`, `.bulkInsert`, `.get`, `.list`, `.aggregatedList`,
 //! `.delete`, `.start`, `.stop`, `.suspend`, `.resume`, `.setLabels`,
 //! `compute.zoneOperations.get`, `.list`, `.wait`; the resource is the
 //! instance (or operation) name. `fail_operation` makes the operation end
@@ -24,6 +25,7 @@
 //! `not_found_reads` on an insert hides the new instance from the next N
 //! `instances.get`.
 
+mod bulk;
 mod config;
 mod error;
 mod filters;
@@ -129,6 +131,16 @@ impl Gce {
                     "compute.instances.list",
                     Group::Lists,
                     methods::instances::list,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{INSTANCES}/bulkInsert"),
+                post(method(
+                    self,
+                    "compute.instances.bulkInsert",
+                    Group::Queries,
+                    methods::bulk::bulk_insert,
                 ))
                 .fallback(unknown),
             )
