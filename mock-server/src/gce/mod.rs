@@ -17,10 +17,11 @@
 //!   project; `token`: `POST /token`.
 //!
 //! Fault rules use Compute's discovery method ids as operation names:
-//! `compute.instances.insert`, `.bulkInsert`, `.get`, `.list`, `.aggregatedList`,
-//! `.delete`, `.start`, `.stop`, `.suspend`, `.resume`, `.setLabels`,
-//! `compute.zoneOperations.get`, `.list`, `.wait`; the resource is the
-//! instance (or operation) name. `fail_operation` makes the operation end
+//! `compute.instances.insert`, `.bulkInsert`, `.get`, `.list`,
+//! `.aggregatedList`, `.delete`, `.start`, `.stop`, `.suspend`, `.resume`,
+//! `.setLabels`, `compute.zoneOperations.get`, `.list`, `.wait`; the
+//! resource is the instance (or operation) name, empty for `bulkInsert` and
+//! `aggregatedList`. `fail_operation` makes the operation end
 //! `DONE` with the error (and no instance remains after a failed insert);
 //! `not_found_reads` on an insert hides the new instance from the next N
 //! `instances.get`.
