@@ -21,6 +21,9 @@ pub struct GceConfig {
     pub stopping_ms: u64,
     /// How long a delete keeps the instance `STOPPING` before it is gone.
     pub deleting_ms: u64,
+    /// How long a suspend keeps the instance `SUSPENDING` before
+    /// `SUSPENDED` (the guest's memory is written out).
+    pub suspending_ms: u64,
     /// How long every operation stays `PENDING` before `RUNNING`.
     pub operation_pending_ms: u64,
     /// How long an insert operation runs before `DONE`.
@@ -31,6 +34,11 @@ pub struct GceConfig {
     pub stop_operation_ms: u64,
     /// How long a delete operation runs before `DONE`.
     pub delete_operation_ms: u64,
+    /// How long a suspend operation runs before `DONE`.
+    pub suspend_operation_ms: u64,
+    /// How long a resume operation runs before `DONE` (the instance is
+    /// `STAGING` for `staging_ms`, then `RUNNING`).
+    pub resume_operation_ms: u64,
     /// The longest `zoneOperations.wait` holds a request before answering
     /// with a not yet `DONE` operation (Google documents about 2 minutes; 0
     /// makes every wait return at once).
@@ -51,11 +59,14 @@ impl Default for GceConfig {
             staging_ms: 10_000,
             stopping_ms: 30_000,
             deleting_ms: 20_000,
+            suspending_ms: 20_000,
             operation_pending_ms: 200,
             insert_operation_ms: 15_000,
             start_operation_ms: 15_000,
             stop_operation_ms: 30_000,
             delete_operation_ms: 20_000,
+            suspend_operation_ms: 20_000,
+            resume_operation_ms: 15_000,
             wait_cap_ms: 120_000,
             require_auth: true,
             token_expires_in_s: 3599,
@@ -75,12 +86,13 @@ pub struct GceThrottle {
     /// The HTTP status of a throttle answer: 403 (what Compute documents) or
     /// 429; any other value answers 403.
     pub status: u16,
-    /// Mutations (`insert`, `delete`, `start`, `stop`): the `Queries` group,
+    /// Mutations (`insert`, `delete`, `start`, `stop`, `suspend`,
+    /// `resume`, `setLabels`): the `Queries` group,
     /// metric `compute.googleapis.com/default`.
     pub queries_per_minute: u64,
     /// `instances.get`: metric `compute.googleapis.com/read_requests`.
     pub read_requests_per_minute: u64,
-    /// `instances.list`: the list requests group.
+    /// `instances.list` and `aggregatedList`: the list requests group.
     pub list_requests_per_minute: u64,
     /// `zoneOperations.get` and `wait`: the operation read group.
     pub operation_read_requests_per_minute: u64,

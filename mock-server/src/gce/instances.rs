@@ -46,6 +46,8 @@ struct Fixed {
     tags_fingerprint: String,
     metadata_fingerprint: String,
     label_fingerprint: String,
+    /// How many times `setLabels` replaced the labels.
+    label_generation: u64,
     nic_fingerprints: Vec<String>,
     nic_ips: Vec<String>,
     scheduling: Value,
@@ -134,6 +136,8 @@ struct InstanceView<'a> {
     last_start_timestamp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_stop_timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_suspended_timestamp: Option<String>,
     start_restricted: bool,
     deletion_protection: bool,
     fingerprint: String,
@@ -176,6 +180,7 @@ impl Instance {
                     .collect::<Vec<_>>(),
             ),
             label_fingerprint: fingerprint(&spec.labels),
+            label_generation: 0,
             nic_fingerprints: (0..spec.nics.len())
                 .map(|i| fingerprint(&(id, i)))
                 .collect(),
@@ -208,7 +213,10 @@ impl Instance {
 
     /// Replaces the labels (`setLabels`), and so their fingerprint.
     pub(crate) fn set_labels(&mut self, labels: BTreeMap<String, String>) {
-        self.fixed.label_fingerprint = fingerprint(&labels);
+        // The generation makes each change's fingerprint new, even when the
+        // labels go back to an earlier set.
+        self.fixed.label_generation += 1;
+        self.fixed.label_fingerprint = fingerprint(&(&labels, self.fixed.label_generation));
         self.spec.labels = labels;
     }
 
@@ -366,7 +374,10 @@ impl Instance {
             last_start_timestamp: matches!(status, Status::Staging | Status::Running)
                 .then(|| since.clone())
                 .flatten(),
-            last_stop_timestamp: (status == Status::Terminated).then_some(since).flatten(),
+            last_stop_timestamp: (status == Status::Terminated)
+                .then(|| since.clone())
+                .flatten(),
+            last_suspended_timestamp: (status == Status::Suspended).then_some(since).flatten(),
             start_restricted: false,
             deletion_protection: false,
             fingerprint: fingerprint(&(self.id, status.as_str())),

@@ -1,6 +1,7 @@
 //! An instance's status over time.
 //!
-//! Nothing runs in the background: a change (insert, stop, start, delete)
+//! Nothing runs in the background: a change (insert, stop, start, suspend,
+//! resume, delete)
 //! writes the instants at which the instance will enter each status, and a
 //! read picks the last one that has passed. The instance clock is
 //! independent of the operation clock, as in Compute Engine, where a client
@@ -21,6 +22,10 @@ pub(crate) enum Status {
     Stopping,
     /// Stopped.
     Terminated,
+    /// Being suspended: memory is being saved.
+    Suspending,
+    /// Suspended: memory and device state saved, no VM running.
+    Suspended,
     /// Deleted: reads answer 404.
     Gone,
 }
@@ -34,6 +39,8 @@ impl Status {
             Status::Running => "RUNNING",
             Status::Stopping => "STOPPING",
             Status::Terminated => "TERMINATED",
+            Status::Suspending => "SUSPENDING",
+            Status::Suspended => "SUSPENDED",
             // Never rendered: a gone instance is a 404.
             Status::Gone => "TERMINATED",
         }

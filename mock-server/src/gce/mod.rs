@@ -4,7 +4,8 @@
 //! Layout, one concept per module:
 //! - `config`: [`GceConfig`], durations and the throttle model;
 //! - `request`: the path every request takes (auth, quota, faults, method);
-//! - `spec`: the body `instances.insert` takes, validated;
+//! - `spec`: the body `instances.insert` takes, validated; `bulk`: the body
+//!   of `instances.bulkInsert`;
 //! - `instances`: the Instance record and its wire shape;
 //! - `operations`: the Operation resource;
 //! - `methods`: the `compute.instances.*` and `compute.zoneOperations.*`
@@ -16,13 +17,16 @@
 //!   project; `token`: `POST /token`.
 //!
 //! Fault rules use Compute's discovery method ids as operation names:
-//! `compute.instances.insert`, `.get`, `.list`, `.delete`, `.start`,
-//! `.stop`, `compute.zoneOperations.get`, `.list`, `.wait`; the resource is the
-//! instance (or operation) name. `fail_operation` makes the operation end
+//! `compute.instances.insert`, `.bulkInsert`, `.get`, `.list`,
+//! `.aggregatedList`, `.delete`, `.start`, `.stop`, `.suspend`, `.resume`,
+//! `.setLabels`, `compute.zoneOperations.get`, `.list`, `.wait`; the
+//! resource is the instance (or operation) name, empty for `bulkInsert` and
+//! `aggregatedList`. `fail_operation` makes the operation end
 //! `DONE` with the error (and no instance remains after a failed insert);
 //! `not_found_reads` on an insert hides the new instance from the next N
 //! `instances.get`.
 
+mod bulk;
 mod config;
 mod error;
 mod filters;
@@ -132,6 +136,16 @@ impl Gce {
                 .fallback(unknown),
             )
             .route(
+                &format!("{INSTANCES}/bulkInsert"),
+                post(method(
+                    self,
+                    "compute.instances.bulkInsert",
+                    Group::Queries,
+                    methods::bulk::bulk_insert,
+                ))
+                .fallback(unknown),
+            )
+            .route(
                 &format!("{INSTANCES}/{{name}}"),
                 get(method(
                     self,
@@ -143,7 +157,7 @@ impl Gce {
                     self,
                     "compute.instances.delete",
                     Group::Queries,
-                    methods::instances::delete,
+                    methods::power::delete,
                 ))
                 .fallback(unknown),
             )
@@ -153,7 +167,7 @@ impl Gce {
                     self,
                     "compute.instances.start",
                     Group::Queries,
-                    methods::instances::start,
+                    methods::power::start,
                 ))
                 .fallback(unknown),
             )
@@ -173,7 +187,37 @@ impl Gce {
                     self,
                     "compute.instances.stop",
                     Group::Queries,
-                    methods::instances::stop,
+                    methods::power::stop,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{INSTANCES}/{{name}}/suspend"),
+                post(method(
+                    self,
+                    "compute.instances.suspend",
+                    Group::Queries,
+                    methods::power::suspend,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                &format!("{INSTANCES}/{{name}}/resume"),
+                post(method(
+                    self,
+                    "compute.instances.resume",
+                    Group::Queries,
+                    methods::power::resume,
+                ))
+                .fallback(unknown),
+            )
+            .route(
+                "/compute/v1/projects/{project}/aggregated/instances",
+                get(method(
+                    self,
+                    "compute.instances.aggregatedList",
+                    Group::Lists,
+                    methods::aggregated::aggregated_list,
                 ))
                 .fallback(unknown),
             )

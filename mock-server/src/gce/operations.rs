@@ -17,12 +17,18 @@ use super::links::{rfc3339, Base};
 pub(crate) enum OpType {
     /// `instances.insert`.
     Insert,
+    /// `instances.bulkInsert` (its target is the zone).
+    BulkInsert,
     /// `instances.delete`.
     Delete,
     /// `instances.start`.
     Start,
     /// `instances.stop`.
     Stop,
+    /// `instances.suspend`.
+    Suspend,
+    /// `instances.resume`.
+    Resume,
     /// `instances.setLabels`.
     SetLabels,
     /// A spot or preemptible instance preempted by Compute itself.
@@ -34,9 +40,12 @@ impl OpType {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             OpType::Insert => "insert",
+            OpType::BulkInsert => "bulkInsert",
             OpType::Delete => "delete",
             OpType::Start => "start",
             OpType::Stop => "stop",
+            OpType::Suspend => "suspend",
+            OpType::Resume => "resume",
             OpType::SetLabels => "setLabels",
             OpType::Preempted => "compute.instances.preempted",
         }
@@ -129,9 +138,10 @@ pub(crate) struct Operation {
     pub zone: String,
     /// What it does.
     pub op_type: OpType,
-    /// The target instance's name.
+    /// The target instance's name (empty when the target is the zone, as
+    /// for a bulk insert).
     pub target: String,
-    /// The target instance's id.
+    /// The target instance's id (unused when the target is the zone).
     pub target_id: u64,
     /// The principal that asked.
     pub user: String,
@@ -169,7 +179,8 @@ struct OperationView<'a> {
     zone: String,
     operation_type: &'static str,
     target_link: String,
-    target_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_id: Option<String>,
     status: &'static str,
     user: &'a str,
     progress: u8,
@@ -229,8 +240,12 @@ impl Operation {
             name: &self.name,
             zone: base.link(&zone_rel),
             operation_type: self.op_type.as_str(),
-            target_link: base.link(&format!("{zone_rel}/instances/{}", self.target)),
-            target_id: self.target_id.to_string(),
+            target_link: if self.target.is_empty() {
+                base.link(&zone_rel)
+            } else {
+                base.link(&format!("{zone_rel}/instances/{}", self.target))
+            },
+            target_id: (!self.target.is_empty()).then(|| self.target_id.to_string()),
             status,
             user: &self.user,
             progress,

@@ -26,7 +26,7 @@ pub(crate) const MAX_BODY: usize = 1 << 20;
 pub(crate) struct Call {
     /// The project.
     pub project: String,
-    /// The zone.
+    /// The zone (empty for aggregated methods).
     pub zone: String,
     /// The instance or operation named in the path (empty for collections).
     pub target: String,
@@ -173,20 +173,23 @@ impl Gce {
             .extract::<RawPathParams>()
             .await
             .map_err(|_| GceError::invalid("Invalid path: not UTF-8"))?;
-        let (mut project, mut zone, mut target) = (String::new(), String::new(), String::new());
+        let (mut project, mut zone, mut target) = (String::new(), None, String::new());
         for (k, v) in &params {
             match k {
                 "project" => project = v.to_string(),
-                "zone" => zone = v.to_string(),
+                "zone" => zone = Some(v.to_string()),
                 _ => target = v.to_string(),
             }
         }
         if !valid_project(&project) {
             return Err(bad_path_value(&project));
         }
-        if !valid_resource_name(&zone) {
-            return Err(bad_path_value(&zone));
+        // Aggregated methods have no zone in their path (and an empty
+        // `Call::zone`).
+        if let Some(z) = zone.as_deref().filter(|z| !valid_resource_name(z)) {
+            return Err(bad_path_value(z));
         }
+        let zone = zone.unwrap_or_default();
         if !target.is_empty() && !valid_resource_name(&target) {
             return Err(bad_path_value(&target));
         }

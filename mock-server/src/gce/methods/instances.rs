@@ -1,11 +1,11 @@
-//! The `compute.instances.*` methods: insert, get, list, delete, start and
-//! stop. Mutations answer with an Operation; `requestId` makes them
-//! idempotent (the same id answers the same operation, and changes nothing).
+//! The `compute.instances.*` methods insert, get and list, and what every
+//! mutation shares: mutations answer with an Operation; `requestId` makes
+//! them idempotent (the same id answers the same operation, and changes
+//! nothing). The power methods are in `power`, `setLabels` in `labels`,
+//! `aggregatedList` in `aggregated`.
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -21,13 +21,13 @@ use crate::gce::spec::Spec;
 use crate::gce::store::Project;
 use crate::gce::Gce;
 
-/// The most items one list page holds (and the default page size).
-const MAX_RESULTS: usize = 500;
+use super::paging;
 
 /// The principal operations report (the mock does not tie tokens to users).
 const USER: &str = "mock-user@skyfleet.iam.gserviceaccount.com";
 
-fn ms(gce: &Gce, ms: u64) -> Duration {
+/// `ms` milliseconds of simulated time, scaled.
+pub(super) fn ms(gce: &Gce, ms: u64) -> Duration {
     gce.ctx.scaled(Duration::from_millis(ms))
 }
 
@@ -130,7 +130,7 @@ fn hidden_reads_of(call: &Call) -> u32 {
 }
 
 /// The boot sequence: PROVISIONING, STAGING, RUNNING.
-fn boot(gce: &Gce, call: &Call) -> [(Duration, Status); 2] {
+pub(super) fn boot(gce: &Gce, call: &Call) -> [(Duration, Status); 2] {
     [
         (ms(gce, call.config.provisioning_ms), Status::Staging),
         (ms(gce, call.config.staging_ms), Status::Running),
@@ -228,35 +228,8 @@ pub(crate) fn get(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
 /// `compute.instances.list`: `filter`, `maxResults`, `pageToken`.
 pub(crate) fn list(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
     let filter = Filter::parse(call.query("filter").unwrap_or(""))?;
-    let max = match call.query("maxResults") {
-        None => MAX_RESULTS,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if n <= MAX_RESULTS => {
-                if n == 0 {
-                    MAX_RESULTS
-                } else {
-                    n
-                }
-            }
-            _ => {
-                return Err(GceError::invalid_field(
-                    "maxResults",
-                    v,
-                    "Must be less than or equal to 500",
-                ))
-            }
-        },
-    };
-    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(
-            URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| GceError::invalid_field("pageToken", t, "Invalid page token."))?,
-        ),
-    };
+    let max = paging::max_results(call)?;
+    let after = paging::after(call)?;
     let zone_path = call.zone_path();
     let (items, next) = gce.store.read(&call.project, |p| {
         let mut items = Vec::new();
@@ -294,7 +267,7 @@ pub(crate) fn list(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
                 // item returned.
                 next = items
                     .last()
-                    .map(|(n, _): &(String, Value)| URL_SAFE_NO_PAD.encode(n));
+                    .map(|(n, _): &(String, Value)| paging::token(n));
                 break;
             }
             items.push((
@@ -316,111 +289,4 @@ pub(crate) fn list(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
         out["nextPageToken"] = Value::from(next);
     }
     Ok(Reply::Json(out.to_string().into_bytes()))
-}
-
-/// What a state change does to an instance.
-enum Change {
-    Delete,
-    Start,
-    Stop,
-}
-
-fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
-    let rid = request_id(call)?;
-    let failure = failure_of(call);
-    gce.store.write(&call.project, |p| {
-        if let Some(reply) = replay(call, p, &rid) {
-            return Ok(reply);
-        }
-        let now = call.now;
-        let resource = format!("{}/instances/{}", call.zone_path(), call.target);
-        let inst = p
-            .instance_mut(&call.zone, &call.target, now)
-            .ok_or_else(|| GceError::not_found(&resource))?;
-        let status = inst.status(now);
-        let (op_type, op_ms) = match what {
-            Change::Delete => (OpType::Delete, call.config.delete_operation_ms),
-            Change::Start => (OpType::Start, call.config.start_operation_ms),
-            Change::Stop => (OpType::Stop, call.config.stop_operation_ms),
-        };
-        let being_deleted = inst.timeline.final_status() == Status::Gone;
-        // A stop or delete during a preemption notice, or a start after the
-        // preemption, ends it: the pending preemption is dropped.
-        let mut dropped_preemption = None;
-        if failure.is_none() {
-            let ended = inst.preempted.as_ref().is_some_and(|(n, _)| n.ended(now));
-            let ends_it = match what {
-                Change::Start => status == Status::Terminated || status == Status::Stopping,
-                Change::Delete | Change::Stop => !ended,
-            };
-            if ends_it {
-                if let Some((_, op)) = inst.preempted.take() {
-                    if !ended {
-                        dropped_preemption = Some(op);
-                    }
-                }
-            }
-        }
-        if failure.is_none() {
-            match what {
-                Change::Delete => {
-                    if !being_deleted {
-                        inst.timeline.change(
-                            now,
-                            Status::Stopping,
-                            &[(ms(gce, call.config.deleting_ms), Status::Gone)],
-                        );
-                    }
-                }
-                Change::Stop => match status {
-                    Status::Terminated | Status::Stopping => {}
-                    _ if being_deleted => {}
-                    _ => inst.timeline.change(
-                        now,
-                        Status::Stopping,
-                        &[(ms(gce, call.config.stopping_ms), Status::Terminated)],
-                    ),
-                },
-                Change::Start => {
-                    if being_deleted {
-                        return Err(GceError::api(
-                            400,
-                            "resourceNotReady",
-                            &format!("The resource '{resource}' is not ready"),
-                        ));
-                    }
-                    if status == Status::Terminated || status == Status::Stopping {
-                        inst.timeline
-                            .change(now, Status::Provisioning, &boot(gce, call));
-                    }
-                }
-            }
-        }
-        let target = (inst.spec.name.clone(), inst.id);
-        if let Some(op) = dropped_preemption {
-            p.operations.remove(&op);
-        }
-        let new = NewOp {
-            op_type,
-            target: (&target.0, target.1),
-            duration_ms: op_ms,
-            failure,
-        };
-        Ok(start_operation(gce, call, p, rid, new))
-    })
-}
-
-/// `compute.instances.delete`.
-pub(crate) fn delete(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    change(gce, call, Change::Delete)
-}
-
-/// `compute.instances.start`.
-pub(crate) fn start(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    change(gce, call, Change::Start)
-}
-
-/// `compute.instances.stop`.
-pub(crate) fn stop(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
-    change(gce, call, Change::Stop)
 }

@@ -1,6 +1,8 @@
 //! `compute.instances.setLabels`: replaces an instance's labels, guarded by
-//! the label fingerprint of the labels the caller read (a stale one is
-//! refused with 412 `conditionNotMet`, as Compute Engine does).
+//! the label fingerprint of the labels the caller read (a stale or missing
+//! one is refused with 412 `conditionNotMet`, as Compute Engine does). Every
+//! accepted change gives a new fingerprint, even one that restores earlier
+//! labels, so a fingerprint read before it never matches again.
 
 use serde_json::Value;
 
@@ -22,12 +24,17 @@ pub(crate) fn set_labels(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
         )
     })?;
     let labels = parse_labels(body.get("labels"))?;
-    let Some(given) = body.get("labelFingerprint").and_then(Value::as_str) else {
-        return Err(GceError::invalid_field(
-            "resource.labelFingerprint",
-            "",
-            "Label fingerprint is required.",
-        ));
+    // A missing fingerprint matches no labels: Compute answers 412 as for a
+    // stale one (the caller must read the instance first).
+    let given = match body.get("labelFingerprint") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return Err(GceError::invalid(format!(
+                "Invalid value at 'instances_set_labels_request_resource.label_fingerprint' \
+                 (TYPE_BYTES), {other}"
+            )))
+        }
     };
     let failure = failure_of(call);
     gce.store.write(&call.project, |p| {
@@ -38,7 +45,7 @@ pub(crate) fn set_labels(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
         let inst = p
             .instance_mut(&call.zone, &call.target, call.now)
             .ok_or_else(|| GceError::not_found(&resource))?;
-        if inst.label_fingerprint() != given {
+        if given.as_deref() != Some(inst.label_fingerprint()) {
             return Err(GceError::api(
                 412,
                 "conditionNotMet",
