@@ -461,7 +461,7 @@ async fn out_of_band(
             manager_id: MANAGER.into(),
             provider_id: p.id().to_string(),
         };
-        let owned = p.list_owned(&scope).await?;
+        let owned = list_owned(p, &scope).await?;
         let vm = owned.into_iter().find(|r| {
             matches!(r.kind.as_str(), "instance" | "virtualMachine") && r.worker_id.is_some()
         });
@@ -498,6 +498,32 @@ async fn out_of_band(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Ok(out)
+}
+
+/// The bench's own listing of what a provider owns, tried three times: a
+/// mock busy with several replicas' calls may stall one listing past the
+/// SDK's stalled-stream limit (5 s without a byte), which says nothing of
+/// the runtime under test.
+async fn list_owned(
+    p: &skyfleet_core::DynProvider,
+    scope: &OwnershipScope,
+) -> Result<Vec<skyfleet_core::model::OwnedResource>, BenchError> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 1;
+    loop {
+        match p.list_owned(scope).await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < ATTEMPTS => {
+                eprintln!(
+                    "bench scale: listing {} failed (attempt {attempt}): {e}",
+                    p.id()
+                );
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Waits until no worker is live and no worker resource is left, or ten
