@@ -8,25 +8,7 @@ use std::time::Duration;
 use gce_support::*;
 use serde_json::{json, Value};
 
-/// Polls an operation with reqwest (over loopback) until DONE.
-async fn follow(client: &reqwest::Client, op: &Value) -> Value {
-    let link = op["selfLink"].as_str().unwrap().to_string();
-    for _ in 0..200 {
-        let v: Value = client
-            .post(format!("{link}/wait"))
-            .bearer_auth("t")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v["status"] == "DONE" {
-            return v;
-        }
-    }
-    panic!("operation never finished: {link}");
-}
+use gce_support::follow;
 
 #[tokio::test]
 async fn insert_follows_operation_to_running_over_loopback() {

@@ -51,24 +51,9 @@ impl Api {
         (s, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Waits (`zoneOperations.wait`) until the operation is DONE.
     async fn follow(&self, op: &Value) -> Value {
-        let link = op["selfLink"].as_str().unwrap().to_string();
-        for _ in 0..200 {
-            let v: Value = self
-                .client
-                .post(format!("{link}/wait"))
-                .bearer_auth("t")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if v["status"] == "DONE" {
-                return v;
-            }
-        }
-        panic!("operation never finished: {link}");
+        gce_support::follow(&self.client, op).await
     }
 
     /// The names of the zone's live instances whose status is `status`.

@@ -115,3 +115,23 @@ pub async fn serve(router: Router) -> String {
     });
     format!("http://{addr}")
 }
+
+/// Polls an operation with reqwest (over loopback) until DONE.
+pub async fn follow(client: &reqwest::Client, op: &Value) -> Value {
+    let link = op["selfLink"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        let v: Value = client
+            .post(format!("{link}/wait"))
+            .bearer_auth("t")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["status"] == "DONE" {
+            return v;
+        }
+    }
+    panic!("operation never finished: {link}");
+}
