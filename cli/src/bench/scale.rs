@@ -356,10 +356,9 @@ impl Run<'_> {
                 .is_none_or(|k| t < k.at || t >= k.at + lease * 2)
         };
         let (lag, steps) = (capture.lag_when(steady), capture.steps());
-        let replica_figures = match &killed {
-            Some(k) => Some(self.replica_figures(k, t1, hold_end, lease)),
-            None => None,
-        };
+        let replica_figures = killed
+            .as_ref()
+            .map(|k| self.replica_figures(k, t1, hold_end, lease));
 
         // Time to running, per cloud, from the records.
         let ws = live(store).await?;

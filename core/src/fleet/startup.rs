@@ -74,7 +74,7 @@ fn summaries(shared: &Shared) -> Vec<ProviderSummary> {
 /// at zero (adding zero: a series another fleet of this process already
 /// moved keeps its value): per pool (phases, transitions, removal reasons, error kinds),
 /// per provider (steps, scanners, orphans), per provider and partition
-/// (scanner lag), and per cloud provider kind and API class (transport;
+/// (scanner lag), per SQL store method (statements, transactions), and per cloud provider kind and API class (transport;
 /// its `account`, `region` and `status` labels come with the first call).
 pub(super) fn register_metrics(shared: &Shared) {
     m::describe();
@@ -140,6 +140,10 @@ pub(super) fn register_metrics(shared: &Shared) {
         }
     }
     register_offering_metrics(shared);
+    for op in crate::store::SQL_OPS {
+        metrics::counter!(m::STORE_STATEMENTS, "op" => *op).increment(0);
+        metrics::counter!(m::STORE_TRANSACTIONS, "op" => *op).increment(0);
+    }
     for kind in kinds {
         for class in ApiClass::ALL {
             let l = [("provider", kind), ("class", class.as_str())];

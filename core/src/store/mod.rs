@@ -52,6 +52,7 @@ pub use memory::MemoryStore;
 pub use offerings::{InterruptionCount, OfferingMark};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+pub use sql::OPS as SQL_OPS;
 pub use sqlite::SqliteStore;
 
 /// Which workers to list.

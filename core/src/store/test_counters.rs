@@ -23,6 +23,18 @@ impl Counters {
             .get(&series)
             .map_or(0, |c| c.load(Ordering::SeqCst))
     }
+
+    /// The `op` label of every series of counter `name` recorded.
+    pub(crate) fn ops(&self, name: &str) -> std::collections::BTreeSet<String> {
+        let prefix = format!("{name}{{op=");
+        self.0
+            .lock()
+            .expect("counters")
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix('}'))
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 impl Recorder for Counters {
