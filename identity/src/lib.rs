@@ -8,7 +8,8 @@
 //!
 //! - [`aws`]: the instance identity document with its base64 RSA-SHA256
 //!   `signature` or its `rsa2048` PKCS#7 form, against the region's AWS
-//!   public certificate (the published RSA certificates are bundled);
+//!   public certificate (the published RSA and RSA-2048 certificates of
+//!   every listed region are bundled);
 //! - [`gcp`]: the Compute Engine identity token (RS256 JWT, `format=full`)
 //!   against Google's JWKS, cached and refetched on an unknown `kid` at most
 //!   once a minute;

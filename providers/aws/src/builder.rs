@@ -246,8 +246,8 @@ impl AwsBuilder {
     }
 
     /// Checks instance identity documents with the certificates of `trust`
-    /// (default: AWS's published RSA certificates, bundled; add the
-    /// RSA-2048 ones, or a mock's, here).
+    /// (default: AWS's published RSA and RSA-2048 certificates, bundled;
+    /// add a newer region's, or a mock's, here).
     pub fn with_identity_trust(mut self, trust: AwsTrust) -> Self {
         self.identity_trust = Some(trust);
         self
