@@ -92,7 +92,9 @@ pub struct FleetConfig {
     pub max_inflight_chunks: usize,
     /// The timeout of one step (chunk); the step is cancelled when it fires.
     pub step_timeout: Duration,
-    /// Sleep of a scanner that found nothing due.
+    /// Mean sleep of a scanner that found nothing due (each sleep is drawn
+    /// from half to one and a half times this, so replicas sharing a store
+    /// do not keep fixed turns).
     pub scan_interval: Duration,
     /// How often each provider looks for partitions (regions, zones) that
     /// need a scanner of their own or no longer do. New workers also wake

@@ -40,7 +40,7 @@ use crate::metrics_catalogue as names;
 use crate::model::Worker;
 use crate::provider::DynProvider;
 use crate::store::{Claim, PartitionFilter};
-use claim::{claim_limit, step_or_release};
+use claim::{claim_limit, idle_sleep, step_or_release};
 
 mod claim;
 
@@ -163,7 +163,7 @@ async fn scan_partition(
         record_lag(&provider, &partition, &claimed, shared.clock.now());
         if claimed.is_empty() {
             tokio::select! {
-                _ = tokio::time::sleep(cfg.scan_interval) => {}
+                _ = tokio::time::sleep(idle_sleep(cfg.scan_interval)) => {}
                 _ = retire.cancelled() => {}
                 _ = cancel.cancelled() => break,
             }
