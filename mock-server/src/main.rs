@@ -175,9 +175,14 @@ async fn run(args: Args, config: MockConfig) -> ExitCode {
         }
     }
     // The URL on stdout, alone on its line, for scripts that start us; the
-    // metadata services' (plain HTTP) URL on the next line.
-    println!("{}", mock.url());
-    println!("{}", mock.imds_url());
+    // metadata services' (plain HTTP) URL on the next line. Written, not
+    // `println!`ed: a script that reads the first line and closes the pipe
+    // must not kill the mock (`println!` panics on a broken pipe).
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}\n{}", mock.url(), mock.imds_url()).and_then(|()| out.flush());
+    }
     tracing::info!(url = %mock.url(), imds_url = %mock.imds_url(), dashboard = %mock.dashboard_url(), "skyfleet-mock listening");
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("skyfleet-mock: cannot wait for Ctrl-C: {e}");

@@ -282,9 +282,9 @@ fn binary_refuses_allow_non_loopback_without_a_token_and_reads_it_from_the_envir
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Kept open until the child is killed: the mock writes a second line.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let url = line.trim().to_string();
     let call = |token: Option<&str>| {
         let addr = url.trim_start_matches("http://");
@@ -302,6 +302,7 @@ fn binary_refuses_allow_non_loopback_without_a_token_and_reads_it_from_the_envir
     let with = call(Some(TOKEN));
     child.kill().unwrap();
     child.wait().unwrap();
+    drop(stdout);
     assert_eq!((without.as_str(), with.as_str()), ("401", "200"));
 }
 
