@@ -14,6 +14,7 @@ mod error;
 mod lro;
 mod metadata;
 mod network;
+mod out_of_band;
 mod path;
 mod request;
 mod resources;

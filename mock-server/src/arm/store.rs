@@ -327,6 +327,8 @@ pub struct Partition {
     pub next_public_ip: u32,
     /// Spot evictions given notice, by VM.
     pub evictions: HashMap<ResKey, super::spot::Eviction>,
+    /// Out-of-band power changes (`/_mock/resources/{id}/actions`), by VM.
+    pub power: HashMap<ResKey, super::out_of_band::PowerChange>,
 }
 
 impl Partition {

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod filters;
 mod instances;
+mod out_of_band;
 mod query;
 mod spot;
 mod store;

@@ -53,12 +53,14 @@ pub fn get(
 pub const PAGE: usize = 100;
 
 /// GET of a list: one kind in a group or the subscription, by name, in pages
-/// of [`PAGE`] with an absolute `nextLink` (`$skiptoken`).
+/// of [`PAGE`] with an absolute `nextLink` (`$skiptoken`). Resources made
+/// less than `lag` ago are left out (see [`crate::consistency`]).
 pub fn list(
     part: &mut Partition,
     req: &Req,
     kind: Kind,
     rg: Option<&str>,
+    lag: std::time::Duration,
 ) -> Result<Response, ArmError> {
     let now = req.now;
     let status_only = kind == Kind::VirtualMachine && status_only(req.status_only.as_deref())?;
@@ -74,7 +76,10 @@ pub fn list(
         .resources
         .iter()
         .filter(|(k, r)| {
-            k.kind == kind && rg_key.as_ref().is_none_or(|g| *g == k.rg) && r.alive(now)
+            k.kind == kind
+                && rg_key.as_ref().is_none_or(|g| *g == k.rg)
+                && r.alive(now)
+                && !made_within(r, req, lag)
         })
         .map(|(k, _)| k)
         .collect();
@@ -127,6 +132,16 @@ fn status_only(v: Option<&str>) -> Result<bool, ArmError> {
             ))
         }
     }
+}
+
+/// Whether `r` was made less than `lag` before the request (wall clock:
+/// resources keep their creation time so).
+fn made_within(r: &crate::arm::store::Resource, req: &Req, lag: std::time::Duration) -> bool {
+    if lag.is_zero() {
+        return false;
+    }
+    let age = std::time::Duration::try_from(req.wall - r.created).unwrap_or_default();
+    age < lag
 }
 
 #[cfg(test)]

@@ -479,6 +479,7 @@ impl Ec2 {
                 failure: injected.fail.clone(),
                 hidden_reads: injected.hidden_reads,
                 interrupted: None,
+                visible_from: now + self.scaled_ms(cfg.consistency_window_ms),
             };
             ids.push(inst.id.clone());
             part.insert(inst);

@@ -246,7 +246,7 @@ pub(crate) fn list(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
         };
         for (name, inst) in range {
             let status = inst.status(call.now);
-            if status == Status::Gone {
+            if !inst.listed(call.now, ms(gce, call.config.consistency_window_ms)) {
                 continue;
             }
             if let Some(f) = &filter {
