@@ -349,3 +349,76 @@ async fn azure_lists_lag_behind_creates_but_get_does_not() {
     assert_eq!(count().await, 0, "listed within the window");
     until(10, "listed", || async { (count().await == 1).then_some(()) }).await;
 }
+
+#[tokio::test]
+async fn stuck_operations_never_finish_on_any_cloud() {
+    let mock = mock(0.001).await;
+    let rules = json!([
+        {"cloud": "aws", "operation": "RunInstances", "count": 1, "effect": {"kind": "stuck"}},
+        {"cloud": "gcp", "operation": "compute.instances.insert", "resource": "stuck-*",
+         "effect": {"kind": "stuck"}},
+        {"cloud": "azure", "operation": "*", "resource": "*stuck*", "effect": {"kind": "stuck"}},
+    ]);
+    let got = control(&mock, "PUT", "/_mock/faults", Some(rules)).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+
+    let (status, body) = ec2_raw(
+        &mock,
+        &[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-0abcdef1234567890"),
+            ("InstanceType", "m5.large"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let stuck = between(&body, "<instanceId>", "</instanceId>")
+        .unwrap()
+        .to_string();
+    // The rule is used up: the next launch runs.
+    let free = run_instance(&mock, &[]).await;
+
+    let got = gce_insert(&mock, "stuck-project", "stuck-1", "e2-small", json!({})).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let op = got.json()["name"].as_str().unwrap().to_string();
+    let ops = gce_operations(&mock, "stuck-project");
+
+    let rg = json_call("PUT", &arm_url(&mock, ""), Some(json!({"location": "westeurope"}))).await;
+    assert!(rg.status < 300, "{}", rg.text());
+    let ip = arm_url(&mock, "/providers/Microsoft.Network/publicIPAddresses/stuck-ip");
+    let got = json_call(
+        "PUT",
+        &ip,
+        Some(json!({"location": "westeurope", "properties": {"publicIPAllocationMethod": "Static"}})),
+    )
+    .await;
+    assert!(got.status < 300, "{}", got.text());
+    let status_url = got
+        .header("azure-asyncoperation")
+        .expect("an asynchronous operation")
+        .to_string();
+
+    // Far longer than any of these takes unstuck at this scale.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(ec2_describe(&mock, &stuck)
+        .await
+        .contains("<name>pending</name>"));
+    assert!(ec2_describe(&mock, &free)
+        .await
+        .contains("<name>running</name>"));
+    let got = json_call("GET", &format!("{ops}/{op}"), None).await;
+    assert_eq!(got.json()["status"], "RUNNING", "{}", got.text());
+    let got = gce_get(&mock, "stuck-project", "stuck-1").await;
+    assert_eq!(got.json()["status"], "PROVISIONING", "{}", got.text());
+    let got = json_call("GET", &ip, None).await;
+    assert_eq!(
+        got.json()["properties"]["provisioningState"],
+        "Updating",
+        "{}",
+        got.text()
+    );
+    let got = json_call("GET", &status_url, None).await;
+    assert_eq!(got.json()["status"], "InProgress", "{}", got.text());
+}
