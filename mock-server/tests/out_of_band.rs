@@ -66,9 +66,15 @@ async fn aws_delete_stop_start_and_tags_act_as_the_console() {
         Some("Client.UserInitiatedShutdown"),
         "{body}"
     );
-    assert!(listed(&mock, &gone).await.is_none(), "terminated: not listed");
+    assert!(
+        listed(&mock, &gone).await.is_none(),
+        "terminated: not listed"
+    );
     // A second delete of a terminated instance changes nothing.
-    assert_eq!(act(&mock, &gone, json!({"action": "delete"})).await.status, 200);
+    assert_eq!(
+        act(&mock, &gone, json!({"action": "delete"})).await.status,
+        200
+    );
 
     let id = run_instance(&mock, &[]).await;
     let got = act(&mock, &id, json!({"action": "stop"})).await;
@@ -89,7 +95,12 @@ async fn aws_delete_stop_start_and_tags_act_as_the_console() {
             .then_some(())
     })
     .await;
-    let got = act(&mock, &id, json!({"action": "set_tags", "tags": {"team": "blue"}})).await;
+    let got = act(
+        &mock,
+        &id,
+        json!({"action": "set_tags", "tags": {"team": "blue"}}),
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.json()["resource"]["tags"], json!({"team": "blue"}));
     assert!(ec2_describe(&mock, &id)
@@ -111,10 +122,16 @@ async fn bad_action_bodies_and_ids_are_refused_with_the_field_named() {
     let id = run_instance(&mock, &[]).await;
     for (body, wants) in [
         ("{", "EOF while parsing"),
-        (r#"{"action": "reboot"}"#, "action: unknown variant `reboot`"),
+        (
+            r#"{"action": "reboot"}"#,
+            "action: unknown variant `reboot`",
+        ),
         (r#"{"action": "set_tags"}"#, "tags: required"),
         (r#"{"action": "stop", "tags": {"a": "b"}}"#, "not `stop`"),
-        (r#"{"action": "set_tags", "tags": {"": "b"}}"#, "tags: key ``"),
+        (
+            r#"{"action": "set_tags", "tags": {"": "b"}}"#,
+            "tags: key ``",
+        ),
         (r#"{"action": "set_tags", "tags": {"a": 1}}"#, "tags.a:"),
         (r#"{"action": "stop", "why": "x"}"#, "unknown field `why`"),
     ] {
@@ -141,11 +158,21 @@ async fn gcp_stop_start_labels_and_delete_act_as_the_console() {
     gce_wait_status(&mock, project, "oob-1", "TERMINATED").await;
     act(&mock, &id, json!({"action": "start"})).await;
     gce_wait_status(&mock, project, "oob-1", "RUNNING").await;
-    let got = act(&mock, &id, json!({"action": "set_tags", "tags": {"team": "blue"}})).await;
+    let got = act(
+        &mock,
+        &id,
+        json!({"action": "set_tags", "tags": {"team": "blue"}}),
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.text());
     let v = gce_get(&mock, project, "oob-1").await.json();
     assert_eq!(v["labels"], json!({"team": "blue"}));
-    let got = act(&mock, &id, json!({"action": "set_tags", "tags": {"Team": "blue"}})).await;
+    let got = act(
+        &mock,
+        &id,
+        json!({"action": "set_tags", "tags": {"Team": "blue"}}),
+    )
+    .await;
     assert_eq!(got.status, 400);
     assert!(error(&got).contains("label key `Team`"), "{}", got.text());
     let got = act(&mock, &id, json!({"action": "deallocate"})).await;
@@ -196,8 +223,18 @@ async fn azure_power_changes_show_in_the_instance_view_and_delete_cascades() {
         })
         .await;
     }
-    let got = act(&mock, &id, json!({"action": "set_tags", "tags": {"a": "b"}})).await;
-    assert_eq!(got.json()["resource"]["tags"], json!({"a": "b"}), "{}", got.text());
+    let got = act(
+        &mock,
+        &id,
+        json!({"action": "set_tags", "tags": {"a": "b"}}),
+    )
+    .await;
+    assert_eq!(
+        got.json()["resource"]["tags"],
+        json!({"a": "b"}),
+        "{}",
+        got.text()
+    );
 
     let got = act(&mock, &id, json!({"action": "delete"})).await;
     assert_eq!(got.status, 200, "{}", got.text());
@@ -336,18 +373,26 @@ async fn azure_lists_lag_behind_creates_but_get_does_not() {
     let got = json_call(
         "PUT",
         &arm_url(&mock, path),
-        Some(json!({"location": "westeurope", "properties": {"publicIPAllocationMethod": "Static"}})),
+        Some(
+            json!({"location": "westeurope", "properties": {"publicIPAllocationMethod": "Static"}}),
+        ),
     )
     .await;
     assert!(got.status < 300, "{}", got.text());
-    assert_eq!(json_call("GET", &arm_url(&mock, path), None).await.status, 200);
+    assert_eq!(
+        json_call("GET", &arm_url(&mock, path), None).await.status,
+        200
+    );
     let list = arm_url(&mock, "/providers/Microsoft.Network/publicIPAddresses");
     let count = || async {
         let v = json_call("GET", &list, None).await.json();
         v["value"].as_array().map(Vec::len).unwrap_or(usize::MAX)
     };
     assert_eq!(count().await, 0, "listed within the window");
-    until(10, "listed", || async { (count().await == 1).then_some(()) }).await;
+    until(10, "listed", || async {
+        (count().await == 1).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -385,13 +430,23 @@ async fn stuck_operations_never_finish_on_any_cloud() {
     let op = got.json()["name"].as_str().unwrap().to_string();
     let ops = gce_operations(&mock, "stuck-project");
 
-    let rg = json_call("PUT", &arm_url(&mock, ""), Some(json!({"location": "westeurope"}))).await;
+    let rg = json_call(
+        "PUT",
+        &arm_url(&mock, ""),
+        Some(json!({"location": "westeurope"})),
+    )
+    .await;
     assert!(rg.status < 300, "{}", rg.text());
-    let ip = arm_url(&mock, "/providers/Microsoft.Network/publicIPAddresses/stuck-ip");
+    let ip = arm_url(
+        &mock,
+        "/providers/Microsoft.Network/publicIPAddresses/stuck-ip",
+    );
     let got = json_call(
         "PUT",
         &ip,
-        Some(json!({"location": "westeurope", "properties": {"publicIPAllocationMethod": "Static"}})),
+        Some(
+            json!({"location": "westeurope", "properties": {"publicIPAllocationMethod": "Static"}}),
+        ),
     )
     .await;
     assert!(got.status < 300, "{}", got.text());

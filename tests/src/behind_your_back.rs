@@ -73,7 +73,9 @@ impl Backstage {
     /// never lags) lists them.
     pub async fn vms_of(&self, worker_id: &str) -> Result<Vec<String>> {
         let url = format!("{}/_mock/resources?cloud={}", self.url, self.cloud);
-        let all = self.send(self.http.get(url), "GET /_mock/resources").await?;
+        let all = self
+            .send(self.http.get(url), "GET /_mock/resources")
+            .await?;
         Ok(all
             .as_array()
             .into_iter()
@@ -160,7 +162,12 @@ async fn remove_and_check(s: &Subject, w: &mut Worker) {
 pub async fn vanished_vm_is_noticed(s: &Subject, b: &Backstage) {
     let mut w = s.worker("cf-oob-gone");
     let d = drive(s, &mut w, &[Phase::Running], false).await;
-    assert!(d.stopped_by.is_none(), "{}: create: {:?}", s.name, d.stopped_by);
+    assert!(
+        d.stopped_by.is_none(),
+        "{}: create: {:?}",
+        s.name,
+        d.stopped_by
+    );
     assert_eq!(w.phase, Phase::Running, "{}", s.name);
     let vms = b.vms_of(w.id()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(vms.len(), 1, "{}: VMs of the worker: {vms:?}", s.name);
@@ -200,7 +207,12 @@ pub async fn vanished_vm_is_noticed(s: &Subject, b: &Backstage) {
     // The fleet's replacement: a new worker with the same launch config.
     let mut r = s.worker("cf-oob-again");
     let d = drive(s, &mut r, &[Phase::Running], false).await;
-    assert!(d.stopped_by.is_none(), "{}: replacement: {:?}", s.name, d.stopped_by);
+    assert!(
+        d.stopped_by.is_none(),
+        "{}: replacement: {:?}",
+        s.name,
+        d.stopped_by
+    );
     assert_eq!(r.phase, Phase::Running, "{}: replacement", s.name);
     remove_and_check(s, &mut r).await;
 }
@@ -219,7 +231,12 @@ pub async fn lagging_reads_create_no_duplicate(s: &Subject, b: &Backstage) {
     b.set_lag(Duration::ZERO)
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-    assert!(d.stopped_by.is_none(), "{}: create: {:?}", s.name, d.stopped_by);
+    assert!(
+        d.stopped_by.is_none(),
+        "{}: create: {:?}",
+        s.name,
+        d.stopped_by
+    );
     assert_eq!(w.phase, Phase::Running, "{}: {:?}", s.name, w.last_error);
     let vms = b.vms_of(w.id()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -229,7 +246,10 @@ pub async fn lagging_reads_create_no_duplicate(s: &Subject, b: &Backstage) {
         s.name
     );
     assert_eq!(
-        s.inspector.count_for(w.id()).await.unwrap_or_else(|e| panic!("{e}")),
+        s.inspector
+            .count_for(w.id())
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
         s.resources_per_worker,
         "{}",
         s.name

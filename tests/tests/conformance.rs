@@ -238,7 +238,7 @@ async fn azure_conforms_on_the_mock() {
         deadline: Duration::from_secs(60),
     };
     run_all(&subject).await;
-    let backstage = Backstage::new(mock.url(), &MockCloudKind::azure(), "conformance-azure")
-        .with_client(http);
+    let backstage =
+        Backstage::new(mock.url(), &MockCloudKind::azure(), "conformance-azure").with_client(http);
     behind_your_back::run_all(&subject, &backstage).await;
 }
