@@ -140,6 +140,9 @@ async fn bad_action_bodies_and_ids_are_refused_with_the_field_named() {
         let e = error(&got);
         assert!(e.contains(wants), "{body}: {e}");
     }
+    let got = act_raw(&mock, "%FF", r#"{"action": "delete"}"#).await;
+    assert_eq!(got.status, 400, "{}", got.text());
+    assert!(error(&got).starts_with("id:"), "{}", got.text());
     let got = act(&mock, "vm-name", json!({"action": "delete"})).await;
     assert_eq!(got.status, 404, "{}", got.text());
     assert!(ec2_describe(&mock, &id)

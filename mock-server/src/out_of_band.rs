@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -222,7 +223,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn act(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn act(
+    State(s): State<Arc<Shared>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return json_error(400, "id: must be a URL-encoded UTF-8 string");
+    };
     let action = match parse_action(&body) {
         Ok(a) => a,
         Err(e) => return json_error(400, &e),
