@@ -107,10 +107,22 @@ async fn aws_delete_stop_start_and_tags_act_as_the_console() {
         .await
         .contains("<key>team</key><value>blue</value>"));
 
+    let got = act(
+        &mock,
+        &id,
+        json!({"action": "set_tags", "tags": {"aws:x": "y"}}),
+    )
+    .await;
+    assert_eq!(got.status, 400, "{}", got.text());
+    assert!(error(&got).contains("`aws:x`"), "{}", got.text());
     let got = act(&mock, &id, json!({"action": "deallocate"})).await;
     assert_eq!(got.status, 400);
     let e = error(&got);
     assert!(e.contains("deallocate") && e.contains("aws"), "{e}");
+    let spot = run_instance(&mock, &SPOT).await;
+    let got = act(&mock, &spot, json!({"action": "stop"})).await;
+    assert_eq!(got.status, 409, "{}", got.text());
+    assert!(error(&got).contains("one-time Spot"), "{}", got.text());
     let got = act(&mock, "i-0000000000000dead", json!({"action": "stop"})).await;
     assert_eq!(got.status, 404);
     assert!(error(&got).contains("i-0000000000000dead"));
@@ -226,6 +238,14 @@ async fn azure_power_changes_show_in_the_instance_view_and_delete_cascades() {
         })
         .await;
     }
+    let got = act(
+        &mock,
+        &id,
+        json!({"action": "set_tags", "tags": {"a/b": "c"}}),
+    )
+    .await;
+    assert_eq!(got.status, 400, "{}", got.text());
+    assert!(error(&got).contains("name `a/b`"), "{}", got.text());
     let got = act(
         &mock,
         &id,

@@ -6,7 +6,8 @@
 //! `deallocate` deallocates it (`PowerState/deallocating` ->
 //! `PowerState/deallocated`), `start` starts it again
 //! (`PowerState/starting` -> `PowerState/running`) and `set_tags` replaces
-//! its tags. Each power change takes the configured VM update time.
+//! its tags (names without `<>%&\?/`, as ARM requires). Each power change
+//! takes the configured VM update time.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +61,19 @@ pub fn power_state(
     })
 }
 
+/// Characters ARM refuses in tag names.
+const BAD_TAG_CHARS: [char; 7] = ['<', '>', '%', '&', '\\', '?', '/'];
+
+/// Checks tags as ARM does: no name holds `<>%&\?/`.
+fn check_tags(tags: &std::collections::BTreeMap<String, String>) -> Result<(), ActionError> {
+    match tags.keys().find(|k| k.contains(BAD_TAG_CHARS)) {
+        Some(k) => Err(ActionError::Invalid(format!(
+            "tags: name `{k}`: Azure tag names cannot hold any of < > % & \\ ? /"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Splits `/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Compute/virtualMachines/{n}`
 /// (any case) into subscription, group and name.
 fn parse_vm_id(id: &str) -> Option<(&str, &str, &str)> {
@@ -83,6 +97,9 @@ impl Arm {
     /// Carries `action` out on the VM whose ARM id is `id`.
     pub fn out_of_band(&self, id: &str, action: &Action) -> Result<(), ActionError> {
         let not_found = || ActionError::NotFound(id.to_string());
+        if let Action::SetTags(tags) = action {
+            check_tags(tags)?;
+        }
         let (sub, rg, name) = parse_vm_id(id).ok_or_else(not_found)?;
         let part = self.store.existing(sub).ok_or_else(not_found)?;
         let mut part = part.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,7 +3,8 @@
 //! TerminateInstances, StopInstances and StartInstances start: `delete`
 //! terminates (`shutting-down` -> `terminated`, state reason
 //! `Client.UserInitiatedShutdown`), `stop` stops, `start` starts and
-//! `set_tags` replaces the tags. EC2 has no `deallocate`.
+//! `set_tags` replaces the tags (`aws:` keys are AWS's own and refused).
+//! A one-time Spot Instance cannot be stopped. EC2 has no `deallocate`.
 
 use std::time::Instant;
 
@@ -22,6 +23,13 @@ impl Ec2 {
                 cloud: Cloud::Aws,
             });
         }
+        if let Action::SetTags(tags) = action {
+            if let Some(k) = tags.keys().find(|k| k.to_ascii_lowercase().starts_with("aws:")) {
+                return Err(ActionError::Invalid(format!(
+                    "tags: key `{k}`: the aws: prefix is reserved for AWS's own tags"
+                )));
+            }
+        }
         let now = Instant::now();
         let cfg = self.config();
         for (_, part) in self.store.all() {
@@ -39,6 +47,11 @@ impl Ec2 {
                     }
                 }
                 Action::Stop => match state {
+                    State::Running if i.spot.as_ref().is_some_and(|s| s.kind == "one-time") => {
+                        return Err(ActionError::Conflict(format!(
+                            "instance {id} is a one-time Spot Instance: it cannot be stopped"
+                        )))
+                    }
                     State::Running => {
                         i.transition(Phase::Stopping, now, self.scaled_ms(cfg.stop_ms));
                         i.failure = None;
