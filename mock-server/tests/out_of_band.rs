@@ -500,3 +500,34 @@ async fn stuck_operations_never_finish_on_any_cloud() {
     let got = json_call("GET", &status_url, None).await;
     assert_eq!(got.json()["status"], "InProgress", "{}", got.text());
 }
+
+#[tokio::test]
+async fn a_negative_window_is_refused_naming_the_field() {
+    let mock = mock(0.01).await;
+    let got = control(
+        &mock,
+        "PUT",
+        "/_mock/config",
+        Some(json!({"azure": {"consistency_window_s": -1}})),
+    )
+    .await;
+    assert_eq!(got.status, 400, "{}", got.text());
+    assert!(
+        error(&got).starts_with("azure.consistency_window_s:"),
+        "{}",
+        got.text()
+    );
+    let got = control(
+        &mock,
+        "PUT",
+        "/_mock/config",
+        Some(json!({"gcp": {"consistency_window_ms": -1}})),
+    )
+    .await;
+    assert_eq!(got.status, 400, "{}", got.text());
+    assert!(
+        error(&got).contains("consistency_window_ms"),
+        "{}",
+        got.text()
+    );
+}
