@@ -7,8 +7,9 @@
 //!   leave it out. A terminated instance stays describable for
 //!   `terminated_visible_ms` anyway, as on EC2.
 //! - ARM (`azure.consistency_window_s`): after the PUT that creates a
-//!   resource, list calls leave it out; a GET by name finds it (ARM reads a
-//!   resource from its resource provider, lists lag).
+//!   resource, list calls leave it out, and after its delete finishes they
+//!   still list it; a GET by name answers the truth (ARM reads a resource
+//!   from its resource provider, lists lag).
 //! - Compute Engine (`gcp.consistency_window_ms`): after
 //!   `instances.insert`, `instances.list` and `aggregatedList` leave the
 //!   instance out; after it is gone, they still list it (`TERMINATED`).

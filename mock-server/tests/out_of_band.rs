@@ -416,6 +416,17 @@ async fn azure_lists_lag_behind_creates_but_get_does_not() {
         (count().await == 1).then_some(())
     })
     .await;
+    let got = json_call("DELETE", &arm_url(&mock, path), None).await;
+    assert!(got.status < 300, "{}", got.text());
+    until(10, "get answers 404", || async {
+        (json_call("GET", &arm_url(&mock, path), None).await.status == 404).then_some(())
+    })
+    .await;
+    assert_eq!(count().await, 1, "still listed after the delete");
+    until(10, "unlisted", || async {
+        (count().await == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

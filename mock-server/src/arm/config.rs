@@ -21,7 +21,8 @@ pub struct ArmConfig {
     pub throttle: ArmThrottle,
     /// Eventual consistency of lists, in seconds before the time scale:
     /// for this long after its PUT a new resource is missing from list
-    /// calls (a GET by name finds it). 0: lists are always current.
+    /// calls, and after its delete a deleted one is still listed (a GET by
+    /// name answers the truth). 0: lists are always current.
     pub consistency_window_s: f64,
 }
 
