@@ -226,7 +226,7 @@ pub async fn lagging_reads_create_no_duplicate(s: &Subject, b: &Backstage) {
         .unwrap_or_else(|e| panic!("{}: {e}", s.name));
     let mut w = s.worker("cf-oob-lag");
     let d = drive(s, &mut w, &[Phase::Running], true).await;
-    // Whatever happens, the lag goes before anything is asserted.
+    // The lag goes (and what was hidden shows) before the checks below.
     tokio::time::sleep(LAG).await;
     b.set_lag(Duration::ZERO)
         .await
