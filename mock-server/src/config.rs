@@ -69,6 +69,13 @@ impl MockConfig {
         if let Some(aws) = &self.aws {
             aws.validate().map_err(|e| format!("aws.{e}"))?;
         }
+        if let Some(w) = self.azure.as_ref().map(|a| a.consistency_window_s) {
+            if !w.is_finite() || w < 0.0 {
+                return Err(format!(
+                    "azure.consistency_window_s: must be a finite number of seconds >= 0, got {w}"
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -12,8 +12,7 @@
 //! ```
 //!
 //! The behaviours ([`invalid_launch_is_refused`], [`create_run_remove`],
-//! [`replayed_steps_create_nothing`],
-//! [`list_owned_is_exact`], [`retries_within_budget`],
+//! [`replayed_steps_create_nothing`], [`list_owned_is_exact`], [`retries_within_budget`],
 //! [`capacity_is_classified`], [`half_created_teardown`]) panic with a
 //! message naming the subject when a provider misbehaves; they are test
 //! code. Fault injection is optional: an inspector that cannot inject a
@@ -33,6 +32,7 @@ use skyfleet_core::{
     DesiredState, Error, ErrorKind, OwnershipScope, Phase, Provider, Result, Worker,
 };
 use skyfleet_static::StaticProvider;
+pub mod behind_your_back;
 
 /// One live cloud resource, as the inspector sees it.
 #[derive(Debug, Clone, PartialEq)]

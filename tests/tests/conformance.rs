@@ -10,6 +10,7 @@ use skyfleet_core::transport::{ApiClass, Limit, Transport, TransportConfig};
 use skyfleet_core::PollPolicy;
 use skyfleet_mock::MockCloud;
 use skyfleet_static::StaticBuilder;
+use skyfleet_tests::behind_your_back::{self, Backstage};
 use skyfleet_tests::{
     run_all, MockCloudKind, MockInspector, StaticInspector, Subject, TestingInspector,
 };
@@ -69,7 +70,7 @@ async fn gcp_conforms_on_the_mock() {
         .with_check_intervals(Duration::from_secs(60), Duration::from_millis(20))
         .with_transport(fast_transport("gcp"));
     let provider = config.build().expect("valid config");
-    run_all(&Subject {
+    let subject = Subject {
         name: "gcp".into(),
         provider: Arc::new(provider),
         inspector: Arc::new(MockInspector::new(
@@ -86,8 +87,10 @@ async fn gcp_conforms_on_the_mock() {
         manager_id: "conformance-gcp".into(),
         resources_per_worker: 1,
         deadline: Duration::from_secs(30),
-    })
-    .await;
+    };
+    run_all(&subject).await;
+    let backstage = Backstage::new(mock.url(), &MockCloudKind::gcp(), "conformance-gcp");
+    behind_your_back::run_all(&subject, &backstage).await;
 }
 
 #[tokio::test]
@@ -128,7 +131,7 @@ async fn aws_conforms_on_the_mock() {
         .build()
         .await
         .expect("valid config");
-    run_all(&Subject {
+    let subject = Subject {
         name: "aws".into(),
         provider: Arc::new(provider),
         inspector: Arc::new(MockInspector::new(
@@ -144,8 +147,10 @@ async fn aws_conforms_on_the_mock() {
         manager_id: "conformance-aws".into(),
         resources_per_worker: 1,
         deadline: Duration::from_secs(30),
-    })
-    .await;
+    };
+    run_all(&subject).await;
+    let backstage = Backstage::new(mock.url(), &MockCloudKind::aws(), "conformance-aws");
+    behind_your_back::run_all(&subject, &backstage).await;
 }
 
 #[tokio::test]
@@ -210,12 +215,12 @@ async fn azure_conforms_on_the_mock() {
     let provider = skyfleet_azure::AzureBuilder::from_config(config)
         .build()
         .expect("valid config");
-    run_all(&Subject {
+    let subject = Subject {
         name: "azure".into(),
         provider: Arc::new(provider),
         inspector: Arc::new(
             MockInspector::new(mock.url(), "conformance-azure", MockCloudKind::azure())
-                .with_client(http),
+                .with_client(http.clone()),
         ),
         launch: json!({
             "location": "eastus",
@@ -231,6 +236,9 @@ async fn azure_conforms_on_the_mock() {
         // (PATCHed on once the VM exists), so it is listed and counted.
         resources_per_worker: 3,
         deadline: Duration::from_secs(60),
-    })
-    .await;
+    };
+    run_all(&subject).await;
+    let backstage =
+        Backstage::new(mock.url(), &MockCloudKind::azure(), "conformance-azure").with_client(http);
+    behind_your_back::run_all(&subject, &backstage).await;
 }

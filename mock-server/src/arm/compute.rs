@@ -436,8 +436,10 @@ pub fn instance_view(part: &Partition, r: &Resource, now: Instant) -> Value {
     };
     let power = if super::spot::deallocated(part, r, now) {
         Some(("deallocated", "VM deallocated"))
-    } else {
+    } else if r.state(now) == "Deleting" {
         power
+    } else {
+        super::out_of_band::power_state(part, r, now).or(power)
     };
     let mut statuses = vec![prov];
     if let Some((code, display)) = power {

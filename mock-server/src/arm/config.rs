@@ -19,6 +19,11 @@ pub struct ArmConfig {
     pub retry_after_s: u64,
     /// Subscription token buckets.
     pub throttle: ArmThrottle,
+    /// Eventual consistency of lists, in seconds before the time scale:
+    /// for this long after its PUT a new resource is missing from list
+    /// calls, and after its delete a deleted one is still listed (a GET by
+    /// name answers the truth). 0: lists are always current.
+    pub consistency_window_s: f64,
 }
 
 impl Default for ArmConfig {
@@ -27,6 +32,7 @@ impl Default for ArmConfig {
             durations: ArmDurations::default(),
             retry_after_s: 1,
             throttle: ArmThrottle::default(),
+            consistency_window_s: 0.0,
         }
     }
 }

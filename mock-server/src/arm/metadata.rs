@@ -28,7 +28,9 @@ impl Arm {
             };
             let running = vm.alive(now)
                 && matches!(vm.state(now), "Creating" | "Updating" | "Succeeded")
-                && !super::spot::deallocated(&part, vm, now);
+                && !super::spot::deallocated(&part, vm, now)
+                && super::out_of_band::power_state(&part, vm, now)
+                    .is_none_or(|(code, _)| code == "running");
             return running.then(|| facts(&part, vm, now));
         }
         None

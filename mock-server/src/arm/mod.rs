@@ -14,6 +14,7 @@ mod error;
 mod lro;
 mod metadata;
 mod network;
+mod out_of_band;
 mod path;
 mod request;
 mod resources;
@@ -253,6 +254,13 @@ impl Arm {
                 return Err(gateway_timeout());
             }
             FaultEffect::LoseAnswer => injected.lose_answer = true,
+            FaultEffect::Stuck => {
+                if !routes::is_asynchronous(target, m) {
+                    // Nothing to hold: a read or a synchronous call.
+                    return Ok(injected);
+                }
+                injected.stuck = true;
+            }
             FaultEffect::Error {
                 status,
                 code,
@@ -307,6 +315,7 @@ impl Arm {
             status_only: admitted.query.status_only.clone(),
             fail: injected.fail,
             not_found_reads: injected.not_found_reads,
+            stuck: injected.stuck,
             ctx: self.ctx.clone(),
         }
     }
@@ -347,6 +356,8 @@ struct Injected {
     not_found_reads: Option<u32>,
     /// `lose_answer`: the request is carried out, then not answered.
     lose_answer: bool,
+    /// `stuck`: the operation this request starts never ends.
+    stuck: bool,
 }
 
 /// What ARM's front door answers when the service behind it never did.

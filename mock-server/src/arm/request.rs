@@ -49,6 +49,8 @@ pub struct Req {
     pub fail: Option<OpError>,
     /// A `not_found_reads` fault: reads of the resource answer 404 this often.
     pub not_found_reads: Option<u32>,
+    /// A `stuck` fault: the operation this request starts never ends.
+    pub stuck: bool,
     /// The shared context (stockouts).
     pub ctx: crate::ctx::Ctx,
 }

@@ -92,7 +92,10 @@ pub fn route(
         Target::InstanceView { rg, name } => {
             read::get(p, req, Kind::VirtualMachine, &rg, &name, true)
         }
-        Target::List { kind, rg } => read::list(p, req, kind, rg.as_deref()),
+        Target::List { kind, rg } => {
+            let lag = req.scaled(super::config::secs(cfg.consistency_window_s));
+            read::list(p, req, kind, rg.as_deref(), lag)
+        }
         Target::OperationStatus { id } => lro::status(p, req, cfg, &id),
         Target::OperationResult { id } => lro::result(p, req, cfg, &id),
     }

@@ -310,6 +310,10 @@ pub struct OpRecord {
 /// (their status URLs then answer 404), so memory stays bounded.
 pub const MAX_OPERATIONS: usize = 20_000;
 
+/// The most deleted resources a subscription keeps for lists that lag
+/// behind deletes (see [`crate::consistency`]); older ones are forgotten.
+pub const MAX_DELETED: usize = 1_000;
+
 /// One subscription's state.
 #[derive(Debug, Default)]
 pub struct Partition {
@@ -327,6 +331,11 @@ pub struct Partition {
     pub next_public_ip: u32,
     /// Spot evictions given notice, by VM.
     pub evictions: HashMap<ResKey, super::spot::Eviction>,
+    /// Out-of-band power changes (`/_mock/resources/{id}/actions`), by VM.
+    pub power: HashMap<ResKey, super::out_of_band::PowerChange>,
+    /// Resources whose delete finished and that a read has since dropped,
+    /// oldest first (at most [`MAX_DELETED`]), for lists that lag.
+    pub deleted: VecDeque<Resource>,
 }
 
 impl Partition {
@@ -343,7 +352,12 @@ impl Partition {
     /// The live resource at `key` (a finished delete removes it).
     pub fn live(&mut self, key: &ResKey, now: Instant) -> Option<&mut Resource> {
         if self.resources.get(key).is_some_and(|r| !r.alive(now)) {
-            self.resources.remove(key);
+            if let Some(gone) = self.resources.remove(key) {
+                self.deleted.push_back(gone);
+                while self.deleted.len() > MAX_DELETED {
+                    self.deleted.pop_front();
+                }
+            }
             return None;
         }
         self.resources.get_mut(key)

@@ -151,7 +151,8 @@ async fn token_fault(arm: &Arm, op: &str, resource: &str) -> Option<Response> {
             res.extensions_mut().insert(DropConnection);
             Some(res)
         }
-        FaultEffect::NotFoundReads { .. } => None,
+        // A token request starts no operation: nothing to hold.
+        FaultEffect::NotFoundReads { .. } | FaultEffect::Stuck => None,
     }
 }
 

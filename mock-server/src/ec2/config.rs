@@ -16,6 +16,10 @@ pub struct Ec2Config {
     pub terminate_ms: u64,
     /// How long a terminated instance stays describable.
     pub terminated_visible_ms: u64,
+    /// Eventual consistency: for this long after RunInstances, a
+    /// DescribeInstances naming the new instance answers
+    /// `InvalidInstanceID.NotFound` and lists leave it out (0: never).
+    pub consistency_window_ms: u64,
     /// Most non-terminated instances per account and region; a launch that
     /// cannot get MinCount gets `InstanceLimitExceeded`.
     pub instance_limit: u32,
@@ -40,6 +44,7 @@ impl Default for Ec2Config {
             stop_ms: 5_000,
             terminate_ms: 5_000,
             terminated_visible_ms: 3_600_000,
+            consistency_window_ms: 0,
             instance_limit: 10_000,
             unavailable_instance_types: Vec::new(),
             regions: [

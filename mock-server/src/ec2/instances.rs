@@ -204,6 +204,9 @@ pub struct Instance {
     pub hidden_reads: u32,
     /// A spot interruption, once given.
     pub interrupted: Option<Interrupted>,
+    /// Eventual consistency: until then describes act as if the instance
+    /// did not exist (see [`crate::consistency`]).
+    pub visible_from: Instant,
 }
 
 /// What an instance looks like at one instant.

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod filters;
 mod instances;
+mod out_of_band;
 mod query;
 mod spot;
 mod store;
@@ -51,6 +52,8 @@ pub struct Injected {
     pub hidden_reads: u32,
     /// `lose_answer`: the action runs, then no answer is sent.
     pub lose_answer: bool,
+    /// `stuck`: new instances stay `pending`.
+    pub stuck: bool,
 }
 
 impl Ec2 {
@@ -238,6 +241,7 @@ impl Ec2 {
             }
             FaultEffect::NotFoundReads { count } => injected.hidden_reads = count,
             FaultEffect::LoseAnswer => injected.lose_answer = true,
+            FaultEffect::Stuck => injected.stuck = true,
         }
         Ok(injected)
     }

@@ -43,6 +43,12 @@ pub struct GceConfig {
     /// with a not yet `DONE` operation (Google documents about 2 minutes; 0
     /// makes every wait return at once).
     pub wait_cap_ms: u64,
+    /// Eventual consistency of lists: for this long after
+    /// `instances.insert` an instance is missing from `instances.list` and
+    /// `aggregatedList`, and for this long after it is gone a deleted one is
+    /// still listed (`TERMINATED`). `instances.get` is not affected (0:
+    /// lists are always current).
+    pub consistency_window_ms: u64,
     /// Whether Compute requests need `Authorization: Bearer ...` (401
     /// otherwise). Off lets clients with anonymous credentials in.
     pub require_auth: bool,
@@ -68,6 +74,7 @@ impl Default for GceConfig {
             suspend_operation_ms: 20_000,
             resume_operation_ms: 15_000,
             wait_cap_ms: 120_000,
+            consistency_window_ms: 0,
             require_auth: true,
             token_expires_in_s: 3599,
             throttle: GceThrottle::default(),

@@ -235,6 +235,20 @@ impl Instance {
         self.status(now) != Status::Gone
     }
 
+    /// Whether lists lagging by `window` show the instance at `now`: not
+    /// until `window` after its insert, and still for `window` after it is
+    /// gone (see [`crate::consistency`]).
+    pub(crate) fn listed(&self, now: Instant, window: std::time::Duration) -> bool {
+        if crate::consistency::pending(self.created_at, window, now) {
+            return false;
+        }
+        self.live(now)
+            || self
+                .timeline
+                .since(now)
+                .is_some_and(|gone| crate::consistency::lingering(gone, window, now))
+    }
+
     /// Uses up one hidden read; true when this read must answer 404.
     pub(crate) fn take_hidden_read(&self) -> bool {
         self.hidden_reads

@@ -35,6 +35,7 @@ mod lifecycle;
 mod links;
 mod methods;
 mod operations;
+mod out_of_band;
 mod request;
 mod spec;
 mod spot;

@@ -238,7 +238,11 @@ impl Gce {
                     retry_after_s.max(1),
                 ))
             }
-            Some(f @ (FaultEffect::FailOperation { .. } | FaultEffect::NotFoundReads { .. })) => {
+            Some(
+                f @ (FaultEffect::FailOperation { .. }
+                | FaultEffect::NotFoundReads { .. }
+                | FaultEffect::Stuck),
+            ) => {
                 fault = Some(f)
             }
             Some(FaultEffect::LoseAnswer) => lose_answer = true,

@@ -146,7 +146,11 @@ fn new_op(req: &Req, kind: OpKind, dur: Duration) -> Op {
     Op {
         id: Arc::from(uuid::Uuid::new_v4().to_string()),
         kind,
-        ends: req.now + req.scaled(dur),
+        ends: if req.stuck {
+            req.now + crate::bounded::MAX_DURATION
+        } else {
+            req.now + req.scaled(dur)
+        },
         failure: req.fail.clone(),
     }
 }

@@ -13,8 +13,9 @@ use super::{live_group, ok_json, type_and_name};
 use crate::arm::compute;
 use crate::arm::error::ArmError;
 use crate::arm::request::Req;
-use crate::arm::store::{Kind, Partition, ResKey};
+use crate::arm::store::{Kind, OpKind, Partition, ResKey, Resource};
 use crate::arm::view::{resource_json, ReadOpts};
+use crate::consistency::lingering;
 
 /// GET of a resource (or its instance view).
 pub fn get(
@@ -53,12 +54,15 @@ pub fn get(
 pub const PAGE: usize = 100;
 
 /// GET of a list: one kind in a group or the subscription, by name, in pages
-/// of [`PAGE`] with an absolute `nextLink` (`$skiptoken`).
+/// of [`PAGE`] with an absolute `nextLink` (`$skiptoken`). Resources made
+/// less than `lag` ago are left out, and those deleted less than `lag` ago
+/// are still listed (see [`crate::consistency`]).
 pub fn list(
     part: &mut Partition,
     req: &Req,
     kind: Kind,
     rg: Option<&str>,
+    lag: std::time::Duration,
 ) -> Result<Response, ArmError> {
     let now = req.now;
     let status_only = kind == Kind::VirtualMachine && status_only(req.status_only.as_deref())?;
@@ -70,24 +74,35 @@ pub fn list(
         Some(rg) => Some(live_group(part, rg, now)?.name.to_ascii_lowercase()),
         None => None,
     };
-    let mut keys: Vec<&ResKey> = part
+    let in_scope = |r: &Resource| {
+        r.kind == kind && rg_key.as_ref().is_none_or(|g| r.rg.eq_ignore_ascii_case(g))
+    };
+    // Deleted less than `lag` ago: a lagging list still shows it.
+    let lingers = |r: &Resource| {
+        !r.alive(now) && r.op.kind == OpKind::Delete && lingering(r.op.ends, lag, now)
+    };
+    let mut rows: Vec<&Resource> = part
         .resources
-        .iter()
-        .filter(|(k, r)| {
-            k.kind == kind && rg_key.as_ref().is_none_or(|g| *g == k.rg) && r.alive(now)
-        })
-        .map(|(k, _)| k)
+        .values()
+        .filter(|r| in_scope(r))
+        .filter(|r| (r.alive(now) && !made_within(r, req, lag)) || lingers(r))
         .collect();
-    keys.sort_by(|a, b| (&a.rg, &a.name).cmp(&(&b.rg, &b.name)));
-    let total = keys.len();
+    rows.extend(part.deleted.iter().filter(|r| {
+        in_scope(r)
+            && lingers(r)
+            && !part
+                .resources
+                .contains_key(&ResKey::new(r.kind, &r.rg, &r.name))
+    }));
+    let order = |r: &Resource| (r.rg.to_ascii_lowercase(), r.name.to_ascii_lowercase());
+    rows.sort_by_cached_key(|r| order(r));
+    let total = rows.len();
     let mut out = b"{\"value\":[".to_vec();
-    for (i, k) in keys.iter().skip(req.skip).take(PAGE).enumerate() {
-        if let Some(r) = part.resources.get(*k) {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend(resource_json(part, r, now, opts));
+    for (i, r) in rows.iter().skip(req.skip).take(PAGE).enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        out.extend(resource_json(part, r, now, opts));
     }
     out.push(b']');
     if req.skip.saturating_add(PAGE) < total {
@@ -127,6 +142,16 @@ fn status_only(v: Option<&str>) -> Result<bool, ArmError> {
             ))
         }
     }
+}
+
+/// Whether `r` was made less than `lag` before the request (wall clock:
+/// resources keep their creation time so).
+fn made_within(r: &Resource, req: &Req, lag: std::time::Duration) -> bool {
+    if lag.is_zero() {
+        return false;
+    }
+    let age = std::time::Duration::try_from(req.wall - r.created).unwrap_or_default();
+    age < lag
 }
 
 #[cfg(test)]

@@ -249,6 +249,7 @@ fn select(
         for id in ids {
             match part.get_mut(id, now) {
                 None => missing.push(*id),
+                Some(i) if now < i.visible_from => missing.push(*id),
                 Some(i) if i.hidden_reads > 0 => {
                     i.hidden_reads -= 1;
                     missing.push(*id);
@@ -271,7 +272,7 @@ fn select(
     let mut next = None;
     for (seq, i) in part.instances.range_mut(start..) {
         let seen = i.seen(now);
-        if seen.gone || !keep(i, seen.state) {
+        if seen.gone || now < i.visible_from || !keep(i, seen.state) {
             continue;
         }
         if i.hidden_reads > 0 {

@@ -422,7 +422,12 @@ impl Ec2 {
         let count = usize::try_from(max).unwrap_or(usize::MAX).min(available);
         let reservation_id = format!("r-{}", self.ctx.hex_id(17));
         let launch_time = crate::now_rfc3339();
-        let ready_at = now + self.scaled_ms(cfg.launch_ms);
+        let ready_at = if injected.stuck {
+            // Never running: `pending` for as long as the mock keeps time.
+            now + crate::bounded::MAX_DURATION
+        } else {
+            now + self.scaled_ms(cfg.launch_ms)
+        };
         let gone_at = injected
             .fail
             .as_ref()
@@ -479,6 +484,7 @@ impl Ec2 {
                 failure: injected.fail.clone(),
                 hidden_reads: injected.hidden_reads,
                 interrupted: None,
+                visible_from: now + self.scaled_ms(cfg.consistency_window_ms),
             };
             ids.push(inst.id.clone());
             part.insert(inst);

@@ -18,10 +18,10 @@ use serde_json::{json, Value};
 
 use crate::gce::error::GceError;
 use crate::gce::filters::{Fields, Filter};
-use crate::gce::lifecycle::Status;
 use crate::gce::request::{Call, Reply};
 use crate::gce::Gce;
 
+use super::instances::ms;
 use super::paging;
 
 /// Checks a boolean query parameter (`true` or `false`, any case).
@@ -97,7 +97,7 @@ pub(crate) fn aggregated_list(gce: &Gce, call: &Call) -> Result<Reply, GceError>
             };
             for (name, inst) in range {
                 let status = inst.status(call.now);
-                if status == Status::Gone {
+                if !inst.listed(call.now, ms(gce, call.config.consistency_window_ms)) {
                     continue;
                 }
                 if let Some(f) = &filter {

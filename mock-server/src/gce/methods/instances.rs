@@ -105,7 +105,12 @@ pub(super) fn start_operation(
         inserted_wall: OffsetDateTime::now_utc(),
         inserted: now,
         started,
-        done: started + ms(gce, duration_ms),
+        done: if matches!(call.fault, Some(FaultEffect::Stuck)) {
+            // `RUNNING` for as long as the mock keeps time.
+            started + crate::bounded::MAX_DURATION
+        } else {
+            started + ms(gce, duration_ms)
+        },
         failure,
     };
     let body = op.render(&call.base, &call.project, now);
@@ -176,6 +181,9 @@ pub(crate) fn insert(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
             // PROVISIONING and is gone when the operation ends.
             let until = ms(gce, call.config.operation_pending_ms) + ms(gce, op_ms);
             Timeline::new(now, Status::Provisioning, &[(until, Status::Gone)])
+        } else if matches!(call.fault, Some(FaultEffect::Stuck)) {
+            // Held where the stuck operation left it.
+            Timeline::new(now, Status::Provisioning, &[])
         } else {
             Timeline::new(now, Status::Provisioning, &boot(gce, call))
         };
@@ -246,7 +254,7 @@ pub(crate) fn list(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
         };
         for (name, inst) in range {
             let status = inst.status(call.now);
-            if status == Status::Gone {
+            if !inst.listed(call.now, ms(gce, call.config.consistency_window_ms)) {
                 continue;
             }
             if let Some(f) = &filter {

@@ -161,7 +161,10 @@ fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
                 }
             }
             if let Some((first, steps)) = plan {
-                inst.timeline.change(now, first, &steps);
+                // A stuck operation holds the instance in its first status.
+                let stuck = matches!(call.fault, Some(crate::ctx::FaultEffect::Stuck));
+                inst.timeline
+                    .change(now, first, if stuck { &[] } else { &steps });
             }
         }
         let target = (inst.spec.name.clone(), inst.id);

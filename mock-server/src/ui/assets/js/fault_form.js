@@ -1,5 +1,5 @@
 // The "add a rule" form. A rule is checked here before it is sent, with
-// the mock's own limits (see FaultRule::validate in ctx.rs), so a typo
+// the mock's own limits (see FaultRule::validate in faults.rs), so a typo
 // gets an answer naming the field without a round trip. A rule pasted as
 // JSON is only checked for its shape: the mock checks its fields, and its
 // refusal is shown as it wrote it.
@@ -9,7 +9,7 @@ import { byId, h, markInvalid } from './dom.js';
 import { current, render } from './faults.js';
 
 const CLOUDS = ['aws', 'azure', 'gcp'];
-const KINDS = ['latency', 'hang', 'error', 'throttle', 'fail_operation', 'reset', 'not_found_reads'];
+const KINDS = ['latency', 'hang', 'error', 'throttle', 'fail_operation', 'reset', 'lose_answer', 'not_found_reads', 'stuck'];
 const U32_MAX = 4294967295;
 
 /** Operation names worth suggesting before the journal has any. */
@@ -68,6 +68,8 @@ function effectFrom(form) {
       return { kind, count: wholeNumber(form, 'reads', 'reads', 0, U32_MAX) };
     case 'hang':
     case 'reset':
+    case 'lose_answer':
+    case 'stuck':
       return { kind };
     default:
       throw new Invalid('kind', `effect: unknown kind "${kind}"`);

@@ -25,6 +25,8 @@ export function describeEffect(effect) {
       return `fail operation ${effect.code}${effect.message ? `: ${effect.message}` : ''}`;
     case 'not_found_reads':
       return `next ${effect.count} reads answer 404`;
+    case 'stuck':
+      return 'operation never ends';
     default:
       return effect.kind;
   }
