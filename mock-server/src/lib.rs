@@ -47,7 +47,7 @@ macro_rules! internal {
 }
 
 internal!(app, arm, capacity, control, ctx, ec2, gce, imds, journal, tls);
-internal!(control_guard, ui);
+internal!(control_guard, delay, ui);
 mod bounded;
 pub mod config;
 mod serve;
