@@ -16,7 +16,7 @@ pub struct ArmConfig {
     /// The polling hint, in seconds before the time scale, on accepted
     /// long-running operations, running status resources and running
     /// `Location` polls (scaled, cut to the time the operation has left and
-    /// sent as [`crate::delay`] describes). 0 is raised to 1.
+    /// sent as `crate::delay` describes). 0 is raised to 1.
     pub retry_after_s: u64,
     /// Subscription token buckets.
     pub throttle: ArmThrottle,

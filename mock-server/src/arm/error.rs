@@ -15,7 +15,7 @@ pub struct ArmError {
     /// Human-readable message.
     pub message: String,
     /// The wait to announce (throttling answers), as `Retry-After` and/or
-    /// `retry-after-ms` (see [`crate::delay`]).
+    /// `retry-after-ms` (see `crate::delay`).
     pub retry_after: Option<crate::delay::Delay>,
     /// The property at fault (`target` of the envelope), if named.
     pub target: Option<String>,

@@ -63,7 +63,7 @@ fn retry_after(req: &Req, cfg: &ArmConfig, remaining: Duration) -> Delay {
 }
 
 /// Adds `Azure-AsyncOperation`, the polling hint (`Retry-After` and/or
-/// `retry-after-ms`, see [`crate::delay`]; no longer than the time to
+/// `retry-after-ms`, see `crate::delay`; no longer than the time to
 /// `ends`, when operation `id` finishes) and (when `location`) `Location`.
 #[allow(clippy::too_many_arguments)]
 pub fn accepted_headers(
