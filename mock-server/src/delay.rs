@@ -66,17 +66,19 @@ impl Delay {
 
     /// The wait in whole seconds, rounded up (1 for a delay under a second).
     pub fn whole_seconds(self) -> u64 {
-        self.0.as_secs() + u64::from(self.0.subsec_nanos() > 0)
+        self.0
+            .as_secs()
+            .saturating_add(u64::from(self.0.subsec_nanos() > 0))
     }
 
     /// The wait in seconds as error messages word it: whole seconds from a
     /// second up ("7"), otherwise a decimal fraction ("0.01").
     pub fn seconds_text(self) -> String {
-        if self.0 >= Duration::from_secs(1) {
+        let ms = self.millis();
+        if ms >= 1000 {
             self.whole_seconds().to_string()
         } else {
-            let s = format!("{:.3}", self.0.as_secs_f64());
-            s.trim_end_matches('0').to_string()
+            format!("0.{ms:03}").trim_end_matches('0').to_string()
         }
     }
 
@@ -151,6 +153,7 @@ mod tests {
         assert_eq!(ms(1200).seconds_text(), "2");
         assert_eq!(ms(10).seconds_text(), "0.01");
         assert_eq!(ms(250).seconds_text(), "0.25");
+        assert_eq!(Delay::real(Duration::from_micros(999_500)).seconds_text(), "1");
         assert_eq!(ms(10).whole_seconds(), 1);
     }
 }

@@ -126,7 +126,7 @@ pub fn status(
     }
     let mut res = ok_json(serde_json::to_vec(&body).unwrap_or_default());
     if running {
-        retry_after(req, cfg, rec.ends - req.now).insert_headers(res.headers_mut());
+        retry_after(req, cfg, rec.ends.saturating_duration_since(req.now)).insert_headers(res.headers_mut());
     }
     Ok(res)
 }
@@ -145,7 +145,7 @@ pub fn result(
         if let Ok(v) = HeaderValue::from_str(&url) {
             res.headers_mut().insert(http::header::LOCATION, v);
         }
-        retry_after(req, cfg, rec.ends - req.now).insert_headers(res.headers_mut());
+        retry_after(req, cfg, rec.ends.saturating_duration_since(req.now)).insert_headers(res.headers_mut());
         return Ok(res);
     }
     if let Some(f) = &rec.failure {
