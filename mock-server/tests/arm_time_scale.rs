@@ -34,7 +34,11 @@ async fn a_scaled_operation_is_done_on_the_first_poll_after_its_scaled_duration(
     let a = send(&r, Method::PUT, &u(&pip), Some(pip_body())).await;
     let sent = Instant::now();
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
-    assert_eq!(a.header("retry-after"), None, "no Retry-After under a second");
+    assert_eq!(
+        a.header("retry-after"),
+        None,
+        "no Retry-After under a second"
+    );
     assert_eq!(ms(&a), 20);
     let op = path_of(a.header("azure-asyncoperation").unwrap());
 

@@ -541,7 +541,10 @@ async fn fault_throttle_error_latency() {
         .unwrap();
     let err = client.describe_regions().send().await.unwrap_err();
     assert_eq!(
-        err.raw_response().unwrap().headers().get("x-amz-retry-after"),
+        err.raw_response()
+            .unwrap()
+            .headers()
+            .get("x-amz-retry-after"),
         Some("30")
     );
 
