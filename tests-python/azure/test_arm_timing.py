@@ -4,10 +4,12 @@ pollers of azure-core) at time_scale 0.01.
 
 The pollers wait whatever the mock's polling hint says, and fall back to
 30 s when it says nothing usable (azure-core reads `Retry-After: 0` as
-absent, and `retry-after-ms` only without a `Retry-After`). So the chain
-below finishing in well under 2 s shows the hints are scaled and sent in a
-form the clients honour, and that each operation is reported done on the
-first poll after its scaled duration.
+absent, and `retry-after-ms` only without a `Retry-After`). The default
+durations of the chain below add up to 116 s, 1.16 s at time_scale 0.01;
+finishing in under 2 s leaves no room for a single unscaled 1 s hint, so it
+shows the hints are scaled, sent in a form the clients honour, and that
+each operation is reported done on the first poll after its scaled
+duration.
 
 The mock binary comes from SKYFLEET_MOCK_BIN (tests-python/run.sh sets it);
 it runs with --tls (azure-core sends bearer tokens only over https) and the
