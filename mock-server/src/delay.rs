@@ -48,11 +48,6 @@ impl Delay {
         Delay::real(self.0.min(other))
     }
 
-    /// The wait.
-    pub fn duration(self) -> Duration {
-        self.0
-    }
-
     /// The wait in whole milliseconds, rounded up.
     pub fn millis(self) -> u64 {
         let ms = self.0.as_millis();
@@ -113,20 +108,20 @@ mod tests {
     #[test]
     fn scaling_floors_and_caps() {
         let s = Duration::from_secs(1);
-        assert_eq!(Delay::scaled(s, 0.01).duration(), MIN_DELAY);
-        assert_eq!(Delay::scaled(s, 0.5).duration(), Duration::from_millis(500));
-        assert_eq!(Delay::scaled(s, 0.0).duration(), MIN_DELAY);
-        assert_eq!(Delay::scaled(s, f64::NAN).duration(), MIN_DELAY);
-        assert_eq!(Delay::scaled(s, -3.0).duration(), MIN_DELAY);
-        assert_eq!(Delay::scaled(s * 3, 1.0).duration(), s * 3);
-        assert!(Delay::scaled(Duration::MAX, 1e300).duration() < Duration::MAX);
+        assert_eq!(Delay::scaled(s, 0.01).0, MIN_DELAY);
+        assert_eq!(Delay::scaled(s, 0.5).0, Duration::from_millis(500));
+        assert_eq!(Delay::scaled(s, 0.0).0, MIN_DELAY);
+        assert_eq!(Delay::scaled(s, f64::NAN).0, MIN_DELAY);
+        assert_eq!(Delay::scaled(s, -3.0).0, MIN_DELAY);
+        assert_eq!(Delay::scaled(s * 3, 1.0).0, s * 3);
+        assert!(Delay::scaled(Duration::MAX, 1e300).0 < Duration::MAX);
         assert_eq!(
-            Delay::scaled(s * 3, 1.0).at_most(s).duration(),
+            Delay::scaled(s * 3, 1.0).at_most(s).0,
             s,
             "a shorter remaining time wins"
         );
         assert_eq!(
-            Delay::scaled(s, 1.0).at_most(Duration::ZERO).duration(),
+            Delay::scaled(s, 1.0).at_most(Duration::ZERO).0,
             MIN_DELAY
         );
     }
