@@ -1,31 +1,46 @@
 #!/usr/bin/env bash
-# Runs the Python suites (tests-python/*/) against the mock binary, with
-# the pinned official clients of each suite's requirements.txt in a cached
-# virtualenv. Where Python or pip cannot provide them, it says why and
-# exits 0 ("python imds tests skipped: <reason>"); test failures exit
-# non-zero.
+# Runs one Python suite (tests-python/SUITE/) against the mock binary, with
+# the pinned official clients of the suite's requirements.txt in a cached
+# virtualenv of its own:
+#
+#   tests-python/run.sh imds     the metadata services (botocore, google-auth)
+#   tests-python/run.sh azure    ARM operations at time_scale 0.01 (azure-mgmt-*)
+#
+# Where Python or pip cannot provide the clients, it says why and exits 0
+# ("python SUITE tests skipped: <reason>"); test failures exit non-zero.
 #
 #   SKYFLEET_MOCK_BIN   the skyfleet-mock binary (default: the debug build
 #                       in $CARGO_TARGET_DIR, or target/)
-#   SKYFLEET_PY_CACHE   where the virtualenv lives (default:
-#                       ~/.cache/skyfleet/python-imds)
+#   SKYFLEET_PY_CACHE   where the suite's virtualenv lives (default:
+#                       ~/.cache/skyfleet/python-SUITE)
 set -u
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-suite="$here/imds"
+name="${1:-}"
+case "$name" in
+    "" | */* | .*)
+        echo "usage: $0 SUITE (one of: $(cd "$here" && ls -d */ | tr -d / | tr '\n' ' '))" >&2
+        exit 2
+        ;;
+esac
+suite="$here/$name"
 requirements="$suite/requirements.txt"
-cache="${SKYFLEET_PY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/skyfleet/python-imds}"
+if [ ! -f "$requirements" ]; then
+    echo "python tests: no suite $suite (no requirements.txt)" >&2
+    exit 2
+fi
+cache="${SKYFLEET_PY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/skyfleet/python-$name}"
 venv="$cache/venv"
 
 skip() {
-    echo "python imds tests skipped: $1"
+    echo "python $name tests skipped: $1"
     exit 0
 }
 
 bin="${SKYFLEET_MOCK_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/skyfleet-mock}"
 if [ ! -x "$bin" ]; then
-    echo "python imds tests: no mock binary at $bin (run cargo build -p skyfleet-mock first, or set SKYFLEET_MOCK_BIN)" >&2
+    echo "python $name tests: no mock binary at $bin (run cargo build -p skyfleet-mock first, or set SKYFLEET_MOCK_BIN)" >&2
     exit 1
 fi
 
@@ -45,4 +60,4 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
 fi
 
 export SKYFLEET_MOCK_BIN="$bin"
-cd "$suite" && exec "$venv/bin/python" -m pytest -q -p no:cacheprovider .
+cd "$suite" && exec "$venv/bin/python" -m pytest -q -s -p no:cacheprovider .

@@ -29,7 +29,8 @@ pub enum FaultEffect {
     },
     /// The cloud's native throttle answer.
     Throttle {
-        /// Seconds the client is asked to wait.
+        /// Seconds the client is asked to wait, before the time scale (the
+        /// answer announces `retry_after_s` times `time_scale`, at least 10 ms).
         retry_after_s: u64,
     },
     /// Accept the request, but make its asynchronous operation end Failed.

@@ -47,7 +47,7 @@ macro_rules! internal {
 }
 
 internal!(app, arm, capacity, control, ctx, ec2, gce, imds, journal, tls);
-internal!(consistency, control_guard, faults, out_of_band, ui);
+internal!(consistency, control_guard, delay, faults, out_of_band, ui);
 mod bounded;
 pub mod config;
 mod serve;

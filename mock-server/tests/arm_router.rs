@@ -23,7 +23,8 @@ async fn full_chain_with_public_ip_and_cascade_delete() {
     let sub = "sub-chain";
     network(&r, sub).await;
 
-    // Public IP: 201, Updating, absolute Azure-AsyncOperation, Retry-After 1, no Location.
+    // Public IP: 201, Updating, absolute Azure-AsyncOperation, no Location,
+    // the 1 s polling hint scaled to 50 ms: retry-after-ms alone.
     let pip_path = res_path(sub, PIP, "pip1");
     let a = send(&r, Method::PUT, &u(&pip_path), Some(pip_body())).await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
@@ -31,7 +32,8 @@ async fn full_chain_with_public_ip_and_cascade_delete() {
     let op = a.header("azure-asyncoperation").unwrap().to_string();
     assert!(op.starts_with("https://mock.test:8443/subscriptions/sub-chain/providers/Microsoft.Network/locations/eastus/operations/"), "{op}");
     assert!(op.ends_with("?api-version=2024-07-01"), "{op}");
-    assert_eq!(a.header("retry-after"), Some("1"));
+    assert_eq!(a.header("retry-after"), None);
+    assert_eq!(a.header("retry-after-ms"), Some("50"));
     assert!(a.header("location").is_none());
     assert!(a.header("x-ms-request-id").is_some());
     assert!(a.header("x-ms-correlation-request-id").is_some());
@@ -187,7 +189,8 @@ async fn full_chain_with_public_ip_and_cascade_delete() {
     assert_eq!(a.status, StatusCode::ACCEPTED);
     assert!(a.raw.is_empty());
     let loc = a.header("location").unwrap().to_string();
-    assert_eq!(a.header("retry-after"), Some("1"));
+    assert_eq!(a.header("retry-after"), None);
+    assert_eq!(a.header("retry-after-ms"), Some("50"));
     assert_eq!(
         a.header("x-ms-ratelimit-remaining-subscription-deletes"),
         Some("199")
@@ -530,16 +533,25 @@ async fn every_fault_effect() {
     );
     assert_eq!(a.body["error"]["message"], "boom");
 
-    // throttle: 429 + Retry-After.
+    // throttle: 429 + the scaled wait (7 s at time_scale 0.5: 3.5 s, sent
+    // rounded up in Retry-After and exactly in retry-after-ms).
     ctx.set_faults(rules(
-        json!([{"cloud": "azure", "operation": "*", "resource": "p1", "count": 1,
+        json!([{"cloud": "azure", "operation": "*", "resource": "p1", "count": 2,
         "effect": {"kind": "throttle", "retry_after_s": 7}}]),
     ))
     .unwrap();
+    ctx.set_time_scale(0.5).unwrap();
     let a = send(&r, Method::PUT, &u(&pip), Some(pip_body())).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(a.header("retry-after"), Some("7"));
+    assert_eq!(a.header("retry-after"), Some("4"));
+    assert_eq!(a.header("retry-after-ms"), Some("3500"));
     assert_eq!(a.code(), "TooManyRequests");
+    // At time_scale 0 the wait is the 10 ms floor, never `Retry-After: 0`.
+    ctx.set_time_scale(0.0).unwrap();
+    let a = send(&r, Method::PUT, &u(&pip), Some(pip_body())).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.header("retry-after"), None);
+    assert_eq!(a.header("retry-after-ms"), Some("10"));
 
     // not_found_reads: the next 2 GETs of the created resource are 404.
     ctx.set_faults(rules(
@@ -652,7 +664,9 @@ async fn subscription_throttling() {
             "SubscriptionRequestsThrottled"
         )
     );
-    assert!(a.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    // The buckets refill on the real clock, so even at time_scale 0 the
+    // wait is the real one (a token per 1000 s), not scaled away.
+    assert!(a.header("retry-after").unwrap().parse::<u64>().unwrap() >= 900);
     // Writes have their own bucket; other subscriptions their own.
     let a = send(&r, Method::PUT, &path, Some(json!({"location": "eastus"}))).await;
     assert_eq!(a.status, StatusCode::CREATED);

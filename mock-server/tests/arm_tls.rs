@@ -71,17 +71,24 @@ async fn call(
     )
 }
 
+/// The polling hint as azure-core reads it: `Retry-After` (never 0) if
+/// present, else `retry-after-ms` (what a sub-second scaled delay is sent as).
 fn retry_after(h: &reqwest::header::HeaderMap) -> Duration {
-    let s = h
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .expect("Retry-After on every accepted operation");
-    assert!(s >= 1, "Retry-After is never 0");
-    Duration::from_secs(s)
+    let num = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    if let Some(s) = num("retry-after") {
+        assert!(s >= 1, "Retry-After is never 0");
+        return Duration::from_secs(s);
+    }
+    let ms = num("retry-after-ms").expect("a polling hint on every accepted operation");
+    assert!(ms >= 1, "retry-after-ms is never 0");
+    Duration::from_millis(ms)
 }
 
-/// What the Go/Rust async pollers do for a PUT: honour Retry-After, poll the
+/// What the Go/Rust async pollers do for a PUT: honour the hint, poll the
 /// absolute Azure-AsyncOperation URL until terminal, then GET the original URL.
 async fn begin_put(c: &Client, token: &str, url: &str, body: Value) -> Value {
     let (status, h, initial) = call(c, token, Method::PUT, url, Some(body)).await;

@@ -532,6 +532,22 @@ async fn fault_throttle_error_latency() {
     // The rule fired once; the next call passes.
     client.describe_regions().send().await.unwrap();
 
+    // The announced wait is scaled: 3 s at time_scale 0.01 is 30 ms.
+    mock.ctx()
+        .set_faults(vec![rule(
+            "DescribeRegions",
+            FaultEffect::Throttle { retry_after_s: 3 },
+        )])
+        .unwrap();
+    let err = client.describe_regions().send().await.unwrap_err();
+    assert_eq!(
+        err.raw_response()
+            .unwrap()
+            .headers()
+            .get("x-amz-retry-after"),
+        Some("30")
+    );
+
     // A retrying client rides over a throttle.
     let retrying = ec2_with(&mock, "AKIDFAULTS", 3).await;
     mock.ctx()

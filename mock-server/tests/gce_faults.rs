@@ -202,9 +202,12 @@ async fn throttle_fault_answers_403_or_429() {
         },
         ..Default::default()
     });
+    // The wait is scaled: 7 s at time_scale 0.5 is 3.5 s.
+    ctx.set_time_scale(0.5).unwrap();
     let resp = raw(&router, "GET", &url, None).await;
     assert_eq!(resp.status(), 429);
-    assert_eq!(resp.headers()["retry-after"], "7");
+    assert_eq!(resp.headers()["retry-after"], "4");
+    assert_eq!(resp.headers()["retry-after-ms"], "3500");
     let (s, v) = call(&router, "GET", &url, None).await;
     assert_eq!(s, 200, "{v}");
 }

@@ -307,18 +307,20 @@ async fn measure(args: &Args, mock: &MockCloud, durations: [f64; 5]) -> Result<V
     let (create_by_op, create_total) = per(&create_counts);
     let (delete_by_op, delete_total) = per(&delete_counts);
     let resources = usize::from(args.public_ip) + 1 + args.data_disks + 1;
+    // The mock scales its polling hint like the durations.
+    let hint = r * args.scale;
     let mut min_create = 0.0;
     if args.public_ip {
-        min_create += 1.0 + min_polls(pip_s, r);
+        min_create += 1.0 + min_polls(pip_s, hint);
     }
-    min_create += 1.0 + min_polls(nic_s, r);
-    min_create += args.data_disks as f64 * (1.0 + min_polls(disk_s, r));
-    min_create += 1.0 + min_polls(vm_s, r);
+    min_create += 1.0 + min_polls(nic_s, hint);
+    min_create += args.data_disks as f64 * (1.0 + min_polls(disk_s, hint));
+    min_create += 1.0 + min_polls(vm_s, hint);
     // The tags PATCH of the OS disk ARM makes with the VM (ARM does not
     // copy the VM's tags to it; synchronous, no poll).
     min_create += 1.0;
     // One VM delete: every dependent goes with the VM (deleteOption Delete).
-    let min_delete = 1.0 + min_polls(vm_del_s, r);
+    let min_delete = 1.0 + min_polls(vm_del_s, hint);
     let total = create_total + delete_total;
     let min_total = min_create + min_delete;
     Ok(json!({

@@ -1,4 +1,4 @@
-//! ARM settings: how long each kind of operation takes, the `Retry-After`
+//! ARM settings: how long each kind of operation takes, the polling hint
 //! sent with long-running operations, and the subscription throttle limits.
 
 use std::time::Duration;
@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 pub struct ArmConfig {
     /// How long each operation takes, before the global time scale.
     pub durations: ArmDurations,
-    /// Seconds sent in `Retry-After` on accepted long-running operations and
-    /// on running `Location` polls. 0 is raised to 1: Python's poller reads 0
-    /// as "absent" and waits 30 s.
+    /// The polling hint, in seconds before the time scale, on accepted
+    /// long-running operations, running status resources and running
+    /// `Location` polls (scaled, cut to the time the operation has left and
+    /// sent as `crate::delay` describes). 0 is raised to 1.
     pub retry_after_s: u64,
     /// Subscription token buckets.
     pub throttle: ArmThrottle,

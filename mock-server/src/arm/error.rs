@@ -14,8 +14,9 @@ pub struct ArmError {
     pub code: String,
     /// Human-readable message.
     pub message: String,
-    /// Seconds to send in `Retry-After` (throttling answers).
-    pub retry_after: Option<u64>,
+    /// The wait to announce (throttling answers), as `Retry-After` and/or
+    /// `retry-after-ms` (see `crate::delay`).
+    pub retry_after: Option<crate::delay::Delay>,
     /// The property at fault (`target` of the envelope), if named.
     pub target: Option<String>,
 }
@@ -137,9 +138,8 @@ impl IntoResponse for ArmError {
             *res.body_mut() =
                 axum::body::Body::from(error_json_target(&self.code, &self.message, Some(t)));
         }
-        if let Some(s) = self.retry_after {
-            res.headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from(s.max(1)));
+        if let Some(d) = self.retry_after {
+            d.insert_headers(res.headers_mut());
         }
         res
     }

@@ -1,10 +1,16 @@
 //! Long-running operations: the `Azure-AsyncOperation` status resource
 //! (always 200 with `status`), the `Location` result URL (202 while running,
-//! then the result), and the headers an accepted PUT or DELETE carries.
+//! then the result), and the headers an accepted PUT or DELETE carries. The
+//! polling hint is `retry_after_s` scaled by the time scale and never longer
+//! than the time the operation has left.
+
+use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::{json, Value};
+
+use crate::delay::Delay;
 
 use super::config::ArmConfig;
 use super::error::ArmError;
@@ -49,11 +55,16 @@ pub fn result_url(req: &Req, ns: &str, location: &str, id: &str) -> String {
     )
 }
 
-fn retry_after(cfg: &ArmConfig) -> HeaderValue {
-    HeaderValue::from(cfg.retry_after_s.max(1))
+/// The polling hint: `retry_after_s` scaled by the time scale, cut to the
+/// time the operation has left (`remaining`) so the client's next poll lands
+/// when it is done.
+fn retry_after(req: &Req, cfg: &ArmConfig, remaining: Duration) -> Delay {
+    Delay::scaled(Duration::from_secs(cfg.retry_after_s.max(1)), req.scale).at_most(remaining)
 }
 
-/// Adds `Azure-AsyncOperation`, `Retry-After` and (when `location`) `Location`.
+/// Adds `Azure-AsyncOperation`, the polling hint (`Retry-After` and/or
+/// `retry-after-ms`, see `crate::delay`; no longer than the time to
+/// `ends`, when operation `id` finishes) and (when `location`) `Location`.
 #[allow(clippy::too_many_arguments)]
 pub fn accepted_headers(
     res: &mut Response,
@@ -61,7 +72,7 @@ pub fn accepted_headers(
     cfg: &ArmConfig,
     ns: &str,
     loc: &str,
-    id: &str,
+    (id, ends): (&str, Instant),
     location: bool,
     disk: bool,
 ) {
@@ -74,7 +85,7 @@ pub fn accepted_headers(
             h.insert(http::header::LOCATION, v);
         }
     }
-    h.insert(http::header::RETRY_AFTER, retry_after(cfg));
+    retry_after(req, cfg, ends.saturating_duration_since(req.now)).insert_headers(h);
 }
 
 fn not_found(id: &str) -> ArmError {
@@ -115,8 +126,7 @@ pub fn status(
     }
     let mut res = ok_json(serde_json::to_vec(&body).unwrap_or_default());
     if running {
-        res.headers_mut()
-            .insert(http::header::RETRY_AFTER, retry_after(cfg));
+        retry_after(req, cfg, rec.ends.saturating_duration_since(req.now)).insert_headers(res.headers_mut());
     }
     Ok(res)
 }
@@ -135,8 +145,7 @@ pub fn result(
         if let Ok(v) = HeaderValue::from_str(&url) {
             res.headers_mut().insert(http::header::LOCATION, v);
         }
-        res.headers_mut()
-            .insert(http::header::RETRY_AFTER, retry_after(cfg));
+        retry_after(req, cfg, rec.ends.saturating_duration_since(req.now)).insert_headers(res.headers_mut());
         return Ok(res);
     }
     if let Some(f) = &rec.failure {

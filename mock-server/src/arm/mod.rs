@@ -43,6 +43,7 @@ pub use config::{ArmConfig, ArmDurations, ArmThrottle, BucketLimit};
 pub use error::error_response;
 
 use crate::ctx::{Cloud, Ctx, DropConnection, FaultEffect, OperationName, ResourceView};
+use crate::delay::Delay;
 use error::ArmError;
 use path::Target;
 use request::Req;
@@ -267,15 +268,16 @@ impl Arm {
                 message,
             } => return Err(error_response(status, &code, &message)),
             FaultEffect::Throttle { retry_after_s } => {
+                let wait = Delay::scaled(Duration::from_secs(retry_after_s), self.ctx.time_scale());
                 let mut e = ArmError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "TooManyRequests",
                     format!(
                         "The request is being throttled. Please try again after '{}' seconds.",
-                        retry_after_s.max(1)
+                        wait.seconds_text()
                     ),
                 );
-                e.retry_after = Some(retry_after_s.max(1));
+                e.retry_after = Some(wait);
                 return Err(e.into_response());
             }
             FaultEffect::Reset => {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
+use crate::delay::Delay;
+
 use super::config::{ArmThrottle, BucketLimit};
 use super::error::ArmError;
 
@@ -144,7 +146,9 @@ impl Throttle {
                         wait.as_secs().max(1)
                     ),
                 );
-                e.retry_after = Some(wait.as_secs().max(1));
+                // The buckets refill on the real clock, so the wait is not
+                // scaled: a scaled one would only earn another 429.
+                e.retry_after = Some(Delay::real(wait));
                 e
             })
     }

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 
 use super::{finish, Arm};
 use crate::ctx::{Cloud, DropConnection, FaultEffect};
+use crate::delay::Delay;
 
 /// Lifetime of an Azure AD token, as Azure AD reports it.
 const ENTRA_LIFETIME_S: i64 = 3599;
@@ -140,10 +141,8 @@ async fn token_fault(arm: &Arm, op: &str, resource: &str) -> Option<Response> {
                 50196,
                 "The server terminated an operation because it encountered a client request loop.",
             );
-            res.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                HeaderValue::from(retry_after_s.max(1)),
-            );
+            Delay::scaled(Duration::from_secs(retry_after_s), arm.ctx.time_scale())
+                .insert_headers(res.headers_mut());
             Some(res)
         }
         FaultEffect::Reset => {

@@ -35,6 +35,7 @@ use self::instances::State as InstanceState;
 use self::query::Params;
 use self::store::{Partition, Store};
 use crate::ctx::{Cloud, Ctx, DropConnection, FaultEffect, OperationName, ResourceView};
+use crate::delay::Delay;
 
 /// The EC2 part of the mock.
 pub struct Ec2 {
@@ -233,7 +234,8 @@ impl Ec2 {
                 message,
             } => return Err(error_response(status, &code, &message)),
             FaultEffect::Throttle { retry_after_s } => {
-                let e = Ec2Error::throttled(retry_after_s.saturating_mul(1000));
+                let wait = Delay::scaled(Duration::from_secs(retry_after_s), self.ctx.time_scale());
+                let e = Ec2Error::throttled(wait.millis());
                 return Err(e.into_response());
             }
             FaultEffect::FailOperation { code, message } => {

@@ -35,7 +35,7 @@ impl Ec2 {
                     cost,
                 )
                 .map_err(|wait| {
-                    Ec2Error::throttled(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
+                    Ec2Error::throttled(crate::delay::Delay::real(wait).millis())
                 })?;
         }
         Ok(())

@@ -37,8 +37,8 @@ pub(crate) enum GceError {
         metric: &'static str,
         /// The project.
         project: String,
-        /// Seconds until the window refills.
-        retry_after_s: u64,
+        /// The wait to announce (`Retry-After` and/or `retry-after-ms`).
+        retry_after: crate::delay::Delay,
     },
 }
 
@@ -161,7 +161,7 @@ impl IntoResponse for GceError {
                 status,
                 metric,
                 project,
-                retry_after_s,
+                retry_after,
             } => {
                 let message = format!(
                     "Quota exceeded for quota metric '{metric}' and limit '{metric} per minute' \
@@ -194,8 +194,7 @@ impl IntoResponse for GceError {
                     StatusCode::FORBIDDEN
                 };
                 let mut resp = json_response(code, &body);
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+                retry_after.insert_headers(resp.headers_mut());
                 resp
             }
         }

@@ -12,6 +12,7 @@ use axum::RequestPartsExt;
 use http::{header, HeaderValue, StatusCode};
 
 use crate::ctx::{Cloud, DropConnection, FaultEffect, OperationName};
+use crate::delay::Delay;
 
 use super::config::GceConfig;
 use super::error::GceError;
@@ -235,7 +236,7 @@ impl Gce {
                     &config.throttle,
                     &project,
                     group,
-                    retry_after_s.max(1),
+                    Delay::scaled(Duration::from_secs(retry_after_s), self.ctx.time_scale()),
                 ))
             }
             Some(

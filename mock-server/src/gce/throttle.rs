@@ -3,6 +3,7 @@
 //! or, when configured, 429 `RESOURCE_EXHAUSTED`.
 
 use crate::ctx::{Cloud, Ctx};
+use crate::delay::Delay;
 
 use super::config::GceThrottle;
 use super::error::GceError;
@@ -45,13 +46,13 @@ pub(crate) fn throttled(
     t: &GceThrottle,
     project: &str,
     group: Group,
-    retry_after_s: u64,
+    retry_after: Delay,
 ) -> GceError {
     GceError::Throttled {
         status: if t.status == 429 { 429 } else { 403 },
         metric: group.metric(),
         project: project.to_string(),
-        retry_after_s,
+        retry_after,
     }
 }
 
@@ -67,5 +68,7 @@ pub(crate) fn check(
         return Ok(());
     }
     ctx.take_window(Cloud::Gcp, project, group.metric(), group.limit(t))
-        .map_err(|wait| throttled(t, project, group, wait.as_secs().max(1)))
+        // The windows run on the real clock, so the wait is not scaled: a
+        // scaled one would only earn another throttle.
+        .map_err(|wait| throttled(t, project, group, Delay::real(wait)))
 }

@@ -38,7 +38,7 @@ pub fn delete(
                 cfg,
                 kind.namespace(),
                 &loc,
-                &r.op.id,
+                (&r.op.id, r.op.ends),
                 true,
                 kind == Kind::Disk,
             );
@@ -111,7 +111,7 @@ pub fn delete(
         cfg,
         kind.namespace(),
         &loc,
-        &op.id,
+        (&op.id, op.ends),
         true,
         kind == Kind::Disk,
     );

@@ -92,8 +92,8 @@ pub fn delete(
     let now = req.now;
     let g = live_group(part, rg, now)?;
     let loc = g.location.clone();
-    if let Some((id, _)) = &g.deleting {
-        let id = id.clone();
+    if let Some((id, ends)) = &g.deleting {
+        let (id, ends) = (id.clone(), *ends);
         let mut out = StatusCode::ACCEPTED.into_response();
         lro::accepted_headers(
             &mut out,
@@ -101,7 +101,7 @@ pub fn delete(
             cfg,
             "Microsoft.Resources",
             &loc,
-            &id,
+            (&id, ends),
             true,
             false,
         );
@@ -128,7 +128,7 @@ pub fn delete(
         cfg,
         "Microsoft.Resources",
         &loc,
-        &op.id,
+        (&op.id, op.ends),
         true,
         false,
     );

@@ -163,7 +163,7 @@ pub fn put(
         cfg,
         kind.namespace(),
         &loc,
-        &op.id,
+        (&op.id, op.ends),
         location_header,
         kind == Kind::Disk,
     );

@@ -120,7 +120,7 @@ pub fn put(
         cfg,
         "Microsoft.Network",
         &loc,
-        &op.id,
+        (&op.id, op.ends),
         false,
         false,
     );
