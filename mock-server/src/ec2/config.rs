@@ -19,6 +19,9 @@ pub struct Ec2Config {
     /// Most non-terminated instances per account and region; a launch that
     /// cannot get MinCount gets `InstanceLimitExceeded`.
     pub instance_limit: u32,
+    /// Most launch templates per account and region; one more answers
+    /// `LaunchTemplateLimitExceeded`.
+    pub launch_template_limit: u32,
     /// Instance types that always answer `InsufficientInstanceCapacity`.
     pub unavailable_instance_types: Vec<String>,
     /// Regions DescribeRegions lists.
@@ -41,6 +44,7 @@ impl Default for Ec2Config {
             terminate_ms: 5_000,
             terminated_visible_ms: 3_600_000,
             instance_limit: 10_000,
+            launch_template_limit: 5_000,
             unavailable_instance_types: Vec::new(),
             regions: [
                 "us-east-1",

@@ -10,10 +10,12 @@ mod caller;
 mod config;
 mod error;
 mod filters;
+mod instance_types;
 mod instances;
 mod query;
 mod spot;
 mod store;
+mod templates;
 mod throttle;
 mod xml;
 
@@ -266,6 +268,10 @@ impl Ec2 {
             Action::DescribeAvailabilityZones => {
                 actions::describe_availability_zones(caller, p, cfg, request_id)
             }
+            Action::DescribeInstanceTypes => actions::describe_instance_types(p, request_id),
+            Action::CreateLaunchTemplate => self.create_launch_template(caller, p, cfg, request_id),
+            Action::DescribeLaunchTemplates => self.describe_launch_templates(caller, p, request_id),
+            Action::DeleteLaunchTemplate => self.delete_launch_template(caller, p, request_id),
         }
     }
 }

@@ -128,6 +128,8 @@ pub struct Partition {
     pub next_seq: u64,
     /// When gone instances were last swept out.
     pub last_sweep: Option<Instant>,
+    /// Launch templates.
+    pub templates: super::templates::Templates,
 }
 
 impl Partition {

@@ -8,6 +8,8 @@
 //! partition. This module holds the parameter parsers the families share.
 
 mod describe;
+mod instance_types;
+mod launch_templates;
 mod regions;
 mod run;
 mod state;
@@ -17,6 +19,7 @@ use super::error::Ec2Error;
 use super::query::Params;
 use super::xml::is_xml_char;
 
+pub(super) use self::instance_types::describe_instance_types;
 pub(super) use self::regions::{describe_availability_zones, describe_regions};
 
 /// The actions the mock implements.
@@ -44,10 +47,18 @@ pub enum Action {
     DescribeRegions,
     /// DescribeAvailabilityZones.
     DescribeAvailabilityZones,
+    /// DescribeInstanceTypes.
+    DescribeInstanceTypes,
+    /// CreateLaunchTemplate.
+    CreateLaunchTemplate,
+    /// DescribeLaunchTemplates.
+    DescribeLaunchTemplates,
+    /// DeleteLaunchTemplate.
+    DeleteLaunchTemplate,
 }
 
 impl Action {
-    const ALL: [Action; 11] = [
+    const ALL: [Action; 15] = [
         Action::RunInstances,
         Action::DescribeInstances,
         Action::DescribeInstanceStatus,
@@ -59,6 +70,10 @@ impl Action {
         Action::DescribeTags,
         Action::DescribeRegions,
         Action::DescribeAvailabilityZones,
+        Action::DescribeInstanceTypes,
+        Action::CreateLaunchTemplate,
+        Action::DescribeLaunchTemplates,
+        Action::DeleteLaunchTemplate,
     ];
 
     /// The Action name.
@@ -75,6 +90,10 @@ impl Action {
             Action::DescribeTags => "DescribeTags",
             Action::DescribeRegions => "DescribeRegions",
             Action::DescribeAvailabilityZones => "DescribeAvailabilityZones",
+            Action::DescribeInstanceTypes => "DescribeInstanceTypes",
+            Action::CreateLaunchTemplate => "CreateLaunchTemplate",
+            Action::DescribeLaunchTemplates => "DescribeLaunchTemplates",
+            Action::DeleteLaunchTemplate => "DeleteLaunchTemplate",
         }
     }
 
@@ -90,7 +109,9 @@ impl Action {
             Action::StartInstances => "start_instances",
             Action::TerminateInstances => "terminate_instances",
             Action::CreateTags | Action::DeleteTags => "tags",
-            Action::StopInstances => "mutating",
+            Action::StopInstances
+            | Action::CreateLaunchTemplate
+            | Action::DeleteLaunchTemplate => "mutating",
             Action::DescribeInstances | Action::DescribeInstanceStatus => {
                 let unfiltered = p.indices("InstanceId").is_empty()
                     && p.indices("Filter").is_empty()
@@ -101,9 +122,11 @@ impl Action {
                     "non_mutating"
                 }
             }
-            Action::DescribeTags | Action::DescribeRegions | Action::DescribeAvailabilityZones => {
-                "non_mutating"
-            }
+            Action::DescribeTags
+            | Action::DescribeRegions
+            | Action::DescribeAvailabilityZones
+            | Action::DescribeInstanceTypes
+            | Action::DescribeLaunchTemplates => "non_mutating",
         }
     }
 
