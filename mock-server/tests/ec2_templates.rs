@@ -91,7 +91,12 @@ async fn describe_instance_types_selection_filters_pages_and_unknown() {
     // Filter with a wildcard.
     let out = client
         .describe_instance_types()
-        .filters(Filter::builder().name("instance-type").values("t3.*").build())
+        .filters(
+            Filter::builder()
+                .name("instance-type")
+                .values("t3.*")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -276,10 +281,7 @@ async fn launch_template_lifecycle_and_errors() {
         .await
         .unwrap();
     assert_eq!(by_id.launch_templates().len(), 1);
-    assert_eq!(
-        by_id.launch_templates()[0].tags(),
-        &[tag("team", "infra")]
-    );
+    assert_eq!(by_id.launch_templates()[0].tags(), &[tag("team", "infra")]);
     let by_name = client
         .describe_launch_templates()
         .launch_template_names("other")
@@ -399,11 +401,12 @@ async fn run_instances_from_a_template() {
         i.placement().unwrap().availability_zone(),
         Some("us-east-1b")
     );
-    assert_eq!(
-        i.instance_lifecycle().map(|l| l.as_str()),
-        Some("spot")
-    );
-    let groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
+    assert_eq!(i.instance_lifecycle().map(|l| l.as_str()), Some("spot"));
+    let groups: Vec<&str> = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
     assert_eq!(groups, ["sg-11111111", "sg-22222222"]);
     let tag_of = |i: &aws_sdk_ec2::types::Instance, k: &str| {
         i.tags()
@@ -448,7 +451,11 @@ async fn run_instances_from_a_template() {
     let i = &out.instances()[0];
     assert_eq!(i.image_id(), Some("ami-12345678"));
     assert_eq!(i.instance_type(), Some(&InstanceType::M5Large));
-    let groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
+    let groups: Vec<&str> = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
     assert_eq!(groups, ["sg-33333333"]);
     assert_eq!(tag_of(i, "Name").as_deref(), Some("override"));
     assert_eq!(tag_of(i, "pool").as_deref(), Some("workers"));
@@ -484,12 +491,11 @@ async fn run_instances_from_a_template() {
             .min_count(1)
             .max_count(1)
     };
-    let err = spec(
-        LaunchTemplateSpecification::builder().launch_template_id("lt-0123456789abcdef0"),
-    )
-    .send()
-    .await
-    .unwrap_err();
+    let err =
+        spec(LaunchTemplateSpecification::builder().launch_template_id("lt-0123456789abcdef0"))
+            .send()
+            .await
+            .unwrap_err();
     assert_eq!(err.code(), Some("InvalidLaunchTemplateId.NotFound"));
     let err = spec(LaunchTemplateSpecification::builder().launch_template_name("nope"))
         .send()

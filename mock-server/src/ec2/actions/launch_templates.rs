@@ -89,9 +89,12 @@ fn check_name(name: &str) -> Result<(), Ec2Error> {
     ))
 }
 
+/// A template's RunInstances parameters and instance tags.
+type TemplateData = (Vec<(String, String)>, BTreeMap<String, String>);
+
 /// `LaunchTemplateData.*`: the RunInstances parameters and instance tags
 /// it supplies, checked as RunInstances checks them.
-fn template_data(p: &Params) -> Result<(Vec<(String, String)>, BTreeMap<String, String>), Ec2Error> {
+fn template_data(p: &Params) -> Result<TemplateData, Ec2Error> {
     let mut params = Vec::new();
     let mut tag_specs = Vec::new();
     for (name, value) in p.under("LaunchTemplateData") {
