@@ -22,6 +22,11 @@ pub struct Ec2Config {
     /// Most launch templates per account and region; one more answers
     /// `LaunchTemplateLimitExceeded`.
     pub launch_template_limit: u32,
+    /// Most volumes per account and region; one more answers
+    /// `VolumeLimitExceeded`.
+    pub volume_limit: u32,
+    /// `creating` -> `available` after CreateVolume.
+    pub volume_create_ms: u64,
     /// Instance types that always answer `InsufficientInstanceCapacity`.
     pub unavailable_instance_types: Vec<String>,
     /// Regions DescribeRegions lists.
@@ -45,6 +50,8 @@ impl Default for Ec2Config {
             terminated_visible_ms: 3_600_000,
             instance_limit: 10_000,
             launch_template_limit: 5_000,
+            volume_limit: 5_000,
+            volume_create_ms: 2_000,
             unavailable_instance_types: Vec::new(),
             regions: [
                 "us-east-1",

@@ -17,6 +17,7 @@ mod spot;
 mod store;
 mod templates;
 mod throttle;
+mod volumes;
 mod xml;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -272,6 +273,9 @@ impl Ec2 {
             Action::CreateLaunchTemplate => self.create_launch_template(caller, p, cfg, request_id),
             Action::DescribeLaunchTemplates => self.describe_launch_templates(caller, p, request_id),
             Action::DeleteLaunchTemplate => self.delete_launch_template(caller, p, request_id),
+            Action::CreateVolume => self.create_volume(caller, p, cfg, request_id),
+            Action::DescribeVolumes => self.describe_volumes(caller, p, request_id),
+            Action::DeleteVolume => self.delete_volume(caller, p, request_id),
         }
     }
 }

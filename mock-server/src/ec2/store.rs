@@ -130,6 +130,8 @@ pub struct Partition {
     pub last_sweep: Option<Instant>,
     /// Launch templates.
     pub templates: super::templates::Templates,
+    /// EBS volumes.
+    pub volumes: super::volumes::Volumes,
 }
 
 impl Partition {

@@ -14,6 +14,7 @@ mod regions;
 mod run;
 mod state;
 mod tags;
+mod volumes;
 
 use super::error::Ec2Error;
 use super::query::Params;
@@ -55,10 +56,16 @@ pub enum Action {
     DescribeLaunchTemplates,
     /// DeleteLaunchTemplate.
     DeleteLaunchTemplate,
+    /// CreateVolume.
+    CreateVolume,
+    /// DescribeVolumes.
+    DescribeVolumes,
+    /// DeleteVolume.
+    DeleteVolume,
 }
 
 impl Action {
-    const ALL: [Action; 15] = [
+    const ALL: [Action; 18] = [
         Action::RunInstances,
         Action::DescribeInstances,
         Action::DescribeInstanceStatus,
@@ -74,6 +81,9 @@ impl Action {
         Action::CreateLaunchTemplate,
         Action::DescribeLaunchTemplates,
         Action::DeleteLaunchTemplate,
+        Action::CreateVolume,
+        Action::DescribeVolumes,
+        Action::DeleteVolume,
     ];
 
     /// The Action name.
@@ -94,6 +104,9 @@ impl Action {
             Action::CreateLaunchTemplate => "CreateLaunchTemplate",
             Action::DescribeLaunchTemplates => "DescribeLaunchTemplates",
             Action::DeleteLaunchTemplate => "DeleteLaunchTemplate",
+            Action::CreateVolume => "CreateVolume",
+            Action::DescribeVolumes => "DescribeVolumes",
+            Action::DeleteVolume => "DeleteVolume",
         }
     }
 
@@ -111,7 +124,9 @@ impl Action {
             Action::CreateTags | Action::DeleteTags => "tags",
             Action::StopInstances
             | Action::CreateLaunchTemplate
-            | Action::DeleteLaunchTemplate => "mutating",
+            | Action::DeleteLaunchTemplate
+            | Action::CreateVolume
+            | Action::DeleteVolume => "mutating",
             Action::DescribeInstances | Action::DescribeInstanceStatus => {
                 let unfiltered = p.indices("InstanceId").is_empty()
                     && p.indices("Filter").is_empty()
@@ -126,7 +141,8 @@ impl Action {
             | Action::DescribeRegions
             | Action::DescribeAvailabilityZones
             | Action::DescribeInstanceTypes
-            | Action::DescribeLaunchTemplates => "non_mutating",
+            | Action::DescribeLaunchTemplates
+            | Action::DescribeVolumes => "non_mutating",
         }
     }
 
