@@ -27,6 +27,9 @@ const ACTIONS: &[&str] = &[
     "CreateLaunchTemplate",
     "DescribeLaunchTemplates",
     "DeleteLaunchTemplate",
+    "CreateVolume",
+    "DescribeVolumes",
+    "DeleteVolume",
     "CreateFleet",
     "",
 ];
@@ -74,6 +77,13 @@ const KEYS: &[&str] = &[
     "LaunchTemplate.LaunchTemplateName",
     "LaunchTemplate.LaunchTemplateId",
     "LaunchTemplate.Version",
+    "AvailabilityZone",
+    "Size",
+    "VolumeType",
+    "Iops",
+    "Throughput",
+    "VolumeId",
+    "VolumeId.1",
 ];
 
 fn value() -> impl Strategy<Value = String> {
@@ -93,6 +103,8 @@ fn value() -> impl Strategy<Value = String> {
         Just("workers".to_string()),
         Just("lt-0123456789abcdef0".to_string()),
         Just("$Latest".to_string()),
+        Just("gp3".to_string()),
+        Just("vol-0123456789abcdef0".to_string()),
         "[a-z0-9.:*?-]{0,12}",
         any::<String>(),
     ]
@@ -244,6 +256,11 @@ async fn huge_lists_are_cheap() {
             "LaunchTemplateName=big&LaunchTemplateData.TagSpecification.{}.ResourceType=instance",
         ),
         ("DescribeLaunchTemplates", "LaunchTemplateName.{}=nope"),
+        ("DescribeVolumes", "VolumeId.{}=vol-0123456789abcdef0"),
+        (
+            "CreateVolume",
+            "AvailabilityZone=us-east-1a&Size=8&TagSpecification.{}.ResourceType=volume",
+        ),
     ] {
         let mut body = format!(
             "Action={action}&Version=2016-11-15&ImageId=ami-12345678&MinCount=1&MaxCount=1"
