@@ -1,7 +1,10 @@
 //! The EC2 actions, one module per family: [`run`] (RunInstances),
 //! [`describe`] (DescribeInstances, DescribeInstanceStatus), [`state`]
-//! (Terminate/Stop/StartInstances), [`tags`] (Create/Delete/DescribeTags) and
-//! [`regions`] (DescribeRegions, DescribeAvailabilityZones).
+//! (Terminate/Stop/StartInstances), [`tags`] (Create/Delete/DescribeTags),
+//! [`regions`] (DescribeRegions, DescribeAvailabilityZones),
+//! [`instance_types`] (DescribeInstanceTypes), [`launch_templates`]
+//! (Create/Describe/DeleteLaunchTemplate, and the template a RunInstances
+//! names) and [`volumes`] (Create/Describe/DeleteVolume).
 //!
 //! Every action first parses its parameters into a typed input (answering
 //! EC2's own error codes for missing or malformed ones), then works on the
