@@ -23,6 +23,13 @@ const ACTIONS: &[&str] = &[
     "DescribeTags",
     "DescribeRegions",
     "DescribeAvailabilityZones",
+    "DescribeInstanceTypes",
+    "CreateLaunchTemplate",
+    "DescribeLaunchTemplates",
+    "DeleteLaunchTemplate",
+    "CreateVolume",
+    "DescribeVolumes",
+    "DeleteVolume",
     "CreateFleet",
     "",
 ];
@@ -55,6 +62,28 @@ const KEYS: &[&str] = &[
     "InstanceMarketOptions.SpotOptions.MaxPrice",
     "RegionName.1",
     "ZoneName.1",
+    "InstanceType.1",
+    "LaunchTemplateName",
+    "LaunchTemplateName.1",
+    "LaunchTemplateId",
+    "LaunchTemplateId.1",
+    "LaunchTemplateData.ImageId",
+    "LaunchTemplateData.InstanceType",
+    "LaunchTemplateData.SecurityGroupId.1",
+    "LaunchTemplateData.UserData",
+    "LaunchTemplateData.InstanceMarketOptions.MarketType",
+    "LaunchTemplateData.TagSpecification.1.ResourceType",
+    "LaunchTemplateData.TagSpecification.1.Tag.1.Key",
+    "LaunchTemplate.LaunchTemplateName",
+    "LaunchTemplate.LaunchTemplateId",
+    "LaunchTemplate.Version",
+    "AvailabilityZone",
+    "Size",
+    "VolumeType",
+    "Iops",
+    "Throughput",
+    "VolumeId",
+    "VolumeId.1",
 ];
 
 fn value() -> impl Strategy<Value = String> {
@@ -70,6 +99,12 @@ fn value() -> impl Strategy<Value = String> {
         Just("running".to_string()),
         Just("us-east-1a".to_string()),
         Just("spot".to_string()),
+        Just("m5.large".to_string()),
+        Just("workers".to_string()),
+        Just("lt-0123456789abcdef0".to_string()),
+        Just("$Latest".to_string()),
+        Just("gp3".to_string()),
+        Just("vol-0123456789abcdef0".to_string()),
         "[a-z0-9.:*?-]{0,12}",
         any::<String>(),
     ]
@@ -211,6 +246,21 @@ async fn huge_lists_are_cheap() {
             "ResourceId.1=i-0123456789abcdef0&Tag.{}.Key=k",
         ),
         ("DescribeInstances", "InstanceId.{}=i-0123456789abcdef0"),
+        ("DescribeInstanceTypes", "InstanceType.{}=m5.large"),
+        (
+            "CreateLaunchTemplate",
+            "LaunchTemplateName=big&LaunchTemplateData.SecurityGroupId.{}=sg-11111111",
+        ),
+        (
+            "CreateLaunchTemplate",
+            "LaunchTemplateName=big&LaunchTemplateData.TagSpecification.{}.ResourceType=instance",
+        ),
+        ("DescribeLaunchTemplates", "LaunchTemplateName.{}=nope"),
+        ("DescribeVolumes", "VolumeId.{}=vol-0123456789abcdef0"),
+        (
+            "CreateVolume",
+            "AvailabilityZone=us-east-1a&Size=8&TagSpecification.{}.ResourceType=volume",
+        ),
     ] {
         let mut body = format!(
             "Action={action}&Version=2016-11-15&ImageId=ami-12345678&MinCount=1&MaxCount=1"

@@ -23,6 +23,14 @@ pub struct Ec2Config {
     /// Most non-terminated instances per account and region; a launch that
     /// cannot get MinCount gets `InstanceLimitExceeded`.
     pub instance_limit: u32,
+    /// Most launch templates per account and region; one more answers
+    /// `LaunchTemplateLimitExceeded`.
+    pub launch_template_limit: u32,
+    /// Most volumes per account and region; one more answers
+    /// `VolumeLimitExceeded`.
+    pub volume_limit: u32,
+    /// `creating` -> `available` after CreateVolume.
+    pub volume_create_ms: u64,
     /// Instance types that always answer `InsufficientInstanceCapacity`.
     pub unavailable_instance_types: Vec<String>,
     /// Regions DescribeRegions lists.
@@ -46,6 +54,9 @@ impl Default for Ec2Config {
             terminated_visible_ms: 3_600_000,
             consistency_window_ms: 0,
             instance_limit: 10_000,
+            launch_template_limit: 5_000,
+            volume_limit: 5_000,
+            volume_create_ms: 2_000,
             unavailable_instance_types: Vec::new(),
             regions: [
                 "us-east-1",

@@ -10,12 +10,15 @@ mod caller;
 mod config;
 mod error;
 mod filters;
+mod instance_types;
 mod instances;
 mod out_of_band;
 mod query;
 mod spot;
 mod store;
+mod templates;
 mod throttle;
+mod volumes;
 mod xml;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -272,6 +275,13 @@ impl Ec2 {
             Action::DescribeAvailabilityZones => {
                 actions::describe_availability_zones(caller, p, cfg, request_id)
             }
+            Action::DescribeInstanceTypes => actions::describe_instance_types(p, request_id),
+            Action::CreateLaunchTemplate => self.create_launch_template(caller, p, cfg, request_id),
+            Action::DescribeLaunchTemplates => self.describe_launch_templates(caller, p, request_id),
+            Action::DeleteLaunchTemplate => self.delete_launch_template(caller, p, request_id),
+            Action::CreateVolume => self.create_volume(caller, p, cfg, request_id),
+            Action::DescribeVolumes => self.describe_volumes(caller, p, request_id),
+            Action::DeleteVolume => self.delete_volume(caller, p, request_id),
         }
     }
 }

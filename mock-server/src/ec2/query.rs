@@ -96,6 +96,46 @@ impl Params {
         items.into_iter().map(|(_, v)| v).collect()
     }
 
+    /// The parameters under `prefix.`, as (name without the prefix,
+    /// value), sorted by name.
+    pub fn under(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .map
+            .iter()
+            .filter_map(|(k, v)| {
+                let rest = k.strip_prefix(prefix)?.strip_prefix('.')?;
+                Some((rest.to_string(), v.clone()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Parameters made of these pairs (the first of a repeated name wins).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
+        let mut map = HashMap::new();
+        for (k, v) in pairs {
+            map.entry(k).or_insert(v);
+        }
+        Params { map }
+    }
+
+    /// These parameters with `defaults` added. A default is left out when
+    /// the request has any parameter of its group (the name up to the
+    /// first `.`), so a request's `SecurityGroupId.1` replaces every
+    /// default `SecurityGroupId.N`.
+    pub fn with_defaults(&self, defaults: &[(String, String)]) -> Params {
+        let group = |k: &str| k.split('.').next().unwrap_or("").to_string();
+        let present: BTreeSet<String> = self.map.keys().map(|k| group(k)).collect();
+        let mut map = self.map.clone();
+        for (k, v) in defaults {
+            if !present.contains(&group(k)) {
+                map.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        Params { map }
+    }
+
     /// A stable digest of every parameter except those named in `skip`
     /// (ClientToken comparison).
     pub fn fingerprint(&self, skip: &[&str]) -> Vec<(String, String)> {

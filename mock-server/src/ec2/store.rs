@@ -1,5 +1,5 @@
-//! EC2's in-memory state: the instances and ClientTokens of each account
-//! in each region, one lock per partition.
+//! EC2's in-memory state: the instances, ClientTokens, launch templates and
+//! volumes of each account in each region, one lock per partition.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -115,7 +115,8 @@ pub struct TokenEntry {
     pub instance_ids: Vec<String>,
 }
 
-/// The instances of one account in one region.
+/// The instances, launch templates and volumes of one account in one
+/// region.
 #[derive(Debug, Default)]
 pub struct Partition {
     /// Instances by creation order.
@@ -128,6 +129,10 @@ pub struct Partition {
     pub next_seq: u64,
     /// When gone instances were last swept out.
     pub last_sweep: Option<Instant>,
+    /// Launch templates.
+    pub templates: super::templates::Templates,
+    /// EBS volumes.
+    pub volumes: super::volumes::Volumes,
 }
 
 impl Partition {

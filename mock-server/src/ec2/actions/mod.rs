@@ -1,22 +1,29 @@
 //! The EC2 actions, one module per family: [`run`] (RunInstances),
 //! [`describe`] (DescribeInstances, DescribeInstanceStatus), [`state`]
-//! (Terminate/Stop/StartInstances), [`tags`] (Create/Delete/DescribeTags) and
-//! [`regions`] (DescribeRegions, DescribeAvailabilityZones).
+//! (Terminate/Stop/StartInstances), [`tags`] (Create/Delete/DescribeTags),
+//! [`regions`] (DescribeRegions, DescribeAvailabilityZones),
+//! [`instance_types`] (DescribeInstanceTypes), [`launch_templates`]
+//! (Create/Describe/DeleteLaunchTemplate, and the template a RunInstances
+//! names) and [`volumes`] (Create/Describe/DeleteVolume).
 //!
 //! Every action first parses its parameters into a typed input (answering
 //! EC2's own error codes for missing or malformed ones), then works on the
 //! partition. This module holds the parameter parsers the families share.
 
 mod describe;
+mod instance_types;
+mod launch_templates;
 mod regions;
 mod run;
 mod state;
 mod tags;
+mod volumes;
 
 use super::error::Ec2Error;
 use super::query::Params;
 use super::xml::is_xml_char;
 
+pub(super) use self::instance_types::describe_instance_types;
 pub(super) use self::regions::{describe_availability_zones, describe_regions};
 
 /// The actions the mock implements.
@@ -44,10 +51,24 @@ pub enum Action {
     DescribeRegions,
     /// DescribeAvailabilityZones.
     DescribeAvailabilityZones,
+    /// DescribeInstanceTypes.
+    DescribeInstanceTypes,
+    /// CreateLaunchTemplate.
+    CreateLaunchTemplate,
+    /// DescribeLaunchTemplates.
+    DescribeLaunchTemplates,
+    /// DeleteLaunchTemplate.
+    DeleteLaunchTemplate,
+    /// CreateVolume.
+    CreateVolume,
+    /// DescribeVolumes.
+    DescribeVolumes,
+    /// DeleteVolume.
+    DeleteVolume,
 }
 
 impl Action {
-    const ALL: [Action; 11] = [
+    const ALL: [Action; 18] = [
         Action::RunInstances,
         Action::DescribeInstances,
         Action::DescribeInstanceStatus,
@@ -59,6 +80,13 @@ impl Action {
         Action::DescribeTags,
         Action::DescribeRegions,
         Action::DescribeAvailabilityZones,
+        Action::DescribeInstanceTypes,
+        Action::CreateLaunchTemplate,
+        Action::DescribeLaunchTemplates,
+        Action::DeleteLaunchTemplate,
+        Action::CreateVolume,
+        Action::DescribeVolumes,
+        Action::DeleteVolume,
     ];
 
     /// The Action name.
@@ -75,6 +103,13 @@ impl Action {
             Action::DescribeTags => "DescribeTags",
             Action::DescribeRegions => "DescribeRegions",
             Action::DescribeAvailabilityZones => "DescribeAvailabilityZones",
+            Action::DescribeInstanceTypes => "DescribeInstanceTypes",
+            Action::CreateLaunchTemplate => "CreateLaunchTemplate",
+            Action::DescribeLaunchTemplates => "DescribeLaunchTemplates",
+            Action::DeleteLaunchTemplate => "DeleteLaunchTemplate",
+            Action::CreateVolume => "CreateVolume",
+            Action::DescribeVolumes => "DescribeVolumes",
+            Action::DeleteVolume => "DeleteVolume",
         }
     }
 
@@ -90,7 +125,11 @@ impl Action {
             Action::StartInstances => "start_instances",
             Action::TerminateInstances => "terminate_instances",
             Action::CreateTags | Action::DeleteTags => "tags",
-            Action::StopInstances => "mutating",
+            Action::StopInstances
+            | Action::CreateLaunchTemplate
+            | Action::DeleteLaunchTemplate
+            | Action::CreateVolume
+            | Action::DeleteVolume => "mutating",
             Action::DescribeInstances | Action::DescribeInstanceStatus => {
                 let unfiltered = p.indices("InstanceId").is_empty()
                     && p.indices("Filter").is_empty()
@@ -101,9 +140,12 @@ impl Action {
                     "non_mutating"
                 }
             }
-            Action::DescribeTags | Action::DescribeRegions | Action::DescribeAvailabilityZones => {
-                "non_mutating"
-            }
+            Action::DescribeTags
+            | Action::DescribeRegions
+            | Action::DescribeAvailabilityZones
+            | Action::DescribeInstanceTypes
+            | Action::DescribeLaunchTemplates
+            | Action::DescribeVolumes => "non_mutating",
         }
     }
 

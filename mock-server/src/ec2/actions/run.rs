@@ -120,7 +120,7 @@ impl<'p> RunInput<'p> {
 }
 
 /// `InstanceType` (default `m1.small`): `family.size`, lowercase.
-fn instance_type(p: &Params) -> Result<&str, Ec2Error> {
+pub(super) fn instance_type(p: &Params) -> Result<&str, Ec2Error> {
     let instance_type = p.get("InstanceType").unwrap_or("m1.small");
     let type_ok = instance_type.split_once('.').is_some_and(|(a, b)| {
         !a.is_empty()
@@ -162,7 +162,7 @@ fn zone(
 }
 
 /// `UserData`: base64, at most [`MAX_USER_DATA`] bytes decoded.
-fn user_data(p: &Params) -> Result<Option<Arc<[u8]>>, Ec2Error> {
+pub(super) fn user_data(p: &Params) -> Result<Option<Arc<[u8]>>, Ec2Error> {
     let Some(ud) = p.get("UserData") else {
         return Ok(None);
     };
@@ -180,7 +180,7 @@ fn user_data(p: &Params) -> Result<Option<Arc<[u8]>>, Ec2Error> {
 /// `MetadataOptions.HttpTokens` (`optional`, `required`),
 /// `.HttpEndpoint` (`enabled`, `disabled`) and
 /// `.HttpPutResponseHopLimit` (1 to 64).
-fn metadata_options(p: &Params) -> Result<MetadataOptions, Ec2Error> {
+pub(super) fn metadata_options(p: &Params) -> Result<MetadataOptions, Ec2Error> {
     let mut m = MetadataOptions::default();
     match p.get("MetadataOptions.HttpTokens") {
         None | Some("optional") => {}
@@ -222,7 +222,7 @@ fn clip(s: &str) -> String {
 
 /// The tags of the `TagSpecification.N` whose resource type is `instance`
 /// (every specification's tags are checked).
-fn instance_tags(p: &Params) -> Result<BTreeMap<String, String>, Ec2Error> {
+pub(super) fn instance_tags(p: &Params) -> Result<BTreeMap<String, String>, Ec2Error> {
     let mut tags = BTreeMap::new();
     let specs = p.indices("TagSpecification");
     if specs.len() > MAX_TAG_SPECS {
@@ -255,7 +255,7 @@ fn instance_tags(p: &Params) -> Result<BTreeMap<String, String>, Ec2Error> {
 }
 
 /// `InstanceMarketOptions`: the spot instance type of a spot launch.
-fn spot(p: &Params) -> Result<Option<&str>, Ec2Error> {
+pub(super) fn spot(p: &Params) -> Result<Option<&str>, Ec2Error> {
     match p.get("InstanceMarketOptions.MarketType") {
         None => Ok(None),
         Some("spot") => {
@@ -344,6 +344,9 @@ impl Ec2 {
         injected: &Injected,
         request_id: &str,
     ) -> Result<String, Ec2Error> {
+        let template = self.launched_from(caller, p)?;
+        let merged = template.as_ref().map(|t| t.merge(p));
+        let p = merged.as_ref().unwrap_or(p);
         let input = RunInput::parse(p, caller, cfg)?;
         let RunInput {
             image_id,
@@ -362,6 +365,10 @@ impl Ec2 {
             metadata,
             dry_run,
         } = input;
+        let mut tags = tags;
+        if let Some(t) = &template {
+            t.tag(&mut tags);
+        }
         dry_run.answer()?;
         if cfg
             .unavailable_instance_types
