@@ -14,6 +14,8 @@
 //!   then the body;
 //! - several of either in one input are separated by a line `--`.
 
+mod record;
+use record::{record_answer, record_request, record_state};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -294,81 +296,6 @@ impl tower::Service<Request<Bytes>> for InProcess {
             Ok(resp)
         })
     }
-}
-
-/// `SKYFLEET_FUZZ_RECORD=FILE`: the mock's answers to a provider are
-/// appended to `FILE` in the answer format, its requests to
-/// `FILE.requests` in the request format, and the states the provider
-/// writes to `FILE.states`, one JSON per line. This is how the seed corpora
-/// of `provider_responses` and `azure_chain_state` were made (see
-/// fuzz/README.md).
-fn record_path() -> Option<&'static std::path::Path> {
-    static PATH: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
-    PATH.get_or_init(|| std::env::var_os("SKYFLEET_FUZZ_RECORD").map(Into::into))
-        .as_deref()
-}
-
-fn append(path: &std::path::Path, bytes: &[u8]) {
-    use std::io::Write;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path);
-    if let Ok(mut f) = file {
-        let _ = f.write_all(bytes);
-    }
-}
-
-fn record_answer(a: &RawAnswer) {
-    let Some(path) = record_path() else {
-        return;
-    };
-    let mut out = format!("{}\n", a.status).into_bytes();
-    for (name, value) in &a.headers {
-        if matches!(name.as_str(), "content-length" | "date") {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.push(b'\n');
-    }
-    out.push(b'\n');
-    out.extend_from_slice(&a.body);
-    out.extend_from_slice(b"\n--\n");
-    append(path, &out);
-}
-
-fn record_request(r: &RawRequest) {
-    let Some(path) = record_path() else {
-        return;
-    };
-    let target = r.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut out = format!("{} {target}\n", r.method).into_bytes();
-    if let Some(host) = r.uri.authority() {
-        out.extend_from_slice(format!("host: {host}\n").as_bytes());
-    }
-    for (name, value) in &r.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.push(b'\n');
-    }
-    out.push(b'\n');
-    out.extend_from_slice(&r.body);
-    out.extend_from_slice(b"\n--\n");
-    let mut p = path.as_os_str().to_owned();
-    p.push(".requests");
-    append(std::path::Path::new(&p), &out);
-}
-
-fn record_state(state: &serde_json::Value) {
-    let Some(path) = record_path() else {
-        return;
-    };
-    let mut p = path.as_os_str().to_owned();
-    p.push(".states");
-    append(std::path::Path::new(&p), format!("{state}\n").as_bytes());
 }
 
 /// A transport over `backend` with one attempt per call and short pauses
