@@ -217,7 +217,7 @@ pub async fn vanished_vm_is_noticed(s: &Subject, b: &Backstage) {
     remove_and_check(s, &mut r).await;
 }
 
-/// With reads lagging [`LAG`] behind writes, a create whose every step is
+/// With reads lagging 500 ms (`LAG`) behind writes, a create whose every step is
 /// replayed (its first answer lost) makes exactly one VM: a provider must
 /// not take "not found yet" for "not made" and launch again.
 pub async fn lagging_reads_create_no_duplicate(s: &Subject, b: &Backstage) {
