@@ -7,8 +7,12 @@
 //! - [`lagging_reads_create_no_duplicate`]: with the cloud's reads lagging
 //!   behind its writes (eventual consistency), creating a worker with every
 //!   step replayed still makes exactly one VM.
+//! - [`stuck_create_ends_at_the_deadline`]: a create the cloud accepts and
+//!   never finishes (an operation forever `InProgress`, an instance forever
+//!   `pending`) is given up at the worker's provisioning deadline, and
+//!   nothing of it is left.
 //!
-//! [`run_all`] runs both, then checks nothing of the manager is left.
+//! [`run_all`] runs all three, then checks nothing of the manager is left.
 
 use std::time::Duration;
 
@@ -25,6 +29,7 @@ use crate::{drive, MockCloudKind, Subject};
 pub struct Backstage {
     url: String,
     cloud: &'static str,
+    create_operation: &'static str,
     manager_id: String,
     http: reqwest::Client,
 }
@@ -48,6 +53,7 @@ impl Backstage {
         Backstage {
             url: url.trim_end_matches('/').to_string(),
             cloud: kind.cloud,
+            create_operation: kind.create_operation,
             manager_id: manager_id.to_string(),
             http: reqwest::Client::new(),
         }
@@ -96,6 +102,41 @@ impl Backstage {
         );
         let req = self.http.post(url).json(&json!({"action": "delete"}));
         self.send(req, "POST /_mock/resources/{id}/actions").await
+    }
+
+    /// Makes the next create of a VM stick: accepted, never finished
+    /// (the mock's `stuck` fault, one match).
+    pub async fn stick_next_create(&self) -> Result<()> {
+        let rules = json!([{
+            "cloud": self.cloud,
+            "operation": self.create_operation,
+            "count": 1,
+            "effect": {"kind": "stuck"},
+        }]);
+        let url = format!("{}/_mock/faults", self.url);
+        self.send(self.http.put(url).json(&rules), "PUT /_mock/faults")
+            .await
+            .map(|_| ())
+    }
+
+    /// How many matches the fault rules in force have left (`count`).
+    pub async fn faults_left(&self) -> Result<u64> {
+        let url = format!("{}/_mock/faults", self.url);
+        let rules = self.send(self.http.get(url), "GET /_mock/faults").await?;
+        Ok(rules
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["count"].as_u64())
+            .sum())
+    }
+
+    /// Removes every fault rule.
+    pub async fn clear_faults(&self) -> Result<()> {
+        let url = format!("{}/_mock/faults", self.url);
+        self.send(self.http.delete(url), "DELETE /_mock/faults")
+            .await
+            .map(|_| ())
     }
 
     /// Makes the cloud's reads lag `lag` (real time) behind its writes.
@@ -257,10 +298,63 @@ pub async fn lagging_reads_create_no_duplicate(s: &Subject, b: &Backstage) {
     remove_and_check(s, &mut w).await;
 }
 
-/// Both cases, then a check that the subject's manager owns nothing.
+/// The provisioning deadline of the worker in
+/// [`stuck_create_ends_at_the_deadline`]: well past a create at the suite's
+/// time scale (well under a second), well inside the subject's deadline.
+const STUCK_DEADLINE: Duration = Duration::from_secs(3);
+
+/// The cloud accepts the create of a worker's VM and never finishes it (the
+/// mock's `stuck` fault): the provider keeps polling, gives up at the
+/// worker's provisioning deadline (not before), ends the worker final with
+/// a reason, and whatever the stuck create made goes.
+pub async fn stuck_create_ends_at_the_deadline(s: &Subject, b: &Backstage) {
+    b.stick_next_create()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+    let mut w = s.worker("cf-oob-stuck");
+    w.spec.lifecycle.provisioning_deadline = STUCK_DEADLINE;
+    let started = tokio::time::Instant::now();
+    let d = drive(s, &mut w, &[Phase::Running], false).await;
+    let took = started.elapsed();
+    let left = b.faults_left().await.unwrap_or_else(|e| panic!("{e}"));
+    b.clear_faults().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(left, 0, "{}: the stuck create was never made", s.name);
+    assert!(
+        d.stopped_by.is_none(),
+        "{}: a stuck create stopped the drive with an error instead of a step: {:?}",
+        s.name,
+        d.stopped_by
+    );
+    assert!(
+        w.phase.is_final(),
+        "{}: a stuck create ended {:?}, not final",
+        s.name,
+        w.phase
+    );
+    assert!(
+        took >= STUCK_DEADLINE,
+        "{}: gave up after {took:?}, before the {STUCK_DEADLINE:?} deadline",
+        s.name
+    );
+    let reason = w
+        .last_error
+        .as_ref()
+        .map(|e| format!("{e:?}"))
+        .or_else(|| w.removal_reason.clone());
+    assert!(
+        reason.as_deref().is_some_and(|r| r.contains("deadline")),
+        "{}: a stuck create ended {:?} with reason {reason:?}, which does not name the deadline",
+        s.name,
+        w.phase
+    );
+    remove_and_check(s, &mut w).await;
+}
+
+/// All three cases, then a check that the subject's manager owns nothing.
 pub async fn run_all(s: &Subject, b: &Backstage) {
     vanished_vm_is_noticed(s, b).await;
     lagging_reads_create_no_duplicate(s, b).await;
+    stuck_create_ends_at_the_deadline(s, b).await;
     let left = s
         .inspector
         .resources()
