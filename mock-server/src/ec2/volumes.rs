@@ -1,6 +1,10 @@
 //! EBS volumes: the state of one account's volumes in one region. A
-//! volume is `creating` until its ready time, then `available` (the mock
-//! does not attach volumes).
+//! volume is `creating` until its ready time, then `available`, or
+//! `in-use` while attached. An attachment is `attaching` until its attach
+//! time, then `attached`; after DetachVolume it is `detaching` until its
+//! detach time, then gone. States are derived from timestamps, and
+//! [`Volumes::settle`] applies what the passage of time implies (finished
+//! detachments, volumes of terminated instances).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -32,16 +36,55 @@ pub struct Volume {
     pub client_token: String,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// Its attachment to an instance, if any.
+    pub attachment: Option<Attachment>,
+}
+
+/// A volume's attachment to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The instance.
+    pub instance_id: String,
+    /// The device name, e.g. `/dev/sdf`.
+    pub device: String,
+    /// RFC 3339 time of the AttachVolume (or the launch).
+    pub attach_time: String,
+    /// When `attaching` becomes `attached`.
+    pub attached_at: Instant,
+    /// Whether terminating the instance deletes the volume.
+    pub delete_on_termination: bool,
+    /// After DetachVolume: when the attachment ends.
+    pub detached_at: Option<Instant>,
+}
+
+impl Attachment {
+    /// `attaching`, `attached` or `detaching`; `None` once detached.
+    pub fn status(&self, now: Instant) -> Option<&'static str> {
+        match self.detached_at {
+            Some(t) if now >= t => None,
+            Some(_) => Some("detaching"),
+            None if now < self.attached_at => Some("attaching"),
+            None => Some("attached"),
+        }
+    }
 }
 
 impl Volume {
-    /// `creating` or `available`.
+    /// `creating`, `available` or `in-use`.
     pub fn status(&self, now: Instant) -> &'static str {
         if now < self.ready_at {
             "creating"
+        } else if self.attached(now).is_some() {
+            "in-use"
         } else {
             "available"
         }
+    }
+
+    /// The attachment and its status, unless there is none or it ended.
+    pub fn attached(&self, now: Instant) -> Option<(&Attachment, &'static str)> {
+        let a = self.attachment.as_ref()?;
+        a.status(now).map(|s| (a, s))
     }
 }
 
@@ -88,6 +131,50 @@ impl Volumes {
     /// The volume with this creation number.
     pub fn by_seq(&self, seq: u64) -> Option<&Volume> {
         self.by_seq.get(&seq)
+    }
+
+    /// The volume with this id, mutable.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Volume> {
+        self.by_seq.values_mut().find(|v| v.id == id)
+    }
+
+    /// The volumes attached to `instance_id` (attaching, attached or
+    /// detaching) with the attachment's status, by device name.
+    pub fn devices_of(&self, instance_id: &str, now: Instant) -> Vec<(&Volume, &Attachment, &'static str)> {
+        let mut out: Vec<_> = self
+            .by_seq
+            .values()
+            .filter_map(|v| {
+                let (a, status) = v.attached(now)?;
+                (a.instance_id == instance_id).then_some((v, a, status))
+            })
+            .collect();
+        out.sort_by(|a, b| a.1.device.cmp(&b.1.device));
+        out
+    }
+
+    /// Applies what time implies: finished detachments are dropped, and a
+    /// volume whose instance is terminated (or gone, as `ended` says) is
+    /// detached, or deleted when its attachment has DeleteOnTermination.
+    pub fn settle(&mut self, now: Instant, ended: impl Fn(&str) -> bool) {
+        let mut deleted = Vec::new();
+        for v in self.by_seq.values_mut() {
+            let Some(a) = &v.attachment else {
+                continue;
+            };
+            if a.status(now).is_none() {
+                v.attachment = None;
+            } else if ended(&a.instance_id) {
+                if a.delete_on_termination {
+                    deleted.push(v.seq);
+                } else {
+                    v.attachment = None;
+                }
+            }
+        }
+        for seq in deleted {
+            self.by_seq.remove(&seq);
+        }
     }
 
     /// Removes the volume with this id; whether it existed.

@@ -121,7 +121,7 @@ impl Ec2 {
                     x.open("instancesSet");
                     current = Some(i.reservation_id.as_str());
                 }
-                i.write(&mut x, i.seen(now).state, now);
+                i.write(&mut x, i.seen(now).state, now, &part.volumes);
             }
             x.close("instancesSet");
             x.close("item");
