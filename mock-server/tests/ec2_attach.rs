@@ -34,7 +34,12 @@ async fn run_one(client: &Client, zone: &str) -> String {
 }
 
 async fn volume(client: &Client, id: &str) -> Volume {
-    let out = client.describe_volumes().volume_ids(id).send().await.unwrap();
+    let out = client
+        .describe_volumes()
+        .volume_ids(id)
+        .send()
+        .await
+        .unwrap();
     out.volumes()[0].clone()
 }
 
@@ -54,7 +59,12 @@ async fn wait_volume(client: &Client, id: &str, done: impl Fn(&Volume) -> bool) 
 async fn wait_instance(client: &Client, id: &str, state: InstanceStateName) {
     let started = Instant::now();
     loop {
-        let out = client.describe_instances().instance_ids(id).send().await.unwrap();
+        let out = client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
         let i = &out.reservations()[0].instances()[0];
         if i.state().and_then(|s| s.name()) == Some(&state) {
             return;
@@ -79,7 +89,9 @@ async fn create_volume(client: &Client, zone: &str) -> String {
     id
 }
 
-fn code<E: ProvideErrorMetadata>(e: &aws_sdk_ec2::error::SdkError<E, aws_smithy_runtime_api::http::Response>) -> String {
+fn code<E: ProvideErrorMetadata>(
+    e: &aws_sdk_ec2::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> String {
     e.as_service_error()
         .and_then(|s| s.code())
         .unwrap_or("not a service error")
@@ -115,12 +127,22 @@ async fn attach_detach_lifecycle_and_views() {
     assert_eq!(v.attachments()[0].delete_on_termination(), Some(false));
 
     // The instance shows its root volume and the attached one.
-    let out = client.describe_instances().instance_ids(&instance).send().await.unwrap();
+    let out = client
+        .describe_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
     let i = &out.reservations()[0].instances()[0];
     let devices: Vec<(&str, &str)> = i
         .block_device_mappings()
         .iter()
-        .map(|m| (m.device_name().unwrap(), m.ebs().unwrap().volume_id().unwrap()))
+        .map(|m| {
+            (
+                m.device_name().unwrap(),
+                m.ebs().unwrap().volume_id().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(devices.len(), 2, "{devices:?}");
     assert_eq!(devices[0].0, "/dev/sdf");
@@ -130,7 +152,12 @@ async fn attach_detach_lifecycle_and_views() {
     // Filters by attachment.
     let by_instance = client
         .describe_volumes()
-        .filters(Filter::builder().name("attachment.instance-id").values(&instance).build())
+        .filters(
+            Filter::builder()
+                .name("attachment.instance-id")
+                .values(&instance)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -148,7 +175,12 @@ async fn attach_detach_lifecycle_and_views() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "IncorrectState");
-    let e = client.delete_volume().volume_id(&vol).send().await.unwrap_err();
+    let e = client
+        .delete_volume()
+        .volume_id(&vol)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "VolumeInUse");
     // The wrong instance named on detach.
     let e = client
@@ -162,9 +194,17 @@ async fn attach_detach_lifecycle_and_views() {
 
     let det = client.detach_volume().volume_id(&vol).send().await.unwrap();
     assert_eq!(det.state(), Some(&VolumeAttachmentState::Detaching));
-    let v = wait_volume(&client, &vol, |v| v.state() == Some(&VolumeState::Available)).await;
+    let v = wait_volume(&client, &vol, |v| {
+        v.state() == Some(&VolumeState::Available)
+    })
+    .await;
     assert!(v.attachments().is_empty());
-    let e = client.detach_volume().volume_id(&vol).send().await.unwrap_err();
+    let e = client
+        .detach_volume()
+        .volume_id(&vol)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "IncorrectState");
     client.delete_volume().volume_id(&vol).send().await.unwrap();
 }
@@ -185,19 +225,37 @@ async fn attach_errors() {
             .device(dev)
             .send()
     };
-    let e = attach("vol-0123456789abcdef0", &instance, "/dev/sdf").await.unwrap_err();
+    let e = attach("vol-0123456789abcdef0", &instance, "/dev/sdf")
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "InvalidVolume.NotFound");
-    let e = attach(&vol_a, "i-0123456789abcdef0", "/dev/sdf").await.unwrap_err();
+    let e = attach(&vol_a, "i-0123456789abcdef0", "/dev/sdf")
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "InvalidInstanceID.NotFound");
     let e = attach(&vol_a, &instance, "sdf").await.unwrap_err();
     assert_eq!(code(&e), "InvalidParameterValue");
-    assert!(e.as_service_error().unwrap().message().unwrap().contains("sdf"));
+    assert!(e
+        .as_service_error()
+        .unwrap()
+        .message()
+        .unwrap()
+        .contains("sdf"));
     let e = attach(&vol_a, &instance, "/dev/xvda").await.unwrap_err();
-    assert_eq!(code(&e), "InvalidParameterValue", "the root device is taken");
+    assert_eq!(
+        code(&e),
+        "InvalidParameterValue",
+        "the root device is taken"
+    );
     let e = attach(&vol_b, &instance, "/dev/sdf").await.unwrap_err();
     assert_eq!(code(&e), "InvalidVolume.ZoneMismatch");
 
-    client.terminate_instances().instance_ids(&instance).send().await.unwrap();
+    client
+        .terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
     wait_instance(&client, &instance, InstanceStateName::Terminated).await;
     let e = attach(&vol_a, &instance, "/dev/sdf").await.unwrap_err();
     assert_eq!(code(&e), "IncorrectInstanceState");
@@ -212,7 +270,11 @@ async fn termination_detaches_and_deletes_on_termination() {
         .image_id("ami-12345678")
         .min_count(2)
         .max_count(2)
-        .placement(aws_sdk_ec2::types::Placement::builder().availability_zone("us-east-1b").build())
+        .placement(
+            aws_sdk_ec2::types::Placement::builder()
+                .availability_zone("us-east-1b")
+                .build(),
+        )
         .block_device_mappings(
             BlockDeviceMapping::builder()
                 .device_name("/dev/sdb")
@@ -272,7 +334,12 @@ async fn termination_detaches_and_deletes_on_termination() {
         }
     }
     let first = &ids[0];
-    client.terminate_instances().instance_ids(first).send().await.unwrap();
+    client
+        .terminate_instances()
+        .instance_ids(first)
+        .send()
+        .await
+        .unwrap();
     wait_instance(&client, first, InstanceStateName::Terminated).await;
     let after = client
         .describe_volumes()
@@ -281,18 +348,24 @@ async fn termination_detaches_and_deletes_on_termination() {
         .await
         .unwrap();
     let left = after.volumes();
-    assert_eq!(left.len(), 3, "the root volume went with the instance: {left:?}");
-    let kept: Vec<&Volume> = left
-        .iter()
-        .filter(|v| v.attachments().is_empty())
-        .collect();
+    assert_eq!(
+        left.len(),
+        3,
+        "the root volume went with the instance: {left:?}"
+    );
+    let kept: Vec<&Volume> = left.iter().filter(|v| v.attachments().is_empty()).collect();
     assert_eq!(kept.len(), 1, "the data volume is detached and kept");
     assert_eq!(kept[0].state(), Some(&VolumeState::Available));
     assert_eq!(kept[0].size(), Some(50));
     // The other instance keeps both.
     let others = client
         .describe_volumes()
-        .filters(Filter::builder().name("attachment.instance-id").values(&ids[1]).build())
+        .filters(
+            Filter::builder()
+                .name("attachment.instance-id")
+                .values(&ids[1])
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -330,9 +403,24 @@ async fn block_device_volumes_respect_the_volume_limit() {
     assert_eq!(code(&e), "VolumeLimitExceeded");
     let all = client.describe_instances().send().await.unwrap();
     assert!(all.reservations().is_empty());
-    assert!(client.describe_volumes().send().await.unwrap().volumes().is_empty());
+    assert!(client
+        .describe_volumes()
+        .send()
+        .await
+        .unwrap()
+        .volumes()
+        .is_empty());
     run(1).await.unwrap();
-    assert_eq!(client.describe_volumes().send().await.unwrap().volumes().len(), 2);
+    assert_eq!(
+        client
+            .describe_volumes()
+            .send()
+            .await
+            .unwrap()
+            .volumes()
+            .len(),
+        2
+    );
     // A bad mapping is the launch's error.
     let e = client
         .run_instances()
@@ -342,7 +430,12 @@ async fn block_device_volumes_respect_the_volume_limit() {
         .block_device_mappings(
             BlockDeviceMapping::builder()
                 .device_name("/dev/sdf")
-                .ebs(EbsBlockDevice::builder().volume_size(5).volume_type(VolumeType::Io1).build())
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .volume_size(5)
+                        .volume_type(VolumeType::Io1)
+                        .build(),
+                )
                 .build(),
         )
         .send()

@@ -7,9 +7,9 @@ mod ec2_support;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
     DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest,
-    FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetOnDemandAllocationStrategy,
-    FleetType, InstanceLifecycle, InstanceType, OnDemandOptionsRequest,
-    RequestLaunchTemplateData, ResourceType, Tag, TagSpecification,
+    FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest,
+    FleetOnDemandAllocationStrategy, FleetType, InstanceLifecycle, InstanceType,
+    OnDemandOptionsRequest, RequestLaunchTemplateData, ResourceType, Tag, TagSpecification,
     TargetCapacitySpecificationRequest,
 };
 use aws_sdk_ec2::Client;
@@ -50,7 +50,10 @@ fn overrides(t: InstanceType, zone: &str, priority: f64) -> FleetLaunchTemplateO
         .build()
 }
 
-fn config(id: &str, o: Vec<FleetLaunchTemplateOverridesRequest>) -> FleetLaunchTemplateConfigRequest {
+fn config(
+    id: &str,
+    o: Vec<FleetLaunchTemplateOverridesRequest>,
+) -> FleetLaunchTemplateConfigRequest {
     FleetLaunchTemplateConfigRequest::builder()
         .launch_template_specification(
             FleetLaunchTemplateSpecificationRequest::builder()
@@ -120,9 +123,14 @@ async fn stocked_out_override_is_an_error_item_and_the_next_one_launches() {
     assert!(errors[0].error_message().unwrap().contains("m5.large"));
     assert_eq!(errors[0].lifecycle(), Some(&InstanceLifecycle::OnDemand));
     let lto = errors[0].launch_template_and_overrides().unwrap();
-    assert_eq!(lto.overrides().unwrap().instance_type(), Some(&InstanceType::M5Large));
     assert_eq!(
-        lto.launch_template_specification().unwrap().launch_template_id(),
+        lto.overrides().unwrap().instance_type(),
+        Some(&InstanceType::M5Large)
+    );
+    assert_eq!(
+        lto.launch_template_specification()
+            .unwrap()
+            .launch_template_id(),
         Some(lt.as_str())
     );
 
@@ -133,7 +141,12 @@ async fn stocked_out_override_is_an_error_item_and_the_next_one_launches() {
     let ids = instances[0].instance_ids().to_vec();
     assert_eq!(ids.len(), 3);
 
-    let described = client.describe_instances().set_instance_ids(Some(ids)).send().await.unwrap();
+    let described = client
+        .describe_instances()
+        .set_instance_ids(Some(ids))
+        .send()
+        .await
+        .unwrap();
     let all: Vec<_> = described
         .reservations()
         .iter()
@@ -142,7 +155,10 @@ async fn stocked_out_override_is_an_error_item_and_the_next_one_launches() {
     assert_eq!(all.len(), 3);
     for i in all {
         assert_eq!(i.instance_type(), Some(&InstanceType::C5Large));
-        assert_eq!(i.placement().unwrap().availability_zone(), Some("us-east-1a"));
+        assert_eq!(
+            i.placement().unwrap().availability_zone(),
+            Some("us-east-1a")
+        );
         assert_eq!(i.instance_lifecycle(), None, "on-demand");
         let tag = |k: &str| {
             i.tags()
@@ -154,7 +170,10 @@ async fn stocked_out_override_is_an_error_item_and_the_next_one_launches() {
         assert_eq!(tag("Name").as_deref(), Some("fleet-node"));
         assert_eq!(tag("from").as_deref(), Some("template"));
         assert_eq!(tag("aws:ec2:fleet-id").as_deref(), Some(fleet_id));
-        assert_eq!(tag("aws:ec2launchtemplate:id").as_deref(), Some(lt.as_str()));
+        assert_eq!(
+            tag("aws:ec2launchtemplate:id").as_deref(),
+            Some(lt.as_str())
+        );
     }
 }
 
@@ -186,17 +205,31 @@ async fn spot_and_on_demand_split_lowest_price_and_all_out() {
             .map(|i| (i.instance_type().cloned(), i.instance_ids().len()))
             .collect::<Vec<_>>()
     };
-    assert_eq!(by_lifecycle(InstanceLifecycle::OnDemand), vec![(Some(InstanceType::T3Small), 3)]);
-    assert_eq!(by_lifecycle(InstanceLifecycle::Spot), vec![(Some(InstanceType::T3Small), 2)]);
+    assert_eq!(
+        by_lifecycle(InstanceLifecycle::OnDemand),
+        vec![(Some(InstanceType::T3Small), 3)]
+    );
+    assert_eq!(
+        by_lifecycle(InstanceLifecycle::Spot),
+        vec![(Some(InstanceType::T3Small), 2)]
+    );
     let spot_ids: Vec<String> = out
         .instances()
         .iter()
         .filter(|i| i.lifecycle() == Some(&InstanceLifecycle::Spot))
         .flat_map(|i| i.instance_ids().to_vec())
         .collect();
-    let d = client.describe_instances().set_instance_ids(Some(spot_ids)).send().await.unwrap();
+    let d = client
+        .describe_instances()
+        .set_instance_ids(Some(spot_ids))
+        .send()
+        .await
+        .unwrap();
     for i in d.reservations().iter().flat_map(|r| r.instances()) {
-        assert_eq!(i.instance_lifecycle(), Some(&aws_sdk_ec2::types::InstanceLifecycleType::Spot));
+        assert_eq!(
+            i.instance_lifecycle(),
+            Some(&aws_sdk_ec2::types::InstanceLifecycleType::Spot)
+        );
     }
 
     // Every override stocked out: one error per override, no instances.
@@ -216,11 +249,26 @@ async fn spot_and_on_demand_split_lowest_price_and_all_out() {
         .await
         .unwrap();
     assert!(out.instances().is_empty());
-    let codes: Vec<_> = out.errors().iter().map(|e| e.error_code().unwrap()).collect();
-    assert_eq!(codes, ["InsufficientInstanceCapacity", "InsufficientInstanceCapacity"]);
+    let codes: Vec<_> = out
+        .errors()
+        .iter()
+        .map(|e| e.error_code().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "InsufficientInstanceCapacity",
+            "InsufficientInstanceCapacity"
+        ]
+    );
     // lowest-price order shows in the errors too.
     assert_eq!(
-        out.errors()[0].launch_template_and_overrides().unwrap().overrides().unwrap().instance_type(),
+        out.errors()[0]
+            .launch_template_and_overrides()
+            .unwrap()
+            .overrides()
+            .unwrap()
+            .instance_type(),
         Some(&InstanceType::T3Small)
     );
 }
@@ -235,19 +283,32 @@ async fn client_token_and_request_errors() {
             .create_fleet()
             .r#type(FleetType::Instant)
             .client_token(token)
-            .launch_template_configs(config(&lt, vec![overrides(InstanceType::T3Micro, "us-east-1a", 1.0)]))
+            .launch_template_configs(config(
+                &lt,
+                vec![overrides(InstanceType::T3Micro, "us-east-1a", 1.0)],
+            ))
             .target_capacity_specification(capacity(total, 0))
             .send()
     };
     let first = fleet(2, "tok-1").await.unwrap();
     let again = fleet(2, "tok-1").await.unwrap();
     assert_eq!(first.fleet_id(), again.fleet_id());
-    assert_eq!(first.instances()[0].instance_ids(), again.instances()[0].instance_ids());
+    assert_eq!(
+        first.instances()[0].instance_ids(),
+        again.instances()[0].instance_ids()
+    );
     let live = client.describe_instances().send().await.unwrap();
-    let n: usize = live.reservations().iter().map(|r| r.instances().len()).sum();
+    let n: usize = live
+        .reservations()
+        .iter()
+        .map(|r| r.instances().len())
+        .sum();
     assert_eq!(n, 2, "the retry launched nothing");
     let e = fleet(3, "tok-1").await.unwrap_err();
-    assert_eq!(e.as_service_error().unwrap().code(), Some("IdempotentParameterMismatch"));
+    assert_eq!(
+        e.as_service_error().unwrap().code(),
+        Some("IdempotentParameterMismatch")
+    );
 
     let e = client
         .create_fleet()
@@ -259,7 +320,11 @@ async fn client_token_and_request_errors() {
         .unwrap_err();
     let se = e.as_service_error().unwrap();
     assert_eq!(se.code(), Some("InvalidParameterValue"));
-    assert!(se.message().unwrap().contains("instant"), "{:?}", se.message());
+    assert!(
+        se.message().unwrap().contains("instant"),
+        "{:?}",
+        se.message()
+    );
 
     let e = client
         .create_fleet()
@@ -269,7 +334,10 @@ async fn client_token_and_request_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(e.as_service_error().unwrap().code(), Some("InvalidLaunchTemplateId.NotFound"));
+    assert_eq!(
+        e.as_service_error().unwrap().code(),
+        Some("InvalidLaunchTemplateId.NotFound")
+    );
 
     let e = client
         .create_fleet()
@@ -279,5 +347,8 @@ async fn client_token_and_request_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(e.as_service_error().unwrap().code(), Some("InvalidParameterValue"));
+    assert_eq!(
+        e.as_service_error().unwrap().code(),
+        Some("InvalidParameterValue")
+    );
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::volumes::Volumes;
+use super::volumes::Devices;
 use super::xml::Xml;
 
 /// `true` or `false`, as EC2 writes booleans.
@@ -314,8 +314,8 @@ impl Instance {
     }
 
     /// Writes the `<item>` of an `instancesSet`; its `blockDeviceMapping`
-    /// lists the volumes attached to it in `volumes`.
-    pub fn write(&self, x: &mut Xml, state: State, now: Instant, volumes: &Volumes) {
+    /// lists the volumes `devices` has for it.
+    pub fn write(&self, x: &mut Xml, state: State, now: Instant, devices: &Devices<'_>) {
         x.open("item");
         x.leaf("instanceId", &self.id);
         x.leaf("imageId", &self.image_id);
@@ -381,12 +381,12 @@ impl Instance {
         x.leaf("architecture", "x86_64");
         x.leaf("rootDeviceType", "ebs");
         x.leaf("rootDeviceName", "/dev/xvda");
-        let devices = volumes.devices_of(&self.id, now);
-        if state == State::Terminated || devices.is_empty() {
+        let mine = devices.get(self.id.as_str()).map_or(&[][..], Vec::as_slice);
+        if state == State::Terminated || mine.is_empty() {
             x.empty("blockDeviceMapping");
         } else {
             x.open("blockDeviceMapping");
-            for (v, a, status) in devices {
+            for (v, a, status) in mine {
                 x.open("item");
                 x.leaf("deviceName", &a.device);
                 x.open("ebs");

@@ -6,8 +6,14 @@
 //! [`Volumes::settle`] applies what the passage of time implies (finished
 //! detachments, volumes of terminated instances).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
+
+/// A volume, its attachment and the attachment's status.
+pub type Device<'a> = (&'a Volume, &'a Attachment, &'static str);
+
+/// The attached volumes of each instance, by instance id.
+pub type Devices<'a> = HashMap<&'a str, Vec<Device<'a>>>;
 
 /// One volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,19 +144,21 @@ impl Volumes {
         self.by_seq.values_mut().find(|v| v.id == id)
     }
 
-    /// The volumes attached to `instance_id` (attaching, attached or
-    /// detaching) with the attachment's status, by device name.
-    pub fn devices_of(&self, instance_id: &str, now: Instant) -> Vec<(&Volume, &Attachment, &'static str)> {
-        let mut out: Vec<_> = self
-            .by_seq
-            .values()
-            .filter_map(|v| {
-                let (a, status) = v.attached(now)?;
-                (a.instance_id == instance_id).then_some((v, a, status))
-            })
-            .collect();
-        out.sort_by(|a, b| a.1.device.cmp(&b.1.device));
-        out
+    /// The attached volumes (attaching, attached or detaching) of every
+    /// instance, with the attachment's status, each list by device name.
+    pub fn devices(&self, now: Instant) -> Devices<'_> {
+        let mut map: Devices<'_> = HashMap::new();
+        for v in self.by_seq.values() {
+            if let Some((a, status)) = v.attached(now) {
+                map.entry(a.instance_id.as_str())
+                    .or_default()
+                    .push((v, a, status));
+            }
+        }
+        for list in map.values_mut() {
+            list.sort_by(|x, y| x.1.device.cmp(&y.1.device));
+        }
+        map
     }
 
     /// Applies what time implies: finished detachments are dropped, and a

@@ -96,9 +96,9 @@ impl Ec2 {
         }
         let taken = part
             .volumes
-            .devices_of(instance_id, now)
-            .iter()
-            .any(|(_, a, _)| a.device == device);
+            .devices(now)
+            .get(instance_id)
+            .is_some_and(|list| list.iter().any(|(_, a, _)| a.device == device));
         if taken || device == ROOT_DEVICE {
             return Err(Ec2Error::invalid_value(format!(
                 "Invalid value '{device}' for unixDevice. Attachment point {device} is already in use"

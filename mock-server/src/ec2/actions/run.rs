@@ -441,9 +441,10 @@ fn write_reservation(
     x.leaf("reservationId", reservation_id);
     x.leaf("ownerId", owner);
     write_groups(&mut x, groups);
+    let devices = part.volumes.devices(now);
     x.open("instancesSet");
     for i in instances {
-        i.write(&mut x, i.seen(now).state, now, &part.volumes);
+        i.write(&mut x, i.seen(now).state, now, &devices);
     }
     x.close("instancesSet");
     x.finish_response("RunInstances")
