@@ -89,9 +89,7 @@ async fn create_volume(client: &Client, zone: &str) -> String {
     id
 }
 
-fn code<E: ProvideErrorMetadata>(
-    e: &aws_sdk_ec2::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> String {
+fn code<E: ProvideErrorMetadata, R>(e: &aws_sdk_ec2::error::SdkError<E, R>) -> String {
     e.as_service_error()
         .and_then(|s| s.code())
         .unwrap_or("not a service error")

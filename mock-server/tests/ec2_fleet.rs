@@ -71,7 +71,6 @@ fn capacity(total: i32, spot: i32) -> TargetCapacitySpecificationRequest {
         .spot_target_capacity(spot)
         .default_target_capacity_type(DefaultTargetCapacityType::OnDemand)
         .build()
-        .unwrap()
 }
 
 fn stock_out(mock: &skyfleet_mock::MockCloud, zone: &str, instance_type: &str) {
