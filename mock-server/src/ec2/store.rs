@@ -158,8 +158,8 @@ impl Partition {
         self.instances.insert(inst.seq, inst);
     }
 
-    /// Settles the volumes ([`Volumes::settle`](super::volumes::Volumes::settle)):
-    /// an instance that is terminated or no longer kept has ended.
+    /// Settles the volumes (`Volumes::settle`): an instance that is
+    /// terminated or no longer kept has ended.
     pub fn settle_volumes(&mut self, now: Instant) {
         let (instances, by_id) = (&self.instances, &self.by_id);
         self.volumes.settle(now, |id| {
