@@ -166,7 +166,7 @@ impl Partition {
             by_id
                 .get(id)
                 .and_then(|seq| instances.get(seq))
-                .map_or(true, |i| i.seen(now).state == State::Terminated)
+                .is_none_or(|i| i.seen(now).state == State::Terminated)
         });
     }
 
