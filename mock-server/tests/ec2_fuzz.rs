@@ -30,6 +30,8 @@ const ACTIONS: &[&str] = &[
     "CreateVolume",
     "DescribeVolumes",
     "DeleteVolume",
+    "AttachVolume",
+    "DetachVolume",
     "CreateFleet",
     "",
 ];
@@ -84,6 +86,22 @@ const KEYS: &[&str] = &[
     "Throughput",
     "VolumeId",
     "VolumeId.1",
+    "Device",
+    "Force",
+    "BlockDeviceMapping.1.DeviceName",
+    "BlockDeviceMapping.1.Ebs.VolumeSize",
+    "BlockDeviceMapping.1.Ebs.VolumeType",
+    "BlockDeviceMapping.1.Ebs.DeleteOnTermination",
+    "Type",
+    "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId",
+    "LaunchTemplateConfigs.1.LaunchTemplateSpecification.Version",
+    "LaunchTemplateConfigs.1.Overrides.1.InstanceType",
+    "LaunchTemplateConfigs.1.Overrides.1.WeightedCapacity",
+    "LaunchTemplateConfigs.1.Overrides.1.Priority",
+    "TargetCapacitySpecification.TotalTargetCapacity",
+    "TargetCapacitySpecification.SpotTargetCapacity",
+    "TargetCapacitySpecification.DefaultTargetCapacityType",
+    "OnDemandOptions.AllocationStrategy",
 ];
 
 fn value() -> impl Strategy<Value = String> {
@@ -105,6 +123,9 @@ fn value() -> impl Strategy<Value = String> {
         Just("$Latest".to_string()),
         Just("gp3".to_string()),
         Just("vol-0123456789abcdef0".to_string()),
+        Just("/dev/sdf".to_string()),
+        Just("instant".to_string()),
+        Just("prioritized".to_string()),
         "[a-z0-9.:*?-]{0,12}",
         any::<String>(),
     ]

@@ -31,6 +31,9 @@ pub struct Ec2Config {
     pub volume_limit: u32,
     /// `creating` -> `available` after CreateVolume.
     pub volume_create_ms: u64,
+    /// `attaching -> attached` after AttachVolume, and `detaching ->`
+    /// detached after DetachVolume.
+    pub volume_attach_ms: u64,
     /// Instance types that always answer `InsufficientInstanceCapacity`.
     pub unavailable_instance_types: Vec<String>,
     /// Regions DescribeRegions lists.
@@ -57,6 +60,7 @@ impl Default for Ec2Config {
             launch_template_limit: 5_000,
             volume_limit: 5_000,
             volume_create_ms: 2_000,
+            volume_attach_ms: 1_000,
             unavailable_instance_types: Vec::new(),
             regions: [
                 "us-east-1",

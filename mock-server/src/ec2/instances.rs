@@ -6,7 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::volumes::Devices;
 use super::xml::Xml;
+
+/// `true` or `false`, as EC2 writes booleans.
+pub fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
 
 /// EC2 instance states with their codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,8 +313,9 @@ impl Instance {
         }
     }
 
-    /// Writes the `<item>` of an `instancesSet`.
-    pub fn write(&self, x: &mut Xml, state: State, now: Instant) {
+    /// Writes the `<item>` of an `instancesSet`; its `blockDeviceMapping`
+    /// lists the volumes `devices` has for it.
+    pub fn write(&self, x: &mut Xml, state: State, now: Instant, devices: &Devices<'_>) {
         x.open("item");
         x.leaf("instanceId", &self.id);
         x.leaf("imageId", &self.image_id);
@@ -370,7 +381,24 @@ impl Instance {
         x.leaf("architecture", "x86_64");
         x.leaf("rootDeviceType", "ebs");
         x.leaf("rootDeviceName", "/dev/xvda");
-        x.empty("blockDeviceMapping");
+        let mine = devices.get(self.id.as_str()).map_or(&[][..], Vec::as_slice);
+        if state == State::Terminated || mine.is_empty() {
+            x.empty("blockDeviceMapping");
+        } else {
+            x.open("blockDeviceMapping");
+            for (v, a, status) in mine {
+                x.open("item");
+                x.leaf("deviceName", &a.device);
+                x.open("ebs");
+                x.leaf("volumeId", &v.id);
+                x.leaf("status", status);
+                x.leaf("attachTime", &a.attach_time);
+                x.leaf("deleteOnTermination", bool_str(a.delete_on_termination));
+                x.close("ebs");
+                x.close("item");
+            }
+            x.close("blockDeviceMapping");
+        }
         if let Some(spot) = &self.spot {
             x.leaf("instanceLifecycle", "spot");
             x.leaf("spotInstanceRequestId", &spot.request_id);

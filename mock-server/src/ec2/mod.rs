@@ -10,6 +10,7 @@ mod caller;
 mod config;
 mod error;
 mod filters;
+mod fleets;
 mod instance_types;
 mod instances;
 mod out_of_band;
@@ -282,6 +283,9 @@ impl Ec2 {
             Action::CreateVolume => self.create_volume(caller, p, cfg, request_id),
             Action::DescribeVolumes => self.describe_volumes(caller, p, request_id),
             Action::DeleteVolume => self.delete_volume(caller, p, request_id),
+            Action::AttachVolume => self.attach_volume(caller, p, cfg, request_id),
+            Action::DetachVolume => self.detach_volume(caller, p, cfg, request_id),
+            Action::CreateFleet => self.create_fleet(caller, p, cfg, injected, request_id),
         }
     }
 }

@@ -133,6 +133,8 @@ pub struct Partition {
     pub templates: super::templates::Templates,
     /// EBS volumes.
     pub volumes: super::volumes::Volumes,
+    /// CreateFleet ClientTokens.
+    pub fleet_tokens: super::fleets::FleetTokens,
 }
 
 impl Partition {
@@ -154,6 +156,18 @@ impl Partition {
         self.next_seq += 1;
         self.by_id.insert(inst.id.clone(), inst.seq);
         self.instances.insert(inst.seq, inst);
+    }
+
+    /// Settles the volumes (`Volumes::settle`): an instance that is
+    /// terminated or no longer kept has ended.
+    pub fn settle_volumes(&mut self, now: Instant) {
+        let (instances, by_id) = (&self.instances, &self.by_id);
+        self.volumes.settle(now, |id| {
+            by_id
+                .get(id)
+                .and_then(|seq| instances.get(seq))
+                .is_none_or(|i| i.seen(now).state == State::Terminated)
+        });
     }
 
     /// Instances that are not terminated.

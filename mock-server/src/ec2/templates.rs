@@ -16,6 +16,7 @@ pub const TEMPLATE_GROUPS: &[&str] = &[
     "InstanceMarketOptions",
     "Placement",
     "MetadataOptions",
+    "BlockDeviceMapping",
 ];
 
 /// One launch template.

@@ -45,6 +45,11 @@ impl Xml {
         self.buf
     }
 
+    /// Appends XML already written (by another [`Xml`]), unescaped.
+    pub fn raw(&mut self, xml: &str) {
+        self.buf.push_str(xml);
+    }
+
     /// `<tag>`.
     pub fn open(&mut self, tag: &str) {
         self.buf.push('<');

@@ -95,6 +95,7 @@ impl Ec2 {
         let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
         part.sweep(now);
         let selected = select(&mut part, &ids, &filters, now, start, max, false)?;
+        let devices = part.volumes.devices(now);
         let mut x = Xml::response(
             "DescribeInstances",
             request_id,
@@ -121,7 +122,7 @@ impl Ec2 {
                     x.open("instancesSet");
                     current = Some(i.reservation_id.as_str());
                 }
-                i.write(&mut x, i.seen(now).state, now);
+                i.write(&mut x, i.seen(now).state, now, &devices);
             }
             x.close("instancesSet");
             x.close("item");

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::run::{instance_tags, instance_type, metadata_options, spot, user_data};
+use super::block_devices::block_devices;
+use super::launch_params::{instance_tags, instance_type, metadata_options, spot, user_data};
 use super::{check_tag, next_token, page, tag_pairs, well_formed, DryRun, MAX_TAG_SPECS};
 use crate::ec2::config::Ec2Config;
 use crate::ec2::error::Ec2Error;
@@ -32,6 +33,23 @@ impl LaunchedFrom {
     /// The request with the template's parameters filling what it omits.
     pub(in crate::ec2) fn merge(&self, p: &Params) -> Params {
         p.with_defaults(&self.params)
+    }
+
+    /// As [`merge`](Self::merge), leaving out the template's parameter
+    /// groups named in `skip` (a fleet decides the market itself).
+    pub(in crate::ec2) fn merge_except(&self, p: &Params, skip: &[&str]) -> Params {
+        let kept: Vec<(String, String)> = self
+            .params
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.split('.').next().unwrap_or("")))
+            .cloned()
+            .collect();
+        p.with_defaults(&kept)
+    }
+
+    /// The template's id.
+    pub(in crate::ec2) fn id(&self) -> &str {
+        &self.id
     }
 
     /// Adds the template's instance tags the request did not set, and the
@@ -124,6 +142,7 @@ fn template_data(p: &Params) -> Result<TemplateData, Ec2Error> {
     user_data(&data)?;
     metadata_options(&data)?;
     spot(&data)?;
+    block_devices(&data)?;
     let tags = instance_tags(&Params::from_pairs(tag_specs))?;
     Ok((params, tags))
 }

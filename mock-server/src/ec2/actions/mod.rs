@@ -4,14 +4,20 @@
 //! [`regions`] (DescribeRegions, DescribeAvailabilityZones),
 //! [`instance_types`] (DescribeInstanceTypes), [`launch_templates`]
 //! (Create/Describe/DeleteLaunchTemplate, and the template a RunInstances
-//! names) and [`volumes`] (Create/Describe/DeleteVolume).
+//! names), [`volumes`] (Create/Describe/DeleteVolume), [`attach`]
+//! (Attach/DetachVolume), [`block_devices`] (the volumes a launch
+//! creates) and [`fleet`] (CreateFleet of type `instant`).
 //!
 //! Every action first parses its parameters into a typed input (answering
 //! EC2's own error codes for missing or malformed ones), then works on the
 //! partition. This module holds the parameter parsers the families share.
 
+mod attach;
+mod block_devices;
 mod describe;
+mod fleet;
 mod instance_types;
+mod launch_params;
 mod launch_templates;
 mod regions;
 mod run;
@@ -65,10 +71,16 @@ pub enum Action {
     DescribeVolumes,
     /// DeleteVolume.
     DeleteVolume,
+    /// AttachVolume.
+    AttachVolume,
+    /// DetachVolume.
+    DetachVolume,
+    /// CreateFleet.
+    CreateFleet,
 }
 
 impl Action {
-    const ALL: [Action; 18] = [
+    const ALL: [Action; 21] = [
         Action::RunInstances,
         Action::DescribeInstances,
         Action::DescribeInstanceStatus,
@@ -87,6 +99,9 @@ impl Action {
         Action::CreateVolume,
         Action::DescribeVolumes,
         Action::DeleteVolume,
+        Action::AttachVolume,
+        Action::DetachVolume,
+        Action::CreateFleet,
     ];
 
     /// The Action name.
@@ -110,6 +125,9 @@ impl Action {
             Action::CreateVolume => "CreateVolume",
             Action::DescribeVolumes => "DescribeVolumes",
             Action::DeleteVolume => "DeleteVolume",
+            Action::AttachVolume => "AttachVolume",
+            Action::DetachVolume => "DetachVolume",
+            Action::CreateFleet => "CreateFleet",
         }
     }
 
@@ -121,7 +139,7 @@ impl Action {
     /// The request-token bucket class.
     pub(super) fn request_class(self, p: &Params) -> &'static str {
         match self {
-            Action::RunInstances => "run_instances",
+            Action::RunInstances | Action::CreateFleet => "run_instances",
             Action::StartInstances => "start_instances",
             Action::TerminateInstances => "terminate_instances",
             Action::CreateTags | Action::DeleteTags => "tags",
@@ -129,7 +147,9 @@ impl Action {
             | Action::CreateLaunchTemplate
             | Action::DeleteLaunchTemplate
             | Action::CreateVolume
-            | Action::DeleteVolume => "mutating",
+            | Action::DeleteVolume
+            | Action::AttachVolume
+            | Action::DetachVolume => "mutating",
             Action::DescribeInstances | Action::DescribeInstanceStatus => {
                 let unfiltered = p.indices("InstanceId").is_empty()
                     && p.indices("Filter").is_empty()
@@ -161,6 +181,14 @@ impl Action {
                     .max(1);
                 Some(("run_instances_resource", f64::from(n)))
             }
+            Action::CreateFleet => {
+                let n = p
+                    .get("TargetCapacitySpecification.TotalTargetCapacity")
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(1)
+                    .max(1);
+                Some(("run_instances_resource", f64::from(n)))
+            }
             Action::StartInstances => Some(("start_instances_resource", ids())),
             Action::StopInstances => Some(("stop_instances_resource", ids())),
             Action::TerminateInstances => Some(("terminate_instances_resource", ids())),
@@ -169,11 +197,15 @@ impl Action {
     }
 
     /// What a fault rule's `resource` glob is matched against: the
-    /// launch's `Name` tag for RunInstances, the first `InstanceId` or
+    /// launch's `Name` tag for RunInstances and CreateFleet, the
+    /// `VolumeId` for Attach/DetachVolume, the first `InstanceId` or
     /// `ResourceId` otherwise, else the empty string.
     pub(super) fn fault_resource(self, p: &Params) -> String {
         match self {
-            Action::RunInstances => launch_name_tag(p).unwrap_or_default(),
+            Action::RunInstances | Action::CreateFleet => launch_name_tag(p).unwrap_or_default(),
+            Action::AttachVolume | Action::DetachVolume => {
+                p.get("VolumeId").unwrap_or_default().to_string()
+            }
             Action::CreateTags | Action::DeleteTags => p
                 .list("ResourceId")
                 .first()

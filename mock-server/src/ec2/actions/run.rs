@@ -5,23 +5,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine;
-
-use super::{check_tag, tag_pairs, well_formed, zones, DryRun, MAX_TAGS, MAX_TAG_SPECS};
+use super::block_devices::{block_devices, volume_spec_tags, DeviceSpec};
+use super::launch_params::{
+    instance_tags, instance_type, metadata_options, spot, stockout_error, user_data, zone,
+};
+use super::{well_formed, zones, DryRun};
 use crate::ec2::config::Ec2Config;
 use crate::ec2::error::Ec2Error;
 use crate::ec2::instances::{write_groups, Instance, MetadataOptions, Phase, Spot, State};
 use crate::ec2::query::Params;
 use crate::ec2::store::{Partition, TokenEntry};
+use crate::ec2::volumes::{Attachment, Volume};
 use crate::ec2::xml::Xml;
 use crate::ctx::Cloud;
 use crate::ec2::{Caller, Ec2, Injected};
 
-/// Largest decoded UserData EC2 accepts.
-const MAX_USER_DATA: usize = 16 * 1024;
-
 /// The parameters of a RunInstances, checked.
-struct RunInput<'p> {
+pub(in crate::ec2) struct RunInput<'p> {
     image_id: &'p str,
     min: i64,
     max: i64,
@@ -41,12 +41,25 @@ struct RunInput<'p> {
     /// `UserData`, decoded.
     user_data: Option<Arc<[u8]>>,
     metadata: MetadataOptions,
+    /// The volumes each instance gets (the root volume first).
+    devices: Vec<DeviceSpec>,
+    /// The tags of the `volume` tag specifications.
+    volume_tags: BTreeMap<String, String>,
     dry_run: DryRun,
 }
 
 impl<'p> RunInput<'p> {
+    /// The instance tags, to add to.
+    pub(in crate::ec2) fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.tags
+    }
+
     /// Checks the parameters in the order EC2 reports them.
-    fn parse(p: &'p Params, caller: &Caller, cfg: &Ec2Config) -> Result<RunInput<'p>, Ec2Error> {
+    pub(in crate::ec2) fn parse(
+        p: &'p Params,
+        caller: &Caller,
+        cfg: &Ec2Config,
+    ) -> Result<RunInput<'p>, Ec2Error> {
         let image_id = p.require("ImageId")?;
         if !well_formed(image_id, "ami") {
             return Err(Ec2Error::new(
@@ -88,6 +101,8 @@ impl<'p> RunInput<'p> {
         let metadata = metadata_options(p)?;
         let tags = instance_tags(p)?;
         let spot = spot(p)?;
+        let devices = block_devices(p)?;
+        let volume_tags = volume_spec_tags(p)?;
         let client_token = p.get("ClientToken").unwrap_or("");
         if client_token.len() > 64 || !client_token.is_ascii() {
             return Err(Ec2Error::invalid_value(
@@ -114,223 +129,10 @@ impl<'p> RunInput<'p> {
             key_name: p.get("KeyName"),
             user_data,
             metadata,
+            devices,
+            volume_tags,
             dry_run: DryRun::parse(p),
         })
-    }
-}
-
-/// `InstanceType` (default `m1.small`): `family.size`, lowercase.
-pub(super) fn instance_type(p: &Params) -> Result<&str, Ec2Error> {
-    let instance_type = p.get("InstanceType").unwrap_or("m1.small");
-    let type_ok = instance_type.split_once('.').is_some_and(|(a, b)| {
-        !a.is_empty()
-            && !b.is_empty()
-            && instance_type
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
-    });
-    if !type_ok || instance_type.len() > 64 {
-        return Err(Ec2Error::invalid_value(format!(
-            "Invalid value '{instance_type}' for InstanceType."
-        )));
-    }
-    Ok(instance_type)
-}
-
-/// `Placement.AvailabilityZone`, else the zone the subnet lives in.
-fn zone(
-    p: &Params,
-    subnet_id: Option<&str>,
-    region_zones: &[String],
-) -> Result<Option<String>, Ec2Error> {
-    match p
-        .get("Placement.AvailabilityZone")
-        .filter(|z| !z.is_empty())
-    {
-        Some(z) if region_zones.iter().any(|r| r == z) => Ok(Some(z.to_string())),
-        Some(z) => Err(Ec2Error::invalid_value(format!(
-            "Invalid availability zone: [{z}]"
-        ))),
-        None => Ok(subnet_id.map(|s| {
-            // A subnet lives in one zone; derive it stably from the id.
-            let h = s.bytes().fold(0usize, |h, b| {
-                h.wrapping_mul(31).wrapping_add(usize::from(b))
-            });
-            region_zones[h % region_zones.len()].clone()
-        })),
-    }
-}
-
-/// `UserData`: base64, at most [`MAX_USER_DATA`] bytes decoded.
-pub(super) fn user_data(p: &Params) -> Result<Option<Arc<[u8]>>, Ec2Error> {
-    let Some(ud) = p.get("UserData") else {
-        return Ok(None);
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(ud.trim())
-        .map_err(|_| Ec2Error::invalid_value("Invalid BASE64 encoding of user data."))?;
-    if decoded.len() > MAX_USER_DATA {
-        return Err(Ec2Error::invalid_value(format!(
-            "User data is limited to {MAX_USER_DATA} bytes"
-        )));
-    }
-    Ok(Some(decoded.into()))
-}
-
-/// `MetadataOptions.HttpTokens` (`optional`, `required`),
-/// `.HttpEndpoint` (`enabled`, `disabled`) and
-/// `.HttpPutResponseHopLimit` (1 to 64).
-pub(super) fn metadata_options(p: &Params) -> Result<MetadataOptions, Ec2Error> {
-    let mut m = MetadataOptions::default();
-    match p.get("MetadataOptions.HttpTokens") {
-        None | Some("optional") => {}
-        Some("required") => m.tokens_required = true,
-        Some(other) => {
-            return Err(Ec2Error::invalid_value(format!(
-                "Invalid value '{}' for HttpTokens. Valid values: optional, required.",
-                clip(other)
-            )))
-        }
-    }
-    match p.get("MetadataOptions.HttpEndpoint") {
-        None | Some("enabled") => {}
-        Some("disabled") => m.endpoint_enabled = false,
-        Some(other) => {
-            return Err(Ec2Error::invalid_value(format!(
-                "Invalid value '{}' for HttpEndpoint. Valid values: enabled, disabled.",
-                clip(other)
-            )))
-        }
-    }
-    if let Some(hops) = p.int("MetadataOptions.HttpPutResponseHopLimit")? {
-        m.hop_limit = u8::try_from(hops)
-            .ok()
-            .filter(|h| (1..=64).contains(h))
-            .ok_or_else(|| {
-                Ec2Error::invalid_value(format!(
-                    "Invalid value '{hops}' for HttpPutResponseHopLimit. Valid values: 1 to 64."
-                ))
-            })?;
-    }
-    Ok(m)
-}
-
-/// At most 64 characters of a value echoed in a message.
-fn clip(s: &str) -> String {
-    s.chars().take(64).collect()
-}
-
-/// The tags of the `TagSpecification.N` whose resource type is `instance`
-/// (every specification's tags are checked).
-pub(super) fn instance_tags(p: &Params) -> Result<BTreeMap<String, String>, Ec2Error> {
-    let mut tags = BTreeMap::new();
-    let specs = p.indices("TagSpecification");
-    if specs.len() > MAX_TAG_SPECS {
-        return Err(Ec2Error::invalid_value(format!(
-            "The maximum number of tag specifications is {MAX_TAG_SPECS}"
-        )));
-    }
-    for n in specs {
-        let rt = p
-            .get(&format!("TagSpecification.{n}.ResourceType"))
-            .ok_or_else(|| Ec2Error::missing(&format!("TagSpecification.{n}.ResourceType")))?;
-        let pairs = tag_pairs(p, &format!("TagSpecification.{n}.Tag"))?;
-        for (k, v) in &pairs {
-            check_tag(k, v.as_deref().unwrap_or(""))?;
-        }
-        if rt == "instance" {
-            for (k, v) in pairs {
-                tags.insert(k, v.unwrap_or_default());
-            }
-        }
-    }
-    if tags.len() > MAX_TAGS {
-        return Err(Ec2Error::new(
-            400,
-            "TagLimitExceeded",
-            format!("The maximum number of tags ({MAX_TAGS}) per resource was exceeded"),
-        ));
-    }
-    Ok(tags)
-}
-
-/// `InstanceMarketOptions`: the spot instance type of a spot launch.
-pub(super) fn spot(p: &Params) -> Result<Option<&str>, Ec2Error> {
-    match p.get("InstanceMarketOptions.MarketType") {
-        None => Ok(None),
-        Some("spot") => {
-            let kind = p
-                .get("InstanceMarketOptions.SpotOptions.SpotInstanceType")
-                .unwrap_or("one-time");
-            if kind != "one-time" && kind != "persistent" {
-                return Err(Ec2Error::invalid_value(format!(
-                    "Invalid value '{kind}' for SpotInstanceType."
-                )));
-            }
-            match p.get("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior") {
-                None | Some("terminate") => {}
-                Some("stop" | "hibernate") if kind == "persistent" => {}
-                Some(b @ ("stop" | "hibernate")) => {
-                    return Err(Ec2Error::invalid_combination(format!(
-                        "InstanceInterruptionBehavior '{b}' requires SpotInstanceType 'persistent'."
-                    )))
-                }
-                Some(other) => {
-                    return Err(Ec2Error::invalid_value(format!(
-                        "Invalid value '{}' for InstanceInterruptionBehavior. Valid values: hibernate, stop, terminate.",
-                        clip(other)
-                    )))
-                }
-            }
-            if let Some(price) = p.get("InstanceMarketOptions.SpotOptions.MaxPrice") {
-                if price
-                    .parse::<f64>()
-                    .map_or(true, |v| !v.is_finite() || v <= 0.0)
-                {
-                    return Err(Ec2Error::invalid_value(format!(
-                        "Invalid value '{price}' for MaxPrice."
-                    )));
-                }
-            }
-            Ok(Some(kind))
-        }
-        Some(other) => Err(Ec2Error::invalid_value(format!(
-            "Invalid value '{other}' for MarketType."
-        ))),
-    }
-}
-
-/// The error of a launch into a stocked-out offering: 500 for EC2's
-/// server-side capacity codes, 400 for quota codes and any other.
-fn stockout_error(code: &str, instance_type: &str, zone: &str) -> Ec2Error {
-    match code {
-        "InsufficientInstanceCapacity" => Ec2Error::new(
-            500,
-            code,
-            format!(
-                "We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({zone}). Our system will be working on provisioning additional capacity. You can currently get {instance_type} capacity by not specifying an Availability Zone in your request or choosing a different Availability Zone."
-            ),
-        ),
-        "InsufficientHostCapacity" | "InsufficientReservedInstanceCapacity" => Ec2Error::new(
-            500,
-            code,
-            format!("There is not enough capacity to fulfill your request in {zone}."),
-        ),
-        "VcpuLimitExceeded" => Ec2Error::new(
-            400,
-            code,
-            format!("You have requested more vCPU capacity than your current vCPU limit allows for the instance bucket that the specified instance type {instance_type} belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit."),
-        ),
-        "MaxSpotInstanceCountExceeded" => Ec2Error::new(
-            400,
-            code,
-            "Max spot instance count exceeded",
-        ),
-        other => Ec2Error::new(
-            400,
-            other,
-            format!("The request for {instance_type} in {zone} cannot be fulfilled ({other})."),
-        ),
     }
 }
 
@@ -347,7 +149,66 @@ impl Ec2 {
         let template = self.launched_from(caller, p)?;
         let merged = template.as_ref().map(|t| t.merge(p));
         let p = merged.as_ref().unwrap_or(p);
-        let input = RunInput::parse(p, caller, cfg)?;
+        let mut input = RunInput::parse(p, caller, cfg)?;
+        if let Some(t) = &template {
+            t.tag(&mut input.tags);
+        }
+        let dry_run = std::mem::replace(&mut input.dry_run, DryRun(Ok(false)));
+        dry_run.answer()?;
+
+        let now = Instant::now();
+        let part = self.partition_or_create(caller);
+        let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
+        part.sweep(now);
+
+        // ClientToken: zonal scope when a zone is implied, else regional.
+        let client_token = input.client_token;
+        let token_key = match &input.zone {
+            Some(z) if !client_token.is_empty() => format!("{z}/{client_token}"),
+            _ => client_token.to_string(),
+        };
+        let fingerprint = p.fingerprint(&["ClientToken", "Version", "DryRun"]);
+        if !client_token.is_empty() {
+            if let Some(entry) = part.tokens.get(&token_key) {
+                return replay(&part, entry, &fingerprint, client_token, caller, &input.groups, request_id, now);
+            }
+        }
+        let (reservation_id, ids) = self.launch(&mut part, caller, &input, cfg, injected, now)?;
+        if !client_token.is_empty() {
+            part.tokens.insert(
+                token_key,
+                TokenEntry {
+                    fingerprint,
+                    reservation_id: reservation_id.clone(),
+                    instance_ids: ids.clone(),
+                },
+            );
+        }
+        let created: Vec<&Instance> = ids.iter().filter_map(|id| part.get(id, now)).collect();
+        Ok(write_reservation(
+            request_id,
+            &reservation_id,
+            &caller.account,
+            &input.groups,
+            &created,
+            &part,
+            now,
+        ))
+    }
+
+    /// Launches checked RunInstances parameters into `part`: between
+    /// `min` and `max` instances with their block-device volumes, or
+    /// nothing at all (every check comes before the first insert). Answers
+    /// the reservation id and the instance ids.
+    pub(in crate::ec2) fn launch(
+        &self,
+        part: &mut Partition,
+        caller: &Caller,
+        input: &RunInput<'_>,
+        cfg: &Ec2Config,
+        injected: &Injected,
+        now: Instant,
+    ) -> Result<(String, Vec<String>), Ec2Error> {
         let RunInput {
             image_id,
             min,
@@ -363,13 +224,11 @@ impl Ec2 {
             key_name,
             user_data,
             metadata,
-            dry_run,
+            devices,
+            volume_tags,
+            dry_run: _,
         } = input;
-        let mut tags = tags;
-        if let Some(t) = &template {
-            t.tag(&mut tags);
-        }
-        dry_run.answer()?;
+        let (min, max, instance_type, spot) = (*min, *max, *instance_type, *spot);
         if cfg
             .unavailable_instance_types
             .iter()
@@ -383,23 +242,6 @@ impl Ec2 {
                     "We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({z}). Our system will be working on provisioning additional capacity."
                 ),
             ));
-        }
-
-        let now = Instant::now();
-        let part = self.partition_or_create(caller);
-        let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
-        part.sweep(now);
-
-        // ClientToken: zonal scope when a zone is implied, else regional.
-        let token_key = match &zone {
-            Some(z) if !client_token.is_empty() => format!("{z}/{client_token}"),
-            _ => client_token.to_string(),
-        };
-        let fingerprint = p.fingerprint(&["ClientToken", "Version", "DryRun"]);
-        if !client_token.is_empty() {
-            if let Some(entry) = part.tokens.get(&token_key) {
-                return replay(&part, entry, &fingerprint, client_token, caller, &groups, request_id, now);
-            }
         }
 
         // A stockout answers for the zone the first instance would get.
@@ -427,6 +269,18 @@ impl Ec2 {
             ));
         }
         let count = usize::try_from(max).unwrap_or(usize::MAX).min(available);
+        part.settle_volumes(now);
+        let volume_limit = cfg.volume_limit as usize;
+        let needed = count.saturating_mul(devices.len());
+        if part.volumes.len().saturating_add(needed) > volume_limit {
+            return Err(Ec2Error::new(
+                400,
+                "VolumeLimitExceeded",
+                format!(
+                    "You have reached the maximum number of volumes ({volume_limit}) for this account and region: this launch needs {needed} more."
+                ),
+            ));
+        }
         let reservation_id = format!("r-{}", self.ctx.hex_id(17));
         let launch_time = crate::now_rfc3339();
         let ready_at = if injected.stuck {
@@ -483,7 +337,7 @@ impl Ec2 {
                 launch_time: launch_time.clone(),
                 tags: tags.clone(),
                 user_data: user_data.clone(),
-                metadata,
+                metadata: *metadata,
                 phase: Phase::Launching,
                 ready_at,
                 gone_at,
@@ -493,28 +347,34 @@ impl Ec2 {
                 interrupted: None,
                 visible_from: now + self.scaled_ms(cfg.consistency_window_ms),
             };
+            for d in devices {
+                part.volumes.insert(Volume {
+                    seq: 0,
+                    id: format!("vol-{}", self.ctx.hex_id(17)),
+                    size_gib: d.size_gib,
+                    zone: inst.zone.clone(),
+                    volume_type: d.volume_type.clone(),
+                    iops: d.iops,
+                    throughput: d.throughput,
+                    encrypted: d.encrypted,
+                    create_time: launch_time.clone(),
+                    ready_at: now,
+                    client_token: String::new(),
+                    tags: volume_tags.clone(),
+                    attachment: Some(Attachment {
+                        instance_id: inst.id.clone(),
+                        device: d.device.clone(),
+                        attach_time: launch_time.clone(),
+                        attached_at: now,
+                        delete_on_termination: d.delete_on_termination,
+                        detached_at: None,
+                    }),
+                });
+            }
             ids.push(inst.id.clone());
             part.insert(inst);
         }
-        if !client_token.is_empty() {
-            part.tokens.insert(
-                token_key,
-                TokenEntry {
-                    fingerprint,
-                    reservation_id: reservation_id.clone(),
-                    instance_ids: ids.clone(),
-                },
-            );
-        }
-        let created: Vec<&Instance> = ids.iter().filter_map(|id| part.get(id, now)).collect();
-        Ok(write_reservation(
-            request_id,
-            &reservation_id,
-            &caller.account,
-            &groups,
-            &created,
-            now,
-        ))
+        Ok((reservation_id, ids))
     }
 }
 
@@ -562,6 +422,7 @@ fn replay(
         &caller.account,
         groups,
         &existing,
+        part,
         now,
     ))
 }
@@ -573,15 +434,17 @@ fn write_reservation(
     owner: &str,
     groups: &[String],
     instances: &[&Instance],
+    part: &Partition,
     now: Instant,
 ) -> String {
     let mut x = Xml::response("RunInstances", request_id, 512 + instances.len() * 1500);
     x.leaf("reservationId", reservation_id);
     x.leaf("ownerId", owner);
     write_groups(&mut x, groups);
+    let devices = part.volumes.devices(now);
     x.open("instancesSet");
     for i in instances {
-        i.write(&mut x, i.seen(now).state, now);
+        i.write(&mut x, i.seen(now).state, now, &devices);
     }
     x.close("instancesSet");
     x.finish_response("RunInstances")

@@ -1,5 +1,5 @@
-//! CreateVolume, DescribeVolumes and DeleteVolume (EBS volumes, not
-//! attached: the mock has no AttachVolume, so every volume is deletable).
+//! CreateVolume, DescribeVolumes and DeleteVolume (EBS volumes; an
+//! attached volume answers `VolumeInUse` to DeleteVolume, see [`attach`](super::attach)).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -8,6 +8,7 @@ use super::{check_tag, next_token, page, tag_pairs, well_formed, zones, DryRun, 
 use crate::ec2::config::Ec2Config;
 use crate::ec2::error::Ec2Error;
 use crate::ec2::filters::{self, Filter};
+use crate::ec2::instances::bool_str;
 use crate::ec2::query::Params;
 use crate::ec2::volumes::Volume;
 use crate::ec2::xml::Xml;
@@ -24,6 +25,10 @@ const FILTERS: &[&str] = &[
     "tag:",
     "tag-key",
     "tag-value",
+    "attachment.instance-id",
+    "attachment.device",
+    "attachment.status",
+    "attachment.delete-on-termination",
 ];
 
 /// A volume type's size range (GiB) and IOPS rule.
@@ -54,7 +59,7 @@ fn rule(volume_type: &str) -> Option<TypeRule> {
     })
 }
 
-fn not_found(id: &str) -> Ec2Error {
+pub(super) fn not_found(id: &str) -> Ec2Error {
     Ec2Error::new(
         400,
         "InvalidVolume.NotFound",
@@ -62,7 +67,7 @@ fn not_found(id: &str) -> Ec2Error {
     )
 }
 
-fn check_id(id: &str) -> Result<(), Ec2Error> {
+pub(super) fn check_id(id: &str) -> Result<(), Ec2Error> {
     if well_formed(id, "vol") {
         return Ok(());
     }
@@ -107,7 +112,21 @@ fn write_volume(x: &mut Xml, v: &Volume, now: Instant) {
     x.leaf("availabilityZone", &v.zone);
     x.leaf("status", v.status(now));
     x.leaf("createTime", &v.create_time);
-    x.empty("attachmentSet");
+    match v.attached(now) {
+        Some((a, status)) => {
+            x.open("attachmentSet");
+            x.open("item");
+            x.leaf("volumeId", &v.id);
+            x.leaf("instanceId", &a.instance_id);
+            x.leaf("device", &a.device);
+            x.leaf("status", status);
+            x.leaf("attachTime", &a.attach_time);
+            x.leaf("deleteOnTermination", bool_str(a.delete_on_termination));
+            x.close("item");
+            x.close("attachmentSet");
+        }
+        None => x.empty("attachmentSet"),
+    }
     if !v.tags.is_empty() {
         x.open("tagSet");
         for (k, val) in &v.tags {
@@ -139,6 +158,12 @@ fn matches(f: &Filter, v: &Volume, now: Instant) -> bool {
         "encrypted" => f.any(if v.encrypted { "true" } else { "false" }),
         "tag-key" => v.tags.keys().any(|k| f.any(k)),
         "tag-value" => v.tags.values().any(|val| f.any(val)),
+        "attachment.instance-id" => v.attached(now).is_some_and(|(a, _)| f.any(&a.instance_id)),
+        "attachment.device" => v.attached(now).is_some_and(|(a, _)| f.any(&a.device)),
+        "attachment.status" => v.attached(now).is_some_and(|(_, s)| f.any(s)),
+        "attachment.delete-on-termination" => v
+            .attached(now)
+            .is_some_and(|(a, _)| f.any(bool_str(a.delete_on_termination))),
         name => name
             .strip_prefix("tag:")
             .and_then(|k| v.tags.get(k))
@@ -147,7 +172,7 @@ fn matches(f: &Filter, v: &Volume, now: Instant) -> bool {
 }
 
 /// The checked CreateVolume parameters: size, type, IOPS, throughput.
-fn sizing(p: &Params) -> Result<(u32, String, Option<u32>, Option<u32>), Ec2Error> {
+pub(super) fn sizing(p: &Params) -> Result<(u32, String, Option<u32>, Option<u32>), Ec2Error> {
     let volume_type = p.get("VolumeType").unwrap_or("gp2");
     let Some(r) = rule(volume_type) else {
         let shown: String = volume_type.chars().take(64).collect();
@@ -261,6 +286,7 @@ impl Ec2 {
             ready_at: now,
             client_token: client_token.to_string(),
             tags,
+            attachment: None,
         };
         if let Some(v) = part.volumes.by_token(client_token) {
             let same = v.size_gib == volume.size_gib
@@ -322,9 +348,12 @@ impl Ec2 {
         let dry_run = DryRun::parse(p);
         let now = Instant::now();
         let part = self.partition(caller);
-        let guard = part
+        let mut guard = part
             .as_ref()
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(g) = guard.as_mut() {
+            g.settle_volumes(now);
+        }
         let volumes = guard.as_ref().map(|g| &g.volumes);
         for id in &ids {
             if volumes.and_then(|v| v.get(id)).is_none() {
@@ -371,8 +400,15 @@ impl Ec2 {
         let dry_run = DryRun::parse(p);
         let part = self.partition(caller).ok_or_else(|| not_found(id))?;
         let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
-        if part.volumes.get(id).is_none() {
-            return Err(not_found(id));
+        let now = Instant::now();
+        part.settle_volumes(now);
+        let v = part.volumes.get(id).ok_or_else(|| not_found(id))?;
+        if let Some((a, _)) = v.attached(now) {
+            return Err(Ec2Error::new(
+                400,
+                "VolumeInUse",
+                format!("Volume {id} is currently attached to {}", a.instance_id),
+            ));
         }
         dry_run.answer()?;
         part.volumes.remove(id);
