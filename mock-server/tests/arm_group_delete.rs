@@ -36,10 +36,19 @@ async fn group_delete_is_an_lro_that_takes_every_resource() {
     .await;
     // A second group, which must survive.
     let keep = format!("/subscriptions/{sub}/resourceGroups/keep");
-    let a = send(&r, Method::PUT, &u(&keep), Some(json!({"location": "eastus"}))).await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&keep),
+        Some(json!({"location": "eastus"})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED);
     let before = arm.resources().len();
-    assert!(before >= 6, "group, vnet, pip, nic, disk, vm, keep: {before}");
+    assert!(
+        before >= 6,
+        "group, vnet, pip, nic, disk, vm, keep: {before}"
+    );
 
     let del = send(&r, Method::DELETE, &u(&rg_path(sub)), None).await;
     assert_eq!(del.status, StatusCode::ACCEPTED, "{:?}", del.body);
@@ -50,12 +59,22 @@ async fn group_delete_is_an_lro_that_takes_every_resource() {
     // While it runs: the group and its resources are Deleting.
     let g = send(&r, Method::GET, &u(&rg_path(sub)), None).await;
     assert_eq!((g.status, g.state()), (StatusCode::OK, "Deleting"));
-    assert_eq!(send(&r, Method::GET, &u(&vm), None).await.state(), "Deleting");
-    assert_eq!(send(&r, Method::GET, &loc, None).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        send(&r, Method::GET, &u(&vm), None).await.state(),
+        "Deleting"
+    );
+    assert_eq!(
+        send(&r, Method::GET, &loc, None).await.status,
+        StatusCode::ACCEPTED
+    );
     // Changes inside it are refused as ARM refuses them.
     for (m, path, body) in [
         (Method::PUT, res_path(sub, PIP, "p2"), Some(pip_body())),
-        (Method::PUT, rg_path(sub), Some(json!({"location": "eastus"}))),
+        (
+            Method::PUT,
+            rg_path(sub),
+            Some(json!({"location": "eastus"})),
+        ),
         (Method::POST, format!("{vm}/powerOff"), None),
     ] {
         let a = send(&r, m, &u(&path), body).await;
@@ -73,26 +92,60 @@ async fn group_delete_is_an_lro_that_takes_every_resource() {
     // Done: Succeeded, the Location answers, everything in it is gone.
     assert_eq!(wait_op(&r, &op).await["status"], "Succeeded");
     let done = send(&r, Method::GET, &loc, None).await;
-    assert!(done.status.is_success() && done.status != StatusCode::ACCEPTED, "{}", done.status);
+    assert!(
+        done.status.is_success() && done.status != StatusCode::ACCEPTED,
+        "{}",
+        done.status
+    );
     let g = send(&r, Method::GET, &u(&rg_path(sub)), None).await;
-    assert_eq!((g.status, g.code()), (StatusCode::NOT_FOUND, "ResourceGroupNotFound"));
+    assert_eq!(
+        (g.status, g.code()),
+        (StatusCode::NOT_FOUND, "ResourceGroupNotFound")
+    );
     let v = send(&r, Method::GET, &u(&vm), None).await;
-    assert_eq!((v.status, v.code()), (StatusCode::NOT_FOUND, "ResourceGroupNotFound"));
+    assert_eq!(
+        (v.status, v.code()),
+        (StatusCode::NOT_FOUND, "ResourceGroupNotFound")
+    );
     let left = arm.resources();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].name, "keep");
-    let list = send(&r, Method::GET, &u(&format!("/subscriptions/{sub}/providers/{VM}")), None).await;
+    let list = send(
+        &r,
+        Method::GET,
+        &u(&format!("/subscriptions/{sub}/providers/{VM}")),
+        None,
+    )
+    .await;
     assert_eq!(list.body["value"], json!([]));
 
     // Deleting it again, or a group that never was: 404.
-    for g in [rg_path(sub), format!("/subscriptions/{sub}/resourceGroups/never")] {
+    for g in [
+        rg_path(sub),
+        format!("/subscriptions/{sub}/resourceGroups/never"),
+    ] {
         let a = send(&r, Method::DELETE, &u(&g), None).await;
-        assert_eq!((a.status, a.code()), (StatusCode::NOT_FOUND, "ResourceGroupNotFound"));
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::NOT_FOUND, "ResourceGroupNotFound")
+        );
     }
     // The name is free again, and the new group is empty.
-    let a = send(&r, Method::PUT, &u(&rg_path(sub)), Some(json!({"location": "westus"}))).await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&rg_path(sub)),
+        Some(json!({"location": "westus"})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED);
-    let list = send(&r, Method::GET, &u(&format!("{}/providers/{PIP}", rg_path(sub))), None).await;
+    let list = send(
+        &r,
+        Method::GET,
+        &u(&format!("{}/providers/{PIP}", rg_path(sub))),
+        None,
+    )
+    .await;
     assert_eq!(list.body["value"], json!([]));
 }
 
@@ -105,7 +158,13 @@ async fn group_delete_takes_resources_still_being_created() {
     arm.set_config(cfg);
     let sub = "sub-rg-delete-busy";
     network(&r, sub).await;
-    let a = send(&r, Method::PUT, &u(&res_path(sub, PIP, "slow")), Some(pip_body())).await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&res_path(sub, PIP, "slow")),
+        Some(pip_body()),
+    )
+    .await;
     assert_eq!(a.state(), "Updating");
     let del = send(&r, Method::DELETE, &u(&rg_path(sub)), None).await;
     assert_eq!(del.status, StatusCode::ACCEPTED);

@@ -22,12 +22,19 @@ fn group(sub: &str, name: &str) -> String {
 fn defaults_are_azures_published_limits_and_the_config_takes_others() {
     let d = ArmLimits::default();
     assert_eq!(
-        (d.resource_groups, d.resources_per_type_per_group, d.vms_per_region),
+        (
+            d.resource_groups,
+            d.resources_per_type_per_group,
+            d.vms_per_region
+        ),
         (980, 800, 25_000)
     );
     let cfg = MockConfig::from_json(r#"{"azure":{"limits":{"resource_groups":2}}}"#).unwrap();
     let l = cfg.azure.unwrap().limits;
-    assert_eq!((l.resource_groups, l.resources_per_type_per_group), (2, 800));
+    assert_eq!(
+        (l.resource_groups, l.resources_per_type_per_group),
+        (2, 800)
+    );
     let e = MockConfig::from_json(r#"{"azure":{"limits":{"groups":2}}}"#).unwrap_err();
     assert!(e.contains("azure.limits"), "{e}");
 }
@@ -45,17 +52,28 @@ async fn resource_groups_per_subscription() {
         assert_eq!(a.status, StatusCode::CREATED);
     }
     let a = send(&r, Method::PUT, &u(&group(sub, "g3")), body()).await;
-    assert_eq!((a.status, a.code()), (StatusCode::CONFLICT, "ResourceGroupQuotaExceeded"));
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::CONFLICT, "ResourceGroupQuotaExceeded")
+    );
     let msg = a.body["error"]["message"].as_str().unwrap();
     assert!(msg.contains("'g3' would exceed the quota of '2'"), "{msg}");
     assert!(msg.contains("current resource group count is '2'"), "{msg}");
     assert_eq!(
-        send(&r, Method::GET, &u(&group(sub, "g3")), None).await.status,
+        send(&r, Method::GET, &u(&group(sub, "g3")), None)
+            .await
+            .status,
         StatusCode::NOT_FOUND,
         "nothing made"
     );
     // Updating an existing group is not a new one; another subscription has its own count.
-    let a = send(&r, Method::PUT, &u(&group(sub, "G1")), Some(json!({"location": "eastus", "tags": {"a": "b"}}))).await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&group(sub, "G1")),
+        Some(json!({"location": "eastus", "tags": {"a": "b"}})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK);
     let a = send(&r, Method::PUT, &u(&group("sub-limit-other", "g3")), body()).await;
     assert_eq!(a.status, StatusCode::CREATED);
@@ -77,30 +95,67 @@ async fn resources_of_one_type_per_group() {
     for name in ["p1", "p2"] {
         put_done(&r, &res_path(sub, PIP, name), pip_body()).await;
     }
-    let a = send(&r, Method::PUT, &u(&res_path(sub, PIP, "p3")), Some(pip_body())).await;
-    assert_eq!((a.status, a.code()), (StatusCode::CONFLICT, "ResourceQuotaExceeded"));
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&res_path(sub, PIP, "p3")),
+        Some(pip_body()),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::CONFLICT, "ResourceQuotaExceeded")
+    );
     let msg = a.body["error"]["message"].as_str().unwrap();
     assert!(
-        msg.contains(&format!("quota of '2' resources of type '{PIP}' per resource group")),
+        msg.contains(&format!(
+            "quota of '2' resources of type '{PIP}' per resource group"
+        )),
         "{msg}"
     );
     assert_eq!(
-        send(&r, Method::GET, &u(&res_path(sub, PIP, "p3")), None).await.status,
+        send(&r, Method::GET, &u(&res_path(sub, PIP, "p3")), None)
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     // Another type in the same group, the same type in another group, and
     // an update of an existing one all go through.
     put_done(&r, &res_path(sub, NIC, "n1"), nic_body(sub, None, false)).await;
     let other = group(sub, "rg2");
-    send(&r, Method::PUT, &u(&other), Some(json!({"location": "eastus"}))).await;
-    let a = send(&r, Method::PUT, &u(&format!("{other}/providers/{PIP}/p3")), Some(pip_body())).await;
+    send(
+        &r,
+        Method::PUT,
+        &u(&other),
+        Some(json!({"location": "eastus"})),
+    )
+    .await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&format!("{other}/providers/{PIP}/p3")),
+        Some(pip_body()),
+    )
+    .await;
     assert!(a.status.is_success(), "{:?}", a.body);
-    let a = send(&r, Method::PUT, &u(&res_path(sub, PIP, "p1")), Some(pip_body())).await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&res_path(sub, PIP, "p1")),
+        Some(pip_body()),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     // Deleting one makes room.
     let d = send(&r, Method::DELETE, &u(&res_path(sub, PIP, "p2")), None).await;
     assert!(d.status.is_success());
-    let a = send(&r, Method::PUT, &u(&res_path(sub, PIP, "p3")), Some(pip_body())).await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&res_path(sub, PIP, "p3")),
+        Some(pip_body()),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
 }
 
@@ -118,14 +173,35 @@ async fn virtual_machines_per_subscription_and_region() {
         nics.push(n.body["id"].as_str().unwrap().to_string());
     }
     put_done(&r, &res_path(sub, VM, "v1"), vm_image_body(&nics[0], true)).await;
-    let a = send(&r, Method::PUT, &u(&res_path(sub, VM, "v2")), Some(vm_image_body(&nics[1], true))).await;
-    assert_eq!((a.status, a.code()), (StatusCode::CONFLICT, "OperationNotAllowed"));
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&res_path(sub, VM, "v2")),
+        Some(vm_image_body(&nics[1], true)),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::CONFLICT, "OperationNotAllowed")
+    );
     let msg = a.body["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("exceeding approved virtualMachines quota"), "{msg}");
-    assert!(msg.contains("Location: eastus, Current Limit: 1, Current Usage: 1"), "{msg}");
+    assert!(
+        msg.contains("exceeding approved virtualMachines quota"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("Location: eastus, Current Limit: 1, Current Usage: 1"),
+        "{msg}"
+    );
     // Once the first is deleted, the second fits.
     let d = send(&r, Method::DELETE, &u(&res_path(sub, VM, "v1")), None).await;
     assert!(d.status.is_success());
-    let a = send(&r, Method::PUT, &u(&res_path(sub, VM, "v2")), Some(vm_image_body(&nics[1], true))).await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&res_path(sub, VM, "v2")),
+        Some(vm_image_body(&nics[1], true)),
+    )
+    .await;
     assert!(a.status.is_success(), "{:?}", a.body);
 }

@@ -76,13 +76,7 @@ fn power_of(view: &Value) -> String {
 /// POSTs `action` (query `extra` added) and checks the 202 an LRO gets;
 /// returns its `Azure-AsyncOperation` URL.
 async fn post(r: &Router, vm: &str, action: &str, extra: &str) -> String {
-    let a = send(
-        r,
-        Method::POST,
-        &u(&format!("{vm}/{action}{extra}")),
-        None,
-    )
-    .await;
+    let a = send(r, Method::POST, &u(&format!("{vm}/{action}{extra}")), None).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{action}: {:?}", a.body);
     let op = a.header("azure-asyncoperation").unwrap().to_string();
     assert!(
@@ -117,10 +111,22 @@ async fn power_actions_are_lros_the_instance_view_follows() {
     assert_eq!(st.body["status"], "InProgress");
     assert_eq!(wait_op(&r, &op).await["status"], "Succeeded");
     assert_eq!(power(&r, &vm).await, "PowerState/stopped");
-    assert_eq!(send(&r, Method::GET, &u(&vm), None).await.state(), "Succeeded");
+    assert_eq!(
+        send(&r, Method::GET, &u(&vm), None).await.state(),
+        "Succeeded"
+    );
     // $expand=instanceView and the statusOnly list say the same.
-    let g = send(&r, Method::GET, &u(&format!("{vm}?$expand=instanceView")), None).await;
-    assert_eq!(power_of(&g.body["properties"]["instanceView"]), "PowerState/stopped");
+    let g = send(
+        &r,
+        Method::GET,
+        &u(&format!("{vm}?$expand=instanceView")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        power_of(&g.body["properties"]["instanceView"]),
+        "PowerState/stopped"
+    );
     let list = send(
         &r,
         Method::GET,
@@ -141,8 +147,14 @@ async fn power_actions_are_lros_the_instance_view_follows() {
 
     // restart of a deallocated VM: refused as Azure does.
     let a = send(&r, Method::POST, &u(&format!("{vm}/restart")), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::CONFLICT, "OperationNotAllowed"));
-    assert!(a.body["error"]["message"].as_str().unwrap().contains("deallocated"));
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::CONFLICT, "OperationNotAllowed")
+    );
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("deallocated"));
 
     // start: starting, then running.
     let op = post(&r, &vm, "start", "").await;
@@ -160,16 +172,25 @@ async fn power_actions_are_lros_the_instance_view_follows() {
     let op = post(&r, &vm, "powerOff", "").await;
     wait_op(&r, &op).await;
     let op = post(&r, &vm, "redeploy", "").await;
-    assert_eq!(send(&r, Method::GET, &u(&vm), None).await.state(), "Updating");
+    assert_eq!(
+        send(&r, Method::GET, &u(&vm), None).await.state(),
+        "Updating"
+    );
     assert_eq!(wait_op(&r, &op).await["status"], "Succeeded");
     assert_eq!(power(&r, &vm).await, "PowerState/running");
 
     // The Location URL: 202 while running, then 204 (the action has no body).
     let a = send(&r, Method::POST, &u(&format!("{vm}/powerOff")), None).await;
     let loc = path_of(a.header("location").unwrap());
-    assert_eq!(send(&r, Method::GET, &loc, None).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        send(&r, Method::GET, &loc, None).await.status,
+        StatusCode::ACCEPTED
+    );
     wait_op(&r, a.header("azure-asyncoperation").unwrap()).await;
-    assert_eq!(send(&r, Method::GET, &loc, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&r, Method::GET, &loc, None).await.status,
+        StatusCode::NO_CONTENT
+    );
     // Starting a running VM, powering off a stopped one: accepted, no change.
     let op = post(&r, &vm, "powerOff", "").await;
     assert_eq!(power(&r, &vm).await, "PowerState/stopped");
@@ -190,10 +211,26 @@ async fn skip_shutdown_takes_the_shorter_time_and_bad_values_are_refused() {
     arm.set_config(cfg);
     let vm = vm(&r, "sub-skip", "w1").await;
 
-    let a = send(&r, Method::POST, &u(&format!("{vm}/powerOff?skipShutdown=maybe")), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::BAD_REQUEST, "InvalidParameter"));
-    assert!(a.body["error"]["message"].as_str().unwrap().contains("skipShutdown"));
-    assert_eq!(power(&r, &vm).await, "PowerState/running", "a refused action changes nothing");
+    let a = send(
+        &r,
+        Method::POST,
+        &u(&format!("{vm}/powerOff?skipShutdown=maybe")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_REQUEST, "InvalidParameter")
+    );
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("skipShutdown"));
+    assert_eq!(
+        power(&r, &vm).await,
+        "PowerState/running",
+        "a refused action changes nothing"
+    );
 
     let t = Instant::now();
     let op = post(&r, &vm, "powerOff", "?skipShutdown=true").await;
@@ -219,16 +256,34 @@ async fn errors_are_arms() {
     let vm = vm(&r, sub, "w1").await;
 
     // Unknown VM, unknown group.
-    let a = send(&r, Method::POST, &u(&format!("{}/start", res_path(sub, VM, "nope"))), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::NOT_FOUND, "ResourceNotFound"));
+    let a = send(
+        &r,
+        Method::POST,
+        &u(&format!("{}/start", res_path(sub, VM, "nope"))),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::NOT_FOUND, "ResourceNotFound")
+    );
     let other = format!("/subscriptions/{sub}/resourceGroups/nogroup/providers/{VM}/w1/start");
     let a = send(&r, Method::POST, &u(&other), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::NOT_FOUND, "ResourceGroupNotFound"));
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::NOT_FOUND, "ResourceGroupNotFound")
+    );
     // Unknown action: ARM's router has no such type; other methods: 405.
     let a = send(&r, Method::POST, &u(&format!("{vm}/hibernate")), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::NOT_FOUND, "InvalidResourceType"));
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::NOT_FOUND, "InvalidResourceType")
+    );
     let a = send(&r, Method::GET, &u(&format!("{vm}/start")), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"));
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed")
+    );
 
     // A second action while one runs: 409 Conflict.
     let _op = post(&r, &vm, "deallocate", "").await;
@@ -244,11 +299,20 @@ async fn errors_are_arms() {
     .unwrap();
     let nic = put_done(&r, &res_path(sub, NIC, "n2"), nic_body(sub, None, true)).await;
     let vm2 = res_path(sub, VM, "w2");
-    let a = send(&r, Method::PUT, &u(&vm2), Some(vm_image_body(nic.body["id"].as_str().unwrap(), true))).await;
+    let a = send(
+        &r,
+        Method::PUT,
+        &u(&vm2),
+        Some(vm_image_body(nic.body["id"].as_str().unwrap(), true)),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED);
     let a = send(&r, Method::POST, &u(&format!("{vm2}/powerOff")), None).await;
     assert_eq!((a.status, a.code()), (StatusCode::CONFLICT, "Conflict"));
-    assert!(a.body["error"]["message"].as_str().unwrap().contains("Creating"));
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Creating"));
 
     // A VM being deleted: 409 OperationNotAllowed, as Compute answers.
     let (_ctx, arm, r) = arm_support::arm(0.01, 1.0);
@@ -259,8 +323,14 @@ async fn errors_are_arms() {
     let d = send(&r, Method::DELETE, &u(&vm), None).await;
     assert_eq!(d.status, StatusCode::ACCEPTED);
     let a = send(&r, Method::POST, &u(&format!("{vm}/start")), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::CONFLICT, "OperationNotAllowed"));
-    assert!(a.body["error"]["message"].as_str().unwrap().contains("marked for deletion"));
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::CONFLICT, "OperationNotAllowed")
+    );
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("marked for deletion"));
 }
 
 fn arm_fresh(scale: f64) -> (skyfleet_mock::ctx::Ctx, std::sync::Arc<Arm>, Router) {
@@ -271,7 +341,7 @@ fn arm_fresh(scale: f64) -> (skyfleet_mock::ctx::Ctx, std::sync::Arc<Arm>, Route
 
 #[tokio::test]
 async fn faults_and_throttling_act_on_power_actions() {
-    let (ctx, arm, r) = arm_fresh(0.01);
+    let (ctx, _arm, r) = arm_fresh(0.01);
     let vm = vm(&r, "sub-power-faults", "w1").await;
 
     // error: the rule's answer, by the action's operationId.
@@ -283,7 +353,10 @@ async fn faults_and_throttling_act_on_power_actions() {
     )
     .unwrap();
     let a = send(&r, Method::POST, &u(&format!("{vm}/deallocate")), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"));
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError")
+    );
     assert_eq!(power(&r, &vm).await, "PowerState/running");
 
     // fail_operation: accepted, the operation ends Failed, the VM stays running.
@@ -309,8 +382,14 @@ async fn faults_and_throttling_act_on_power_actions() {
     .unwrap();
     let op = post(&r, &vm, "start", "").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(send(&r, Method::GET, &path_of(&op), None).await.body["status"], "InProgress");
-    assert_eq!(send(&r, Method::GET, &u(&vm), None).await.state(), "Updating");
+    assert_eq!(
+        send(&r, Method::GET, &path_of(&op), None).await.body["status"],
+        "InProgress"
+    );
+    assert_eq!(
+        send(&r, Method::GET, &u(&vm), None).await.state(),
+        "Updating"
+    );
 
     // Throttling: actions draw from the writes bucket.
     let (_ctx, arm, r) = arm_fresh(0.0);
@@ -322,16 +401,27 @@ async fn faults_and_throttling_act_on_power_actions() {
     arm.set_config(cfg);
     let a = send(&r, Method::POST, &u(&format!("{vm}/powerOff")), None).await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
-    assert_eq!(a.header("x-ms-ratelimit-remaining-subscription-writes"), Some("0"));
+    assert_eq!(
+        a.header("x-ms-ratelimit-remaining-subscription-writes"),
+        Some("0")
+    );
     let a = send(&r, Method::POST, &u(&format!("{vm}/start")), None).await;
-    assert_eq!((a.status, a.code()), (StatusCode::TOO_MANY_REQUESTS, "SubscriptionRequestsThrottled"));
+    assert_eq!(
+        (a.status, a.code()),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "SubscriptionRequestsThrottled"
+        )
+    );
     drop(arm);
 }
 
 #[tokio::test]
 async fn the_journal_names_power_actions() {
-    let mut cfg = MockConfig::default();
-    cfg.azure = Some(config(1.0, 1.0));
+    let cfg = MockConfig {
+        azure: Some(config(1.0, 1.0)),
+        ..MockConfig::default()
+    };
     let mock = MockCloud::builder()
         .time_scale(0.0)
         .tls(false)
@@ -341,7 +431,13 @@ async fn the_journal_names_power_actions() {
         .unwrap();
     let r = mock.router();
     let vm = vm(&r, "sub-power-journal", "w1").await;
-    let a = send(&r, Method::POST, &u(&format!("{vm}/powerOff?skipShutdown=true")), None).await;
+    let a = send(
+        &r,
+        Method::POST,
+        &u(&format!("{vm}/powerOff?skipShutdown=true")),
+        None,
+    )
+    .await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     let req = Request::builder()
         .uri("/_mock/requests")

@@ -223,11 +223,15 @@ mod tests {
     #[test]
     fn vm_ids_are_split_and_others_refused() {
         assert_eq!(
-            parse_vm_id("/subscriptions/s/resourceGroups/G/providers/microsoft.compute/virtualmachines/v"),
+            parse_vm_id(
+                "/subscriptions/s/resourceGroups/G/providers/microsoft.compute/virtualmachines/v"
+            ),
             Some(("s", "G", "v"))
         );
         assert_eq!(
-            parse_vm_id("/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/networkInterfaces/n"),
+            parse_vm_id(
+                "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/networkInterfaces/n"
+            ),
             None
         );
         assert_eq!(parse_vm_id("/subscriptions/s"), None);

@@ -105,8 +105,7 @@ pub fn act(
     }
     let skip = skip_shutdown(req.skip_shutdown.as_deref())?;
     let key = ResKey::new(Kind::VirtualMachine, rg, name);
-    let not_found =
-        || ArmError::resource_not_found(&type_and_name(Kind::VirtualMachine, name), rg);
+    let not_found = || ArmError::resource_not_found(&type_and_name(Kind::VirtualMachine, name), rg);
     part.live(&key, now).ok_or_else(not_found)?;
     let r = part.peek(&key, now).ok_or_else(not_found)?;
     if r.busy(now) {
@@ -196,9 +195,15 @@ mod tests {
     #[test]
     fn actions_parse_case_insensitively_and_others_do_not() {
         assert_eq!(PowerAction::parse("poweroff"), Some(PowerAction::PowerOff));
-        assert_eq!(PowerAction::parse("Deallocate"), Some(PowerAction::Deallocate));
+        assert_eq!(
+            PowerAction::parse("Deallocate"),
+            Some(PowerAction::Deallocate)
+        );
         assert_eq!(PowerAction::parse("reimage"), None);
-        assert_eq!(PowerAction::Redeploy.operation_id(), "VirtualMachines_Redeploy");
+        assert_eq!(
+            PowerAction::Redeploy.operation_id(),
+            "VirtualMachines_Redeploy"
+        );
     }
 
     #[test]

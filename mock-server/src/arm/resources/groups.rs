@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use super::{group_being_deleted, json_response, live_group, new_op, ok_json, record, Placed};
 use crate::arm::config::{secs, ArmConfig};
 use crate::arm::error::ArmError;
-use crate::arm::{limits, lro};
 use crate::arm::request::Req;
 use crate::arm::store::{Group, OpKind, Partition};
+use crate::arm::{limits, lro};
 
 /// A resource group on the wire.
 pub fn group_json(req: &Req, g: &Group) -> Vec<u8> {

@@ -12,9 +12,9 @@ use crate::arm::config::ArmConfig;
 use crate::arm::error::ArmError;
 use crate::arm::lro;
 use crate::arm::request::Req;
+use crate::arm::store::OpError;
 use crate::arm::store::{Kind, Links, OpKind, Partition, ResKey, Resource};
 use crate::arm::view::resource_json;
-use crate::arm::store::OpError;
 use crate::arm::{compute, limits, network, spot};
 use crate::ctx::Cloud;
 
