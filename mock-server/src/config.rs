@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::arm::{ArmConfig, ArmDurations, ArmThrottle, BucketLimit as ArmBucketLimit};
+pub use crate::arm::{
+    ArmConfig, ArmDurations, ArmLimits, ArmPower, ArmThrottle, BucketLimit as ArmBucketLimit,
+};
 pub use crate::ec2::{BucketLimit as Ec2BucketLimit, Ec2Config, Ec2Throttle};
 pub use crate::gce::{GceConfig, GceThrottle};
 

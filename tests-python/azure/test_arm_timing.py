@@ -11,71 +11,25 @@ shows the hints are scaled, sent in a form the clients honour, and that
 each operation is reported done on the first poll after its scaled
 duration.
 
-The mock binary comes from SKYFLEET_MOCK_BIN (tests-python/run.sh sets it);
-it runs with --tls (azure-core sends bearer tokens only over https) and the
-clients trust its certificate through `connection_verify`.
+The mock comes from the `mock` fixture of conftest.py.
 """
 
-import json
-import os
-import subprocess
-import tempfile
 import time
 
 import pytest
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as compute
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as network
 from azure.mgmt.resource.resources import ResourceManagementClient
+from conftest import StaticCredential
 
 SUB = "5a3f3b6e-0c1d-4e2f-9a8b-7c6d5e4f3a2b"
 RG = "pytest-rg"
 LOC = "eastus"
-TIME_SCALE = 0.01
+TIME_SCALE = 0.01  # what the `mock` fixture of conftest.py starts with
 BUDGET_S = 2.0
-
-
-class StaticCredential:
-    """A token credential with a fixed token (the mock's ARM takes any
-    bearer token; clients treat tokens as opaque)."""
-
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken("pytest-token", int(time.time()) + 3600)
-
-
-class Mock:
-    def __init__(self, url, ca):
-        self.url = url
-        self.ca = ca
-
-
-@pytest.fixture(scope="module")
-def mock():
-    binary = os.environ.get("SKYFLEET_MOCK_BIN")
-    if not binary or not os.access(binary, os.X_OK):
-        pytest.fail("SKYFLEET_MOCK_BIN must name the skyfleet-mock binary")
-    with tempfile.TemporaryDirectory() as tmp:
-        config = os.path.join(tmp, "mock.json")
-        with open(config, "w") as f:
-            json.dump({"time_scale": TIME_SCALE}, f)
-        ca = os.path.join(tmp, "ca.pem")
-        proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--tls", "--cert-out", ca, "--config", config],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            url = proc.stdout.readline().strip()
-            assert url.startswith("https://127.0.0.1:"), url
-            assert os.path.exists(ca), "the mock wrote no certificate"
-            yield Mock(url, ca)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 class Hints:

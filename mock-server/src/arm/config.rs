@@ -1,5 +1,6 @@
-//! ARM settings: how long each kind of operation takes, the polling hint
-//! sent with long-running operations, and the subscription throttle limits.
+//! ARM settings: how long each kind of operation takes (VM power actions
+//! included), the polling hint sent with long-running operations, the
+//! subscription throttle limits and the per-subscription resource limits.
 
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ pub struct ArmConfig {
     /// calls, and after its delete a deleted one is still listed (a GET by
     /// name answers the truth). 0: lists are always current.
     pub consistency_window_s: f64,
+    /// How long each VM power action takes, before the time scale.
+    pub power: ArmPower,
+    /// Limits per subscription (Azure's published defaults).
+    pub limits: ArmLimits,
 }
 
 impl Default for ArmConfig {
@@ -34,6 +39,67 @@ impl Default for ArmConfig {
             retry_after_s: 1,
             throttle: ArmThrottle::default(),
             consistency_window_s: 0.0,
+            power: ArmPower::default(),
+            limits: ArmLimits::default(),
+        }
+    }
+}
+
+/// Durations of the VM power actions (`POST .../virtualMachines/{vm}/{action}`)
+/// in seconds (fractions allowed), before the time scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArmPower {
+    /// `powerOff` with a graceful guest shutdown (`skipShutdown=false`, the default).
+    pub power_off_s: f64,
+    /// `powerOff?skipShutdown=true`: no guest shutdown.
+    pub power_off_skip_shutdown_s: f64,
+    /// `deallocate`.
+    pub deallocate_s: f64,
+    /// `start`.
+    pub start_s: f64,
+    /// `restart`.
+    pub restart_s: f64,
+    /// `redeploy` (to a new host: deallocate and start).
+    pub redeploy_s: f64,
+}
+
+impl Default for ArmPower {
+    fn default() -> Self {
+        ArmPower {
+            power_off_s: 30.0,
+            power_off_skip_shutdown_s: 10.0,
+            deallocate_s: 60.0,
+            start_s: 30.0,
+            restart_s: 45.0,
+            redeploy_s: 120.0,
+        }
+    }
+}
+
+/// Limits per subscription partition. Defaults are Azure's published limits
+/// ("Azure subscription and service limits"); a PUT that would go over one
+/// answers Azure's own quota error and changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArmLimits {
+    /// Resource groups per subscription (Azure: 980); one more answers 409
+    /// `ResourceGroupQuotaExceeded`.
+    pub resource_groups: usize,
+    /// Resources of one type in one resource group (Azure: 800); one more
+    /// answers 409 `ResourceQuotaExceeded`.
+    pub resources_per_type_per_group: usize,
+    /// Virtual machines per subscription and region (Azure: 25,000); one
+    /// more answers 409 `OperationNotAllowed` as a quota refusal.
+    pub vms_per_region: usize,
+}
+
+impl Default for ArmLimits {
+    fn default() -> Self {
+        ArmLimits {
+            resource_groups: 980,
+            resources_per_type_per_group: 800,
+            vms_per_region: 25_000,
         }
     }
 }
@@ -146,5 +212,13 @@ mod tests {
         assert_eq!(c.throttle.reads.burst, 250);
         assert_eq!(c.retry_after_s, 1);
         assert!(serde_json::from_str::<ArmConfig>(r#"{"durations":{"vm_create":60}}"#).is_err());
+        let c: ArmConfig =
+            serde_json::from_str(r#"{"power":{"start_s":5},"limits":{"resource_groups":3}}"#)
+                .unwrap();
+        assert_eq!(c.power.start_s, 5.0);
+        assert_eq!(c.power.deallocate_s, 60.0);
+        assert_eq!(c.limits.resource_groups, 3);
+        assert_eq!(c.limits.resources_per_type_per_group, 800);
+        assert!(serde_json::from_str::<ArmConfig>(r#"{"limits":{"groups":3}}"#).is_err());
     }
 }

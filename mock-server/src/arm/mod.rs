@@ -11,11 +11,13 @@
 mod compute;
 mod config;
 mod error;
+mod limits;
 mod lro;
 mod metadata;
 mod network;
 mod out_of_band;
 mod path;
+mod power;
 mod request;
 mod resources;
 mod routes;
@@ -39,7 +41,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub use config::{ArmConfig, ArmDurations, ArmThrottle, BucketLimit};
+pub use config::{ArmConfig, ArmDurations, ArmLimits, ArmPower, ArmThrottle, BucketLimit};
 pub use error::error_response;
 
 use crate::ctx::{Cloud, Ctx, DropConnection, FaultEffect, OperationName, ResourceView};
@@ -315,6 +317,7 @@ impl Arm {
             read: admitted.query.read,
             skip: admitted.query.skip,
             status_only: admitted.query.status_only.clone(),
+            skip_shutdown: admitted.query.skip_shutdown.clone(),
             fail: injected.fail,
             not_found_reads: injected.not_found_reads,
             stuck: injected.stuck,

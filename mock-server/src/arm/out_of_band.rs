@@ -61,6 +61,47 @@ pub fn power_state(
     })
 }
 
+/// Whether VM `r` is off or going off at `now` (a power change other than
+/// to running, or a spot eviction that deallocated it).
+pub fn is_off(part: &Partition, r: &Resource, now: Instant) -> bool {
+    power_state(part, r, now).is_some_and(|(c, _)| c != "running" && c != "starting")
+        || super::spot::deallocated(part, r, now)
+}
+
+/// Whether VM `r` is deallocated or being deallocated at `now`.
+pub fn is_deallocated(part: &Partition, r: &Resource, now: Instant) -> bool {
+    power_state(part, r, now).is_some_and(|(c, _)| c.starts_with("dealloc"))
+        || super::spot::deallocated(part, r, now)
+}
+
+/// Records that VM `key` (whose `vmId` is `vm_id`) goes `to`, getting there
+/// at `settles`: what the out-of-band control call and the ARM power
+/// actions both change. Forgets the changes of VMs that no longer exist.
+pub fn set_power(
+    part: &mut Partition,
+    (key, vm_id): (ResKey, String),
+    to: Power,
+    now: Instant,
+    settles: Instant,
+) {
+    part.power.insert(key, PowerChange { vm_id, to, settles });
+    forget_stale(part, now);
+}
+
+/// Forgets power changes of VMs that no longer exist, so the map stays as
+/// small as the VMs.
+fn forget_stale(part: &mut Partition, now: Instant) {
+    let stale: Vec<ResKey> = part
+        .power
+        .iter()
+        .filter(|(k, c)| part.peek(k, now).is_none_or(|r| r.guid != c.vm_id))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in stale {
+        part.power.remove(&k);
+    }
+}
+
 /// Characters ARM refuses in tag names.
 const BAD_TAG_CHARS: [char; 7] = ['<', '>', '%', '&', '\\', '?', '/'];
 
@@ -147,17 +188,18 @@ impl Arm {
                 } else {
                     Power::Deallocated
                 };
-                let settles = now + update;
-                part.power.insert(key, PowerChange { vm_id, to, settles });
+                set_power(&mut part, (key.clone(), vm_id), to, now, now + update);
             }
             Action::Start => {
-                let off = power_state(&part, r, now).is_some_and(|(c, _)| c != "running")
-                    || super::spot::deallocated(&part, r, now);
-                if off {
+                if is_off(&part, r, now) {
                     part.evictions.remove(&key);
-                    let settles = now + update;
-                    let to = Power::Running;
-                    part.power.insert(key, PowerChange { vm_id, to, settles });
+                    set_power(
+                        &mut part,
+                        (key.clone(), vm_id),
+                        Power::Running,
+                        now,
+                        now + update,
+                    );
                 }
             }
             Action::SetTags(tags) => {
@@ -169,17 +211,7 @@ impl Arm {
                 }
             }
         }
-        // Forget changes of VMs that no longer exist, so the map stays as
-        // small as the VMs.
-        let stale: Vec<ResKey> = part
-            .power
-            .iter()
-            .filter(|(k, c)| part.peek(k, now).is_none_or(|r| r.guid != c.vm_id))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in stale {
-            part.power.remove(&k);
-        }
+        forget_stale(&mut part, now);
         Ok(())
     }
 }
@@ -191,11 +223,15 @@ mod tests {
     #[test]
     fn vm_ids_are_split_and_others_refused() {
         assert_eq!(
-            parse_vm_id("/subscriptions/s/resourceGroups/G/providers/microsoft.compute/virtualmachines/v"),
+            parse_vm_id(
+                "/subscriptions/s/resourceGroups/G/providers/microsoft.compute/virtualmachines/v"
+            ),
             Some(("s", "G", "v"))
         );
         assert_eq!(
-            parse_vm_id("/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/networkInterfaces/n"),
+            parse_vm_id(
+                "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/networkInterfaces/n"
+            ),
             None
         );
         assert_eq!(parse_vm_id("/subscriptions/s"), None);

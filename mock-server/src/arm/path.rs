@@ -2,6 +2,7 @@
 //! segments (`resourceGroups`, `Microsoft.Network`, names) case-insensitively;
 //! so does this parser.
 
+use super::power::PowerAction;
 use super::store::Kind;
 
 /// What an ARM path addresses.
@@ -44,6 +45,15 @@ pub enum Target {
         rg: String,
         /// VM name.
         name: String,
+    },
+    /// `.../virtualMachines/{name}/{action}`: a power action (POST).
+    VmAction {
+        /// Resource group.
+        rg: String,
+        /// VM name.
+        name: String,
+        /// The action.
+        action: PowerAction,
     },
     /// `/subscriptions/{s}/providers/{ns}/locations/{loc}/operations/{id}`
     /// (or `DiskOperations`): the `Azure-AsyncOperation` status resource.
@@ -153,6 +163,13 @@ fn target(rest: &[&str], path: &str) -> Result<Target, NoRoute> {
                 (Kind::VirtualMachine, [iv]) if eq(iv, "instanceView") => {
                     Ok(Target::InstanceView { rg, name })
                 }
+                (Kind::VirtualMachine, [act]) => match PowerAction::parse(act) {
+                    Some(action) => Ok(Target::VmAction { rg, name, action }),
+                    None => Err(NoRoute {
+                        code: "InvalidResourceType",
+                        message: format!("The resource type path '{path}' is not supported."),
+                    }),
+                },
                 _ => Err(NoRoute {
                     code: "InvalidResourceType",
                     message: format!("The resource type path '{path}' is not supported."),
@@ -187,6 +204,17 @@ mod tests {
         assert_eq!(t, Ok(Target::OperationStatus { id: "abc".into() }));
         let (_, t) = parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/d");
         assert!(matches!(t, Ok(Target::Subnet { .. })));
+        let (_, t) = parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/v/POWEROFF");
+        assert!(matches!(
+            t,
+            Ok(Target::VmAction {
+                action: PowerAction::PowerOff,
+                ..
+            })
+        ));
+        assert!(parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/v/reimage2")
+            .1
+            .is_err());
         assert!(parse("/subscriptions//x").1.is_err());
         assert!(
             parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Foo/bars/b")

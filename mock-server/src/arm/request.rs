@@ -45,6 +45,8 @@ pub struct Req {
     pub skip: usize,
     /// `statusOnly` of a VM list, as sent (checked by the list).
     pub status_only: Option<String>,
+    /// `skipShutdown` of a VM `powerOff`, as sent (checked by the action).
+    pub skip_shutdown: Option<String>,
     /// A `fail_operation` fault: the operation this request starts fails.
     pub fail: Option<OpError>,
     /// A `not_found_reads` fault: reads of the resource answer 404 this often.
@@ -80,6 +82,8 @@ pub struct Query {
     pub skip: usize,
     /// `statusOnly`, as sent.
     pub status_only: Option<String>,
+    /// `skipShutdown`, as sent.
+    pub skip_shutdown: Option<String>,
 }
 
 /// Parses the query string (percent-decoded, keys case-insensitive).
@@ -95,6 +99,8 @@ pub fn query(q: Option<&str>) -> Query {
             out.skip = v.parse().unwrap_or(0);
         } else if k.eq_ignore_ascii_case("statusOnly") {
             out.status_only = Some(v);
+        } else if k.eq_ignore_ascii_case("skipShutdown") {
+            out.skip_shutdown = Some(v);
         } else if k.eq_ignore_ascii_case("$expand") {
             for e in v.split(',') {
                 let e = e.trim();
@@ -213,6 +219,7 @@ pub fn operation_name(
             pick(["Subnets_Get", "Subnets_CreateOrUpdate", "Subnets_Delete"])
         }
         Ok(Target::InstanceView { .. }) => "VirtualMachines_InstanceView",
+        Ok(Target::VmAction { action, .. }) => action.operation_id(),
         Ok(Target::List { kind, rg }) => match (kind, rg.is_some()) {
             (Kind::VirtualNetwork, true) => "VirtualNetworks_List",
             (Kind::VirtualNetwork, false) => "VirtualNetworks_ListAll",
@@ -260,7 +267,8 @@ pub fn fault_resource(target: &Target) -> &str {
         Target::List { rg: None, .. } => "",
         Target::Resource { name, .. }
         | Target::Subnet { name, .. }
-        | Target::InstanceView { name, .. } => name,
+        | Target::InstanceView { name, .. }
+        | Target::VmAction { name, .. } => name,
         Target::OperationStatus { id } | Target::OperationResult { id } => id,
     }
 }

@@ -9,6 +9,7 @@ use super::config::ArmConfig;
 use super::error::ArmError;
 use super::lro;
 use super::path::Target;
+use super::power;
 use super::request::Req;
 use super::resources::{delete, groups, patch, put, read, subnets};
 use super::store::{Kind, Partition};
@@ -28,6 +29,7 @@ pub fn allowed(target: &Target, m: &Method) -> bool {
             read || *m == Method::PUT || *m == Method::PATCH || *m == Method::DELETE
         }
         Target::Subnet { .. } => read || *m == Method::PUT,
+        Target::VmAction { .. } => *m == Method::POST,
         Target::InstanceView { .. }
         | Target::List { .. }
         | Target::OperationStatus { .. }
@@ -51,6 +53,7 @@ pub fn is_asynchronous(target: &Target, m: &Method) -> bool {
         (target, m),
         (Target::Resource { .. }, &Method::PUT | &Method::DELETE)
             | (Target::Subnet { .. }, &Method::PUT)
+            | (Target::VmAction { .. }, &Method::POST)
     )
 }
 
@@ -74,7 +77,7 @@ pub fn route(
 ) -> Result<Response, ArmError> {
     match target {
         Target::ResourceGroup { rg } => match *m {
-            Method::PUT => groups::put(p, req, &rg, body),
+            Method::PUT => groups::put(p, req, cfg, &rg, body),
             Method::PATCH => patch::patch_group(p, req, &rg, body),
             Method::DELETE => groups::delete(p, req, cfg, &rg),
             _ => groups::get(p, req, &rg, *m == Method::HEAD),
@@ -89,6 +92,7 @@ pub fn route(
             Method::PUT => subnets::put(p, req, cfg, &rg, &vnet, &name, body),
             _ => subnets::get(p, req, &rg, &vnet, &name),
         },
+        Target::VmAction { rg, name, action } => power::act(p, req, cfg, &rg, &name, action),
         Target::InstanceView { rg, name } => {
             read::get(p, req, Kind::VirtualMachine, &rg, &name, true)
         }

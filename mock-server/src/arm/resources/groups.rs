@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use super::{group_being_deleted, json_response, live_group, new_op, ok_json, record, Placed};
 use crate::arm::config::{secs, ArmConfig};
 use crate::arm::error::ArmError;
-use crate::arm::lro;
 use crate::arm::request::Req;
 use crate::arm::store::{Group, OpKind, Partition};
+use crate::arm::{limits, lro};
 
 /// A resource group on the wire.
 pub fn group_json(req: &Req, g: &Group) -> Vec<u8> {
@@ -33,7 +33,13 @@ pub fn group_json(req: &Req, g: &Group) -> Vec<u8> {
 }
 
 /// PUT of a resource group (synchronous, as ARM does it).
-pub fn put(part: &mut Partition, req: &Req, rg: &str, body: &Value) -> Result<Response, ArmError> {
+pub fn put(
+    part: &mut Partition,
+    req: &Req,
+    cfg: &ArmConfig,
+    rg: &str,
+    body: &Value,
+) -> Result<Response, ArmError> {
     let Placed { location, tags, .. } = Placed::parse(body)?;
     let now = req.now;
     let status = match part.group(rg, now) {
@@ -54,6 +60,7 @@ pub fn put(part: &mut Partition, req: &Req, rg: &str, body: &Value) -> Result<Re
             StatusCode::OK
         }
         None => {
+            limits::check_group(part, &cfg.limits, rg, now)?;
             part.groups.insert(
                 rg.to_ascii_lowercase(),
                 Group {

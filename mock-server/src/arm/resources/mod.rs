@@ -142,7 +142,7 @@ fn create_duration(cfg: &ArmConfig, kind: Kind, op: OpKind) -> Duration {
     })
 }
 
-fn new_op(req: &Req, kind: OpKind, dur: Duration) -> Op {
+pub(crate) fn new_op(req: &Req, kind: OpKind, dur: Duration) -> Op {
     Op {
         id: Arc::from(uuid::Uuid::new_v4().to_string()),
         kind,
@@ -155,7 +155,7 @@ fn new_op(req: &Req, kind: OpKind, dur: Duration) -> Op {
     }
 }
 
-fn record(part: &mut Partition, req: &Req, op: &Op, resource: Option<ResKey>) {
+pub(crate) fn record(part: &mut Partition, req: &Req, op: &Op, resource: Option<ResKey>) {
     part.record_op(
         op.id.clone(),
         OpRecord {
@@ -169,7 +169,7 @@ fn record(part: &mut Partition, req: &Req, op: &Op, resource: Option<ResKey>) {
     );
 }
 
-fn live_group<'a>(
+pub(crate) fn live_group<'a>(
     part: &'a mut Partition,
     rg: &str,
     now: Instant,
@@ -178,7 +178,7 @@ fn live_group<'a>(
         .ok_or_else(|| ArmError::group_not_found(rg))
 }
 
-fn type_and_name(kind: Kind, name: &str) -> String {
+pub(crate) fn type_and_name(kind: Kind, name: &str) -> String {
     format!("{}/{name}", kind.arm_type())
 }
 
@@ -220,7 +220,7 @@ impl<'b> Placed<'b> {
 }
 
 /// The conflict a change inside a group that is being deleted meets.
-fn group_being_deleted(name: &str) -> ArmError {
+pub(crate) fn group_being_deleted(name: &str) -> ArmError {
     ArmError::conflict(
         "ResourceGroupBeingDeleted",
         format!("The resource group '{name}' is in deprovisioning state and cannot perform this operation."),

@@ -12,10 +12,10 @@ use crate::arm::config::ArmConfig;
 use crate::arm::error::ArmError;
 use crate::arm::lro;
 use crate::arm::request::Req;
+use crate::arm::store::OpError;
 use crate::arm::store::{Kind, Links, OpKind, Partition, ResKey, Resource};
 use crate::arm::view::resource_json;
-use crate::arm::store::OpError;
-use crate::arm::{compute, network, spot};
+use crate::arm::{compute, limits, network, spot};
 use crate::ctx::Cloud;
 
 /// PUT of a resource.
@@ -78,6 +78,9 @@ pub fn put(
             0,
         ),
     };
+    if op_kind == OpKind::Create {
+        limits::check_resource(part, &cfg.limits, kind, rg, &location, now)?;
+    }
     let mut op = new_op(req, op_kind, create_duration(cfg, kind, op_kind));
     if kind == Kind::VirtualMachine {
         let spot = spot::check(body.get("properties"))?;
