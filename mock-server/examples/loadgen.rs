@@ -887,12 +887,11 @@ fn main() -> Result<(), BoxError> {
 
     // Short lifecycles so seeding is quick; high EC2 and Compute Engine
     // limits for the memory phase; throttling stays off (the default).
-    let config =
-        MockConfig::from_json(
-            r#"{"time_scale": 0.001,
+    let config = MockConfig::from_json(
+        r#"{"time_scale": 0.001,
                 "aws": {"instance_limit": 1000000, "volume_limit": 1000000, "launch_template_limit": 1000000},
                 "gcp": {"instance_limit": 1000000}}"#,
-        )?;
+    )?;
     let (mock, bare_addr) = server_rt.block_on(async {
         let mock = MockCloud::builder().config(config).start().await?;
         let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -50,7 +50,13 @@ async fn get_op(router: &axum::Router, project: &str, op: &Value) -> (StatusCode
 
 /// The names of the zone's instances.
 async fn names(router: &axum::Router, project: &str) -> Vec<String> {
-    let (s, v) = call(router, "GET", &format!("{}/instances", zone_url(project)), None).await;
+    let (s, v) = call(
+        router,
+        "GET",
+        &format!("{}/instances", zone_url(project)),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v["items"]
         .as_array()
@@ -72,7 +78,10 @@ fn assert_quota_failure(op: &Value, limit: u32) {
         "{op}"
     );
     let info = &e["errorDetails"][0]["quotaInfo"];
-    assert_eq!(info["metricName"], "compute.googleapis.com/instances", "{op}");
+    assert_eq!(
+        info["metricName"], "compute.googleapis.com/instances",
+        "{op}"
+    );
     assert_eq!(info["limitName"], "INSTANCES-per-project-region", "{op}");
     assert_eq!(info["dimensions"]["region"], "us-central1", "{op}");
     assert_eq!(info["limit"].as_f64(), Some(f64::from(limit)), "{op}");
@@ -93,8 +102,20 @@ async fn an_insert_beyond_the_instance_quota_fails_its_operation_and_creates_not
     assert_eq!(s, StatusCode::OK);
     assert_quota_failure(&done, 2);
     assert_eq!(done["operationType"], "insert");
-    assert!(done["targetLink"].as_str().unwrap().ends_with("/instances/c"), "{done}");
-    let (s, v) = call(&router, "GET", &format!("{}/instances/c", zone_url("p1")), None).await;
+    assert!(
+        done["targetLink"]
+            .as_str()
+            .unwrap()
+            .ends_with("/instances/c"),
+        "{done}"
+    );
+    let (s, v) = call(
+        &router,
+        "GET",
+        &format!("{}/instances/c", zone_url("p1")),
+        None,
+    )
+    .await;
     assert_google_error(s, &v, 404, "notFound");
     assert_eq!(names(&router, "p1").await, ["a", "b"]);
 
@@ -103,7 +124,13 @@ async fn an_insert_beyond_the_instance_quota_fails_its_operation_and_creates_not
     assert!(other.get("error").is_none(), "{other}");
 
     // A deleted instance stops counting once it is gone.
-    let (s, del) = call(&router, "DELETE", &format!("{}/instances/a", zone_url("p1")), None).await;
+    let (s, del) = call(
+        &router,
+        "DELETE",
+        &format!("{}/instances/a", zone_url("p1")),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{del}");
     let (_, op) = get_op(&router, "p1", &insert(&router, "p1", "c").await).await;
     assert!(op.get("error").is_none(), "{op}");
@@ -176,7 +203,13 @@ async fn operations_beyond_the_limit_are_forgotten_with_their_request_ids() {
             assert_eq!(v["name"], op["name"]);
         }
     }
-    let (s, v) = call(&router, "GET", &format!("{}/operations", zone_url("p")), None).await;
+    let (s, v) = call(
+        &router,
+        "GET",
+        &format!("{}/operations", zone_url("p")),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["items"].as_array().unwrap().len(), 3, "{v}");
 
@@ -203,8 +236,8 @@ async fn operations_beyond_the_limit_are_forgotten_with_their_request_ids() {
 
 #[test]
 fn limits_are_configurable_and_checked() {
-    let cfg = MockConfig::from_json(r#"{"gcp": {"instance_limit": 7, "operation_limit": 9}}"#)
-        .unwrap();
+    let cfg =
+        MockConfig::from_json(r#"{"gcp": {"instance_limit": 7, "operation_limit": 9}}"#).unwrap();
     let gcp = cfg.gcp.unwrap();
     assert_eq!((gcp.instance_limit, gcp.operation_limit), (7, 9));
     assert_eq!(GceConfig::default().instance_limit, 10_000);
