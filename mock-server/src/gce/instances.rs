@@ -229,7 +229,10 @@ impl Instance {
 
     /// `scheduling`, with Compute's defaults.
     fn scheduling(&self) -> &Value {
-        self.spec.scheduling.as_ref().unwrap_or_else(default_scheduling)
+        match &self.spec.scheduling {
+            Some(v) => v,
+            None => default_scheduling(),
+        }
     }
 
     /// The private IPv4 address of network interface `i`: the one asked

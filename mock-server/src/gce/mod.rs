@@ -44,7 +44,6 @@ mod store;
 mod throttle;
 mod token;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
