@@ -17,7 +17,10 @@
 //! Engine instances.get. Each reports requests/s, p50/p99 latency and its
 //! share of the ceiling. Memory per stored resource is the growth of the
 //! process's resident set (`VmRSS`) while each cloud stores N more resources
-//! in a partition of their own, divided by N.
+//! in a partition of their own, divided by N: Compute Engine instances
+//! (with their insert operations), EC2 instances, volumes and launch
+//! templates, ARM public IPs, network interfaces, disks and VMs (each VM
+//! on its own interface from the step before).
 //!
 //! Options: `--json` (one JSON object on stdout), `--duration-s S` (5),
 //! `--warmup-s S` (1), `--connections N` (32), `--server-threads N` (1),
@@ -548,36 +551,116 @@ async fn memory(addr: SocketAddr, n: usize) -> Value {
     record("ec2_instance", before, r);
 
     let before = rss_bytes();
+    let r = bulk(
+        addr,
+        n,
+        |s| s == StatusCode::OK,
+        Arc::new(|_| {
+            ec2(
+                EC2_AUTH_MEM,
+                "Action=CreateVolume&AvailabilityZone=us-east-1a&Size=8&VolumeType=gp3",
+            )
+        }),
+    )
+    .await;
+    record("ec2_volume", before, r);
+
+    let before = rss_bytes();
+    let r = bulk(
+        addr,
+        n,
+        |s| s == StatusCode::OK,
+        Arc::new(|i| {
+            ec2(
+                EC2_AUTH_MEM,
+                &format!(
+                    "Action=CreateLaunchTemplate&LaunchTemplateName=lt-{i}\
+                     &LaunchTemplateData.ImageId=ami-0abcdef1234567890&LaunchTemplateData.InstanceType=t3.micro"
+                ),
+            )
+        }),
+    )
+    .await;
+    record("ec2_launch_template", before, r);
+
     let sub = "00000000-0000-0000-0000-00000000a002";
     let rg = format!("/subscriptions/{sub}/resourceGroups/memory");
-    let r = match once(
-        addr,
-        &arm(Method::PUT, &rg, Some(json!({"location": "eastus"}))),
-    )
-    .await
-    {
-        Ok((s, _, _)) if s.is_success() => {
-            bulk(
-                addr,
-                n,
-                |s| s.is_success(),
-                Arc::new(move |i| {
-                    arm(
-                        Method::PUT,
-                        &format!("{rg}/providers/Microsoft.Network/publicIPAddresses/pip-{i}"),
-                        Some(json!({"location": "eastus", "sku": {"name": "Standard"},
-                                    "properties": {"publicIPAllocationMethod": "Static"}})),
-                    )
-                }),
-            )
-            .await
-        }
-        Ok((s, _, b)) => {
-            Err(format!("PUT resource group: {s} {}", String::from_utf8_lossy(&b)).into())
-        }
-        Err(e) => Err(e),
+    let vnet = format!("{rg}/providers/Microsoft.Network/virtualNetworks/vnet");
+    let setup = async {
+        arm_put(addr, &rg, json!({"location": "eastus"})).await?;
+        arm_put(
+            addr,
+            &vnet,
+            json!({"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/8"]},
+                "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/9"}}]}}),
+        )
+        .await
+    }
+    .await;
+    if let Err(e) = setup {
+        out.insert("arm".to_string(), json!({"error": e.to_string()}));
+        return Value::Object(out);
+    }
+    let arm_bulk = |make: Arc<dyn Fn(usize) -> Template + Send + Sync>| {
+        bulk(addr, n, |s: StatusCode| s.is_success(), make)
     };
+
+    let before = rss_bytes();
+    let group = rg.clone();
+    let r = arm_bulk(Arc::new(move |i| {
+        arm(
+            Method::PUT,
+            &format!("{group}/providers/Microsoft.Network/publicIPAddresses/pip-{i}"),
+            Some(json!({"location": "eastus", "sku": {"name": "Standard"},
+                        "properties": {"publicIPAllocationMethod": "Static"}})),
+        )
+    }))
+    .await;
     record("arm_public_ip", before, r);
+
+    let before = rss_bytes();
+    let (group, subnet) = (rg.clone(), format!("{vnet}/subnets/default"));
+    let r = arm_bulk(Arc::new(move |i| {
+        arm(
+            Method::PUT,
+            &format!("{group}/providers/Microsoft.Network/networkInterfaces/nic-{i}"),
+            Some(json!({"location": "eastus", "properties": {"ipConfigurations": [{"name": "ipconfig1",
+                "properties": {"privateIPAllocationMethod": "Dynamic", "subnet": {"id": subnet}}}]}})),
+        )
+    }))
+    .await;
+    record("arm_network_interface", before, r);
+
+    let before = rss_bytes();
+    let group = rg.clone();
+    let r = arm_bulk(Arc::new(move |i| {
+        arm(
+            Method::PUT,
+            &format!("{group}/providers/Microsoft.Compute/disks/disk-{i}"),
+            Some(json!({"location": "eastus", "sku": {"name": "Premium_LRS"},
+                        "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 32}})),
+        )
+    }))
+    .await;
+    record("arm_disk", before, r);
+
+    let before = rss_bytes();
+    let group = rg.clone();
+    let r = arm_bulk(Arc::new(move |i| {
+        let nic = format!("{group}/providers/Microsoft.Network/networkInterfaces/nic-{i}");
+        arm(
+            Method::PUT,
+            &format!("{group}/providers/Microsoft.Compute/virtualMachines/vm-{i}"),
+            Some(json!({"location": "eastus", "properties": {
+                "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+                "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"},
+                                   "osDisk": {"createOption": "FromImage", "deleteOption": "Delete"}},
+                "osProfile": {"computerName": format!("vm-{i}"), "adminUsername": "azureuser", "adminPassword": "S3cret-pass!"},
+                "networkProfile": {"networkInterfaces": [{"id": nic}]}}})),
+        )
+    }))
+    .await;
+    record("arm_virtual_machine", before, r);
     Value::Object(out)
 }
 
@@ -802,10 +885,13 @@ fn main() -> Result<(), BoxError> {
         .enable_all()
         .build()?;
 
-    // Short lifecycles so seeding is quick; a high EC2 instance limit for
-    // the memory phase; throttling stays off (the default).
-    let config =
-        MockConfig::from_json(r#"{"time_scale": 0.001, "aws": {"instance_limit": 1000000}}"#)?;
+    // Short lifecycles so seeding is quick; high EC2 and Compute Engine
+    // limits for the memory phase; throttling stays off (the default).
+    let config = MockConfig::from_json(
+        r#"{"time_scale": 0.001,
+                "aws": {"instance_limit": 1000000, "volume_limit": 1000000, "launch_template_limit": 1000000},
+                "gcp": {"instance_limit": 1000000}}"#,
+    )?;
     let (mock, bare_addr) = server_rt.block_on(async {
         let mock = MockCloud::builder().config(config).start().await?;
         let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

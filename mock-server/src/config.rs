@@ -71,6 +71,9 @@ impl MockConfig {
         if let Some(aws) = &self.aws {
             aws.validate().map_err(|e| format!("aws.{e}"))?;
         }
+        if let Some(gcp) = &self.gcp {
+            gcp.validate().map_err(|e| format!("gcp.{e}"))?;
+        }
         if let Some(w) = self.azure.as_ref().map(|a| a.consistency_window_s) {
             if !w.is_finite() || w < 0.0 {
                 return Err(format!(

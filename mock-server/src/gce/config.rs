@@ -56,6 +56,16 @@ pub struct GceConfig {
     pub token_expires_in_s: u64,
     /// The per-minute rate quota model.
     pub throttle: GceThrottle,
+    /// The `INSTANCES` quota: the most instances a project keeps (in every
+    /// zone together; deleted ones stop counting once gone). An insert
+    /// beyond it is accepted and its operation ends with
+    /// `QUOTA_EXCEEDED`; a bulk insert gets as many as fit if that is at
+    /// least its `minCount`.
+    pub instance_limit: u32,
+    /// The most operations a project remembers (at least 1); the oldest
+    /// (and the `requestId` that created it) are forgotten beyond it, as
+    /// Compute forgets old operations.
+    pub operation_limit: u32,
 }
 
 impl Default for GceConfig {
@@ -78,7 +88,20 @@ impl Default for GceConfig {
             require_auth: true,
             token_expires_in_s: 3599,
             throttle: GceThrottle::default(),
+            instance_limit: 10_000,
+            operation_limit: 100_000,
         }
+    }
+}
+
+impl GceConfig {
+    /// Checks values the types do not constrain; the message starts with
+    /// the field name.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.operation_limit == 0 {
+            return Err("operation_limit: must be at least 1, got 0".into());
+        }
+        Ok(())
     }
 }
 

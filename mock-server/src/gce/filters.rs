@@ -6,11 +6,10 @@
 //! `=`, `!=` and `:` take a literal with `*` wildcards; `eq`/`ne` take a
 //! regular expression of which literal text and `.*` are supported.
 
-use std::collections::BTreeMap;
-
 use crate::ctx::glob_match;
 
 use super::error::GceError;
+use super::label_set::Labels;
 
 /// A parsed filter.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +46,7 @@ pub(crate) struct Fields<'a> {
     /// Relative machine type link.
     pub machine_type: &'a str,
     /// Labels.
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: &'a Labels,
 }
 
 fn bad(filter: &str, why: &str) -> GceError {
@@ -291,8 +290,7 @@ impl Filter {
                     }
                     f => f
                         .strip_prefix("labels.")
-                        .and_then(|k| x.labels.get(k))
-                        .map(String::as_str),
+                        .and_then(|k| x.labels.get(k)),
                 };
                 let hit = match value {
                     None => false,
@@ -308,8 +306,9 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
-    fn fields<'a>(labels: &'a BTreeMap<String, String>) -> Fields<'a> {
+    fn fields<'a>(labels: &'a Labels) -> Fields<'a> {
         Fields {
             name: "vm-1",
             status: "RUNNING",
@@ -324,6 +323,7 @@ mod tests {
     fn filters() {
         let mut labels = BTreeMap::new();
         labels.insert("pool".to_string(), "a".to_string());
+        let labels = Labels::from(labels);
         let x = fields(&labels);
         let t = |s: &str| Filter::parse(s).unwrap().unwrap().matches(&x);
         assert!(t(r#"labels.pool = "a""#));

@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::label_set::Labels;
 use super::lifecycle::{Status, Timeline};
 use super::links::{rfc3339, Base};
 use super::spec::Spec;
@@ -23,40 +24,66 @@ pub(crate) struct Instance {
     /// What was asked for.
     pub spec: Spec,
     /// The zone.
-    pub zone: String,
-    /// `creationTimestamp`.
-    pub created: String,
-    /// Wall clock of the creation, for `lastStartTimestamp` and friends.
+    pub zone: Box<str>,
+    /// When it was created, for `lastStartTimestamp` and friends.
     pub created_at: Instant,
     /// Status over time.
     pub timeline: Timeline,
     /// Reads that still answer 404 (the `not_found_reads` fault).
     pub hidden_reads: AtomicU32,
     /// A preemption notice, once given, and the name of the
-    /// `compute.instances.preempted` operation recorded for its end.
-    pub preempted: Option<(crate::capacity::Notice, String)>,
+    /// `compute.instances.preempted` operation recorded for its end (boxed:
+    /// most instances have none).
+    pub preempted: Option<Box<(crate::capacity::Notice, String)>>,
+    /// Wall clock of the creation (`creationTimestamp`).
     created_wall: time::OffsetDateTime,
     /// What never changes after insert, computed once for fast reads.
     fixed: Fixed,
 }
 
-/// Derived values computed at insert (reads are the hot path).
+/// Hashes computed at insert, kept as numbers (12 bytes of base64 each on
+/// the wire, encoded when rendered: the store keeps many instances).
 #[derive(Debug)]
 struct Fixed {
-    tags_fingerprint: String,
-    metadata_fingerprint: String,
-    label_fingerprint: String,
+    tags_fingerprint: u64,
+    metadata_fingerprint: u64,
+    label_fingerprint: u64,
     /// How many times `setLabels` replaced the labels.
     label_generation: u64,
-    nic_fingerprints: Vec<String>,
-    nic_ips: Vec<String>,
-    scheduling: Value,
+}
+
+fn hash<T: Hash>(v: &T) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+/// A fingerprint as Compute writes it: base64 of 8 bytes.
+fn encode(hash: u64) -> String {
+    STANDARD.encode(hash.to_be_bytes())
 }
 
 fn fingerprint<T: Hash>(v: &T) -> String {
-    let mut h = DefaultHasher::new();
-    v.hash(&mut h);
-    STANDARD.encode(h.finish().to_be_bytes())
+    encode(hash(v))
+}
+
+/// `scheduling` of an instance inserted without one: Compute's defaults.
+fn default_scheduling() -> &'static Value {
+    static DEFAULT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| with_scheduling_defaults(Map::new()))
+}
+
+/// `scheduling` with Compute's defaults for what it leaves out.
+fn with_scheduling_defaults(mut scheduling: Map<String, Value>) -> Value {
+    for (k, v) in [
+        ("onHostMaintenance", Value::from("MIGRATE")),
+        ("automaticRestart", Value::from(true)),
+        ("preemptible", Value::from(false)),
+        ("provisioningModel", Value::from("STANDARD")),
+    ] {
+        scheduling.entry(k).or_insert(v);
+    }
+    Value::Object(scheduling)
 }
 
 #[derive(Serialize)]
@@ -85,17 +112,17 @@ struct NicView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     subnetwork: Option<String>,
     #[serde(rename = "networkIP")]
-    network_ip: &'a str,
+    network_ip: String,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     access_configs: &'a [Value],
-    fingerprint: &'a str,
+    fingerprint: String,
     stack_type: &'static str,
 }
 
 #[derive(Serialize)]
 struct MetadataView<'a> {
     kind: &'static str,
-    fingerprint: &'a str,
+    fingerprint: String,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     items: &'a [Value],
 }
@@ -104,7 +131,7 @@ struct MetadataView<'a> {
 struct TagsView<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     items: &'a [String],
-    fingerprint: &'a str,
+    fingerprint: String,
 }
 
 #[derive(Serialize)]
@@ -112,7 +139,7 @@ struct TagsView<'a> {
 struct InstanceView<'a> {
     kind: &'static str,
     id: String,
-    creation_timestamp: &'a str,
+    creation_timestamp: String,
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
@@ -129,9 +156,9 @@ struct InstanceView<'a> {
     self_link: String,
     scheduling: &'a Value,
     cpu_platform: &'static str,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
-    label_fingerprint: &'a str,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    labels: &'a Labels,
+    label_fingerprint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_start_timestamp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,47 +183,36 @@ fn ip(id: u64, nic: usize) -> String {
 
 impl Instance {
     /// A new instance record.
-    pub(crate) fn new(id: u64, spec: Spec, zone: &str, now: Instant, timeline: Timeline) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        mut spec: Spec,
+        zone: &str,
+        now: Instant,
+        timeline: Timeline,
+    ) -> Self {
         let wall = time::OffsetDateTime::now_utc();
-        let mut scheduling = match &spec.scheduling {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
+        // A given `scheduling` is kept with the defaults filled in; none is
+        // rendered as the shared defaults.
+        spec.scheduling = match spec.scheduling.take() {
+            Some(Value::Object(m)) => Some(with_scheduling_defaults(m)),
+            _ => None,
         };
-        for (k, v) in [
-            ("onHostMaintenance", Value::from("MIGRATE")),
-            ("automaticRestart", Value::from(true)),
-            ("preemptible", Value::from(false)),
-            ("provisioningModel", Value::from("STANDARD")),
-        ] {
-            scheduling.entry(k).or_insert(v);
-        }
         let fixed = Fixed {
-            tags_fingerprint: fingerprint(&spec.tags),
-            metadata_fingerprint: fingerprint(
+            tags_fingerprint: hash(&spec.tags),
+            metadata_fingerprint: hash(
                 &spec
                     .metadata_items
                     .iter()
                     .map(|v| v.to_string())
                     .collect::<Vec<_>>(),
             ),
-            label_fingerprint: fingerprint(&spec.labels),
+            label_fingerprint: hash(&spec.labels),
             label_generation: 0,
-            nic_fingerprints: (0..spec.nics.len())
-                .map(|i| fingerprint(&(id, i)))
-                .collect(),
-            nic_ips: spec
-                .nics
-                .iter()
-                .enumerate()
-                .map(|(i, n)| n.network_ip.clone().unwrap_or_else(|| ip(id, i)))
-                .collect(),
-            scheduling: Value::Object(scheduling),
         };
         Instance {
             id,
             spec,
-            zone: zone.to_string(),
-            created: rfc3339(wall),
+            zone: zone.into(),
             created_at: now,
             created_wall: wall,
             timeline,
@@ -206,9 +222,32 @@ impl Instance {
         }
     }
 
+    /// `creationTimestamp`.
+    pub(crate) fn created(&self) -> String {
+        rfc3339(self.created_wall)
+    }
+
+    /// `scheduling`, with Compute's defaults.
+    fn scheduling(&self) -> &Value {
+        match &self.spec.scheduling {
+            Some(v) => v,
+            None => default_scheduling(),
+        }
+    }
+
+    /// The private IPv4 address of network interface `i`: the one asked
+    /// for, or one derived from the id.
+    fn nic_ip(&self, i: usize) -> String {
+        self.spec
+            .nics
+            .get(i)
+            .and_then(|n| n.network_ip.clone())
+            .unwrap_or_else(|| ip(self.id, i))
+    }
+
     /// The label fingerprint `setLabels` must be given.
-    pub(crate) fn label_fingerprint(&self) -> &str {
-        &self.fixed.label_fingerprint
+    pub(crate) fn label_fingerprint(&self) -> String {
+        encode(self.fixed.label_fingerprint)
     }
 
     /// Replaces the labels (`setLabels`), and so their fingerprint.
@@ -216,8 +255,8 @@ impl Instance {
         // The generation makes each change's fingerprint new, even when the
         // labels go back to an earlier set.
         self.fixed.label_generation += 1;
-        self.fixed.label_fingerprint = fingerprint(&(&labels, self.fixed.label_generation));
-        self.spec.labels = labels;
+        self.fixed.label_fingerprint = hash(&(&labels, self.fixed.label_generation));
+        self.spec.labels = labels.into();
     }
 
     /// The machine type's relative link.
@@ -282,12 +321,12 @@ impl Instance {
                 .unwrap_or_default();
             (text(sa.get("email")), scopes)
         });
-        let sched = &self.fixed.scheduling;
+        let sched = self.scheduling();
         let preemptible = sched.get("preemptible") == Some(&Value::Bool(true))
             || sched.get("provisioningModel").and_then(Value::as_str) == Some("SPOT");
         crate::imds::facts::GceVm {
             project: project.to_string(),
-            zone: self.zone.clone(),
+            zone: self.zone.to_string(),
             name: s.name.clone(),
             id: self.id,
             created_unix: self.created_wall.unix_timestamp(),
@@ -299,11 +338,11 @@ impl Instance {
                 .to_string(),
             description: s.description.clone(),
             tags: s.tags.clone(),
-            network_ip: self.fixed.nic_ips.first().cloned(),
+            network_ip: (!s.nics.is_empty()).then(|| self.nic_ip(0)),
             attributes,
             service_account,
             preemptible,
-            preempted: self.preempted.as_ref().is_some_and(|(n, _)| n.noticed(now)),
+            preempted: self.preempted.as_deref().is_some_and(|(n, _)| n.noticed(now)),
         }
     }
 
@@ -327,12 +366,12 @@ impl Instance {
         InstanceView {
             kind: "compute#instance",
             id: self.id.to_string(),
-            creation_timestamp: &self.created,
+            creation_timestamp: self.created(),
             name: &s.name,
             description: s.description.as_deref(),
             tags: TagsView {
                 items: &s.tags,
-                fingerprint: &self.fixed.tags_fingerprint,
+                fingerprint: encode(self.fixed.tags_fingerprint),
             },
             machine_type: base.link(&s.machine_type),
             status: status.as_str(),
@@ -347,13 +386,9 @@ impl Instance {
                     name: format!("nic{i}"),
                     network: base.link(&n.network),
                     subnetwork: n.subnetwork.as_deref().map(|l| base.link(l)),
-                    network_ip: self.fixed.nic_ips.get(i).map_or("", String::as_str),
+                    network_ip: self.nic_ip(i),
                     access_configs: &n.access_configs,
-                    fingerprint: self
-                        .fixed
-                        .nic_fingerprints
-                        .get(i)
-                        .map_or("", String::as_str),
+                    fingerprint: fingerprint(&(self.id, i)),
                     stack_type: "IPV4_ONLY",
                 })
                 .collect(),
@@ -376,15 +411,15 @@ impl Instance {
                 .collect(),
             metadata: MetadataView {
                 kind: "compute#metadata",
-                fingerprint: &self.fixed.metadata_fingerprint,
+                fingerprint: encode(self.fixed.metadata_fingerprint),
                 items: &s.metadata_items,
             },
             service_accounts: &s.service_accounts,
             self_link: base.link(&format!("{zone_rel}/instances/{}", s.name)),
-            scheduling: &self.fixed.scheduling,
+            scheduling: self.scheduling(),
             cpu_platform: "Intel Broadwell",
             labels: &s.labels,
-            label_fingerprint: &self.fixed.label_fingerprint,
+            label_fingerprint: encode(self.fixed.label_fingerprint),
             last_start_timestamp: matches!(status, Status::Staging | Status::Running)
                 .then(|| since.clone())
                 .flatten(),

@@ -31,6 +31,7 @@ mod config;
 mod error;
 mod filters;
 mod instances;
+mod label_set;
 mod lifecycle;
 mod links;
 mod methods;
@@ -43,7 +44,6 @@ mod store;
 mod throttle;
 mod token;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -286,13 +286,8 @@ impl Gce {
                         id: i.id.to_string(),
                         name: i.spec.name.clone(),
                         state: i.status(now).as_str().to_string(),
-                        tags: i
-                            .spec
-                            .labels
-                            .clone()
-                            .into_iter()
-                            .collect::<BTreeMap<_, _>>(),
-                        created: i.created.clone(),
+                        tags: i.spec.labels.to_map(),
+                        created: i.created(),
                         metadata_path: Some(format!(
                             "/_imds/gcp/{project}/{zone}/{}",
                             i.spec.name

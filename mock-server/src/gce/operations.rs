@@ -5,6 +5,7 @@
 //! `httpErrorStatusCode` / `httpErrorMessage`: google-cloud-compute raises
 //! only when both are set, and reads a failure without them as success.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -63,6 +64,9 @@ pub(crate) struct Failure {
     pub http_status: u16,
     /// `httpErrorMessage`.
     pub http_message: &'static str,
+    /// For an `INSTANCES` quota failure, its limit (reported in
+    /// `errorDetails[].quotaInfo`).
+    pub instance_quota: Option<u32>,
 }
 
 impl Failure {
@@ -118,6 +122,21 @@ impl Failure {
             },
             http_status,
             http_message,
+            instance_quota: None,
+        }
+    }
+
+    /// The failure of an insert beyond the `INSTANCES` quota of `limit`.
+    pub(crate) fn instance_quota(limit: u32, zone: &str) -> Self {
+        Failure {
+            code: "QUOTA_EXCEEDED".to_string(),
+            message: format!(
+                "Quota 'INSTANCES' exceeded.  Limit: {limit}.0 in region {}.",
+                region(zone)
+            ),
+            http_status: 403,
+            http_message: "FORBIDDEN",
+            instance_quota: Some(limit),
         }
     }
 }
@@ -132,8 +151,8 @@ fn region(zone: &str) -> &str {
 pub(crate) struct Operation {
     /// Numeric id.
     pub id: u64,
-    /// `operation-...` name.
-    pub name: String,
+    /// `operation-...` name (shared with the store's indexes).
+    pub name: Arc<str>,
     /// The zone.
     pub zone: String,
     /// What it does.
@@ -144,7 +163,7 @@ pub(crate) struct Operation {
     /// The target instance's id (unused when the target is the zone).
     pub target_id: u64,
     /// The principal that asked.
-    pub user: String,
+    pub user: &'static str,
     /// When it was accepted (wall clock, for the timestamps).
     pub inserted_wall: OffsetDateTime,
     /// When it was accepted.
@@ -164,9 +183,33 @@ struct ErrorView<'a> {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ErrorItem<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_details: Option<[QuotaDetail<'a>; 1]>,
+}
+
+/// `errorDetails[]` of a quota failure.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotaDetail<'a> {
+    quota_info: QuotaInfo<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotaInfo<'a> {
+    metric_name: &'static str,
+    limit_name: &'static str,
+    dimensions: Dimensions<'a>,
+    limit: f64,
+}
+
+#[derive(Serialize)]
+struct Dimensions<'a> {
+    region: &'a str,
 }
 
 /// The wire shape of an operation.
@@ -247,7 +290,7 @@ impl Operation {
             },
             target_id: (!self.target.is_empty()).then(|| self.target_id.to_string()),
             status,
-            user: &self.user,
+            user: self.user,
             progress,
             insert_time: self.wall(self.inserted),
             start_time: (status != "PENDING").then(|| self.wall(self.started)),
@@ -256,6 +299,18 @@ impl Operation {
                 errors: [ErrorItem {
                     code: &f.code,
                     message: &f.message,
+                    error_details: f.instance_quota.map(|limit| {
+                        [QuotaDetail {
+                            quota_info: QuotaInfo {
+                                metric_name: "compute.googleapis.com/instances",
+                                limit_name: "INSTANCES-per-project-region",
+                                dimensions: Dimensions {
+                                    region: region(&self.zone),
+                                },
+                                limit: f64::from(limit),
+                            },
+                        }]
+                    }),
                 }],
             }),
             http_error_status_code: failure.map(|f| f.http_status),

@@ -113,15 +113,15 @@ impl Gce {
                 if let Some((first, steps)) = plan {
                     // A stop or delete during a preemption notice ends it
                     // (its operation goes); so does a start after it.
-                    match inst.preempted.as_ref().map(|(n, _)| n.ended(now)) {
-                        Some(false) => dropped = inst.preempted.take().map(|(_, op)| op),
+                    match inst.preempted.as_deref().map(|(n, _)| n.ended(now)) {
+                        Some(false) => dropped = inst.preempted.take().map(|p| p.1),
                         Some(true) if *action == Action::Start => inst.preempted = None,
                         _ => {}
                     }
                     inst.timeline.change(now, first, &steps);
                 }
                 if let Some(op) = dropped {
-                    p.operations.remove(&op);
+                    p.operations.remove(op.as_str());
                 }
                 Some(Ok(()))
             });

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::error::GceError;
+use super::label_set::Labels;
 use super::links::relative;
 
 /// The most labels an instance may carry.
@@ -44,7 +45,7 @@ pub(crate) struct Spec {
     pub(super) disks: Vec<Disk>,
     pub(super) nics: Vec<Nic>,
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub(super) metadata_items: Vec<Value>,
     pub(super) scheduling: Option<Value>,
     pub(super) service_accounts: Vec<Value>,
@@ -402,7 +403,7 @@ impl Spec {
             machine_type,
             disks,
             nics,
-            labels,
+            labels: labels.into(),
             metadata_items,
             scheduling,
             service_accounts,

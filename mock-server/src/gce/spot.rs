@@ -71,23 +71,23 @@ impl Gce {
                     };
                     i.timeline.cut(notice.ends_at, Status::Terminated, steps);
                     let op_name = operation_name(self);
-                    i.preempted = Some((notice.clone(), op_name.clone()));
+                    i.preempted = Some(Box::new((notice.clone(), op_name.clone())));
                     let (id, machine_type) = (i.id, i.spec.machine_type_name().to_string());
                     let op = Operation {
                         id: numeric_id(self),
-                        name: op_name,
+                        name: op_name.as_str().into(),
                         zone: zone.clone(),
                         op_type: OpType::Preempted,
                         target: name.to_string(),
                         target_id: id,
-                        user: SYSTEM.to_string(),
+                        user: SYSTEM,
                         inserted_wall: notice.ends_wall,
                         inserted: notice.ends_at,
                         started: notice.ends_at,
                         done: notice.ends_at,
                         failure: None,
                     };
-                    p.add_operation(op, None);
+                    p.add_operation(op, None, cfg.operation_limit);
                     out.push(Target {
                         id: name.to_string(),
                         name: name.to_string(),

@@ -2,7 +2,7 @@
 //! different projects never see each other, and `reset` can clear one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use super::instances::Instance;
@@ -13,29 +13,30 @@ use super::operations::Operation;
 pub(crate) struct Project {
     /// Instances by zone, then by name (ordered: lists page by name).
     pub zones: HashMap<String, BTreeMap<String, Instance>>,
-    /// Operations by name.
-    pub operations: HashMap<String, Operation>,
+    /// Operations by name (the name shared with `order` and `request_ids`).
+    pub operations: HashMap<Arc<str>, Operation>,
     /// `requestId` -> the name of the operation it created.
-    pub request_ids: HashMap<String, String>,
+    pub request_ids: HashMap<String, Arc<str>>,
     /// Operation names (and their request ids) oldest first, to forget the
-    /// oldest beyond [`MAX_OPERATIONS`].
-    order: VecDeque<(String, Option<String>)>,
+    /// oldest beyond `GceConfig::operation_limit`.
+    order: VecDeque<(Arc<str>, Option<String>)>,
 }
 
-/// The most operations a project remembers; older ones (and their request
-/// ids) are forgotten, so no sequence of requests grows memory without
-/// bound. Compute keeps operations for a limited time too.
-pub(crate) const MAX_OPERATIONS: usize = 100_000;
-
 impl Project {
-    /// Records an operation (and the request id that created it).
-    pub(crate) fn add_operation(&mut self, op: Operation, request_id: Option<String>) {
+    /// Records an operation (and the request id that created it), then
+    /// forgets the oldest ones beyond `limit`, so no sequence of requests
+    /// grows memory without bound (Compute keeps operations for a limited
+    /// time too).
+    pub(crate) fn add_operation(&mut self, op: Operation, request_id: Option<String>, limit: u32) {
         if let Some(rid) = &request_id {
-            self.request_ids.insert(rid.clone(), op.name.clone());
+            self.request_ids.insert(rid.clone(), Arc::clone(&op.name));
         }
-        self.order.push_back((op.name.clone(), request_id));
-        self.operations.insert(op.name.clone(), op);
-        while self.order.len() > MAX_OPERATIONS {
+        self.order.push_back((Arc::clone(&op.name), request_id));
+        self.operations.insert(Arc::clone(&op.name), op);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+        // `order` may also hold names already dropped (a preemption's
+        // operation ended early): forgetting them is a no-op.
+        while self.order.len() > limit {
             if let Some((name, rid)) = self.order.pop_front() {
                 self.operations.remove(&name);
                 if let Some(rid) = rid {
@@ -43,6 +44,25 @@ impl Project {
                 }
             }
         }
+    }
+
+    /// How many more instances fit under `limit` (the `INSTANCES` quota) at
+    /// `now`. Counting walks the instances only when the stored ones come
+    /// near the limit; it then forgets the deleted ones, so the store never
+    /// holds more than `limit` instances plus one request's worth (a
+    /// deleted instance in its list-lag window may so leave lists early).
+    pub(crate) fn room(&mut self, now: Instant, limit: u32, wanted: usize) -> usize {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let stored: usize = self.zones.values().map(BTreeMap::len).sum();
+        if stored.saturating_add(wanted) <= limit {
+            return limit - stored;
+        }
+        for zone in self.zones.values_mut() {
+            zone.retain(|_, i| i.live(now));
+        }
+        self.zones.retain(|_, z| !z.is_empty());
+        let live: usize = self.zones.values().map(BTreeMap::len).sum();
+        limit.saturating_sub(live)
     }
 
     /// The live instance `name` in `zone`.

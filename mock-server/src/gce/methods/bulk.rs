@@ -6,8 +6,11 @@
 //! numbered after the biggest number the pattern already names in the
 //! project (Compute's rule: with `vm-0050` in use, `vm-####` goes on from
 //! `vm-0051`), else from 1. Capacity is all or nothing in the mock (a
-//! stockout covers the zone and machine type), so `minCount` is validated
-//! and a stockout fails the whole operation, leaving no instance.
+//! stockout covers the zone and machine type), so a stockout fails the
+//! whole operation, leaving no instance. The `INSTANCES` quota
+//! (`instance_limit`) is where `minCount` matters: the request gets as many
+//! instances as fit if that is at least `minCount`, else none and an
+//! operation that fails with `QUOTA_EXCEEDED`.
 
 use serde_json::Value;
 
@@ -90,7 +93,7 @@ pub(crate) fn bulk_insert(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
             return Ok(reply);
         }
         let now = call.now;
-        let names = names(&req, p, call)?;
+        let mut names = names(&req, p, call)?;
         if let Some(taken) = names
             .iter()
             .find(|n| p.instance(&call.zone, n, now).is_some())
@@ -99,6 +102,22 @@ pub(crate) fn bulk_insert(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
                 "{}/instances/{taken}",
                 call.zone_path()
             )));
+        }
+        let limit = call.config.instance_limit;
+        if failure.is_none() {
+            // As many as the `INSTANCES` quota leaves room for, if that is
+            // at least `minCount`; otherwise none, and the operation fails.
+            let room = p.room(now, limit, names.len());
+            if (room as u64) < req.min_count {
+                let new = NewOp {
+                    op_type: OpType::BulkInsert,
+                    target: ("", 0),
+                    duration_ms: 0,
+                    failure: Some(Failure::instance_quota(limit, &call.zone)),
+                };
+                return Ok(start_operation(gce, call, p, rid, new));
+            }
+            names.truncate(room);
         }
         let specs = names
             .iter()

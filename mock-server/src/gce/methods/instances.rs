@@ -96,12 +96,12 @@ pub(super) fn start_operation(
     let started = now + ms(gce, call.config.operation_pending_ms);
     let op = Operation {
         id: numeric_id(gce),
-        name: operation_name(gce),
+        name: operation_name(gce).into(),
         zone: call.zone.clone(),
         op_type,
         target: target.0.to_string(),
         target_id: target.1,
-        user: USER.to_string(),
+        user: USER,
         inserted_wall: OffsetDateTime::now_utc(),
         inserted: now,
         started,
@@ -114,7 +114,7 @@ pub(super) fn start_operation(
         failure,
     };
     let body = op.render(&call.base, &call.project, now);
-    p.add_operation(op, rid);
+    p.add_operation(op, rid, call.config.operation_limit);
     Reply::Json(body)
 }
 
@@ -174,6 +174,19 @@ pub(crate) fn insert(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
                 call.zone_path(),
                 spec.name
             )));
+        }
+        let limit = call.config.instance_limit;
+        if failure.is_none() && p.room(now, limit, 1) == 0 {
+            // Over the `INSTANCES` quota: accepted, and the operation
+            // fails at once, creating nothing.
+            let id = numeric_id(gce);
+            let new = NewOp {
+                op_type: OpType::Insert,
+                target: (&spec.name, id),
+                duration_ms: 0,
+                failure: Some(Failure::instance_quota(limit, &call.zone)),
+            };
+            return Ok(start_operation(gce, call, p, rid, new));
         }
         let op_ms = call.config.insert_operation_ms;
         let timeline = if failure.is_some() {

@@ -45,7 +45,7 @@ pub(crate) fn set_labels(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
         let inst = p
             .instance_mut(&call.zone, &call.target, call.now)
             .ok_or_else(|| GceError::not_found(&resource))?;
-        if given.as_deref() != Some(inst.label_fingerprint()) {
+        if given.as_deref() != Some(inst.label_fingerprint().as_str()) {
             return Err(GceError::api(
                 412,
                 "conditionNotMet",

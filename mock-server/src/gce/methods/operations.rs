@@ -82,7 +82,7 @@ fn operation_type_filter(f: &str) -> Option<String> {
 /// `compute.zoneOperations.wait`.
 pub(crate) fn wait(gce: &Gce, call: &Call) -> Result<Reply, GceError> {
     let remaining = gce.store.read(&call.project, |p| {
-        p.and_then(|p| p.operations.get(&call.target))
+        p.and_then(|p| p.operations.get(call.target.as_str()))
             .filter(|op| op.zone == call.zone && op.visible(call.now))
             .map(|op| op.remaining(call.now))
             .ok_or_else(|| not_found(call, &call.target))

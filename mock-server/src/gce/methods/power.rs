@@ -147,14 +147,14 @@ fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
         // after the preemption, ends it: the pending preemption is dropped.
         let mut dropped_preemption = None;
         if failure.is_none() {
-            let ended = inst.preempted.as_ref().is_some_and(|(n, _)| n.ended(now));
+            let ended = inst.preempted.as_deref().is_some_and(|(n, _)| n.ended(now));
             let ends_it = match what {
                 Change::Start => status == Status::Terminated || status == Status::Stopping,
                 Change::Delete | Change::Stop | Change::Suspend => !ended,
                 Change::Resume => false,
             };
             if ends_it {
-                if let Some((_, op)) = inst.preempted.take() {
+                if let Some(op) = inst.preempted.take().map(|p| p.1) {
                     if !ended {
                         dropped_preemption = Some(op);
                     }
@@ -169,7 +169,7 @@ fn change(gce: &Gce, call: &Call, what: Change) -> Result<Reply, GceError> {
         }
         let target = (inst.spec.name.clone(), inst.id);
         if let Some(op) = dropped_preemption {
-            p.operations.remove(&op);
+            p.operations.remove(op.as_str());
         }
         let new = NewOp {
             op_type,
