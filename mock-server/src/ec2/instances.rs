@@ -60,7 +60,7 @@ impl State {
 }
 
 /// The last transition an instance was asked to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     /// RunInstances: pending, then running (or terminated on failure).
     Launching,
@@ -73,7 +73,7 @@ pub enum Phase {
 }
 
 /// Spot details of a spot instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Spot {
     /// `sir-...`.
     pub request_id: String,
@@ -83,13 +83,15 @@ pub struct Spot {
 
 /// A spot interruption of a running instance: from `notice.ends_at` it is
 /// `shutting-down`, from `terminated_at` `terminated`, from `gone_at` gone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Interrupted {
     /// The notice.
     pub notice: crate::capacity::Notice,
     /// When it is terminated.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub terminated_at: Instant,
     /// When it stops being describable.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub gone_at: Instant,
 }
 
@@ -101,7 +103,7 @@ const SPOT_TERMINATION: (&str, &str) = (
 
 /// `MetadataOptions` of RunInstances: how the instance's metadata service
 /// answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetadataOptions {
     /// `HttpTokens=required`: every GET needs an IMDSv2 token.
     pub tokens_required: bool,
@@ -148,7 +150,7 @@ impl MetadataOptions {
 }
 
 /// One instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     /// Creation order within its partition.
     pub seq: u64,
@@ -191,8 +193,10 @@ pub struct Instance {
     /// Current transition.
     pub phase: Phase,
     /// When the current transition completes.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub ready_at: Instant,
     /// When a terminated instance stops being describable.
+    #[serde(with = "crate::snapshot::clock::at_opt")]
     pub gone_at: Option<Instant>,
     /// Wall-clock time of the last user action, `YYYY-MM-DD HH:MM:SS GMT`.
     pub user_action_at: String,
@@ -206,6 +210,7 @@ pub struct Instance {
     pub interrupted: Option<Interrupted>,
     /// Eventual consistency: until then describes act as if the instance
     /// did not exist (see [`crate::consistency`]).
+    #[serde(with = "crate::snapshot::clock::at")]
     pub visible_from: Instant,
 }
 

@@ -15,7 +15,7 @@ mod instances;
 mod out_of_band;
 mod query;
 mod spot;
-mod store;
+pub(crate) mod store;
 mod templates;
 mod throttle;
 mod volumes;
@@ -167,6 +167,11 @@ impl Ec2 {
             });
         }
         None
+    }
+
+    /// The store (for snapshots).
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     fn partition(&self, caller: &Caller) -> Option<Arc<Mutex<Partition>>> {

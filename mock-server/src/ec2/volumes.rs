@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// One volume.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Volume {
     /// Creation order within the partition (pagination).
     pub seq: u64,
@@ -27,6 +27,7 @@ pub struct Volume {
     /// RFC 3339 creation time.
     pub create_time: String,
     /// When it becomes `available`.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub ready_at: Instant,
     /// The `ClientToken` it was created with (empty when none).
     pub client_token: String,
@@ -47,13 +48,18 @@ impl Volume {
 
 /// The volumes of one partition, by creation order. Bounded by the caller
 /// (the `volume_limit` setting).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Volumes {
     by_seq: BTreeMap<u64, Volume>,
     next_seq: u64,
 }
 
 impl Volumes {
+    /// The creation number the next volume gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// How many volumes exist.
     pub fn len(&self) -> usize {
         self.by_seq.len()

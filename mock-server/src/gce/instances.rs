@@ -16,7 +16,7 @@ use super::links::{rfc3339, Base};
 use super::spec::Spec;
 
 /// A stored instance.
-#[derive(Debug)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub(crate) struct Instance {
     /// Numeric id.
     pub id: u64,
@@ -27,6 +27,7 @@ pub(crate) struct Instance {
     /// `creationTimestamp`.
     pub created: String,
     /// Wall clock of the creation, for `lastStartTimestamp` and friends.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub created_at: Instant,
     /// Status over time.
     pub timeline: Timeline,
@@ -41,7 +42,7 @@ pub(crate) struct Instance {
 }
 
 /// Derived values computed at insert (reads are the hot path).
-#[derive(Debug)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 struct Fixed {
     tags_fingerprint: String,
     metadata_fingerprint: String,

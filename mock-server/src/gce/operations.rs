@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::links::{rfc3339, Base};
 
 /// The kind of change an operation makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub(crate) enum OpType {
     /// `instances.insert`.
     Insert,
@@ -53,7 +53,7 @@ impl OpType {
 }
 
 /// Why an operation failed, as the operation reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Failure {
     /// `error.errors[0].code`, e.g. `ZONE_RESOURCE_POOL_EXHAUSTED`.
     pub code: String,
@@ -128,7 +128,7 @@ fn region(zone: &str) -> &str {
 }
 
 /// One zonal operation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub(crate) struct Operation {
     /// Numeric id.
     pub id: u64,
@@ -148,12 +148,16 @@ pub(crate) struct Operation {
     /// When it was accepted (wall clock, for the timestamps).
     pub inserted_wall: OffsetDateTime,
     /// When it was accepted.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub inserted: Instant,
     /// When it goes `RUNNING`.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub started: Instant,
     /// When it goes `DONE`.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub done: Instant,
     /// Set when it ends in failure.
+    #[serde(deserialize_with = "crate::snapshot::gce::failure")]
     pub failure: Option<Failure>,
 }
 
