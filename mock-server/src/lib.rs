@@ -412,7 +412,8 @@ impl MockCloud {
     /// The whole cloud state as a snapshot (JSON), as
     /// `POST /_mock/snapshot` answers it.
     pub fn snapshot(&self) -> Result<Vec<u8>, MockError> {
-        snapshot::take(&self.shared).map_err(|e| MockError::State(format!("cannot take a snapshot: {e}")))
+        snapshot::take(&self.shared)
+            .map_err(|e| MockError::State(format!("cannot take a snapshot: {e}")))
     }
 
     /// Replaces the whole cloud state with a snapshot's, as
