@@ -141,6 +141,7 @@ fn load_config(path: &PathBuf) -> Result<MockConfig, String> {
 }
 
 async fn run(args: Args, config: MockConfig) -> ExitCode {
+    let stop = StopSignal::install();
     let mut builder = MockCloud::builder()
         .listen(args.listen)
         .tls(args.tls)
@@ -197,7 +198,7 @@ async fn run(args: Args, config: MockConfig) -> ExitCode {
         let _ = writeln!(out, "{}\n{}", mock.url(), mock.imds_url()).and_then(|()| out.flush());
     }
     tracing::info!(url = %mock.url(), imds_url = %mock.imds_url(), dashboard = %mock.dashboard_url(), "skyfleet-mock listening");
-    stop_signal().await;
+    stop.wait().await;
     let mut code = ExitCode::SUCCESS;
     if let Some(path) = &args.state {
         match mock.save_state(path) {
@@ -212,30 +213,45 @@ async fn run(args: Args, config: MockConfig) -> ExitCode {
     code
 }
 
-/// Waits for Ctrl-C (SIGINT) or, on unix, SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            eprintln!("skyfleet-mock: cannot wait for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Ctrl-C (SIGINT) or, on unix, SIGTERM. Made before the mock prints its
+/// URL, so that a script which sends SIGTERM as soon as it reads the URL
+/// still gets a saved state and exit status 0.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                eprintln!("skyfleet-mock: cannot wait for SIGTERM: {e}");
-                ctrl_c.await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignal {
+    /// Installs the handlers.
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate())
+                .map_err(|e| eprintln!("skyfleet-mock: cannot wait for SIGTERM: {e}"))
+                .ok();
+            StopSignal { term }
         }
+        #[cfg(not(unix))]
+        StopSignal {}
     }
-    #[cfg(not(unix))]
-    ctrl_c.await;
+
+    /// Waits for either signal.
+    async fn wait(self) {
+        let ctrl_c = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                eprintln!("skyfleet-mock: cannot wait for Ctrl-C: {e}");
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        if let Some(mut term) = self.term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        ctrl_c.await;
+    }
 }
