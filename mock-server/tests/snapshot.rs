@@ -149,8 +149,8 @@ async fn seed(router: &Router) -> (String, String) {
     .await;
     let nic_id = nic.body["id"].as_str().unwrap().to_string();
     let vm_path = res_path(SUB, "Microsoft.Compute/virtualMachines", "vm1");
-    let vm = put_done(router, &vm_path, vm_image_body(&nic_id, true)).await;
-    assert_eq!(vm.state(), "Succeeded", "{:?}", vm.body);
+    let made = put_done(router, &vm_path, vm_image_body(&nic_id, true)).await;
+    assert_eq!(made.state(), "Succeeded", "{:?}", made.body);
 
     let (status, op) = gce_support::call(
         router,
@@ -398,11 +398,9 @@ async fn a_bad_state_file_stops_the_start_with_its_message() {
         br#"{"format": "skyfleet-mock-snapshot", "version": 99}"#,
     )
     .unwrap();
-    let err = MockCloud::builder()
-        .state_file(&path)
-        .start()
-        .await
-        .unwrap_err();
+    let Err(err) = MockCloud::builder().state_file(&path).start().await else {
+        panic!("a state file of another version was taken");
+    };
     let msg = err.to_string();
     assert!(
         msg.contains("state.json") && msg.contains("version 99"),
