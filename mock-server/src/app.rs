@@ -270,12 +270,13 @@ fn clip(s: &str) -> &str {
 /// beyond it.
 async fn limit_body(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    let limit = body_limit(&path);
     let too_large = || {
         error_for_path(
             &path,
             413,
             "RequestEntityTooLarge",
-            &format!("The request body is larger than the limit of {BODY_LIMIT} bytes."),
+            &format!("The request body is larger than the limit of {limit} bytes."),
         )
     };
     let declared = req
@@ -283,11 +284,11 @@ async fn limit_body(req: Request, next: Next) -> Response {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, BODY_LIMIT).collect().await {
+    let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
         Err(e) => {
@@ -301,6 +302,16 @@ async fn limit_body(req: Request, next: Next) -> Response {
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// The body limit of `path`: [`BODY_LIMIT`], or the snapshot limit for
+/// `PUT /_mock/snapshot` (a whole cloud's state).
+pub fn body_limit(path: &str) -> usize {
+    if path == "/_mock/snapshot" {
+        crate::snapshot::BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    }
 }
 
 /// Records every request in the stats and journal.

@@ -39,7 +39,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_mock/config", get(get_config).put(put_config))
         .with_state(shared.clone())
         .merge(crate::capacity::control::router(shared.clone()))
-        .merge(crate::out_of_band::router(shared))
+        .merge(crate::out_of_band::router(shared.clone()))
+        .merge(crate::snapshot::router(shared))
 }
 
 async fn health() -> Response {

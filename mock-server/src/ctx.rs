@@ -77,6 +77,10 @@ struct RuleState {
 struct Faults {
     rules: Vec<RuleState>,
     rng: StdRng,
+    /// Ids drawn from `rng` since it was (re)seeded.
+    ids_drawn: u64,
+    /// The seed `rng` was last (re)seeded with.
+    rng_seed: u64,
 }
 
 /// A key of a throttle bucket: (cloud, partition, class).
@@ -126,6 +130,8 @@ impl Ctx {
                 faults: Mutex::new(Faults {
                     rules: Vec::new(),
                     rng: StdRng::seed_from_u64(seed),
+                    ids_drawn: 0,
+                    rng_seed: seed,
                 }),
                 buckets: Mutex::new(HashMap::new()),
                 windows: Mutex::new(HashMap::new()),
@@ -231,7 +237,7 @@ impl Ctx {
     /// A `count` rule that is used up no longer matches.
     pub fn fault(&self, cloud: Cloud, operation: &str, resource: &str) -> Option<FaultEffect> {
         let mut f = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
-        let Faults { rules, rng } = &mut *f;
+        let Faults { rules, rng, .. } = &mut *f;
         for s in rules.iter_mut() {
             let r = &s.rule;
             if r.cloud != cloud {
@@ -367,9 +373,33 @@ impl Ctx {
             .retain(|k, _| keep(k));
     }
 
+    /// Where the id stream stands: the seed it was last (re)seeded with and
+    /// how many ids were drawn since (what a snapshot records).
+    pub fn id_stream(&self) -> (u64, u64) {
+        let f = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+        (f.rng_seed, f.ids_drawn)
+    }
+
+    /// Moves the id stream past a restored snapshot's: reseeds it from the
+    /// snapshot's `(seed, drawn)` mixed together, so the ids made after a
+    /// restore are not the ones the snapshotted mock made (which a restored
+    /// mock started with the same seed would otherwise repeat).
+    pub fn reseed_ids(&self, (seed, drawn): (u64, u64)) {
+        // splitmix64 of the pair: a different stream for every position.
+        let mut z = seed ^ drawn.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let next = z ^ (z >> 31);
+        let mut f = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+        f.rng = StdRng::seed_from_u64(next);
+        f.rng_seed = next;
+        f.ids_drawn = 0;
+    }
+
     /// A random lowercase hex string of `len` characters (ids, request ids).
     pub fn hex_id(&self, len: usize) -> String {
         let mut f = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+        f.ids_drawn = f.ids_drawn.wrapping_add(1);
         (0..len)
             .map(|_| char::from_digit(f.rng.random_range(0..16u32), 16).unwrap_or('0'))
             .collect()

@@ -48,6 +48,7 @@ macro_rules! internal {
 
 internal!(app, arm, capacity, control, ctx, ec2, gce, imds, journal, tls);
 internal!(consistency, control_guard, delay, faults, out_of_band, ui);
+internal!(snapshot);
 mod bounded;
 pub mod config;
 mod serve;
@@ -98,6 +99,10 @@ pub enum MockError {
         "a control token is required when non-loopback listening is allowed (anyone who can reach the mock could reset it)"
     )]
     ControlTokenRequired,
+    /// The state file (`--state FILE`) could not be read, was refused, or
+    /// could not be written.
+    #[error("{0}")]
+    State(String),
 }
 
 /// Builds and starts a [`MockCloud`].
@@ -112,6 +117,7 @@ pub struct MockCloudBuilder {
     config: MockConfig,
     trust_keys: Option<PathBuf>,
     limits: ServerLimits,
+    state_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for MockCloudBuilder {
@@ -129,6 +135,7 @@ impl std::fmt::Debug for MockCloudBuilder {
             .field("config", &self.config)
             .field("trust_keys", &self.trust_keys)
             .field("limits", &self.limits)
+            .field("state_file", &self.state_file)
             .finish()
     }
 }
@@ -145,6 +152,7 @@ impl Default for MockCloudBuilder {
             config: MockConfig::default(),
             trust_keys: None,
             limits: ServerLimits::default(),
+            state_file: None,
         }
     }
 }
@@ -219,6 +227,16 @@ impl MockCloudBuilder {
         self
     }
 
+    /// Starts from the snapshot in `path` (see the crate README's
+    /// "Snapshots"; `--state FILE`): [`start`](MockCloudBuilder::start)
+    /// loads it before listening and fails with [`MockError::State`] when
+    /// it cannot be read or is refused. A missing file is fine: the mock
+    /// starts empty. [`MockCloud::save_state`] writes it back.
+    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
     /// Binds, starts serving in the background and returns the handle.
     /// Must be called within a Tokio runtime.
     pub async fn start(self) -> Result<MockCloud, MockError> {
@@ -252,6 +270,11 @@ impl MockCloudBuilder {
         } else {
             None
         };
+        if let Some(path) = &self.state_file {
+            if let Some(r) = snapshot::load_file(path).map_err(MockError::State)? {
+                snapshot::restore(&shared, r);
+            }
+        }
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|source| MockError::Bind {
@@ -384,6 +407,27 @@ impl MockCloud {
     /// The configuration in force, as `GET /_mock/config` answers it.
     pub fn config(&self) -> MockConfig {
         self.shared.config()
+    }
+
+    /// The whole cloud state as a snapshot (JSON), as
+    /// `POST /_mock/snapshot` answers it.
+    pub fn snapshot(&self) -> Result<Vec<u8>, MockError> {
+        snapshot::take(&self.shared)
+            .map_err(|e| MockError::State(format!("cannot take a snapshot: {e}")))
+    }
+
+    /// Replaces the whole cloud state with a snapshot's, as
+    /// `PUT /_mock/snapshot` does; nothing changes when it is refused.
+    pub fn restore(&self, body: &[u8]) -> Result<(), MockError> {
+        let r = snapshot::parse(body).map_err(|e| MockError::State(e.to_string()))?;
+        snapshot::restore(&self.shared, r);
+        Ok(())
+    }
+
+    /// Writes a snapshot to `path` atomically (a temporary file in the same
+    /// directory, renamed over `path`).
+    pub fn save_state(&self, path: &std::path::Path) -> Result<(), MockError> {
+        snapshot::save_file(&self.shared, path).map_err(MockError::State)
     }
 
     /// Stops serving and waits for the accept loop to end.

@@ -3,6 +3,7 @@
 //! ```text
 //! skyfleet-mock --listen 127.0.0.1:8600 [--tls --cert-out PATH] [--config FILE] [--seed N]
 //!               [--trust-keys DIR] [--allow-non-loopback --control-token TOKEN]
+//!               [--state FILE]
 //! skyfleet-mock --write-trust-keys DIR
 //! ```
 //!
@@ -56,6 +57,10 @@ struct Args {
     /// visible to other users of the machine.
     #[arg(long, env = "SKYFLEET_MOCK_CONTROL_TOKEN", hide_env_values = true)]
     control_token: Option<Token>,
+    /// Start from the snapshot in FILE (a missing file: start empty), and
+    /// write a snapshot to it on SIGTERM or Ctrl-C before exiting.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
 }
 
 /// The control token from the command line; `Debug` never shows it.
@@ -136,6 +141,7 @@ fn load_config(path: &PathBuf) -> Result<MockConfig, String> {
 }
 
 async fn run(args: Args, config: MockConfig) -> ExitCode {
+    let stop = StopSignal::install();
     let mut builder = MockCloud::builder()
         .listen(args.listen)
         .tls(args.tls)
@@ -148,6 +154,9 @@ async fn run(args: Args, config: MockConfig) -> ExitCode {
     if let Some(dir) = &args.trust_keys {
         builder = builder.trust_keys(dir);
     }
+    if let Some(path) = &args.state {
+        builder = builder.state_file(path);
+    }
     let mock = match builder.start().await {
         Ok(m) => m,
         Err(MockError::ControlTokenRequired) => {
@@ -156,7 +165,12 @@ async fn run(args: Args, config: MockConfig) -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        Err(e @ (MockError::NonLoopback(_) | MockError::Config(_) | MockError::Trust(_))) => {
+        Err(
+            e @ (MockError::NonLoopback(_)
+            | MockError::Config(_)
+            | MockError::Trust(_)
+            | MockError::State(_)),
+        ) => {
             eprintln!("skyfleet-mock: {e}");
             return ExitCode::from(2);
         }
@@ -184,9 +198,60 @@ async fn run(args: Args, config: MockConfig) -> ExitCode {
         let _ = writeln!(out, "{}\n{}", mock.url(), mock.imds_url()).and_then(|()| out.flush());
     }
     tracing::info!(url = %mock.url(), imds_url = %mock.imds_url(), dashboard = %mock.dashboard_url(), "skyfleet-mock listening");
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("skyfleet-mock: cannot wait for Ctrl-C: {e}");
+    stop.wait().await;
+    let mut code = ExitCode::SUCCESS;
+    if let Some(path) = &args.state {
+        match mock.save_state(path) {
+            Ok(()) => tracing::info!(path = %path.display(), "state written"),
+            Err(e) => {
+                eprintln!("skyfleet-mock: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
     }
     mock.shutdown().await;
-    ExitCode::SUCCESS
+    code
+}
+
+/// Ctrl-C (SIGINT) or, on unix, SIGTERM. Made before the mock prints its
+/// URL, so that a script which sends SIGTERM as soon as it reads the URL
+/// still gets a saved state and exit status 0.
+struct StopSignal {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignal {
+    /// Installs the handlers.
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate())
+                .map_err(|e| eprintln!("skyfleet-mock: cannot wait for SIGTERM: {e}"))
+                .ok();
+            StopSignal { term }
+        }
+        #[cfg(not(unix))]
+        StopSignal {}
+    }
+
+    /// Waits for either signal.
+    async fn wait(self) {
+        let ctrl_c = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                eprintln!("skyfleet-mock: cannot wait for Ctrl-C: {e}");
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        if let Some(mut term) = self.term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        ctrl_c.await;
+    }
 }

@@ -173,7 +173,13 @@ async fn read_body(
     use axum::response::IntoResponse;
     use http_body_util::{BodyExt, Limited};
     let (parts, body) = req.into_parts();
-    let read = Limited::new(body, limits.max_body_bytes).collect();
+    // A snapshot restore may be larger than the server's limit (up to its own).
+    let max = if parts.uri.path() == "/_mock/snapshot" {
+        limits.max_body_bytes.max(crate::snapshot::BODY_LIMIT)
+    } else {
+        limits.max_body_bytes
+    };
+    let read = Limited::new(body, max).collect();
     match tokio::time::timeout(limits.body_read_timeout, read).await {
         Ok(Ok(collected)) => Ok(hyper::Request::from_parts(
             parts,
@@ -181,7 +187,7 @@ async fn read_body(
         )),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err((
             http::StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than {} bytes", limits.max_body_bytes),
+            format!("request body larger than {max} bytes"),
         )
             .into_response()),
         Ok(Err(e)) => Err((

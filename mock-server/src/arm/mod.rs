@@ -22,7 +22,7 @@ mod request;
 mod resources;
 mod routes;
 mod spot;
-mod store;
+pub(crate) mod store;
 mod throttle;
 mod token;
 mod view;
@@ -65,6 +65,11 @@ pub struct Arm {
 }
 
 impl Arm {
+    /// The store (for snapshots).
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// A new, empty ARM with the default [`ArmConfig`].
     pub fn new(ctx: Ctx) -> Arc<Self> {
         Arc::new(Arm {

@@ -20,7 +20,7 @@ use super::Arm;
 use crate::out_of_band::{Action, ActionError};
 
 /// Where an out-of-band power change left a VM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Power {
     /// Powered off, still allocated.
     Stopped,
@@ -31,13 +31,14 @@ pub enum Power {
 }
 
 /// An out-of-band power change of one VM.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PowerChange {
     /// The VM's `vmId`: a VM made later under the same name is not affected.
     pub vm_id: String,
     /// Where it goes.
     pub to: Power,
     /// When it gets there.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub settles: Instant,
 }
 

@@ -19,7 +19,7 @@ use super::Arm;
 use crate::capacity::{Notice, Target};
 
 /// An eviction given notice.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Eviction {
     /// The notice (its end is the event's `NotBefore`).
     pub notice: Notice,

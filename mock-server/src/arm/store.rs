@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 /// The resource kinds this mock serves under `/providers/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// `Microsoft.Network/virtualNetworks`.
     VirtualNetwork,
@@ -83,7 +83,7 @@ impl Kind {
 }
 
 /// A resource's key in its partition: kind, lowercased group and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ResKey {
     /// Kind.
     pub kind: Kind,
@@ -105,7 +105,7 @@ impl ResKey {
 }
 
 /// What an operation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OpKind {
     /// PUT of a new resource.
     Create,
@@ -116,7 +116,7 @@ pub enum OpKind {
 }
 
 /// An operation's failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpError {
     /// ARM error code.
     pub code: String,
@@ -125,13 +125,14 @@ pub struct OpError {
 }
 
 /// The last operation on a resource.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Op {
     /// Operation id (the last segment of its status URL).
     pub id: Arc<str>,
     /// What it does.
     pub kind: OpKind,
     /// When it ends.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub ends: Instant,
     /// Set when it ends Failed.
     pub failure: Option<OpError>,
@@ -145,7 +146,7 @@ impl Op {
 }
 
 /// One subnet of a virtual network.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Subnet {
     /// Name as sent.
     pub name: String,
@@ -158,7 +159,7 @@ pub struct Subnet {
 /// Kind-specific links between resources. Back references (a NIC's VM, a
 /// public IP's NIC, a disk's VM) are checked against the other side when
 /// read, so a deleted VM frees its NICs without a sweep.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Links {
     /// Virtual network: its subnets.
     Vnet {
@@ -207,7 +208,7 @@ pub enum Links {
 }
 
 /// One ARM resource.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Resource {
     /// Kind.
     pub kind: Kind,
@@ -268,7 +269,7 @@ impl Resource {
 }
 
 /// A resource group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Group {
     /// Name as first sent.
     pub name: String,
@@ -279,6 +280,7 @@ pub struct Group {
     /// Creation time.
     pub created: OffsetDateTime,
     /// Set while (or after) the group is being deleted: when the delete ends.
+    #[serde(with = "crate::snapshot::clock::tagged_opt")]
     pub deleting: Option<(Arc<str>, Instant)>,
 }
 
@@ -290,7 +292,7 @@ impl Group {
 }
 
 /// What an operation status resource and a `Location` poll need.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OpRecord {
     /// Kind of operation.
     pub kind: OpKind,
@@ -299,8 +301,10 @@ pub struct OpRecord {
     /// When it started (wall clock).
     pub started_wall: OffsetDateTime,
     /// When it started.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub started: Instant,
     /// When it ends.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub ends: Instant,
     /// Set when it ends Failed.
     pub failure: Option<OpError>,
@@ -315,13 +319,14 @@ pub const MAX_OPERATIONS: usize = 20_000;
 pub const MAX_DELETED: usize = 1_000;
 
 /// One subscription's state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Partition {
     /// Subscription id as first sent.
     pub subscription: String,
     /// Resource groups by lowercased name.
     pub groups: HashMap<String, Group>,
     /// Resources.
+    #[serde(with = "crate::snapshot::clock::pairs")]
     pub resources: HashMap<ResKey, Resource>,
     /// Operations by id.
     pub ops: HashMap<Arc<str>, OpRecord>,
@@ -330,8 +335,10 @@ pub struct Partition {
     /// Counter for public addresses.
     pub next_public_ip: u32,
     /// Spot evictions given notice, by VM.
+    #[serde(with = "crate::snapshot::clock::pairs")]
     pub evictions: HashMap<ResKey, super::spot::Eviction>,
     /// Out-of-band power changes (`/_mock/resources/{id}/actions`), by VM.
+    #[serde(with = "crate::snapshot::clock::pairs")]
     pub power: HashMap<ResKey, super::out_of_band::PowerChange>,
     /// Resources whose delete finished and that a read has since dropped,
     /// oldest first (at most [`MAX_DELETED`]), for lists that lag.
@@ -427,6 +434,15 @@ impl Store {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Replaces every partition at once (a snapshot restore).
+    pub fn replace_all(&self, parts: Vec<Partition>) {
+        let map = parts
+            .into_iter()
+            .map(|p| (p.subscription.to_ascii_lowercase(), Arc::new(Mutex::new(p))))
+            .collect();
+        *self.parts.write().unwrap_or_else(|e| e.into_inner()) = map;
     }
 
     /// Drops one subscription's state, or all.

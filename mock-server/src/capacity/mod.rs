@@ -150,11 +150,13 @@ impl Rate {
 
 /// An interruption of one instance: when it is announced and when the
 /// instance goes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     /// When the notice shows in the instance's metadata.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub notice_at: Instant,
     /// When the instance is stopped, terminated, deleted or deallocated.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub ends_at: Instant,
     /// `notice_at` on the wall clock.
     pub notice_wall: OffsetDateTime,

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 pub const MAX_FLEET_TOKENS: usize = 1_000;
 
 /// What one CreateFleet with a ClientToken answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FleetRecord {
     /// The ClientToken.
     pub token: String,
@@ -20,7 +20,7 @@ pub struct FleetRecord {
 }
 
 /// The records of one partition, oldest first.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FleetTokens {
     list: VecDeque<FleetRecord>,
 }

@@ -70,7 +70,7 @@ impl State {
 }
 
 /// The last transition an instance was asked to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     /// RunInstances: pending, then running (or terminated on failure).
     Launching,
@@ -83,7 +83,7 @@ pub enum Phase {
 }
 
 /// Spot details of a spot instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Spot {
     /// `sir-...`.
     pub request_id: String,
@@ -93,13 +93,15 @@ pub struct Spot {
 
 /// A spot interruption of a running instance: from `notice.ends_at` it is
 /// `shutting-down`, from `terminated_at` `terminated`, from `gone_at` gone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Interrupted {
     /// The notice.
     pub notice: crate::capacity::Notice,
     /// When it is terminated.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub terminated_at: Instant,
     /// When it stops being describable.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub gone_at: Instant,
 }
 
@@ -111,7 +113,7 @@ const SPOT_TERMINATION: (&str, &str) = (
 
 /// `MetadataOptions` of RunInstances: how the instance's metadata service
 /// answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetadataOptions {
     /// `HttpTokens=required`: every GET needs an IMDSv2 token.
     pub tokens_required: bool,
@@ -158,7 +160,7 @@ impl MetadataOptions {
 }
 
 /// One instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     /// Creation order within its partition.
     pub seq: u64,
@@ -201,8 +203,10 @@ pub struct Instance {
     /// Current transition.
     pub phase: Phase,
     /// When the current transition completes.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub ready_at: Instant,
     /// When a terminated instance stops being describable.
+    #[serde(with = "crate::snapshot::clock::at_opt")]
     pub gone_at: Option<Instant>,
     /// Wall-clock time of the last user action, `YYYY-MM-DD HH:MM:SS GMT`.
     pub user_action_at: String,
@@ -216,6 +220,7 @@ pub struct Instance {
     pub interrupted: Option<Interrupted>,
     /// Eventual consistency: until then describes act as if the instance
     /// did not exist (see [`crate::consistency`]).
+    #[serde(with = "crate::snapshot::clock::at")]
     pub visible_from: Instant,
 }
 

@@ -16,7 +16,7 @@ mod instances;
 mod out_of_band;
 mod query;
 mod spot;
-mod store;
+pub(crate) mod store;
 mod templates;
 mod throttle;
 mod volumes;
@@ -168,6 +168,11 @@ impl Ec2 {
             });
         }
         None
+    }
+
+    /// The store (for snapshots).
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     fn partition(&self, caller: &Caller) -> Option<Arc<Mutex<Partition>>> {

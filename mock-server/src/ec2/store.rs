@@ -95,6 +95,22 @@ impl Store {
             .collect()
     }
 
+    /// Replaces every partition at once (a snapshot restore).
+    pub fn replace_all(&self, parts: Vec<(PartitionKey, Partition)>) {
+        let now = Instant::now();
+        let map = parts
+            .into_iter()
+            .map(|(k, p)| {
+                let entry = Entry {
+                    partition: Arc::new(Mutex::new(p)),
+                    used_at: Mutex::new(now),
+                };
+                (k, entry)
+            })
+            .collect();
+        *self.partitions.write().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
     /// Keeps only the partitions of the accounts `keep` accepts.
     pub fn retain_accounts(&self, keep: impl Fn(&str) -> bool) {
         self.partitions
@@ -105,7 +121,7 @@ impl Store {
 }
 
 /// A launch's record for ClientToken idempotency.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TokenEntry {
     /// Every parameter of the original request except the token.
     pub fingerprint: Vec<(String, String)>,
@@ -117,17 +133,19 @@ pub struct TokenEntry {
 
 /// The instances, launch templates and volumes of one account in one
 /// region.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Partition {
     /// Instances by creation order.
     pub instances: BTreeMap<u64, Instance>,
-    /// Instance id to creation order.
+    /// Instance id to creation order (rebuilt on restore).
+    #[serde(skip)]
     pub by_id: HashMap<String, u64>,
     /// ClientToken to launch.
     pub tokens: HashMap<String, TokenEntry>,
     /// Next creation number.
     pub next_seq: u64,
     /// When gone instances were last swept out.
+    #[serde(skip)]
     pub last_sweep: Option<Instant>,
     /// Launch templates.
     pub templates: super::templates::Templates,

@@ -20,7 +20,7 @@ pub const TEMPLATE_GROUPS: &[&str] = &[
 ];
 
 /// One launch template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LaunchTemplate {
     /// Creation order within the partition (pagination).
     pub seq: u64,
@@ -44,13 +44,18 @@ pub struct LaunchTemplate {
 
 /// The templates of one partition, in creation order. Bounded by the
 /// caller (the `launch_template_limit` setting).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Templates {
     list: Vec<LaunchTemplate>,
     next_seq: u64,
 }
 
 impl Templates {
+    /// The creation number the next template gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// How many templates exist.
     pub fn len(&self) -> usize {
         self.list.len()

@@ -16,7 +16,7 @@ pub type Device<'a> = (&'a Volume, &'a Attachment, &'static str);
 pub type Devices<'a> = HashMap<&'a str, Vec<Device<'a>>>;
 
 /// One volume.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Volume {
     /// Creation order within the partition (pagination).
     pub seq: u64,
@@ -37,6 +37,7 @@ pub struct Volume {
     /// RFC 3339 creation time.
     pub create_time: String,
     /// When it becomes `available`.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub ready_at: Instant,
     /// The `ClientToken` it was created with (empty when none).
     pub client_token: String,
@@ -47,7 +48,7 @@ pub struct Volume {
 }
 
 /// A volume's attachment to an instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
     /// The instance.
     pub instance_id: String,
@@ -56,10 +57,12 @@ pub struct Attachment {
     /// RFC 3339 time of the AttachVolume (or the launch).
     pub attach_time: String,
     /// When `attaching` becomes `attached`.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub attached_at: Instant,
     /// Whether terminating the instance deletes the volume.
     pub delete_on_termination: bool,
     /// After DetachVolume: when the attachment ends.
+    #[serde(with = "crate::snapshot::clock::at_opt")]
     pub detached_at: Option<Instant>,
 }
 
@@ -96,13 +99,18 @@ impl Volume {
 
 /// The volumes of one partition, by creation order. Bounded by the caller
 /// (the `volume_limit` setting).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Volumes {
     by_seq: BTreeMap<u64, Volume>,
     next_seq: u64,
 }
 
 impl Volumes {
+    /// The creation number the next volume gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// How many volumes exist.
     pub fn len(&self) -> usize {
         self.by_seq.len()

@@ -17,7 +17,7 @@ use super::links::{rfc3339, Base};
 use super::spec::Spec;
 
 /// A stored instance.
-#[derive(Debug)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub(crate) struct Instance {
     /// Numeric id.
     pub id: u64,
@@ -26,6 +26,7 @@ pub(crate) struct Instance {
     /// The zone.
     pub zone: Box<str>,
     /// When it was created, for `lastStartTimestamp` and friends.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub created_at: Instant,
     /// Status over time.
     pub timeline: Timeline,
@@ -43,7 +44,7 @@ pub(crate) struct Instance {
 
 /// Hashes computed at insert, kept as numbers (12 bytes of base64 each on
 /// the wire, encoded when rendered: the store keeps many instances).
-#[derive(Debug)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 struct Fixed {
     tags_fingerprint: u64,
     metadata_fingerprint: u64,

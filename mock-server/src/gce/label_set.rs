@@ -72,6 +72,13 @@ impl Serialize for Labels {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Labels {
+    /// From the map [`Serialize`] writes (a snapshot).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, String>::deserialize(d).map(Labels::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

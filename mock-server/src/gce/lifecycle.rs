@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 /// An instance status, plus `Gone` for a deleted (or never born) instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Status {
     /// Resources are being allocated.
     Provisioning,
@@ -48,8 +48,10 @@ impl Status {
 }
 
 /// The instants at which the instance enters each status, in order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub(crate) struct Timeline {
+    #[serde(with = "crate::snapshot::clock::steps")]
     steps: Vec<(Instant, Status)>,
 }
 

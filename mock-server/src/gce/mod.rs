@@ -35,12 +35,12 @@ mod label_set;
 mod lifecycle;
 mod links;
 mod methods;
-mod operations;
+pub(crate) mod operations;
 mod out_of_band;
 mod request;
 mod spec;
 mod spot;
-mod store;
+pub(crate) mod store;
 mod throttle;
 mod token;
 
@@ -98,6 +98,11 @@ async fn unknown(req: Request) -> Response {
 }
 
 impl Gce {
+    /// The store (for snapshots).
+    pub(crate) fn store(&self) -> &store::Store {
+        &self.store
+    }
+
     /// A new, empty Compute Engine with default settings.
     pub fn new(ctx: Ctx) -> Arc<Self> {
         Arc::new(Gce {

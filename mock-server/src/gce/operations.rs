@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::links::{rfc3339, Base};
 
 /// The kind of change an operation makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub(crate) enum OpType {
     /// `instances.insert`.
     Insert,
@@ -54,7 +54,7 @@ impl OpType {
 }
 
 /// Why an operation failed, as the operation reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Failure {
     /// `error.errors[0].code`, e.g. `ZONE_RESOURCE_POOL_EXHAUSTED`.
     pub code: String,
@@ -146,8 +146,31 @@ fn region(zone: &str) -> &str {
     zone.rsplit_once('-').map(|(r, _)| r).unwrap_or(zone)
 }
 
+/// The principal an operation records (`user`): one of the mock's
+/// constants, so operations carry no copy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Principal(pub &'static str);
+
+impl Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Principal {
+    /// From a snapshot: one of the principals the mock records.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        [super::methods::instances::USER, super::spot::SYSTEM]
+            .into_iter()
+            .find(|k| *k == s)
+            .map(Principal)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown operation user {s:?}")))
+    }
+}
+
 /// One zonal operation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub(crate) struct Operation {
     /// Numeric id.
     pub id: u64,
@@ -163,16 +186,20 @@ pub(crate) struct Operation {
     /// The target instance's id (unused when the target is the zone).
     pub target_id: u64,
     /// The principal that asked.
-    pub user: &'static str,
+    pub user: Principal,
     /// When it was accepted (wall clock, for the timestamps).
     pub inserted_wall: OffsetDateTime,
     /// When it was accepted.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub inserted: Instant,
     /// When it goes `RUNNING`.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub started: Instant,
     /// When it goes `DONE`.
+    #[serde(with = "crate::snapshot::clock::at")]
     pub done: Instant,
     /// Set when it ends in failure.
+    #[serde(deserialize_with = "crate::snapshot::gce::failure")]
     pub failure: Option<Failure>,
 }
 
@@ -290,7 +317,7 @@ impl Operation {
             },
             target_id: (!self.target.is_empty()).then(|| self.target_id.to_string()),
             status,
-            user: self.user,
+            user: self.user.0,
             progress,
             insert_time: self.wall(self.inserted),
             start_time: (status != "PENDING").then(|| self.wall(self.started)),

@@ -14,7 +14,7 @@ use super::links::relative;
 const MAX_LABELS: usize = 64;
 
 /// A disk attached at insert.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Disk {
     pub(super) boot: bool,
     pub(super) auto_delete: bool,
@@ -26,7 +26,7 @@ pub(crate) struct Disk {
 }
 
 /// A network interface.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Nic {
     pub(super) network: String,
     pub(super) subnetwork: Option<String>,
@@ -35,7 +35,7 @@ pub(crate) struct Nic {
 }
 
 /// What an insert body asks for, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Spec {
     /// RFC 1035 name.
     pub name: String,

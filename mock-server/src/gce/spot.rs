@@ -15,7 +15,7 @@ use super::Gce;
 use crate::capacity::{Notice, Target};
 
 /// The principal a preemption operation reports.
-const SYSTEM: &str = "system";
+pub(crate) const SYSTEM: &str = "system";
 
 impl Gce {
     /// Every running spot or preemptible instance not yet preempted.
@@ -80,7 +80,7 @@ impl Gce {
                         op_type: OpType::Preempted,
                         target: name.to_string(),
                         target_id: id,
-                        user: SYSTEM,
+                        user: super::operations::Principal(SYSTEM),
                         inserted_wall: notice.ends_wall,
                         inserted: notice.ends_at,
                         started: notice.ends_at,

@@ -9,7 +9,7 @@ use super::instances::Instance;
 use super::operations::Operation;
 
 /// One project's instances, operations and seen request ids.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Project {
     /// Instances by zone, then by name (ordered: lists page by name).
     pub zones: HashMap<String, BTreeMap<String, Instance>>,
@@ -110,6 +110,11 @@ impl Store {
     pub(crate) fn each<R>(&self, f: impl FnMut((&String, &Project)) -> R) -> Vec<R> {
         let guard = self.projects.read().unwrap_or_else(|e| e.into_inner());
         guard.iter().map(f).collect()
+    }
+
+    /// Replaces every project at once (a snapshot restore).
+    pub(crate) fn replace_all(&self, projects: HashMap<String, Project>) {
+        *self.projects.write().unwrap_or_else(|e| e.into_inner()) = projects;
     }
 
     /// Forgets one project, or all.

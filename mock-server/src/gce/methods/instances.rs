@@ -24,7 +24,7 @@ use crate::gce::Gce;
 use super::paging;
 
 /// The principal operations report (the mock does not tie tokens to users).
-const USER: &str = "mock-user@skyfleet.iam.gserviceaccount.com";
+pub(crate) const USER: &str = "mock-user@skyfleet.iam.gserviceaccount.com";
 
 /// `ms` milliseconds of simulated time, scaled.
 pub(super) fn ms(gce: &Gce, ms: u64) -> Duration {
@@ -101,7 +101,7 @@ pub(super) fn start_operation(
         op_type,
         target: target.0.to_string(),
         target_id: target.1,
-        user: USER,
+        user: crate::gce::operations::Principal(USER),
         inserted_wall: OffsetDateTime::now_utc(),
         inserted: now,
         started,
