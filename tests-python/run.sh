@@ -5,6 +5,7 @@
 #
 #   tests-python/run.sh imds     the metadata services (botocore, google-auth)
 #   tests-python/run.sh azure    ARM operations at time_scale 0.01 (azure-mgmt-*)
+#   tests-python/run.sh tokens   token endpoints (azure-identity, msal, google-auth)
 #
 # Where Python or pip cannot provide the clients, it says why and exits 0
 # ("python SUITE tests skipped: <reason>"); test failures exit non-zero.
