@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
                 ("grant_type", "client_credentials"),
                 ("client_id", "mock-client"),
                 ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("client_assertion", &text),
+                ("client_assertion", &*text),
                 ("scope", "https://management.azure.com/.default"),
             ]),
             true,
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
             "/token".into(),
             form(&[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                ("assertion", &text),
+                ("assertion", &*text),
             ]),
             false,
         ),

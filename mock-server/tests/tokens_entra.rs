@@ -3,7 +3,7 @@
 //! key this test makes), every refusal in AAD's shape with its AADSTS code,
 //! open tenants, and the discovery documents MSAL reads first.
 
-use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{RsaEncoding, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
@@ -27,9 +27,10 @@ struct TestCert {
 
 fn test_cert() -> TestCert {
     let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
-    let pkcs8 = key.as_der().unwrap();
+    let pkcs8: Pkcs8V1Der<'static> = key.as_der().unwrap();
     let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref());
-    let signer = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let signer =
+        rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["entra-app.test".to_string()])
         .unwrap()
         .self_signed(&signer)
@@ -146,24 +147,45 @@ async fn client_secrets_are_checked_in_a_configured_tenant() {
     let (status, body) = token(&mock, TENANT, &secret_form(SECRET_APP, "right-secret")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
-    let claims = body["access_token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims = body["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
     assert_eq!(claims["appid"], SECRET_APP);
     assert_eq!(claims["tid"], TENANT);
     // Client ids compare without regard to case, like GUIDs.
     let upper = SECRET_APP.to_uppercase();
-    assert_eq!(token(&mock, TENANT, &secret_form(&upper, "right-secret")).await.0, 200);
+    assert_eq!(
+        token(&mock, TENANT, &secret_form(&upper, "right-secret"))
+            .await
+            .0,
+        200
+    );
 
     let wrong = token(&mock, TENANT, &secret_form(SECRET_APP, "wrong-secret")).await;
     assert_aad(&wrong, 401, "invalid_client", 7000215);
-    assert!(wrong.1["error_description"].as_str().unwrap().contains(SECRET_APP));
+    assert!(wrong.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains(SECRET_APP));
     // An app with a certificate only takes no secret.
     let no_secret = token(&mock, TENANT, &secret_form(CERT_APP, "anything")).await;
     assert_aad(&no_secret, 401, "invalid_client", 7000215);
-    let unknown = token(&mock, TENANT, &secret_form("33333333-0000-4000-8000-000000000003", "x")).await;
+    let unknown = token(
+        &mock,
+        TENANT,
+        &secret_form("33333333-0000-4000-8000-000000000003", "x"),
+    )
+    .await;
     assert_aad(&unknown, 400, "unauthorized_client", 700016);
     let desc = unknown.1["error_description"].as_str().unwrap();
-    assert!(desc.contains("33333333-0000-4000-8000-000000000003") && desc.contains(TENANT), "{desc}");
+    assert!(
+        desc.contains("33333333-0000-4000-8000-000000000003") && desc.contains(TENANT),
+        "{desc}"
+    );
 }
 
 #[tokio::test]
@@ -172,14 +194,33 @@ async fn open_tenants_and_the_default_app() {
     let mock = start(&cert).await;
     // A tenant no app names takes any client and secret (what skyfleet's
     // own Azure tests rely on).
-    let (status, body) = token(&mock, "00000000-0000-0000-0000-00000000000a", &secret_form("app", "s3cret")).await;
+    let (status, body) = token(
+        &mock,
+        "00000000-0000-0000-0000-00000000000a",
+        &secret_form("app", "s3cret"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     // The default configuration registers mock-client in mock-tenant.
     let default = MockCloud::builder().start().await.unwrap();
-    assert_eq!(token(&default, "mock-tenant", &secret_form("mock-client", "mock-secret")).await.0, 200);
+    assert_eq!(
+        token(
+            &default,
+            "mock-tenant",
+            &secret_form("mock-client", "mock-secret")
+        )
+        .await
+        .0,
+        200
+    );
     let wrong = token(&default, "mock-tenant", &secret_form("mock-client", "nope")).await;
     assert_aad(&wrong, 401, "invalid_client", 7000215);
-    assert_eq!(token(&default, "any-tenant", &secret_form("any", "any")).await.0, 200);
+    assert_eq!(
+        token(&default, "any-tenant", &secret_form("any", "any"))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -192,18 +233,33 @@ async fn certificate_assertions_are_verified() {
     let sha1 = sha(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert.der);
 
     // RS256 with x5t#S256, PS256 with x5t (SHA-1): both good.
-    let rs = sign(&cert.key, json!({"alg": "RS256", "typ": "JWT", "x5t#S256": sha256}), claims(&aud, CERT_APP));
+    let rs = sign(
+        &cert.key,
+        json!({"alg": "RS256", "typ": "JWT", "x5t#S256": sha256}),
+        claims(&aud, CERT_APP),
+    );
     let (status, body) = token(&mock, TENANT, &assertion_form(CERT_APP, &rs)).await;
     assert_eq!(status, 200, "{body}");
-    let ps = sign(&cert.key, json!({"alg": "PS256", "typ": "JWT", "x5t": sha1}), claims(&aud, CERT_APP));
+    let ps = sign(
+        &cert.key,
+        json!({"alg": "PS256", "typ": "JWT", "x5t": sha1}),
+        claims(&aud, CERT_APP),
+    );
     let (status, body) = token(&mock, TENANT, &assertion_form(CERT_APP, &ps)).await;
     assert_eq!(status, 200, "{body}");
 
     // Signed by another key under the registered thumbprint: bad signature.
-    let forged = sign(&other.key, json!({"alg": "RS256", "x5t#S256": sha256}), claims(&aud, CERT_APP));
+    let forged = sign(
+        &other.key,
+        json!({"alg": "RS256", "x5t#S256": sha256}),
+        claims(&aud, CERT_APP),
+    );
     let got = token(&mock, TENANT, &assertion_form(CERT_APP, &forged)).await;
     assert_aad(&got, 401, "invalid_client", 700027);
-    assert!(got.1["error_description"].as_str().unwrap().contains("signature validation"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("signature validation"));
     // A tampered payload under a good signature.
     let mut parts: Vec<String> = rs.split('.').map(str::to_string).collect();
     let mut c = claims(&aud, CERT_APP);
@@ -213,47 +269,112 @@ async fn certificate_assertions_are_verified() {
     assert_aad(&got, 401, "invalid_client", 700027);
     // Another certificate's thumbprint: not registered.
     let other_thumb = sha(&aws_lc_rs::digest::SHA256, &other.der);
-    let unregistered = sign(&other.key, json!({"alg": "RS256", "x5t#S256": other_thumb}), claims(&aud, CERT_APP));
+    let unregistered = sign(
+        &other.key,
+        json!({"alg": "RS256", "x5t#S256": other_thumb}),
+        claims(&aud, CERT_APP),
+    );
     let got = token(&mock, TENANT, &assertion_form(CERT_APP, &unregistered)).await;
     assert_aad(&got, 401, "invalid_client", 700027);
-    assert!(got.1["error_description"].as_str().unwrap().contains("not registered"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("not registered"));
     // No thumbprint at all.
     let bare = sign(&cert.key, json!({"alg": "RS256"}), claims(&aud, CERT_APP));
-    assert_aad(&token(&mock, TENANT, &assertion_form(CERT_APP, &bare)).await, 401, "invalid_client", 700027);
+    assert_aad(
+        &token(&mock, TENANT, &assertion_form(CERT_APP, &bare)).await,
+        401,
+        "invalid_client",
+        700027,
+    );
     // The secret-only app has no certificate.
     let mut c = claims(&aud, SECRET_APP);
     c["iss"] = json!(SECRET_APP);
     let no_cert = sign(&cert.key, json!({"alg": "RS256", "x5t#S256": sha256}), c);
-    assert_aad(&token(&mock, TENANT, &assertion_form(SECRET_APP, &no_cert)).await, 401, "invalid_client", 700027);
+    assert_aad(
+        &token(&mock, TENANT, &assertion_form(SECRET_APP, &no_cert)).await,
+        401,
+        "invalid_client",
+        700027,
+    );
 
     let head = json!({"alg": "RS256", "x5t#S256": sha256});
     // Wrong audience.
-    let wrong_aud = sign(&cert.key, head.clone(), claims("https://login.microsoftonline.com/x/oauth2/v2.0/token", CERT_APP));
-    assert_aad(&token(&mock, TENANT, &assertion_form(CERT_APP, &wrong_aud)).await, 401, "invalid_client", 700023);
+    let wrong_aud = sign(
+        &cert.key,
+        head.clone(),
+        claims(
+            "https://login.microsoftonline.com/x/oauth2/v2.0/token",
+            CERT_APP,
+        ),
+    );
+    assert_aad(
+        &token(&mock, TENANT, &assertion_form(CERT_APP, &wrong_aud)).await,
+        401,
+        "invalid_client",
+        700023,
+    );
     // iss / sub another client.
     let mut c = claims(&aud, CERT_APP);
     c["sub"] = json!(SECRET_APP);
     let wrong_sub = sign(&cert.key, head.clone(), c);
-    assert_aad(&token(&mock, TENANT, &assertion_form(CERT_APP, &wrong_sub)).await, 401, "invalid_client", 700021);
+    assert_aad(
+        &token(&mock, TENANT, &assertion_form(CERT_APP, &wrong_sub)).await,
+        401,
+        "invalid_client",
+        700021,
+    );
     // Expired, and not yet valid.
     let mut c = claims(&aud, CERT_APP);
     c["exp"] = json!(now() - 3600);
     let expired = sign(&cert.key, head.clone(), c);
-    assert_aad(&token(&mock, TENANT, &assertion_form(CERT_APP, &expired)).await, 401, "invalid_client", 700024);
+    assert_aad(
+        &token(&mock, TENANT, &assertion_form(CERT_APP, &expired)).await,
+        401,
+        "invalid_client",
+        700024,
+    );
     let mut c = claims(&aud, CERT_APP);
     c["nbf"] = json!(now() + 3600);
     let early = sign(&cert.key, head.clone(), c);
-    assert_aad(&token(&mock, TENANT, &assertion_form(CERT_APP, &early)).await, 401, "invalid_client", 700024);
+    assert_aad(
+        &token(&mock, TENANT, &assertion_form(CERT_APP, &early)).await,
+        401,
+        "invalid_client",
+        700024,
+    );
     // No jti.
     let mut c = claims(&aud, CERT_APP);
     c.as_object_mut().unwrap().remove("jti");
     let no_jti = sign(&cert.key, head.clone(), c);
-    assert_aad(&token(&mock, TENANT, &assertion_form(CERT_APP, &no_jti)).await, 400, "invalid_request", 50027);
+    assert_aad(
+        &token(&mock, TENANT, &assertion_form(CERT_APP, &no_jti)).await,
+        400,
+        "invalid_request",
+        50027,
+    );
     // HS256 is not a certificate algorithm.
-    let hs = sign(&cert.key, json!({"alg": "HS256", "x5t#S256": sha256}), claims(&aud, CERT_APP));
-    assert_aad(&token(&mock, TENANT, &assertion_form(CERT_APP, &hs)).await, 400, "invalid_request", 50027);
+    let hs = sign(
+        &cert.key,
+        json!({"alg": "HS256", "x5t#S256": sha256}),
+        claims(&aud, CERT_APP),
+    );
+    assert_aad(
+        &token(&mock, TENANT, &assertion_form(CERT_APP, &hs)).await,
+        400,
+        "invalid_request",
+        50027,
+    );
     // Malformed shapes, in a configured tenant and an open one.
-    for junk in ["", "a.b", "a.b.c", "!!!.???.sig", "e30.e30.", "e30.e30.c2ln.x"] {
+    for junk in [
+        "",
+        "a.b",
+        "a.b.c",
+        "!!!.???.sig",
+        "e30.e30.",
+        "e30.e30.c2ln.x",
+    ] {
         for tenant in [TENANT, "open-tenant"] {
             let mut form = assertion_form(CERT_APP, junk);
             if junk.is_empty() {
@@ -276,22 +397,32 @@ async fn discovery_documents_point_at_the_mock() {
     let c = reqwest::Client::new();
     let base = mock.url();
     let doc: Value = c
-        .get(format!("{base}/{TENANT}/v2.0/.well-known/openid-configuration"))
+        .get(format!(
+            "{base}/{TENANT}/v2.0/.well-known/openid-configuration"
+        ))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(doc["token_endpoint"], format!("{base}/{TENANT}/oauth2/v2.0/token"));
-    assert_eq!(doc["authorization_endpoint"], format!("{base}/{TENANT}/oauth2/v2.0/authorize"));
+    assert_eq!(
+        doc["token_endpoint"],
+        format!("{base}/{TENANT}/oauth2/v2.0/token")
+    );
+    assert_eq!(
+        doc["authorization_endpoint"],
+        format!("{base}/{TENANT}/oauth2/v2.0/authorize")
+    );
     assert_eq!(doc["issuer"], format!("{base}/{TENANT}/v2.0"));
     let jwks_uri = doc["jwks_uri"].as_str().unwrap();
     assert_eq!(jwks_uri, format!("{base}/{TENANT}/discovery/v2.0/keys"));
     let keys: Value = c.get(jwks_uri).send().await.unwrap().json().await.unwrap();
     assert_eq!(keys, json!({"keys": []}));
     let common: Value = c
-        .get(format!("{base}/common/v2.0/.well-known/openid-configuration"))
+        .get(format!(
+            "{base}/common/v2.0/.well-known/openid-configuration"
+        ))
         .send()
         .await
         .unwrap()
@@ -300,22 +431,32 @@ async fn discovery_documents_point_at_the_mock() {
         .unwrap();
     assert_eq!(common["issuer"], format!("{base}/{{tenantid}}/v2.0"));
     // The Host the client used is the one it gets back.
-    let host = base.trim_start_matches("http://").replace("127.0.0.1", "localhost");
+    let host = base
+        .trim_start_matches("http://")
+        .replace("127.0.0.1", "localhost");
     let local: Value = c
-        .get(format!("http://{host}/{TENANT}/v2.0/.well-known/openid-configuration"))
+        .get(format!(
+            "http://{host}/{TENANT}/v2.0/.well-known/openid-configuration"
+        ))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(local["token_endpoint"], format!("http://{host}/{TENANT}/oauth2/v2.0/token"));
+    assert_eq!(
+        local["token_endpoint"],
+        format!("http://{host}/{TENANT}/oauth2/v2.0/token")
+    );
 
     // Instance discovery, as MSAL sends it.
     let auth = format!("{base}/{TENANT}/oauth2/v2.0/authorize");
     let res = c
         .get(format!("{base}/common/discovery/instance"))
-        .query(&[("api-version", "1.1"), ("authorization_endpoint", auth.as_str())])
+        .query(&[
+            ("api-version", "1.1"),
+            ("authorization_endpoint", auth.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -331,7 +472,13 @@ async fn discovery_documents_point_at_the_mock() {
     // Another host is an unknown instance; a missing parameter is named.
     let res = c
         .get(format!("{base}/common/discovery/instance"))
-        .query(&[("api-version", "1.1"), ("authorization_endpoint", "https://login.example.com/t/oauth2/v2.0/authorize")])
+        .query(&[
+            ("api-version", "1.1"),
+            (
+                "authorization_endpoint",
+                "https://login.example.com/t/oauth2/v2.0/authorize",
+            ),
+        ])
         .send()
         .await
         .unwrap();
@@ -346,10 +493,15 @@ async fn discovery_documents_point_at_the_mock() {
         .unwrap();
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
-    assert!(body["error_description"].as_str().unwrap().contains("authorization_endpoint"));
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("authorization_endpoint"));
     // POST is not a discovery method.
     let res = c
-        .post(format!("{base}/{TENANT}/v2.0/.well-known/openid-configuration"))
+        .post(format!(
+            "{base}/{TENANT}/v2.0/.well-known/openid-configuration"
+        ))
         .send()
         .await
         .unwrap();
@@ -362,11 +514,19 @@ fn bad_app_configurations_name_the_field() {
         r#"{"azure": {"entra_apps": [{"tenant": "t", "client_id": "c", "certificate_pem": "nope"}]}}"#,
     )
     .unwrap_err();
-    assert!(err.starts_with("azure.entra_apps[0].certificate_pem: "), "{err}");
-    let err = MockConfig::from_json(r#"{"azure": {"entra_apps": [{"tenant": "", "client_id": "c"}]}}"#).unwrap_err();
+    assert!(
+        err.starts_with("azure.entra_apps[0].certificate_pem: "),
+        "{err}"
+    );
+    let err =
+        MockConfig::from_json(r#"{"azure": {"entra_apps": [{"tenant": "", "client_id": "c"}]}}"#)
+            .unwrap_err();
     assert!(err.starts_with("azure.entra_apps[0].tenant"), "{err}");
-    let many: Vec<Value> = (0..1001).map(|i| json!({"tenant": "t", "client_id": format!("c{i}")})).collect();
-    let err = MockConfig::from_json(&json!({"azure": {"entra_apps": many}}).to_string()).unwrap_err();
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"tenant": "t", "client_id": format!("c{i}")}))
+        .collect();
+    let err =
+        MockConfig::from_json(&json!({"azure": {"entra_apps": many}}).to_string()).unwrap_err();
     assert!(err.contains("at most 1000"), "{err}");
     let cert = test_cert();
     let ok = json!({"azure": {"entra_apps": [{"tenant": "t", "client_id": "c", "certificate_pem": cert.pem}]}});

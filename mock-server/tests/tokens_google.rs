@@ -31,17 +31,35 @@ fn form<'a>(client: &'a str, secret: &'a str, token: &'a str) -> Vec<(&'a str, &
 async fn the_default_user_refreshes_and_the_token_opens_compute() {
     let mock = MockCloud::builder().start().await.unwrap();
     let d = AuthorizedUser::default();
-    let (status, body) = refresh(&mock, &form(&d.client_id, &d.client_secret, &d.refresh_token)).await;
+    let (status, body) = refresh(
+        &mock,
+        &form(&d.client_id, &d.client_secret, &d.refresh_token),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let token = body["access_token"].as_str().unwrap();
     assert!(token.starts_with("ya29.mock-"), "{token}");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3599);
-    assert_eq!(body["scope"], "https://www.googleapis.com/auth/cloud-platform");
+    assert_eq!(
+        body["scope"],
+        "https://www.googleapis.com/auth/cloud-platform"
+    );
     let c = reqwest::Client::new();
-    let url = format!("{}/compute/v1/projects/p/zones/us-central1-a/instances", mock.url());
+    let url = format!(
+        "{}/compute/v1/projects/p/zones/us-central1-a/instances",
+        mock.url()
+    );
     assert_eq!(c.get(&url).send().await.unwrap().status(), 401);
-    assert_eq!(c.get(&url).bearer_auth(token).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // A requested scope is reported back.
     let mut scoped = form(&d.client_id, &d.client_secret, &d.refresh_token);
     scoped.push(("scope", "https://www.googleapis.com/auth/compute"));
@@ -72,8 +90,18 @@ async fn refusals_have_googles_shapes() {
         ..MockConfig::default()
     };
     let mock = MockCloud::builder().config(cfg).start().await.unwrap();
-    assert_eq!(refresh(&mock, &form("1.apps.googleusercontent.com", "s1", "1//r1")).await.0, 200);
-    assert_eq!(refresh(&mock, &form("2.apps.googleusercontent.com", "s2", "1//r2")).await.0, 200);
+    assert_eq!(
+        refresh(&mock, &form("1.apps.googleusercontent.com", "s1", "1//r1"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        refresh(&mock, &form("2.apps.googleusercontent.com", "s2", "1//r2"))
+            .await
+            .0,
+        200
+    );
     let bad_grant = json!({"error": "invalid_grant", "error_description": "Bad Request"});
     let bad_client = json!({"error": "invalid_client", "error_description": "Unauthorized"});
     // Unknown, blank, and another client's refresh token.
@@ -90,19 +118,31 @@ async fn refusals_have_googles_shapes() {
     // Wrong secret, and another client's secret.
     for secret in ["wrong", "s2", ""] {
         assert_eq!(
-            refresh(&mock, &form("1.apps.googleusercontent.com", secret, "1//r1")).await,
+            refresh(
+                &mock,
+                &form("1.apps.googleusercontent.com", secret, "1//r1")
+            )
+            .await,
             (401, bad_client.clone()),
             "{secret:?}"
         );
     }
     // The default user is gone once the list is replaced; unknown clients.
     let d = AuthorizedUser::default();
-    let not_found = json!({"error": "invalid_client", "error_description": "The OAuth client was not found."});
+    let not_found =
+        json!({"error": "invalid_client", "error_description": "The OAuth client was not found."});
     assert_eq!(
-        refresh(&mock, &form(&d.client_id, &d.client_secret, &d.refresh_token)).await,
+        refresh(
+            &mock,
+            &form(&d.client_id, &d.client_secret, &d.refresh_token)
+        )
+        .await,
         (401, not_found.clone())
     );
-    assert_eq!(refresh(&mock, &form("", "s1", "1//r1")).await, (401, not_found));
+    assert_eq!(
+        refresh(&mock, &form("", "s1", "1//r1")).await,
+        (401, not_found)
+    );
 }
 
 #[test]
@@ -111,12 +151,17 @@ fn bad_user_lists_name_the_field() {
         r#"{"gcp": {"authorized_users": [{"client_id": "c", "client_secret": "", "refresh_token": "r"}]}}"#,
     )
     .unwrap_err();
-    assert_eq!(err, "gcp.authorized_users[0].client_secret: must not be empty");
+    assert_eq!(
+        err,
+        "gcp.authorized_users[0].client_secret: must not be empty"
+    );
     let many: Vec<Value> = (0..1001)
         .map(|i| json!({"client_id": format!("c{i}"), "client_secret": "s", "refresh_token": "r"}))
         .collect();
-    let err = MockConfig::from_json(&json!({"gcp": {"authorized_users": many}}).to_string()).unwrap_err();
+    let err =
+        MockConfig::from_json(&json!({"gcp": {"authorized_users": many}}).to_string()).unwrap_err();
     assert!(err.contains("at most 1000"), "{err}");
-    let err = MockConfig::from_json(r#"{"gcp": {"authorized_users": [{"client_id": "c"}]}}"#).unwrap_err();
+    let err = MockConfig::from_json(r#"{"gcp": {"authorized_users": [{"client_id": "c"}]}}"#)
+        .unwrap_err();
     assert!(err.starts_with("gcp.authorized_users"), "{err}");
 }
