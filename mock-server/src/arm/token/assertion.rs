@@ -160,11 +160,13 @@ pub(crate) fn check(
     }
     let exp = claims
         .get("exp")
-        .and_then(Value::as_i64)
+        // MSAL for Python sends fractional seconds.
+        .and_then(Value::as_f64)
+        .map(|f| f as i64)
         .ok_or_else(|| malformed("the exp claim is missing"))?;
     let nbf = match claims.get("nbf") {
         None => None,
-        Some(v) => Some(v.as_i64().ok_or_else(|| malformed("the nbf claim is not a number"))?),
+        Some(v) => Some(v.as_f64().map(|f| f as i64).ok_or_else(|| malformed("the nbf claim is not a number"))?),
     };
     if exp <= expected.now - SKEW_S || nbf.is_some_and(|n| n > expected.now + SKEW_S) {
         return Err(invalid_client(
