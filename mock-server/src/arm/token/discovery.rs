@@ -130,14 +130,21 @@ fn instance(base: &str, query: &str) -> Response {
             "The required field 'authorization_endpoint' is missing from the request.",
         );
     };
-    // `https://HOST/TENANT/oauth2/v2.0/authorize` on the mock's own host.
-    let prefix = format!("{base}/");
-    let rest = endpoint
-        .get(..prefix.len())
-        .filter(|p| p.eq_ignore_ascii_case(&prefix))
-        .map(|_| &endpoint[prefix.len()..]);
-    let tenant = rest
-        .map(|r| r.split(['/', '?', '#']).next().unwrap_or_default())
+    // `https://HOST[:PORT]/TENANT/oauth2/v2.0/authorize` on the mock's own
+    // host; MSAL for Python drops the port (it sends the hostname only).
+    let hostname = |authority: &str| {
+        authority
+            .rsplit_once(':')
+            .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+            .map_or(authority, |(h, _)| h)
+            .to_ascii_lowercase()
+    };
+    let own = hostname(base.split_once("://").map_or(base, |(_, h)| h));
+    let tenant = endpoint
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .filter(|(authority, _)| hostname(authority) == own)
+        .map(|(_, path)| path.split(['/', '?', '#']).next().unwrap_or_default())
         .filter(|t| !t.is_empty());
     let Some(tenant) = tenant else {
         return json_response(
