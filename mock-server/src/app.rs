@@ -170,7 +170,7 @@ pub fn cloud_for_path(path: &str) -> Option<Cloud> {
 /// ARM's (found by the `mock_gce_json` fuzz target).
 fn is_entra_path(path: &str) -> bool {
     let mut segments = path.split('/').skip(1);
-    if !segments.next().is_some_and(|tenant| !tenant.is_empty()) {
+    if segments.next().is_none_or(|tenant| tenant.is_empty()) {
         return false;
     }
     match segments.next() {

@@ -177,7 +177,7 @@ pub(crate) fn check(
             ),
         ));
     }
-    if !text("jti").is_some_and(|j| !j.is_empty()) {
+    if text("jti").is_none_or(str::is_empty) {
         return Err(malformed("the jti claim is missing"));
     }
     let Some(certs) = certs else {
