@@ -7,6 +7,7 @@
 #   tests-python/run.sh azure    ARM operations at time_scale 0.01 (azure-mgmt-*)
 #   tests-python/run.sh ec2      EC2 templates, volumes, instant fleets (boto3)
 #   tests-python/run.sh gce      Compute Engine at time_scale 0.01 (google-cloud-compute)
+#   tests-python/run.sh tokens   token endpoints (azure-identity, msal, google-auth)
 #
 # Where Python or pip cannot provide the clients, it says why and exits 0
 # ("python SUITE tests skipped: <reason>"); test failures exit non-zero.

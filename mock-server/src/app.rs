@@ -162,14 +162,22 @@ pub fn cloud_for_path(path: &str) -> Option<Cloud> {
     }
 }
 
-/// `/{tenant}/oauth2/...`, Entra's token endpoints. Only the second
-/// segment counts, and `/compute/...` is Google's whatever follows: an
+/// `/{tenant}/oauth2/...`, Entra's token endpoints, and its discovery
+/// documents (`/{tenant}/v2.0/.well-known/...`, `/{tenant}/discovery/...`).
+/// Only the second (and third) segment counts, and `/compute/...` is Google's whatever follows: an
 /// unknown Compute Engine path with an `oauth2` segment
 /// (`/compute/x/oauth2/y`, `/compute/oauth2/y`) gets Google's 404, not
 /// ARM's (found by the `mock_gce_json` fuzz target).
 fn is_entra_path(path: &str) -> bool {
     let mut segments = path.split('/').skip(1);
-    segments.next().is_some_and(|tenant| !tenant.is_empty()) && segments.next() == Some("oauth2")
+    if segments.next().is_none_or(|tenant| tenant.is_empty()) {
+        return false;
+    }
+    match segments.next() {
+        Some("oauth2" | "discovery") => true,
+        Some("v2.0") => segments.next() == Some(".well-known"),
+        _ => false,
+    }
 }
 
 /// An error in the format of the cloud that owns `path` (control API paths

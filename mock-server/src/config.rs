@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::arm::{
-    ArmConfig, ArmDurations, ArmLimits, ArmPower, ArmThrottle, BucketLimit as ArmBucketLimit,
+    ArmConfig, ArmDurations, ArmLimits, ArmPower, ArmThrottle, BucketLimit as ArmBucketLimit, EntraApp,
+    MAX_ENTRA_APPS,
 };
 pub use crate::ec2::{BucketLimit as Ec2BucketLimit, Ec2Config, Ec2Throttle};
-pub use crate::gce::{GceConfig, GceThrottle};
+pub use crate::gce::{AuthorizedUser, GceConfig, GceThrottle, MAX_AUTHORIZED_USERS};
 
 /// The configuration of the whole mock.
 ///
@@ -70,6 +71,9 @@ impl MockConfig {
         }
         if let Some(aws) = &self.aws {
             aws.validate().map_err(|e| format!("aws.{e}"))?;
+        }
+        if let Some(azure) = &self.azure {
+            azure.validate().map_err(|e| format!("azure.{e}"))?;
         }
         if let Some(gcp) = &self.gcp {
             gcp.validate().map_err(|e| format!("gcp.{e}"))?;

@@ -1,6 +1,6 @@
-//! ARM settings: how long each kind of operation takes (VM power actions
-//! included), the polling hint sent with long-running operations, the
-//! subscription throttle limits and the per-subscription resource limits.
+//! ARM settings: how long each kind of operation takes, the polling hint
+//! sent with long-running operations, the subscription throttle limits and
+//! the applications registered with Entra ID's token endpoint.
 
 use std::time::Duration;
 
@@ -30,6 +30,77 @@ pub struct ArmConfig {
     pub power: ArmPower,
     /// Limits per subscription (Azure's published defaults).
     pub limits: ArmLimits,
+    /// The applications Entra ID knows (at most [`MAX_ENTRA_APPS`]). A
+    /// tenant named by none of them is open: any client id with any secret
+    /// or well-formed assertion gets a token there. In a tenant named by at
+    /// least one, an unknown client id is refused (`AADSTS700016`), a wrong
+    /// secret too (`AADSTS7000215`), and an assertion must be signed by the
+    /// app's certificate. The default is one app, [`EntraApp::default`].
+    pub entra_apps: Vec<EntraApp>,
+}
+
+/// The most applications `azure.entra_apps` takes.
+pub const MAX_ENTRA_APPS: usize = 1000;
+
+/// An application registered with Entra ID: a client id in a tenant with a
+/// client secret, a certificate, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraApp {
+    /// The tenant (directory) id or name, as it appears in the token URL
+    /// (compared without regard to case).
+    pub tenant: String,
+    /// The application (client) id (compared without regard to case).
+    pub client_id: String,
+    /// The client secret; `None`: secrets are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// A PEM `CERTIFICATE` (RSA key; other PEM blocks such as the private
+    /// key are ignored) whose key must sign client assertions; `None`:
+    /// assertions are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_pem: Option<String>,
+}
+
+impl Default for EntraApp {
+    /// Tenant `mock-tenant`, client id `mock-client`, secret `mock-secret`.
+    fn default() -> Self {
+        EntraApp {
+            tenant: "mock-tenant".into(),
+            client_id: "mock-client".into(),
+            client_secret: Some("mock-secret".into()),
+            certificate_pem: None,
+        }
+    }
+}
+
+impl ArmConfig {
+    /// Checks the registered apps: at most [`MAX_ENTRA_APPS`], a tenant and
+    /// a client id each, and certificates that parse. The error starts with
+    /// the field at fault (`entra_apps[2].certificate_pem: ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.entra_apps.len() > MAX_ENTRA_APPS {
+            return Err(format!(
+                "entra_apps: at most {MAX_ENTRA_APPS} applications, got {}",
+                self.entra_apps.len()
+            ));
+        }
+        for (i, app) in self.entra_apps.iter().enumerate() {
+            if app.tenant.trim().is_empty() || app.tenant.contains('/') {
+                return Err(format!(
+                    "entra_apps[{i}].tenant: must be a non-empty path segment"
+                ));
+            }
+            if app.client_id.trim().is_empty() {
+                return Err(format!("entra_apps[{i}].client_id: must not be empty"));
+            }
+            if let Some(pem) = &app.certificate_pem {
+                super::token::RegisteredCert::from_pem(pem)
+                    .map_err(|e| format!("entra_apps[{i}].certificate_pem: {e}"))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ArmConfig {
@@ -39,6 +110,7 @@ impl Default for ArmConfig {
             retry_after_s: 1,
             throttle: ArmThrottle::default(),
             consistency_window_s: 0.0,
+            entra_apps: vec![EntraApp::default()],
             power: ArmPower::default(),
             limits: ArmLimits::default(),
         }

@@ -41,7 +41,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub use config::{ArmConfig, ArmDurations, ArmLimits, ArmPower, ArmThrottle, BucketLimit};
+pub use config::{
+    ArmConfig, ArmDurations, ArmLimits, ArmPower, ArmThrottle, BucketLimit, EntraApp, MAX_ENTRA_APPS,
+};
 pub use error::error_response;
 
 use crate::ctx::{Cloud, Ctx, DropConnection, FaultEffect, OperationName, ResourceView};
@@ -82,7 +84,10 @@ impl Arm {
     }
 
     /// Routes with absolute paths: `/subscriptions/...` (ARM),
-    /// `POST /{tenant}/oauth2/v2.0/token` (Azure AD client credentials) and
+    /// `POST /{tenant}/oauth2/v2.0/token` (Azure AD client credentials), the
+    /// discovery documents MSAL reads first
+    /// (`/{tenant}/v2.0/.well-known/openid-configuration`,
+    /// `/common/discovery/instance`, `/{tenant}/discovery/v2.0/keys`) and
     /// `GET /metadata/identity/oauth2/token` (managed identity, IMDS style).
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
@@ -90,6 +95,12 @@ impl Arm {
             .route("/subscriptions/", any(handle))
             .route("/subscriptions/{*rest}", any(handle))
             .route("/{tenant}/oauth2/v2.0/token", any(token::entra))
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                any(token::openid_configuration),
+            )
+            .route("/{tenant}/discovery/v2.0/keys", any(token::jwks))
+            .route("/common/discovery/instance", any(token::instance_discovery))
             .route(
                 "/metadata/identity/oauth2/token",
                 any(token::managed_identity),
@@ -116,6 +127,11 @@ impl Arm {
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn config(&self) -> ArmConfig {
         (**self.config.read().unwrap_or_else(|e| e.into_inner())).clone()
+    }
+
+    /// `scheme://host` of a request to this ARM (see `request::base_url`).
+    fn base_url(&self, parts: &Parts) -> String {
+        request::base_url(parts, !self.plain_http.load(Ordering::Relaxed))
     }
 
     fn cfg(&self) -> Arc<ArmConfig> {

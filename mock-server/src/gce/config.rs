@@ -66,6 +66,70 @@ pub struct GceConfig {
     /// (and the `requestId` that created it) are forgotten beyond it, as
     /// Compute forgets old operations.
     pub operation_limit: u32,
+    /// The OAuth clients and their users' refresh tokens that `POST /token`
+    /// takes with `grant_type=refresh_token` (what `gcloud auth
+    /// application-default login` leaves behind); at most
+    /// [`MAX_AUTHORIZED_USERS`]. The default is one,
+    /// [`AuthorizedUser::default`].
+    pub authorized_users: Vec<AuthorizedUser>,
+}
+
+/// The most entries `gcp.authorized_users` takes.
+pub const MAX_AUTHORIZED_USERS: usize = 1000;
+
+/// A user who authorized an OAuth client: the client's id and secret, and
+/// the refresh token the user's consent produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizedUser {
+    /// The OAuth client id (`....apps.googleusercontent.com`).
+    pub client_id: String,
+    /// The OAuth client secret.
+    pub client_secret: String,
+    /// The refresh token.
+    pub refresh_token: String,
+}
+
+impl Default for AuthorizedUser {
+    /// Client id `mock-client.apps.googleusercontent.com`, secret
+    /// `mock-client-secret`, refresh token `mock-refresh-token`.
+    fn default() -> Self {
+        AuthorizedUser {
+            client_id: "mock-client.apps.googleusercontent.com".into(),
+            client_secret: "mock-client-secret".into(),
+            refresh_token: "mock-refresh-token".into(),
+        }
+    }
+}
+
+impl GceConfig {
+    /// Checks values the types do not constrain: `operation_limit` at least
+    /// 1, at most [`MAX_AUTHORIZED_USERS`] authorized users, and no empty
+    /// client id, secret or refresh token. The error starts with
+    /// the field at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.operation_limit == 0 {
+            return Err("operation_limit: must be at least 1, got 0".into());
+        }
+        if self.authorized_users.len() > MAX_AUTHORIZED_USERS {
+            return Err(format!(
+                "authorized_users: at most {MAX_AUTHORIZED_USERS} entries, got {}",
+                self.authorized_users.len()
+            ));
+        }
+        for (i, u) in self.authorized_users.iter().enumerate() {
+            for (name, v) in [
+                ("client_id", &u.client_id),
+                ("client_secret", &u.client_secret),
+                ("refresh_token", &u.refresh_token),
+            ] {
+                if v.trim().is_empty() {
+                    return Err(format!("authorized_users[{i}].{name}: must not be empty"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for GceConfig {
@@ -88,20 +152,10 @@ impl Default for GceConfig {
             require_auth: true,
             token_expires_in_s: 3599,
             throttle: GceThrottle::default(),
+            authorized_users: vec![AuthorizedUser::default()],
             instance_limit: 10_000,
             operation_limit: 100_000,
         }
-    }
-}
-
-impl GceConfig {
-    /// Checks values the types do not constrain; the message starts with
-    /// the field name.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.operation_limit == 0 {
-            return Err("operation_limit: must be at least 1, got 0".into());
-        }
-        Ok(())
     }
 }
 

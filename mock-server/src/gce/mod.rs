@@ -53,7 +53,7 @@ use axum::routing::{any, get, post};
 
 use crate::ctx::{Cloud, Ctx, OperationName, ResourceView};
 
-pub use config::{GceConfig, GceThrottle};
+pub use config::{AuthorizedUser, GceConfig, GceThrottle, MAX_AUTHORIZED_USERS};
 pub use error::error_response;
 pub use links::Https;
 

@@ -1,11 +1,21 @@
 //! Token endpoints: Azure AD (Entra ID) client credentials,
 //! `POST /{tenant}/oauth2/v2.0/token`, as `azure_identity`'s
-//! `ClientSecretCredential` (and `ClientAssertionCredential`) call it, and the
-//! managed-identity endpoint `GET /metadata/identity/oauth2/token` (IMDS
-//! style; also serves `IDENTITY_ENDPOINT` App Service clients).
+//! `ClientSecretCredential`, `ClientCertificateCredential` and
+//! `ClientAssertionCredential` call it, with the client secret or the
+//! client assertion (`assertion`) checked against the apps of
+//! `azure.entra_apps`; the OpenID discovery documents MSAL fetches first
+//! (`discovery`); and the managed-identity endpoint (`managed`).
 //!
 //! Access tokens are unsigned JWT-shaped strings: ARM here accepts any bearer
 //! token, and clients treat tokens as opaque.
+
+mod assertion;
+mod discovery;
+mod managed;
+
+pub(crate) use assertion::RegisteredCert;
+pub use discovery::{instance_discovery, jwks, openid_configuration};
+pub use managed::managed_identity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,16 +26,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::{finish, Arm};
+use super::{finish, Arm, EntraApp};
+use assertion::{Expected, Refusal};
 use crate::ctx::{Cloud, DropConnection, FaultEffect};
 use crate::delay::Delay;
 
 /// Lifetime of an Azure AD token, as Azure AD reports it.
 const ENTRA_LIFETIME_S: i64 = 3599;
-/// Lifetime of a managed-identity token, as IMDS reports it.
-const MI_LIFETIME_S: i64 = 86399;
 /// The largest token request body taken.
 const MAX_FORM: usize = 64 * 1024;
 
@@ -75,6 +85,10 @@ fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> R
             "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
         }),
     )
+}
+
+fn refuse(r: Refusal) -> Response {
+    aad_error(r.status, r.error, r.code, &r.description)
 }
 
 fn missing(param: &str) -> Response {
@@ -167,12 +181,19 @@ pub async fn entra(State(arm): State<Arc<Arm>>, req: Request) -> Response {
         .next()
         .unwrap_or_default()
         .to_string();
-    let mut res = entra_inner(&arm, &parts.method, &tenant, body).await;
+    let base = arm.base_url(&parts);
+    let mut res = entra_inner(&arm, &parts.method, &tenant, &base, body).await;
     finish(&parts.headers, &mut res, OP);
     res
 }
 
-async fn entra_inner(arm: &Arm, method: &Method, tenant: &str, body: axum::body::Body) -> Response {
+async fn entra_inner(
+    arm: &Arm,
+    method: &Method,
+    tenant: &str,
+    base: &str,
+    body: axum::body::Body,
+) -> Response {
     if *method != Method::POST {
         return aad_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -251,6 +272,10 @@ async fn entra_inner(arm: &Arm, method: &Method, tenant: &str, body: axum::body:
             ),
         );
     };
+    let apps = arm.cfg();
+    if let Err(r) = authenticate(&apps.entra_apps, tenant, base, client_id, &field) {
+        return refuse(r);
+    }
     json_response(
         StatusCode::OK,
         json!({
@@ -262,89 +287,77 @@ async fn entra_inner(arm: &Arm, method: &Method, tenant: &str, body: axum::body:
     )
 }
 
-fn imds_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(
-        status,
-        json!({"error": error, "error_description": description}),
-    )
+
+/// Compares secrets in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// `GET /metadata/identity/oauth2/token` (operation name `ManagedIdentity_Token`).
-pub async fn managed_identity(State(arm): State<Arc<Arm>>, req: Request) -> Response {
-    const OP: &str = "ManagedIdentity_Token";
-    let (parts, _) = req.into_parts();
-    let mut res = mi_inner(&arm, &parts).await;
-    finish(&parts.headers, &mut res, OP);
-    res
-}
-
-async fn mi_inner(arm: &Arm, parts: &http::request::Parts) -> Response {
-    if parts.method != Method::GET {
-        return imds_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            "The request method is not allowed.",
-        );
-    }
-    let metadata = parts
-        .headers
-        .get("metadata")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if !metadata {
-        return imds_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Required metadata header not specified",
-        );
-    }
-    let q: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default();
-    let field = |k: &str| {
-        q.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+/// Authenticates the client of a token request in `tenant`: in a tenant
+/// with registered apps the client id must be one of them, a secret must be
+/// its secret and an assertion signed with its certificate's key; in an
+/// open tenant any secret and any well-formed assertion pass.
+fn authenticate<'a>(
+    apps: &[EntraApp],
+    tenant: &str,
+    base: &str,
+    client_id: &str,
+    field: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<(), Refusal> {
+    let mut in_tenant = apps
+        .iter()
+        .filter(|a| a.tenant.eq_ignore_ascii_case(tenant))
+        .peekable();
+    let app = match in_tenant.peek() {
+        None => None,
+        Some(_) => Some(
+            in_tenant
+                .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+                .ok_or_else(|| Refusal {
+                    status: StatusCode::BAD_REQUEST,
+                    error: "unauthorized_client",
+                    code: 700016,
+                    description: format!(
+                        "Application with identifier '{client_id}' was not found in the directory '{tenant}'. \
+                         This can happen if the application has not been installed by the administrator of the tenant \
+                         or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+                    ),
+                })?,
+        ),
     };
-    if field("api-version").is_none() {
-        return imds_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Required query variable 'api-version' is missing",
-        );
+    if let (Some(secret), Some(app)) = (field("client_secret"), app) {
+        if !app.client_secret.as_deref().is_some_and(|s| same(s, secret)) {
+            return Err(Refusal {
+                status: StatusCode::UNAUTHORIZED,
+                error: "invalid_client",
+                code: 7000215,
+                description: format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, \
+                     not the client secret ID, for a secret added to app '{}'.",
+                    app.client_id
+                ),
+            });
+        }
     }
-    let Some(resource) = field("resource") else {
-        return imds_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Required query variable 'resource' is missing",
-        );
-    };
-    let identity = field("client_id")
-        .or(field("object_id"))
-        .or(field("msi_res_id"))
-        .unwrap_or("system-assigned");
-    if let Some(res) = token_fault(arm, "ManagedIdentity_Token", identity).await {
-        return res;
+    if let Some(jwt) = field("client_assertion") {
+        let certs: Option<Vec<RegisteredCert>> = app.map(|a| {
+            a.certificate_pem
+                .as_deref()
+                .and_then(|pem| RegisteredCert::from_pem(pem).ok())
+                .into_iter()
+                .collect()
+        });
+        let audiences = [
+            format!("{base}/{tenant}/oauth2/v2.0/token"),
+            format!("{base}/{tenant}/oauth2/token"),
+            format!("{base}/{tenant}/v2.0"),
+        ];
+        let expected = Expected {
+            client_id,
+            audiences: &audiences,
+            now: OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        assertion::check(jwt, &expected, certs.as_deref())?;
     }
-    let client_id = field("client_id").map(str::to_string).unwrap_or_else(|| {
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, identity.as_bytes()).to_string()
-    });
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    json_response(
-        StatusCode::OK,
-        json!({
-            "access_token": access_token("mock-tenant", resource, &client_id, MI_LIFETIME_S),
-            "client_id": client_id,
-            "expires_in": MI_LIFETIME_S.to_string(),
-            "expires_on": (now + MI_LIFETIME_S).to_string(),
-            "ext_expires_in": MI_LIFETIME_S.to_string(),
-            "not_before": now.to_string(),
-            "resource": resource,
-            "token_type": "Bearer",
-        }),
-    )
+    Ok(())
 }

@@ -1,6 +1,9 @@
-//! `POST /token`: Google's OAuth 2.0 token endpoint for service accounts
+//! `POST /token`: Google's OAuth 2.0 token endpoint, for service accounts
 //! (the JWT-bearer grant, RFC 7523), which `gcp_auth` and Google's other
-//! libraries call with a key file whose `token_uri` points here.
+//! libraries call with a key file whose `token_uri` points here, and for
+//! users (`grant_type=refresh_token`, see `refresh`), which they call with
+//! the `authorized_user` file `gcloud auth application-default login`
+//! writes.
 //!
 //! The client signs the JWT with its private key; the mock has no public key
 //! to check the signature against, so it checks only the shape and claims
@@ -22,7 +25,9 @@ use crate::ctx::OperationName;
 
 use super::Gce;
 
-/// The only grant this endpoint supports.
+mod refresh;
+
+/// The service-account grant.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// The operation name the journal records for token requests.
@@ -32,7 +37,7 @@ const METHOD: &str = "oauth2.token";
 const SKEW_S: i64 = 300;
 
 /// An OAuth error: `{"error":..,"error_description":..}`.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct OAuthError {
     status: StatusCode,
     error: &'static str,
@@ -168,6 +173,14 @@ impl Gce {
                 .map(|(_, v)| v.as_str())
         };
         let grant = field("grant_type").unwrap_or("");
+        if grant == refresh::REFRESH_TOKEN {
+            let config = self.config();
+            refresh::check(&config.authorized_users, field)?;
+            let scope = field("scope")
+                .filter(|s| !s.is_empty())
+                .unwrap_or(refresh::DEFAULT_SCOPE);
+            return Ok(self.access_token(Some(scope)));
+        }
         if grant != JWT_BEARER {
             return Err(oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -179,15 +192,22 @@ impl Gce {
             .filter(|a| !a.is_empty())
             .ok_or_else(|| invalid_grant("Missing required parameter: assertion"))?;
         check_assertion(assertion, OffsetDateTime::now_utc().unix_timestamp())?;
+        Ok(self.access_token(None))
+    }
+
+    /// A fresh opaque access token (the Compute routes take any bearer
+    /// token), with the granted `scope` when there is one.
+    fn access_token(&self, scope: Option<&str>) -> Response {
         let expires_in = self.config().token_expires_in_s;
-        Ok(json_response(
-            StatusCode::OK,
-            json!({
-                "access_token": format!("ya29.mock-{}", self.ctx.hex_id(40)),
-                "expires_in": expires_in,
-                "token_type": "Bearer",
-            }),
-        ))
+        let mut body = json!({
+            "access_token": format!("ya29.mock-{}", self.ctx.hex_id(40)),
+            "expires_in": expires_in,
+            "token_type": "Bearer",
+        });
+        if let Some(scope) = scope {
+            body["scope"] = json!(scope);
+        }
+        json_response(StatusCode::OK, body)
     }
 }
 
