@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::arm::{
-    ArmConfig, ArmDurations, ArmLimits, ArmPower, ArmThrottle, BucketLimit as ArmBucketLimit, EntraApp,
-    MAX_ENTRA_APPS,
+    ArmConfig, ArmDurations, ArmLimits, ArmPower, ArmThrottle, BucketLimit as ArmBucketLimit,
+    EntraApp, MAX_ENTRA_APPS,
 };
 pub use crate::ec2::{BucketLimit as Ec2BucketLimit, Ec2Config, Ec2Throttle};
 pub use crate::gce::{AuthorizedUser, GceConfig, GceThrottle, MAX_AUTHORIZED_USERS};

@@ -441,6 +441,8 @@ async fn the_journal_names_power_actions() {
     assert_eq!(a.status, StatusCode::ACCEPTED);
     let req = Request::builder()
         .uri("/_mock/requests")
+        // The control API takes loopback hosts only.
+        .header("host", "127.0.0.1")
         .body(Body::empty())
         .unwrap();
     let res = r.clone().oneshot(req).await.unwrap();

@@ -70,13 +70,18 @@ def options(url):
 
 
 @pytest.fixture(scope="module")
-def instances(url):
-    return compute_v1.InstancesClient(**options(url))
+def zone_ops(url):
+    return compute_v1.ZoneOperationsClient(**options(url))
 
 
 @pytest.fixture(scope="module")
-def zone_ops(url):
-    return compute_v1.ZoneOperationsClient(**options(url))
+def instances(url, zone_ops):
+    client = compute_v1.InstancesClient(**options(url))
+    # The client waits on an operation with a ZoneOperationsClient of its
+    # own, built without the client's options (it would call
+    # compute.googleapis.com): hand it one pointed at the mock.
+    client._transport._extended_operations_services["zone_operations"] = zone_ops
+    return client
 
 
 def body(name, labels=None):

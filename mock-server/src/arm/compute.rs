@@ -424,9 +424,12 @@ pub fn instance_view(part: &Partition, r: &Resource, now: Instant) -> Value {
                     .as_ref()
                     .map(|f| (f.code.as_str(), f.message.as_str()))
                     .unwrap_or(("", ""));
+            // A failed create never ran; a failed update (a power action)
+            // leaves the VM as it was, and ARM still reports its power.
+            let power = (r.op.kind == OpKind::Update).then_some(("running", "VM running"));
             (
                 json!({"code": format!("ProvisioningState/failed/{code}"), "level": "Error", "displayStatus": "Provisioning failed", "message": msg}),
-                None,
+                power,
             )
         }
         _ => (

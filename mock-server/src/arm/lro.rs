@@ -107,6 +107,7 @@ pub fn status(
     let running = req.now < rec.ends;
     let status = match (&rec.failure, running) {
         (_, true) => "InProgress",
+        (Some(f), false) if f.code == super::resources::delete::PREEMPTED => "Canceled",
         (Some(_), false) => "Failed",
         (None, false) => "Succeeded",
     };

@@ -27,7 +27,9 @@ pub struct Ec2Config {
     /// `LaunchTemplateLimitExceeded`.
     pub launch_template_limit: u32,
     /// Most volumes per account and region; one more answers
-    /// `VolumeLimitExceeded`.
+    /// `VolumeLimitExceeded`. Every instance has a root volume, so the
+    /// default leaves room for `instance_limit` instances with one more
+    /// volume each, and some spare.
     pub volume_limit: u32,
     /// `creating` -> `available` after CreateVolume.
     pub volume_create_ms: u64,
@@ -58,7 +60,7 @@ impl Default for Ec2Config {
             consistency_window_ms: 0,
             instance_limit: 10_000,
             launch_template_limit: 5_000,
-            volume_limit: 5_000,
+            volume_limit: 25_000,
             volume_create_ms: 2_000,
             volume_attach_ms: 1_000,
             unavailable_instance_types: Vec::new(),

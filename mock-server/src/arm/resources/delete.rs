@@ -1,5 +1,8 @@
 //! DELETE of a resource: the in-use checks of each kind, the cascade of a
-//! VM's implicit resources, and the operation it starts.
+//! VM's implicit resources, and the operation it starts. A DELETE of a VM
+//! whose create or update still runs preempts it, as ARM does: that
+//! operation ends `Canceled` with `OperationPreempted` and the delete goes
+//! on (other kinds answer 409 `AnotherOperationInProgress`).
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -9,7 +12,7 @@ use crate::arm::config::ArmConfig;
 use crate::arm::error::ArmError;
 use crate::arm::lro;
 use crate::arm::request::Req;
-use crate::arm::store::{Kind, OpKind, Partition, ResKey};
+use crate::arm::store::{Kind, OpError, OpKind, Partition, ResKey};
 use crate::arm::{compute, network};
 
 /// DELETE of a resource.
@@ -24,6 +27,12 @@ pub fn delete(
     let now = req.now;
     live_group(part, rg, now)?;
     let key = ResKey::new(kind, rg, name);
+    let preempts = part.peek(&key, now).is_some_and(|r| {
+        kind == Kind::VirtualMachine && r.busy(now) && r.op.kind != OpKind::Delete
+    });
+    if preempts {
+        preempt(part, &key, now);
+    }
     let Some(r) = part.peek(&key, now) else {
         part.live(&key, now);
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -116,4 +125,25 @@ pub fn delete(
         kind == Kind::Disk,
     );
     Ok(out)
+}
+
+/// The error a preempted operation ends with (ARM's words).
+pub const PREEMPTED: &str = "OperationPreempted";
+
+/// Ends the running operation on `key` now, preempted by a DELETE.
+fn preempt(part: &mut Partition, key: &ResKey, now: std::time::Instant) {
+    let failure = OpError {
+        code: PREEMPTED.to_string(),
+        message: "Operation execution has been preempted by a more recent operation.".to_string(),
+    };
+    let Some(r) = part.resources.get_mut(key) else {
+        return;
+    };
+    r.op.ends = now;
+    r.op.failure = Some(failure.clone());
+    let id = r.op.id.clone();
+    if let Some(rec) = part.ops.get_mut(&id) {
+        rec.ends = now;
+        rec.failure = Some(failure);
+    }
 }
