@@ -885,11 +885,13 @@ fn main() -> Result<(), BoxError> {
         .enable_all()
         .build()?;
 
-    // Short lifecycles so seeding is quick; high EC2 and Compute Engine
-    // limits for the memory phase; throttling stays off (the default).
+    // Short lifecycles so seeding is quick; high EC2, ARM and Compute
+    // Engine limits for the memory phase (it puts every ARM resource in one
+    // group); throttling stays off (the default).
     let config = MockConfig::from_json(
         r#"{"time_scale": 0.001,
                 "aws": {"instance_limit": 1000000, "volume_limit": 1000000, "launch_template_limit": 1000000},
+                "azure": {"limits": {"resources_per_type_per_group": 1000000, "vms_per_region": 1000000}},
                 "gcp": {"instance_limit": 1000000}}"#,
     )?;
     let (mock, bare_addr) = server_rt.block_on(async {
