@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
+use super::compact::Compact;
 use super::error::ArmError;
 use super::network::nic_user;
 use super::resources::{obj, prop_str, ref_key, Prepared, PutCtx};
@@ -155,10 +156,10 @@ fn implicit_disk(
             pc.sub, pc.rg
         ),
         location: pc.location.to_string(),
-        tags: Map::new(),
-        sku: Some(disk_sku(sku)),
+        tags: Compact::empty(),
+        sku: Some(Compact::of(&disk_sku(sku))),
         zones: None,
-        props,
+        props: Compact::object(props),
         guid: uuid::Uuid::new_v4().to_string(),
         created: pc.wall,
         op: pc.op.clone(),
@@ -388,6 +389,13 @@ pub fn prepare_vm(
             _ => None,
         }),
     };
+    let size = props
+        .get("hardwareProfile")
+        .and_then(|h| h.get("vmSize"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .into();
+    let spot = super::spot::is_spot_priority(props.get("priority"));
     let mut p = Prepared::new(
         props,
         Links::Vm {
@@ -396,6 +404,8 @@ pub fn prepare_vm(
             custom_data,
             user_data,
             computer_name,
+            size,
+            spot,
         },
     );
     p.implicit = implicit;

@@ -51,7 +51,7 @@ fn at<'a>(props: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
 }
 
 fn facts(part: &Partition, vm: &Resource, now: Instant) -> AzureVm {
-    let p = &vm.props;
+    let p = &vm.props.map();
     let image = |k: &str| text(at(p, &["storageProfile", "imageReference", k]));
     let (computer_name, user_data, nic_keys) = match &vm.links {
         Links::Vm {
@@ -75,7 +75,8 @@ fn facts(part: &Partition, vm: &Resource, now: Instant) -> AzureVm {
         .map(|nic| {
             let ips = nic
                 .props
-                .get("ipConfigurations")
+                .at(&["ipConfigurations"])
+                .as_ref()
                 .and_then(Value::as_array)
                 .map(|cfgs| {
                     cfgs.iter()
@@ -119,11 +120,11 @@ fn facts(part: &Partition, vm: &Resource, now: Instant) -> AzureVm {
         zone: vm
             .zones
             .as_ref()
-            .and_then(|z| z.get(0))
-            .map(|z| text(Some(z)))
+            .and_then(|z| z.value().get(0).map(|z| text(Some(z))))
             .unwrap_or_default(),
         tags: vm
             .tags
+            .map()
             .iter()
             .map(|(k, v)| (k.clone(), text(Some(v))))
             .collect(),

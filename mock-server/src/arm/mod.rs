@@ -8,6 +8,7 @@
 //! handler under the subscription's lock. State is derived lazily from
 //! timestamps (see `store`), so there are no background tasks.
 
+pub(crate) mod compact;
 mod compute;
 mod config;
 mod error;
@@ -193,7 +194,7 @@ impl Arm {
                     id: r.id.clone(),
                     name: r.name.clone(),
                     state: r.state(now).into(),
-                    tags: tags(&r.tags),
+                    tags: tags(&r.tags.map()),
                     created: store::timestamp(r.created),
                     metadata_path: is_vm.then(|| format!("/_imds/azure/{}", r.guid)),
                     capacity_type: is_vm

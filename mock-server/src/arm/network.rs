@@ -111,15 +111,18 @@ pub fn subnet_user<'a>(
     subnet: &str,
     now: Instant,
 ) -> Option<&'a Resource> {
-    part.resources.values().find(|r| {
-        r.alive(now)
-            && match &r.links {
-                Links::Nic { subnets, .. } => subnets.iter().any(|(v, s)| {
-                    v == vnet && (subnet.is_empty() || s.eq_ignore_ascii_case(subnet))
-                }),
-                _ => false,
-            }
-    })
+    part.resources
+        .values()
+        .find(|r| {
+            r.alive(now)
+                && match &r.links {
+                    Links::Nic { subnets, .. } => subnets.iter().any(|(v, s)| {
+                        v == vnet && (subnet.is_empty() || s.eq_ignore_ascii_case(subnet))
+                    }),
+                    _ => false,
+                }
+        })
+        .map(|r| &**r)
 }
 
 /// Public IP PUT.
@@ -224,7 +227,7 @@ pub fn pip_extra(
 
 fn nic_ipconfig_of(nic: &Resource, pip_id: &str) -> Option<String> {
     nic.props
-        .get("ipConfigurations")?
+        .at(&["ipConfigurations"])?
         .as_array()?
         .iter()
         .find_map(|c| {
@@ -277,10 +280,7 @@ pub fn prepare_nic(
             Links::Nic { vm, mac, .. } => (
                 vm.clone(),
                 mac.clone(),
-                r.props
-                    .get("ipConfigurations")
-                    .cloned()
-                    .unwrap_or(Value::Null),
+                r.props.at(&["ipConfigurations"]).unwrap_or(Value::Null),
             ),
             _ => (None, String::new(), Value::Null),
         },
@@ -387,7 +387,11 @@ pub fn prepare_nic(
                     ));
                 }
             }
-            let own_delete = prop_str(&pip.props, "deleteOption")
+            let own_delete = pip
+                .props
+                .at(&["deleteOption"])
+                .as_ref()
+                .and_then(Value::as_str)
                 .is_some_and(|d| d.eq_ignore_ascii_case("Delete"));
             let cfg_delete = cp
                 .get("publicIPAddress")

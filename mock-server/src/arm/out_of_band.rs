@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::compact::Compact;
 use super::config::secs;
 use super::store::{Kind, Op, OpKind, Partition, ResKey, Resource};
 use super::Arm;
@@ -205,10 +206,11 @@ impl Arm {
             }
             Action::SetTags(tags) => {
                 if let Some(r) = part.resources.get_mut(&key) {
-                    r.tags = tags
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                        .collect();
+                    r.tags = Compact::object(
+                        tags.iter()
+                            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                            .collect(),
+                    );
                 }
             }
         }

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::compute;
 use super::error::ArmError;
-use super::store::{Kind, Op, OpKind, Partition, ResKey, Resource};
+use super::store::{Kind, Links, Op, OpKind, Partition, ResKey, Resource};
 use super::Arm;
 use crate::capacity::{Notice, Target};
 
@@ -174,12 +174,16 @@ pub fn allocation_message(code: &str, size: &str, location: &str) -> String {
     }
 }
 
-/// Whether VM `r` is Spot or Low priority.
-pub fn is_spot(r: &Resource) -> bool {
-    r.props
-        .get("priority")
+/// Whether a VM's `priority` is Spot or Low.
+pub fn is_spot_priority(priority: Option<&Value>) -> bool {
+    priority
         .and_then(Value::as_str)
         .is_some_and(|p| p.eq_ignore_ascii_case("Spot") || p.eq_ignore_ascii_case("Low"))
+}
+
+/// Whether VM `r` is Spot or Low priority.
+pub fn is_spot(r: &Resource) -> bool {
+    matches!(r.links, Links::Vm { spot: true, .. })
 }
 
 fn key_of(r: &Resource) -> ResKey {
@@ -293,11 +297,10 @@ pub fn scheduled_events(part: &Partition, r: &Resource, now: Instant) -> Value {
 
 /// The `vmSize` of stored VM `r` (empty when absent).
 pub fn resource_vm_size(r: &Resource) -> &str {
-    r.props
-        .get("hardwareProfile")
-        .and_then(|h| h.get("vmSize"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    match &r.links {
+        Links::Vm { size, .. } => size,
+        _ => "",
+    }
 }
 
 fn target(r: &Resource) -> Target {
@@ -331,7 +334,7 @@ impl Arm {
                 part.resources
                     .values()
                     .filter(|r| evictable(&part, r, now))
-                    .map(target),
+                    .map(|r| target(r)),
             );
         }
         out
@@ -352,7 +355,8 @@ impl Arm {
                 .map(|r| {
                     let delete = r
                         .props
-                        .get("evictionPolicy")
+                        .at(&["evictionPolicy"])
+                        .as_ref()
                         .and_then(Value::as_str)
                         .is_some_and(|e| e.eq_ignore_ascii_case("Delete"));
                     let ev = Eviction {

@@ -10,6 +10,8 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::compact::Compact;
+
 /// The resource kinds this mock serves under `/providers/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
@@ -134,8 +136,9 @@ pub struct Op {
     /// When it ends.
     #[serde(with = "crate::snapshot::clock::at")]
     pub ends: Instant,
-    /// Set when it ends Failed.
-    pub failure: Option<OpError>,
+    /// Set when it ends Failed (boxed: most operations succeed, and a
+    /// stored resource should not carry the room for two strings).
+    pub failure: Option<Box<OpError>>,
 }
 
 impl Op {
@@ -204,6 +207,11 @@ pub enum Links {
         user_data: Option<Value>,
         /// `osProfile.computerName` or the VM name.
         computer_name: String,
+        /// `hardwareProfile.vmSize` (empty when absent), kept typed because
+        /// every listing of the mock's resources reads it.
+        size: Box<str>,
+        /// `priority` is `Spot` or `Low`.
+        spot: bool,
     },
 }
 
@@ -220,14 +228,17 @@ pub struct Resource {
     pub id: String,
     /// Region.
     pub location: String,
-    /// Tags.
-    pub tags: Map<String, Value>,
+    /// Tags (an object).
+    #[serde(deserialize_with = "super::compact::object")]
+    pub tags: Compact,
     /// `sku`, as sent.
-    pub sku: Option<Value>,
+    pub sku: Option<Compact>,
     /// `zones`, as sent.
-    pub zones: Option<Value>,
-    /// Stored properties in response shape (computed ones are added on read).
-    pub props: Map<String, Value>,
+    pub zones: Option<Compact>,
+    /// Stored properties in response shape, an object (computed ones are
+    /// added on read).
+    #[serde(deserialize_with = "super::compact::object")]
+    pub props: Compact,
     /// `resourceGuid` / `uniqueId` / `vmId`.
     pub guid: String,
     /// Creation time.
@@ -306,8 +317,9 @@ pub struct OpRecord {
     /// When it ends.
     #[serde(with = "crate::snapshot::clock::at")]
     pub ends: Instant,
-    /// Set when it ends Failed.
-    pub failure: Option<OpError>,
+    /// Set when it ends Failed (boxed: most operations succeed, and a
+    /// stored resource should not carry the room for two strings).
+    pub failure: Option<Box<OpError>>,
 }
 
 /// The most operations a subscription remembers; older ones are forgotten
@@ -325,9 +337,10 @@ pub struct Partition {
     pub subscription: String,
     /// Resource groups by lowercased name.
     pub groups: HashMap<String, Group>,
-    /// Resources.
+    /// Resources, boxed: the table then holds a pointer per slot, not a
+    /// whole resource, so its growth (doubling) stays small.
     #[serde(with = "crate::snapshot::clock::pairs")]
-    pub resources: HashMap<ResKey, Resource>,
+    pub resources: HashMap<ResKey, Box<Resource>>,
     /// Operations by id.
     pub ops: HashMap<Arc<str>, OpRecord>,
     /// Operation ids, oldest first.
@@ -342,7 +355,7 @@ pub struct Partition {
     pub power: HashMap<ResKey, super::out_of_band::PowerChange>,
     /// Resources whose delete finished and that a read has since dropped,
     /// oldest first (at most [`MAX_DELETED`]), for lists that lag.
-    pub deleted: VecDeque<Resource>,
+    pub deleted: VecDeque<Box<Resource>>,
 }
 
 impl Partition {
@@ -367,12 +380,15 @@ impl Partition {
             }
             return None;
         }
-        self.resources.get_mut(key)
+        self.resources.get_mut(key).map(|r| &mut **r)
     }
 
     /// Like [`Partition::live`] without removing anything.
     pub fn peek(&self, key: &ResKey, now: Instant) -> Option<&Resource> {
-        self.resources.get(key).filter(|r| r.alive(now))
+        self.resources
+            .get(key)
+            .map(|r| &**r)
+            .filter(|r| r.alive(now))
     }
 
     /// Records an operation, forgetting the oldest beyond [`MAX_OPERATIONS`].

@@ -8,6 +8,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use super::compact::Compact;
 use super::store::{Kind, Partition, Resource};
 use super::{compute, network};
 
@@ -34,8 +35,8 @@ impl Serialize for Merged<'_> {
     }
 }
 
-fn no_tags(m: &&Map<String, Value>) -> bool {
-    m.is_empty()
+fn no_tags(m: &&Compact) -> bool {
+    m.is_empty_object()
 }
 
 #[derive(Serialize)]
@@ -46,13 +47,13 @@ struct View<'a> {
     ty: &'static str,
     location: &'a str,
     #[serde(skip_serializing_if = "no_tags")]
-    tags: &'a Map<String, Value>,
+    tags: &'a Compact,
     #[serde(skip_serializing_if = "Option::is_none")]
     etag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sku: Option<&'a Value>,
+    sku: Option<&'a Compact>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    zones: Option<&'a Value>,
+    zones: Option<&'a Compact>,
     #[serde(rename = "managedBy", skip_serializing_if = "Option::is_none")]
     managed_by: Option<String>,
     properties: Merged<'a>,
@@ -82,6 +83,7 @@ pub fn resource_json(part: &Partition, r: &Resource, now: Instant, opts: ReadOpt
         Kind::VirtualMachine => compute::vm_extra(part, r, state, now, opts),
     };
     let network = r.kind.namespace() == "Microsoft.Network";
+    let base = r.props.map();
     let view = View {
         name: &r.name,
         id: &r.id,
@@ -93,7 +95,7 @@ pub fn resource_json(part: &Partition, r: &Resource, now: Instant, opts: ReadOpt
         zones: r.zones.as_ref(),
         managed_by,
         properties: Merged {
-            base: &r.props,
+            base: &base,
             extra,
         },
     };

@@ -140,10 +140,10 @@ fn preempt(part: &mut Partition, key: &ResKey, now: std::time::Instant) {
         return;
     };
     r.op.ends = now;
-    r.op.failure = Some(failure.clone());
+    r.op.failure = Some(Box::new(failure.clone()));
     let id = r.op.id.clone();
     if let Some(rec) = part.ops.get_mut(&id) {
         rec.ends = now;
-        rec.failure = Some(failure);
+        rec.failure = Some(Box::new(failure));
     }
 }

@@ -151,7 +151,7 @@ pub(crate) fn new_op(req: &Req, kind: OpKind, dur: Duration) -> Op {
         } else {
             req.now + req.scaled(dur)
         },
-        failure: req.fail.clone(),
+        failure: req.fail.clone().map(Box::new),
     }
 }
 

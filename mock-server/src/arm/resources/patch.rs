@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::groups::group_json;
 use super::{live_group, obj, ok_json, type_and_name};
+use crate::arm::compact::Compact;
 use crate::arm::error::ArmError;
 use crate::arm::request::Req;
 use crate::arm::store::{Kind, Partition, ResKey};
@@ -49,7 +50,7 @@ pub fn patch(
         return Err(ArmError::another_operation(&r.id));
     }
     if let Some(t) = tags {
-        r.tags = t;
+        r.tags = Compact::object(t);
     }
     let r = part
         .peek(&key, now)

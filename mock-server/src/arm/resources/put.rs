@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{
     create_duration, group_being_deleted, json_response, live_group, new_op, record, Placed, PutCtx,
 };
+use crate::arm::compact::Compact;
 use crate::arm::config::ArmConfig;
 use crate::arm::error::ArmError;
 use crate::arm::lro;
@@ -93,9 +94,11 @@ pub fn put(
                 .ctx
                 .capacity()
                 .stockout(Cloud::Azure, &loc, size, spot)
-                .map(|code| OpError {
-                    message: spot::allocation_message(&code, size, &location),
-                    code,
+                .map(|code| {
+                    Box::new(OpError {
+                        message: spot::allocation_message(&code, size, &location),
+                        code,
+                    })
                 });
         }
     }
@@ -121,7 +124,7 @@ pub fn put(
     attach(part, &key, &prepared.links);
     for d in prepared.implicit {
         let dk = ResKey::new(Kind::Disk, &d.rg, &d.name);
-        part.resources.insert(dk, d);
+        part.resources.insert(dk, Box::new(d));
     }
     let not_found_reads = match (op_kind, req.not_found_reads) {
         (OpKind::Create, Some(n)) => n,
@@ -133,10 +136,10 @@ pub fn put(
         name: res_name,
         id,
         location,
-        tags,
-        sku: prepared.sku.or_else(|| body.get("sku").cloned()),
-        zones: body.get("zones").cloned(),
-        props: prepared.props,
+        tags: Compact::object(tags),
+        sku: prepared.sku.as_ref().or_else(|| body.get("sku")).map(Compact::of),
+        zones: body.get("zones").map(Compact::of),
+        props: Compact::object(prepared.props),
         guid,
         created,
         op: op.clone(),
@@ -144,7 +147,7 @@ pub fn put(
         links: prepared.links,
     };
     let loc = res.location.clone();
-    part.resources.insert(key.clone(), res);
+    part.resources.insert(key.clone(), Box::new(res));
     record(part, req, &op, Some(key.clone()));
     let r = part.peek(&key, now).ok_or_else(|| {
         ArmError::new(

@@ -84,10 +84,11 @@ pub fn list(
     let mut rows: Vec<&Resource> = part
         .resources
         .values()
+        .map(|r| &**r)
         .filter(|r| in_scope(r))
         .filter(|r| (r.alive(now) && !made_within(r, req, lag)) || lingers(r))
         .collect();
-    rows.extend(part.deleted.iter().filter(|r| {
+    rows.extend(part.deleted.iter().map(|r| &**r).filter(|r| {
         in_scope(r)
             && lingers(r)
             && !part
