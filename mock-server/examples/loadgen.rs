@@ -513,6 +513,9 @@ fn check_200_instances(body: &[u8]) -> Result<(), String> {
     }
 }
 
+/// Issue 19's bound on the memory one stored resource of any kind takes.
+const MEMORY_TARGET_BYTES: u64 = 4096;
+
 async fn memory(addr: SocketAddr, n: usize) -> Value {
     let mut out = serde_json::Map::new();
     if n == 0 {
@@ -521,7 +524,9 @@ async fn memory(addr: SocketAddr, n: usize) -> Value {
     let mut record = |key: &str, before: Option<u64>, result: Result<(), BoxError>| {
         let value = match (result, before, rss_bytes()) {
             (Ok(()), Some(b), Some(a)) => {
-                json!({"count": n, "rss_delta_bytes": a.saturating_sub(b), "bytes_per_resource": a.saturating_sub(b) / n as u64})
+                let per = a.saturating_sub(b) / n as u64;
+                json!({"count": n, "rss_delta_bytes": a.saturating_sub(b), "bytes_per_resource": per,
+                       "under_target": per < MEMORY_TARGET_BYTES})
             }
             (Err(e), _, _) => json!({"error": e.to_string()}),
             _ => json!({"error": "VmRSS unavailable"}),

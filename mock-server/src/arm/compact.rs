@@ -6,9 +6,10 @@
 //! holds, plus an allocation per string: a VM's properties nest about ten
 //! objects and took about 7 KB, a public IP's `sku` alone 600 bytes. As
 //! text the same VM properties take about 500 bytes. A read parses the text
-//! again, a few microseconds for a VM, which a GET can afford; what is read
-//! for every resource on a hot path (a VM's size and priority) is kept typed
-//! beside it instead (see `Links::Vm`).
+//! only where it needs a field; a GET splices the text into its answer
+//! without parsing it ([`Compact::write_with`]). What is read for every resource
+//! on a hot path (a VM's size and priority) is kept typed beside it (see
+//! `Links::Vm`).
 
 use std::fmt;
 
@@ -60,6 +61,55 @@ impl Compact {
             Value::Object(m) => m,
             _ => Map::new(),
         }
+    }
+
+    /// Appends the text to `out` (`{}` for the empty object).
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match &*self.0 {
+            "" => out.extend_from_slice(b"{}"),
+            text => out.extend_from_slice(text.as_bytes()),
+        }
+    }
+
+    /// Appends the object with `extra` members added to `out`, without
+    /// parsing the stored text. Returns false, appending nothing, when the
+    /// text may already hold one of those keys (the caller then merges
+    /// parsed maps) or is not an object.
+    pub fn write_with(&self, out: &mut Vec<u8>, extra: &[(&str, Value)]) -> bool {
+        let inner = match &*self.0 {
+            "" => "",
+            text => match text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(inner) => inner,
+                None => return false,
+            },
+        };
+        let mut keys = Vec::with_capacity(extra.len());
+        for (k, _) in extra {
+            // A quoted name followed by a colon can only be a member name
+            // (inside a string both quotes would be escaped); a nested
+            // member of that name makes the caller merge, which is correct,
+            // only slower.
+            let key = Value::from(*k).to_string();
+            if self.0.contains(&format!("{key}:")) {
+                return false;
+            }
+            keys.push(key);
+        }
+        out.push(b'{');
+        out.extend_from_slice(inner.as_bytes());
+        let mut first = inner.is_empty();
+        for (key, (_, v)) in keys.iter().zip(extra) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(key.as_bytes());
+            out.push(b':');
+            // Writing a JSON value to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+        out.push(b'}');
+        true
     }
 
     /// The value at `path` of object keys.
@@ -131,6 +181,40 @@ mod tests {
         assert!(Compact::of(&json!({})).is_empty_object());
         assert_eq!(Compact::empty().value(), json!({}));
         assert_eq!(format!("{:?}", Compact::empty()), "{}");
+    }
+
+    fn spliced(c: &Compact, extra: &[(&str, Value)]) -> Option<Value> {
+        let mut out = b"x".to_vec();
+        if !c.write_with(&mut out, extra) {
+            assert_eq!(out, b"x", "nothing is written when it merges");
+            return None;
+        }
+        Some(serde_json::from_slice(&out[1..]).unwrap())
+    }
+
+    #[test]
+    fn splices_computed_members_without_parsing() {
+        let c = Compact::of(&json!({"a": {"b": 1}, "z": "x"}));
+        assert_eq!(
+            spliced(&c, &[("state", json!("Succeeded")), ("n", json!([1]))]),
+            Some(json!({"a": {"b": 1}, "z": "x", "state": "Succeeded", "n": [1]}))
+        );
+        assert_eq!(
+            spliced(&Compact::empty(), &[("state", json!("Creating"))]),
+            Some(json!({"state": "Creating"}))
+        );
+        assert_eq!(spliced(&Compact::empty(), &[]), Some(json!({})));
+        assert_eq!(spliced(&c, &[]), Some(c.value()));
+        // A stored member of a computed name (even nested) is left to a merge.
+        assert_eq!(spliced(&c, &[("b", json!(2))]), None);
+        // A value that merely contains the name is not a member.
+        let s = Compact::of(&json!({"note": "\"b\": no"}));
+        assert!(spliced(&s, &[("b", json!(2))]).is_some());
+        assert_eq!(spliced(&Compact::of(&json!([1])), &[]), None);
+        let mut out = Vec::new();
+        Compact::empty().write(&mut out);
+        c.write(&mut out);
+        assert_eq!(out, br#"{}{"a":{"b":1},"z":"x"}"#);
     }
 
     #[test]

@@ -15,15 +15,16 @@ use super::{compute, network};
 /// The stored properties with computed ones laid over them.
 pub struct Merged<'a> {
     /// Stored properties.
-    pub base: &'a Map<String, Value>,
+    pub base: &'a Compact,
     /// Computed properties (they win over stored keys of the same name).
     pub extra: Vec<(&'static str, Value)>,
 }
 
 impl Serialize for Merged<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let base: Map<String, Value> = self.base.map();
         let mut m = s.serialize_map(None)?;
-        for (k, v) in self.base {
+        for (k, v) in &base {
             if !self.extra.iter().any(|(e, _)| e == k) {
                 m.serialize_entry(k, v)?;
             }
@@ -35,10 +36,6 @@ impl Serialize for Merged<'_> {
     }
 }
 
-fn no_tags(m: &&Compact) -> bool {
-    m.is_empty_object()
-}
-
 #[derive(Serialize)]
 struct View<'a> {
     name: &'a str,
@@ -46,17 +43,10 @@ struct View<'a> {
     #[serde(rename = "type")]
     ty: &'static str,
     location: &'a str,
-    #[serde(skip_serializing_if = "no_tags")]
-    tags: &'a Compact,
     #[serde(skip_serializing_if = "Option::is_none")]
     etag: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sku: Option<&'a Compact>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    zones: Option<&'a Compact>,
     #[serde(rename = "managedBy", skip_serializing_if = "Option::is_none")]
     managed_by: Option<String>,
-    properties: Merged<'a>,
 }
 
 /// Options of a read.
@@ -83,22 +73,43 @@ pub fn resource_json(part: &Partition, r: &Resource, now: Instant, opts: ReadOpt
         Kind::VirtualMachine => compute::vm_extra(part, r, state, now, opts),
     };
     let network = r.kind.namespace() == "Microsoft.Network";
-    let base = r.props.map();
     let view = View {
         name: &r.name,
         id: &r.id,
         ty: r.kind.arm_type(),
         location: &r.location,
-        tags: &r.tags,
         etag: network.then(|| r.etag()),
-        sku: r.sku.as_ref(),
-        zones: r.zones.as_ref(),
         managed_by,
-        properties: Merged {
-            base: &base,
-            extra,
-        },
     };
-    // Serializing maps of JSON values to a Vec cannot fail.
-    serde_json::to_vec(&view).unwrap_or_default()
+    // Serializing strings and maps of JSON values to a Vec cannot fail.
+    let mut out = serde_json::to_vec(&view).unwrap_or_default();
+    // The stored JSON is spliced in as text, not parsed: `out` is an object
+    // with members (`name` always), so its last byte is the closing brace.
+    out.pop();
+    let member = |name: &str, value: &Compact, out: &mut Vec<u8>| {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        value.write(out);
+    };
+    if !r.tags.is_empty_object() {
+        member("tags", &r.tags, &mut out);
+    }
+    if let Some(sku) = &r.sku {
+        member("sku", sku, &mut out);
+    }
+    if let Some(zones) = &r.zones {
+        member("zones", zones, &mut out);
+    }
+    out.extend_from_slice(b",\"properties\":");
+    if !r.props.write_with(&mut out, &extra) {
+        let merged = Merged {
+            base: &r.props,
+            extra,
+        };
+        // As above, writing JSON values to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &merged);
+    }
+    out.push(b'}');
+    out
 }
