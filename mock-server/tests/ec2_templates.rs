@@ -568,3 +568,95 @@ async fn launch_template_limit() {
         .unwrap();
     create("three").await.unwrap();
 }
+
+/// A template's `volume` tag specification tags the volumes its launches
+/// create (the root volume too); the request's own volume tags win.
+#[tokio::test]
+async fn template_volume_tags_reach_launched_volumes() {
+    let mock = mock(0.01).await;
+    let client = ec2(&mock, "AKIDLTVOLS").await;
+    client
+        .create_launch_template()
+        .launch_template_name("tagged-volumes")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id("ami-0abc1234")
+                .instance_type(InstanceType::T3Micro)
+                .tag_specifications(
+                    LaunchTemplateTagSpecificationRequest::builder()
+                        .resource_type(ResourceType::Volume)
+                        .tags(tag("pool", "workers"))
+                        .tags(tag("owner", "template"))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let launch = |owner: Option<&str>| {
+        let mut req = client
+            .run_instances()
+            .launch_template(
+                LaunchTemplateSpecification::builder()
+                    .launch_template_name("tagged-volumes")
+                    .build(),
+            )
+            .min_count(1)
+            .max_count(1);
+        if let Some(o) = owner {
+            req = req.tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Volume)
+                    .tags(tag("owner", o))
+                    .build(),
+            );
+        }
+        req.send()
+    };
+    let volume_tags = |instance: String| {
+        let client = client.clone();
+        async move {
+            let out = client
+                .describe_volumes()
+                .filters(
+                    Filter::builder()
+                        .name("attachment.instance-id")
+                        .values(instance)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(out.volumes().len(), 1, "the root volume");
+            let mut tags: Vec<(String, String)> = out.volumes()[0]
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or("").to_string(),
+                        t.value().unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            tags.sort();
+            tags
+        }
+    };
+    let from_template = launch(None).await.unwrap();
+    let id = from_template.instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        volume_tags(id).await,
+        [pair("owner", "template"), pair("pool", "workers")]
+    );
+    let overridden = launch(Some("request")).await.unwrap();
+    let id = overridden.instances()[0].instance_id().unwrap().to_string();
+    assert_eq!(
+        volume_tags(id).await,
+        [pair("owner", "request"), pair("pool", "workers")]
+    );
+}

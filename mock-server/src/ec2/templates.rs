@@ -38,6 +38,10 @@ pub struct LaunchTemplate {
     pub params: Vec<(String, String)>,
     /// The instance tags version 1 supplies.
     pub instance_tags: BTreeMap<String, String>,
+    /// The volume tags version 1 supplies (`TagSpecification` of type
+    /// `volume`), put on the volumes its launches create.
+    #[serde(default)]
+    pub volume_tags: BTreeMap<String, String>,
     /// The template's own tags.
     pub tags: BTreeMap<String, String>,
 }
@@ -113,6 +117,7 @@ mod tests {
             client_token: token.into(),
             params: Vec::new(),
             instance_tags: BTreeMap::new(),
+            volume_tags: BTreeMap::new(),
             tags: BTreeMap::new(),
         }
     }

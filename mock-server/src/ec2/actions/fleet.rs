@@ -412,7 +412,7 @@ impl Ec2 {
                 );
                 let instance_type = params.get("InstanceType").unwrap_or("m1.small").to_string();
                 let outcome = RunInput::parse(&params, caller, cfg).and_then(|mut input| {
-                    template.tag(input.tags_mut());
+                    template.tag(&mut input);
                     input
                         .tags_mut()
                         .insert("aws:ec2:fleet-id".into(), fleet_id.clone());

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::block_devices::block_devices;
+use super::block_devices::{block_devices, volume_spec_tags};
 use super::launch_params::{instance_tags, instance_type, metadata_options, spot, user_data};
+use super::run::RunInput;
 use super::{check_tag, next_token, page, tag_pairs, well_formed, DryRun, MAX_TAG_SPECS};
 use crate::ec2::config::Ec2Config;
 use crate::ec2::error::Ec2Error;
@@ -27,6 +28,7 @@ pub(in crate::ec2) struct LaunchedFrom {
     version: &'static str,
     params: Vec<(String, String)>,
     instance_tags: BTreeMap<String, String>,
+    volume_tags: BTreeMap<String, String>,
 }
 
 impl LaunchedFrom {
@@ -52,9 +54,15 @@ impl LaunchedFrom {
         &self.id
     }
 
-    /// Adds the template's instance tags the request did not set, and the
-    /// `aws:ec2launchtemplate:*` tags EC2 puts on such instances.
-    pub(in crate::ec2) fn tag(&self, tags: &mut BTreeMap<String, String>) {
+    /// Adds the template's instance and volume tags the request did not
+    /// set, and the `aws:ec2launchtemplate:*` tags EC2 puts on such
+    /// instances.
+    pub(in crate::ec2) fn tag(&self, input: &mut RunInput) {
+        let volumes = input.volume_tags_mut();
+        for (k, v) in &self.volume_tags {
+            volumes.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let tags = input.tags_mut();
         for (k, v) in &self.instance_tags {
             tags.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -107,11 +115,18 @@ fn check_name(name: &str) -> Result<(), Ec2Error> {
     ))
 }
 
-/// A template's RunInstances parameters and instance tags.
-type TemplateData = (Vec<(String, String)>, BTreeMap<String, String>);
+/// What a template supplies to a launch.
+struct TemplateData {
+    /// RunInstances parameters.
+    params: Vec<(String, String)>,
+    /// Instance tags.
+    instance_tags: BTreeMap<String, String>,
+    /// Volume tags.
+    volume_tags: BTreeMap<String, String>,
+}
 
-/// `LaunchTemplateData.*`: the RunInstances parameters and instance tags
-/// it supplies, checked as RunInstances checks them.
+/// `LaunchTemplateData.*`: the RunInstances parameters and instance and
+/// volume tags it supplies, checked as RunInstances checks them.
 fn template_data(p: &Params) -> Result<TemplateData, Ec2Error> {
     let mut params = Vec::new();
     let mut tag_specs = Vec::new();
@@ -143,8 +158,12 @@ fn template_data(p: &Params) -> Result<TemplateData, Ec2Error> {
     metadata_options(&data)?;
     spot(&data)?;
     block_devices(&data)?;
-    let tags = instance_tags(&Params::from_pairs(tag_specs))?;
-    Ok((params, tags))
+    let specs = Params::from_pairs(tag_specs);
+    Ok(TemplateData {
+        params,
+        instance_tags: instance_tags(&specs)?,
+        volume_tags: volume_spec_tags(&specs)?,
+    })
 }
 
 /// The template's own tags (`TagSpecification.N` of `launch-template`).
@@ -224,13 +243,17 @@ impl Ec2 {
                 "The client token must be at most 128 ASCII characters.",
             ));
         }
-        let (params, instance_tags) = template_data(p)?;
+        let data = template_data(p)?;
         let tags = own_tags(p)?;
         DryRun::parse(p).answer()?;
         let part = self.partition_or_create(caller);
         let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = part.templates.by_token(client_token) {
-            if t.name == name && t.params == params && t.instance_tags == instance_tags {
+            if t.name == name
+                && t.params == data.params
+                && t.instance_tags == data.instance_tags
+                && t.volume_tags == data.volume_tags
+            {
                 return Ok(single("CreateLaunchTemplate", request_id, t));
             }
             return Err(Ec2Error::new(
@@ -261,8 +284,9 @@ impl Ec2 {
             create_time: crate::now_rfc3339(),
             created_by: format!("arn:aws:iam::{}:root", caller.account),
             client_token: client_token.to_string(),
-            params,
-            instance_tags,
+            params: data.params,
+            instance_tags: data.instance_tags,
+            volume_tags: data.volume_tags,
             tags,
         });
         Ok(single("CreateLaunchTemplate", request_id, t))
@@ -419,6 +443,7 @@ impl Ec2 {
             version: "1",
             params: t.params.clone(),
             instance_tags: t.instance_tags.clone(),
+            volume_tags: t.volume_tags.clone(),
         }))
     }
 }

@@ -54,6 +54,11 @@ impl<'p> RunInput<'p> {
         &mut self.tags
     }
 
+    /// The tags of the volumes the launch creates, to add to.
+    pub(in crate::ec2) fn volume_tags_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.volume_tags
+    }
+
     /// Checks the parameters in the order EC2 reports them.
     pub(in crate::ec2) fn parse(
         p: &'p Params,
@@ -151,7 +156,7 @@ impl Ec2 {
         let p = merged.as_ref().unwrap_or(p);
         let mut input = RunInput::parse(p, caller, cfg)?;
         if let Some(t) = &template {
-            t.tag(&mut input.tags);
+            t.tag(&mut input);
         }
         let dry_run = std::mem::replace(&mut input.dry_run, DryRun(Ok(false)));
         dry_run.answer()?;
