@@ -666,6 +666,19 @@ async fn memory(addr: SocketAddr, n: usize) -> Value {
     }))
     .await;
     record("arm_virtual_machine", before, r);
+
+    let before = rss_bytes();
+    let group = rg.clone();
+    let r = arm_bulk(Arc::new(move |i| {
+        arm(
+            Method::PUT,
+            &format!("{group}/providers/Microsoft.Network/virtualNetworks/net-{i}"),
+            Some(json!({"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]},
+                "subnets": [{"name": "default", "properties": {"addressPrefix": "10.1.0.0/24"}}]}})),
+        )
+    }))
+    .await;
+    record("arm_virtual_network", before, r);
     Value::Object(out)
 }
 
