@@ -10,7 +10,7 @@ use super::compact::Compact;
 use super::error::ArmError;
 use super::network::nic_user;
 use super::resources::{obj, prop_str, ref_key, Prepared, PutCtx};
-use super::store::{timestamp, Kind, Links, OpKind, Partition, ResKey, Resource};
+use super::store::{timestamp, Hidden, Kind, Links, OpKind, Partition, ResKey, Resource};
 use super::view::ReadOpts;
 
 fn tier_of(sku: &str) -> &'static str {
@@ -371,7 +371,7 @@ pub fn prepare_vm(
     let mut computer_name = pc.name.to_string();
     if let Some(Value::Object(os)) = props.get_mut("osProfile") {
         if let Some(cd) = os.remove("customData") {
-            custom_data = cd.as_str().map(str::to_string);
+            custom_data = cd.as_str().map(|s| Hidden(s.to_string()));
         }
         os.remove("adminPassword");
         match os.get("computerName").and_then(Value::as_str) {

@@ -159,6 +159,17 @@ pub struct Subnet {
     pub next_ip: u32,
 }
 
+/// A value the mock keeps but never shows: `Debug` prints its length only.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Hidden(pub String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<redacted, {} bytes>", self.0.len())
+    }
+}
+
 /// Kind-specific links between resources. Back references (a NIC's VM, a
 /// public IP's NIC, a disk's VM) are checked against the other side when
 /// read, so a deleted VM frees its NICs without a sweep.
@@ -201,8 +212,9 @@ pub enum Links {
         nics: Vec<(ResKey, bool)>,
         /// Managed disks (OS disk first), each with its `deleteOption: Delete`.
         disks: Vec<(ResKey, bool)>,
-        /// `osProfile.customData`, kept but never returned (as Azure does).
-        custom_data: Option<String>,
+        /// `osProfile.customData`, kept but never returned (as Azure does),
+        /// nor shown by `Debug`.
+        custom_data: Option<Hidden>,
         /// `userData`, returned only with `$expand=userData`.
         user_data: Option<Value>,
         /// `osProfile.computerName` or the VM name.
@@ -491,6 +503,24 @@ pub fn timestamp(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_data_stays_out_of_debug_output() {
+        let links = Links::Vm {
+            nics: Vec::new(),
+            disks: Vec::new(),
+            custom_data: Some(Hidden("c2VjcmV0LXRva2Vu".into())),
+            user_data: None,
+            computer_name: "vm".into(),
+            size: "Standard_D2s_v5".into(),
+            spot: false,
+        };
+        let shown = format!("{links:?}");
+        assert!(!shown.contains("c2VjcmV0LXRva2Vu"), "{shown}");
+        assert!(shown.contains("<redacted, 16 bytes>"), "{shown}");
+        let json = serde_json::to_value(&links).unwrap();
+        assert_eq!(json["Vm"]["custom_data"], "c2VjcmV0LXRva2Vu");
+    }
 
     #[test]
     fn timestamps_have_seven_fraction_digits() {
