@@ -5,8 +5,12 @@
 //!
 //! The mock must never panic. The parser (`parse_action`) and the endpoint
 //! must agree: a body the parser refuses is 400 with `{"error": <the
-//! parser's message>}`; one it takes reaches the lookup and is 404 (no VM
-//! has the id), or 400 for `deallocate` on EC2, which has none.
+//! parser's message>}`; one it takes reaches the cloud, which checks its own
+//! rules before the lookup, as the clouds validate input first: 400 for
+//! `deallocate` on EC2, which has none, and for tags a cloud refuses
+//! (EC2's reserved `aws:` prefix, ARM's forbidden name characters, Compute
+//! Engine's label format: a message starting `tags: `); else 404, since no
+//! VM has the id.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -43,6 +47,13 @@ fuzz_target!(|data: &[u8]| {
     match parse_action(body) {
         Ok(Action::Deallocate) if id.starts_with("i-") => {
             assert_eq!(answer.status, 400, "{path}: {json}")
+        }
+        Ok(Action::SetTags(_)) => {
+            let cloud_rule = answer.status == 400
+                && json["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("tags: "));
+            assert!(answer.status == 404 || cloud_rule, "{path}: {json}");
         }
         Ok(_) => assert_eq!(answer.status, 404, "{path}: {json}"),
         Err(message) => {

@@ -33,7 +33,12 @@ fuzz_target!(|data: &[u8]| {
     let answer = runtime().block_on(send(&router, request("PUT", data)));
     match parsed {
         Ok(_) => {
-            assert_eq!(answer.status, 204, "{:?}", String::from_utf8_lossy(&answer.body));
+            assert_eq!(
+                answer.status,
+                204,
+                "{:?}",
+                String::from_utf8_lossy(&answer.body)
+            );
             let taken = runtime().block_on(send(&router, request("POST", b"")));
             assert_eq!(taken.status, 200);
             if let Err(e) = parse(&taken.body) {

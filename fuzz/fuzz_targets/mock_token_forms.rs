@@ -25,16 +25,34 @@ fuzz_target!(|data: &[u8]| {
     };
     let text = String::from_utf8_lossy(rest);
     let (method, uri, body, entra) = match mode % 6 {
-        0 => (Method::POST, "/token".to_string(), Bytes::copy_from_slice(rest), false),
-        1 => (Method::POST, "/open-tenant/oauth2/v2.0/token".into(), Bytes::copy_from_slice(rest), true),
-        2 => (Method::POST, "/mock-tenant/oauth2/v2.0/token".into(), Bytes::copy_from_slice(rest), true),
+        0 => (
+            Method::POST,
+            "/token".to_string(),
+            Bytes::copy_from_slice(rest),
+            false,
+        ),
+        1 => (
+            Method::POST,
+            "/open-tenant/oauth2/v2.0/token".into(),
+            Bytes::copy_from_slice(rest),
+            true,
+        ),
+        2 => (
+            Method::POST,
+            "/mock-tenant/oauth2/v2.0/token".into(),
+            Bytes::copy_from_slice(rest),
+            true,
+        ),
         3 => (
             Method::POST,
             "/mock-tenant/oauth2/v2.0/token".into(),
             form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", "mock-client"),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
                 ("client_assertion", &*text),
                 ("scope", "https://management.azure.com/.default"),
             ]),
@@ -50,23 +68,43 @@ fuzz_target!(|data: &[u8]| {
             false,
         ),
         _ => {
-            let q = serde_urlencoded::to_string([("api-version", "1.1"), ("authorization_endpoint", &*text)])
-                .unwrap_or_default();
-            (Method::GET, format!("/common/discovery/instance?{q}"), Bytes::new(), true)
+            let q = serde_urlencoded::to_string([
+                ("api-version", "1.1"),
+                ("authorization_endpoint", &*text),
+            ])
+            .unwrap_or_default();
+            (
+                Method::GET,
+                format!("/common/discovery/instance?{q}"),
+                Bytes::new(),
+                true,
+            )
         }
     };
     let Ok(uri) = http::Uri::try_from(uri) else {
         return;
     };
     let mut headers = HeaderMap::new();
-    headers.insert(http::header::HOST, HeaderValue::from_static("127.0.0.1:8600"));
+    headers.insert(
+        http::header::HOST,
+        HeaderValue::from_static("127.0.0.1:8600"),
+    );
     headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-www-form-urlencoded"),
     );
     let router = mock_router();
     runtime().block_on(async {
-        let answer = send(&router, RawRequest { method, uri, headers, body }).await;
+        let answer = send(
+            &router,
+            RawRequest {
+                method,
+                uri,
+                headers,
+                body,
+            },
+        )
+        .await;
         let status = answer.status;
         assert_ne!(status, 500, "mode {mode}: {:?}", answer.body);
         let v: serde_json::Value = serde_json::from_slice(&answer.body)

@@ -44,3 +44,37 @@ async fn compute_path_with_oauth2_segment_gets_a_google_404() {
         assert_eq!(v["error"]["errors"][0]["reason"], "notFound", "{path}: {v}");
     }
 }
+
+/// `mock_oob_actions`, fuzz/regressions/mock_oob_actions/arm_tag_name_with_percent:
+/// ARM checks its tag-name rule before looking the VM up, so an unknown VM
+/// with a forbidden tag name is 400 naming the key, not 404. The target's
+/// oracle expected 404 for every body the generic parser takes; it now
+/// allows each cloud's own tag rules.
+#[tokio::test]
+async fn arm_tag_rule_comes_before_the_lookup() {
+    let router = app::router(app::Shared::new(Ctx::new(7)));
+    let id = "%2Fsubscriptions%2Fs%2FresourceGroups%2Fg%2Fproviders%2FMicrosoft.Compute%2FvirtualMachines%2Fv";
+    let post = |body: &'static str| {
+        http::Request::builder()
+            .method("POST")
+            .uri(format!("/_mock/resources/{id}/actions"))
+            .header("host", "127.0.0.1")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let bad = router
+        .clone()
+        .oneshot(post(r#"{"action":"set_tags","tags":{"t%":"set_ta"}}"#))
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let v: Value =
+        serde_json::from_slice(&bad.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let e = v["error"].as_str().unwrap();
+    assert!(e.starts_with("tags: name `t%`"), "{e}");
+    let fine = router
+        .oneshot(post(r#"{"action":"set_tags","tags":{"t":"set_ta"}}"#))
+        .await
+        .unwrap();
+    assert_eq!(fine.status().as_u16(), 404);
+}
