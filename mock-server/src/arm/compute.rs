@@ -389,12 +389,7 @@ pub fn prepare_vm(
             _ => None,
         }),
     };
-    let size = props
-        .get("hardwareProfile")
-        .and_then(|h| h.get("vmSize"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .into();
+    let size = super::spot::vm_size(body.get("properties")).into();
     let spot = super::spot::is_spot_priority(props.get("priority"));
     let mut p = Prepared::new(
         props,
